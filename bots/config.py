@@ -1,0 +1,133 @@
+"""Typed settings, read once at start-up from the environment and an optional ``.env`` file.
+
+Every setting is validated here, before any adapter connects, so a mistake is one clear paragraph naming the
+variable and the fix (exit code 2) rather than a traceback from deep inside a library. Secrets are
+``SecretStr``: they never print, not even in a validation error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from storage.db import UnsupportedDatabaseURL, database_path_from_url
+
+IdList = Annotated[frozenset[str], NoDecode]
+
+HINTS: dict[str, str] = {
+    "DATABASE_URL": "a SQLite URL such as sqlite:///data/threadkeeper.db (relative) or "
+    "sqlite:////var/lib/threadkeeper/threadkeeper.db (absolute)",
+    "LLM_MODEL": "a litellm model string such as openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest "
+    "or ollama/llama3.1",
+    "LLM_API_BASE": "the base URL of an OpenAI-compatible or provider endpoint, e.g. http://localhost:11434",
+    "LLM_CONTEXT_WINDOW": "a whole number of tokens of at least 256, e.g. 8192",
+    "LLM_TIMEOUT_S": "a number of seconds greater than 0, e.g. 60",
+    "MAX_LIVE_SESSIONS": "a whole number of at least 1, e.g. 1000",
+    "PORT": "a TCP port number between 1 and 65535",
+}
+
+
+def _split_ids(value: Any) -> Any:
+    if isinstance(value, str):
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """All of threadkeeper's configuration. Field names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "sqlite:///data/threadkeeper.db"
+    llm_model: str = "openai/gpt-4o-mini"
+    llm_api_base: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_context_window: int = Field(default=8192, ge=256)
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+    system_prompt: str = (
+        "You are threadkeeper, a helpful assistant taking part in a team chat thread. "
+        "Several people may write in the thread; each user message starts with the author's name. "
+        "Answer concisely and use Markdown where it helps."
+    )
+    max_live_sessions: int = Field(default=1000, ge=1)
+
+    discord_token: SecretStr | None = None
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+    discord_allowed_guilds: IdList = frozenset()
+    discord_allowed_channels: IdList = frozenset()
+    discord_allowed_roles: IdList = frozenset()
+    discord_allowed_users: IdList = frozenset()
+
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str | None = None
+    slack_allowed_teams: IdList = frozenset()
+    slack_allowed_channels: IdList = frozenset()
+    slack_allowed_users: IdList = frozenset()
+    port: int = Field(default=3000, ge=1, le=65535)
+
+    _split = field_validator(
+        "discord_allowed_guilds",
+        "discord_allowed_channels",
+        "discord_allowed_roles",
+        "discord_allowed_users",
+        "slack_allowed_teams",
+        "slack_allowed_channels",
+        "slack_allowed_users",
+        mode="before",
+    )(_split_ids)
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_only(cls, value: str) -> str:
+        database_path_from_url(value)
+        return value
+
+    @field_validator("llm_model")
+    @classmethod
+    def _model_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @property
+    def database_path(self) -> Path:
+        return database_path_from_url(self.database_url)
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_token is not None and bool(self.discord_token.get_secret_value())
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None and bool(self.slack_bot_token.get_secret_value())
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid. The message names the variable and what to put there."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings, turning pydantic's errors into one readable paragraph."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        variable = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+        reason = error["msg"].removeprefix("Value error, ")
+        hint = HINTS.get(variable, "see .env.example for the accepted values")
+        lines.append(f"{variable} is invalid: {reason}. Set it to {hint}.")
+    return " ".join(lines)
+
+
+__all__ = ["ConfigError", "Settings", "UnsupportedDatabaseURL", "load_settings"]

@@ -1,0 +1,116 @@
+"""Platform-neutral events: what adapters hand the router.
+
+Adapters translate a discord.py or slack-bolt payload into one of these and nothing else crosses into
+``bots/threads.py``. Each type keeps the raw payload as an escape hatch for debugging, never for logic.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadKey:
+    """Where a conversation lives: one key, one agent session.
+
+    ``workspace`` is a Discord guild id or a Slack team id ("" for DMs where the platform has none),
+    ``channel`` the parent channel, ``thread`` the thread's own id (a Discord thread channel id, a Slack
+    ``thread_ts``, a console thread name).
+    """
+
+    platform: str
+    workspace: str
+    channel: str
+    thread: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.workspace}:{self.channel}:{self.thread}"
+
+    @classmethod
+    def parse(cls, text: str) -> ThreadKey:
+        """Inverse of ``str()``; raises ValueError on anything else."""
+        parts = text.split(":")
+        if len(parts) != 4 or not parts[0] or not parts[3]:
+            raise ValueError(f"not a thread key: {text!r}")
+        return cls(*parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """Who wrote a message or clicked a button."""
+
+    id: str
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file attached to a message. ``text`` holds the content of a small text file, else None."""
+
+    filename: str
+    content_type: str
+    size_bytes: int
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A message a platform delivered in a thread the bot takes part in.
+
+    ``message_id`` is the platform's id (Discord snowflake, Slack ts): together with the thread it makes the
+    log idempotent. ``event_key`` is the platform's delivery id when it has one (Slack ``event_id``) so a
+    redelivery can be recognised before any work is done.
+    """
+
+    thread: ThreadKey
+    message_id: str
+    author: Author
+    text: str
+    sent_utc: datetime = field(default_factory=utc_now)
+    attachments: tuple[Attachment, ...] = ()
+    thread_title: str | None = None
+    event_key: str | None = None
+    raw: object = field(default=None, compare=False, repr=False)
+
+
+class CardAction(enum.StrEnum):
+    """The two buttons on a "Where were we?" card."""
+
+    CATCH_UP = "catch_up"
+    FRESH = "fresh"
+
+
+@dataclass(frozen=True, slots=True)
+class CardClick:
+    """Someone pressed a card button. ``card_id`` comes back from the button's custom id / value."""
+
+    card_id: int
+    action: CardAction
+    user: Author
+    raw: object = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEdit:
+    """A logged message's text changed on the platform."""
+
+    thread: ThreadKey
+    message_id: str
+    text: str
+    edited_utc: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDeletion:
+    """A logged message was deleted on the platform: its content leaves the log."""
+
+    thread: ThreadKey
+    message_id: str
+    deleted_utc: datetime = field(default_factory=utc_now)

@@ -1,0 +1,109 @@
+"""The seam between the router and the platform adapters.
+
+The router decides *what* happens in a thread; an adapter decides *how it looks* on its platform. The router
+acts only through :class:`ThreadOutbox`, a Protocol with keyword-only async methods, so the Discord adapter,
+the Slack adapter, the terminal and the tests' recording outbox all satisfy it without inheriting anything.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from bots.messages import CardAction, ThreadKey
+
+
+class CardState(enum.StrEnum):
+    """What a "Where were we?" card shows. Only PENDING has live buttons."""
+
+    PENDING = "pending"
+    CATCHING_UP = "catching_up"
+    CAUGHT_UP = "caught_up"
+    FRESH = "fresh"
+
+
+CARD_BUTTON_PREFIX = "tk-card"
+
+
+def card_button_id(card_id: int, action: CardAction) -> str:
+    """The custom_id / action value of a card button: it carries the card (hence the thread) and the action.
+
+    The card row in SQLite maps the id to its thread, so the button works after any number of restarts.
+    """
+    return f"{CARD_BUTTON_PREFIX}:{card_id}:{action.value}"
+
+
+def parse_card_button_id(value: str) -> tuple[int, CardAction] | None:
+    """Inverse of :func:`card_button_id`; None for anything that is not one of our buttons."""
+    parts = value.split(":")
+    if len(parts) != 3 or parts[0] != CARD_BUTTON_PREFIX or not parts[1].isdigit():
+        return None
+    try:
+        return int(parts[1]), CardAction(parts[2])
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpCard:
+    """The "Where were we?" card as the router wants it shown; adapters render it (see bots/render.py)."""
+
+    card_id: int
+    thread: ThreadKey
+    state: CardState
+    chosen_by: str | None = None
+    note: str | None = None
+
+    @property
+    def buttons_live(self) -> bool:
+        return self.state is CardState.PENDING
+
+    def button_id(self, action: CardAction) -> str:
+        return card_button_id(self.card_id, action)
+
+
+class ThreadOutbox(Protocol):
+    """What the router may do on a platform. One instance per platform, registered with the router."""
+
+    async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
+        """Post a reply while ``deltas`` streams text; return the ids of the messages posted, in order.
+
+        Exceptions raised by ``deltas`` (the model failed) must propagate after the adapter has cleaned up
+        what it showed (e.g. removed a placeholder); the router then posts a friendly notice.
+        """
+        ...
+
+    async def post_notice(self, *, thread: ThreadKey, text: str) -> None:
+        """Post a short, plain message in the thread (a friendly failure note, say)."""
+        ...
+
+    async def post_card(self, *, card: CatchUpCard) -> str:
+        """Post the card in ``card.thread``; return the posted message's id."""
+        ...
+
+    async def update_card(self, *, card: CatchUpCard, message_id: str) -> None:
+        """Show ``card``'s new state on the already posted card message."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClickResult:
+    """What the clicker alone should be told (a race lost, a stale card), or nothing."""
+
+    private_note: str | None = None
+
+
+class PlatformAdapter(Protocol):
+    """A connector's lifecycle, as the CLI drives it."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Connect, register the outbox with the router, and return once events are flowing."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop taking events, let in-flight replies finish or cancel them, and disconnect."""
+        ...

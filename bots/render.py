@@ -1,0 +1,123 @@
+"""Rendering shared by every adapter: message splitting, the streaming throttle and the card's words.
+
+Platforms differ in limits (Discord 2,000 characters a message, Slack about 3,500 a chunk) and in markup, but
+not in the rules: never split inside a code block, prefer paragraph then line boundaries, and edit a streaming
+message no more than about once a second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+from bots.ports import CardState, CatchUpCard
+
+CARD_TITLE = "Where were we?"
+CARD_BODY = (
+    "I restarted and lost my place in this conversation. "
+    "I can skim the thread and catch up, or we can start fresh."
+)
+CATCH_UP_LABEL = "Catch me up"
+FRESH_LABEL = "Start fresh"
+FENCE = "```"
+
+
+def card_status_line(card: CatchUpCard) -> str:
+    """One line saying what happened to the card; empty while it waits for a click."""
+    who = f" (chosen by {card.chosen_by})" if card.chosen_by else ""
+    lines = {
+        CardState.PENDING: "",
+        CardState.CATCHING_UP: f"Catching up on this thread…{who}",
+        CardState.CAUGHT_UP: f"Caught up from the thread's history{who}.",
+        CardState.FRESH: f"Started fresh{who}.",
+    }
+    return lines[card.state]
+
+
+def card_text(card: CatchUpCard) -> str:
+    """The card as plain text: for fallbacks, notifications and the terminal."""
+    parts = [CARD_TITLE, CARD_BODY]
+    if card.note:
+        parts.append(card.note)
+    status = card_status_line(card)
+    if status:
+        parts.append(status)
+    return "\n".join(parts)
+
+
+def split_message(text: str, *, limit: int) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` characters.
+
+    Cuts at a paragraph break if one lies in the second half of the window, else at a line break, else at a
+    space, else hard. A chunk that ends inside a ``` block is closed with a fence and the next chunk reopens
+    it with the same language tag, so every chunk renders on its own.
+    """
+    if limit < 16:
+        raise ValueError("limit too small to split sensibly")
+    chunks: list[str] = []
+    rest = text
+    reopen = ""
+    while rest:
+        rest = reopen + rest
+        if len(rest) <= limit:
+            chunks.append(rest)
+            break
+        # Leave room to close a fence we may be inside of.
+        window = rest[: limit - len(FENCE) - 1]
+        cut = _cut_point(window)
+        chunk, rest = rest[:cut], rest[cut:]
+        fence_lang = _open_fence(chunk)
+        if fence_lang is not None:
+            chunk = chunk.rstrip("\n") + "\n" + FENCE
+            reopen = FENCE + fence_lang + "\n"
+            rest = rest.lstrip("\n")
+        else:
+            reopen = ""
+            chunk = chunk.rstrip()
+            rest = rest.lstrip("\n")
+        if chunk.strip():
+            chunks.append(chunk)
+    return chunks
+
+
+def _cut_point(window: str) -> int:
+    half = len(window) // 2
+    for sep in ("\n\n", "\n", " "):
+        at = window.rfind(sep)
+        if at >= half:
+            return at + len(sep)
+    return len(window)
+
+
+def _open_fence(chunk: str) -> str | None:
+    """The language tag of a ``` block left open at the end of ``chunk`` ("" if untagged), else None."""
+    lang: str | None = None
+    for line in chunk.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith(FENCE):
+            lang = None if lang is not None else stripped[len(FENCE) :].strip()
+    return lang
+
+
+async def throttled_text(
+    deltas: AsyncIterator[str],
+    *,
+    interval_s: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[str]:
+    """Accumulate text deltas and yield the whole text so far, at most once per ``interval_s``.
+
+    The first non-empty text is yielded at once so users see the reply start; the complete text is always
+    yielded last (unless it was the last thing yielded already).
+    """
+    text = ""
+    shown = ""
+    last = float("-inf")
+    async for delta in deltas:
+        text += delta
+        now = clock()
+        if text.strip() and now - last >= interval_s:
+            shown, last = text, now
+            yield text
+    if text != shown:
+        yield text
