@@ -14,8 +14,7 @@ from bots.ports import CardState, CatchUpCard
 
 CARD_TITLE = "Where were we?"
 CARD_BODY = (
-    "I restarted and lost my place in this conversation. "
-    "I can skim the thread and catch up, or we can start fresh."
+    "I restarted and lost my place in this conversation. I can skim the thread and catch up, or we can start fresh."
 )
 CATCH_UP_LABEL = "Catch me up"
 FRESH_LABEL = "Start fresh"

@@ -1,0 +1,189 @@
+"""``threadkeeper``: run the bots, chat in a terminal, export or forget a thread.
+
+Configuration errors end here as one paragraph on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from bots.app import open_database_for, open_router
+from bots.config import ConfigError, Settings, load_settings
+from bots.logs import configure_logging
+from bots.messages import ThreadKey
+from bots.ports import PlatformAdapter
+from bots.threads import ThreadRouter
+from storage.log import ThreadLog, ThreadRecord
+
+log = logging.getLogger("threadkeeper")
+
+NOTHING_TO_RUN = (
+    "No chat platform is configured, so there is nothing to run. Set DISCORD_TOKEN to run the Discord bot, "
+    "and/or SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode) to run the "
+    "Slack bot, in the environment or in a .env file (see .env.example). To try the bot without an account, "
+    "run: threadkeeper chat"
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="threadkeeper", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run every bot whose credentials are set")
+    chat = commands.add_parser("chat", help="chat with the bot in this terminal")
+    chat.add_argument("--thread", default="main", help="thread name; the same name continues a thread")
+    export = commands.add_parser("export", help="print a thread's log")
+    export.add_argument("thread", help="thread id, title, or full key platform:workspace:channel:thread")
+    export.add_argument("--format", choices=["md", "json"], default="md")
+    forget = commands.add_parser("forget", help="purge a thread's log")
+    forget.add_argument("thread", help="thread id, title, or full key platform:workspace:channel:thread")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"threadkeeper: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(secrets=_secrets(settings), level="WARNING" if args.command != "run" else None)
+    try:
+        if args.command == "run":
+            return asyncio.run(run(settings))
+        if args.command == "chat":
+            return asyncio.run(_chat(settings, args.thread))
+        if args.command == "export":
+            return asyncio.run(export(settings, args.thread, args.format))
+        return asyncio.run(forget(settings, args.thread))
+    except ConfigError as exc:
+        print(f"threadkeeper: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [
+        settings.llm_api_key,
+        settings.discord_token,
+        settings.slack_bot_token,
+        settings.slack_app_token,
+        settings.slack_signing_secret,
+    ]
+    return [v.get_secret_value() for v in values if v is not None]
+
+
+def _adapters(settings: Settings, router: ThreadRouter) -> list[PlatformAdapter]:
+    adapters: list[PlatformAdapter] = []
+    if settings.discord_enabled:
+        from bots.discord import DiscordAdapter
+
+        adapters.append(DiscordAdapter(settings=settings, router=router))
+    if settings.slack_enabled:
+        from bots.slack import SlackAdapter
+
+        adapters.append(SlackAdapter(settings=settings, router=router))
+    return adapters
+
+
+async def run(settings: Settings) -> int:
+    """Start every configured adapter, wait for SIGTERM/SIGINT, stop them cleanly."""
+    if not (settings.discord_enabled or settings.slack_enabled):
+        raise ConfigError(NOTHING_TO_RUN)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_router(settings) as router:
+        adapters = _adapters(settings, router)
+        started: list[PlatformAdapter] = []
+        try:
+            for adapter in adapters:
+                await adapter.start()
+                started.append(adapter)
+                log.info("%s adapter ready", adapter.name)
+            await stop.wait()
+            log.info("shutting down")
+        finally:
+            for adapter in reversed(started):
+                try:
+                    await asyncio.wait_for(adapter.stop(), timeout=30)
+                except Exception:
+                    log.exception("%s adapter did not stop cleanly", adapter.name)
+    return 0
+
+
+async def _chat(settings: Settings, thread: str) -> int:
+    from bots.console import chat
+
+    async with open_router(settings) as router:
+        await chat(router, thread_name=thread)
+    return 0
+
+
+async def _resolve(log_: ThreadLog, name: str) -> ThreadRecord:
+    try:
+        key = ThreadKey.parse(name)
+    except ValueError:
+        matches = await log_.find_threads(name=name)
+    else:
+        thread_id = await log_.find_thread(
+            platform=key.platform, workspace=key.workspace, channel=key.channel, thread=key.thread
+        )
+        found = None if thread_id is None else await log_.thread(thread_id=thread_id)
+        matches = [found] if found else []
+    if not matches:
+        raise ConfigError(f"No thread named {name!r} in the log. Use a thread id, a title, or a full key.")
+    if len(matches) > 1:
+        keys = ", ".join(f"{m.platform}:{m.workspace}:{m.channel}:{m.thread}" for m in matches)
+        raise ConfigError(f"{name!r} names several threads; use one full key: {keys}")
+    return matches[0]
+
+
+async def export(settings: Settings, name: str, fmt: str) -> int:
+    async with open_database_for(settings) as db:
+        thread_log = ThreadLog(db)
+        thread = await _resolve(thread_log, name)
+        messages = await thread_log.all_messages(thread_id=thread.id)
+    if fmt == "json":
+        payload = {
+            "thread": {k: getattr(thread, k) for k in ("platform", "workspace", "channel", "thread", "title")},
+            "messages": [
+                {
+                    "id": m.platform_message_id,
+                    "author_id": m.author_id,
+                    "author": m.author_name,
+                    "role": m.role,
+                    "content": m.content,
+                    "attachments": m.attachments,
+                    "sent_utc": m.sent_utc,
+                    "edited": m.edited,
+                    "deleted": m.deleted,
+                }
+                for m in messages
+            ],
+        }
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return 0
+    print(f"# {thread.title or thread.thread}\n")
+    for m in messages:
+        body = "*(deleted)*" if m.deleted else m.content
+        mark = " *(edited)*" if m.edited else ""
+        print(f"**{m.author_name}** · {m.sent_utc}{mark}\n\n{body}\n")
+    return 0
+
+
+async def forget(settings: Settings, name: str) -> int:
+    async with open_database_for(settings) as db:
+        thread_log = ThreadLog(db)
+        thread = await _resolve(thread_log, name)
+        count = len(await thread_log.all_messages(thread_id=thread.id))
+        await thread_log.forget_thread(thread_id=thread.id)
+    print(f"Forgot thread {thread.title or thread.thread}: {count} message(s) purged.")
+    return 0

@@ -1,0 +1,413 @@
+"""ThreadRouter: thread key -> live session, orphan detection, the card flow, one turn at a time per thread.
+
+Adapters hand the router normalized events (``bots/messages.py``) and act for it through a ``ThreadOutbox``.
+The rules it enforces, in order:
+
+1. Every delivered message of a tracked thread is logged first, exactly once (a unique constraint in SQLite).
+2. A thread with a live session is answered by a per-thread worker task: one turn at a time, and messages that
+   arrive during a turn are answered together by the next one. Threads never wait on each other.
+3. A thread with earlier logged messages but no live session (restart, eviction) is orphaned: its first new
+   message gets one "Where were we?" card (a partial unique index in SQLite makes a second impossible); later
+   messages are logged and wait.
+4. A card click wins by a conditional UPDATE in SQLite, so double clicks, two users, and clicks after further
+   restarts all end in exactly one outcome. Then the waiting messages are answered.
+
+Which messages are waiting is the log's ``reply_state``, not memory, so a crash between logging and answering
+loses nothing: the next start answers them after the card.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agent.llm import LLMClient, LLMError
+from agent.session import AgentSession, UserTurn
+from agent.summarize import Purpose, Summarizer, transcript_line
+from bots.messages import (
+    Attachment,
+    CardAction,
+    CardClick,
+    IncomingMessage,
+    MessageDeletion,
+    MessageEdit,
+    ThreadKey,
+    utc_now,
+)
+from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
+from storage.log import LoggedMessage, ThreadLog
+from storage.sessions import CardRecord, CardStore, DeliveredEvents, SessionStore
+
+log = logging.getLogger(__name__)
+
+SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
+SUMMARY_FAILED_NOTE = "I couldn't summarize the thread just now. Try again, or start fresh."
+STALE_CARD_NOTE = "That card is no longer active."
+
+
+@dataclass(eq=False)
+class _ThreadState:
+    key: ThreadKey
+    thread_id: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    session: AgentSession | None = None
+    inflight: set[str] = field(default_factory=set)
+    worker: asyncio.Task[None] | None = None
+    wake: bool = False
+
+    @property
+    def idle(self) -> bool:
+        return not self.lock.locked() and self.worker is None and not self.inflight
+
+
+@dataclass(frozen=True, slots=True)
+class RouterStores:
+    """The storage repositories the router works through (the composition root builds them)."""
+
+    log: ThreadLog
+    sessions: SessionStore
+    cards: CardStore
+    events: DeliveredEvents
+
+
+class ThreadRouter:
+    """Platform-neutral brain of the bot; see the module docstring for its rules."""
+
+    def __init__(
+        self,
+        *,
+        stores: RouterStores,
+        llm: LLMClient,
+        summarizer: Summarizer,
+        system_prompt: str,
+        max_live_sessions: int,
+        assistant_name: str = "threadkeeper",
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._log = stores.log
+        self._sessions = stores.sessions
+        self._cards = stores.cards
+        self._events = stores.events
+        self._llm = llm
+        self._summarizer = summarizer
+        self._system_prompt = system_prompt
+        self._max_live = max_live_sessions
+        self._assistant_name = assistant_name
+        self._clock = clock
+        self._outboxes: dict[str, ThreadOutbox] = {}
+        self._states: dict[ThreadKey, _ThreadState] = {}
+        self._live: OrderedDict[ThreadKey, None] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- wiring ---------------------------------------------------------------------------------------------
+
+    def register_outbox(self, platform: str, outbox: ThreadOutbox) -> None:
+        self._outboxes[platform] = outbox
+
+    @property
+    def live_sessions(self) -> int:
+        return len(self._live)
+
+    async def is_tracked(self, thread: ThreadKey) -> bool:
+        """True when the bot takes part in the thread (it has a log)."""
+        if thread in self._states:
+            return True
+        return await self._log.find_thread(**_key_columns(thread)) is not None
+
+    # -- messages -------------------------------------------------------------------------------------------
+
+    async def handle_message(self, message: IncomingMessage) -> None:
+        """Log the message, then answer it, show a card, or let it wait (see module docstring)."""
+        state = await self._state(message.thread, title=message.thread_title)
+        async with state.lock:
+            row, created = await self._log.record_message(
+                thread_id=state.thread_id,
+                platform_message_id=message.message_id,
+                author_id=message.author.id,
+                author_name=message.author.display_name,
+                role="user",
+                content=message.text,
+                sent_utc=message.sent_utc,
+                attachments=[_attachment_json(a) for a in message.attachments],
+                now=self._clock(),
+            )
+            if message.event_key and await self._events.record(
+                platform=message.thread.platform, event_key=message.event_key, message_id=row.id, now=self._clock()
+            ):
+                log.info("dropping redelivered event %s", message.event_key)
+                return
+            if not created and (row.reply_state != "waiting" or row.platform_message_id in state.inflight):
+                return
+            state.inflight.add(row.platform_message_id)
+            if state.session is not None:
+                self._touch(state)
+                self._kick(state)
+            elif await self._cards.open_card_for(thread_id=state.thread_id) is not None:
+                return
+            elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=row.id):
+                await self._post_card(state)
+            else:
+                await self._start_session(state, origin="fresh")
+                self._kick(state)
+
+    async def handle_edit(self, edit: MessageEdit) -> None:
+        thread_id = await self._log.find_thread(**_key_columns(edit.thread))
+        if thread_id is not None:
+            await self._log.edit_message(
+                thread_id=thread_id,
+                platform_message_id=edit.message_id,
+                content=edit.text,
+                edited_utc=edit.edited_utc,
+            )
+
+    async def handle_deletion(self, deletion: MessageDeletion) -> None:
+        thread_id = await self._log.find_thread(**_key_columns(deletion.thread))
+        if thread_id is not None:
+            await self._log.delete_message(
+                thread_id=thread_id, platform_message_id=deletion.message_id, deleted_utc=deletion.deleted_utc
+            )
+
+    # -- the card -------------------------------------------------------------------------------------------
+
+    async def _post_card(self, state: _ThreadState) -> None:
+        card, created = await self._cards.open_card(thread_id=state.thread_id, now=self._clock())
+        if not created:
+            return
+        view = CatchUpCard(card_id=card.id, thread=state.key, state=CardState.PENDING)
+        try:
+            message_id = await self._outbox(state.key).post_card(card=view)
+        except Exception:
+            log.exception("could not post the card in %s; the next message will try again", state.key)
+            await self._cards.discard(card_id=card.id)
+            state.inflight.clear()
+            return
+        await self._cards.set_message_id(card_id=card.id, card_message_id=message_id)
+
+    async def handle_click(self, click: CardClick) -> ClickResult:
+        """Resolve a card once, whoever clicks and however often; then answer the waiting messages."""
+        card = await self._cards.get(card_id=click.card_id)
+        thread = None if card is None else await self._log.thread(thread_id=card.thread_id)
+        if card is None or thread is None:
+            return ClickResult(private_note=STALE_CARD_NOTE)
+        key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
+        target = CardState.CATCHING_UP if click.action is CardAction.CATCH_UP else CardState.FRESH
+        won = await self._cards.claim(
+            card_id=card.id,
+            state=target.value,
+            by_id=click.user.id,
+            by_name=click.user.display_name,
+            now=self._clock(),
+        )
+        if not won:
+            return ClickResult(private_note=await self._already_chosen_note(card.id))
+        chosen_by = click.user.display_name
+        await self._show_card(card, CatchUpCard(card.id, key, target, chosen_by=chosen_by))
+        state = await self._state(key, title=None)
+        if click.action is CardAction.FRESH:
+            await self._start_session(state, origin="fresh")
+        else:
+            try:
+                await self._start_caught_up_session(state)
+            except LLMError as exc:
+                log.warning("catch-up summary for %s failed: %s", key, exc)
+                await self._cards.reopen(card_id=card.id)
+                await self._show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=SUMMARY_FAILED_NOTE))
+                return ClickResult(private_note=SUMMARY_FAILED_NOTE)
+            target = CardState.CAUGHT_UP
+        await self._cards.finish(card_id=card.id, state=target.value, now=self._clock())
+        await self._show_card(card, CatchUpCard(card.id, key, target, chosen_by=chosen_by))
+        async with state.lock:
+            self._kick(state)
+        return ClickResult()
+
+    async def _already_chosen_note(self, card_id: int) -> str:
+        card = await self._cards.get(card_id=card_id)
+        if card is None or card.state == "pending":
+            return STALE_CARD_NOTE
+        who = card.resolved_by_name or "Someone"
+        choice = "to start fresh" if card.state == "fresh" else "to catch up"
+        return f"{who} already chose {choice}."
+
+    async def _show_card(self, card: CardRecord, view: CatchUpCard) -> None:
+        if card.card_message_id is None:
+            return
+        try:
+            await self._outbox(view.thread).update_card(card=view, message_id=card.card_message_id)
+        except Exception:
+            log.exception("could not update card %s in %s", card.id, view.thread)
+
+    # -- sessions -------------------------------------------------------------------------------------------
+
+    async def _start_session(
+        self, state: _ThreadState, *, origin: str, summary: str | None = None, through: int | None = None
+    ) -> None:
+        state.session = AgentSession(
+            llm=self._llm, summarizer=self._summarizer, system_prompt=self._system_prompt, seed_summary=summary
+        )
+        await self._sessions.record(
+            thread_id=state.thread_id,
+            origin=origin,
+            model=self._llm.model,
+            started_utc=self._clock(),
+            summary=summary,
+            summary_through_message_id=through,
+        )
+        self._touch(state)
+
+    async def _start_caught_up_session(self, state: _ThreadState) -> None:
+        """Summarize what the thread said since the last summary (or all of it) and seed a session with it."""
+        previous = await self._sessions.latest_summary(thread_id=state.thread_id)
+        after = previous.through_message_id if previous else 0
+        messages = await self._log.transcript(thread_id=state.thread_id, after_id=after)
+        if not messages:
+            summary = previous.text if previous else None
+            await self._start_session(state, origin="catch_up", summary=summary, through=after or None)
+            return
+        lines = [transcript_line(author=m.author_name, role=m.role, text=_prompt_text(m)) for m in messages]
+        summary = await self._summarizer.summarize(
+            lines=lines, purpose=Purpose.CATCH_UP, previous=previous.text if previous else None
+        )
+        await self._start_session(state, origin="catch_up", summary=summary, through=messages[-1].id)
+
+    def _touch(self, state: _ThreadState) -> None:
+        """Mark the session most recently used and evict the least recently used idle ones over the cap."""
+        self._live[state.key] = None
+        self._live.move_to_end(state.key)
+        if len(self._live) <= self._max_live:
+            return
+        for key in list(self._live):
+            if len(self._live) <= self._max_live:
+                break
+            victim = self._states.get(key)
+            if victim is None or victim is state or not victim.idle:
+                continue
+            victim.session = None
+            del self._live[key]
+            del self._states[key]
+            log.info("evicted the idle session of %s (MAX_LIVE_SESSIONS=%d)", key, self._max_live)
+
+    # -- answering ------------------------------------------------------------------------------------------
+
+    def _kick(self, state: _ThreadState) -> None:
+        """Make sure a worker will answer the thread's waiting messages (call with the thread's lock held)."""
+        if state.worker is None:
+            state.worker = self._spawn(self._work(state))
+        else:
+            state.wake = True
+
+    async def _work(self, state: _ThreadState) -> None:
+        try:
+            while True:
+                state.wake = False
+                answered = await self._answer(state)
+                async with state.lock:
+                    if not (answered and state.wake):
+                        state.worker = None
+                        return
+        except BaseException:
+            state.worker = None
+            raise
+
+    async def _answer(self, state: _ThreadState) -> bool:
+        """One turn over every waiting message; False when it failed (the messages stay waiting)."""
+        waiting = await self._log.waiting(thread_id=state.thread_id)
+        session = state.session
+        if not waiting or session is None:
+            return True
+        ids = [m.id for m in waiting]
+        turns = [UserTurn(author=m.author_name, text=_prompt_text(m)) for m in waiting]
+        try:
+            posted = await self._outbox(state.key).stream_reply(thread=state.key, deltas=session.turn(turns))
+        except Exception as exc:
+            await self._report_failure(state, exc)
+            await self._events.mark_handled(message_ids=ids, now=self._clock())
+            state.inflight.difference_update(m.platform_message_id for m in waiting)
+            return False
+        await self._log.record_message(
+            thread_id=state.thread_id,
+            platform_message_id=posted[0] if posted else f"local-{uuid.uuid4()}",
+            author_id="assistant",
+            author_name=self._assistant_name,
+            role="assistant",
+            content=session.last_reply,
+            sent_utc=self._clock(),
+            now=self._clock(),
+        )
+        await self._log.mark_answered(message_ids=ids)
+        await self._events.mark_handled(message_ids=ids, now=self._clock())
+        state.inflight.difference_update(m.platform_message_id for m in waiting)
+        self._touch(state)
+        return True
+
+    async def _report_failure(self, state: _ThreadState, exc: Exception) -> None:
+        if isinstance(exc, LLMError):
+            log.warning("no answer in %s: %s", state.key, exc)
+            text = exc.user_message
+        else:
+            log.error("answering in %s failed", state.key, exc_info=exc)
+            text = SOMETHING_WENT_WRONG
+        try:
+            await self._outbox(state.key).post_notice(thread=state.key, text=text)
+        except Exception:
+            log.exception("could not post the failure notice in %s", state.key)
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+
+    async def _state(self, key: ThreadKey, *, title: str | None) -> _ThreadState:
+        state = self._states.get(key)
+        if state is None:
+            thread_id = await self._log.ensure_thread(**_key_columns(key), title=title, now=self._clock())
+            state = self._states.setdefault(key, _ThreadState(key=key, thread_id=thread_id))
+        return state
+
+    def _outbox(self, key: ThreadKey) -> ThreadOutbox:
+        try:
+            return self._outboxes[key.platform]
+        except KeyError:
+            raise RuntimeError(f"no outbox registered for platform {key.platform!r}") from None
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def idle(self) -> None:
+        """Wait until no worker is running (tests and graceful shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel in-flight answers; their messages stay waiting in the log for the next start."""
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _key_columns(key: ThreadKey) -> dict[str, str]:
+    return {"platform": key.platform, "workspace": key.workspace, "channel": key.channel, "thread": key.thread}
+
+
+def _attachment_json(attachment: Attachment) -> dict[str, object]:
+    return asdict(attachment)
+
+
+def _prompt_text(message: LoggedMessage) -> str:
+    """The message as the model should read it: its text, then its attachments."""
+    parts = [message.content] if message.content else []
+    for attachment in message.attachments:
+        label = (
+            f"[attachment: {attachment.get('filename')} ({attachment.get('content_type')}, "
+            f"{attachment.get('size_bytes')} bytes)]"
+        )
+        text = attachment.get("text")
+        parts.append(f"{label}\n{text}" if text else label)
+    return "\n".join(parts) if parts else "(no text)"

@@ -1,0 +1,129 @@
+"""The SQLite connection: opened once, guarded by one lock, configured for a long-running bot.
+
+One aiosqlite connection serves the whole process. aiosqlite runs every statement on its own thread, so the
+event loop never blocks on disk; an ``asyncio.Lock`` keeps a multi-statement transaction of one coroutine from
+interleaving with statements of another on the shared connection.
+
+The file is created 0600 before SQLite touches it (SQLite gives its -wal and -shm files the same mode), in a
+folder created 0700 when missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+SQLITE_PREFIX = "sqlite:///"
+BUSY_TIMEOUT_MS = 5000
+
+Row = sqlite3.Row
+Params = Sequence[Any] | dict[str, Any]
+
+
+class UnsupportedDatabaseURL(ValueError):
+    """DATABASE_URL names something other than a SQLite file."""
+
+
+def database_path_from_url(url: str) -> Path:
+    """``sqlite:///relative/path`` or ``sqlite:////absolute/path`` to a Path; anything else is an error."""
+    if not url.startswith(SQLITE_PREFIX):
+        scheme = url.split(":", 1)[0] if ":" in url else url
+        raise UnsupportedDatabaseURL(
+            f"only SQLite is supported for now (got a {scheme!r} URL); "
+            "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
+    rest = url[len(SQLITE_PREFIX) :]
+    if not rest or rest.endswith("/"):
+        raise UnsupportedDatabaseURL("the SQLite URL names no file, e.g. sqlite:///data/threadkeeper.db")
+    return Path(rest)
+
+
+def _prepare_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+    else:
+        os.close(fd)
+
+
+class Database:
+    """The shared connection with a lock; repositories take one of these."""
+
+    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+        self._connection = connection
+        self._lock = asyncio.Lock()
+        self.path = path
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """An IMMEDIATE transaction: committed on success, rolled back on any exception."""
+        async with self._lock:
+            await self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._connection
+            except BaseException:
+                await self._connection.execute("ROLLBACK")
+                raise
+            await self._connection.execute("COMMIT")
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement in its own (autocommit) transaction; return the rows it changed."""
+        async with self._lock:
+            cursor = await self._connection.execute(sql, params)
+            changed = cursor.rowcount
+            await cursor.close()
+            return changed
+
+    async def insert(self, sql: str, params: Params = ()) -> int | None:
+        """Run one INSERT; return the new rowid, or None when the insert was ignored."""
+        async with self._lock:
+            cursor = await self._connection.execute(sql, params)
+            rowid = cursor.lastrowid if cursor.rowcount > 0 else None
+            await cursor.close()
+            return rowid
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        async with self.transaction() as connection:
+            await connection.executemany(sql, rows)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        async with self._lock:
+            cursor = await self._connection.execute(sql, params)
+            rows = await cursor.fetchall()
+            await cursor.close()
+            return list(rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        async with self._lock:
+            cursor = await self._connection.execute(sql, params)
+            row = await cursor.fetchone()
+            await cursor.close()
+            return row
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._connection.close()
+
+
+async def open_database(path: Path) -> Database:
+    """Create the file (0600) and folder if needed, connect, and set the pragmas a bot wants."""
+    await asyncio.to_thread(_prepare_file, path)
+    connection = await aiosqlite.connect(path, isolation_level=None)
+    connection.row_factory = sqlite3.Row
+    for pragma in (
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA foreign_keys=ON",
+        f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+    ):
+        await connection.execute(pragma)
+    return Database(connection, path)

@@ -1,0 +1,130 @@
+"""Schema migrations: an ordered list of functions, each applied once, in its own transaction.
+
+Each migration is recorded by its function name in ``_migrations`` when applied. They run at start-up,
+before any adapter connects. Never edit a migration that has shipped: append a new one.
+
+Deduplication lives in the schema, not in Python: ``UNIQUE(thread_id, platform_message_id)`` makes logging a
+redelivered message a no-op, the partial unique index on open cards makes a second card for the same orphaning
+impossible, and the delivered-events primary key records each platform delivery once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import aiosqlite
+
+from storage.db import Database
+
+Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
+
+
+async def m001_initial(connection: aiosqlite.Connection) -> None:
+    await connection.execute(
+        """
+        CREATE TABLE threads (
+            id INTEGER PRIMARY KEY,
+            platform TEXT NOT NULL,
+            workspace TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            thread TEXT NOT NULL,
+            title TEXT,
+            created_utc TEXT NOT NULL,
+            last_message_utc TEXT,
+            UNIQUE (platform, workspace, channel, thread)
+        )
+        """
+    )
+    await connection.execute(
+        """
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            thread_id INTEGER NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            platform_message_id TEXT NOT NULL,
+            author_id TEXT NOT NULL,
+            author_name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content TEXT NOT NULL,
+            attachments_json TEXT NOT NULL DEFAULT '[]',
+            reply_state TEXT CHECK (reply_state IN ('waiting', 'answered')),
+            sent_utc TEXT NOT NULL,
+            logged_utc TEXT NOT NULL,
+            edited_utc TEXT,
+            deleted_utc TEXT,
+            UNIQUE (thread_id, platform_message_id)
+        )
+        """
+    )
+    await connection.execute("CREATE INDEX messages_waiting ON messages (thread_id) WHERE reply_state = 'waiting'")
+    await connection.execute(
+        """
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            thread_id INTEGER NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            origin TEXT NOT NULL CHECK (origin IN ('fresh', 'catch_up')),
+            model TEXT NOT NULL,
+            started_utc TEXT NOT NULL,
+            summary TEXT,
+            summary_through_message_id INTEGER REFERENCES messages (id) ON DELETE SET NULL
+        )
+        """
+    )
+    await connection.execute("CREATE INDEX sessions_by_thread ON sessions (thread_id, id)")
+    await connection.execute(
+        """
+        CREATE TABLE cards (
+            id INTEGER PRIMARY KEY,
+            thread_id INTEGER NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            card_message_id TEXT,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'catching_up', 'caught_up', 'fresh')),
+            created_utc TEXT NOT NULL,
+            resolved_by_id TEXT,
+            resolved_by_name TEXT,
+            resolved_utc TEXT
+        )
+        """
+    )
+    await connection.execute(
+        "CREATE UNIQUE INDEX cards_one_open_per_thread ON cards (thread_id) WHERE state IN ('pending', 'catching_up')"
+    )
+    await connection.execute(
+        """
+        CREATE TABLE delivered_events (
+            platform TEXT NOT NULL,
+            event_key TEXT NOT NULL,
+            message_id INTEGER REFERENCES messages (id) ON DELETE CASCADE,
+            received_utc TEXT NOT NULL,
+            handled_utc TEXT,
+            PRIMARY KEY (platform, event_key)
+        )
+        """
+    )
+    await connection.execute("CREATE INDEX delivered_events_by_message ON delivered_events (message_id)")
+
+
+MIGRATIONS: list[Migration] = [m001_initial]
+
+
+async def applied_migrations(db: Database) -> list[str]:
+    rows = await db.fetchall("SELECT name FROM _migrations ORDER BY applied_utc, name")
+    return [row["name"] for row in rows]
+
+
+async def migrate(db: Database, migrations: list[Migration] | None = None) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    await db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)")
+    done = set(await applied_migrations(db))
+    applied = []
+    for migration in migrations if migrations is not None else MIGRATIONS:
+        name = migration.__name__
+        if name in done:
+            continue
+        async with db.transaction() as connection:
+            await migration(connection)
+            await connection.execute(
+                "INSERT INTO _migrations (name, applied_utc) VALUES (?, ?)",
+                (name, datetime.now(UTC).isoformat()),
+            )
+        applied.append(name)
+    return applied

@@ -1,0 +1,161 @@
+"""Sessions, "Where were we?" cards and platform deliveries: the durable side of the orphan flow.
+
+Live sessions are in memory; what must survive a restart is here: which summary seeded which session (and the
+last message it covers, so the next catch-up can be incremental), every card with its state, and which
+platform deliveries were already handled. A card click wins through a conditional UPDATE, so two clicks in two
+processes, or in one process before and after a restart, can never both win.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from storage.db import Database, Row
+from storage.log import iso
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSummary:
+    text: str
+    through_message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    id: int
+    thread_id: int
+    card_message_id: str | None
+    state: str
+    resolved_by_name: str | None
+
+
+class SessionStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(
+        self,
+        *,
+        thread_id: int,
+        origin: str,
+        model: str,
+        started_utc: datetime,
+        summary: str | None = None,
+        summary_through_message_id: int | None = None,
+    ) -> int:
+        rowid = await self._db.insert(
+            "INSERT INTO sessions (thread_id, origin, model, started_utc, summary, summary_through_message_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (thread_id, origin, model, iso(started_utc), summary, summary_through_message_id),
+        )
+        assert rowid is not None
+        return rowid
+
+    async def latest_summary(self, *, thread_id: int) -> StoredSummary | None:
+        """The most recent catch-up summary of the thread whose covered message still exists."""
+        row = await self._db.fetchone(
+            "SELECT summary, summary_through_message_id FROM sessions WHERE thread_id = ? "
+            "AND summary IS NOT NULL AND summary_through_message_id IS NOT NULL ORDER BY id DESC LIMIT 1",
+            (thread_id,),
+        )
+        if row is None:
+            return None
+        return StoredSummary(text=row["summary"], through_message_id=row["summary_through_message_id"])
+
+
+class CardStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def open_card(self, *, thread_id: int, now: datetime) -> tuple[CardRecord, bool]:
+        """The thread's open card, creating a pending one if there is none; True when created now."""
+        created = await self._db.insert(
+            "INSERT INTO cards (thread_id, state, created_utc) VALUES (?, 'pending', ?) ON CONFLICT DO NOTHING",
+            (thread_id, iso(now)),
+        )
+        card = await self.open_card_for(thread_id=thread_id)
+        assert card is not None
+        return card, created is not None
+
+    async def open_card_for(self, *, thread_id: int) -> CardRecord | None:
+        row = await self._db.fetchone(
+            "SELECT * FROM cards WHERE thread_id = ? AND state IN ('pending', 'catching_up')", (thread_id,)
+        )
+        return None if row is None else _card(row)
+
+    async def get(self, *, card_id: int) -> CardRecord | None:
+        row = await self._db.fetchone("SELECT * FROM cards WHERE id = ?", (card_id,))
+        return None if row is None else _card(row)
+
+    async def set_message_id(self, *, card_id: int, card_message_id: str) -> None:
+        await self._db.execute("UPDATE cards SET card_message_id = ? WHERE id = ?", (card_message_id, card_id))
+
+    async def claim(self, *, card_id: int, state: str, by_id: str, by_name: str, now: datetime) -> bool:
+        """Move a pending card to ``state`` for this user; False when someone else got there first."""
+        changed = await self._db.execute(
+            "UPDATE cards SET state = ?, resolved_by_id = ?, resolved_by_name = ?, resolved_utc = ? "
+            "WHERE id = ? AND state = 'pending'",
+            (state, by_id, by_name, iso(now), card_id),
+        )
+        return changed == 1
+
+    async def finish(self, *, card_id: int, state: str, now: datetime) -> None:
+        await self._db.execute("UPDATE cards SET state = ?, resolved_utc = ? WHERE id = ?", (state, iso(now), card_id))
+
+    async def discard(self, *, card_id: int) -> None:
+        """Forget a card that could not be posted, so the next message posts a new one."""
+        await self._db.execute("DELETE FROM cards WHERE id = ?", (card_id,))
+
+    async def reopen(self, *, card_id: int) -> None:
+        """Back to pending (the catch-up failed): the buttons work again."""
+        await self._db.execute(
+            "UPDATE cards SET state = 'pending', resolved_by_id = NULL, resolved_by_name = NULL, "
+            "resolved_utc = NULL WHERE id = ?",
+            (card_id,),
+        )
+
+    async def reopen_interrupted(self) -> int:
+        """Cards left 'catching_up' by a process that died mid-summary become clickable again."""
+        return await self._db.execute(
+            "UPDATE cards SET state = 'pending', resolved_by_id = NULL, resolved_by_name = NULL, "
+            "resolved_utc = NULL WHERE state = 'catching_up'"
+        )
+
+
+def _card(row: Row) -> CardRecord:
+    return CardRecord(
+        id=row["id"],
+        thread_id=row["thread_id"],
+        card_message_id=row["card_message_id"],
+        state=row["state"],
+        resolved_by_name=row["resolved_by_name"],
+    )
+
+
+class DeliveredEvents:
+    """Platform delivery ids (Slack event_id) and whether the work they asked for was done."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(self, *, platform: str, event_key: str, message_id: int, now: datetime) -> bool:
+        """Remember a delivery; True when it was handled already (a redelivery to drop)."""
+        await self._db.execute(
+            "INSERT INTO delivered_events (platform, event_key, message_id, received_utc) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (platform, event_key, message_id, iso(now)),
+        )
+        row = await self._db.fetchone(
+            "SELECT handled_utc FROM delivered_events WHERE platform = ? AND event_key = ?",
+            (platform, event_key),
+        )
+        return row is not None and row["handled_utc"] is not None
+
+    async def mark_handled(self, *, message_ids: list[int], now: datetime) -> None:
+        if message_ids:
+            marks = ",".join("?" * len(message_ids))
+            await self._db.execute(
+                f"UPDATE delivered_events SET handled_utc = ? WHERE message_id IN ({marks}) AND handled_utc IS NULL",
+                [iso(now), *message_ids],
+            )
