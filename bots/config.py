@@ -82,6 +82,23 @@ class Settings(BaseSettings):
         mode="before",
     )(_split_ids)
 
+    @field_validator(
+        "llm_api_base",
+        "llm_api_key",
+        "discord_token",
+        "discord_api_base",
+        "discord_gateway_url",
+        "slack_bot_token",
+        "slack_app_token",
+        "slack_signing_secret",
+        "slack_api_url",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        """``VAR=`` in a .env file means "not set", as in .env.example."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("database_url")
     @classmethod
     def _sqlite_only(cls, value: str) -> str:

@@ -19,6 +19,7 @@ CARD_BODY = (
 CATCH_UP_LABEL = "Catch me up"
 FRESH_LABEL = "Start fresh"
 FENCE = "```"
+MAX_FENCE_TAG = 20
 
 
 def card_status_line(card: CatchUpCard) -> str:
@@ -94,7 +95,7 @@ def _open_fence(chunk: str) -> str | None:
     for line in chunk.split("\n"):
         stripped = line.strip()
         if stripped.startswith(FENCE):
-            lang = None if lang is not None else stripped[len(FENCE) :].strip()
+            lang = None if lang is not None else stripped[len(FENCE) :].strip()[:MAX_FENCE_TAG]
     return lang
 
 

@@ -1,0 +1,55 @@
+"""Shared fixtures: a loopback OpenAI-compatible model, settings on a temp database, a router harness.
+
+litellm is told to use its bundled cost map before anything imports it, and its slow import starts once per
+test session on a worker thread, exactly as the bot does at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.llm import preload_litellm
+from bots.config import Settings
+from tests.fakes.llm import FakeLLM
+
+preload_litellm()
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeLLM]:
+    async with FakeLLM() as fake:
+        yield fake
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "threadkeeper.db"
+
+
+@pytest.fixture
+def make_settings(db_path: Path, fake_llm: FakeLLM) -> MakeSettings:
+    """Settings for a bot on a temp SQLite file talking to the fake model; keyword arguments override."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": f"sqlite:///{db_path}",
+            "llm_model": "openai/fake",
+            "llm_api_base": fake_llm.base_url,
+            "llm_api_key": "sk-test-not-a-secret",
+            "llm_context_window": 8192,
+            "llm_timeout_s": 5.0,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make

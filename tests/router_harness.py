@@ -1,0 +1,125 @@
+"""A recording outbox and a router harness for scenario tests of the platform-neutral core.
+
+The outbox satisfies ``ThreadOutbox`` the way an adapter does (it consumes the stream), and records what a
+platform would have shown. A restart is leaving one ``running_router`` block and entering another on the same
+settings: a new router, new memory, the same SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bots.app import open_router
+from bots.config import Settings
+from bots.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
+from bots.ports import CatchUpCard, ClickResult
+from bots.threads import ThreadRouter
+
+PLATFORM = "test"
+_ids = itertools.count(1)
+
+
+@dataclass
+class Reply:
+    thread: ThreadKey
+    text: str
+    message_ids: list[str]
+
+
+@dataclass
+class RecordingOutbox:
+    replies: list[Reply] = field(default_factory=list)
+    notices: list[tuple[ThreadKey, str]] = field(default_factory=list)
+    cards_posted: list[CatchUpCard] = field(default_factory=list)
+    card_updates: list[tuple[str, CatchUpCard]] = field(default_factory=list)
+
+    async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
+        text = ""
+        async for delta in deltas:
+            text += delta
+        ids = [f"reply-{next(_ids)}"]
+        self.replies.append(Reply(thread, text, ids))
+        return ids
+
+    async def post_notice(self, *, thread: ThreadKey, text: str) -> None:
+        self.notices.append((thread, text))
+
+    async def post_card(self, *, card: CatchUpCard) -> str:
+        self.cards_posted.append(card)
+        return f"card-msg-{card.card_id}"
+
+    async def update_card(self, *, card: CatchUpCard, message_id: str) -> None:
+        self.card_updates.append((message_id, card))
+
+    def replies_in(self, thread: ThreadKey) -> list[str]:
+        return [r.text for r in self.replies if r.thread == thread]
+
+
+def thread_key(name: str = "t1") -> ThreadKey:
+    return ThreadKey(platform=PLATFORM, workspace="w1", channel="c1", thread=name)
+
+
+ALICE = Author(id="U-alice", display_name="Alice")
+BOB = Author(id="U-bob", display_name="Bob")
+
+
+def message(text: str, *, thread: ThreadKey | None = None, author: Author = ALICE, message_id: str | None = None,
+            event_key: str | None = None) -> IncomingMessage:
+    return IncomingMessage(
+        thread=thread or thread_key(),
+        message_id=message_id or f"m-{next(_ids)}",
+        author=author,
+        text=text,
+        event_key=event_key,
+    )
+
+
+@dataclass
+class Bot:
+    router: ThreadRouter
+    outbox: RecordingOutbox
+
+    async def say(self, text: str, **kwargs: object) -> IncomingMessage:
+        msg = message(text, **kwargs)  # type: ignore[arg-type]
+        await self.router.handle_message(msg)
+        await self.router.idle()
+        return msg
+
+    async def click(self, action: CardAction, *, card_id: int | None = None, user: Author = ALICE) -> ClickResult:
+        card_id = card_id if card_id is not None else self.outbox.cards_posted[-1].card_id
+        result = await self.router.handle_click(CardClick(card_id=card_id, action=action, user=user))
+        await self.router.idle()
+        return result
+
+
+@asynccontextmanager
+async def running_router(settings: Settings) -> AsyncIterator[Bot]:
+    async with open_router(settings) as router:
+        outbox = RecordingOutbox()
+        router.register_outbox(PLATFORM, outbox)
+        yield Bot(router, outbox)
+        await router.idle()
+
+
+def db_rows(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+    """Read the bot's SQLite file the way an operator would (the bot keeps running on its own connection)."""
+    connection = sqlite3.connect(path)
+    connection.row_factory = sqlite3.Row
+    try:
+        return list(connection.execute(sql, params))
+    finally:
+        connection.close()
+
+
+async def wait_until(predicate: object, *, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():  # type: ignore[operator]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)

@@ -1,0 +1,117 @@
+"""Storage on a real SQLite file: the exact schema, file permissions, idempotent logging, card races."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from storage.db import UnsupportedDatabaseURL, database_path_from_url, open_database
+from storage.log import ThreadLog
+from storage.migrations import MIGRATIONS, applied_migrations, migrate
+from storage.sessions import CardStore
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+EXPECTED_COLUMNS = {
+    "_migrations": ["name", "applied_utc"],
+    "threads": ["id", "platform", "workspace", "channel", "thread", "title", "created_utc", "last_message_utc"],
+    "messages": [
+        "id", "thread_id", "platform_message_id", "author_id", "author_name", "role", "content",
+        "attachments_json", "reply_state", "sent_utc", "logged_utc", "edited_utc", "deleted_utc",
+    ],
+    "sessions": ["id", "thread_id", "origin", "model", "started_utc", "summary", "summary_through_message_id"],
+    "cards": [
+        "id", "thread_id", "card_message_id", "state", "created_utc", "resolved_by_id", "resolved_by_name",
+        "resolved_utc",
+    ],
+    "delivered_events": ["platform", "event_key", "message_id", "received_utc", "handled_utc"],
+}
+EXPECTED_INDEXES = {
+    "messages_waiting": "messages",
+    "sessions_by_thread": "sessions",
+    "cards_one_open_per_thread": "cards",
+    "delivered_events_by_message": "delivered_events",
+}
+
+
+async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "new" / "bot.db")
+    try:
+        assert await migrate(db) == [m.__name__ for m in MIGRATIONS]
+        assert await migrate(db) == []
+        assert await applied_migrations(db) == ["m001_initial"]
+        tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
+        for table, columns in EXPECTED_COLUMNS.items():
+            info = await db.fetchall(f"PRAGMA table_info({table})")
+            assert [r["name"] for r in info] == columns, table
+        indexes = await db.fetchall(
+            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        )
+        assert {r["name"]: r["tbl_name"] for r in indexes} == EXPECTED_INDEXES
+        pragmas = [(await db.fetchone(f"PRAGMA {p}")) for p in ("journal_mode", "foreign_keys", "busy_timeout")]
+        assert [tuple(p)[0] for p in pragmas if p is not None] == ["wal", 1, 5000]
+    finally:
+        await db.close()
+
+
+async def test_database_file_and_folder_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / "bot.db"
+    db = await open_database(path)
+    await migrate(db)
+    await db.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("sqlite:///data/x.db", Path("data/x.db")), ("sqlite:////var/lib/x.db", Path("/var/lib/x.db"))],
+)
+def test_sqlite_urls_name_relative_and_absolute_files(url: str, expected: Path) -> None:
+    assert database_path_from_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["postgresql://localhost/tk", "data/x.db", "sqlite:///", "sqlite:///dir/"])
+def test_other_database_urls_are_refused_clearly(url: str) -> None:
+    with pytest.raises(UnsupportedDatabaseURL, match="sqlite:///"):
+        database_path_from_url(url)
+
+
+async def test_logging_the_same_message_twice_keeps_one_row_even_concurrently(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "bot.db")
+    await migrate(db)
+    log = ThreadLog(db)
+    thread_id = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t", title=None, now=NOW)
+    results = await asyncio.gather(
+        *(
+            log.record_message(
+                thread_id=thread_id, platform_message_id="m1", author_id="u", author_name="U", role="user",
+                content="hi", sent_utc=NOW, now=NOW,
+            )
+            for _ in range(10)
+        )
+    )
+    assert [created for _, created in results].count(True) == 1
+    assert len(await log.all_messages(thread_id=thread_id)) == 1
+    await db.close()
+
+
+async def test_only_one_open_card_per_thread_and_only_one_click_wins(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "bot.db")
+    await migrate(db)
+    log, cards = ThreadLog(db), CardStore(db)
+    thread_id = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t", title=None, now=NOW)
+    opened = await asyncio.gather(*(cards.open_card(thread_id=thread_id, now=NOW) for _ in range(5)))
+    assert len({card.id for card, _ in opened}) == 1
+    assert [created for _, created in opened].count(True) == 1
+    card_id = opened[0][0].id
+    wins = await asyncio.gather(
+        *(cards.claim(card_id=card_id, state="fresh", by_id=f"u{i}", by_name=f"U{i}", now=NOW) for i in range(5))
+    )
+    assert wins.count(True) == 1
+    await db.close()
