@@ -49,12 +49,14 @@ COMBINE_NOTE = (
 PART_NOTE = " The transcript below is part {index} of {total} of the conversation."
 PREVIOUS_LABEL = "[Summary of the conversation before this point]"
 MAX_LEVELS = 6
+# Enough to summarize a 10,000-message thread in a 16k window in one round of requests.
+SUMMARY_CONCURRENCY = 16
 
 
 class Summarizer:
     """Summarizes transcript lines with an :class:`LLMClient`, chunking as the window requires."""
 
-    def __init__(self, llm: LLMClient, *, max_concurrency: int = 4) -> None:
+    def __init__(self, llm: LLMClient, *, max_concurrency: int = SUMMARY_CONCURRENCY) -> None:
         self._llm = llm
         self._semaphore = asyncio.Semaphore(max_concurrency)
 

@@ -7,7 +7,6 @@ settings: a new router, new memory, the same SQLite file.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import sqlite3
 from collections.abc import AsyncIterator
@@ -69,8 +68,14 @@ ALICE = Author(id="U-alice", display_name="Alice")
 BOB = Author(id="U-bob", display_name="Bob")
 
 
-def message(text: str, *, thread: ThreadKey | None = None, author: Author = ALICE, message_id: str | None = None,
-            event_key: str | None = None) -> IncomingMessage:
+def message(
+    text: str,
+    *,
+    thread: ThreadKey | None = None,
+    author: Author = ALICE,
+    message_id: str | None = None,
+    event_key: str | None = None,
+) -> IncomingMessage:
     return IncomingMessage(
         thread=thread or thread_key(),
         message_id=message_id or f"m-{next(_ids)}",
@@ -115,11 +120,3 @@ def db_rows(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[sqlit
         return list(connection.execute(sql, params))
     finally:
         connection.close()
-
-
-async def wait_until(predicate: object, *, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():  # type: ignore[operator]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)

@@ -19,7 +19,11 @@ def run_cli(*args: str, env: dict[str, str], stdin: str = "", cwd: Path) -> subp
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_", "LLM_", "DATABASE_"))}
     return subprocess.run(
         [sys.executable, "-m", "bots", *args],
-        input=stdin, capture_output=True, text=True, timeout=60, cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
         env={**base, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True", **env},
     )
 
@@ -58,9 +62,7 @@ def test_a_bad_setting_exits_2_and_never_prints_a_secret(tmp_path: Path) -> None
     assert "Traceback" not in result.stderr
 
 
-async def test_chat_quit_and_come_back_shows_the_card_and_catch_up_answers(
-    tmp_path: Path, fake_llm: FakeLLM
-) -> None:
+async def test_chat_quit_and_come_back_shows_the_card_and_catch_up_answers(tmp_path: Path, fake_llm: FakeLLM) -> None:
     env = {
         "DATABASE_URL": f"sqlite:///{tmp_path}/chat.db",
         "LLM_MODEL": "openai/fake",

@@ -222,11 +222,7 @@ async def test_event_logged_but_never_answered_is_answered_when_it_comes_again(
 ) -> None:
     fake_llm.hang(30)
     async with running_router(make_settings()) as bot:
-        await bot.router.handle_message(
-            message(
-                "Are you there?", message_id="m-crash", event_key="Ev-crash"
-            )
-        )
+        await bot.router.handle_message(message("Are you there?", message_id="m-crash", event_key="Ev-crash"))
         await asyncio.sleep(0.2)
         await bot.router.close()  # the process dies mid-answer
     assert db_rows(db_path, "SELECT reply_state FROM messages")[0]["reply_state"] == "waiting"
@@ -295,9 +291,7 @@ async def test_messages_arriving_during_a_turn_are_answered_together_next(
     assert [m["content"] for m in last[-2:]] == ["Alice: two", "Alice: three"]
 
 
-async def test_a_slow_answer_in_one_thread_never_delays_another(
-    make_settings: MakeSettings, fake_llm: FakeLLM
-) -> None:
+async def test_a_slow_answer_in_one_thread_never_delays_another(make_settings: MakeSettings, fake_llm: FakeLLM) -> None:
     fake_llm.chunk_delay_s = 0.05
     fake_llm.reply_with(lambda body: "slow " * 60 if "slow" in str(body["messages"][-1]) else "fast")
     async with running_router(make_settings()) as bot:
@@ -330,6 +324,7 @@ async def test_model_failure_gives_one_friendly_notice_and_the_next_message_work
 async def test_edits_and_deletions_reach_the_log_and_deleted_text_never_reaches_a_summary(
     make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path
 ) -> None:
+    fake_llm.reply_with(lambda body: "Okay.")
     async with running_router(make_settings()) as bot:
         typo = await bot.say("The pasword is hunter2")
         await bot.router.handle_deletion(MessageDeletion(thread=thread_key(), message_id=typo.message_id))

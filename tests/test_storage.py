@@ -20,12 +20,29 @@ EXPECTED_COLUMNS = {
     "_migrations": ["name", "applied_utc"],
     "threads": ["id", "platform", "workspace", "channel", "thread", "title", "created_utc", "last_message_utc"],
     "messages": [
-        "id", "thread_id", "platform_message_id", "author_id", "author_name", "role", "content",
-        "attachments_json", "reply_state", "sent_utc", "logged_utc", "edited_utc", "deleted_utc",
+        "id",
+        "thread_id",
+        "platform_message_id",
+        "author_id",
+        "author_name",
+        "role",
+        "content",
+        "attachments_json",
+        "reply_state",
+        "sent_utc",
+        "logged_utc",
+        "edited_utc",
+        "deleted_utc",
     ],
     "sessions": ["id", "thread_id", "origin", "model", "started_utc", "summary", "summary_through_message_id"],
     "cards": [
-        "id", "thread_id", "card_message_id", "state", "created_utc", "resolved_by_id", "resolved_by_name",
+        "id",
+        "thread_id",
+        "card_message_id",
+        "state",
+        "created_utc",
+        "resolved_by_id",
+        "resolved_by_name",
         "resolved_utc",
     ],
     "delivered_events": ["platform", "event_key", "message_id", "received_utc", "handled_utc"],
@@ -49,12 +66,10 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
         for table, columns in EXPECTED_COLUMNS.items():
             info = await db.fetchall(f"PRAGMA table_info({table})")
             assert [r["name"] for r in info] == columns, table
-        indexes = await db.fetchall(
-            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-        )
+        indexes = await db.fetchall("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
         assert {r["name"]: r["tbl_name"] for r in indexes} == EXPECTED_INDEXES
         pragmas = [(await db.fetchone(f"PRAGMA {p}")) for p in ("journal_mode", "foreign_keys", "busy_timeout")]
-        assert [tuple(p)[0] for p in pragmas if p is not None] == ["wal", 1, 5000]
+        assert [p[0] for p in pragmas if p is not None] == ["wal", 1, 5000]
     finally:
         await db.close()
 
@@ -90,8 +105,14 @@ async def test_logging_the_same_message_twice_keeps_one_row_even_concurrently(tm
     results = await asyncio.gather(
         *(
             log.record_message(
-                thread_id=thread_id, platform_message_id="m1", author_id="u", author_name="U", role="user",
-                content="hi", sent_utc=NOW, now=NOW,
+                thread_id=thread_id,
+                platform_message_id="m1",
+                author_id="u",
+                author_name="U",
+                role="user",
+                content="hi",
+                sent_utc=NOW,
+                now=NOW,
             )
             for _ in range(10)
         )
