@@ -61,6 +61,7 @@ class _ThreadState:
     inflight: set[str] = field(default_factory=set)
     worker: asyncio.Task[None] | None = None
     wake: bool = False
+    card_open: bool | None = None  # None: not known yet in this process; ask SQLite
 
     @property
     def idle(self) -> bool:
@@ -149,7 +150,7 @@ class ThreadRouter:
             if state.session is not None:
                 self._touch(state)
                 self._kick(state)
-            elif await self._cards.open_card_for(thread_id=state.thread_id) is not None:
+            elif await self._has_open_card(state):
                 return
             elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=row.id):
                 await self._post_card(state)
@@ -176,8 +177,14 @@ class ThreadRouter:
 
     # -- the card -------------------------------------------------------------------------------------------
 
+    async def _has_open_card(self, state: _ThreadState) -> bool:
+        if state.card_open is None:
+            state.card_open = await self._cards.open_card_for(thread_id=state.thread_id) is not None
+        return state.card_open
+
     async def _post_card(self, state: _ThreadState) -> None:
         card, created = await self._cards.open_card(thread_id=state.thread_id, now=self._clock())
+        state.card_open = True
         if not created:
             return
         view = CatchUpCard(card_id=card.id, thread=state.key, state=CardState.PENDING)
@@ -186,6 +193,7 @@ class ThreadRouter:
         except Exception:
             log.exception("could not post the card in %s; the next message will try again", state.key)
             await self._cards.discard(card_id=card.id)
+            state.card_open = False
             state.inflight.clear()
             return
         await self._cards.set_message_id(card_id=card.id, card_message_id=message_id)
@@ -222,6 +230,7 @@ class ThreadRouter:
                 return ClickResult(private_note=SUMMARY_FAILED_NOTE)
             target = CardState.CAUGHT_UP
         await self._cards.finish(card_id=card.id, state=target.value, now=self._clock())
+        state.card_open = False
         await self._show_card(card, CatchUpCard(card.id, key, target, chosen_by=chosen_by))
         async with state.lock:
             self._kick(state)

@@ -11,9 +11,13 @@ reaches a future summary.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from storage.db import Database, Row
@@ -70,6 +74,75 @@ class ThreadRecord:
     last_message_utc: str | None
 
 
+MAX_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _NewMessage:
+    thread_id: int
+    platform_message_id: str
+    author_id: str
+    author_name: str
+    role: str
+    content: str
+    attachments_json: str
+    reply_state: str | None
+    sent_utc: str
+    logged_utc: str
+
+
+def _settle(
+    future: asyncio.Future[tuple[LoggedMessage, bool]],
+    *,
+    result: tuple[LoggedMessage, bool] | None = None,
+    exc: BaseException | None = None,
+) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        assert result is not None
+        future.set_result(result)
+
+
+def _write_messages(news: list[_NewMessage], connection: sqlite3.Connection) -> list[tuple[LoggedMessage, bool]]:
+    """Insert each message unless its (thread, platform id) is logged already; runs on the database thread."""
+    results = []
+    touched: dict[int, str] = {}
+    for new in news:
+        row = connection.execute(
+            "INSERT INTO messages (thread_id, platform_message_id, author_id, author_name, role, content, "
+            "attachments_json, reply_state, sent_utc, logged_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"ON CONFLICT DO NOTHING RETURNING {_MESSAGE_COLUMNS}",
+            (
+                new.thread_id,
+                new.platform_message_id,
+                new.author_id,
+                new.author_name,
+                new.role,
+                new.content,
+                new.attachments_json,
+                new.reply_state,
+                new.sent_utc,
+                new.logged_utc,
+            ),
+        ).fetchone()
+        created = row is not None
+        if created:
+            touched[new.thread_id] = new.logged_utc
+        else:
+            row = connection.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND platform_message_id = ?",
+                (new.thread_id, new.platform_message_id),
+            ).fetchone()
+        results.append((LoggedMessage.from_row(row), created))
+    connection.executemany(
+        "UPDATE threads SET last_message_utc = ? WHERE id = ?", [(when, tid) for tid, when in touched.items()]
+    )
+    return results
+
+
 _MESSAGE_COLUMNS = (
     "id, thread_id, platform_message_id, author_id, author_name, role, content, attachments_json, "
     "reply_state, sent_utc, edited_utc, deleted_utc"
@@ -81,6 +154,8 @@ class ThreadLog:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._queue: list[tuple[_NewMessage, asyncio.Future[tuple[LoggedMessage, bool]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def ensure_thread(
         self, *, platform: str, workspace: str, channel: str, thread: str, title: str | None, now: datetime
@@ -126,38 +201,48 @@ class ThreadLog:
         attachments: list[dict[str, Any]] | None = None,
         now: datetime,
     ) -> tuple[LoggedMessage, bool]:
-        """Log a message once; return its row and whether this call created it."""
-        reply_state = "waiting" if role == "user" else None
-        async with self._db.transaction() as connection:
-            cursor = await connection.execute(
-                "INSERT INTO messages (thread_id, platform_message_id, author_id, author_name, role, content, "
-                "attachments_json, reply_state, sent_utc, logged_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (
-                    thread_id,
-                    platform_message_id,
-                    author_id,
-                    author_name,
-                    role,
-                    content,
-                    json.dumps(attachments or []),
-                    reply_state,
-                    iso(sent_utc),
-                    iso(now),
-                ),
-            )
-            created = cursor.rowcount > 0
-            await cursor.close()
-            if created:
-                await connection.execute("UPDATE threads SET last_message_utc = ? WHERE id = ?", (iso(now), thread_id))
-            cursor = await connection.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND platform_message_id = ?",
-                (thread_id, platform_message_id),
-            )
-            row = await cursor.fetchone()
-            await cursor.close()
-        assert row is not None
-        return LoggedMessage.from_row(row), created
+        """Log a message once; return its row and whether this call created it.
+
+        Concurrent calls are group-committed: whoever arrives while a batch is being written joins the next
+        batch, and each batch is one transaction in one hop to the database thread. The call returns only
+        once its row is committed.
+        """
+        new = _NewMessage(
+            thread_id=thread_id,
+            platform_message_id=platform_message_id,
+            author_id=author_id,
+            author_name=author_name,
+            role=role,
+            content=content,
+            attachments_json=json.dumps(attachments or []),
+            reply_state="waiting" if role == "user" else None,
+            sent_utc=iso(sent_utc),
+            logged_utc=iso(now),
+        )
+        future: asyncio.Future[tuple[LoggedMessage, bool]] = asyncio.get_running_loop().create_future()
+        self._queue.append((new, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                results = await self._db.run(partial(_write_messages, [new for new, _ in batch]))
+            except Exception:
+                if len(batch) == 1:
+                    _settle(batch[0][1], exc=sys.exc_info()[1])
+                    continue
+                # One bad row must not fail its neighbours: write them one by one.
+                for new, future in batch:
+                    try:
+                        _settle(future, result=(await self._db.run(partial(_write_messages, [new])))[0])
+                    except Exception as exc:
+                        _settle(future, exc=exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                _settle(future, result=result)
 
     async def has_messages_before(self, *, thread_id: int, message_id: int) -> bool:
         """True when the thread was logged before ``message_id`` arrived: the orphan test."""
