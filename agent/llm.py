@@ -140,11 +140,16 @@ class LLMClient:
         """The model's input window from litellm's model map, else the configured fallback."""
         if self._max_input_tokens is None:
             litellm = await litellm_module()
-            try:
-                info = litellm.get_model_info(self.config.model)
-                known = info.get("max_input_tokens") or info.get("max_tokens")
-            except Exception:
-                known = None
+
+            def lookup() -> Any:
+                try:
+                    info = litellm.get_model_info(self.config.model)
+                    return info.get("max_input_tokens") or info.get("max_tokens")
+                except Exception:
+                    return None
+
+            # An unknown model makes litellm try several lookups; keep them off the event loop.
+            known = await asyncio.to_thread(lookup)
             self._max_input_tokens = int(known) if known else self.context_window_fallback
         return self._max_input_tokens
 

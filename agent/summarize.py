@@ -49,8 +49,8 @@ COMBINE_NOTE = (
 PART_NOTE = " The transcript below is part {index} of {total} of the conversation."
 PREVIOUS_LABEL = "[Summary of the conversation before this point]"
 MAX_LEVELS = 6
-# Enough to summarize a 10,000-message thread in a 16k window in one round of requests.
-SUMMARY_CONCURRENCY = 16
+# Bounded, but enough to summarize a 10,000-message thread in a 16k window in one round of requests.
+SUMMARY_CONCURRENCY = 32
 
 
 class Summarizer:

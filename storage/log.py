@@ -54,7 +54,7 @@ class LoggedMessage:
             author_name=row["author_name"],
             role=row["role"],
             content=row["content"],
-            attachments=json.loads(row["attachments_json"]),
+            attachments=[] if row["attachments_json"] == "[]" else json.loads(row["attachments_json"]),
             reply_state=row["reply_state"],
             sent_utc=row["sent_utc"],
             edited=row["edited_utc"] is not None,
@@ -265,13 +265,20 @@ class ThreadLog:
             await self._db.execute(f"UPDATE messages SET reply_state = 'answered' WHERE id IN ({marks})", message_ids)
 
     async def transcript(self, *, thread_id: int, after_id: int = 0) -> list[LoggedMessage]:
-        """Visible (not deleted), already answered or assistant messages after ``after_id``, oldest first."""
-        rows = await self._db.fetchall(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND id > ? "
-            "AND deleted_utc IS NULL AND (reply_state IS NULL OR reply_state = 'answered') ORDER BY id",
-            (thread_id, after_id),
-        )
-        return [LoggedMessage.from_row(row) for row in rows]
+        """Visible (not deleted), already answered or assistant messages after ``after_id``, oldest first.
+
+        Rows become objects on the database thread: a 10,000-message thread costs the event loop nothing.
+        """
+
+        def read(connection: sqlite3.Connection) -> list[LoggedMessage]:
+            rows = connection.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND id > ? "
+                "AND deleted_utc IS NULL AND (reply_state IS NULL OR reply_state = 'answered') ORDER BY id",
+                (thread_id, after_id),
+            )
+            return [LoggedMessage.from_row(row) for row in rows]
+
+        return await self._db.run(read)
 
     async def all_messages(self, *, thread_id: int) -> list[LoggedMessage]:
         rows = await self._db.fetchall(

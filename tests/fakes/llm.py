@@ -141,7 +141,7 @@ class FakeLLM:
         stream = bool(body.get("stream"))
         record = RecordedRequest(body=body, headers=dict(request.headers), stream=stream, received_at=time.monotonic())
         self.requests.append(record)
-        record.tokens = self._count_tokens(body)
+        record.tokens = await asyncio.to_thread(self._count_tokens, body)
         if record.tokens is not None:
             self.max_seen_tokens = max(self.max_seen_tokens or 0, record.tokens)
         fault = self._faults.popleft() if self._faults else self._always
