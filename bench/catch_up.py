@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from agent.summarize import PREVIOUS_LABEL
 from agent.llm import litellm_module
+from agent.summarize import PREVIOUS_LABEL
 from bench.common import Result, scratch_router
 from bots.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
 from storage.db import open_database

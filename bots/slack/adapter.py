@@ -1,0 +1,234 @@
+"""SlackAdapter: slack-bolt's AsyncApp wired to the ThreadRouter, in Socket Mode or HTTP mode.
+
+Bolt acknowledges every event before the listener runs, so acks stay inside Slack's 3 seconds whatever the
+model does. Listeners translate (``translate.py``), check the allowlists (``access.py``) and hand the result
+to the router; the router decides everything else. Deduplication of Slack's retries is the router's, in
+SQLite, so it survives restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.config import ConfigError, Settings
+from bots.messages import Author, CardClick
+from bots.slack import translate
+from bots.slack.access import Origin, checks_from, is_allowed
+from bots.slack.outbox import SlackOutbox
+from bots.threads import ThreadRouter
+
+log = logging.getLogger(__name__)
+
+DENIED_IN_DM = "Sorry, I'm not available to you here. Ask your workspace admin if you think that's wrong."
+BUTTON = re.compile(r"^tk-card:")
+REQUIRED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
+STOP_GRACE_S = 20.0
+
+
+class SlackAdapter:
+    """PlatformAdapter for Slack."""
+
+    name = "slack"
+
+    def __init__(self, *, settings: Settings, router: ThreadRouter) -> None:
+        if settings.slack_bot_token is None:
+            raise ConfigError("SLACK_BOT_TOKEN is not set. Set it to the app's Bot User OAuth Token (xoxb-...).")
+        self._settings = settings
+        self._router = router
+        self._socket_mode = settings.slack_app_token is not None
+        signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+        if not self._socket_mode and not signing_secret:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET is not set. HTTP mode (no SLACK_APP_TOKEN) needs it to verify requests: "
+                "copy it from Basic Information > App Credentials, or set SLACK_APP_TOKEN to use Socket Mode."
+            )
+        client_args: dict[str, Any] = {"token": settings.slack_bot_token.get_secret_value()}
+        if settings.slack_api_url:
+            client_args["base_url"] = settings.slack_api_url.rstrip("/") + "/"
+        self.client = AsyncWebClient(**client_args)
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=signing_secret,
+            request_verification_enabled=signing_secret is not None,
+            ignoring_self_events_enabled=True,
+            raise_error_for_unhandled_request=False,
+        )
+        self.outbox = SlackOutbox(self.client)
+        self._checks = checks_from(settings)
+        self._names: dict[str, str] = {}
+        self.bot_user_id: str | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._runner: web.AppRunner | None = None
+        self._register()
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._verify_token()
+        self._router.register_outbox(translate.PLATFORM, self.outbox)
+        if self._socket_mode:
+            assert self._settings.slack_app_token is not None
+            self._socket = AsyncSocketModeHandler(self.app, self._settings.slack_app_token.get_secret_value())
+            await self._socket.connect_async()
+            log.info("Slack connected in Socket Mode")
+        else:
+            web_app = self.app.web_app(path="/slack/events", port=self._settings.port)
+            web_app.router.add_get("/healthz", _healthz)
+            self._runner = web.AppRunner(web_app, handle_signals=False)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, host="0.0.0.0", port=self._settings.port).start()
+            log.info("Slack HTTP mode listening on port %d (POST /slack/events)", self._settings.port)
+
+    async def stop(self) -> None:
+        """Stop taking events, give in-flight replies a bounded grace period, then disconnect."""
+        if self._socket is not None:
+            await self._socket.disconnect_async()
+        if self._runner is not None:
+            await self._runner.shutdown()
+        try:
+            await asyncio.wait_for(self._router.idle(), timeout=STOP_GRACE_S)
+        except TimeoutError:
+            log.warning("in-flight Slack replies did not finish within %.0fs; cancelling", STOP_GRACE_S)
+        if self._socket is not None:
+            await self._socket.close_async()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _verify_token(self) -> None:
+        try:
+            response = await self.client.auth_test()
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            if error == "missing_scope":
+                needed = ", ".join(REQUIRED_SCOPES)
+                if isinstance(exc.response.data, dict):
+                    needed = str(exc.response.data.get("needed") or needed)
+                raise ConfigError(
+                    f"SLACK_BOT_TOKEN lacks the scope(s) {needed}. Add them under OAuth & Permissions (or install "
+                    "the app from slack-manifest.yml) and reinstall the app."
+                ) from None
+            raise ConfigError(
+                f"Slack rejected SLACK_BOT_TOKEN ({error}). Set it to the app's Bot User OAuth Token (xoxb-...) "
+                "from OAuth & Permissions."
+            ) from None
+        self.bot_user_id = response.get("user_id")
+        log.info("Slack: signed in as %s in team %s", response.get("user"), response.get("team"))
+
+    # -- listeners ------------------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        self.app.event("app_mention")(self._on_mention)
+        self.app.event("message")(self._on_message)
+        self.app.action(BUTTON)(self._on_button)
+        self.app.error(self._on_error)
+
+    async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
+        log.error("Slack listener failed for %s: %s", body.get("type"), error, exc_info=error)
+
+    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if translate.is_from_a_bot(event, bot_user_id=self.bot_user_id):
+            return
+        await self._deliver(body, event, dm=False)
+
+    async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        subtype = event.get("subtype")
+        if subtype == "message_changed":
+            edit = translate.edit_from(body, event, bot_user_id=self.bot_user_id)
+            if edit is not None:
+                await self._router.handle_edit(edit)
+            return
+        if subtype == "message_deleted":
+            await self._router.handle_deletion(translate.deletion_from(body, event))
+            return
+        if subtype not in translate.USER_SUBTYPES or translate.is_from_a_bot(event, bot_user_id=self.bot_user_id):
+            return
+        dm = event.get("channel_type") == "im"
+        if dm:
+            await self._deliver(body, event, dm=True)
+            return
+        thread_ts = event.get("thread_ts")
+        if not isinstance(thread_ts, str):
+            return  # top-level channel chatter; mentions arrive as app_mention
+        if self.bot_user_id and f"<@{self.bot_user_id}>" in str(event.get("text") or ""):
+            return  # the app_mention event for the same message does the work
+        key = translate.thread_of(
+            team=translate.team_of(body, event), channel=str(event.get("channel")), ts=thread_ts, thread_ts=thread_ts
+        )
+        if await self._router.is_tracked(key):
+            await self._deliver(body, event, dm=False)
+
+    async def _deliver(self, body: Mapping[str, Any], event: Mapping[str, Any], *, dm: bool) -> None:
+        origin = Origin(
+            team=translate.team_of(body, event),
+            channel=str(event.get("channel") or ""),
+            user=str(event.get("user") or ""),
+        )
+        if not is_allowed(origin, self._checks):
+            log.info("ignoring a message from user %s in channel %s (allowlist)", origin.user, origin.channel)
+            if dm:
+                await self.client.chat_postMessage(
+                    channel=origin.channel, thread_ts=str(event.get("ts")), text=DENIED_IN_DM
+                )
+            return
+        try:
+            message = translate.message_from(
+                body, event, bot_user_id=self.bot_user_id, display_name=await self._display_name(origin.user)
+            )
+        except translate.SlackPayloadError as exc:
+            log.warning("ignoring a malformed Slack message event: %s", exc)
+            return
+        await self._router.handle_message(message)
+
+    async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        click = translate.click_from(body, action)
+        if click is None:
+            log.info("ignoring an unknown button %r", action.get("action_id"))
+            return
+        name = await self._display_name(click.user.id)
+        click = CardClick(card_id=click.card_id, action=click.action, user=Author(click.user.id, name), raw=body)
+        result = await self._router.handle_click(click)
+        if result.private_note:
+            channel = (body.get("channel") or {}).get("id")
+            message = body.get("message") or {}
+            if channel:
+                await self.outbox.tell_privately(
+                    channel=channel, thread_ts=message.get("thread_ts"), user=click.user.id, text=result.private_note
+                )
+
+    async def _display_name(self, user_id: str) -> str:
+        """users.info, once per user per process; the id itself when Slack cannot say."""
+        if user_id not in self._names:
+            try:
+                response = await self.client.users_info(user=user_id)
+                user = response.get("user") or {}
+                profile = user.get("profile") or {}
+                self._names[user_id] = str(
+                    profile.get("display_name") or profile.get("real_name") or user.get("name") or user_id
+                )
+            except SlackApiError as exc:
+                log.info("users.info failed for %s: %s", user_id, slack_error(exc))
+                return user_id
+        return self._names[user_id]
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """The ``error`` code of a failed Web API call, whatever the body was."""
+    data = exc.response.data
+    if isinstance(data, dict):
+        return str(data.get("error") or "unknown_error")
+    return f"HTTP {exc.response.status_code}"
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.Response(text="ok")

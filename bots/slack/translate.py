@@ -1,0 +1,147 @@
+"""Slack payloads to threadkeeper events, kept apart from any network code.
+
+Every function takes the plain dicts slack-bolt hands a listener and returns one of ``bots.messages``'
+types, or None for anything the bot should not act on. A malformed payload is a ``SlackPayloadError``, never a
+crash deep in a handler.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bots.messages import (
+    Attachment,
+    Author,
+    CardClick,
+    IncomingMessage,
+    MessageDeletion,
+    MessageEdit,
+    ThreadKey,
+)
+from bots.ports import parse_card_button_id
+
+PLATFORM = "slack"
+USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
+_SPACES = re.compile(r"[ \t]{2,}")
+
+
+class SlackPayloadError(ValueError):
+    """A payload lacks a field the bot needs."""
+
+
+def _text(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise SlackPayloadError(f"missing or invalid {field!r}")
+    return value
+
+
+def ts_to_datetime(ts: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(ts), UTC)
+    except (TypeError, ValueError, OverflowError):
+        return datetime.now(UTC)
+
+
+def team_of(body: Mapping[str, Any], event: Mapping[str, Any]) -> str:
+    team = event.get("team") or body.get("team_id") or (body.get("team") or {}).get("id") or ""
+    return str(team)
+
+
+def thread_of(*, team: str, channel: str, ts: str, thread_ts: str | None) -> ThreadKey:
+    return ThreadKey(platform=PLATFORM, workspace=team, channel=channel, thread=thread_ts or ts)
+
+
+def is_from_a_bot(event: Mapping[str, Any], *, bot_user_id: str | None) -> bool:
+    return bool(
+        event.get("bot_id")
+        or event.get("subtype") == "bot_message"
+        or (bot_user_id is not None and event.get("user") == bot_user_id)
+    )
+
+
+def strip_mentions(text: str, *, bot_user_id: str | None) -> str:
+    if bot_user_id:
+        text = text.replace(f"<@{bot_user_id}>", "")
+    return _SPACES.sub(" ", text).strip()
+
+
+def attachments_of(event: Mapping[str, Any]) -> tuple[Attachment, ...]:
+    files = event.get("files") or []
+    return tuple(
+        Attachment(
+            filename=str(f.get("name") or f.get("title") or "file"),
+            content_type=str(f.get("mimetype") or "application/octet-stream"),
+            size_bytes=int(f.get("size") or 0),
+        )
+        for f in files
+        if isinstance(f, Mapping)
+    )
+
+
+def message_from(
+    body: Mapping[str, Any], event: Mapping[str, Any], *, bot_user_id: str | None, display_name: str
+) -> IncomingMessage:
+    """An app_mention or a user's message event as an IncomingMessage (its thread is the reply thread)."""
+    channel = _text(event.get("channel"), "channel")
+    ts = _text(event.get("ts"), "ts")
+    user = _text(event.get("user"), "user")
+    text = event.get("text") if isinstance(event.get("text"), str) else ""
+    thread_ts = event.get("thread_ts") if isinstance(event.get("thread_ts"), str) else None
+    return IncomingMessage(
+        thread=thread_of(team=team_of(body, event), channel=channel, ts=ts, thread_ts=thread_ts),
+        message_id=ts,
+        author=Author(id=user, display_name=display_name or user),
+        text=strip_mentions(str(text), bot_user_id=bot_user_id),
+        sent_utc=ts_to_datetime(ts),
+        attachments=attachments_of(event),
+        thread_title=strip_mentions(str(text), bot_user_id=bot_user_id)[:100] or None,
+        event_key=body.get("event_id") if isinstance(body.get("event_id"), str) else None,
+        raw=body,
+    )
+
+
+def edit_from(body: Mapping[str, Any], event: Mapping[str, Any], *, bot_user_id: str | None) -> MessageEdit | None:
+    changed = event.get("message")
+    if not isinstance(changed, Mapping) or is_from_a_bot(changed, bot_user_id=bot_user_id):
+        return None
+    ts = _text(changed.get("ts"), "message.ts")
+    thread_ts = changed.get("thread_ts") if isinstance(changed.get("thread_ts"), str) else None
+    return MessageEdit(
+        thread=thread_of(
+            team=team_of(body, event), channel=_text(event.get("channel"), "channel"), ts=ts, thread_ts=thread_ts
+        ),
+        message_id=ts,
+        text=strip_mentions(str(changed.get("text") or ""), bot_user_id=bot_user_id),
+        edited_utc=ts_to_datetime(str(event.get("event_ts") or event.get("ts") or "")),
+    )
+
+
+def deletion_from(body: Mapping[str, Any], event: Mapping[str, Any]) -> MessageDeletion:
+    deleted = _text(event.get("deleted_ts"), "deleted_ts")
+    previous: Mapping[str, Any] = (
+        event["previous_message"] if isinstance(event.get("previous_message"), Mapping) else {}
+    )
+    thread_ts = previous.get("thread_ts") if isinstance(previous.get("thread_ts"), str) else None
+    return MessageDeletion(
+        thread=thread_of(
+            team=team_of(body, event), channel=_text(event.get("channel"), "channel"), ts=deleted, thread_ts=thread_ts
+        ),
+        message_id=deleted,
+        deleted_utc=ts_to_datetime(str(event.get("event_ts") or event.get("ts") or "")),
+    )
+
+
+def click_from(body: Mapping[str, Any], action: Mapping[str, Any]) -> CardClick | None:
+    """A card button press, or None for a button that is not ours (or no longer parses)."""
+    parsed = parse_card_button_id(str(action.get("value") or action.get("action_id") or ""))
+    user: Mapping[str, Any] = body["user"] if isinstance(body.get("user"), Mapping) else {}
+    if parsed is None or not user.get("id"):
+        return None
+    card_id, card_action = parsed
+    name = user.get("name") or user.get("username") or user["id"]
+    return CardClick(
+        card_id=card_id, action=card_action, user=Author(id=str(user["id"]), display_name=str(name)), raw=body
+    )
