@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -82,7 +83,8 @@ class SlackAdapter:
             await self._socket.connect_async()
             log.info("Slack connected in Socket Mode")
         else:
-            web_app = self.app.web_app(path="/slack/events", port=self._settings.port)
+            web_app = web.Application()
+            web_app.router.add_post("/slack/events", self._http_event)
             web_app.router.add_get("/healthz", _healthz)
             self._runner = web.AppRunner(web_app, handle_signals=False)
             await self._runner.setup()
@@ -124,12 +126,22 @@ class SlackAdapter:
         self.bot_user_id = response.get("user_id")
         log.info("Slack: signed in as %s in team %s", response.get("user"), response.get("team"))
 
+    async def _http_event(self, request: web.Request) -> web.Response:
+        """POST /slack/events: bolt verifies the signature and dispatches; a body that cannot parse is a 400."""
+        try:
+            bolt_request = await to_bolt_request(request)
+        except ValueError as exc:  # includes JSONDecodeError and bad form encoding
+            log.warning("refusing a malformed Slack request: %s", exc)
+            return web.Response(status=400, text="malformed payload")
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+
     # -- listeners ------------------------------------------------------------------------------------------
 
     def _register(self) -> None:
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
         self.app.action(BUTTON)(self._on_button)
+        self.app.action(re.compile(".*"))(self._on_unknown_button)
         self.app.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
@@ -142,13 +154,16 @@ class SlackAdapter:
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         subtype = event.get("subtype")
-        if subtype == "message_changed":
-            edit = translate.edit_from(body, event, bot_user_id=self.bot_user_id)
-            if edit is not None:
-                await self._router.handle_edit(edit)
-            return
-        if subtype == "message_deleted":
-            await self._router.handle_deletion(translate.deletion_from(body, event))
+        if subtype in ("message_changed", "message_deleted"):
+            try:
+                if subtype == "message_changed":
+                    edit = translate.edit_from(body, event, bot_user_id=self.bot_user_id)
+                    if edit is not None:
+                        await self._router.handle_edit(edit)
+                else:
+                    await self._router.handle_deletion(translate.deletion_from(body, event))
+            except translate.SlackPayloadError as exc:
+                log.warning("ignoring a malformed Slack %s event: %s", subtype, exc)
             return
         if subtype not in translate.USER_SUBTYPES or translate.is_from_a_bot(event, bot_user_id=self.bot_user_id):
             return
@@ -205,6 +220,10 @@ class SlackAdapter:
                 await self.outbox.tell_privately(
                     channel=channel, thread_ts=message.get("thread_ts"), user=click.user.id, text=result.private_note
                 )
+
+    async def _on_unknown_button(self, ack: Any, action: dict[str, Any]) -> None:
+        await ack()
+        log.info("ignoring an unknown button %r", action.get("action_id"))
 
     async def _display_name(self, user_id: str) -> str:
         """users.info, once per user per process; the id itself when Slack cannot say."""
