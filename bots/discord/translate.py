@@ -1,0 +1,77 @@
+"""discord.py objects to threadkeeper events, and the thread keys both directions need.
+
+A Discord thread's key is (guild, parent channel, thread channel); a DM channel is a thread of its own. Only
+this module and the adapter know discord.py's types; the router sees ``bots.messages`` values.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import discord
+
+from bots.messages import Attachment, Author, IncomingMessage, ThreadKey
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+TEXT_ATTACHMENT_MAX_BYTES = 100_000
+TEXT_EXTENSIONS = (".txt", ".md", ".py", ".json", ".yaml", ".yml", ".csv", ".log", ".toml", ".ini", ".js", ".ts")
+THREAD_NAME_MAX = 100
+
+
+def key_for(channel: discord.abc.Messageable | discord.abc.GuildChannel | discord.Thread) -> ThreadKey:
+    if isinstance(channel, discord.Thread):
+        return ThreadKey(PLATFORM, str(channel.guild.id), str(channel.parent_id), str(channel.id))
+    channel_id = str(getattr(channel, "id", ""))
+    guild = getattr(channel, "guild", None)
+    return ThreadKey(PLATFORM, str(guild.id) if guild else "", channel_id, channel_id)
+
+
+def thread_name(text: str, *, author: str) -> str:
+    """A thread title from the message: its first line, trimmed to Discord's 100 characters."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    name = first or f"Conversation with {author}"
+    return name if len(name) <= THREAD_NAME_MAX else name[: THREAD_NAME_MAX - 1].rstrip() + "…"
+
+
+def strip_mention(text: str, *, bot_id: int) -> str:
+    return re.sub(rf"<@!?{bot_id}>", "", text).strip()
+
+
+def _is_text(attachment: discord.Attachment) -> bool:
+    kind = (attachment.content_type or "").split(";")[0]
+    return kind.startswith("text/") or attachment.filename.lower().endswith(TEXT_EXTENSIONS)
+
+
+async def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
+    """Note every attachment; inline the text of small text files, decoded leniently."""
+    notes = []
+    for attachment in message.attachments:
+        text = None
+        if _is_text(attachment) and attachment.size <= TEXT_ATTACHMENT_MAX_BYTES:
+            try:
+                text = (await attachment.read()).decode("utf-8", errors="replace")
+            except discord.HTTPException as exc:
+                log.warning("could not download attachment %s: %s", attachment.filename, exc)
+        notes.append(
+            Attachment(
+                attachment.filename, attachment.content_type or "application/octet-stream", attachment.size, text
+            )
+        )
+    return tuple(notes)
+
+
+async def incoming(message: discord.Message, *, key: ThreadKey, bot_id: int, title: str | None) -> IncomingMessage:
+    author = message.author
+    return IncomingMessage(
+        thread=key,
+        message_id=str(message.id),
+        author=Author(id=str(author.id), display_name=author.display_name),
+        text=strip_mention(message.content, bot_id=bot_id),
+        sent_utc=message.created_at,
+        attachments=await attachments_of(message),
+        thread_title=title,
+        raw=message,
+    )

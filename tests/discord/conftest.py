@@ -1,0 +1,58 @@
+"""Fixtures for driving the real discord.py client against the loopback Discord."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+import pytest
+import yarl
+
+from bots.app import open_router
+from bots.discord import DiscordAdapter
+from bots.threads import ThreadRouter
+from tests.conftest import MakeSettings
+from tests.fakes.discord import FakeDiscord
+
+
+@dataclass
+class DiscordBot:
+    adapter: DiscordAdapter
+    router: ThreadRouter
+
+
+DiscordBotFactory = Callable[..., AbstractAsyncContextManager[DiscordBot]]
+
+
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    async with FakeDiscord() as fake:
+        yield fake
+    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved[0], yarl.URL(saved[1])
+
+
+@pytest.fixture
+def discord_bot(make_settings: MakeSettings, fake_discord: FakeDiscord) -> DiscordBotFactory:
+    """``async with discord_bot() as bot``: a connected adapter on a fresh router; entering again is a restart."""
+
+    @asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[DiscordBot]:
+        settings = make_settings(
+            discord_token="fake-discord-token",
+            discord_api_base=fake_discord.api_base,
+            discord_gateway_url=fake_discord.gateway_url,
+            **overrides,
+        )
+        async with open_router(settings) as router:
+            adapter = DiscordAdapter(settings=settings, router=router, guild_ready_timeout=0.05)
+            await adapter.start()
+            try:
+                yield DiscordBot(adapter, router)
+            finally:
+                await adapter.stop()
+
+    return start

@@ -1,0 +1,510 @@
+"""A loopback Discord: REST under /api/v10 and a gateway websocket, enough for an unmodified discord.py.
+
+Point discord.py at it with ``discord.http.Route.BASE = fake.api_base`` and
+``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)`` (the adapter does this from
+DISCORD_API_BASE / DISCORD_GATEWAY_URL). It keeps one guild with one text channel, assigns snowflakes, records
+every REST call, and lets a test dispatch gateway events: MESSAGE_CREATE / UPDATE / DELETE, THREAD_CREATE and
+INTERACTION_CREATE (button clicks), to whichever clients are connected (several, across restarts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+GUILD = "900000000000000001"
+CHANNEL = "900000000000000002"
+APP_ID = "900000000000000003"
+BOT_ID = APP_ID
+ALL_PERMISSIONS = "2251799813685247"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def user(user_id: str, name: str, *, bot: bool = False) -> dict[str, Any]:
+    return {
+        "id": user_id,
+        "username": name.lower(),
+        "global_name": name,
+        "discriminator": "0",
+        "avatar": None,
+        "bot": bot,
+    }
+
+
+BOT_USER = user(BOT_ID, "threadkeeper", bot=True)
+ALICE = user("800000000000000001", "Alice")
+BOB = user("800000000000000002", "Bob")
+
+
+@dataclass
+class RestCall:
+    method: str
+    path: str
+    json: Any
+    at: float
+
+
+@dataclass
+class FakeDiscord:
+    deny_message_content: bool = False
+    calls: list[RestCall] = field(default_factory=list)
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    threads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    roles: dict[str, list[str]] = field(default_factory=dict)
+    identified: int = 0
+    _sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    _seq: Any = field(default_factory=lambda: itertools.count(1))
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+    _port: int = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self._port}/gateway"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/gateway/", self._gateway)
+        app.router.add_get("/attachments/{name}", self._attachment)
+        app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def snowflake(self) -> str:
+        return str(1_000_000_000_000_000_000 + next(self._ids) * 1000)
+
+    # -- what the bot did -----------------------------------------------------------------------------------
+
+    def calls_to(self, method: str, pattern: str) -> list[RestCall]:
+        import re
+
+        regex = re.compile(pattern)
+        return [c for c in self.calls if c.method == method and regex.fullmatch(c.path)]
+
+    def sent_in(self, channel_id: str) -> list[dict[str, Any]]:
+        """Messages the bot posted in a channel or thread, in order, as they look now (edits applied)."""
+        return [m for m in self.messages.values() if m["channel_id"] == channel_id and m["author"]["id"] == BOT_ID]
+
+    def texts_in(self, channel_id: str) -> list[str]:
+        return [m["content"] for m in self.sent_in(channel_id) if not m.get("components")]
+
+    def cards_in(self, channel_id: str) -> list[dict[str, Any]]:
+        return [m for m in self.sent_in(channel_id) if "Where were we?" in (m.get("content") or "")]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"not reached in {timeout}s; REST calls: {[(c.method, c.path) for c in self.calls]}"
+                )
+            await asyncio.sleep(0.01)
+
+    # -- gateway --------------------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> int:
+        return len([ws for ws in self._sockets if not ws.closed])
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        frame = json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data})
+        for ws in [ws for ws in self._sockets if not ws.closed]:
+            await ws.send_str(frame)
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
+        async for frame in ws:
+            if frame.type != aiohttp.WSMsgType.TEXT:
+                continue
+            payload = json.loads(frame.data)
+            if payload["op"] == 1:
+                await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
+            elif payload["op"] == 2:
+                if self.deny_message_content and payload["d"]["intents"] & (1 << 15):
+                    await ws.close(code=4014, message=b"Disallowed intent(s).")
+                    break
+                self.identified += 1
+                await self._send_ready(ws)
+            elif payload["op"] == 6:
+                await ws.send_str(json.dumps({"op": 9, "d": False, "s": None, "t": None}))
+        return ws
+
+    async def _send_ready(self, ws: web.WebSocketResponse) -> None:
+        ready = {
+            "v": 10,
+            "user": BOT_USER,
+            "guilds": [{"id": GUILD, "unavailable": True}],
+            "session_id": "session",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": APP_ID, "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+        }
+        await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": next(self._seq), "d": ready}))
+        await ws.send_str(json.dumps({"op": 0, "t": "GUILD_CREATE", "s": next(self._seq), "d": self._guild()}))
+
+    def _guild(self) -> dict[str, Any]:
+        return {
+            "id": GUILD,
+            "name": "Fake Guild",
+            "icon": None,
+            "owner_id": ALICE["id"],
+            "unavailable": False,
+            "roles": [
+                {
+                    "id": GUILD,
+                    "name": "@everyone",
+                    "permissions": ALL_PERMISSIONS,
+                    "position": 0,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                }
+            ],
+            "channels": [
+                {
+                    "id": CHANNEL,
+                    "type": 0,
+                    "guild_id": GUILD,
+                    "name": "general",
+                    "position": 0,
+                    "permission_overwrites": [],
+                    "nsfw": False,
+                    "parent_id": None,
+                    "topic": None,
+                    "rate_limit_per_user": 0,
+                    "last_message_id": None,
+                }
+            ],
+            "threads": list(self.threads.values()),
+            "members": [self.member(BOT_USER)],
+            "member_count": 3,
+            "large": False,
+            "features": [],
+            "emojis": [],
+            "stickers": [],
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "system_channel_flags": 0,
+            "joined_at": now_iso(),
+            "voice_states": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    def member(self, who: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "user": who,
+            "roles": self.roles.get(who["id"], []),
+            "joined_at": now_iso(),
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+        }
+
+    # -- building and sending events ------------------------------------------------------------------------
+
+    def message_payload(
+        self,
+        *,
+        channel_id: str,
+        author: dict[str, Any],
+        content: str,
+        guild: bool = True,
+        mentions: list[dict[str, Any]] | None = None,
+        message_id: str | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": message_id or self.snowflake(),
+            "channel_id": channel_id,
+            "author": author,
+            "content": content,
+            "timestamp": now_iso(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": mentions or [],
+            "mention_roles": [],
+            "attachments": attachments or [],
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+            "flags": 0,
+            "components": [],
+        }
+        if guild:
+            data["guild_id"] = GUILD
+            data["member"] = {k: v for k, v in self.member(author).items() if k != "user"}
+        return data
+
+    async def user_says(
+        self,
+        content: str,
+        *,
+        channel_id: str = CHANNEL,
+        author: dict[str, Any] = ALICE,
+        mention_bot: bool = False,
+        guild: bool = True,
+        message_id: str | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        text = f"<@{BOT_ID}> {content}" if mention_bot else content
+        data = self.message_payload(
+            channel_id=channel_id,
+            author=author,
+            content=text,
+            guild=guild,
+            mentions=[BOT_USER] if mention_bot else [],
+            message_id=message_id,
+            attachments=attachments,
+        )
+        self.messages[data["id"]] = data
+        await self.dispatch("MESSAGE_CREATE", data)
+        return data
+
+    async def user_edits(self, message: dict[str, Any], content: str) -> None:
+        message["content"] = content
+        message["edited_timestamp"] = now_iso()
+        await self.dispatch("MESSAGE_UPDATE", dict(message))
+
+    async def user_deletes(self, message: dict[str, Any]) -> None:
+        payload = {"id": message["id"], "channel_id": message["channel_id"]}
+        if "guild_id" in message:
+            payload["guild_id"] = message["guild_id"]
+        await self.dispatch("MESSAGE_DELETE", payload)
+
+    async def click(self, custom_id: str, *, message: dict[str, Any], who: dict[str, Any] = ALICE) -> str:
+        """Press a button on a message; return the interaction id."""
+        interaction_id = self.snowflake()
+        channel = self.threads.get(message["channel_id"]) or {
+            "id": message["channel_id"],
+            "type": 0,
+            "guild_id": GUILD,
+            "name": "general",
+        }
+        await self.dispatch(
+            "INTERACTION_CREATE",
+            {
+                "id": interaction_id,
+                "application_id": APP_ID,
+                "type": 3,
+                "token": f"token-{interaction_id}",
+                "version": 1,
+                "guild_id": GUILD,
+                "channel_id": message["channel_id"],
+                "channel": channel,
+                "member": self.member(who) | {"permissions": ALL_PERMISSIONS},
+                "message": message,
+                "data": {"custom_id": custom_id, "component_type": 2},
+                "app_permissions": ALL_PERMISSIONS,
+                "locale": "en-US",
+                "guild_locale": "en-US",
+                "entitlements": [],
+                "authorizing_integration_owners": {},
+                "context": 0,
+                "attachment_size_limit": 8_388_608,
+            },
+        )
+        return interaction_id
+
+    def callbacks(self, interaction_id: str) -> list[RestCall]:
+        return self.calls_to("POST", rf"/interactions/{interaction_id}/.+/callback")
+
+    def followups(self) -> list[RestCall]:
+        return self.calls_to("POST", rf"/webhooks/{APP_ID}/[^/]+")
+
+    # -- REST -----------------------------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["path"]
+        body: Any = None
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                body = await request.json()
+            elif request.content_type.startswith("multipart/"):
+                body = await self._multipart_json(request)
+        self.calls.append(RestCall(request.method, path, body, time.monotonic()))
+        status, payload = self._route(request.method, path, body or {})
+        if payload is None:
+            return web.Response(status=status)
+        return web.Response(status=status, body=json.dumps(payload), headers={"content-type": "application/json"})
+
+    async def _multipart_json(self, request: web.Request) -> Any:
+        reader = await request.multipart()
+        async for part in reader:
+            if getattr(part, "name", None) == "payload_json":
+                return json.loads(await part.text())  # type: ignore[union-attr]
+        return None
+
+    def _route(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        parts = path.strip("/").split("/")
+        match method, parts:
+            case "GET", ["users", "@me"]:
+                return 200, BOT_USER
+            case "GET", ["oauth2", "applications", "@me"]:
+                return 200, {
+                    "id": APP_ID,
+                    "name": "threadkeeper",
+                    "icon": None,
+                    "description": "",
+                    "bot_public": True,
+                    "bot_require_code_grant": False,
+                    "owner": ALICE,
+                    "verify_key": "0" * 64,
+                    "flags": 0,
+                    "team": None,
+                    "summary": "",
+                }
+            case "GET", ["gateway"] | ["gateway", "bot"]:
+                return 200, {
+                    "url": self.gateway_url,
+                    "shards": 1,
+                    "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1},
+                }
+            case "POST", ["channels", channel_id, "typing"]:
+                return 204, None
+            case "POST", ["channels", channel_id, "messages"]:
+                return 200, self._store_bot_message(channel_id, body)
+            case "PATCH", ["channels", channel_id, "messages", message_id]:
+                return self._edit(message_id, body)
+            case "DELETE", ["channels", channel_id, "messages", message_id]:
+                self.messages.pop(message_id, None)
+                return 204, None
+            case "POST", ["channels", channel_id, "messages", message_id, "threads"]:
+                return 201, self._create_thread(channel_id, message_id, body)
+            case "GET", ["channels", channel_id]:
+                if channel_id in self.threads:
+                    return 200, self.threads[channel_id]
+                return 200, {
+                    "id": channel_id,
+                    "type": 0,
+                    "guild_id": GUILD,
+                    "name": "general",
+                    "position": 0,
+                    "permission_overwrites": [],
+                    "parent_id": None,
+                }
+            case "POST", ["interactions", interaction_id, _token, "callback"]:
+                return 200, {
+                    "interaction": {"id": interaction_id, "type": 3},
+                    "resource": {"type": body.get("type", 6)},
+                }
+            case "POST", ["webhooks", _app, _token]:
+                return 200, self._store_bot_message("0", body) | {"webhook_id": APP_ID}
+            case "PATCH", ["webhooks", _app, _token, "messages", _message]:
+                return 200, self._store_bot_message("0", body)
+        return 404, {"message": f"fake Discord has no route {method} {path}", "code": 0}
+
+    def _store_bot_message(self, channel_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        data = self.message_payload(
+            channel_id=channel_id,
+            author=BOT_USER,
+            content=body.get("content") or "",
+            guild=channel_id in self.threads or channel_id == CHANNEL,
+        )
+        data["components"] = body.get("components") or []
+        data["embeds"] = body.get("embeds") or []
+        data["flags"] = body.get("flags") or 0
+        self.messages[data["id"]] = data
+        return data
+
+    def _edit(self, message_id: str, body: dict[str, Any]) -> tuple[int, Any]:
+        message = self.messages.get(message_id)
+        if message is None:
+            return 404, {"message": "Unknown Message", "code": 10008}
+        for key in ("content", "components", "embeds"):
+            if key in body:
+                message[key] = body[key] if body[key] is not None else ([] if key != "content" else "")
+        message["edited_timestamp"] = now_iso()
+        return 200, message
+
+    def _create_thread(self, channel_id: str, message_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        thread = {
+            "id": message_id,
+            "type": 11,
+            "guild_id": GUILD,
+            "parent_id": channel_id,
+            "owner_id": BOT_ID,
+            "name": body.get("name", "thread"),
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "flags": 0,
+            "total_message_sent": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": body.get("auto_archive_duration", 1440),
+                "archive_timestamp": now_iso(),
+                "locked": False,
+            },
+        }
+        self.threads[thread["id"]] = thread
+        asyncio.get_running_loop().create_task(self.dispatch("THREAD_CREATE", thread | {"newly_created": True}))
+        return thread
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        return web.Response(body=f"contents of {request.match_info['name']}".encode())
+
+    def attachment(self, name: str, *, content_type: str = "text/plain", size: int = 20) -> dict[str, Any]:
+        return {
+            "id": self.snowflake(),
+            "filename": name,
+            "size": size,
+            "content_type": content_type,
+            "url": f"{self.base}/attachments/{name}",
+            "proxy_url": f"{self.base}/attachments/{name}",
+        }
