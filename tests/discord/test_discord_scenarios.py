@@ -66,24 +66,7 @@ async def test_follow_ups_in_the_thread_need_no_mention_and_everyone_is_logged(
 async def test_a_mention_in_an_existing_thread_adopts_it(
     discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM
 ) -> None:
-    fake_discord.threads["555"] = {
-        "id": "555",
-        "type": 11,
-        "guild_id": "900000000000000001",
-        "parent_id": "900000000000000002",
-        "owner_id": ALICE["id"],
-        "name": "people's thread",
-        "message_count": 3,
-        "member_count": 2,
-        "thread_metadata": {
-            "archived": False,
-            "auto_archive_duration": 1440,
-            "archive_timestamp": "2026-01-01T00:00:00+00:00",
-            "locked": False,
-        },
-        "rate_limit_per_user": 0,
-        "flags": 0,
-    }
+    fake_discord.existing_thread("555", "people's thread")
     async with discord_bot() as bot:
         await fake_discord.user_says("nobody asked the bot yet", channel_id="555")
         await settle(bot)

@@ -471,9 +471,21 @@ class FakeDiscord:
         message["edited_timestamp"] = now_iso()
         return 200, message
 
+    def existing_thread(self, thread_id: str, name: str, *, owner: dict[str, Any] = ALICE) -> dict[str, Any]:
+        """A thread people made before the bot joined it (it is in the guild's thread list at READY)."""
+        thread = self._thread_payload(thread_id, CHANNEL, {"name": name}) | {"owner_id": owner["id"]}
+        self.threads[thread_id] = thread
+        return thread
+
     def _create_thread(self, channel_id: str, message_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        thread = {
-            "id": message_id,
+        thread = self._thread_payload(message_id, channel_id, body)
+        self.threads[thread["id"]] = thread
+        asyncio.get_running_loop().create_task(self.dispatch("THREAD_CREATE", thread | {"newly_created": True}))
+        return thread
+
+    def _thread_payload(self, thread_id: str, channel_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": thread_id,
             "type": 11,
             "guild_id": GUILD,
             "parent_id": channel_id,
@@ -492,9 +504,6 @@ class FakeDiscord:
                 "locked": False,
             },
         }
-        self.threads[thread["id"]] = thread
-        asyncio.get_running_loop().create_task(self.dispatch("THREAD_CREATE", thread | {"newly_created": True}))
-        return thread
 
     async def _attachment(self, request: web.Request) -> web.Response:
         return web.Response(body=f"contents of {request.match_info['name']}".encode())
