@@ -1,0 +1,25 @@
+"""The shipped Slack manifest asks for exactly what the adapter uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from bots.slack.adapter import REQUIRED_SCOPES
+
+MANIFEST = Path(__file__).resolve().parents[2] / "slack-manifest.yml"
+
+
+def test_manifest_scopes_events_and_socket_mode_match_the_adapter() -> None:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(REQUIRED_SCOPES)
+    settings = manifest["settings"]
+    assert sorted(settings["event_subscriptions"]["bot_events"]) == [
+        "app_mention",
+        "message.channels",
+        "message.groups",
+        "message.im",
+    ]
+    assert settings["interactivity"]["is_enabled"] is True
+    assert settings["socket_mode_enabled"] is True
