@@ -178,15 +178,26 @@ class ThreadRouter:
     # -- the card -------------------------------------------------------------------------------------------
 
     async def _has_open_card(self, state: _ThreadState) -> bool:
+        """True when a card already waits in this thread (this process's memory first, then SQLite).
+
+        A card row without a posted message means an earlier process died between recording the card and
+        posting it: nobody can see it, so it is posted now rather than leaving the thread waiting forever.
+        """
         if state.card_open is None:
-            state.card_open = await self._cards.open_card_for(thread_id=state.thread_id) is not None
+            card = await self._cards.open_card_for(thread_id=state.thread_id)
+            state.card_open = card is not None
+            if card is not None and card.card_message_id is None:
+                log.info("posting card %s in %s, which an earlier run recorded but never showed", card.id, state.key)
+                await self._show_new_card(state, card)
         return state.card_open
 
     async def _post_card(self, state: _ThreadState) -> None:
         card, created = await self._cards.open_card(thread_id=state.thread_id, now=self._clock())
         state.card_open = True
-        if not created:
-            return
+        if created:
+            await self._show_new_card(state, card)
+
+    async def _show_new_card(self, state: _ThreadState, card: CardRecord) -> None:
         view = CatchUpCard(card_id=card.id, thread=state.key, state=CardState.PENDING)
         try:
             message_id = await self._outbox(state.key).post_card(card=view)

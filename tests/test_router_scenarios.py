@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bots.messages import CardAction, CardClick, MessageDeletion, MessageEdit
@@ -341,3 +342,21 @@ async def test_edits_and_deletions_reach_the_log_and_deleted_text_never_reaches_
     rows = db_rows(db_path, "SELECT content, deleted_utc, edited_utc FROM messages WHERE role = 'user' ORDER BY id")
     assert rows[0]["content"] == "" and rows[0]["deleted_utc"]
     assert rows[1]["content"] == "Ship it on Wednesday" and rows[1]["edited_utc"]
+
+
+async def test_a_card_recorded_but_never_posted_by_a_dead_process_is_posted_by_the_next(
+    make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with running_router(make_settings()) as bot:
+        await bot.say("Before the crash.")
+    async with running_router(make_settings()) as bot:
+        thread_id = db_rows(db_path, "SELECT id FROM threads")[0]["id"]
+        await bot.router._cards.open_card(thread_id=thread_id, now=datetime.now(UTC))  # died right here
+    async with running_router(make_settings()) as bot:
+        await bot.say("Hello after the crash?")
+        assert len(bot.outbox.cards_posted) == 1
+        await bot.say("Anyone?")
+        assert len(bot.outbox.cards_posted) == 1
+        fake_llm.reply("Fresh.")
+        await bot.click(CardAction.FRESH)
+        assert bot.outbox.replies_in(thread_key()) == ["Fresh."]
