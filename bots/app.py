@@ -47,9 +47,15 @@ async def open_database_for(settings: Settings) -> AsyncIterator[Database]:
 
 
 @asynccontextmanager
-async def open_router(settings: Settings) -> AsyncIterator[ThreadRouter]:
-    """A router over the configured database and model; in-flight work is cancelled on exit."""
-    preload_litellm()
+async def open_router(settings: Settings, *, preload_model_client: bool = True) -> AsyncIterator[ThreadRouter]:
+    """A router over the configured database and model; in-flight work is cancelled on exit.
+
+    ``preload_model_client=False`` leaves litellm's multi-second import for the caller to start once the
+    platforms are connected (``threadkeeper run`` does, so the import never delays readiness); the first model
+    call waits for the import either way.
+    """
+    if preload_model_client:
+        preload_litellm()
     async with open_database_for(settings) as db:
         cards = CardStore(db)
         reopened = await cards.reopen_interrupted()

@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from agent.llm import preload_litellm
 from bots.app import open_database_for, open_router
 from bots.config import ConfigError, Settings, load_settings
 from bots.logs import configure_logging
@@ -100,7 +101,7 @@ async def run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with open_router(settings) as router:
+    async with open_router(settings, preload_model_client=False) as router:
         adapters = _adapters(settings, router)
         started: list[PlatformAdapter] = []
         try:
@@ -108,6 +109,8 @@ async def run(settings: Settings) -> int:
                 await adapter.start()
                 started.append(adapter)
                 log.info("%s adapter ready", adapter.name)
+            # Only now: importing litellm holds the GIL for seconds and would slow every connect above.
+            preload_litellm()
             await stop.wait()
             log.info("shutting down")
         finally:

@@ -64,6 +64,7 @@ class FakeDiscord:
     threads: dict[str, dict[str, Any]] = field(default_factory=dict)
     roles: dict[str, list[str]] = field(default_factory=dict)
     identified: int = 0
+    identified_at: list[float] = field(default_factory=list)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _seq: Any = field(default_factory=lambda: itertools.count(1))
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -166,6 +167,7 @@ class FakeDiscord:
                     await ws.close(code=4014, message=b"Disallowed intent(s).")
                     break
                 self.identified += 1
+                self.identified_at.append(time.monotonic())
                 await self._send_ready(ws)
             elif payload["op"] == 6:
                 await ws.send_str(json.dumps({"op": 9, "d": False, "s": None, "t": None}))

@@ -31,6 +31,8 @@ class RecordedRequest:
     received_at: float
     status: int = 200
     tokens: int | None = None
+    reply: str | None = None
+    finished_at: float | None = None
 
     @property
     def prompt_text(self) -> str:
@@ -52,6 +54,7 @@ class FakeLLM:
     chunk_delay_s: float = 0.0
     latency_s: float = 0.0
     max_context_tokens: int | None = None
+    keep_requests: bool = True  # benchmarks that measure memory switch the recording off
     requests: list[RecordedRequest] = field(default_factory=list)
     max_seen_tokens: int | None = None
     _replies: deque[str] = field(default_factory=deque)
@@ -140,7 +143,8 @@ class FakeLLM:
         body = await request.json()
         stream = bool(body.get("stream"))
         record = RecordedRequest(body=body, headers=dict(request.headers), stream=stream, received_at=time.monotonic())
-        self.requests.append(record)
+        if self.keep_requests:
+            self.requests.append(record)
         record.tokens = await asyncio.to_thread(self._count_tokens, body)
         if record.tokens is not None:
             self.max_seen_tokens = max(self.max_seen_tokens or 0, record.tokens)
@@ -156,10 +160,15 @@ class FakeLLM:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         text = self._next_reply(body)
+        record.reply = text
         completion_id = f"chatcmpl-{next(self._ids)}"
         if not stream:
+            record.finished_at = time.monotonic()
             return _json(_completion(completion_id, body, text))
-        return await self._stream(request, completion_id, body, text, fault)
+        response = await self._stream(request, completion_id, body, text, fault)
+        if fault is None or fault.kind != "break":
+            record.finished_at = time.monotonic()
+        return response
 
     async def _stream(
         self, request: web.Request, completion_id: str, body: dict[str, Any], text: str, fault: _Fault | None

@@ -40,6 +40,7 @@ class FakeSlack:
     calls: list[ApiCall] = field(default_factory=list)
     acks: set[str] = field(default_factory=set)
     envelopes: list[str] = field(default_factory=list)
+    connected_at: list[float] = field(default_factory=list)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _port: int = 0
@@ -131,6 +132,7 @@ class FakeSlack:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self._sockets.append(ws)
+        self.connected_at.append(time.monotonic())
         await ws.send_str(
             json.dumps(
                 {
