@@ -36,7 +36,8 @@ def main() -> None:
     parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args()
     results = asyncio.run(run_all(set(args.only) if args.only else None))
-    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}"
     table = "\n".join([TABLE_HEAD, *(r.row() for r in sorted(results, key=lambda r: r.id))])
     print(f"\n{stamp}\n{table}")
     if args.markdown:
