@@ -58,9 +58,9 @@ async def open_router(settings: Settings, *, preload_model_client: bool = True) 
         preload_litellm()
     async with open_database_for(settings) as db:
         cards = CardStore(db)
-        reopened = await cards.reopen_interrupted()
-        if reopened:
-            log.info("%d card(s) left mid catch-up by the last run are clickable again", reopened)
+        interrupted = await cards.reopen_interrupted()
+        if interrupted:
+            log.info("%d card(s) left mid catch-up by the last run are clickable again", len(interrupted))
         llm = build_llm(settings)
         router = ThreadRouter(
             stores=RouterStores(log=ThreadLog(db), sessions=SessionStore(db), cards=cards, events=DeliveredEvents(db)),
@@ -68,6 +68,7 @@ async def open_router(settings: Settings, *, preload_model_client: bool = True) 
             summarizer=Summarizer(llm),
             system_prompt=settings.system_prompt,
             max_live_sessions=settings.max_live_sessions,
+            interrupted_cards=interrupted,
         )
         try:
             yield router

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
 SUMMARY_FAILED_NOTE = "I couldn't summarize the thread just now. Try again, or start fresh."
 STALE_CARD_NOTE = "That card is no longer active."
+INTERRUPTED_NOTE = "I restarted while catching up. Choose again."
 
 
 @dataclass(eq=False)
@@ -91,6 +92,7 @@ class ThreadRouter:
         max_live_sessions: int,
         assistant_name: str = "threadkeeper",
         clock: Callable[[], datetime] = utc_now,
+        interrupted_cards: list[CardRecord] | None = None,
     ) -> None:
         self._log = stores.log
         self._sessions = stores.sessions
@@ -106,11 +108,24 @@ class ThreadRouter:
         self._states: dict[ThreadKey, _ThreadState] = {}
         self._live: OrderedDict[ThreadKey, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._interrupted = list(interrupted_cards or [])
 
     # -- wiring ---------------------------------------------------------------------------------------------
 
     def register_outbox(self, platform: str, outbox: ThreadOutbox) -> None:
+        """Act on ``platform`` through ``outbox``; cards an earlier run left mid catch-up get their buttons back."""
         self._outboxes[platform] = outbox
+        if self._interrupted:
+            self._spawn(self._reshow_interrupted(platform))
+
+    async def _reshow_interrupted(self, platform: str) -> None:
+        for card in list(self._interrupted):
+            thread = await self._log.thread(thread_id=card.thread_id)
+            if thread is None or thread.platform != platform:
+                continue
+            self._interrupted.remove(card)
+            key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
+            await self._show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=INTERRUPTED_NOTE))
 
     @property
     def live_sessions(self) -> int:
@@ -210,7 +225,12 @@ class ThreadRouter:
         await self._cards.set_message_id(card_id=card.id, card_message_id=message_id)
 
     async def handle_click(self, click: CardClick) -> ClickResult:
-        """Resolve a card once, whoever clicks and however often; then answer the waiting messages."""
+        """Resolve a card once, whoever clicks and however often; returns at once, the work runs on.
+
+        The winning click flips the card in SQLite, shows the outcome (no buttons), and leaves the catch-up
+        summary and the answers to a background task, so adapters can acknowledge the click within the
+        platform's 3 seconds. Losers, stale cards and unknown cards get a note for the clicker alone.
+        """
         card = await self._cards.get(card_id=click.card_id)
         thread = None if card is None else await self._log.thread(thread_id=card.thread_id)
         if card is None or thread is None:
@@ -226,9 +246,15 @@ class ThreadRouter:
         )
         if not won:
             return ClickResult(private_note=await self._already_chosen_note(card.id))
+        await self._show_card(card, CatchUpCard(card.id, key, target, chosen_by=click.user.display_name))
+        self._spawn(self._resolve_card(card, key, click))
+        return ClickResult()
+
+    async def _resolve_card(self, card: CardRecord, key: ThreadKey, click: CardClick) -> None:
+        """Start the chosen session, mark the card done, answer what waited. A failed summary reopens the card."""
         chosen_by = click.user.display_name
-        await self._show_card(card, CatchUpCard(card.id, key, target, chosen_by=chosen_by))
         state = await self._state(key, title=None)
+        target = CardState.FRESH
         if click.action is CardAction.FRESH:
             await self._start_session(state, origin="fresh")
         else:
@@ -238,14 +264,13 @@ class ThreadRouter:
                 log.warning("catch-up summary for %s failed: %s", key, exc)
                 await self._cards.reopen(card_id=card.id)
                 await self._show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=SUMMARY_FAILED_NOTE))
-                return ClickResult(private_note=SUMMARY_FAILED_NOTE)
+                return
             target = CardState.CAUGHT_UP
         await self._cards.finish(card_id=card.id, state=target.value, now=self._clock())
         state.card_open = False
         await self._show_card(card, CatchUpCard(card.id, key, target, chosen_by=chosen_by))
         async with state.lock:
             self._kick(state)
-        return ClickResult()
 
     async def _already_chosen_note(self, card_id: int) -> str:
         card = await self._cards.get(card_id=card_id)

@@ -115,12 +115,14 @@ class CardStore:
             (card_id,),
         )
 
-    async def reopen_interrupted(self) -> int:
-        """Cards left 'catching_up' by a process that died mid-summary become clickable again."""
-        return await self._db.execute(
+    async def reopen_interrupted(self) -> list[CardRecord]:
+        """Cards left 'catching_up' by a process that died mid-summary become clickable again; returns them."""
+        rows = await self._db.fetchall("SELECT * FROM cards WHERE state = 'catching_up'")
+        await self._db.execute(
             "UPDATE cards SET state = 'pending', resolved_by_id = NULL, resolved_by_name = NULL, "
             "resolved_utc = NULL WHERE state = 'catching_up'"
         )
+        return [_card(row) for row in rows]
 
 
 def _card(row: Row) -> CardRecord:

@@ -155,8 +155,9 @@ async def test_summary_failure_keeps_the_card_usable(
         await bot.say("What's the budget?")
         fake_llm.fail_always(status=500)
         result = await bot.click(CardAction.CATCH_UP)
-        assert result.private_note and "couldn't summarize" in result.private_note
-        assert bot.outbox.card_updates[-1][1].state is CardState.PENDING
+        assert result.private_note is None
+        reopened = bot.outbox.card_updates[-1][1]
+        assert reopened.state is CardState.PENDING and reopened.note and "couldn't summarize" in reopened.note
         assert db_rows(db_path, "SELECT state FROM cards")[0]["state"] == "pending"
         assert bot.outbox.replies == []
         fake_llm.clear_faults()
@@ -360,3 +361,28 @@ async def test_a_card_recorded_but_never_posted_by_a_dead_process_is_posted_by_t
         fake_llm.reply("Fresh.")
         await bot.click(CardAction.FRESH)
         assert bot.outbox.replies_in(thread_key()) == ["Fresh."]
+
+
+async def test_a_card_left_mid_catch_up_by_a_dead_process_gets_its_buttons_back(
+    make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with running_router(make_settings()) as bot:
+        await bot.say("Before the crash.")
+    fake_llm.hang(30)
+    async with running_router(make_settings()) as bot:
+        await bot.say("Catch me up please")
+        await bot.router.handle_click(
+            CardClick(card_id=bot.outbox.cards_posted[0].card_id, action=CardAction.CATCH_UP, user=ALICE)
+        )
+        await asyncio.sleep(0.2)
+        await bot.router.close()  # dies while summarizing
+    assert db_rows(db_path, "SELECT state FROM cards")[0]["state"] == "catching_up"
+    fake_llm.clear_faults()
+    async with running_router(make_settings()) as bot:
+        await bot.router.idle()
+        shown = bot.outbox.card_updates[-1][1]
+        assert shown.state is CardState.PENDING and shown.buttons_live and "restarted" in (shown.note or "")
+        fake_llm.reply("SUMMARY: before the crash.")
+        fake_llm.reply("Here we are.")
+        await bot.click(CardAction.CATCH_UP, card_id=shown.card_id)
+        assert bot.outbox.replies_in(thread_key()) == ["Here we are."]

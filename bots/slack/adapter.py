@@ -62,6 +62,9 @@ class SlackAdapter:
             signing_secret=signing_secret,
             request_verification_enabled=signing_secret is not None,
             ignoring_self_events_enabled=True,
+            # Acknowledge an event only after the listener has logged it: an event acked and then lost to a
+            # crash would never be redelivered. Listeners return fast; slow work runs in router tasks.
+            process_before_response=True,
             raise_error_for_unhandled_request=False,
         )
         self.outbox = SlackOutbox(self.client)
