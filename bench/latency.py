@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.common import Result, median, percentile
 from bots.slack.mrkdwn import to_mrkdwn
 from tests.fakes.discord import CHANNEL, FakeDiscord
-from tests.fakes.llm import FakeLLM
+from tests.fakes.llm import FakeLLM, RecordedRequest
 from tests.fakes.slack import FakeSlack, Payloads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,22 +30,26 @@ STARTS = int(os.environ.get("BENCH_P3_STARTS", "5"))
 
 
 @asynccontextmanager
-async def process(args: list[str], env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+async def process(
+    args: list[str], env: dict[str, str], *, log: Path | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A child Python process with a clean environment plus ``env``; killed on exit if still running."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_", "LLM_", "DATABASE_"))}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=base | {"PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LOG_LEVEL": "WARNING"} | env,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
+    with open(log or os.devnull, "ab") as output:  # noqa: ASYNC230 - opened once, before the child starts
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            cwd=ROOT,
+            stdout=output,
+            stderr=output,
+            env=base | {"PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LOG_LEVEL": "WARNING"} | env,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
 
 
 async def until(predicate: Callable[[], object], timeout: float = 30.0) -> None:
@@ -54,6 +58,11 @@ async def until(predicate: Callable[[], object], timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("benchmark condition not reached")
         await asyncio.sleep(0.0005)
+
+
+def _answer_after(llm: FakeLLM, seen: int) -> RecordedRequest | None:
+    """The finished answer (streamed) request among those after ``seen``; compaction summaries are skipped."""
+    return next((r for r in llm.requests[seen:] if r.stream and r.finished_at), None)
 
 
 def bot_env(llm: FakeLLM, db: Path) -> dict[str, str]:
@@ -85,8 +94,9 @@ async def discord_latency(llm: FakeLLM, db: Path) -> tuple[list[float], list[flo
                 seen = len(llm.requests)
                 started = time.monotonic()
                 await fake.user_says(f"message {i}", channel_id=thread)
-                await until(lambda seen=seen: len(llm.requests) > seen and llm.requests[-1].finished_at)
-                request = llm.requests[-1]
+                await until(lambda seen=seen: _answer_after(llm, seen) is not None)
+                request = _answer_after(llm, seen)
+                assert request is not None
                 await until(lambda request=request: fake.texts_in(thread)[-1] == request.reply)
                 write = [c for c in fake.calls if c.json and c.json.get("content") == request.reply][-1]
                 to_request.append(request.received_at - started)
@@ -144,8 +154,9 @@ async def slack_latency(llm: FakeLLM, db: Path) -> tuple[list[float], list[float
                 seen = len(llm.requests)
                 started = time.monotonic()
                 await fake.send(Payloads.event_body(Payloads.message(f"message {i}", thread_ts=root["ts"])))
-                await until(lambda seen=seen: len(llm.requests) > seen and llm.requests[-1].finished_at)
-                request = llm.requests[-1]
+                await until(lambda seen=seen: _answer_after(llm, seen) is not None)
+                request = _answer_after(llm, seen)
+                assert request is not None
                 text = to_mrkdwn(request.reply or "")
                 await until(lambda text=text: fake.calls[-1].params.get("text") == text)
                 to_request.append(request.received_at - started)

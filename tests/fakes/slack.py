@@ -41,6 +41,7 @@ class FakeSlack:
     acks: set[str] = field(default_factory=set)
     envelopes: list[str] = field(default_factory=list)
     connected_at: list[float] = field(default_factory=list)
+    unacked: dict[str, tuple[dict[str, Any], str, int]] = field(default_factory=dict)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _port: int = 0
@@ -118,11 +119,31 @@ class FakeSlack:
             "retry_attempt": retry_attempt,
             "retry_reason": "timeout" if retry_attempt else "",
         }
+        self.unacked[envelope_id] = (payload, kind, retry_attempt)
+        self.envelopes.append(envelope_id)
         live = [ws for ws in self._sockets if not ws.closed]
         assert live, "no Socket Mode connection"
-        await live[-1].send_str(json.dumps(envelope))
-        self.envelopes.append(envelope_id)
+        try:
+            await live[-1].send_str(json.dumps(envelope))
+        except ConnectionError:
+            pass  # the app died under us: the envelope stays unacked and is redelivered, as Slack does
         return envelope_id
+
+    async def redeliver_unacked(self) -> int:
+        """Send every envelope never acknowledged again (same payload and event_id), as Slack retries do."""
+        pending, self.unacked = self.unacked, {}
+        for payload, kind, attempt in pending.values():
+            await self.send(payload, kind=kind, retry_attempt=attempt + 1)
+        return len(pending)
+
+    def current_blocks(self, ts: str) -> list[dict[str, Any]]:
+        """A message's blocks as the channel shows them now."""
+        blocks: list[dict[str, Any]] = []
+        for call in self.calls:
+            same = call.params.get("_ts") == ts if call.method == "chat.postMessage" else call.params.get("ts") == ts
+            if call.method in ("chat.postMessage", "chat.update") and same and "blocks" in call.params:
+                blocks = call.params["blocks"]
+        return blocks
 
     async def drop_connections(self) -> None:
         for ws in list(self._sockets):
@@ -148,6 +169,7 @@ class FakeSlack:
                 data = json.loads(message.data)
                 if "envelope_id" in data:
                     self.acks.add(data["envelope_id"])
+                    self.unacked.pop(data["envelope_id"], None)
         return ws
 
     # -- Web API ------------------------------------------------------------------------------------------------

@@ -1,0 +1,197 @@
+"""R1: `threadkeeper run` under Slack traffic, SIGKILLed at random moments, restarted each time.
+
+20 threads of traffic (mentions, follow-ups, card clicks by two users) flow through the loopback Slack in
+Socket Mode while the bot process is killed with SIGKILL after a random 1-6 s, ROUNDS times. Like Slack, the
+fake redelivers every envelope the dead process never acknowledged. A last, clean run clicks every card still
+waiting and lets the answers finish. Then the log is audited: every delivered message present exactly once,
+one card post per card, no user message answered twice, SQLite's integrity check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import re
+import signal
+import sqlite3
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.common import Result
+from bench.latency import process, until
+from tests.fakes.llm import FakeLLM
+from tests.fakes.slack import FakeSlack, Payloads
+
+ROUNDS = int(os.environ.get("BENCH_R1_ROUNDS", "50"))
+THREADS = 20
+USERS = ("UALICE", "UBOB")
+CARD_VALUE = re.compile(r"^tk-card:(\d+):")
+
+
+class Traffic:
+    """What the drill sent, so the audit can compare it with what the bot logged and posted."""
+
+    def __init__(self, slack: FakeSlack, rng: random.Random) -> None:
+        self.slack, self.rng = slack, rng
+        self.roots: list[str] = []
+        self.sent: dict[str, str] = {}
+        self.clicked: set[str] = set()
+        self.n = itertools.count()
+
+    async def message(self) -> None:
+        text = f"msg-{next(self.n)}"
+        user = self.rng.choice(USERS)
+        if len(self.roots) < THREADS and (not self.roots or self.rng.random() < 0.3):
+            event = Payloads.mention(text, user=user)
+            self.roots.append(event["ts"])
+        else:
+            event = Payloads.message(text, user=user, thread_ts=self.rng.choice(self.roots))
+        self.sent[event["ts"]] = text
+        await self.slack.send(Payloads.event_body(event))
+
+    def live_cards(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        cards = []
+        for call in self.slack.posts():
+            ts = call.params["_ts"]
+            blocks = self.slack.current_blocks(ts)
+            if any(b.get("type") == "actions" for b in blocks):
+                cards.append((ts, blocks))
+        return cards
+
+    async def click_cards(self, *, again: bool = False) -> None:
+        for ts, blocks in self.live_cards():
+            if ts in self.clicked and not again:
+                continue
+            self.clicked.add(ts)
+            actions = next(b for b in blocks if b["type"] == "actions")["elements"]
+            for _ in range(self.rng.choice((1, 2))):  # sometimes a double click or a second user
+                value = self.rng.choice(actions)["value"]
+                await self.slack.send(
+                    Payloads.click(value, user=self.rng.choice(USERS), message_ts=ts), kind="interactive"
+                )
+
+
+def _audit(db: Path, traffic: Traffic, slack: FakeSlack, llm: FakeLLM) -> dict[str, int]:
+    connection = sqlite3.connect(db)
+    try:
+        logged = [row[0] for row in connection.execute("SELECT platform_message_id FROM messages WHERE role = 'user'")]
+        waiting = connection.execute("SELECT count(*) FROM messages WHERE reply_state = 'waiting'").fetchone()[0]
+        integrity = connection.execute("PRAGMA integrity_check").fetchone()[0]
+        card_rows = connection.execute("SELECT count(*) FROM cards").fetchone()[0]
+        open_cards = connection.execute(
+            "SELECT count(*) FROM cards WHERE state IN ('pending', 'catching_up')"
+        ).fetchone()[0]
+    finally:
+        connection.close()
+    posts_per_card: Counter[str] = Counter()
+    for call in slack.posts():
+        for block in call.params.get("blocks") or []:
+            if block.get("type") == "actions":
+                match = CARD_VALUE.match(block["elements"][0]["value"])
+                if match:
+                    posts_per_card[match.group(1)] += 1
+    shown = {slack.final_text(c.params["_ts"]) for c in slack.posts()}
+    answered: Counter[str] = Counter()
+    for request in llm.requests:
+        if not request.stream or request.reply not in shown:
+            continue
+        messages = request.body["messages"]
+        last_bot = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=0)
+        for message in messages[last_bot + 1 :]:
+            if message["role"] == "user":
+                answered[message["content"].split(": ", 1)[-1]] += 1
+    return {
+        "delivered": len(traffic.sent),
+        "missing": len(set(traffic.sent) - set(logged)),
+        "duplicate rows": len(logged) - len(set(logged)),
+        "cards": card_rows,
+        "cards posted more than once": sum(1 for n in posts_per_card.values() if n > 1),
+        "open cards at the end": open_cards,
+        "double replies": sum(1 for n in answered.values() if n > 1),
+        "left waiting": waiting,
+        "integrity ok": int(integrity == "ok"),
+    }
+
+
+async def run() -> list[Result]:
+    rng = random.Random(20261125)
+    with tempfile.TemporaryDirectory() as tmp:
+        db, log = Path(tmp) / "r1.db", Path(tmp) / "r1.log"
+        async with FakeLLM(chunk_chars=4, chunk_delay_s=0.01) as llm, FakeSlack() as slack:
+            replies = itertools.count()
+            llm.reply_with(lambda body: f"reply-{next(replies)} to the thread so far")
+            env = {
+                "DATABASE_URL": f"sqlite:///{db}",
+                "LLM_MODEL": "openai/fake",
+                "LLM_API_BASE": llm.base_url,
+                "LLM_API_KEY": "sk-drill-secret",
+                "SLACK_BOT_TOKEN": "xoxb-drill-secret",
+                "SLACK_APP_TOKEN": "xapp-drill-secret",
+                "SLACK_API_URL": slack.api_url,
+                "LOG_LEVEL": "INFO",
+            }
+            traffic = Traffic(slack, rng)
+            started = time.monotonic()
+            for _ in range(ROUNDS):
+                async with process(["-m", "bots", "run"], env, log=log) as bot:
+                    connections = len(slack.connected_at)
+                    await until(lambda connections=connections: len(slack.connected_at) > connections, 60)
+                    await slack.redeliver_unacked()
+                    deadline = time.monotonic() + rng.uniform(1.0, 6.0)
+                    while time.monotonic() < deadline:
+                        await traffic.message()
+                        await traffic.click_cards()
+                        await asyncio.sleep(rng.uniform(0.02, 0.3))
+                    bot.send_signal(signal.SIGKILL)
+            async with process(["-m", "bots", "run"], env, log=log) as bot:
+                connections = len(slack.connected_at)
+                await until(lambda: len(slack.connected_at) > connections, 60)
+                await slack.redeliver_unacked()
+                quiet_since, deadline = time.monotonic(), time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    before = len(slack.calls)
+                    await traffic.click_cards(again=True)
+                    await asyncio.sleep(1.0)
+                    if len(slack.calls) != before or slack.unacked:
+                        quiet_since = time.monotonic()
+                    elif time.monotonic() - quiet_since > 5:
+                        break
+                bot.send_signal(signal.SIGTERM)
+                exit_code = await asyncio.wait_for(bot.wait(), 30)
+            elapsed = time.monotonic() - started
+            counts = _audit(db, traffic, slack, llm)
+            counts["clean exit"] = int(exit_code == 0)
+            log_text = log.read_text(errors="replace")
+            counts["secrets in log"] = sum(
+                log_text.count(s) for s in ("xoxb-drill-secret", "xapp-drill-secret", "sk-drill-secret")
+            )
+    ok = (
+        counts["missing"] == 0
+        and counts["duplicate rows"] == 0
+        and counts["double replies"] == 0
+        and counts["cards posted more than once"] == 0
+        and counts["integrity ok"] == 1
+        and counts["secrets in log"] == 0
+    )
+    summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+    return [
+        Result(
+            "R1",
+            f"{ROUNDS} SIGKILLs under Slack traffic in {elapsed:.0f} s",
+            summary,
+            "-",
+            "-",
+            "0 missing, 0 duplicates, 1 card each, 0 double replies, integrity ok",
+            ok,
+        )
+    ]
+
+
+if __name__ == "__main__":
+    for result in asyncio.run(run()):
+        print(result.row())
