@@ -8,6 +8,7 @@ recorded with their acks. ``Payloads`` builds event and interaction bodies shape
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -123,10 +124,9 @@ class FakeSlack:
         self.envelopes.append(envelope_id)
         live = [ws for ws in self._sockets if not ws.closed]
         assert live, "no Socket Mode connection"
-        try:
+        # If the app died under us, the envelope stays unacked and is redelivered, as Slack does.
+        with contextlib.suppress(ConnectionError):
             await live[-1].send_str(json.dumps(envelope))
-        except ConnectionError:
-            pass  # the app died under us: the envelope stays unacked and is redelivered, as Slack does
         return envelope_id
 
     async def redeliver_unacked(self) -> int:
