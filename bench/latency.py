@@ -188,6 +188,33 @@ async def slack_cold_start(llm: FakeLLM, db: Path) -> tuple[list[float], list[fl
     return ours, bare
 
 
+async def client_overhead(llm: FakeLLM) -> tuple[list[float], list[float]]:
+    """Call -> request-received for litellm.acompletion and for a plain aiohttp POST, same fake, same run."""
+    import aiohttp
+
+    from agent.llm import litellm_module
+
+    litellm = await litellm_module()
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Alice: hi"}]
+    via_litellm, via_aiohttp = [], []
+    for _ in range(200):
+        seen, started = len(llm.requests), time.monotonic()
+        response = await litellm.acompletion(
+            model="openai/fake", api_base=llm.base_url, api_key="x", messages=messages, stream=True, max_retries=0
+        )
+        async for _chunk in response:
+            pass
+        via_litellm.append(llm.requests[seen].received_at - started)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            seen, started = len(llm.requests), time.monotonic()
+            body = {"model": "fake", "messages": messages, "stream": True}
+            async with session.post(f"{llm.base_url}/chat/completions", json=body) as response:
+                await response.read()
+            via_aiohttp.append(llm.requests[seen].received_at - started)
+    return via_litellm, via_aiohttp
+
+
 def ms(value: float) -> str:
     return f"{value * 1000:.1f} ms"
 
@@ -230,6 +257,18 @@ async def run() -> list[Result]:
                         ratio <= 1.5,
                     )
                 )
+        via_litellm, via_aiohttp = await client_overhead(llm)
+        results.append(
+            Result(
+                "P1c",
+                "of which litellm: acompletion() call -> request on the wire (n=200, in-process)",
+                f"p50 {ms(median(via_litellm))}",
+                f"plain aiohttp POST p50 {ms(median(via_aiohttp))}",
+                f"{median(via_litellm) / median(via_aiohttp):.1f}x",
+                "(explains P1)",
+                None,
+            )
+        )
     return results
 
 
