@@ -257,18 +257,18 @@ async def run() -> list[Result]:
                         ratio <= 1.5,
                     )
                 )
-        via_litellm, via_aiohttp = await client_overhead(llm)
-        results.append(
-            Result(
-                "P1c",
-                "of which litellm: acompletion() call -> request on the wire (n=200, in-process)",
-                f"p50 {ms(median(via_litellm))}",
-                f"plain aiohttp POST p50 {ms(median(via_aiohttp))}",
-                f"{median(via_litellm) / median(via_aiohttp):.1f}x",
-                "(explains P1)",
-                None,
+            via_litellm, via_aiohttp = await client_overhead(llm)
+            results.append(
+                Result(
+                    "P1c",
+                    "of which litellm: acompletion() call -> request on the wire (n=200, in-process)",
+                    f"p50 {ms(median(via_litellm))}",
+                    f"plain aiohttp POST p50 {ms(median(via_aiohttp))}",
+                    f"{median(via_litellm) / median(via_aiohttp):.1f}x",
+                    "(explains P1)",
+                    None,
+                )
             )
-        )
     return results
 
 
