@@ -8,6 +8,7 @@ process can still answer because their custom ids carry the card.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -42,15 +43,18 @@ class DiscordOutbox:
         snapshots = throttled_text(deltas, interval_s=self._edit_interval_s)
         posted: list[discord.Message] = []
         shown: list[str] = []
+        # Ask the model first, then show typing while it thinks: the typing call never delays the request.
+        first_text = asyncio.ensure_future(anext(snapshots, None))
         try:
             async with channel.typing():
-                first = await anext(snapshots, None)
+                first = await first_text
             if first is None:
                 return []
             await self._show(channel, first, posted, shown)
             async for text in snapshots:
                 await self._show(channel, text, posted, shown)
         except BaseException:
+            first_text.cancel()
             if posted:
                 await self._mark_interrupted(posted[-1], shown[-1])
             raise

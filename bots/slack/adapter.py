@@ -19,6 +19,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.config import ConfigError, Settings
@@ -34,6 +35,7 @@ DENIED_IN_DM = "Sorry, I'm not available to you here. Ask your workspace admin i
 BUTTON = re.compile(r"^tk-card:")
 REQUIRED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
 STOP_GRACE_S = 20.0
+USER_LOOKUP_TIMEOUT_S = 1.5
 
 
 class SlackAdapter:
@@ -57,6 +59,8 @@ class SlackAdapter:
         if settings.slack_api_url:
             client_args["base_url"] = settings.slack_api_url.rstrip("/") + "/"
         self.client = AsyncWebClient(**client_args)
+        # Slack answers 429 with Retry-After when a channel gets more than about a message a second.
+        self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret,
@@ -232,7 +236,8 @@ class SlackAdapter:
         """users.info, once per user per process; the id itself when Slack cannot say."""
         if user_id not in self._names:
             try:
-                response = await self.client.users_info(user=user_id)
+                # Events are acknowledged after this listener returns: never let a slow lookup hold the ack.
+                response = await asyncio.wait_for(self.client.users_info(user=user_id), USER_LOOKUP_TIMEOUT_S)
                 user = response.get("user") or {}
                 profile = user.get("profile") or {}
                 self._names[user_id] = str(
@@ -240,6 +245,9 @@ class SlackAdapter:
                 )
             except SlackApiError as exc:
                 log.info("users.info failed for %s: %s", user_id, slack_error(exc))
+                return user_id
+            except TimeoutError:
+                log.info("users.info for %s took over %.0fs; using the id for now", user_id, USER_LOOKUP_TIMEOUT_S)
                 return user_id
         return self._names[user_id]
 

@@ -7,6 +7,7 @@ further messages, split on paragraph and line boundaries and never inside a code
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -44,14 +45,25 @@ class SlackOutbox:
         self._edit_interval_s = edit_interval_s
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
-        first = await self._client.chat_postMessage(channel=thread.channel, thread_ts=thread.thread, text=PLACEHOLDER)
-        posted: list[str] = [str(first["ts"])]
-        shown: list[str] = [PLACEHOLDER]
+        snapshots = throttled_text(deltas, interval_s=self._edit_interval_s)
+        # Ask the model first, then post the placeholder while it thinks: the post never delays the request.
+        first_text = asyncio.ensure_future(anext(snapshots, None))
+        posted: list[str] = []
+        shown: list[str] = []
         try:
-            async for text in throttled_text(deltas, interval_s=self._edit_interval_s):
+            placeholder = await self._client.chat_postMessage(
+                channel=thread.channel, thread_ts=thread.thread, text=PLACEHOLDER
+            )
+            posted.append(str(placeholder["ts"]))
+            shown.append(PLACEHOLDER)
+            text = await first_text
+            while text is not None:
                 await self._show(thread, to_mrkdwn(text), posted, shown)
+                text = await anext(snapshots, None)
         except BaseException:
-            await self._interrupted(thread, posted, shown)
+            first_text.cancel()
+            if posted:
+                await self._interrupted(thread, posted, shown)
             raise
         return posted
 

@@ -43,6 +43,7 @@ class FakeSlack:
     envelopes: list[str] = field(default_factory=list)
     connected_at: list[float] = field(default_factory=list)
     unacked: dict[str, tuple[dict[str, Any], str, int]] = field(default_factory=dict)
+    rate_limited: dict[str, int] = field(default_factory=dict)  # method -> how many calls get a 429 first
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _port: int = 0
@@ -82,9 +83,8 @@ class FakeSlack:
         return [c for c in self.calls if c.method == method]
 
     def posts(self, *, thread_ts: str | None = None) -> list[ApiCall]:
-        return [
-            c for c in self.calls_to("chat.postMessage") if thread_ts is None or c.params.get("thread_ts") == thread_ts
-        ]
+        posts = [c for c in self.calls_to("chat.postMessage") if "_ts" in c.params]  # the ones Slack accepted
+        return [c for c in posts if thread_ts is None or c.params.get("thread_ts") == thread_ts]
 
     def final_text(self, ts: str) -> str:
         """A message's text as the channel would show it now (its last update wins)."""
@@ -186,6 +186,10 @@ class FakeSlack:
                 params[key] = json.loads(params[key])
         call = ApiCall(method, params, time.monotonic())
         self.calls.append(call)
+        if self.rate_limited.get(method):
+            self.rate_limited[method] -= 1
+            call.params["_status"] = 429
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"})
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         result = handler(call) if handler else {"ok": True}
         return web.json_response(result)

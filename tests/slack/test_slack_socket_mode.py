@@ -274,3 +274,18 @@ async def test_the_bot_ignores_its_own_and_other_bots_messages(
         await fake_slack.send(Payloads.event_body(other))
         await settle(bot)
     assert len([r for r in fake_llm.requests if r.stream]) == 1
+
+
+async def test_a_rate_limited_post_is_retried_after_slacks_retry_after(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    fake_llm.reply("Worth the wait.")
+    fake_slack.rate_limited["chat.postMessage"] = 1
+    async with slack_bot() as bot:
+        mention = Payloads.mention("busy channel")
+        await fake_slack.send(Payloads.event_body(mention))
+        await fake_slack.wait_for(lambda: "Worth the wait." in replies_in(fake_slack, mention["ts"]), timeout=10)
+        await settle(bot)
+    posts = fake_slack.calls_to("chat.postMessage")
+    assert posts[0].params["_status"] == 429
+    assert posts[1].at - posts[0].at >= 0.9
