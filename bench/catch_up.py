@@ -17,8 +17,9 @@ from pathlib import Path
 
 from agent.llm import litellm_module
 from agent.summarize import PREVIOUS_LABEL
-from bench.common import Result, scratch_router
+from bench.common import Result, scratch_router, until
 from bots.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
+from bots.ports import CardState
 from storage.db import open_database
 from storage.migrations import migrate
 from tests.fakes.llm import FakeLLM
@@ -61,6 +62,7 @@ async def _catch_up(fake: FakeLLM, db: Path, text: str, message_id: str) -> tupl
         card = outbox.cards_posted[-1]
         started = time.perf_counter()
         await router.handle_click(CardClick(card.card_id, CardAction.CATCH_UP, ALICE))
+        await until(lambda: any(view.state is CardState.CAUGHT_UP for _, view in outbox.card_updates))
         caught_up = time.perf_counter() - started
         await router.idle()
         answered = time.perf_counter() - started

@@ -6,9 +6,12 @@ import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+import asyncio
 import statistics
+import sys
 import tempfile
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,23 @@ class Result:
 
 
 TABLE_HEAD = "| id | what | figure | baseline (same run) | ratio | target | verdict |\n|---|---|---|---|---|---|---|"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def print_table(results: list[Result], *, markdown: str | None) -> None:
+    """Print the table with a line saying when and where it was measured; optionally write it to a file."""
+    import platform
+    from datetime import UTC, datetime
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}"
+    table = "\n".join([TABLE_HEAD, *(r.row() for r in results)])
+    print(f"\n{stamp}\n{table}")
+    if markdown:
+        with open(markdown, "w", encoding="utf-8") as out:
+            out.write(f"{stamp}\n\n{table}\n")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -72,6 +92,37 @@ def settings_for(fake: FakeLLM, db: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def process(
+    args: list[str], env: dict[str, str], *, log: Path | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A child Python process with a clean environment plus ``env``; killed on exit if still running."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_", "LLM_", "DATABASE_"))}
+    with open(log or os.devnull, "ab") as output:  # noqa: ASYNC230 - opened once, before the child starts
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            cwd=ROOT,
+            stdout=output,
+            stderr=output,
+            env=base | {"PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LOG_LEVEL": "WARNING"} | env,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+
+
+async def until(predicate: Callable[[], object], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark condition not reached")
+        await asyncio.sleep(0.0005)
 
 
 @asynccontextmanager

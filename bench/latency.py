@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from bench.common import Result, median, percentile
+from bench.common import Result, median, percentile, process, until
 from bots.slack.mrkdwn import to_mrkdwn
 from tests.fakes.discord import CHANNEL, FakeDiscord
 from tests.fakes.llm import FakeLLM, RecordedRequest
@@ -27,37 +24,6 @@ from tests.fakes.slack import FakeSlack, Payloads
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = int(os.environ.get("BENCH_P1_MESSAGES", "1000"))
 STARTS = int(os.environ.get("BENCH_P3_STARTS", "5"))
-
-
-@asynccontextmanager
-async def process(
-    args: list[str], env: dict[str, str], *, log: Path | None = None
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A child Python process with a clean environment plus ``env``; killed on exit if still running."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_", "LLM_", "DATABASE_"))}
-    with open(log or os.devnull, "ab") as output:  # noqa: ASYNC230 - opened once, before the child starts
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *args,
-            cwd=ROOT,
-            stdout=output,
-            stderr=output,
-            env=base | {"PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LOG_LEVEL": "WARNING"} | env,
-        )
-        try:
-            yield proc
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-            await proc.wait()
-
-
-async def until(predicate: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not reached")
-        await asyncio.sleep(0.0005)
 
 
 def _answer_after(llm: FakeLLM, seen: int) -> RecordedRequest | None:

@@ -22,8 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result
-from bench.latency import process, until
+from bench.common import Result, process, until
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads
 
