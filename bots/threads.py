@@ -63,6 +63,7 @@ class _ThreadState:
     worker: asyncio.Task[None] | None = None
     wake: bool = False
     card_open: bool | None = None  # None: not known yet in this process; ask SQLite
+    answered_through: int = 0  # the highest log id a posted reply of this process has covered
 
     @property
     def idle(self) -> bool:
@@ -140,25 +141,31 @@ class ThreadRouter:
     # -- messages -------------------------------------------------------------------------------------------
 
     async def handle_message(self, message: IncomingMessage) -> None:
-        """Log the message, then answer it, show a card, or let it wait (see module docstring)."""
+        """Log the message, then answer it, show a card, or let it wait (see module docstring).
+
+        The log write happens before the thread's lock is taken: writes are group-committed in arrival order,
+        so a busy thread's messages share one commit instead of queueing one commit each.
+        """
         state = await self._state(message.thread, title=message.thread_title)
+        row, created = await self._log.record_message(
+            thread_id=state.thread_id,
+            platform_message_id=message.message_id,
+            author_id=message.author.id,
+            author_name=message.author.display_name,
+            role="user",
+            content=message.text,
+            sent_utc=message.sent_utc,
+            attachments=[_attachment_json(a) for a in message.attachments],
+            now=self._clock(),
+        )
         async with state.lock:
-            row, created = await self._log.record_message(
-                thread_id=state.thread_id,
-                platform_message_id=message.message_id,
-                author_id=message.author.id,
-                author_name=message.author.display_name,
-                role="user",
-                content=message.text,
-                sent_utc=message.sent_utc,
-                attachments=[_attachment_json(a) for a in message.attachments],
-                now=self._clock(),
-            )
             if message.event_key and await self._events.record(
                 platform=message.thread.platform, event_key=message.event_key, message_id=row.id, now=self._clock()
             ):
                 log.info("dropping redelivered event %s", message.event_key)
                 return
+            if row.id <= state.answered_through:
+                return  # a turn that started after it was logged has answered it already
             if not created and (row.reply_state != "waiting" or row.platform_message_id in state.inflight):
                 return
             state.inflight.add(row.platform_message_id)
@@ -387,6 +394,7 @@ class ThreadRouter:
         )
         await self._log.mark_answered(message_ids=ids)
         await self._events.mark_handled(message_ids=ids, now=self._clock())
+        state.answered_through = max(state.answered_through, *ids)
         state.inflight.difference_update(m.platform_message_id for m in waiting)
         self._touch(state)
         return True
