@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 from agent.llm import LLMClient, LLMConfig, preload_litellm
 from agent.summarize import Summarizer
 from bots.config import Settings
-from bots.threads import RouterStores, ThreadRouter
+from bots.thread_state import RouterStores
+from bots.threads import ThreadRouter
 from storage.db import Database, open_database
 from storage.log import ThreadLog
 from storage.migrations import migrate

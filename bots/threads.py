@@ -24,7 +24,6 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +31,6 @@ from agent.llm import LLMClient, LLMError
 from agent.session import AgentSession, UserTurn
 from agent.summarize import Purpose, Summarizer, transcript_line
 from bots.messages import (
-    Attachment,
     CardAction,
     CardClick,
     IncomingMessage,
@@ -42,8 +40,8 @@ from bots.messages import (
     utc_now,
 )
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
-from storage.log import LoggedMessage, ThreadLog
-from storage.sessions import CardRecord, CardStore, DeliveredEvents, SessionStore
+from bots.thread_state import RouterStores, ThreadState, attachment_json, key_columns, prompt_text
+from storage.sessions import CardRecord
 
 log = logging.getLogger(__name__)
 
@@ -51,33 +49,6 @@ SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try aga
 SUMMARY_FAILED_NOTE = "I couldn't summarize the thread just now. Try again, or start fresh."
 STALE_CARD_NOTE = "That card is no longer active."
 INTERRUPTED_NOTE = "I restarted while catching up. Choose again."
-
-
-@dataclass(eq=False)
-class _ThreadState:
-    key: ThreadKey
-    thread_id: int
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    session: AgentSession | None = None
-    inflight: set[str] = field(default_factory=set)
-    worker: asyncio.Task[None] | None = None
-    wake: bool = False
-    card_open: bool | None = None  # None: not known yet in this process; ask SQLite
-    answered_through: int = 0  # the highest log id a posted reply of this process has covered
-
-    @property
-    def idle(self) -> bool:
-        return not self.lock.locked() and self.worker is None and not self.inflight
-
-
-@dataclass(frozen=True, slots=True)
-class RouterStores:
-    """The storage repositories the router works through (the composition root builds them)."""
-
-    log: ThreadLog
-    sessions: SessionStore
-    cards: CardStore
-    events: DeliveredEvents
 
 
 class ThreadRouter:
@@ -106,7 +77,7 @@ class ThreadRouter:
         self._assistant_name = assistant_name
         self._clock = clock
         self._outboxes: dict[str, ThreadOutbox] = {}
-        self._states: dict[ThreadKey, _ThreadState] = {}
+        self._states: dict[ThreadKey, ThreadState] = {}
         self._live: OrderedDict[ThreadKey, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._interrupted = list(interrupted_cards or [])
@@ -136,7 +107,7 @@ class ThreadRouter:
         """True when the bot takes part in the thread (it has a log)."""
         if thread in self._states:
             return True
-        return await self._log.find_thread(**_key_columns(thread)) is not None
+        return await self._log.find_thread(**key_columns(thread)) is not None
 
     # -- messages -------------------------------------------------------------------------------------------
 
@@ -155,7 +126,7 @@ class ThreadRouter:
             role="user",
             content=message.text,
             sent_utc=message.sent_utc,
-            attachments=[_attachment_json(a) for a in message.attachments],
+            attachments=[attachment_json(a) for a in message.attachments],
             now=self._clock(),
         )
         async with state.lock:
@@ -181,7 +152,7 @@ class ThreadRouter:
                 self._kick(state)
 
     async def handle_edit(self, edit: MessageEdit) -> None:
-        thread_id = await self._log.find_thread(**_key_columns(edit.thread))
+        thread_id = await self._log.find_thread(**key_columns(edit.thread))
         if thread_id is not None:
             await self._log.edit_message(
                 thread_id=thread_id,
@@ -191,7 +162,7 @@ class ThreadRouter:
             )
 
     async def handle_deletion(self, deletion: MessageDeletion) -> None:
-        thread_id = await self._log.find_thread(**_key_columns(deletion.thread))
+        thread_id = await self._log.find_thread(**key_columns(deletion.thread))
         if thread_id is not None:
             await self._log.delete_message(
                 thread_id=thread_id, platform_message_id=deletion.message_id, deleted_utc=deletion.deleted_utc
@@ -199,7 +170,7 @@ class ThreadRouter:
 
     # -- the card -------------------------------------------------------------------------------------------
 
-    async def _has_open_card(self, state: _ThreadState) -> bool:
+    async def _has_open_card(self, state: ThreadState) -> bool:
         """True when a card already waits in this thread (this process's memory first, then SQLite).
 
         A card row without a posted message means an earlier process died between recording the card and
@@ -213,13 +184,13 @@ class ThreadRouter:
                 await self._show_new_card(state, card)
         return state.card_open
 
-    async def _post_card(self, state: _ThreadState) -> None:
+    async def _post_card(self, state: ThreadState) -> None:
         card, created = await self._cards.open_card(thread_id=state.thread_id, now=self._clock())
         state.card_open = True
         if created:
             await self._show_new_card(state, card)
 
-    async def _show_new_card(self, state: _ThreadState, card: CardRecord) -> None:
+    async def _show_new_card(self, state: ThreadState, card: CardRecord) -> None:
         view = CatchUpCard(card_id=card.id, thread=state.key, state=CardState.PENDING)
         try:
             message_id = await self._outbox(state.key).post_card(card=view)
@@ -298,7 +269,7 @@ class ThreadRouter:
     # -- sessions -------------------------------------------------------------------------------------------
 
     async def _start_session(
-        self, state: _ThreadState, *, origin: str, summary: str | None = None, through: int | None = None
+        self, state: ThreadState, *, origin: str, summary: str | None = None, through: int | None = None
     ) -> None:
         state.session = AgentSession(
             llm=self._llm, summarizer=self._summarizer, system_prompt=self._system_prompt, seed_summary=summary
@@ -313,7 +284,7 @@ class ThreadRouter:
         )
         self._touch(state)
 
-    async def _start_caught_up_session(self, state: _ThreadState) -> None:
+    async def _start_caught_up_session(self, state: ThreadState) -> None:
         """Summarize what the thread said since the last summary (or all of it) and seed a session with it."""
         previous = await self._sessions.latest_summary(thread_id=state.thread_id)
         after = previous.through_message_id if previous else 0
@@ -322,13 +293,13 @@ class ThreadRouter:
             summary = previous.text if previous else None
             await self._start_session(state, origin="catch_up", summary=summary, through=after or None)
             return
-        lines = [transcript_line(author=m.author_name, role=m.role, text=_prompt_text(m)) for m in messages]
+        lines = [transcript_line(author=m.author_name, role=m.role, text=prompt_text(m)) for m in messages]
         summary = await self._summarizer.summarize(
             lines=lines, purpose=Purpose.CATCH_UP, previous=previous.text if previous else None
         )
         await self._start_session(state, origin="catch_up", summary=summary, through=messages[-1].id)
 
-    def _touch(self, state: _ThreadState) -> None:
+    def _touch(self, state: ThreadState) -> None:
         """Mark the session most recently used and evict the least recently used idle ones over the cap."""
         self._live[state.key] = None
         self._live.move_to_end(state.key)
@@ -347,14 +318,14 @@ class ThreadRouter:
 
     # -- answering ------------------------------------------------------------------------------------------
 
-    def _kick(self, state: _ThreadState) -> None:
+    def _kick(self, state: ThreadState) -> None:
         """Make sure a worker will answer the thread's waiting messages (call with the thread's lock held)."""
         if state.worker is None:
             state.worker = self._spawn(self._work(state))
         else:
             state.wake = True
 
-    async def _work(self, state: _ThreadState) -> None:
+    async def _work(self, state: ThreadState) -> None:
         try:
             while True:
                 state.wake = False
@@ -367,14 +338,14 @@ class ThreadRouter:
             state.worker = None
             raise
 
-    async def _answer(self, state: _ThreadState) -> bool:
+    async def _answer(self, state: ThreadState) -> bool:
         """One turn over every waiting message; False when it failed (the messages stay waiting)."""
         waiting = await self._log.waiting(thread_id=state.thread_id)
         session = state.session
         if not waiting or session is None:
             return True
         ids = [m.id for m in waiting]
-        turns = [UserTurn(author=m.author_name, text=_prompt_text(m)) for m in waiting]
+        turns = [UserTurn(author=m.author_name, text=prompt_text(m)) for m in waiting]
         try:
             posted = await self._outbox(state.key).stream_reply(thread=state.key, deltas=session.turn(turns))
         except Exception as exc:
@@ -399,7 +370,7 @@ class ThreadRouter:
         self._touch(state)
         return True
 
-    async def _report_failure(self, state: _ThreadState, exc: Exception) -> None:
+    async def _report_failure(self, state: ThreadState, exc: Exception) -> None:
         if isinstance(exc, LLMError):
             log.warning("no answer in %s: %s", state.key, exc)
             text = exc.user_message
@@ -413,11 +384,11 @@ class ThreadRouter:
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
-    async def _state(self, key: ThreadKey, *, title: str | None) -> _ThreadState:
+    async def _state(self, key: ThreadKey, *, title: str | None) -> ThreadState:
         state = self._states.get(key)
         if state is None:
-            thread_id = await self._log.ensure_thread(**_key_columns(key), title=title, now=self._clock())
-            state = self._states.setdefault(key, _ThreadState(key=key, thread_id=thread_id))
+            thread_id = await self._log.ensure_thread(**key_columns(key), title=title, now=self._clock())
+            state = self._states.setdefault(key, ThreadState(key=key, thread_id=thread_id))
         return state
 
     def _outbox(self, key: ThreadKey) -> ThreadOutbox:
@@ -443,24 +414,3 @@ class ThreadRouter:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-
-def _key_columns(key: ThreadKey) -> dict[str, str]:
-    return {"platform": key.platform, "workspace": key.workspace, "channel": key.channel, "thread": key.thread}
-
-
-def _attachment_json(attachment: Attachment) -> dict[str, object]:
-    return asdict(attachment)
-
-
-def _prompt_text(message: LoggedMessage) -> str:
-    """The message as the model should read it: its text, then its attachments."""
-    parts = [message.content] if message.content else []
-    for attachment in message.attachments:
-        label = (
-            f"[attachment: {attachment.get('filename')} ({attachment.get('content_type')}, "
-            f"{attachment.get('size_bytes')} bytes)]"
-        )
-        text = attachment.get("text")
-        parts.append(f"{label}\n{text}" if text else label)
-    return "\n".join(parts) if parts else "(no text)"
