@@ -8,7 +8,6 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
@@ -92,29 +91,6 @@ def settings_for(fake: FakeLLM, db: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-@asynccontextmanager
-async def process(
-    args: list[str], env: dict[str, str], *, log: Path | None = None
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A child Python process with a clean environment plus ``env``; killed on exit if still running."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_", "LLM_", "DATABASE_"))}
-    with open(log or os.devnull, "ab") as output:  # noqa: ASYNC230 - opened once, before the child starts
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *args,
-            cwd=ROOT,
-            stdout=output,
-            stderr=output,
-            env=base | {"PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LOG_LEVEL": "WARNING"} | env,
-        )
-        try:
-            yield proc
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-            await proc.wait()
 
 
 async def until(predicate: Callable[[], object], timeout: float = 30.0) -> None:

@@ -15,10 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Result, median, percentile, process, until
+from bench.common import Result, median, percentile, until
 from bots.slack.mrkdwn import to_mrkdwn
 from tests.fakes.discord import CHANNEL, FakeDiscord
 from tests.fakes.llm import FakeLLM, RecordedRequest
+from tests.fakes.process import child_process as process
 from tests.fakes.slack import FakeSlack, Payloads
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,17 +7,15 @@ or a power cut, and the next process must find the thread orphaned, log nothing 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM
+from tests.fakes.process import child_process
 from tests.fakes.slack import FakeSlack, Payloads
 from tests.router_harness import db_rows
 
@@ -25,26 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-@asynccontextmanager
-async def bot_process(env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SLACK_", "LLM_", "DATABASE_"))}
-    with log.open("ab") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bots",
-            "run",
-            cwd=ROOT,
-            stdout=stderr,
-            stderr=stderr,
-            env=base | {"PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"} | env,
-        )
-        try:
-            yield process
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+def bot_process(env: dict[str, str], log: Path) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
+    return child_process(["-m", "bots", "run"], env | {"LOG_LEVEL": "INFO"}, log=log)
 
 
 def llm_env(fake_llm: FakeLLM, tmp_path: Path) -> dict[str, str]:

@@ -22,8 +22,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result, process, until
+from bench.common import Result, until
 from tests.fakes.llm import FakeLLM
+from tests.fakes.process import child_process as process
 from tests.fakes.slack import FakeSlack, Payloads
 
 ROUNDS = int(os.environ.get("BENCH_R1_ROUNDS", "50"))

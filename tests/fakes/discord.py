@@ -21,6 +21,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.server import LoopbackServer
+
 GUILD = "900000000000000001"
 CHANNEL = "900000000000000002"
 APP_ID = "900000000000000003"
@@ -68,14 +70,13 @@ class FakeDiscord:
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _seq: Any = field(default_factory=lambda: itertools.count(1))
     _ids: Any = field(default_factory=lambda: itertools.count(1))
-    _runner: web.AppRunner | None = None
-    _port: int = 0
+    _server: LoopbackServer = field(default_factory=LoopbackServer)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://127.0.0.1:{self._server.port}"
 
     @property
     def api_base(self) -> str:
@@ -83,7 +84,7 @@ class FakeDiscord:
 
     @property
     def gateway_url(self) -> str:
-        return f"ws://127.0.0.1:{self._port}/gateway"
+        return f"ws://127.0.0.1:{self._server.port}/gateway"
 
     async def start(self) -> None:
         app = web.Application()
@@ -91,17 +92,12 @@ class FakeDiscord:
         app.router.add_get("/gateway/", self._gateway)
         app.router.add_get("/attachments/{name}", self._attachment)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await self._server.start(app)
 
     async def stop(self) -> None:
         for ws in list(self._sockets):
             await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.stop()
 
     async def __aenter__(self) -> FakeDiscord:
         await self.start()

@@ -22,6 +22,8 @@ import aiohttp
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
+from tests.fakes.server import LoopbackServer
+
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
 TEAM = "T1"
@@ -45,30 +47,24 @@ class FakeSlack:
     unacked: dict[str, tuple[dict[str, Any], str, int]] = field(default_factory=dict)
     rate_limited: dict[str, int] = field(default_factory=dict)  # method -> how many calls get a 429 first
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
-    _port: int = 0
+    _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/api/"
+        return f"http://127.0.0.1:{self._server.port}/api/"
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await self._server.start(app)
 
     async def stop(self) -> None:
         for ws in list(self._sockets):
             await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.stop()
 
     async def __aenter__(self) -> FakeSlack:
         await self.start()
@@ -215,7 +211,7 @@ class FakeSlack:
         }
 
     def _apps_connections_open(self, call: ApiCall) -> dict[str, Any]:
-        return {"ok": True, "url": f"ws://127.0.0.1:{self._port}/socket"}
+        return {"ok": True, "url": f"ws://127.0.0.1:{self._server.port}/socket"}
 
     def _users_info(self, call: ApiCall) -> dict[str, Any]:
         user = str(call.params.get("user"))
