@@ -263,3 +263,29 @@ async def test_a_missing_message_content_intent_is_a_clear_start_up_error(
         with pytest.raises(ConfigError, match="MESSAGE CONTENT INTENT"):
             await DiscordAdapter(settings=settings, router=router, guild_ready_timeout=0.05).start()
     assert BOT_ID
+
+
+async def test_the_role_and_channel_allowlists_let_only_members_in(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_discord.roles[ALICE["id"]] = ["600"]
+    async with discord_bot(
+        discord_allowed_roles=frozenset({"600"}), discord_allowed_channels=frozenset({"900000000000000002"})
+    ) as bot:
+        denied = await fake_discord.user_says("no role", mention_bot=True, author=BOB)
+        allowed = await fake_discord.user_says("has the role", mention_bot=True)
+        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(allowed["id"])) == 1)
+        await settle(bot)
+    assert denied["id"] not in fake_discord.threads
+    assert [r["content"] for r in db_rows(db_path, "SELECT content FROM messages WHERE role = 'user'")] == [
+        "has the role"
+    ]
+
+
+async def test_a_channel_outside_the_allowlist_is_ignored(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with discord_bot(discord_allowed_channels=frozenset({"123"})) as bot:
+        message = await fake_discord.user_says("hello?", mention_bot=True)
+        await settle(bot)
+    assert message["id"] not in fake_discord.threads and fake_llm.requests == []

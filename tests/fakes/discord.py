@@ -191,19 +191,7 @@ class FakeDiscord:
             "icon": None,
             "owner_id": ALICE["id"],
             "unavailable": False,
-            "roles": [
-                {
-                    "id": GUILD,
-                    "name": "@everyone",
-                    "permissions": ALL_PERMISSIONS,
-                    "position": 0,
-                    "color": 0,
-                    "hoist": False,
-                    "managed": False,
-                    "mentionable": False,
-                    "flags": 0,
-                }
-            ],
+            "roles": [self._role(GUILD, "@everyone"), *(self._role(r, f"role {r}") for r in self._role_ids())],
             "channels": [
                 {
                     "id": CHANNEL,
@@ -240,6 +228,23 @@ class FakeDiscord:
             "stage_instances": [],
             "guild_scheduled_events": [],
             "soundboard_sounds": [],
+        }
+
+    def _role_ids(self) -> list[str]:
+        return sorted({role for roles in self.roles.values() for role in roles})
+
+    @staticmethod
+    def _role(role_id: str, name: str) -> dict[str, Any]:
+        return {
+            "id": role_id,
+            "name": name,
+            "permissions": ALL_PERMISSIONS,
+            "position": 0 if role_id == GUILD else 1,
+            "color": 0,
+            "hoist": False,
+            "managed": False,
+            "mentionable": False,
+            "flags": 0,
         }
 
     def member(self, who: dict[str, Any]) -> dict[str, Any]:

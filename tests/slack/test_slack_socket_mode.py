@@ -289,3 +289,18 @@ async def test_a_rate_limited_post_is_retried_after_slacks_retry_after(
     posts = fake_slack.calls_to("chat.postMessage")
     assert posts[0].params["_status"] == 429
     assert posts[1].at - posts[0].at >= 0.9
+
+
+async def test_team_and_channel_allowlists_ignore_everything_else(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with slack_bot(slack_allowed_teams=frozenset({"T1"}), slack_allowed_channels=frozenset({"C1"})) as bot:
+        await fake_slack.send(Payloads.event_body(Payloads.mention("other channel", channel="C9")))
+        await fake_slack.send(Payloads.event_body(Payloads.mention("other team", team="T9"), team="T9"))
+        allowed = Payloads.mention("right place")
+        await fake_slack.send(Payloads.event_body(allowed))
+        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, allowed["ts"])) == 1)
+        await settle(bot)
+    assert [r["content"] for r in db_rows(db_path, "SELECT content FROM messages WHERE role = 'user'")] == [
+        "right place"
+    ]
