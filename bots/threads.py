@@ -109,6 +109,11 @@ class ThreadRouter:
             return True
         return await self._log.find_thread(**key_columns(thread)) is not None
 
+    async def latest_logged_id(self, thread: ThreadKey) -> str | None:
+        """The platform id of the last message logged in ``thread`` (adapters backfill what came after it)."""
+        thread_id = await self._log.find_thread(**key_columns(thread))
+        return None if thread_id is None else await self._log.latest_platform_id(thread_id=thread_id)
+
     # -- messages -------------------------------------------------------------------------------------------
 
     async def handle_message(self, message: IncomingMessage) -> None:

@@ -244,6 +244,13 @@ class ThreadLog:
             for (_, future), result in zip(batch, results, strict=True):
                 _settle(future, result=result)
 
+    async def latest_platform_id(self, *, thread_id: int) -> str | None:
+        """The platform id of the thread's most recently logged message, if any."""
+        row = await self._db.fetchone(
+            "SELECT platform_message_id FROM messages WHERE thread_id = ? ORDER BY id DESC LIMIT 1", (thread_id,)
+        )
+        return None if row is None else str(row["platform_message_id"])
+
     async def has_messages_before(self, *, thread_id: int, message_id: int) -> bool:
         """True when the thread was logged before ``message_id`` arrived: the orphan test."""
         row = await self._db.fetchone(

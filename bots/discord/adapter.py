@@ -38,6 +38,7 @@ INTENT_MISSING = (
 )
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 20.0
+BACKFILL_LIMIT = 200
 ANSWERED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
 
@@ -83,6 +84,7 @@ class DiscordAdapter:
         self.client = DiscordClient(self, guild_ready_timeout=guild_ready_timeout)
         self.outbox = DiscordOutbox(self.client)
         self._connection: asyncio.Task[None] | None = None
+        self._backfilled: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -150,9 +152,36 @@ class DiscordAdapter:
             if target is None:
                 return
             key, title = target
+            await self._backfill(message, key=key, title=title)
             await self._router.handle_message(await translate.incoming(message, key=key, bot_id=me.id, title=title))
         except discord.HTTPException as exc:
             log.error("Discord refused a call while handling message %s: %s", message.id, exc)
+
+    async def _backfill(self, message: discord.Message, *, key: ThreadKey, title: str | None) -> None:
+        """Once per thread per process: log what people wrote while the bot was down, oldest first.
+
+        Discord does not replay messages a stopped bot missed; the channel's history after the last logged
+        message does. They are logged (and later answered) before the message that woke the thread up.
+        """
+        if str(key) in self._backfilled:
+            return
+        self._backfilled.add(str(key))
+        last = await self._router.latest_logged_id(key)
+        if last is None or not last.isdigit():
+            return
+        me = self.client.user
+        assert me is not None
+        missed = 0
+        history = message.channel.history(after=discord.Object(int(last)), limit=BACKFILL_LIMIT, oldest_first=True)
+        async for old in history:
+            if old.id >= message.id:
+                break
+            if old.author.bot or old.type not in ANSWERED_TYPES:
+                continue
+            await self._router.handle_message(await translate.incoming(old, key=key, bot_id=me.id, title=title))
+            missed += 1
+        if missed:
+            log.info("logged %d message(s) sent in %s while the bot was away", missed, key)
 
     async def _thread_for(self, message: discord.Message, *, mentioned: bool) -> tuple[ThreadKey, str | None] | None:
         """The thread a message belongs to, creating one for a mention in a channel; None to ignore it."""

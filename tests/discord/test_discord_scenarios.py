@@ -289,3 +289,32 @@ async def test_a_channel_outside_the_allowlist_is_ignored(
         message = await fake_discord.user_says("hello?", mention_bot=True)
         await settle(bot)
     assert message["id"] not in fake_discord.threads and fake_llm.requests == []
+
+
+async def test_messages_written_while_the_bot_was_down_are_logged_and_answered_after_the_card(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with discord_bot() as bot:
+        thread = await open_thread(fake_discord, bot, "the deploy is on Monday")
+    fake_discord.wrote_while_bot_was_away("did the deploy move?", channel_id=thread, author=BOB)
+    fake_discord.wrote_while_bot_was_away("hello? bot?", channel_id=thread)
+    async with discord_bot() as bot:
+        await fake_discord.user_says("are you back?", channel_id=thread)
+        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        card = fake_discord.cards_in(thread)[0]
+        fake_llm.reply("Yes: still Monday.")
+        await fake_discord.click(button(card, "fresh"), message=card)
+        await fake_discord.wait_for(lambda: "Yes: still Monday." in fake_discord.texts_in(thread))
+        await settle(bot)
+    users = db_rows(db_path, "SELECT content, reply_state FROM messages WHERE role = 'user' ORDER BY id")
+    assert [tuple(r) for r in users] == [
+        ("the deploy is on Monday", "answered"),
+        ("did the deploy move?", "answered"),
+        ("hello? bot?", "answered"),
+        ("are you back?", "answered"),
+    ]
+    assert [m["content"] for m in fake_llm.requests[-1].body["messages"][1:]] == [
+        "Bob: did the deploy move?",
+        "Alice: hello? bot?",
+        "Alice: are you back?",
+    ]

@@ -380,7 +380,7 @@ class FakeDiscord:
             elif request.content_type.startswith("multipart/"):
                 body = await self._multipart_json(request)
         self.calls.append(RestCall(request.method, path, body, time.monotonic()))
-        status, payload = self._route(request.method, path, body or {})
+        status, payload = self._route(request.method, path, body or {}, dict(request.query))
         if payload is None:
             return web.Response(status=status)
         return web.Response(status=status, body=json.dumps(payload), headers={"content-type": "application/json"})
@@ -392,7 +392,7 @@ class FakeDiscord:
                 return json.loads(await part.text())  # type: ignore[union-attr]
         return None
 
-    def _route(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    def _route(self, method: str, path: str, body: dict[str, Any], query: dict[str, str]) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
         match method, parts:
             case "GET", ["users", "@me"]:
@@ -419,6 +419,8 @@ class FakeDiscord:
                 }
             case "POST", ["channels", channel_id, "typing"]:
                 return 204, None
+            case "GET", ["channels", channel_id, "messages"]:
+                return 200, self._history(channel_id, query)
             case "POST", ["channels", channel_id, "messages"]:
                 return 200, self._store_bot_message(channel_id, body)
             case "PATCH", ["channels", channel_id, "messages", message_id]:
@@ -450,6 +452,25 @@ class FakeDiscord:
             case "PATCH", ["webhooks", _app, _token, "messages", _message]:
                 return 200, self._store_bot_message("0", body)
         return 404, {"message": f"fake Discord has no route {method} {path}", "code": 0}
+
+    def _history(self, channel_id: str, query: dict[str, str]) -> list[dict[str, Any]]:
+        """A channel's messages as Discord returns them: newest first, the ``limit`` nearest the cursor."""
+        after, before = int(query.get("after", 0)), int(query.get("before", 1 << 63))
+        found = sorted(
+            (m for m in self.messages.values() if m["channel_id"] == channel_id and after < int(m["id"]) < before),
+            key=lambda m: int(m["id"]),
+        )
+        limit = int(query.get("limit", 50))
+        window = found[:limit] if "after" in query else found[-limit:]
+        return list(reversed(window))
+
+    def wrote_while_bot_was_away(
+        self, content: str, *, channel_id: str, author: dict[str, Any] = ALICE
+    ) -> dict[str, Any]:
+        """A message Discord stored but never delivered to the bot, because it was not connected."""
+        data = self.message_payload(channel_id=channel_id, author=author, content=content)
+        self.messages[data["id"]] = data
+        return data
 
     def _store_bot_message(self, channel_id: str, body: dict[str, Any]) -> dict[str, Any]:
         data = self.message_payload(
