@@ -53,7 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"threadkeeper: {exc}", file=sys.stderr)
         return 2
-    configure_logging(secrets=_secrets(settings), level="WARNING" if args.command != "run" else None)
+    # The terminal commands keep their output for the conversation; `run` logs at LOG_LEVEL.
+    level = settings.log_level if args.command == "run" else "WARNING"
+    configure_logging(secrets=_secrets(settings), level=level)
     try:
         if args.command == "run":
             return asyncio.run(run(settings))

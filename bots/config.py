@@ -8,7 +8,7 @@ variable and the fix (exit code 2) rather than a traceback from deep inside a li
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -27,6 +27,7 @@ HINTS: dict[str, str] = {
     "LLM_TIMEOUT_S": "a number of seconds greater than 0, e.g. 60",
     "MAX_LIVE_SESSIONS": "a whole number of at least 1, e.g. 1000",
     "PORT": "a TCP port number between 1 and 65535",
+    "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
 }
 
 
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
         "Answer concisely and use Markdown where it helps."
     )
     max_live_sessions: int = Field(default=1000, ge=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     discord_token: SecretStr | None = None
     discord_api_base: str | None = None
@@ -98,6 +100,11 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         """``VAR=`` in a .env file means "not set", as in .env.example."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

@@ -7,7 +7,6 @@ any handler formats it, so a library that logs a URL or header with a token in i
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Iterable
 
@@ -36,13 +35,13 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(*, secrets: Iterable[str], level: str | None = None) -> None:
-    """Log to stderr at LOG_LEVEL (default INFO), secrets redacted."""
+def configure_logging(*, secrets: Iterable[str], level: str) -> None:
+    """Log to stderr at ``level`` (LOG_LEVEL), secrets redacted."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO").upper())
+    root.setLevel(level)
     for noisy in ("httpx", "httpcore", "LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "discord.gateway"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
