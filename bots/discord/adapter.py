@@ -128,6 +128,14 @@ class DiscordAdapter:
         if self._connection is not None:
             await asyncio.gather(self._connection, return_exceptions=True)
 
+    @property
+    def _me(self) -> discord.ClientUser:
+        """The bot's own user; events only flow after READY, when discord.py has set it."""
+        me = self.client.user
+        if me is None:
+            raise RuntimeError("Discord event before READY")
+        return me
+
     # -- events ---------------------------------------------------------------------------------------------
 
     def _origin(self, message: discord.Message) -> Origin:
@@ -140,8 +148,7 @@ class DiscordAdapter:
     async def on_message(self, message: discord.Message) -> None:
         if not self._accepting or message.author.bot or message.type not in ANSWERED_TYPES:
             return
-        me = self.client.user
-        assert me is not None
+        me = self._me
         try:
             if not is_allowed(self._origin(message), self._checks):
                 log.info("ignoring a message from %s in %s (allowlist)", message.author.id, message.channel.id)
@@ -169,8 +176,7 @@ class DiscordAdapter:
         last = await self._router.latest_logged_id(key)
         if last is None or not last.isdigit():
             return
-        me = self.client.user
-        assert me is not None
+        me = self._me
         missed = 0
         history = message.channel.history(after=discord.Object(int(last)), limit=BACKFILL_LIMIT, oldest_first=True)
         async for old in history:
@@ -195,7 +201,7 @@ class DiscordAdapter:
             return None
         if mentioned and isinstance(channel, discord.TextChannel):
             name = translate.thread_name(
-                translate.strip_mention(message.content, bot_id=self.client.user.id),  # type: ignore[union-attr]
+                translate.strip_mention(message.content, bot_id=self._me.id),
                 author=message.author.display_name,
             )
             thread = await message.create_thread(name=name, auto_archive_duration=1440)
@@ -220,7 +226,7 @@ class DiscordAdapter:
             return
         key = await self._key_for_channel_id(payload.channel_id, payload.guild_id)
         if key is not None:
-            text = translate.strip_mention(str(content), bot_id=self.client.user.id)  # type: ignore[union-attr]
+            text = translate.strip_mention(str(content), bot_id=self._me.id)
             await self._router.handle_edit(MessageEdit(thread=key, message_id=str(payload.message_id), text=text))
 
     async def on_raw_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
