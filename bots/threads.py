@@ -358,18 +358,14 @@ class ThreadRouter:
             await self._events.mark_handled(message_ids=ids, now=self._clock())
             state.inflight.difference_update(m.platform_message_id for m in waiting)
             return False
-        await self._log.record_message(
+        await self._log.record_reply(
             thread_id=state.thread_id,
             platform_message_id=posted[0] if posted else f"local-{uuid.uuid4()}",
-            author_id="assistant",
             author_name=self._assistant_name,
-            role="assistant",
             content=session.last_reply,
-            sent_utc=self._clock(),
+            answered_ids=ids,
             now=self._clock(),
         )
-        await self._log.mark_answered(message_ids=ids)
-        await self._events.mark_handled(message_ids=ids, now=self._clock())
         state.answered_through = max(state.answered_through, *ids)
         state.inflight.difference_update(m.platform_message_id for m in waiting)
         self._touch(state)

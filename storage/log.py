@@ -266,10 +266,40 @@ class ThreadLog:
         )
         return [LoggedMessage.from_row(row) for row in rows]
 
-    async def mark_answered(self, *, message_ids: list[int]) -> None:
-        if message_ids:
-            marks = ",".join("?" * len(message_ids))
-            await self._db.execute(f"UPDATE messages SET reply_state = 'answered' WHERE id IN ({marks})", message_ids)
+    async def record_reply(
+        self,
+        *,
+        thread_id: int,
+        platform_message_id: str,
+        author_name: str,
+        content: str,
+        answered_ids: list[int],
+        now: datetime,
+    ) -> None:
+        """Log a posted reply and mark what it answered, in one transaction.
+
+        A crash can then never leave a posted reply logged while the messages it answered still look waiting
+        (which would answer them twice after a restart); the platform deliveries behind them are marked
+        handled in the same commit.
+        """
+        marks = ",".join("?" * len(answered_ids))
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO messages (thread_id, platform_message_id, author_id, author_name, role, content, "
+                "sent_utc, logged_utc) VALUES (?, ?, 'assistant', ?, 'assistant', ?, ?, ?) ON CONFLICT DO NOTHING",
+                (thread_id, platform_message_id, author_name, content, iso(now), iso(now)),
+            )
+            if answered_ids:
+                connection.execute(f"UPDATE messages SET reply_state = 'answered' WHERE id IN ({marks})", answered_ids)
+                connection.execute(
+                    f"UPDATE delivered_events SET handled_utc = ? WHERE message_id IN ({marks}) "
+                    "AND handled_utc IS NULL",
+                    [iso(now), *answered_ids],
+                )
+            connection.execute("UPDATE threads SET last_message_utc = ? WHERE id = ?", (iso(now), thread_id))
+
+        await self._db.run(write)
 
     async def transcript(self, *, thread_id: int, after_id: int = 0) -> list[LoggedMessage]:
         """Visible (not deleted), already answered or assistant messages after ``after_id``, oldest first.
