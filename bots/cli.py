@@ -110,6 +110,7 @@ async def run(settings: Settings) -> int:
             for adapter in adapters:
                 await adapter.start()
                 started.append(adapter)
+                await router.resume(adapter.name)
                 log.info("%s adapter ready", adapter.name)
             # Only now: importing litellm holds the GIL for seconds and would slow every connect above.
             preload_litellm()

@@ -69,6 +69,8 @@ async def chat(router: ThreadRouter, *, thread_name: str, source: TextIO = sys.s
     """Read lines until EOF, each a message (or a card choice) in ``thread_name``."""
     outbox = ConsoleOutbox(out)
     router.register_outbox(PLATFORM, outbox)
+    await router.resume(PLATFORM)
+    await router.idle()
     key = console_thread(thread_name)
     user = getpass.getuser()
     author = Author(id=f"local:{user}", display_name=user)

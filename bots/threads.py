@@ -85,12 +85,16 @@ class ThreadRouter:
     # -- wiring ---------------------------------------------------------------------------------------------
 
     def register_outbox(self, platform: str, outbox: ThreadOutbox) -> None:
-        """Act on ``platform`` through ``outbox``; cards an earlier run left mid catch-up get their buttons back."""
+        """Act on ``platform`` through ``outbox``."""
         self._outboxes[platform] = outbox
-        if self._interrupted:
-            self._spawn(self._reshow_interrupted(platform))
 
-    async def _reshow_interrupted(self, platform: str) -> None:
+    async def resume(self, platform: str) -> None:
+        """Pick up what an earlier run left unfinished on ``platform``; call once its adapter is connected.
+
+        Cards left mid catch-up get their buttons back, and every thread with messages still waiting for an
+        answer (logged and acknowledged, then the process died) gets its card, or its answer when the thread
+        had nothing before them, without waiting for someone to write again.
+        """
         for card in list(self._interrupted):
             thread = await self._log.thread(thread_id=card.thread_id)
             if thread is None or thread.platform != platform:
@@ -98,6 +102,24 @@ class ThreadRouter:
             self._interrupted.remove(card)
             key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
             await self._show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=INTERRUPTED_NOTE))
+        for record in await self._log.threads_with_waiting(platform=platform):
+            key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
+            state = await self._state(key, title=None)
+            async with state.lock:
+                await self._resume_thread(state)
+
+    async def _resume_thread(self, state: ThreadState) -> None:
+        if state.session is not None or await self._has_open_card(state):
+            return
+        waiting = await self._log.waiting(thread_id=state.thread_id)
+        if not waiting:
+            return
+        state.inflight.update(m.platform_message_id for m in waiting)
+        if await self._log.has_messages_before(thread_id=state.thread_id, message_id=waiting[0].id):
+            await self._post_card(state)
+        else:
+            await self._start_session(state, origin="fresh")
+            self._kick(state)
 
     @property
     def live_sessions(self) -> int:

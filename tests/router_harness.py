@@ -108,6 +108,8 @@ async def running_router(settings: Settings) -> AsyncIterator[Bot]:
     async with open_router(settings) as router:
         outbox = RecordingOutbox()
         router.register_outbox(PLATFORM, outbox)
+        await router.resume(PLATFORM)
+        await router.idle()
         yield Bot(router, outbox)
         await router.idle()
 

@@ -386,3 +386,26 @@ async def test_a_card_left_mid_catch_up_by_a_dead_process_gets_its_buttons_back(
         fake_llm.reply("Here we are.")
         await bot.click(CardAction.CATCH_UP, card_id=shown.card_id)
         assert bot.outbox.replies_in(thread_key()) == ["Here we are."]
+
+
+async def test_a_question_whose_answer_died_with_the_process_gets_the_card_at_the_next_start(
+    make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with running_router(make_settings()) as bot:
+        await bot.say("Context from before.")
+    fake_llm.hang(30)
+    async with running_router(make_settings()) as bot:
+        await bot.router.handle_message(message("The question nobody repeats"))
+        await bot.router.handle_click(  # the answer starts, the model hangs...
+            CardClick(card_id=bot.outbox.cards_posted[0].card_id, action=CardAction.FRESH, user=ALICE)
+        )
+        await asyncio.sleep(0.2)
+        await bot.router.close()  # ...and the process dies
+    fake_llm.clear_faults()
+    fake_llm.reply("SUMMARY: context, and one open question.")
+    fake_llm.reply("Here is your answer.")
+    async with running_router(make_settings()) as bot:
+        assert len(bot.outbox.cards_posted) == 1  # nobody wrote again: the bot asks on its own
+        await bot.click(CardAction.CATCH_UP)
+        assert bot.outbox.replies_in(thread_key()) == ["Here is your answer."]
+    assert not db_rows(db_path, "SELECT 1 FROM messages WHERE reply_state = 'waiting'")

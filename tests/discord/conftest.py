@@ -50,6 +50,7 @@ def discord_bot(make_settings: MakeSettings, fake_discord: FakeDiscord) -> Disco
         async with open_router(settings) as router:
             adapter = DiscordAdapter(settings=settings, router=router, guild_ready_timeout=0.05)
             await adapter.start()
+            await router.resume("discord")
             try:
                 yield DiscordBot(adapter, router)
             finally:

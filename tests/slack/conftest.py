@@ -64,6 +64,7 @@ def slack_bot(make_settings: MakeSettings, fake_slack: FakeSlack) -> SlackBotFac
         async with open_router(settings) as router:
             adapter = SlackAdapter(settings=settings, router=router)
             await adapter.start()
+            await router.resume("slack")
             if not http:
                 await fake_slack.wait_for(lambda: fake_slack.connected > 0)
             try:
