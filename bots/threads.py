@@ -23,7 +23,7 @@ import contextlib
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -366,32 +366,49 @@ class ThreadRouter:
             raise
 
     async def _answer(self, state: ThreadState) -> bool:
-        """One turn over every waiting message; False when it failed (the messages stay waiting)."""
+        """One turn over every waiting message; False when it failed (the messages stay waiting).
+
+        The reply is committed to the log (and what it answered marked answered) the moment the model has
+        finished and before the adapter writes the reply's last part: a crash in between leaves a reply cut
+        short on the platform, never a question that a restarted bot would answer a second time.
+        """
         waiting = await self._log.waiting(thread_id=state.thread_id)
         session = state.session
         if not waiting or session is None:
             return True
         ids = [m.id for m in waiting]
         turns = [UserTurn(author=m.author_name, text=prompt_text(m)) for m in waiting]
+        provisional_id = f"local-{uuid.uuid4()}"
+        committed = False
+
+        async def commit_when_complete() -> AsyncIterator[str]:
+            nonlocal committed
+            async for delta in session.turn(turns):
+                yield delta
+            await self._log.record_reply(
+                thread_id=state.thread_id,
+                platform_message_id=provisional_id,
+                author_name=self._assistant_name,
+                content=session.last_reply,
+                answered_ids=ids,
+                now=self._clock(),
+            )
+            committed = True
+
         try:
-            posted = await self._outbox(state.key).stream_reply(thread=state.key, deltas=session.turn(turns))
+            posted = await self._outbox(state.key).stream_reply(thread=state.key, deltas=commit_when_complete())
         except Exception as exc:
             await self._report_failure(state, exc)
-            await self._events.mark_handled(message_ids=ids, now=self._clock())
-            state.inflight.difference_update(m.platform_message_id for m in waiting)
-            return False
-        await self._log.record_reply(
-            thread_id=state.thread_id,
-            platform_message_id=posted[0] if posted else f"local-{uuid.uuid4()}",
-            author_name=self._assistant_name,
-            content=session.last_reply,
-            answered_ids=ids,
-            now=self._clock(),
-        )
-        state.answered_through = max(state.answered_through, *ids)
+            if not committed:
+                await self._events.mark_handled(message_ids=ids, now=self._clock())
+            posted = []
+        if committed:
+            if posted:
+                await self._log.set_platform_id(thread_id=state.thread_id, old=provisional_id, new=posted[0])
+            state.answered_through = max(state.answered_through, *ids)
+            self._touch(state)
         state.inflight.difference_update(m.platform_message_id for m in waiting)
-        self._touch(state)
-        return True
+        return committed
 
     async def _report_failure(self, state: ThreadState, exc: Exception) -> None:
         if isinstance(exc, LLMError):

@@ -258,6 +258,22 @@ class ThreadLog:
         )
         return row is not None
 
+    async def set_platform_id(self, *, thread_id: int, old: str, new: str) -> None:
+        """Give a reply logged before it was posted the id the platform gave it."""
+        await self._db.execute(
+            "UPDATE messages SET platform_message_id = ? WHERE thread_id = ? AND platform_message_id = ?",
+            (new, thread_id, old),
+        )
+
+    async def threads_with_waiting(self, *, platform: str) -> list[ThreadRecord]:
+        """Threads of ``platform`` holding user messages that no posted reply has covered."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM threads WHERE platform = ? AND id IN "
+            "(SELECT thread_id FROM messages WHERE reply_state = 'waiting') ORDER BY id",
+            (platform,),
+        )
+        return [ThreadRecord(**dict(row)) for row in rows]
+
     async def waiting(self, *, thread_id: int) -> list[LoggedMessage]:
         """User messages that no posted reply has covered yet, oldest first."""
         rows = await self._db.fetchall(
