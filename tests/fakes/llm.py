@@ -1,9 +1,15 @@
 """A loopback OpenAI-compatible chat completions server for tests and benchmarks.
 
 litellm talks to it over real HTTP (``model="openai/<name>"``, ``api_base=fake.base_url``), JSON or SSE
-streaming, so retries, timeouts and broken streams are exercised for real. Replies are scripted (a FIFO queue,
-then a callable, then a deterministic echo); faults are queued and consumed one per request before replies.
-Every request is recorded, the faulted ones included.
+streaming, so retries, timeouts and broken streams are exercised for real rather than through
+``mock_response``. Replies are scripted: a FIFO queue, then a callable, then a deterministic echo of the last
+user message. Faults (an HTTP status, a hang, a stream cut short) are queued and each one is consumed by one
+request before any reply is; ``fail_always`` stands for a model that is down. Every request is recorded, the
+faulted ones included, so tests assert on exactly what the model was sent and how many times.
+
+Error bodies copy OpenAI's wording where litellm keys on it: a 400 over ``max_context_tokens`` says "This
+model's maximum context length is ..." with code ``context_length_exceeded``, which litellm turns into
+``ContextWindowExceededError``.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,21 +30,33 @@ from tests.fakes.server import LoopbackServer
 
 ReplyFunction = Callable[[dict[str, Any]], str]
 
+_DISCONNECT_POLL_S = 0.02
+
+
+def _content_text(content: Any) -> str:
+    """A message's text, whether ``content`` is a string or a list of typed parts."""
+    if isinstance(content, list):
+        return "".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
+    return str(content or "")
+
 
 @dataclass
 class RecordedRequest:
+    """One POST to /chat/completions, as received, and what the fake did with it."""
+
     body: dict[str, Any]
     headers: dict[str, str]
     stream: bool
     received_at: float
-    status: int = 200
-    tokens: int | None = None
+    status: int = 200  # the HTTP status sent; 0 when the connection ended without a response
+    fault: str | None = None  # "status", "hang" or "break" when a fault was applied
+    tokens: int | None = None  # litellm.token_counter estimate, counted only while max_context_tokens is set
     reply: str | None = None
     finished_at: float | None = None
 
     @property
     def prompt_text(self) -> str:
-        return "\n".join(str(m.get("content") or "") for m in self.body.get("messages", []))
+        return "\n".join(_content_text(m.get("content")) for m in self.body.get("messages", []))
 
 
 @dataclass
@@ -64,26 +82,32 @@ class FakeLLM:
     _always: _Fault | None = None
     _reply_fn: ReplyFunction | None = None
     _server: LoopbackServer = field(default_factory=LoopbackServer)
-    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- scripting ------------------------------------------------------------------------------------------
 
     def reply(self, text: str) -> None:
+        """Queue one reply (FIFO)."""
         self._replies.append(text)
 
     def reply_with(self, function: ReplyFunction) -> None:
+        """Answer with ``function(request_body)`` whenever the reply queue is empty."""
         self._reply_fn = function
 
-    def fail(self, *, status: int, retry_after: float | None = None) -> None:
+    def fail(self, status: int, *, retry_after: float | None = None) -> None:
+        """The next request gets this HTTP status with an OpenAI-style error body (and Retry-After if given)."""
         self._faults.append(_Fault("status", status=status, retry_after=retry_after))
 
-    def fail_always(self, *, status: int) -> None:
-        self._always = _Fault("status", status=status)
+    def fail_always(self, status: int, *, retry_after: float | None = None) -> None:
+        """Every request without a queued fault gets this status, until clear_faults()."""
+        self._always = _Fault("status", status=status, retry_after=retry_after)
 
     def hang(self, seconds: float) -> None:
+        """The next request is accepted, then left unanswered for ``seconds`` or until the client gives up."""
         self._faults.append(_Fault("hang", seconds=seconds))
 
     def break_stream(self, *, after_chars: int) -> None:
+        """The next request gets ``after_chars`` characters of its reply, then the connection is dropped."""
         self._faults.append(_Fault("break", after_chars=after_chars))
 
     def clear_faults(self) -> None:
@@ -106,6 +130,7 @@ class FakeLLM:
         await self._server.start(app)
 
     async def stop(self) -> None:
+        """Stop listening; requests still hanging or streaming are cancelled after a short grace period."""
         await self._server.stop()
 
     async def __aenter__(self) -> FakeLLM:
@@ -122,13 +147,11 @@ class FakeLLM:
             return self._replies.popleft()
         if self._reply_fn is not None:
             return self._reply_fn(body)
-        last_user = next((m for m in reversed(body.get("messages", [])) if m.get("role") == "user"), {})
-        return f"echo: {str(last_user.get('content') or '')[:60]}"
+        last_user: dict[str, Any] = next((m for m in reversed(body.get("messages", [])) if m.get("role") == "user"), {})
+        return f"echo: {_content_text(last_user.get('content'))[:60]}"
 
-    def _count_tokens(self, body: dict[str, Any]) -> int | None:
-        if self.max_context_tokens is None:
-            return None
-        import litellm
+    def _count_tokens(self, body: dict[str, Any]) -> int:
+        import litellm  # the tests have imported it already; the fake only needs it for this estimate
 
         return int(litellm.token_counter(model="openai/fake", messages=body.get("messages", [])))
 
@@ -138,49 +161,58 @@ class FakeLLM:
         record = RecordedRequest(body=body, headers=dict(request.headers), stream=stream, received_at=time.monotonic())
         if self.keep_requests:
             self.requests.append(record)
-        record.tokens = await asyncio.to_thread(self._count_tokens, body)
-        if record.tokens is not None:
-            self.max_seen_tokens = max(self.max_seen_tokens or 0, record.tokens)
         fault = self._faults.popleft() if self._faults else self._always
+        record.fault = fault.kind if fault is not None else None
+        if self.max_context_tokens is not None:
+            record.tokens = await asyncio.to_thread(self._count_tokens, body)
+            self.max_seen_tokens = max(self.max_seen_tokens or 0, record.tokens)
         if fault is not None and fault.kind == "status":
             record.status = fault.status
-            return _error(fault.status, fault.retry_after)
-        if fault is not None and fault.kind == "hang":
-            await asyncio.sleep(fault.seconds)
+            return _error(fault.status, retry_after=fault.retry_after)
+        if fault is not None and fault.kind == "hang" and not await _hold(request, fault.seconds):
+            record.status = 0  # the client gave up first: nobody reads this, and no scripted reply is used up
+            return web.Response(status=499)
         if self.max_context_tokens is not None and (record.tokens or 0) > self.max_context_tokens:
             record.status = 400
-            return _error(400, None, code="context_length_exceeded")
+            return _context_exceeded(self.max_context_tokens, record.tokens or 0)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         text = self._next_reply(body)
         record.reply = text
         completion_id = f"chatcmpl-{next(self._ids)}"
+        breaking = fault is not None and fault.kind == "break"
         if not stream:
+            if breaking:
+                record.status = 0
+                _drop(request)
+                return web.Response(status=499)
             record.finished_at = time.monotonic()
             return _json(_completion(completion_id, body, text))
-        response = await self._stream(request, completion_id, body, text, fault)
-        if fault is None or fault.kind != "break":
+        after_chars = fault.after_chars if fault is not None and breaking else None
+        response = await self._stream(request, completion_id, body, text, after_chars)
+        if not breaking:
             record.finished_at = time.monotonic()
         return response
 
     async def _stream(
-        self, request: web.Request, completion_id: str, body: dict[str, Any], text: str, fault: _Fault | None
+        self, request: web.Request, completion_id: str, body: dict[str, Any], text: str, after_chars: int | None
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        model = body.get("model", "fake")
-        pieces = [text[i : i + self.chunk_chars] for i in range(0, len(text), self.chunk_chars)] or [""]
-        sent = 0
+        model = str(body.get("model", "fake"))
+        sent_text = text if after_chars is None else text[:after_chars]
+        size = max(1, self.chunk_chars)
+        pieces = [sent_text[i : i + size] for i in range(0, len(sent_text), size)]
+        if after_chars is None and not pieces:
+            pieces = [""]
+        await response.write(_sse(_chunk(completion_id, model, {"role": "assistant", "content": ""}, None)))
         for piece in pieces:
-            if fault is not None and fault.kind == "break" and sent >= fault.after_chars:
-                transport = request.transport
-                if transport is not None:
-                    transport.abort()
-                return response
             await response.write(_sse(_chunk(completion_id, model, {"content": piece}, None)))
-            sent += len(piece)
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
+        if after_chars is not None:
+            _drop(request)  # no finish chunk, no [DONE]: the client sees the connection reset mid-body
+            return response
         await response.write(_sse(_chunk(completion_id, model, {}, "stop")))
         if (body.get("stream_options") or {}).get("include_usage"):
             usage_chunk = _chunk(completion_id, model, {}, None)
@@ -193,8 +225,25 @@ class FakeLLM:
         return response
 
 
+async def _hold(request: web.Request, seconds: float) -> bool:
+    """Sit on a request for ``seconds``; False as soon as the client closes the connection."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return False
+        await asyncio.sleep(min(_DISCONNECT_POLL_S, max(0.0, deadline - time.monotonic())))
+    return True
+
+
+def _drop(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
 def _usage(body: dict[str, Any], text: str) -> dict[str, int]:
-    prompt = sum(len(str(m.get("content") or "")) for m in body.get("messages", [])) // 4 + 1
+    prompt = sum(len(_content_text(m.get("content"))) for m in body.get("messages", [])) // 4 + 1
     completion = len(text) // 4 + 1
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
@@ -228,10 +277,34 @@ def _json(payload: dict[str, Any], status: int = 200, headers: dict[str, str] | 
     return web.Response(status=status, body=json.dumps(payload), content_type="application/json", headers=headers)
 
 
-def _error(status: int, retry_after: float | None, *, code: str | None = None) -> web.Response:
-    error_type = {429: "rate_limit_exceeded", 400: "invalid_request_error", 401: "invalid_api_key"}.get(
-        status, "server_error"
+_ERRORS = {
+    400: ("invalid_request_error", "invalid_request_error", "The request was invalid."),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again later."),
+    503: ("server_error", "service_unavailable", "The server is overloaded or not ready yet."),
+}
+
+
+def _error(status: int, *, retry_after: float | None) -> web.Response:
+    error_type, code, message = _ERRORS.get(
+        status, ("server_error", "server_error", "The server had an error while processing your request.")
     )
-    payload = {"error": {"message": f"fake error {status}", "type": error_type, "code": code or error_type}}
+    payload = {"error": {"message": f"{message} (fake {status})", "type": error_type, "param": None, "code": code}}
     headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
     return _json(payload, status=status, headers=headers)
+
+
+def _context_exceeded(limit: int, tokens: int) -> web.Response:
+    message = (
+        f"This model's maximum context length is {limit} tokens. However, your messages resulted in {tokens} "
+        "tokens. Please reduce the length of the messages."
+    )
+    payload = {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    }
+    return _json(payload, status=400)
