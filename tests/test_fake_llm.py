@@ -5,12 +5,12 @@ on what litellm returned or raised *and* on what the fake recorded, so a fake th
 thing, or a litellm upgrade that maps errors differently, fails here first rather than deep in a scenario.
 
 How litellm 1.110 surfaces the fake's faults (asserted below):
-429 -> ``litellm.RateLimitError``, 500 -> ``litellm.InternalServerError``, 503 -> ``litellm.ServiceUnavailableError``,
+429 -> ``errors.RateLimitError``, 500 -> ``errors.InternalServerError``, 503 -> ``errors.ServiceUnavailableError``,
 all with ``.status_code`` and the response headers (Retry-After) on ``.litellm_response_headers`` and
-``.response.headers``; a hang past ``timeout`` -> ``litellm.Timeout`` (status_code 408, no response); a stream
+``.response.headers``; a hang past ``timeout`` -> ``errors.Timeout`` (status_code 408, no response); a stream
 reset mid-body -> ``litellm.exceptions.MidStreamFallbackError`` (a ServiceUnavailableError, status_code 500) raised
-from the iteration; a reset before a JSON answer -> ``litellm.InternalServerError`` ("Connection error.");
-a 400 in OpenAI's context-length wording -> ``litellm.ContextWindowExceededError`` (a BadRequestError).
+from the iteration; a reset before a JSON answer -> ``errors.InternalServerError`` ("Connection error.");
+a 400 in OpenAI's context-length wording -> ``errors.ContextWindowExceededError`` (a BadRequestError).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 import litellm
 import pytest
+from litellm import exceptions as errors
 from litellm.exceptions import MidStreamFallbackError
 
 from tests.fakes.llm import FakeLLM
@@ -83,7 +84,7 @@ async def test_explicit_start_and_stop_serve_on_a_loopback_port() -> None:
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", server.base_url)
     assert await ask_text(server, "ping") == "echo: ping"
     await server.stop()
-    with pytest.raises(litellm.InternalServerError):  # litellm reports "Connection error." as a 500
+    with pytest.raises(errors.InternalServerError):  # litellm reports "Connection error." as a 500
         await ask(server, "anyone there?")
 
 
@@ -173,10 +174,10 @@ async def test_latency_delays_every_answer(fake: FakeLLM) -> None:
 @pytest.mark.parametrize("stream", [False, True])
 async def test_429_is_a_rate_limit_error_carrying_retry_after(fake: FakeLLM, stream: bool) -> None:
     fake.fail(status=429, retry_after=1.5)
-    with pytest.raises(litellm.RateLimitError) as caught:
+    with pytest.raises(errors.RateLimitError) as caught:
         await ask_text(fake, stream=stream)
     assert caught.value.status_code == 429
-    assert caught.value.litellm_response_headers["retry-after"] == "1.5"
+    assert getattr(caught.value, "litellm_response_headers")["retry-after"] == "1.5"  # noqa: B009
     assert caught.value.response.headers["Retry-After"] == "1.5"
     assert caught.value.response.json()["error"]["code"] == "rate_limit_exceeded"
     assert [(r.status, r.fault) for r in fake.requests] == [(429, "status")]
@@ -184,14 +185,16 @@ async def test_429_is_a_rate_limit_error_carrying_retry_after(fake: FakeLLM, str
 
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize(
-    ("status", "error"), [(500, litellm.InternalServerError), (503, litellm.ServiceUnavailableError)]
+    ("status", "error"), [(500, errors.InternalServerError), (503, errors.ServiceUnavailableError)]
 )
-async def test_server_errors_map_to_litellm_errors(fake: FakeLLM, stream: bool, status: int, error: type) -> None:
+async def test_server_errors_map_to_litellm_errors(
+    fake: FakeLLM, stream: bool, status: int, error: type[Exception]
+) -> None:
     fake.fail(status=status)
     fake.reply("after the fault")
     with pytest.raises(error) as caught:
         await ask_text(fake, stream=stream)
-    assert caught.value.status_code == status
+    assert getattr(caught.value, "status_code") == status  # noqa: B009
     assert len(fake.requests) == 1
     assert await ask_text(fake, stream=stream) == "after the fault"
 
@@ -200,9 +203,9 @@ async def test_faults_are_consumed_in_order_before_any_reply(fake: FakeLLM) -> N
     fake.reply("finally")
     fake.fail(status=429)
     fake.fail(status=500)
-    with pytest.raises(litellm.RateLimitError):
+    with pytest.raises(errors.RateLimitError):
         await ask(fake)
-    with pytest.raises(litellm.InternalServerError):
+    with pytest.raises(errors.InternalServerError):
         await ask(fake)
     assert await ask_text(fake) == "finally"
     assert [r.status for r in fake.requests] == [429, 500, 200]
@@ -212,7 +215,7 @@ async def test_faults_are_consumed_in_order_before_any_reply(fake: FakeLLM) -> N
 async def test_a_model_that_is_down_fails_every_request_until_cleared(fake: FakeLLM) -> None:
     fake.fail_always(status=503)
     for _ in range(3):
-        with pytest.raises(litellm.ServiceUnavailableError):
+        with pytest.raises(errors.ServiceUnavailableError):
             await ask(fake)
     fake.clear_faults()
     assert await ask_text(fake, "back?") == "echo: back?"
@@ -224,7 +227,7 @@ async def test_a_hang_is_a_timeout_and_does_not_use_up_a_reply(fake: FakeLLM, st
     fake.hang(10)
     fake.reply("the reply meant for the retry")
     started = time.monotonic()
-    with pytest.raises(litellm.Timeout) as caught:
+    with pytest.raises(errors.Timeout) as caught:
         await ask_text(fake, stream=stream, timeout=0.5)
     assert 0.4 <= time.monotonic() - started < 2.0
     assert caught.value.status_code == 408
@@ -250,7 +253,7 @@ async def test_a_broken_stream_raises_mid_iteration_after_exactly_n_chars(fake: 
         async for chunk in response:
             received.append(chunk.choices[0].delta.content or "")
     assert "".join(received) == "0123456789"
-    assert isinstance(caught.value, litellm.ServiceUnavailableError) and caught.value.status_code == 500
+    assert isinstance(caught.value, errors.ServiceUnavailableError) and caught.value.status_code == 500
     [request] = fake.requests
     assert request.fault == "break" and request.finished_at is None
 
@@ -264,7 +267,7 @@ async def test_a_stream_shorter_than_the_break_point_is_still_cut_before_done(fa
 
 async def test_a_break_on_a_json_request_resets_the_connection(fake: FakeLLM) -> None:
     fake.break_stream(after_chars=0)
-    with pytest.raises(litellm.InternalServerError, match="Connection error"):
+    with pytest.raises(errors.InternalServerError, match="Connection error"):
         await ask(fake)
     assert [(r.status, r.fault) for r in fake.requests] == [(0, "break")]
 
@@ -277,9 +280,9 @@ async def test_a_prompt_over_the_context_limit_is_context_window_exceeded(fake: 
     fake.max_context_tokens = 50
     assert await ask_text(fake, "short", stream=stream) == "echo: short"
     long_messages = user("many words " * 40)
-    with pytest.raises(litellm.ContextWindowExceededError) as caught:
+    with pytest.raises(errors.ContextWindowExceededError) as caught:
         await ask_text(fake, messages=long_messages, stream=stream)
-    assert isinstance(caught.value, litellm.BadRequestError) and caught.value.status_code == 400
+    assert isinstance(caught.value, errors.BadRequestError) and caught.value.status_code == 400
     expected = litellm.token_counter(model="openai/fake", messages=long_messages)
     assert [r.status for r in fake.requests] == [200, 400]
     assert fake.requests[1].tokens == expected and fake.max_seen_tokens == expected > 50
@@ -296,7 +299,7 @@ async def test_every_request_is_recorded_with_its_prompt_text(fake: FakeLLM) -> 
         {"role": "user", "content": [{"type": "text", "text": "Alice: ship on the 14th"}]},
         {"role": "assistant", "content": "Noted."},
     ]
-    with pytest.raises(litellm.InternalServerError):
+    with pytest.raises(errors.InternalServerError):
         await ask(fake, messages=conversation)
     await ask(fake, messages=[*conversation, {"role": "user", "content": "Bob: and the budget?"}], stream=True)
     first, second = fake.requests
@@ -323,7 +326,7 @@ async def test_stop_does_not_wait_for_a_hanging_request() -> None:
     started = time.monotonic()
     await server.stop()
     assert time.monotonic() - started < 1.0
-    with pytest.raises(litellm.InternalServerError):  # the client sees the connection go away
+    with pytest.raises(errors.InternalServerError):  # the client sees the connection go away
         await asyncio.wait_for(call, timeout=5)
     assert _fake_handler_tasks() == []
 
