@@ -1,22 +1,28 @@
-"""Who may talk to the bot on Slack: small composable checks over the allowlists.
+"""Who may talk to the bot on Slack: the allowlists as one small bolt middleware step.
 
-Each check answers one question about an event; the adapter asks all of them. An empty allowlist allows
-everyone.
+Each check answers one question about where a request came from (team, channel, user); an empty allowlist
+allows everyone. The adapter installs them as a global bolt middleware, so an event or a button click from
+outside the lists never reaches a listener, let alone the router. ``origin_of`` reads the origin from the two
+kinds of body the bot handles: Events API callbacks and ``block_actions``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bots.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class Origin:
+    """Where a request came from. ``kind`` is "dm", "channel" or "click"."""
+
     team: str
     channel: str
     user: str
+    kind: str = "channel"
 
 
 Check = Callable[[Origin], bool]
@@ -36,3 +42,29 @@ def checks_from(settings: Settings) -> list[Check]:
 
 def is_allowed(origin: Origin, checks: list[Check]) -> bool:
     return all(check(origin) for check in checks)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def origin_of(body: Mapping[str, Any]) -> Origin | None:
+    """The origin of a message event or a button click; None for anything nobody is saying.
+
+    Edits and deletions pass (None): they only ever change messages the log already holds, and the log only
+    holds messages that passed the lists.
+    """
+    if body.get("type") == "event_callback":
+        event = _mapping(body.get("event"))
+        if event.get("subtype") in ("message_changed", "message_deleted"):
+            return None
+        team = event.get("team") or body.get("team_id") or ""
+        user = event.get("user") or ""
+        kind = "dm" if event.get("channel_type") == "im" else "channel"
+        return Origin(team=str(team), channel=str(event.get("channel") or ""), user=str(user), kind=kind)
+    if body.get("type") == "block_actions":
+        team = _mapping(body.get("team")).get("id") or _mapping(body.get("user")).get("team_id") or ""
+        channel = _mapping(body.get("channel")).get("id") or _mapping(body.get("container")).get("channel_id") or ""
+        user = _mapping(body.get("user")).get("id") or ""
+        return Origin(team=str(team), channel=str(channel), user=str(user), kind="click")
+    return None

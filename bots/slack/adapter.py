@@ -1,9 +1,12 @@
 """SlackAdapter: slack-bolt's AsyncApp wired to the ThreadRouter, in Socket Mode or HTTP mode.
 
-Bolt acknowledges every event before the listener runs, so acks stay inside Slack's 3 seconds whatever the
-model does. Listeners translate (``translate.py``), check the allowlists (``access.py``) and hand the result
-to the router; the router decides everything else. Deduplication of Slack's retries is the router's, in
-SQLite, so it survives restarts.
+An event is acknowledged only after its listener has handed it to the router, which logs it before returning
+(bolt's ``process_before_response``): an event acknowledged and then lost to a crash would never come again,
+while one that was not acknowledged is redelivered by Slack and the log's unique constraints make the second
+delivery harmless. Listeners therefore only translate (``translate.py``) and call the router, which answers in
+its own tasks; everything else that talks to Slack on the way in (a button's outcome, a polite refusal) runs
+after the ack in tasks of this adapter, so nothing holds an ack behind a slow or rate-limited Web API call.
+The allowlists (``access.py``) are a global bolt middleware; the router decides everything else.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -25,13 +29,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.config import ConfigError, Settings
 from bots.messages import Author, CardClick
 from bots.slack import translate
-from bots.slack.access import Origin, checks_from, is_allowed
+from bots.slack.access import checks_from, is_allowed, origin_of
 from bots.slack.outbox import SlackOutbox
 from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
 
-DENIED_IN_DM = "Sorry, I'm not available to you here. Ask your workspace admin if you think that's wrong."
+DENIED = "Sorry, I'm not available to you here. Ask your workspace admin if you think that's wrong."
 BUTTON = re.compile(r"^tk-card:")
 REQUIRED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
 STOP_GRACE_S = 20.0
@@ -75,6 +79,7 @@ class SlackAdapter:
         self._checks = checks_from(settings)
         self._names: dict[str, str] = {}
         self.bot_user_id: str | None = None
+        self._after_ack_tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
         self._register()
@@ -105,13 +110,31 @@ class SlackAdapter:
         if self._runner is not None:
             await self._runner.shutdown()
         try:
-            await asyncio.wait_for(self._router.idle(), timeout=STOP_GRACE_S)
+            await asyncio.wait_for(self._finish_in_flight(), timeout=STOP_GRACE_S)
         except TimeoutError:
             log.warning("in-flight Slack replies did not finish within %.0fs; cancelling", STOP_GRACE_S)
         if self._socket is not None:
             await self._socket.close_async()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _finish_in_flight(self) -> None:
+        while self._after_ack_tasks:
+            await asyncio.gather(*self._after_ack_tasks, return_exceptions=True)
+        await self._router.idle()
+
+    def _after_ack(self, work: Coroutine[Any, Any, None], *, what: str) -> None:
+        """Run ``work`` once the listener has returned (and bolt has acknowledged); errors are logged."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("Slack: %s failed", what)
+
+        task = asyncio.create_task(guarded())
+        self._after_ack_tasks.add(task)
+        task.add_done_callback(self._after_ack_tasks.discard)
 
     async def _verify_token(self) -> None:
         try:
@@ -145,11 +168,47 @@ class SlackAdapter:
     # -- listeners ------------------------------------------------------------------------------------------
 
     def _register(self) -> None:
+        self.app.use(self._allowlist)
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
         self.app.action(BUTTON)(self._on_button)
         self.app.action(re.compile(".*"))(self._on_unknown_button)
         self.app.error(self._on_error)
+
+    async def _allowlist(self, body: dict[str, Any], next_: Callable[[], Awaitable[None]]) -> BoltResponse | None:
+        """Global middleware: requests from outside the allowlists are acknowledged and dropped."""
+        origin = origin_of(body)
+        if origin is None or is_allowed(origin, self._checks):
+            await next_()
+            return None
+        log.info("ignoring a %s from user %s in channel %s (allowlist)", origin.kind, origin.user, origin.channel)
+        event = body.get("event") or {}
+        if origin.kind == "dm" and self._is_users_message(event):
+            thread_ts = event.get("thread_ts")
+            where = translate.thread_of(
+                team=origin.team,
+                channel=origin.channel,
+                ts=str(event.get("ts")),
+                thread_ts=thread_ts if isinstance(thread_ts, str) else None,
+            )
+            self._after_ack(
+                self.outbox.post_notice(thread=where, text=DENIED),
+                what="telling a DM sender they are not on the allowlist",
+            )
+        elif origin.kind == "click" and origin.channel and origin.user:
+            message = body.get("message") or {}
+            self._after_ack(
+                self.outbox.tell_privately(
+                    channel=origin.channel, thread_ts=message.get("thread_ts"), user=origin.user, text=DENIED
+                ),
+                what="telling a clicker they are not on the allowlist",
+            )
+        return BoltResponse(status=200, body="")
+
+    def _is_users_message(self, event: Mapping[str, Any]) -> bool:
+        return event.get("subtype") in translate.USER_SUBTYPES and not translate.is_from_a_bot(
+            event, bot_user_id=self.bot_user_id
+        )
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack listener failed for %s: %s", body.get("type"), error, exc_info=error)
@@ -157,7 +216,7 @@ class SlackAdapter:
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         if translate.is_from_a_bot(event, bot_user_id=self.bot_user_id):
             return
-        await self._deliver(body, event, dm=False)
+        await self._deliver(body, event)
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         subtype = event.get("subtype")
@@ -172,11 +231,10 @@ class SlackAdapter:
             except translate.SlackPayloadError as exc:
                 log.warning("ignoring a malformed Slack %s event: %s", subtype, exc)
             return
-        if subtype not in translate.USER_SUBTYPES or translate.is_from_a_bot(event, bot_user_id=self.bot_user_id):
+        if not self._is_users_message(event):
             return
-        dm = event.get("channel_type") == "im"
-        if dm:
-            await self._deliver(body, event, dm=True)
+        if event.get("channel_type") == "im":
+            await self._deliver(body, event)  # every DM is the bot's: a top-level one starts a thread
             return
         thread_ts = event.get("thread_ts")
         if not isinstance(thread_ts, str):
@@ -187,24 +245,13 @@ class SlackAdapter:
             team=translate.team_of(body, event), channel=str(event.get("channel")), ts=thread_ts, thread_ts=thread_ts
         )
         if await self._router.is_tracked(key):
-            await self._deliver(body, event, dm=False)
+            await self._deliver(body, event)
 
-    async def _deliver(self, body: Mapping[str, Any], event: Mapping[str, Any], *, dm: bool) -> None:
-        origin = Origin(
-            team=translate.team_of(body, event),
-            channel=str(event.get("channel") or ""),
-            user=str(event.get("user") or ""),
-        )
-        if not is_allowed(origin, self._checks):
-            log.info("ignoring a message from user %s in channel %s (allowlist)", origin.user, origin.channel)
-            if dm:
-                await self.client.chat_postMessage(
-                    channel=origin.channel, thread_ts=str(event.get("ts")), text=DENIED_IN_DM
-                )
-            return
+    async def _deliver(self, body: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        """Translate a user's message and hand it to the router, which logs it before this returns."""
         try:
             message = translate.message_from(
-                body, event, bot_user_id=self.bot_user_id, display_name=await self._display_name(origin.user)
+                body, event, bot_user_id=self.bot_user_id, display_name=await self._display_name(str(event.get("user")))
             )
         except translate.SlackPayloadError as exc:
             log.warning("ignoring a malformed Slack message event: %s", exc)
@@ -212,11 +259,15 @@ class SlackAdapter:
         await self._router.handle_message(message)
 
     async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """Acknowledge at once; the click itself runs after the ack (Slack never redelivers a click)."""
         await ack()
         click = translate.click_from(body, action)
         if click is None:
             log.info("ignoring an unknown button %r", action.get("action_id"))
             return
+        self._after_ack(self._click(click, body), what="a card button click")
+
+    async def _click(self, click: CardClick, body: Mapping[str, Any]) -> None:
         name = await self._display_name(click.user.id)
         click = CardClick(card_id=click.card_id, action=click.action, user=Author(click.user.id, name), raw=body)
         result = await self._router.handle_click(click)
