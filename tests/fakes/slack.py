@@ -42,10 +42,13 @@ class FakeSlack:
     auth_error: str | None = None
     calls: list[ApiCall] = field(default_factory=list)
     acks: set[str] = field(default_factory=set)
+    acked_at: dict[str, float] = field(default_factory=dict)  # envelope_id -> when its ack arrived
+    sent_at: dict[str, float] = field(default_factory=dict)  # envelope_id -> when it was sent
     envelopes: list[str] = field(default_factory=list)
     connected_at: list[float] = field(default_factory=list)
     unacked: dict[str, tuple[dict[str, Any], str, int]] = field(default_factory=dict)
     rate_limited: dict[str, int] = field(default_factory=dict)  # method -> how many calls get a 429 first
+    delays_s: dict[str, float] = field(default_factory=dict)  # method -> seconds before it answers
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -118,6 +121,7 @@ class FakeSlack:
         }
         self.unacked[envelope_id] = (payload, kind, retry_attempt)
         self.envelopes.append(envelope_id)
+        self.sent_at[envelope_id] = time.monotonic()
         live = [ws for ws in self._sockets if not ws.closed]
         assert live, "no Socket Mode connection"
         # If the app died under us, the envelope stays unacked and is redelivered, as Slack does.
@@ -165,6 +169,7 @@ class FakeSlack:
                 data = json.loads(message.data)
                 if "envelope_id" in data:
                     self.acks.add(data["envelope_id"])
+                    self.acked_at.setdefault(data["envelope_id"], time.monotonic())
                     self.unacked.pop(data["envelope_id"], None)
         return ws
 
@@ -182,6 +187,8 @@ class FakeSlack:
                 params[key] = json.loads(params[key])
         call = ApiCall(method, params, time.monotonic())
         self.calls.append(call)
+        if self.delays_s.get(method):
+            await asyncio.sleep(self.delays_s[method])
         if self.rate_limited.get(method):
             self.rate_limited[method] -= 1
             call.params["_status"] = 429
@@ -242,6 +249,16 @@ class FakeSlack:
     def _chat_postEphemeral(self, call: ApiCall) -> dict[str, Any]:
         return {"ok": True, "message_ts": self._next_ts()}
 
+    def _conversations_info(self, call: ApiCall) -> dict[str, Any]:
+        channel = str(call.params.get("channel") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        is_im = channel.startswith("D")
+        return {
+            "ok": True,
+            "channel": {"id": channel, "name": None if is_im else f"channel-{channel.lower()}", "is_im": is_im},
+        }
+
 
 class Payloads:
     """Event and interaction bodies shaped like Slack's."""
@@ -277,11 +294,12 @@ class Payloads:
         thread_ts: str | None = None,
         team: str = TEAM,
     ) -> dict[str, Any]:
+        ts = ts or cls.ts()
         event = {
             "type": "app_mention",
             "user": user,
             "text": f"<@{BOT_USER}> {text}",
-            "ts": ts or cls.ts(),
+            "ts": ts,
             "channel": channel,
             "team": team,
             "event_ts": ts,
@@ -314,6 +332,13 @@ class Payloads:
         if thread_ts:
             event["thread_ts"] = thread_ts
         return event
+
+    @classmethod
+    def dm(
+        cls, text: str, *, user: str = "UALICE", channel: str = "D1", thread_ts: str | None = None
+    ) -> dict[str, Any]:
+        """A direct message to the bot (``message.im``); top-level unless ``thread_ts`` is given."""
+        return cls.message(text, user=user, channel=channel, thread_ts=thread_ts, channel_type="im")
 
     @staticmethod
     def changed(*, ts: str, text: str, thread_ts: str, channel: str = "C1", user: str = "UALICE") -> dict[str, Any]:
