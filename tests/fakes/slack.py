@@ -49,6 +49,7 @@ class FakeSlack:
     unacked: dict[str, tuple[dict[str, Any], str, int]] = field(default_factory=dict)
     rate_limited: dict[str, int] = field(default_factory=dict)  # method -> how many calls get a 429 first
     delays_s: dict[str, float] = field(default_factory=dict)  # method -> seconds before it answers
+    on_ack: Callable[[str], None] | None = None  # called with the envelope_id the moment its ack arrives
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -170,6 +171,8 @@ class FakeSlack:
                 if "envelope_id" in data:
                     self.acks.add(data["envelope_id"])
                     self.acked_at.setdefault(data["envelope_id"], time.monotonic())
+                    if self.on_ack is not None:
+                        self.on_ack(data["envelope_id"])
                     self.unacked.pop(data["envelope_id"], None)
         return ws
 
