@@ -147,3 +147,17 @@ async def test_http_mode_dm_thread_and_follow_up(
     assert replies_in(fake_slack, first["ts"])[1] == "Still in the DM thread."
     threads = db_rows(db_path, "SELECT channel, thread FROM threads")
     assert [tuple(r) for r in threads] == [("D1", first["ts"])]
+
+
+async def test_a_dropped_socket_is_reopened_and_events_flow_again(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    async with slack_bot() as bot:
+        await fake_slack.drop_connections()
+        await fake_slack.wait_for(
+            lambda: len(fake_slack.calls_to("apps.connections.open")) == 2 and fake_slack.connected
+        )
+        mention = Payloads.mention("are you still there?")
+        await fake_slack.send(Payloads.event_body(mention))
+        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await settle(bot)
