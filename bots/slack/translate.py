@@ -104,8 +104,12 @@ def message_from(
 
 
 def edit_from(body: Mapping[str, Any], event: Mapping[str, Any], *, bot_user_id: str | None) -> MessageEdit | None:
+    """A user's edit, or None for a bot's message or a change that kept the text (a link preview, a new reply)."""
     changed = event.get("message")
     if not isinstance(changed, Mapping) or is_from_a_bot(changed, bot_user_id=bot_user_id):
+        return None
+    previous = event.get("previous_message")
+    if isinstance(previous, Mapping) and previous.get("text") == changed.get("text"):
         return None
     ts = _text(changed.get("ts"), "message.ts")
     thread_ts = changed.get("thread_ts") if isinstance(changed.get("thread_ts"), str) else None

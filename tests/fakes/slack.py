@@ -388,7 +388,7 @@ class Payloads:
 
 def signed_headers(secret: str, body: str, *, timestamp: int | None = None) -> dict[str, str]:
     stamp = str(timestamp if timestamp is not None else int(time.time()))
-    signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body) or ""
     return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
 
 

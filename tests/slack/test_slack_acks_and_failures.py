@@ -155,7 +155,7 @@ async def test_a_dropped_socket_is_reopened_and_events_flow_again(
     async with slack_bot() as bot:
         await fake_slack.drop_connections()
         await fake_slack.wait_for(
-            lambda: len(fake_slack.calls_to("apps.connections.open")) == 2 and fake_slack.connected
+            lambda: len(fake_slack.calls_to("apps.connections.open")) == 2 and fake_slack.connected == 1
         )
         mention = Payloads.mention("are you still there?")
         await fake_slack.send(Payloads.event_body(mention))

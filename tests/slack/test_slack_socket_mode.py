@@ -21,7 +21,7 @@ def card_posts(fake: FakeSlack) -> list[dict[str, object]]:
 
 def card_value(fake: FakeSlack, action: str) -> str:
     buttons = card_posts(fake)[-1]["blocks"][1]["elements"]  # type: ignore[index]
-    return next(b["value"] for b in buttons if b["value"].endswith(action))
+    return str(next(b["value"] for b in buttons if b["value"].endswith(action)))
 
 
 def replies_in(fake: FakeSlack, thread_ts: str) -> list[str]:
@@ -101,7 +101,7 @@ async def test_restart_then_catch_me_up_answers_the_waiting_message(
         fake_llm.reply("You picked Redis.")
         await fake_slack.send(
             Payloads.click(
-                card_value(fake_slack, "catch_up"), user="UBOB", message_ts=card["_ts"], thread_ts=mention["ts"]
+                card_value(fake_slack, "catch_up"), user="UBOB", message_ts=str(card["_ts"]), thread_ts=mention["ts"]
             ),
             kind="interactive",
         )

@@ -74,6 +74,10 @@ def test_edits_and_deletions_name_the_message_and_its_thread() -> None:
     assert (deletion.thread.thread, deletion.message_id) == ("1.0", "5.0")
     bot_edit = Payloads.changed(ts="6.0", text="x", thread_ts="1.0", user=BOT_USER)
     assert translate.edit_from(Payloads.event_body(bot_edit), bot_edit, bot_user_id=BOT_USER) is None
+    unfurled = Payloads.changed(ts="5.0", text="see https://example.org", thread_ts="1.0") | {
+        "previous_message": {"type": "message", "ts": "5.0", "text": "see https://example.org"}
+    }
+    assert translate.edit_from(Payloads.event_body(unfurled), unfurled, bot_user_id=BOT_USER) is None
 
 
 def test_a_card_click_carries_the_card_and_the_action_and_other_buttons_are_none() -> None:
