@@ -39,6 +39,7 @@ DENIED = "Sorry, I'm not available to you here. Ask your workspace admin if you 
 BUTTON = re.compile(r"^tk-card:")
 REQUIRED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
 STOP_GRACE_S = 20.0
+SOCKET_PING_INTERVAL_S = 10.0  # how often the Socket Mode client checks its connection (and reconnects)
 USER_LOOKUP_TIMEOUT_S = 1.5
 
 
@@ -91,7 +92,9 @@ class SlackAdapter:
         self._router.register_outbox(translate.PLATFORM, self.outbox)
         if self._socket_mode:
             assert self._settings.slack_app_token is not None
-            self._socket = AsyncSocketModeHandler(self.app, self._settings.slack_app_token.get_secret_value())
+            self._socket = AsyncSocketModeHandler(
+                self.app, self._settings.slack_app_token.get_secret_value(), ping_interval=SOCKET_PING_INTERVAL_S
+            )
             await self._socket.connect_async()
             log.info("Slack connected in Socket Mode")
         else:
@@ -106,6 +109,8 @@ class SlackAdapter:
     async def stop(self) -> None:
         """Stop taking events, give in-flight replies a bounded grace period, then disconnect."""
         if self._socket is not None:
+            # Otherwise the client's connection check reopens the socket while replies finish below.
+            self._socket.client.auto_reconnect_enabled = False
             await self._socket.disconnect_async()
         if self._runner is not None:
             await self._runner.shutdown()

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+import bots.slack.adapter as adapter_module
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads, post_event, signed_headers
 from tests.router_harness import db_rows
@@ -82,17 +84,24 @@ async def test_a_clicker_outside_the_allowlist_is_told_privately_and_the_card_st
     assert [tuple(r) for r in db_rows(db_path, "SELECT state, resolved_by_name FROM cards")] == [("fresh", "Alice")]
 
 
-async def test_stopping_lets_a_reply_in_flight_finish_then_disconnects(
-    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+async def test_stopping_lets_a_reply_in_flight_finish_without_reconnecting(
+    slack_bot: SlackBotFactory,
+    fake_slack: FakeSlack,
+    fake_llm: FakeLLM,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    fake_llm.chunk_chars = 10
-    fake_llm.chunk_delay_s = 0.05
+    # The reply streams for about 2 s, longer than the Socket Mode client's connection check (10 s in production).
+    monkeypatch.setattr(adapter_module, "SOCKET_PING_INTERVAL_S", 0.3)
+    fake_llm.chunk_chars = 5
+    fake_llm.chunk_delay_s = 0.1
     fake_llm.reply("A reply that is still streaming when the bot is asked to stop, and it finishes anyway.")
     mention = Payloads.mention("talk slowly")
     async with slack_bot():
         await fake_slack.send(Payloads.event_body(mention))
         await fake_slack.wait_for(lambda: len(fake_slack.posts(thread_ts=mention["ts"])) == 1)
     assert fake_slack.connected == 0
+    assert len(fake_slack.calls_to("apps.connections.open")) == 1, "reconnected while stopping"
     assert replies_in(fake_slack, mention["ts"]) == [
         "A reply that is still streaming when the bot is asked to stop, and it finishes anyway."
     ]
