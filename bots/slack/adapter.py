@@ -39,6 +39,7 @@ DENIED = "Sorry, I'm not available to you here. Ask your workspace admin if you 
 BUTTON = re.compile(r"^tk-card:")
 REQUIRED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
 STOP_GRACE_S = 20.0
+HTTP_SHUTDOWN_TIMEOUT_S = 5.0
 SOCKET_PING_INTERVAL_S = 10.0  # how often the Socket Mode client checks its connection (and reconnects)
 USER_LOOKUP_TIMEOUT_S = 1.5
 
@@ -101,27 +102,30 @@ class SlackAdapter:
             web_app = web.Application()
             web_app.router.add_post("/slack/events", self._http_event)
             web_app.router.add_get("/healthz", _healthz)
-            self._runner = web.AppRunner(web_app, handle_signals=False)
+            self._runner = web.AppRunner(web_app, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT_S)
             await self._runner.setup()
             await web.TCPSite(self._runner, host="0.0.0.0", port=self._settings.port).start()
             log.info("Slack HTTP mode listening on port %d (POST /slack/events)", self._settings.port)
 
     async def stop(self) -> None:
-        """Stop taking events, give in-flight replies a bounded grace period, then disconnect."""
-        if self._socket is not None:
+        """Stop taking events, give in-flight replies a bounded grace period, then disconnect. Idempotent."""
+        socket, self._socket = self._socket, None
+        runner, self._runner = self._runner, None
+        if socket is not None:
             # Otherwise the client's connection check reopens the socket while replies finish below.
-            self._socket.client.auto_reconnect_enabled = False
-            await self._socket.disconnect_async()
-        if self._runner is not None:
-            await self._runner.shutdown()
+            socket.client.auto_reconnect_enabled = False
+            await socket.disconnect_async()
+        if runner is not None:
+            # Stops listening at once; requests already being handled (they only log and hand off) finish.
+            await runner.cleanup()
         try:
             await asyncio.wait_for(self._finish_in_flight(), timeout=STOP_GRACE_S)
         except TimeoutError:
-            log.warning("in-flight Slack replies did not finish within %.0fs; cancelling", STOP_GRACE_S)
-        if self._socket is not None:
-            await self._socket.close_async()
-        if self._runner is not None:
-            await self._runner.cleanup()
+            log.warning(
+                "in-flight Slack replies did not finish within %.0fs; leaving them to be cancelled", STOP_GRACE_S
+            )
+        if socket is not None:
+            await socket.close_async()
 
     async def _finish_in_flight(self) -> None:
         while self._after_ack_tasks:

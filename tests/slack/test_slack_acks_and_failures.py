@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -170,3 +171,23 @@ async def test_a_dropped_socket_is_reopened_and_events_flow_again(
         await fake_slack.send(Payloads.event_body(mention))
         await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         await settle(bot)
+
+
+async def test_http_mode_stop_refuses_new_requests_and_finishes_the_reply_in_flight(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_llm.chunk_chars = 5
+    fake_llm.chunk_delay_s = 0.05
+    fake_llm.reply("Finishing this answer while the bot shuts down.")
+    mention = Payloads.mention("slow one")
+    async with slack_bot(http=True) as bot:
+        assert await post_event(bot.events_url, SIGNING_SECRET, Payloads.event_body(mention)) == 200
+        await fake_slack.wait_for(lambda: len(fake_slack.posts(thread_ts=mention["ts"])) == 1)
+        stopping = asyncio.create_task(bot.adapter.stop())
+        await asyncio.sleep(0.05)
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await post_event(bot.events_url, SIGNING_SECRET, Payloads.event_body(Payloads.mention("too late")))
+        assert not stopping.done(), "stop() returned before the reply in flight finished"
+        await stopping
+    assert replies_in(fake_slack, mention["ts"]) == ["Finishing this answer while the bot shuts down."]
+    assert [r["content"] for r in db_rows(db_path, "SELECT content FROM messages WHERE role = 'user'")] == ["slow one"]
