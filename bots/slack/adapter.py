@@ -5,7 +5,8 @@ An event is acknowledged only after its listener has handed it to the router, wh
 while one that was not acknowledged is redelivered by Slack and the log's unique constraints make the second
 delivery harmless. Listeners therefore only translate (``translate.py``) and call the router, which answers in
 its own tasks; everything else that talks to Slack on the way in (a button's outcome, a polite refusal) runs
-after the ack in tasks of this adapter, so nothing holds an ack behind a slow or rate-limited Web API call.
+after the ack in tasks of this adapter. The only Web API calls before an event's ack are a users.info lookup
+(once per user, bounded) and, when the router decides a thread needs one, posting the card.
 The allowlists (``access.py``) are a global bolt middleware; the router decides everything else.
 """
 
