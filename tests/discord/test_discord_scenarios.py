@@ -36,7 +36,7 @@ def buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def button(card: dict[str, Any], action: str) -> str:
-    return next(b["custom_id"] for b in buttons(card) if b["custom_id"].endswith(action))
+    return str(next(b["custom_id"] for b in buttons(card) if b["custom_id"].endswith(action)))
 
 
 async def test_follow_ups_in_the_thread_need_no_mention_and_everyone_is_logged(
