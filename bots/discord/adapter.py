@@ -16,15 +16,15 @@ import yarl
 
 from bots.config import ConfigError, Settings
 from bots.discord import translate
-from bots.discord.access import Origin, checks_from, is_allowed
+from bots.discord.access import checks_from, is_allowed, origin_of_click, origin_of_message
 from bots.discord.buttons import CardButton
 from bots.discord.outbox import NO_PINGS, DiscordOutbox
-from bots.messages import Author, CardAction, CardClick, MessageDeletion, MessageEdit, ThreadKey
+from bots.messages import Author, CardAction, CardClick, IncomingMessage, MessageDeletion, MessageEdit, ThreadKey
 from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
 
-DENIED_IN_DM = "Sorry, I'm not available to you here. Ask a server admin if you think that's wrong."
+NOT_AVAILABLE = "Sorry, I'm not available to you here. Ask a server admin if you think that's wrong."
 NEEDED_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -77,10 +77,6 @@ class DiscordAdapter:
         self._router = router
         self._checks = checks_from(settings)
         self._accepting = True
-        if settings.discord_api_base:
-            discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
-        if settings.discord_gateway_url:
-            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
         self.client = DiscordClient(self, guild_ready_timeout=guild_ready_timeout)
         self.outbox = DiscordOutbox(self.client)
         self._connection: asyncio.Task[None] | None = None
@@ -89,12 +85,30 @@ class DiscordAdapter:
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        assert self._settings.discord_token is not None
+        """Log in, connect the gateway, and return once READY; a clear ConfigError for what a person must fix."""
+        self._point_at_configured_servers()
         self._router.register_outbox(translate.PLATFORM, self.outbox)
+        try:
+            await self._connect()
+        except BaseException:
+            await self.client.close()
+            raise
+        me = self._me
+        invite = discord.utils.oauth_url(me.id, permissions=NEEDED_PERMISSIONS, scopes=("bot",))
+        log.info("Discord: connected as %s; invite URL: %s", me, invite)
+
+    def _point_at_configured_servers(self) -> None:
+        """DISCORD_API_BASE / DISCORD_GATEWAY_URL: discord.py reads these two process-wide class attributes."""
+        if self._settings.discord_api_base:
+            discord.http.Route.BASE = self._settings.discord_api_base.rstrip("/")
+        if self._settings.discord_gateway_url:
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self._settings.discord_gateway_url)
+
+    async def _connect(self) -> None:
+        assert self._settings.discord_token is not None
         try:
             await self.client.login(self._settings.discord_token.get_secret_value())
         except discord.LoginFailure:
-            await self.client.close()
             raise ConfigError(
                 "Discord rejected DISCORD_TOKEN. Copy the token again from the Developer Portal (Bot > Reset Token)."
             ) from None
@@ -103,19 +117,15 @@ class DiscordAdapter:
         done, _ = await asyncio.wait(
             {self._connection, ready}, timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
         )
+        if ready in done:
+            return
+        ready.cancel()
         if self._connection in done:
-            ready.cancel()
-            await self.client.close()
             error = self._connection.exception()
             if isinstance(error, discord.PrivilegedIntentsRequired):
                 raise ConfigError(INTENT_MISSING) from None
             raise ConfigError(f"Could not connect to the Discord gateway: {error}") from None
-        if not done:
-            ready.cancel()
-            raise ConfigError("The Discord gateway did not become ready within a minute; check DISCORD_GATEWAY_URL.")
-        assert self.client.user is not None
-        invite = discord.utils.oauth_url(self.client.user.id, permissions=NEEDED_PERMISSIONS, scopes=("bot",))
-        log.info("Discord: connected as %s; invite URL: %s", self.client.user, invite)
+        raise ConfigError("The Discord gateway did not become ready within a minute; check DISCORD_GATEWAY_URL.")
 
     async def stop(self) -> None:
         """Stop taking messages, let in-flight replies finish (bounded), close the gateway."""
@@ -138,31 +148,35 @@ class DiscordAdapter:
 
     # -- events ---------------------------------------------------------------------------------------------
 
-    def _origin(self, message: discord.Message) -> Origin:
-        roles = frozenset(str(r.id) for r in getattr(message.author, "roles", []))
-        guild = str(message.guild.id) if message.guild else None
-        channel = message.channel
-        parent = getattr(channel, "parent_id", None) or getattr(channel, "id", "")
-        return Origin(guild=guild, channel=str(parent), user=str(message.author.id), roles=roles)
-
     async def on_message(self, message: discord.Message) -> None:
         if not self._accepting or message.author.bot or message.type not in ANSWERED_TYPES:
             return
-        me = self._me
         try:
-            if not is_allowed(self._origin(message), self._checks):
+            if not is_allowed(origin_of_message(message), self._checks):
                 log.info("ignoring a message from %s in %s (allowlist)", message.author.id, message.channel.id)
                 if message.guild is None:
-                    await message.channel.send(DENIED_IN_DM)
+                    await message.channel.send(NOT_AVAILABLE)
                 return
-            target = await self._thread_for(message, mentioned=me in message.mentions)
+            target = await self._thread_for(message, mentioned=self._mentions_me(message))
             if target is None:
                 return
             key, title = target
             await self._backfill(message, key=key, title=title)
-            await self._router.handle_message(await translate.incoming(message, key=key, bot_id=me.id, title=title))
+            await self._router.handle_message(await self._incoming(message, key=key, title=title))
         except discord.HTTPException as exc:
             log.error("Discord refused a call while handling message %s: %s", message.id, exc)
+
+    def _mentions_me(self, message: discord.Message) -> bool:
+        """A mention of the bot's user, or of the role Discord made for it (the client offers both)."""
+        own_role = message.guild.self_role if message.guild else None
+        return self._me in message.mentions or (own_role is not None and own_role in message.role_mentions)
+
+    def _mention_ids(self, guild: discord.Guild | None) -> tuple[int, ...]:
+        own_role = guild.self_role if guild else None
+        return (self._me.id,) if own_role is None else (self._me.id, own_role.id)
+
+    async def _incoming(self, message: discord.Message, *, key: ThreadKey, title: str | None) -> IncomingMessage:
+        return await translate.incoming(message, key=key, mention_ids=self._mention_ids(message.guild), title=title)
 
     async def _backfill(self, message: discord.Message, *, key: ThreadKey, title: str | None) -> None:
         """Once per thread per process: log what people wrote while the bot was down, oldest first.
@@ -176,7 +190,6 @@ class DiscordAdapter:
         last = await self._router.latest_logged_id(key)
         if last is None or not last.isdigit():
             return
-        me = self._me
         missed = 0
         history = message.channel.history(after=discord.Object(int(last)), limit=BACKFILL_LIMIT, oldest_first=True)
         async for old in history:
@@ -184,7 +197,7 @@ class DiscordAdapter:
                 break
             if old.author.bot or old.type not in ANSWERED_TYPES:
                 continue
-            await self._router.handle_message(await translate.incoming(old, key=key, bot_id=me.id, title=title))
+            await self._router.handle_message(await self._incoming(old, key=key, title=title))
             missed += 1
         if missed:
             log.info("logged %d message(s) sent in %s while the bot was away", missed, key)
@@ -201,7 +214,7 @@ class DiscordAdapter:
             return None
         if mentioned and isinstance(channel, discord.TextChannel):
             name = translate.thread_name(
-                translate.strip_mention(message.content, bot_id=self._me.id),
+                translate.strip_mentions(message.content, self._mention_ids(message.guild)),
                 author=message.author.display_name,
             )
             thread = await message.create_thread(name=name, auto_archive_duration=1440)
@@ -220,13 +233,13 @@ class DiscordAdapter:
         return translate.key_for(channel)  # type: ignore[arg-type]
 
     async def on_raw_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
-        author = payload.data.get("author") or {}
-        content = payload.data.get("content")
-        if author.get("bot") or content is None:
+        """A changed text is an edit; an update without ``edited_timestamp`` (a link preview, say) is not."""
+        message = payload.message
+        if message.author.bot or message.edited_at is None:
             return
         key = await self._key_for_channel_id(payload.channel_id, payload.guild_id)
         if key is not None:
-            text = translate.strip_mention(str(content), bot_id=self._me.id)
+            text = translate.strip_mentions(message.content, self._mention_ids(message.guild))
             await self._router.handle_edit(MessageEdit(thread=key, message_id=str(payload.message_id), text=text))
 
     async def on_raw_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
@@ -236,9 +249,22 @@ class DiscordAdapter:
 
     async def on_card_click(self, interaction: discord.Interaction[Any], card_id: int, action: CardAction) -> None:
         """Acknowledge within Discord's 3 seconds, then let the router resolve the card."""
-        await interaction.response.defer()
-        user = interaction.user
-        click = CardClick(card_id=card_id, action=action, user=Author(str(user.id), user.display_name), raw=interaction)
-        result = await self._router.handle_click(click)
-        if result.private_note:
-            await interaction.followup.send(result.private_note, ephemeral=True)
+        try:
+            if not is_allowed(origin_of_click(interaction), self._checks):
+                await interaction.response.send_message(NOT_AVAILABLE, ephemeral=True)
+                return
+            await self._defer(interaction)
+            user = interaction.user
+            author = Author(str(user.id), user.display_name)
+            result = await self._router.handle_click(CardClick(card_id, action, author, raw=interaction))
+            if result.private_note:
+                await interaction.followup.send(result.private_note, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.error("Discord refused a call while handling a click on card %s: %s", card_id, exc)
+
+    async def _defer(self, interaction: discord.Interaction[Any]) -> None:
+        """Acknowledge the click; if Discord has already expired it, the choice still counts."""
+        try:
+            await interaction.response.defer()
+        except discord.NotFound:
+            log.warning("a card click's interaction expired before it was acknowledged; handling it anyway")

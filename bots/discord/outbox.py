@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import discord
@@ -46,7 +47,7 @@ class DiscordOutbox:
         # Ask the model first, then show typing while it thinks: the typing call never delays the request.
         first_text = asyncio.ensure_future(anext(snapshots, None))
         try:
-            async with channel.typing():
+            async with typing_shown(channel):
                 first = await first_text
             if first is None:
                 return []
@@ -66,11 +67,21 @@ class DiscordOutbox:
         for index, chunk in enumerate(split_message(text, limit=MESSAGE_LIMIT)):
             if index < len(posted):
                 if chunk != shown[index]:
-                    posted[index] = await posted[index].edit(content=chunk, allowed_mentions=NO_PINGS)
+                    posted[index] = await self._edit_or_repost(channel, posted[index], chunk)
                     shown[index] = chunk
             else:
                 posted.append(await channel.send(chunk, allowed_mentions=NO_PINGS))
                 shown.append(chunk)
+
+    async def _edit_or_repost(
+        self, channel: discord.PartialMessageable, message: discord.Message, text: str
+    ) -> discord.Message:
+        """Edit a reply in progress; if someone deleted it meanwhile, carry on in a new message."""
+        try:
+            return await message.edit(content=text, allowed_mentions=NO_PINGS)
+        except discord.NotFound:
+            log.info("reply message %s was deleted while streaming; posting the rest anew", message.id)
+            return await channel.send(text, allowed_mentions=NO_PINGS)
 
     async def _mark_interrupted(self, message: discord.Message, text: str) -> None:
         try:
@@ -89,6 +100,22 @@ class DiscordOutbox:
         partial = self._channel(card.thread).get_partial_message(int(message_id))
         view: Any = card_view(card) if card.buttons_live else None
         await partial.edit(content=card_content(card), view=view)
+
+
+@asynccontextmanager
+async def typing_shown(channel: discord.PartialMessageable) -> AsyncIterator[None]:
+    """Show "threadkeeper is typing..." while the block runs; a refused typing call never costs the reply."""
+    typing = channel.typing()
+    try:
+        await typing.__aenter__()
+    except discord.HTTPException as exc:
+        log.warning("Discord refused the typing indicator in %s: %s", channel.id, exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        await typing.__aexit__(None, None, None)
 
 
 def card_content(card: CatchUpCard) -> str:

@@ -36,8 +36,11 @@ def thread_name(text: str, *, author: str) -> str:
     return name if len(name) <= THREAD_NAME_MAX else name[: THREAD_NAME_MAX - 1].rstrip() + "…"
 
 
-def strip_mention(text: str, *, bot_id: int) -> str:
-    return re.sub(rf"<@!?{bot_id}>", "", text).strip()
+def strip_mentions(text: str, mention_ids: tuple[int, ...]) -> str:
+    """The text without mentions of the bot's user or its role (``<@id>``, ``<@!id>``, ``<@&id>``)."""
+    for mention_id in mention_ids:
+        text = re.sub(rf"<@[!&]?{mention_id}>", "", text)
+    return text.strip()
 
 
 def _is_text(attachment: discord.Attachment) -> bool:
@@ -63,13 +66,15 @@ async def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
     return tuple(notes)
 
 
-async def incoming(message: discord.Message, *, key: ThreadKey, bot_id: int, title: str | None) -> IncomingMessage:
+async def incoming(
+    message: discord.Message, *, key: ThreadKey, mention_ids: tuple[int, ...], title: str | None
+) -> IncomingMessage:
     author = message.author
     return IncomingMessage(
         thread=key,
         message_id=str(message.id),
         author=Author(id=str(author.id), display_name=author.display_name),
-        text=strip_mention(message.content, bot_id=bot_id),
+        text=strip_mentions(message.content, mention_ids),
         sent_utc=message.created_at,
         attachments=await attachments_of(message),
         thread_title=title,

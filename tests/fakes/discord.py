@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ GUILD = "900000000000000001"
 CHANNEL = "900000000000000002"
 APP_ID = "900000000000000003"
 BOT_ID = APP_ID
+BOT_ROLE = "900000000000000004"  # the role Discord creates for a bot when it joins a guild
 ALL_PERMISSIONS = "2251799813685247"
 
 
@@ -59,6 +61,17 @@ class RestCall:
 
 
 @dataclass
+class Fault:
+    """The next ``times`` calls matching ``method`` and ``pattern`` get this error instead of an answer."""
+
+    method: str
+    pattern: str
+    status: int
+    code: int
+    times: int
+
+
+@dataclass
 class FakeDiscord:
     deny_message_content: bool = False
     calls: list[RestCall] = field(default_factory=list)
@@ -67,6 +80,7 @@ class FakeDiscord:
     roles: dict[str, list[str]] = field(default_factory=dict)
     identified: int = 0
     identified_at: list[float] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _seq: Any = field(default_factory=lambda: itertools.count(1))
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -112,8 +126,6 @@ class FakeDiscord:
     # -- what the bot did -----------------------------------------------------------------------------------
 
     def calls_to(self, method: str, pattern: str) -> list[RestCall]:
-        import re
-
         regex = re.compile(pattern)
         return [c for c in self.calls if c.method == method and regex.fullmatch(c.path)]
 
@@ -191,7 +203,11 @@ class FakeDiscord:
             "icon": None,
             "owner_id": ALICE["id"],
             "unavailable": False,
-            "roles": [self._role(GUILD, "@everyone"), *(self._role(r, f"role {r}") for r in self._role_ids())],
+            "roles": [
+                self._role(GUILD, "@everyone"),
+                self._role(BOT_ROLE, "threadkeeper") | {"managed": True, "tags": {"bot_id": BOT_ID}},
+                *(self._role(r, f"role {r}") for r in self._role_ids()),
+            ],
             "channels": [
                 {
                     "id": CHANNEL,
@@ -250,7 +266,7 @@ class FakeDiscord:
     def member(self, who: dict[str, Any]) -> dict[str, Any]:
         return {
             "user": who,
-            "roles": self.roles.get(who["id"], []),
+            "roles": [BOT_ROLE] if who["id"] == BOT_ID else self.roles.get(who["id"], []),
             "joined_at": now_iso(),
             "deaf": False,
             "mute": False,
@@ -267,6 +283,7 @@ class FakeDiscord:
         content: str,
         guild: bool = True,
         mentions: list[dict[str, Any]] | None = None,
+        mention_roles: list[str] | None = None,
         message_id: str | None = None,
         attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
@@ -280,7 +297,7 @@ class FakeDiscord:
             "tts": False,
             "mention_everyone": False,
             "mentions": mentions or [],
-            "mention_roles": [],
+            "mention_roles": mention_roles or [],
             "attachments": attachments or [],
             "embeds": [],
             "pinned": False,
@@ -300,17 +317,20 @@ class FakeDiscord:
         channel_id: str = CHANNEL,
         author: dict[str, Any] = ALICE,
         mention_bot: bool = False,
+        mention_bot_role: bool = False,
         guild: bool = True,
         message_id: str | None = None,
         attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        text = f"<@{BOT_ID}> {content}" if mention_bot else content
+        """A person writes; ``mention_bot`` / ``mention_bot_role`` prefix a mention of the bot or its role."""
+        text = f"<@{BOT_ID}> {content}" if mention_bot else f"<@&{BOT_ROLE}> {content}" if mention_bot_role else content
         data = self.message_payload(
             channel_id=channel_id,
             author=author,
             content=text,
             guild=guild,
             mentions=[BOT_USER] if mention_bot else [],
+            mention_roles=[BOT_ROLE] if mention_bot_role else [],
             message_id=message_id,
             attachments=attachments,
         )
@@ -321,6 +341,11 @@ class FakeDiscord:
     async def user_edits(self, message: dict[str, Any], content: str) -> None:
         message["content"] = content
         message["edited_timestamp"] = now_iso()
+        await self.dispatch("MESSAGE_UPDATE", dict(message))
+
+    async def link_preview_arrives(self, message: dict[str, Any]) -> None:
+        """Discord adds an embed to a message: a MESSAGE_UPDATE with the same text and no edited_timestamp."""
+        message["embeds"] = [{"type": "link", "url": "https://example.invalid/", "title": "A page"}]
         await self.dispatch("MESSAGE_UPDATE", dict(message))
 
     async def user_deletes(self, message: dict[str, Any]) -> None:
@@ -380,10 +405,25 @@ class FakeDiscord:
             elif request.content_type.startswith("multipart/"):
                 body = await self._multipart_json(request)
         self.calls.append(RestCall(request.method, path, body, time.monotonic()))
-        status, payload = self._route(request.method, path, body or {}, dict(request.query))
+        fault = self._fault_for(request.method, path)
+        if fault is not None:
+            status, payload = fault.status, {"message": "fake Discord fault", "code": fault.code}
+        else:
+            status, payload = self._route(request.method, path, body or {}, dict(request.query))
         if payload is None:
             return web.Response(status=status)
         return web.Response(status=status, body=json.dumps(payload), headers={"content-type": "application/json"})
+
+    def fail(self, method: str, pattern: str, *, status: int, code: int = 0, times: int = 1) -> None:
+        """Answer the next ``times`` calls to ``method`` on a path matching ``pattern`` with an error."""
+        self.faults.append(Fault(method, pattern, status, code, times))
+
+    def _fault_for(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == method and re.fullmatch(fault.pattern, path):
+                fault.times -= 1
+                return fault
+        return None
 
     async def _multipart_json(self, request: web.Request) -> Any:
         reader = await request.multipart()
