@@ -41,7 +41,8 @@ class DiscordOutbox:
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
         channel = self._channel(thread)
-        snapshots = throttled_text(deltas, interval_s=self._edit_interval_s)
+        received = ReceivedText(deltas)
+        snapshots = throttled_text(received.deltas(), interval_s=self._edit_interval_s)
         posted: list[discord.Message] = []
         shown: list[str] = []
         # Ask the model first, then show typing while it thinks: the typing call never delays the request.
@@ -56,8 +57,8 @@ class DiscordOutbox:
                 await self._show(channel, text, posted, shown)
         except BaseException:
             first_text.cancel()
-            if posted:
-                await self._mark_interrupted(posted[-1], shown[-1])
+            if posted or received.text:
+                await self._show_interrupted(channel, received.text, posted, shown)
             raise
         return [str(m.id) for m in posted]
 
@@ -83,9 +84,12 @@ class DiscordOutbox:
             log.info("reply message %s was deleted while streaming; posting the rest anew", message.id)
             return await channel.send(text, allowed_mentions=NO_PINGS)
 
-    async def _mark_interrupted(self, message: discord.Message, text: str) -> None:
+    async def _show_interrupted(
+        self, channel: discord.PartialMessageable, text: str, posted: list[discord.Message], shown: list[str]
+    ) -> None:
+        """Show everything the model sent before it failed, marked as cut short (the router adds a note)."""
         try:
-            await message.edit(content=(text + INTERRUPTED)[-MESSAGE_LIMIT:])
+            await self._show(channel, text.rstrip() + INTERRUPTED, posted, shown)
         except discord.HTTPException as exc:
             log.warning("could not mark an interrupted reply: %s", exc)
 
@@ -100,6 +104,23 @@ class DiscordOutbox:
         partial = self._channel(card.thread).get_partial_message(int(message_id))
         view: Any = card_view(card) if card.buttons_live else None
         await partial.edit(content=card_content(card), view=view)
+
+
+class ReceivedText:
+    """Passes the model's deltas through and keeps their sum: what to show if the stream fails."""
+
+    def __init__(self, deltas: AsyncIterator[str]) -> None:
+        self._source = deltas
+        self._parts: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    async def deltas(self) -> AsyncIterator[str]:
+        async for delta in self._source:
+            self._parts.append(delta)
+            yield delta
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -57,3 +58,24 @@ def discord_bot(make_settings: MakeSettings, fake_discord: FakeDiscord) -> Disco
                 await adapter.stop()
 
     return start
+
+
+async def settle(bot: DiscordBot) -> None:
+    await asyncio.sleep(0.05)
+    await bot.router.idle()
+
+
+async def open_thread(fake: FakeDiscord, bot: DiscordBot, text: str) -> str:
+    """Mention the bot in the channel and wait for its first reply in the new thread; return the thread id."""
+    message = await fake.user_says(text, mention_bot=True)
+    await fake.wait_for(lambda: len(fake.texts_in(message["id"])) == 1)
+    await settle(bot)
+    return str(message["id"])
+
+
+def buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for row in card.get("components") or [] for b in row["components"]]
+
+
+def button(card: dict[str, Any], action: str) -> str:
+    return str(next(b["custom_id"] for b in buttons(card) if b["custom_id"].endswith(action)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -12,31 +11,10 @@ from bots.app import open_router
 from bots.config import ConfigError
 from bots.discord import DiscordAdapter
 from tests.conftest import MakeSettings
-from tests.discord.conftest import DiscordBot, DiscordBotFactory
+from tests.discord.conftest import DiscordBotFactory, button, buttons, open_thread, settle
 from tests.fakes.discord import ALICE, BOB, BOT_ID, FakeDiscord, user
 from tests.fakes.llm import FakeLLM
 from tests.router_harness import db_rows
-
-
-async def settle(bot: DiscordBot) -> None:
-    await asyncio.sleep(0.05)
-    await bot.router.idle()
-
-
-async def open_thread(fake: FakeDiscord, bot: DiscordBot, text: str) -> str:
-    """Mention the bot in the channel and wait for its first reply in the new thread; return the thread id."""
-    message = await fake.user_says(text, mention_bot=True)
-    await fake.wait_for(lambda: len(fake.texts_in(message["id"])) == 1)
-    await settle(bot)
-    return str(message["id"])
-
-
-def buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
-    return [b for row in card.get("components") or [] for b in row["components"]]
-
-
-def button(card: dict[str, Any], action: str) -> str:
-    return str(next(b["custom_id"] for b in buttons(card) if b["custom_id"].endswith(action)))
 
 
 async def test_follow_ups_in_the_thread_need_no_mention_and_everyone_is_logged(
