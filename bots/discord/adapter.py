@@ -55,6 +55,9 @@ class DiscordClient(discord.Client):
     async def setup_hook(self) -> None:
         self.add_dynamic_items(CardButton)
 
+    async def on_ready(self) -> None:
+        self.adapter.on_new_gateway_session()
+
     async def on_message(self, message: discord.Message) -> None:
         await self.adapter.on_message(message)
 
@@ -147,6 +150,10 @@ class DiscordAdapter:
         return me
 
     # -- events ---------------------------------------------------------------------------------------------
+
+    def on_new_gateway_session(self) -> None:
+        """After a fresh IDENTIFY (not a RESUME) Discord replays nothing: each thread looks at its history again."""
+        self._backfilled.clear()
 
     async def on_message(self, message: discord.Message) -> None:
         if not self._accepting or message.author.bot or message.type not in ANSWERED_TYPES:

@@ -185,3 +185,25 @@ async def test_a_model_stream_that_breaks_leaves_a_marked_partial_reply_and_a_fr
     cut_short = ("This sentence will be cut off somewhere in the middle of it. " * 2)[:120].rstrip()
     assert partial == cut_short + "\n\n*(reply interrupted)*"
     assert "model" in note.lower() and len(note) < 120
+
+
+async def test_after_a_gateway_outage_the_bot_reconnects_and_reads_what_it_missed(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with discord_bot() as bot:
+        thread = await open_thread(fake_discord, bot, "keep track of the outage")
+        await fake_discord.drop_connections()
+        fake_discord.wrote_while_bot_was_away("did you see this?", channel_id=thread, author=BOB)
+        await fake_discord.wait_for(lambda: fake_discord.identified == 2 and fake_discord.connected == 1, timeout=10)
+        await asyncio.sleep(0.1)  # READY -> on_ready after discord.py's guild_ready_timeout
+        fake_llm.reply("Seen both.")
+        await fake_discord.user_says("back?", channel_id=thread)
+        await fake_discord.wait_for(lambda: "Seen both." in fake_discord.texts_in(thread))
+        await settle(bot)
+    users = db_rows(db_path, "SELECT content, reply_state FROM messages WHERE role = 'user' ORDER BY id")
+    assert [tuple(r) for r in users] == [
+        ("keep track of the outage", "answered"),
+        ("did you see this?", "answered"),
+        ("back?", "answered"),
+    ]
+    assert fake_discord.cards_in(thread) == []  # the session lived on: no "Where were we?" after a reconnect

@@ -159,6 +159,11 @@ class FakeDiscord:
         for ws in [ws for ws in self._sockets if not ws.closed]:
             await ws.send_str(frame)
 
+    async def drop_connections(self, *, code: int = 4000) -> None:
+        """Close every gateway connection as Discord does on an outage; clients reconnect (RESUME is refused)."""
+        for ws in [ws for ws in self._sockets if not ws.closed]:
+            await ws.close(code=code, message=b"fake outage")
+
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
