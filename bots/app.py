@@ -14,9 +14,12 @@ from contextlib import asynccontextmanager
 from agent.llm import LLMClient, LLMConfig, preload_litellm
 from agent.summarize import Summarizer
 from bots.config import Settings
+from bots.housekeeping import Housekeeping
+from bots.messages import utc_now
 from bots.thread_state import RouterStores
 from bots.threads import ThreadRouter
 from storage.db import Database, open_database
+from storage.erasure import ErasureStore
 from storage.log import ThreadLog
 from storage.migrations import migrate
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
@@ -62,16 +65,25 @@ async def open_router(settings: Settings, *, preload_model_client: bool = True) 
         interrupted = await cards.reopen_interrupted()
         if interrupted:
             log.info("%d card(s) left mid catch-up by the last run are clickable again", len(interrupted))
+        erasures = ErasureStore(db)
+        housekeeping = Housekeeping(erasures=erasures, retention_days=settings.log_retention_days, clock=utc_now)
+        await housekeeping.run_once()
         llm = build_llm(settings)
+        stores = RouterStores(
+            log=ThreadLog(db), sessions=SessionStore(db), cards=cards, events=DeliveredEvents(db), erasures=erasures
+        )
         router = ThreadRouter(
-            stores=RouterStores(log=ThreadLog(db), sessions=SessionStore(db), cards=cards, events=DeliveredEvents(db)),
+            stores=stores,
             llm=llm,
             summarizer=Summarizer(llm),
             system_prompt=settings.system_prompt,
             max_live_sessions=settings.max_live_sessions,
             interrupted_cards=interrupted,
+            erasures_seen=await erasures.latest_id(),
         )
+        housekeeping.start()
         try:
             yield router
         finally:
+            await housekeeping.stop()
             await router.close()

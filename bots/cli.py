@@ -17,9 +17,10 @@ from agent.llm import preload_litellm
 from bots.app import open_database_for, open_router
 from bots.config import ConfigError, Settings, load_settings
 from bots.logs import configure_logging
-from bots.messages import ThreadKey
+from bots.messages import ThreadKey, utc_now
 from bots.ports import PlatformAdapter
 from bots.threads import ThreadRouter
+from storage.erasure import ErasureStore
 from storage.log import ThreadLog, ThreadRecord
 
 log = logging.getLogger("threadkeeper")
@@ -41,8 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="print a thread's log")
     export.add_argument("thread", help="thread id, title, or full key platform:workspace:channel:thread")
     export.add_argument("--format", choices=["md", "json"], default="md")
-    forget = commands.add_parser("forget", help="purge a thread's log")
-    forget.add_argument("thread", help="thread id, title, or full key platform:workspace:channel:thread")
+    forget = commands.add_parser("forget", help="purge a thread's log, or one person's messages everywhere")
+    target = forget.add_mutually_exclusive_group(required=True)
+    target.add_argument("thread", nargs="?", help="thread id, title, or full key platform:workspace:channel:thread")
+    target.add_argument("--user", metavar="PLATFORM:USER_ID", help="erase this person's messages in every thread")
     return parser
 
 
@@ -63,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_chat(settings, args.thread))
         if args.command == "export":
             return asyncio.run(export(settings, args.thread, args.format))
+        if args.user:
+            return asyncio.run(forget_user(settings, args.user))
         return asyncio.run(forget(settings, args.thread))
     except ConfigError as exc:
         print(f"threadkeeper: {exc}", file=sys.stderr)
@@ -186,10 +191,28 @@ async def export(settings: Settings, name: str, fmt: str) -> int:
 
 
 async def forget(settings: Settings, name: str) -> int:
+    """Purge a thread; a bot running on the same database drops its session within seconds (the journal)."""
     async with open_database_for(settings) as db:
-        thread_log = ThreadLog(db)
-        thread = await _resolve(thread_log, name)
-        count = len(await thread_log.all_messages(thread_id=thread.id))
-        await thread_log.forget_thread(thread_id=thread.id)
+        thread = await _resolve(ThreadLog(db), name)
+        count = await ErasureStore(db).forget_thread(thread_id=thread.id, now=utc_now())
     print(f"Forgot thread {thread.title or thread.thread}: {count} message(s) purged.")
+    return 0
+
+
+async def forget_user(settings: Settings, who: str) -> int:
+    """Erase one person's messages in every thread of a platform (the right to erasure)."""
+    platform, _, user_id = who.partition(":")
+    if not platform or not user_id:
+        raise ConfigError(
+            f"--user takes PLATFORM:USER_ID, e.g. slack:U012AB3CD or discord:80351110224678912 (got {who!r})"
+        )
+    async with open_database_for(settings) as db:
+        erased = await ErasureStore(db).forget_user(platform=platform, user_id=user_id, now=utc_now())
+    if not erased:
+        print(f"No messages of {who} in the log; nothing removed.")
+        return 0
+    for thread in erased:
+        print(f"Erased {thread.messages} message(s) in thread {thread.title or thread.thread}.")
+    total = sum(t.messages for t in erased)
+    print(f"Erased {total} message(s) of {who} in {len(erased)} thread(s); summaries that covered them are gone too.")
     return 0

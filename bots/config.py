@@ -28,6 +28,7 @@ HINTS: dict[str, str] = {
     "MAX_LIVE_SESSIONS": "a whole number of at least 1, e.g. 1000",
     "PORT": "a TCP port number between 1 and 65535",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
+    "LOG_RETENTION_DAYS": "a whole number of days of at least 1, e.g. 90, or leave it unset to keep everything",
 }
 
 
@@ -55,6 +56,7 @@ class Settings(BaseSettings):
     )
     max_live_sessions: int = Field(default=1000, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_retention_days: int | None = Field(default=None, ge=1)
 
     discord_token: SecretStr | None = None
     discord_api_base: str | None = None

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from agent.session import AgentSession
 from bots.messages import Attachment, ThreadKey
+from storage.erasure import ErasureStore
 from storage.log import LoggedMessage, ThreadLog
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
 
@@ -31,10 +32,19 @@ class ThreadState:
     wake: bool = False
     card_open: bool | None = None  # None: not known yet in this process; ask SQLite
     answered_through: int = 0  # the highest log id a posted reply of this process has covered
+    session_id: int | None = None  # the sessions row of the live session
+    pinned: int = 0  # flows (a card being resolved) that need the state kept, however idle it looks
+    forgotten: bool = False  # the thread was purged: whatever still runs for it must not write
 
     @property
     def idle(self) -> bool:
-        return not self.lock.locked() and self.worker is None and not self.inflight
+        """Nothing runs for the thread: its live session may be evicted without losing work."""
+        return not self.lock.locked() and self.worker is None and not self.inflight and not self.pinned
+
+    @property
+    def droppable(self) -> bool:
+        """Nothing runs and nothing waits in memory alone: the whole state may go (SQLite has the rest)."""
+        return not self.lock.locked() and self.worker is None and not self.pinned
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +55,7 @@ class RouterStores:
     sessions: SessionStore
     cards: CardStore
     events: DeliveredEvents
+    erasures: ErasureStore
 
 
 def key_columns(key: ThreadKey) -> dict[str, str]:

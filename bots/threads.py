@@ -14,6 +14,11 @@ The rules it enforces, in order:
 
 Which messages are waiting is the log's ``reply_state``, not memory, so a crash between logging and answering
 loses nothing: the next start answers them after the card.
+
+5. What is deleted or edited on the platform, forgotten with ``threadkeeper forget`` (here or in another
+   process) or purged by retention reaches the live session through the erasure journal before its next turn
+   (``bots/forgetting.py``); a catch-up summary written while something was forgotten is thrown away and
+   written again.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from typing import Any
 
 from agent.llm import LLMClient, LLMError
 from agent.session import AgentSession, UserTurn
-from agent.summarize import Purpose, Summarizer, transcript_line
+from agent.summarize import Purpose, Summarizer
+from bots.forgetting import ErasureFollower, LogSource, transcript_lines
 from bots.messages import (
     CardAction,
     CardClick,
@@ -41,6 +47,8 @@ from bots.messages import (
 )
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, attachment_json, key_columns, prompt_text
+from storage.erasure import KIND_EDITED, KIND_THREAD, Erasure
+from storage.log import LoggedMessage, ThreadGone
 from storage.sessions import CardRecord
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,8 @@ SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try aga
 SUMMARY_FAILED_NOTE = "I couldn't summarize the thread just now. Try again, or start fresh."
 STALE_CARD_NOTE = "That card is no longer active."
 INTERRUPTED_NOTE = "I restarted while catching up. Choose again."
+CATCH_UP_FAILED_NOTE = "Something went wrong on my side while catching up. Try again, or start fresh."
+CATCH_UP_TRIES = 3
 
 
 class ThreadRouter:
@@ -65,11 +75,15 @@ class ThreadRouter:
         assistant_name: str = "threadkeeper",
         clock: Callable[[], datetime] = utc_now,
         interrupted_cards: list[CardRecord] | None = None,
+        erasures_seen: int = 0,
+        max_thread_states: int | None = None,
     ) -> None:
         self._log = stores.log
         self._sessions = stores.sessions
         self._cards = stores.cards
         self._events = stores.events
+        self._erasures = stores.erasures
+        self._follower = ErasureFollower(erasures=stores.erasures, seen=erasures_seen, apply=self._apply_erasure)
         self._llm = llm
         self._summarizer = summarizer
         self._system_prompt = system_prompt
@@ -77,7 +91,9 @@ class ThreadRouter:
         self._assistant_name = assistant_name
         self._clock = clock
         self._outboxes: dict[str, ThreadOutbox] = {}
-        self._states: dict[ThreadKey, ThreadState] = {}
+        self._states: OrderedDict[ThreadKey, ThreadState] = OrderedDict()  # least recently used first
+        self._keys: dict[int, ThreadKey] = {}  # thread row id -> key, for the erasure journal
+        self._max_states = max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 1000)
         self._live: OrderedDict[ThreadKey, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._interrupted = list(interrupted_cards or [])
@@ -95,6 +111,7 @@ class ThreadRouter:
         answer (logged and acknowledged, then the process died) gets its card, or its answer when the thread
         had nothing before them, without waiting for someone to write again.
         """
+        self._follower.start()
         for card in list(self._interrupted):
             thread = await self._log.thread(thread_id=card.thread_id)
             if thread is None or thread.platform != platform:
@@ -125,6 +142,11 @@ class ThreadRouter:
     def live_sessions(self) -> int:
         return len(self._live)
 
+    @property
+    def thread_states(self) -> int:
+        """Threads this process holds state for (bounded by ``max_thread_states``)."""
+        return len(self._states)
+
     async def is_tracked(self, thread: ThreadKey) -> bool:
         """True when the bot takes part in the thread (it has a log)."""
         if thread in self._states:
@@ -145,17 +167,15 @@ class ThreadRouter:
         so a busy thread's messages share one commit instead of queueing one commit each.
         """
         state = await self._state(message.thread, title=message.thread_title)
-        row, created = await self._log.record_message(
-            thread_id=state.thread_id,
-            platform_message_id=message.message_id,
-            author_id=message.author.id,
-            author_name=message.author.display_name,
-            role="user",
-            content=message.text,
-            sent_utc=message.sent_utc,
-            attachments=[attachment_json(a) for a in message.attachments],
-            now=self._clock(),
-        )
+        try:
+            row, created = await self._record(state, message)
+        except ThreadGone:
+            # Forgotten by another process since this one cached the thread: start it afresh.
+            log.info("%s was forgotten while the bot ran; starting it afresh", message.thread)
+            await self._follower.catch_up()
+            self._drop_state(state)
+            state = await self._state(message.thread, title=message.thread_title)
+            row, created = await self._record(state, message)
         async with state.lock:
             if message.event_key and await self._events.record(
                 platform=message.thread.platform, event_key=message.event_key, message_id=row.id, now=self._clock()
@@ -178,22 +198,64 @@ class ThreadRouter:
                 await self._start_session(state, origin="fresh")
                 self._kick(state)
 
+    async def _record(self, state: ThreadState, message: IncomingMessage) -> tuple[LoggedMessage, bool]:
+        return await self._log.record_message(
+            thread_id=state.thread_id,
+            platform_message_id=message.message_id,
+            author_id=message.author.id,
+            author_name=message.author.display_name,
+            role="user",
+            content=message.text,
+            sent_utc=message.sent_utc,
+            attachments=[attachment_json(a) for a in message.attachments],
+            now=self._clock(),
+        )
+
     async def handle_edit(self, edit: MessageEdit) -> None:
+        """Store the new text; the live session and any summary that saw the old one follow (rule 5)."""
         thread_id = await self._log.find_thread(**key_columns(edit.thread))
-        if thread_id is not None:
-            await self._log.edit_message(
-                thread_id=thread_id,
-                platform_message_id=edit.message_id,
-                content=edit.text,
-                edited_utc=edit.edited_utc,
-            )
+        if thread_id is not None and await self._erasures.edit_message(
+            thread_id=thread_id, platform_message_id=edit.message_id, content=edit.text, edited_utc=edit.edited_utc
+        ):
+            await self._follower.catch_up()
 
     async def handle_deletion(self, deletion: MessageDeletion) -> None:
+        """Forget the message's text everywhere: log, stored summaries, live session, disk (rule 5)."""
         thread_id = await self._log.find_thread(**key_columns(deletion.thread))
-        if thread_id is not None:
-            await self._log.delete_message(
-                thread_id=thread_id, platform_message_id=deletion.message_id, deleted_utc=deletion.deleted_utc
-            )
+        if thread_id is not None and await self._erasures.delete_message(
+            thread_id=thread_id, platform_message_id=deletion.message_id, deleted_utc=deletion.deleted_utc
+        ):
+            await self._follower.catch_up()
+
+    async def _apply_erasure(self, erasure: Erasure) -> None:
+        """One journal row reaches this process's memory: a thread dropped, or a message out of its session."""
+        key = self._keys.get(erasure.thread_id)
+        state = None if key is None else self._states.get(key)
+        if state is None or state.thread_id != erasure.thread_id:
+            return
+        if erasure.kind == KIND_THREAD:
+            log.info("%s was forgotten; its live session and state are dropped", state.key)
+            if state.worker is not None:
+                state.worker.cancel()
+            self._drop_state(state)
+            return
+        if state.session is None or erasure.message_id is None:
+            return
+        new_text = None
+        if erasure.kind == KIND_EDITED:
+            rows = await self._log.visible(thread_id=state.thread_id, ids=[erasure.message_id])
+            new_text = prompt_text(rows[0]) if rows else None
+        state.session.forget(message_id=erasure.message_id, new_text=new_text)
+
+    def _drop_state(self, state: ThreadState, *, forgotten: bool = True) -> None:
+        """Let go of a thread's state; ``forgotten`` tells whatever still runs for it that the thread is gone."""
+        state.forgotten = forgotten
+        state.session = None
+        if self._states.get(state.key) is state:
+            del self._states[state.key]
+        self._live.pop(state.key, None)
+        if self._keys.get(state.thread_id) == state.key:
+            del self._keys[state.thread_id]
 
     # -- the card -------------------------------------------------------------------------------------------
 
@@ -256,26 +318,48 @@ class ThreadRouter:
         return ClickResult()
 
     async def _resolve_card(self, card: CardRecord, key: ThreadKey, click: CardClick) -> None:
-        """Start the chosen session, mark the card done, answer what waited. A failed summary reopens the card."""
-        chosen_by = click.user.display_name
+        """Start the chosen session, mark the card done, answer what waited. Any failure reopens the card.
+
+        The state is pinned throughout, so ``MAX_LIVE_SESSIONS`` cannot evict the session between its start
+        and the answer to what waited.
+        """
         state = await self._state(key, title=None)
-        target = CardState.FRESH
-        if click.action is CardAction.FRESH:
-            await self._start_session(state, origin="fresh")
-        else:
-            try:
-                await self._start_caught_up_session(state)
-            except LLMError as exc:
-                log.warning("catch-up summary for %s failed: %s", key, exc)
-                await self._cards.reopen(card_id=card.id)
-                await self._show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=SUMMARY_FAILED_NOTE))
+        state.pinned += 1
+        try:
+            target = await self._start_chosen_session(state, card, key, click)
+            if target is None:
                 return
-            target = CardState.CAUGHT_UP
-        await self._cards.finish(card_id=card.id, state=target.value, now=self._clock())
-        state.card_open = False
-        await self._show_card(card, CatchUpCard(card.id, key, target, chosen_by=chosen_by))
-        async with state.lock:
-            self._kick(state)
+            await self._cards.finish(card_id=card.id, state=target.value, now=self._clock())
+            state.card_open = False
+            await self._show_card(card, CatchUpCard(card.id, key, target, chosen_by=click.user.display_name))
+            async with state.lock:
+                self._kick(state)
+        finally:
+            state.pinned -= 1
+
+    async def _start_chosen_session(
+        self, state: ThreadState, card: CardRecord, key: ThreadKey, click: CardClick
+    ) -> CardState | None:
+        """The session the click asked for, or None (and the card open again) when it could not be made."""
+        try:
+            if click.action is CardAction.FRESH:
+                await self._start_session(state, origin="fresh")
+                return CardState.FRESH
+            await self._start_caught_up_session(state)
+            return CardState.CAUGHT_UP
+        except Exception as exc:
+            if isinstance(exc, LLMError):
+                log.warning("catch-up summary for %s failed: %s", key, exc)
+                note = SUMMARY_FAILED_NOTE
+            else:
+                log.error("starting the chosen session in %s failed; the card is open again", key, exc_info=exc)
+                note = CATCH_UP_FAILED_NOTE
+            try:
+                await self._cards.reopen(card_id=card.id)
+            except Exception:
+                log.exception("could not reopen card %s; the next start reopens it", card.id)
+            await self._show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=note))
+            return None
 
     async def _already_chosen_note(self, card_id: int) -> str:
         card = await self._cards.get(card_id=card_id)
@@ -295,36 +379,75 @@ class ThreadRouter:
 
     # -- sessions -------------------------------------------------------------------------------------------
 
-    async def _start_session(
-        self, state: ThreadState, *, origin: str, summary: str | None = None, through: int | None = None
+    async def _start_session(self, state: ThreadState, *, origin: str) -> None:
+        session_id = await self._sessions.record(
+            thread_id=state.thread_id, origin=origin, model=self._llm.model, started_utc=self._clock()
+        )
+        self._install_session(state, session_id=session_id)
+
+    def _install_session(
+        self, state: ThreadState, *, session_id: int, summary: str | None = None, through: int | None = None
     ) -> None:
-        state.session = AgentSession(
-            llm=self._llm, summarizer=self._summarizer, system_prompt=self._system_prompt, seed_summary=summary
-        )
-        await self._sessions.record(
+        source = LogSource(
+            log=self._log,
+            sessions=self._sessions,
+            erasures=self._erasures,
             thread_id=state.thread_id,
-            origin=origin,
-            model=self._llm.model,
-            started_utc=self._clock(),
-            summary=summary,
-            summary_through_message_id=through,
+            session_id=session_id,
         )
+        state.session = AgentSession(
+            llm=self._llm,
+            summarizer=self._summarizer,
+            system_prompt=self._system_prompt,
+            seed_summary=summary,
+            seed_through=through,
+            source=source,
+            assistant_name=self._assistant_name,
+        )
+        state.session_id = session_id
         self._touch(state)
 
     async def _start_caught_up_session(self, state: ThreadState) -> None:
-        """Summarize what the thread said since the last summary (or all of it) and seed a session with it."""
-        previous = await self._sessions.latest_summary(thread_id=state.thread_id)
-        after = previous.through_message_id if previous else 0
-        messages = await self._log.transcript(thread_id=state.thread_id, after_id=after)
-        if not messages:
-            summary = previous.text if previous else None
-            await self._start_session(state, origin="catch_up", summary=summary, through=after or None)
-            return
-        lines = [transcript_line(author=m.author_name, role=m.role, text=prompt_text(m)) for m in messages]
-        summary = await self._summarizer.summarize(
-            lines=lines, purpose=Purpose.CATCH_UP, previous=previous.text if previous else None
+        """Summarize what the thread said since the last summary (or all of it) and seed a session with it.
+
+        The summary is stored only if nothing in the thread was forgotten while it was written (the erasure
+        journal says); otherwise it may hold deleted text, and it is written again from the log.
+        """
+        for _ in range(CATCH_UP_TRIES):
+            seen = await self._erasures.latest_id(thread_id=state.thread_id)
+            previous = await self._sessions.latest_summary(thread_id=state.thread_id)
+            after = previous.through_message_id if previous else 0
+            messages = await self._log.transcript(thread_id=state.thread_id, after_id=after)
+            if not messages and previous is None:
+                await self._start_session(state, origin="catch_up")
+                return
+            if messages:
+                summary = await self._summarizer.summarize(
+                    lines=transcript_lines(messages),
+                    purpose=Purpose.CATCH_UP,
+                    previous=previous.text if previous else None,
+                )
+                through = messages[-1].id
+            else:
+                assert previous is not None
+                summary, through = previous.text, after
+            session_id = await self._sessions.record_with_summary(
+                thread_id=state.thread_id,
+                model=self._llm.model,
+                started_utc=self._clock(),
+                summary=summary,
+                summary_through_message_id=through,
+                erasures_seen=seen,
+            )
+            if session_id is not None:
+                await self._follower.catch_up()
+                self._install_session(state, session_id=session_id, summary=summary, through=through)
+                return
+            log.info("a message in %s was forgotten while it was summarized; summarizing again", state.key)
+        raise LLMError(
+            "messages kept being deleted while the thread was summarized",
+            user_message="Messages kept changing while I caught up. Try again in a moment.",
         )
-        await self._start_session(state, origin="catch_up", summary=summary, through=messages[-1].id)
 
     def _touch(self, state: ThreadState) -> None:
         """Mark the session most recently used and evict the least recently used idle ones over the cap."""
@@ -338,10 +461,22 @@ class ThreadRouter:
             victim = self._states.get(key)
             if victim is None or victim is state or not victim.idle:
                 continue
-            victim.session = None
-            del self._live[key]
-            del self._states[key]
+            self._drop_state(victim, forgotten=False)
             log.info("evicted the idle session of %s (MAX_LIVE_SESSIONS=%d)", key, self._max_live)
+
+    def _bound_states(self) -> None:
+        """Drop the least recently used states beyond the cap that hold nothing but what SQLite has too.
+
+        Orphaned threads whose card nobody clicks would otherwise pile up for ever. What a dropped state knew
+        (its card, its waiting messages) is in SQLite and is read again when the thread speaks.
+        """
+        if len(self._states) <= self._max_states:
+            return
+        for victim in list(self._states.values()):
+            if len(self._states) <= self._max_states:
+                break
+            if victim.droppable and (victim.session is None or victim.idle):
+                self._drop_state(victim, forgotten=False)
 
     # -- answering ------------------------------------------------------------------------------------------
 
@@ -353,12 +488,20 @@ class ThreadRouter:
             state.wake = True
 
     async def _work(self, state: ThreadState) -> None:
+        """Answer until nothing new came in during the last turn.
+
+        After a failed turn, messages that arrived during it get one more try (with the earlier ones, which
+        still wait); if that fails too, both have had a notice, and the next message tries again.
+        """
+        retried = False
         try:
             while True:
                 state.wake = False
                 answered = await self._answer(state)
                 async with state.lock:
-                    if not (answered and state.wake):
+                    again = state.wake and (answered or not retried)
+                    retried = not answered
+                    if not again or state.forgotten:
                         state.worker = None
                         return
         except BaseException:
@@ -372,12 +515,13 @@ class ThreadRouter:
         finished and before the adapter writes the reply's last part: a crash in between leaves a reply cut
         short on the platform, never a question that a restarted bot would answer a second time.
         """
+        await self._follower.catch_up()
         waiting = await self._log.waiting(thread_id=state.thread_id)
         session = state.session
         if not waiting or session is None:
             return True
         ids = [m.id for m in waiting]
-        turns = [UserTurn(author=m.author_name, text=prompt_text(m)) for m in waiting]
+        turns = [UserTurn(author=m.author_name, text=prompt_text(m), message_id=m.id) for m in waiting]
         provisional_id = f"local-{uuid.uuid4()}"
         committed = False
 
@@ -385,7 +529,7 @@ class ThreadRouter:
             nonlocal committed
             async for delta in session.turn(turns):
                 yield delta
-            await self._log.record_reply(
+            reply_id = await self._log.record_reply(
                 thread_id=state.thread_id,
                 platform_message_id=provisional_id,
                 author_name=self._assistant_name,
@@ -393,6 +537,8 @@ class ThreadRouter:
                 answered_ids=ids,
                 now=self._clock(),
             )
+            if reply_id is not None:
+                session.bind_reply(reply_id)
             committed = True
 
         try:
@@ -429,6 +575,9 @@ class ThreadRouter:
         if state is None:
             thread_id = await self._log.ensure_thread(**key_columns(key), title=title, now=self._clock())
             state = self._states.setdefault(key, ThreadState(key=key, thread_id=thread_id))
+            self._keys[state.thread_id] = key
+            self._bound_states()
+        self._states.move_to_end(key)
         return state
 
     def _outbox(self, key: ThreadKey) -> ThreadOutbox:
@@ -450,6 +599,7 @@ class ThreadRouter:
 
     async def close(self) -> None:
         """Cancel in-flight answers; their messages stay waiting in the log for the next start."""
+        await self._follower.stop()
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(Exception):

@@ -11,6 +11,7 @@ folder created 0700 when missing.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -22,6 +23,8 @@ import aiosqlite
 
 SQLITE_PREFIX = "sqlite:///"
 BUSY_TIMEOUT_MS = 5000
+
+log = logging.getLogger(__name__)
 
 Row = sqlite3.Row
 T = TypeVar("T")
@@ -131,6 +134,21 @@ class Database:
             await cursor.close()
             return row
 
+    async def checkpoint(self) -> bool:
+        """Copy the WAL into the database file and truncate it to zero bytes; False when a reader blocked it.
+
+        Called after anything is forgotten: with ``secure_delete`` on, the old text's pages are zeroed in the
+        file, and truncating the WAL removes the frames that still held it.
+        """
+        async with self._lock:
+            cursor = await self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            row = await cursor.fetchone()
+            await cursor.close()
+        blocked = row is not None and row[0] != 0
+        if blocked:
+            log.warning("the WAL checkpoint after a deletion was blocked by a reader; it will run at the next one")
+        return not blocked
+
     async def close(self) -> None:
         async with self._lock:
             await self._connection.close()
@@ -143,7 +161,11 @@ async def open_database(path: Path) -> Database:
     connection.row_factory = sqlite3.Row
     for pragma in (
         "PRAGMA journal_mode=WAL",
-        "PRAGMA synchronous=NORMAL",
+        # FULL: Slack events are acknowledged once logged, so a commit must survive a power loss, not only a
+        # crash of this process (NORMAL in WAL mode may lose the last commits on power loss).
+        "PRAGMA synchronous=FULL",
+        # Deleted text is overwritten with zeros instead of lingering in free pages (see storage/erasure.py).
+        "PRAGMA secure_delete=ON",
         "PRAGMA foreign_keys=ON",
         f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     ):

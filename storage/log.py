@@ -5,8 +5,8 @@ Logging is idempotent by construction: ``INSERT ... ON CONFLICT DO NOTHING`` aga
 A user message carries a reply state: ``waiting`` until a reply that covered it was posted, then
 ``answered``. That state, not process memory, tells a restarted bot which messages still want an answer.
 
-Deleting a message on the platform blanks its content here and hides it from transcripts, so it never
-reaches a future summary.
+Deletions, edits and every other way of forgetting live in ``storage/erasure.py``: they must reach the
+summaries and the journal in the same transaction.
 """
 
 from __future__ import annotations
@@ -75,6 +75,16 @@ class ThreadRecord:
 
 
 MAX_BATCH = 500
+
+
+class ThreadGone(LookupError):
+    """The thread row a write names no longer exists: it was forgotten (``threadkeeper forget``) meanwhile."""
+
+
+def _typed(exc: BaseException) -> BaseException:
+    if isinstance(exc, sqlite3.IntegrityError) and "FOREIGN KEY" in str(exc):
+        return ThreadGone(str(exc))
+    return exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,14 +242,14 @@ class ThreadLog:
                 results = await self._db.run(partial(_write_messages, [new for new, _ in batch]))
             except Exception:
                 if len(batch) == 1:
-                    _settle(batch[0][1], exc=sys.exc_info()[1])
+                    _settle(batch[0][1], exc=_typed(sys.exc_info()[1] or RuntimeError("write failed")))
                     continue
                 # One bad row must not fail its neighbours: write them one by one.
                 for new, future in batch:
                     try:
                         _settle(future, result=(await self._db.run(partial(_write_messages, [new])))[0])
                     except Exception as exc:
-                        _settle(future, exc=exc)
+                        _settle(future, exc=_typed(exc))
                 continue
             for (_, future), result in zip(batch, results, strict=True):
                 _settle(future, result=result)
@@ -291,8 +301,8 @@ class ThreadLog:
         content: str,
         answered_ids: list[int],
         now: datetime,
-    ) -> None:
-        """Log a posted reply and mark what it answered, in one transaction.
+    ) -> int | None:
+        """Log a posted reply and mark what it answered, in one transaction; return the reply's log id.
 
         A crash can then never leave a posted reply logged while the messages it answered still look waiting
         (which would answer them twice after a restart); the platform deliveries behind them are marked
@@ -300,12 +310,13 @@ class ThreadLog:
         """
         marks = ",".join("?" * len(answered_ids))
 
-        def write(connection: sqlite3.Connection) -> None:
-            connection.execute(
+        def write(connection: sqlite3.Connection) -> int | None:
+            row = connection.execute(
                 "INSERT INTO messages (thread_id, platform_message_id, author_id, author_name, role, content, "
-                "sent_utc, logged_utc) VALUES (?, ?, 'assistant', ?, 'assistant', ?, ?, ?) ON CONFLICT DO NOTHING",
+                "sent_utc, logged_utc) VALUES (?, ?, 'assistant', ?, 'assistant', ?, ?, ?) ON CONFLICT DO NOTHING "
+                "RETURNING id",
                 (thread_id, platform_message_id, author_name, content, iso(now), iso(now)),
-            )
+            ).fetchone()
             if answered_ids:
                 connection.execute(f"UPDATE messages SET reply_state = 'answered' WHERE id IN ({marks})", answered_ids)
                 connection.execute(
@@ -314,22 +325,43 @@ class ThreadLog:
                     [iso(now), *answered_ids],
                 )
             connection.execute("UPDATE threads SET last_message_utc = ? WHERE id = ?", (iso(now), thread_id))
+            return None if row is None else int(row[0])
 
-        await self._db.run(write)
+        return await self._db.run(write)
 
-    async def transcript(self, *, thread_id: int, after_id: int = 0) -> list[LoggedMessage]:
-        """Visible (not deleted), already answered or assistant messages after ``after_id``, oldest first.
+    async def transcript(
+        self, *, thread_id: int, after_id: int = 0, through_id: int | None = None
+    ) -> list[LoggedMessage]:
+        """Visible (not deleted), already answered or assistant messages in (``after_id``, ``through_id``].
 
         Rows become objects on the database thread: a 10,000-message thread costs the event loop nothing.
         """
+        through = sys.maxsize if through_id is None else through_id
 
         def read(connection: sqlite3.Connection) -> list[LoggedMessage]:
             rows = connection.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND id > ? "
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND id > ? AND id <= ? "
                 "AND deleted_utc IS NULL AND (reply_state IS NULL OR reply_state = 'answered') ORDER BY id",
-                (thread_id, after_id),
+                (thread_id, after_id, through),
             )
             return [LoggedMessage.from_row(row) for row in rows]
+
+        return await self._db.run(read)
+
+    async def visible(self, *, thread_id: int, ids: list[int]) -> list[LoggedMessage]:
+        """The messages among ``ids`` that are still there (not deleted), with their current text, oldest first."""
+
+        def read(connection: sqlite3.Connection) -> list[LoggedMessage]:
+            found: list[LoggedMessage] = []
+            for start in range(0, len(ids), MAX_BATCH):
+                part = ids[start : start + MAX_BATCH]
+                rows = connection.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND deleted_utc IS NULL "
+                    f"AND id IN ({','.join('?' * len(part))})",
+                    (thread_id, *part),
+                )
+                found.extend(LoggedMessage.from_row(row) for row in rows)
+            return sorted(found, key=lambda m: m.id)
 
         return await self._db.run(read)
 
@@ -338,30 +370,6 @@ class ThreadLog:
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? ORDER BY id", (thread_id,)
         )
         return [LoggedMessage.from_row(row) for row in rows]
-
-    async def edit_message(
-        self, *, thread_id: int, platform_message_id: str, content: str, edited_utc: datetime
-    ) -> bool:
-        changed = await self._db.execute(
-            "UPDATE messages SET content = ?, edited_utc = ? "
-            "WHERE thread_id = ? AND platform_message_id = ? AND deleted_utc IS NULL",
-            (content, iso(edited_utc), thread_id, platform_message_id),
-        )
-        return changed > 0
-
-    async def delete_message(self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime) -> bool:
-        """Blank the content and attachments; the row stays so a redelivery cannot bring the text back."""
-        changed = await self._db.execute(
-            "UPDATE messages SET content = '', attachments_json = '[]', deleted_utc = ?, "
-            "reply_state = CASE WHEN reply_state = 'waiting' THEN 'answered' ELSE reply_state END "
-            "WHERE thread_id = ? AND platform_message_id = ? AND deleted_utc IS NULL",
-            (iso(deleted_utc), thread_id, platform_message_id),
-        )
-        return changed > 0
-
-    async def forget_thread(self, *, thread_id: int) -> None:
-        """Purge a thread: its messages, sessions, cards and delivery records go with it."""
-        await self._db.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
 
     async def thread(self, *, thread_id: int) -> ThreadRecord | None:
         row = await self._db.fetchone("SELECT * FROM threads WHERE id = ?", (thread_id,))

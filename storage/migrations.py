@@ -103,7 +103,26 @@ async def m001_initial(connection: aiosqlite.Connection) -> None:
     await connection.execute("CREATE INDEX delivered_events_by_message ON delivered_events (message_id)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+async def m003_erasures(connection: aiosqlite.Connection) -> None:
+    """The journal of forgotten messages and threads that running routers follow (see storage/erasure.py).
+
+    No foreign keys: a row must outlive the thread it names, so a router learns that the thread was forgotten.
+    """
+    await connection.execute(
+        """
+        CREATE TABLE erasures (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            thread_id INTEGER NOT NULL,
+            message_id INTEGER,
+            kind TEXT NOT NULL CHECK (kind IN ('deleted', 'edited', 'thread')),
+            created_utc TEXT NOT NULL
+        )
+        """
+    )
+    await connection.execute("CREATE INDEX erasures_by_thread ON erasures (thread_id, id)")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m003_erasures]
 
 
 async def applied_migrations(db: Database) -> list[str]:

@@ -52,6 +52,40 @@ class SessionStore:
         assert rowid is not None
         return rowid
 
+    async def record_with_summary(
+        self,
+        *,
+        thread_id: int,
+        model: str,
+        started_utc: datetime,
+        summary: str,
+        summary_through_message_id: int,
+        erasures_seen: int,
+    ) -> int | None:
+        """Record a caught-up session unless the thread forgot something after ``erasures_seen``; None if so.
+
+        The summary was written from the log as it was when journal id ``erasures_seen`` was the thread's latest.
+        A deletion since then (in this process or another) may be in it, so it must not be stored: the caller
+        summarizes again.
+        """
+        return await self._db.insert(
+            "INSERT INTO sessions (thread_id, origin, model, started_utc, summary, summary_through_message_id) "
+            "SELECT ?, 'catch_up', ?, ?, ?, ? WHERE NOT EXISTS "
+            "(SELECT 1 FROM erasures WHERE thread_id = ? AND id > ?)",
+            (thread_id, model, iso(started_utc), summary, summary_through_message_id, thread_id, erasures_seen),
+        )
+
+    async def replace_summary(
+        self, *, session_id: int, thread_id: int, summary: str | None, through_message_id: int, erasures_seen: int
+    ) -> bool:
+        """Store a live session's rebuilt seed summary, under the same condition as ``record_with_summary``."""
+        changed = await self._db.execute(
+            "UPDATE sessions SET summary = ?, summary_through_message_id = ? WHERE id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM erasures WHERE thread_id = ? AND id > ?)",
+            (summary, through_message_id if summary else None, session_id, thread_id, erasures_seen),
+        )
+        return changed == 1
+
     async def latest_summary(self, *, thread_id: int) -> StoredSummary | None:
         """The most recent catch-up summary of the thread whose covered message still exists."""
         row = await self._db.fetchone(

@@ -46,12 +46,15 @@ EXPECTED_COLUMNS = {
         "resolved_utc",
     ],
     "delivered_events": ["platform", "event_key", "message_id", "received_utc", "handled_utc"],
+    "erasures": ["id", "thread_id", "message_id", "kind", "created_utc"],
+    "sqlite_sequence": ["name", "seq"],
 }
 EXPECTED_INDEXES = {
     "messages_waiting": "messages",
     "sessions_by_thread": "sessions",
     "cards_one_open_per_thread": "cards",
     "delivered_events_by_message": "delivered_events",
+    "erasures_by_thread": "erasures",
 }
 
 
@@ -60,7 +63,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
     try:
         assert await migrate(db) == [m.__name__ for m in MIGRATIONS]
         assert await migrate(db) == []
-        assert await applied_migrations(db) == ["m001_initial"]
+        assert await applied_migrations(db) == ["m001_initial", "m003_erasures"]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
         for table, columns in EXPECTED_COLUMNS.items():
@@ -68,8 +71,9 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             assert [r["name"] for r in info] == columns, table
         indexes = await db.fetchall("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
         assert {r["name"]: r["tbl_name"] for r in indexes} == EXPECTED_INDEXES
-        pragmas = [(await db.fetchone(f"PRAGMA {p}")) for p in ("journal_mode", "foreign_keys", "busy_timeout")]
-        assert [p[0] for p in pragmas if p is not None] == ["wal", 1, 5000]
+        names = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "secure_delete")
+        pragmas = [(await db.fetchone(f"PRAGMA {p}")) for p in names]
+        assert [p[0] for p in pragmas if p is not None] == ["wal", 1, 5000, 2, 1]  # synchronous 2 = FULL
     finally:
         await db.close()
 

@@ -76,7 +76,7 @@ async def test_restart_then_catch_me_up_answers_the_waiting_message(
         await settle(bot)
     assert fake_discord.callbacks(interaction)[0].json["type"] == 6  # deferred within 3 s
     summary = next(r for r in fake_llm.requests if not r.stream)
-    assert "Alice: we ship on the 14th" in summary.prompt_text
+    assert '<message from="Alice" role="user">we ship on the 14th' in summary.prompt_text
     assert [m["content"] for m in fake_llm.requests[-1].body["messages"][1:]] == [
         "Bob: when do we ship?",
         "Alice: hello?",

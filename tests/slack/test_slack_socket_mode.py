@@ -107,7 +107,7 @@ async def test_restart_then_catch_me_up_answers_the_waiting_message(
         )
         await fake_slack.wait_for(lambda: "You picked Redis." in replies_in(fake_slack, mention["ts"]))
     summary = next(r for r in fake_llm.requests if not r.stream)
-    assert "Alice: we picked Redis for caching" in summary.prompt_text
+    assert '<message from="Alice" role="user">we picked Redis for caching' in summary.prompt_text
     answer = fake_llm.requests[-1].body["messages"]
     assert [m["content"] for m in answer[1:]] == ["Bob: what did we pick?", "Alice: hello?"]
     card_updates = [c.params for c in fake_slack.calls_to("chat.update") if c.params.get("ts") == card["_ts"]]

@@ -1,0 +1,101 @@
+"""How forgetting reaches live sessions: the log as a session's source, and the erasure journal follower.
+
+Every deletion, edit, ``forget`` and retention purge writes a row to the erasure journal in the same
+transaction that changes the log (``storage/erasure.py``). A router follows the journal, its own rows and
+those of other processes (``threadkeeper forget --user`` run beside the bot), and hands each row to its live
+session, which drops the text and any summary that saw it. A session that must rebuild a summary reads the log
+through :class:`LogSource`, and stores the rebuilt seed only if nothing was forgotten meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from agent.summarize import transcript_line
+from bots.thread_state import prompt_text
+from storage.erasure import Erasure, ErasureStore
+from storage.log import LoggedMessage, ThreadLog
+from storage.sessions import SessionStore
+
+log = logging.getLogger(__name__)
+
+FOLLOW_INTERVAL_S = 2.0
+
+
+def transcript_lines(messages: list[LoggedMessage]) -> list[str]:
+    """Log rows as the transcript lines a summary is written from."""
+    return [transcript_line(author=m.author_name, role=m.role, text=prompt_text(m)) for m in messages]
+
+
+class LogSource:
+    """One thread's log, as an ``agent.session.SessionSource``."""
+
+    def __init__(
+        self, *, log: ThreadLog, sessions: SessionStore, erasures: ErasureStore, thread_id: int, session_id: int
+    ) -> None:
+        self._log = log
+        self._sessions = sessions
+        self._erasures = erasures
+        self._thread_id = thread_id
+        self._session_id = session_id
+        self._seen = 0
+
+    async def lines_through(self, message_id: int) -> list[str]:
+        self._seen = await self._erasures.latest_id(thread_id=self._thread_id)
+        return transcript_lines(await self._log.transcript(thread_id=self._thread_id, through_id=message_id))
+
+    async def lines_of(self, message_ids: list[int]) -> list[str]:
+        return transcript_lines(await self._log.visible(thread_id=self._thread_id, ids=message_ids))
+
+    async def seed_rebuilt(self, *, summary: str | None, through: int) -> bool:
+        return await self._sessions.replace_summary(
+            session_id=self._session_id,
+            thread_id=self._thread_id,
+            summary=summary,
+            through_message_id=through,
+            erasures_seen=self._seen,
+        )
+
+
+class ErasureFollower:
+    """Applies new journal rows, in order, exactly once per process; polls for other processes' rows."""
+
+    def __init__(self, *, erasures: ErasureStore, seen: int, apply: Callable[[Erasure], Awaitable[None]]) -> None:
+        self._erasures = erasures
+        self._seen = seen
+        self._apply = apply
+        self._lock = asyncio.Lock()
+        self._poller: asyncio.Task[None] | None = None
+
+    async def catch_up(self) -> None:
+        """Apply every journal row written since the last one applied."""
+        async with self._lock:
+            for erasure in await self._erasures.since(after_id=self._seen):
+                self._seen = erasure.id
+                try:
+                    await self._apply(erasure)
+                except Exception:
+                    log.exception("could not apply erasure %s to the live sessions", erasure.id)
+
+    def start(self) -> None:
+        """Poll for rows of other processes every FOLLOW_INTERVAL_S seconds (once; idempotent)."""
+        if self._poller is None:
+            self._poller = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(FOLLOW_INTERVAL_S)
+            try:
+                await self.catch_up()
+            except Exception:
+                log.exception("reading the erasure journal failed; trying again in %.0f s", FOLLOW_INTERVAL_S)
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None

@@ -1,0 +1,223 @@
+"""Forgetting: every way a message's text leaves the database, and the journal that tells live sessions.
+
+A deleted or edited message has copies beyond its row: the catch-up summaries stored in ``sessions`` that were
+written while it was there, and the bytes SQLite leaves in free pages and in the WAL. Each operation here does
+its whole job in one transaction:
+
+- the rows change (a deletion blanks the text and attachments; the row stays as a tombstone so a redelivery of
+  the same platform message cannot log the text again);
+- every stored summary that covered a changed message is invalidated (its text set to NULL): summaries are
+  incremental, so a summary ``through`` message N saw every message up to N;
+- an ``erasures`` journal row is written per changed message (or per forgotten thread), which every running
+  router polls, so a live session in this process or another drops the text before its next turn, and a
+  summary being written meanwhile is recognised as stale and redone.
+
+Then the WAL is checkpointed with TRUNCATE. With ``secure_delete`` on (see ``storage/db.py``), SQLite zeroes
+freed cells and pages, so after the checkpoint no byte of the old text is left in the database file, the -wal
+or the -shm.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+from storage.db import Database
+from storage.log import iso
+
+log = logging.getLogger(__name__)
+
+KIND_DELETED = "deleted"
+KIND_EDITED = "edited"
+KIND_THREAD = "thread"
+
+_INVALIDATE_SUMMARIES = (
+    "UPDATE sessions SET summary = NULL, summary_through_message_id = NULL "
+    "WHERE thread_id = ? AND summary IS NOT NULL AND (summary_through_message_id IS NULL "
+    "OR summary_through_message_id >= ?)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """One journal row: ``message_id`` changed (deleted or edited) in ``thread_id``, or the whole thread went."""
+
+    id: int
+    thread_id: int
+    message_id: int | None
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserErasure:
+    """What ``forget --user`` removed in one thread."""
+
+    thread_id: int
+    thread: str
+    title: str | None
+    messages: int
+
+
+def _journal(connection: sqlite3.Connection, *, thread_id: int, message_id: int | None, kind: str, now: str) -> None:
+    connection.execute(
+        "INSERT INTO erasures (thread_id, message_id, kind, created_utc) VALUES (?, ?, ?, ?)",
+        (thread_id, message_id, kind, now),
+    )
+
+
+def _blank(connection: sqlite3.Connection, *, message_ids: list[int], now: str, erase_author: bool) -> None:
+    """Blank rows and mark them deleted; a waiting one stops waiting (there is nothing left to answer)."""
+    author = ", author_id = '', author_name = ''" if erase_author else ""
+    connection.executemany(
+        "UPDATE messages SET content = '', attachments_json = '[]', deleted_utc = COALESCE(deleted_utc, ?), "
+        f"reply_state = CASE WHEN reply_state = 'waiting' THEN 'answered' ELSE reply_state END{author} WHERE id = ?",
+        [(now, message_id) for message_id in message_ids],
+    )
+
+
+class ErasureStore:
+    """Deletions, edits, thread and person erasure, retention, and the journal live sessions follow."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def delete_message(self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime) -> int | None:
+        """Blank a message deleted on the platform; return its log id (None when unknown or already deleted)."""
+        now = iso(deleted_utc)
+
+        def work(connection: sqlite3.Connection) -> int | None:
+            row = connection.execute(
+                "SELECT id FROM messages WHERE thread_id = ? AND platform_message_id = ? AND deleted_utc IS NULL",
+                (thread_id, platform_message_id),
+            ).fetchone()
+            if row is None:
+                return None
+            message_id = int(row["id"])
+            _blank(connection, message_ids=[message_id], now=now, erase_author=False)
+            connection.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
+            _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_DELETED, now=now)
+            return message_id
+
+        message_id = await self._db.run(work)
+        if message_id is not None:
+            await self._db.checkpoint()
+        return message_id
+
+    async def edit_message(
+        self, *, thread_id: int, platform_message_id: str, content: str, edited_utc: datetime
+    ) -> int | None:
+        """Store a message's new text; return its log id (None when unknown, deleted or unchanged)."""
+        now = iso(edited_utc)
+
+        def work(connection: sqlite3.Connection) -> int | None:
+            row = connection.execute(
+                "SELECT id, content FROM messages WHERE thread_id = ? AND platform_message_id = ? "
+                "AND deleted_utc IS NULL",
+                (thread_id, platform_message_id),
+            ).fetchone()
+            if row is None or row["content"] == content:
+                return None
+            message_id = int(row["id"])
+            connection.execute(
+                "UPDATE messages SET content = ?, edited_utc = ? WHERE id = ?", (content, now, message_id)
+            )
+            connection.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
+            _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_EDITED, now=now)
+            return message_id
+
+        message_id = await self._db.run(work)
+        if message_id is not None:
+            await self._db.checkpoint()
+        return message_id
+
+    async def forget_thread(self, *, thread_id: int, now: datetime) -> int:
+        """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went."""
+
+        def work(connection: sqlite3.Connection) -> int:
+            count = connection.execute("SELECT COUNT(*) FROM messages WHERE thread_id = ?", (thread_id,)).fetchone()
+            connection.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+            _journal(connection, thread_id=thread_id, message_id=None, kind=KIND_THREAD, now=iso(now))
+            return int(count[0])
+
+        count = await self._db.run(work)
+        await self._db.checkpoint()
+        return count
+
+    async def forget_user(self, *, platform: str, user_id: str, now: datetime) -> list[UserErasure]:
+        """Erase one person's messages (text, attachments, name and id) in every thread of ``platform``."""
+        when = iso(now)
+
+        def work(connection: sqlite3.Connection) -> list[UserErasure]:
+            rows = connection.execute(
+                "SELECT m.id, m.thread_id, t.thread, t.title FROM messages m JOIN threads t ON t.id = m.thread_id "
+                "WHERE t.platform = ? AND m.author_id = ? AND m.role = 'user' ORDER BY m.id",
+                (platform, user_id),
+            ).fetchall()
+            by_thread: dict[int, UserErasure] = {}
+            for row in rows:
+                seen = by_thread.get(row["thread_id"])
+                by_thread[row["thread_id"]] = UserErasure(
+                    row["thread_id"], row["thread"], row["title"], 1 + (seen.messages if seen else 0)
+                )
+            self._erase_rows(connection, rows=rows, now=when, erase_author=True)
+            return list(by_thread.values())
+
+        erased = await self._db.run(work)
+        if erased:
+            await self._db.checkpoint()
+        return erased
+
+    async def purge_older_than(self, *, cutoff: datetime, now: datetime) -> int:
+        """Delete messages sent before ``cutoff`` (never one still waiting for an answer); return the count."""
+
+        def work(connection: sqlite3.Connection) -> int:
+            rows = connection.execute(
+                "SELECT id, thread_id FROM messages WHERE sent_utc < ? AND "
+                "(reply_state IS NULL OR reply_state != 'waiting') ORDER BY id",
+                (iso(cutoff),),
+            ).fetchall()
+            self._erase_rows(connection, rows=rows, now=iso(now), erase_author=True)
+            connection.executemany("DELETE FROM messages WHERE id = ?", [(row["id"],) for row in rows])
+            return len(rows)
+
+        count = await self._db.run(work)
+        if count:
+            await self._db.checkpoint()
+        return count
+
+    @staticmethod
+    def _erase_rows(
+        connection: sqlite3.Connection, *, rows: list[sqlite3.Row], now: str, erase_author: bool
+    ) -> None:
+        """Blank ``rows`` (id, thread_id), invalidate the summaries that covered them, journal each one."""
+        _blank(connection, message_ids=[row["id"] for row in rows], now=now, erase_author=erase_author)
+        oldest: dict[int, int] = {}
+        for row in rows:
+            oldest.setdefault(row["thread_id"], row["id"])
+            _journal(connection, thread_id=row["thread_id"], message_id=row["id"], kind=KIND_DELETED, now=now)
+        connection.executemany(_INVALIDATE_SUMMARIES, list(oldest.items()))
+
+    # -- the journal ----------------------------------------------------------------------------------------
+
+    async def latest_id(self, *, thread_id: int | None = None) -> int:
+        """The newest journal id (of one thread when given), 0 when there is none."""
+        if thread_id is None:
+            row = await self._db.fetchone("SELECT COALESCE(MAX(id), 0) FROM erasures")
+        else:
+            row = await self._db.fetchone(
+                "SELECT COALESCE(MAX(id), 0) FROM erasures WHERE thread_id = ?", (thread_id,)
+            )
+        return int(row[0]) if row is not None else 0
+
+    async def since(self, *, after_id: int) -> list[Erasure]:
+        """Journal rows newer than ``after_id``, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT id, thread_id, message_id, kind FROM erasures WHERE id > ? ORDER BY id", (after_id,)
+        )
+        return [Erasure(row["id"], row["thread_id"], row["message_id"], row["kind"]) for row in rows]
+
+    async def prune_journal(self, *, before: datetime) -> int:
+        """Drop journal rows older than ``before``: running routers have long applied them."""
+        return await self._db.execute("DELETE FROM erasures WHERE created_utc < ?", (iso(before),))
