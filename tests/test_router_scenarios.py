@@ -72,7 +72,8 @@ async def test_restart_then_catch_me_up_answers_pending_question(
         assert final.state is CardState.CAUGHT_UP and final.chosen_by == "Bob"
     summary = summary_requests(fake_llm)
     assert len(summary) == 1
-    assert '<message from="Alice" role="user">We chose Postgres for the queue because of SKIP LOCKED.</message>' in summary[0]
+    line = '<message from="Alice" role="user">We chose Postgres for the queue because of SKIP LOCKED.</message>'
+    assert line in summary[0]
     assert "Remind me what we chose?" not in summary[0]
     answer = fake_llm.requests[-1]
     assert answer.stream
