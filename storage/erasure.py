@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from storage.db import Database
 from storage.log import iso
@@ -60,10 +60,11 @@ class UserErasure:
     messages: int
 
 
-def _journal(connection: sqlite3.Connection, *, thread_id: int, message_id: int | None, kind: str, now: str) -> None:
+def _journal(connection: sqlite3.Connection, *, thread_id: int, message_id: int | None, kind: str) -> None:
+    """One journal row, stamped with when it was written (not the platform's time of the change)."""
     connection.execute(
         "INSERT INTO erasures (thread_id, message_id, kind, created_utc) VALUES (?, ?, ?, ?)",
-        (thread_id, message_id, kind, now),
+        (thread_id, message_id, kind, iso(datetime.now(UTC))),
     )
 
 
@@ -97,7 +98,7 @@ class ErasureStore:
             message_id = int(row["id"])
             _blank(connection, message_ids=[message_id], now=now, erase_author=False)
             connection.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
-            _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_DELETED, now=now)
+            _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_DELETED)
             return message_id
 
         message_id = await self._db.run(work)
@@ -124,7 +125,7 @@ class ErasureStore:
                 "UPDATE messages SET content = ?, edited_utc = ? WHERE id = ?", (content, now, message_id)
             )
             connection.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
-            _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_EDITED, now=now)
+            _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_EDITED)
             return message_id
 
         message_id = await self._db.run(work)
@@ -138,7 +139,7 @@ class ErasureStore:
         def work(connection: sqlite3.Connection) -> int:
             count = connection.execute("SELECT COUNT(*) FROM messages WHERE thread_id = ?", (thread_id,)).fetchone()
             connection.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
-            _journal(connection, thread_id=thread_id, message_id=None, kind=KIND_THREAD, now=iso(now))
+            _journal(connection, thread_id=thread_id, message_id=None, kind=KIND_THREAD)
             return int(count[0])
 
         count = await self._db.run(work)
@@ -196,7 +197,7 @@ class ErasureStore:
         oldest: dict[int, int] = {}
         for row in rows:
             oldest.setdefault(row["thread_id"], row["id"])
-            _journal(connection, thread_id=row["thread_id"], message_id=row["id"], kind=KIND_DELETED, now=now)
+            _journal(connection, thread_id=row["thread_id"], message_id=row["id"], kind=KIND_DELETED)
         connection.executemany(_INVALIDATE_SUMMARIES, list(oldest.items()))
 
     # -- the journal ----------------------------------------------------------------------------------------

@@ -67,6 +67,9 @@ class DiscordClient(discord.Client):
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         await self.adapter.on_raw_delete(payload)
 
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self.adapter.on_raw_bulk_delete(payload)
+
 
 class DiscordAdapter:
     """PlatformAdapter for Discord."""
@@ -253,6 +256,13 @@ class DiscordAdapter:
         key = await self._key_for_channel_id(payload.channel_id, payload.guild_id)
         if key is not None:
             await self._router.handle_deletion(MessageDeletion(thread=key, message_id=str(payload.message_id)))
+
+    async def on_raw_bulk_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        """A moderator's purge: each message is forgotten as if deleted one by one."""
+        key = await self._key_for_channel_id(payload.channel_id, payload.guild_id)
+        if key is not None:
+            for message_id in sorted(payload.message_ids):
+                await self._router.handle_deletion(MessageDeletion(thread=key, message_id=str(message_id)))
 
     async def on_card_click(self, interaction: discord.Interaction[Any], card_id: int, action: CardAction) -> None:
         """Acknowledge within Discord's 3 seconds, then let the router resolve the card."""

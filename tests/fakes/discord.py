@@ -359,6 +359,13 @@ class FakeDiscord:
             payload["guild_id"] = message["guild_id"]
         await self.dispatch("MESSAGE_DELETE", payload)
 
+    async def moderator_bulk_deletes(self, messages: list[dict[str, Any]]) -> None:
+        """MESSAGE_DELETE_BULK, as Discord sends it for a purge of several messages in one channel."""
+        payload: dict[str, Any] = {"ids": [m["id"] for m in messages], "channel_id": messages[0]["channel_id"]}
+        if "guild_id" in messages[0]:
+            payload["guild_id"] = messages[0]["guild_id"]
+        await self.dispatch("MESSAGE_DELETE_BULK", payload)
+
     async def click(self, custom_id: str, *, message: dict[str, Any], who: dict[str, Any] = ALICE) -> str:
         """Press a button on a message; return the interaction id."""
         interaction_id = self.snowflake()

@@ -1,0 +1,54 @@
+"""Slack deletions reach every copy: ``message_deleted`` for thread replies, in a live thread and an orphaned one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.fakes.llm import FakeLLM
+from tests.fakes.slack import FakeSlack, Payloads
+from tests.router_harness import db_rows
+from tests.slack.conftest import SlackBotFactory
+from tests.slack.test_slack_socket_mode import card_posts, card_value, replies_in, settle
+
+
+async def test_a_deleted_thread_reply_is_gone_from_the_live_session_and_from_the_catch_up(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_llm.reply_with(lambda body: "Noted.")
+    mention = Payloads.mention("release planning")
+    root = mention["ts"]
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(mention))
+        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, root)) == 1)
+        password = Payloads.message("my password is hunter2", thread_ts=root)
+        await fake_slack.send(Payloads.event_body(password))
+        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, root)) == 2)
+        await settle(bot)
+        await fake_slack.send(Payloads.event_body(Payloads.deleted(ts=password["ts"], thread_ts=root)))
+        await fake_slack.wait_for(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 1)
+        await fake_slack.send(Payloads.event_body(Payloads.message("what is left?", thread_ts=root, user="UBOB")))
+        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, root)) == 3)
+        await settle(bot)
+        assert "hunter2" not in fake_llm.requests[-1].prompt_text
+    async with slack_bot() as bot:
+        secret = Payloads.message("the door code is ghost-42", thread_ts=root, user="UBOB")
+        await fake_slack.send(Payloads.event_body(secret))
+        await fake_slack.wait_for(lambda: len(card_posts(fake_slack)) == 1)
+        # The reply is deleted while its thread is orphaned and the card waits.
+        await fake_slack.send(Payloads.event_body(Payloads.deleted(ts=secret["ts"], thread_ts=root)))
+        await fake_slack.wait_for(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 2)
+        await fake_slack.send(Payloads.event_body(Payloads.message("still there?", thread_ts=root)))
+        await settle(bot)
+        fake_llm.reply("SUMMARY: release planning.")
+        fake_llm.reply("Back with you.")
+        card = card_posts(fake_slack)[0]
+        await fake_slack.send(
+            Payloads.click(card_value(fake_slack, "catch_up"), message_ts=str(card["_ts"]), thread_ts=root),
+            kind="interactive",
+        )
+        await fake_slack.wait_for(lambda: "Back with you." in replies_in(fake_slack, root))
+    summary = next(r for r in fake_llm.requests if not r.stream).prompt_text
+    assert "release planning" in summary
+    for text in ("hunter2", "ghost-42"):
+        assert text not in summary and text not in fake_llm.requests[-1].prompt_text
+    assert fake_llm.requests[-1].body["messages"][-1]["content"] == "Alice: still there?"
