@@ -93,7 +93,7 @@ class ThreadRouter:
         self._outboxes: dict[str, ThreadOutbox] = {}
         self._states: OrderedDict[ThreadKey, ThreadState] = OrderedDict()  # least recently used first
         self._keys: dict[int, ThreadKey] = {}  # thread row id -> key, for the erasure journal
-        self._max_states = max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 1000)
+        self._max_states = max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 100)
         self._live: OrderedDict[ThreadKey, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._interrupted = list(interrupted_cards or [])
