@@ -26,7 +26,7 @@ from typing import Protocol
 
 from agent.context import MESSAGE_OVERHEAD_TOKENS, ContextBudget, TokenCount, truncate_to_tokens
 from agent.llm import LLMClient, LLMError, Message
-from agent.summarize import Purpose, Summarizer, neutralize_fences, transcript_line
+from agent.summarize import Interruptible, Purpose, Summarizer, neutralize_fences, transcript_line
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ class AgentSession:
         self._generation = 0
         self._changes: OrderedDict[int, str | None] = OrderedDict()
         self._meter: tuple[ContextBudget, TokenCount] | None = None  # known from the first turn on
+        self._summary_run = Interruptible()
         self.last_reply = ""
 
     @property
@@ -148,6 +149,7 @@ class AgentSession:
         covered it is dropped, to be rebuilt from the log before the next request.
         """
         self._generation += 1
+        self._summary_run.interrupt()
         self._changes[message_id] = new_text
         self._changes.move_to_end(message_id)
         while len(self._changes) > REMEMBERED_CHANGES:
@@ -213,7 +215,10 @@ class AgentSession:
             log.warning("messages kept changing while a summary was rebuilt; going on without it for this turn")
 
     async def _summarize(self, lines: list[str], purpose: Purpose) -> str | None:
-        return await self._summarizer.summarize(lines=lines, purpose=purpose) if lines else None
+        """A summary of ``lines`` (None for none, or when a forget interrupted it: the generation tells)."""
+        if not lines:
+            return None
+        return await self._summary_run.run(self._summarizer.summarize(lines=lines, purpose=purpose))
 
     # -- one turn -------------------------------------------------------------------------------------------
 
@@ -309,8 +314,10 @@ class AgentSession:
             generation = self._generation
             if middle:
                 try:
-                    summary = await self._summarizer.summarize(
-                        lines=[e.line() for e in middle], purpose=Purpose.COMPACTION, previous=summary
+                    summary = await self._summary_run.run(
+                        self._summarizer.summarize(
+                            lines=[e.line() for e in middle], purpose=Purpose.COMPACTION, previous=summary
+                        )
                     )
                 except LLMError as exc:
                     log.warning("compaction summary failed (%s); dropping %d older messages", exc, len(middle))

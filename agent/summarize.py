@@ -15,6 +15,8 @@ import asyncio
 import enum
 import logging
 import re
+from collections.abc import Coroutine
+from typing import Any
 
 from agent.context import ContextBudget, TokenCount, pack_into_chunks, truncate_to_tokens
 from agent.llm import LLMClient, LLMError, Message
@@ -109,6 +111,35 @@ class Summarizer:
         return text
 
 
+class Interruptible:
+    """One summary at a time that :meth:`interrupt` can stop before it sends anything more.
+
+    A message forgotten while a long transcript is being summarized must not reach the requests still to
+    come (the partial summaries of a chunked summary are combined in further requests): interrupting cancels
+    the summary, and :meth:`run` returns None so the caller plans it again from what is left.
+    """
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[str] | None = None
+
+    async def run(self, summary: Coroutine[Any, Any, str]) -> str | None:
+        task = asyncio.ensure_future(summary)
+        self._task = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and current is not None and current.cancelling() == 0:
+                return None  # interrupted, not cancelled from outside
+            raise
+        finally:
+            self._task = None
+
+    def interrupt(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
 def escape_markup(text: str) -> str:
     """Text that can hold no tag: ``&``, ``<`` and ``>`` become entities."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -134,4 +165,12 @@ def neutralize_fences(text: str) -> str:
     return _FENCE_TAG.sub(lambda match: "&lt;" + match.group(1) + match.group(2), text)
 
 
-__all__ = ["Purpose", "Summarizer", "TokenCount", "escape_markup", "neutralize_fences", "transcript_line"]
+__all__ = [
+    "Interruptible",
+    "Purpose",
+    "Summarizer",
+    "TokenCount",
+    "escape_markup",
+    "neutralize_fences",
+    "transcript_line",
+]

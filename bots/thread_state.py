@@ -9,6 +9,7 @@ import asyncio
 from dataclasses import asdict, dataclass, field
 
 from agent.session import AgentSession
+from agent.summarize import Interruptible
 from bots.messages import Attachment, ThreadKey
 from storage.erasure import ErasureStore
 from storage.log import LoggedMessage, ThreadLog
@@ -35,6 +36,7 @@ class ThreadState:
     session_id: int | None = None  # the sessions row of the live session
     pinned: int = 0  # flows (a card being resolved) that need the state kept, however idle it looks
     forgotten: bool = False  # the thread was purged: whatever still runs for it must not write
+    catch_up: Interruptible = field(default_factory=Interruptible)  # the catch-up summary being written
 
     @property
     def idle(self) -> bool:

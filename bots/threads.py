@@ -167,15 +167,20 @@ class ThreadRouter:
         so a busy thread's messages share one commit instead of queueing one commit each.
         """
         state = await self._state(message.thread, title=message.thread_title)
+        state.pinned += 1  # not dropped while the write is under way and the lock not yet taken
         try:
             row, created = await self._record(state, message)
         except ThreadGone:
             # Forgotten by another process since this one cached the thread: start it afresh.
             log.info("%s was forgotten while the bot ran; starting it afresh", message.thread)
+            state.pinned -= 1
             await self._follower.catch_up()
             self._drop_state(state)
             state = await self._state(message.thread, title=message.thread_title)
+            state.pinned += 1
             row, created = await self._record(state, message)
+        finally:
+            state.pinned -= 1
         async with state.lock:
             if message.event_key and await self._events.record(
                 platform=message.thread.platform, event_key=message.event_key, message_id=row.id, now=self._clock()
@@ -239,6 +244,7 @@ class ThreadRouter:
                 state.worker.cancel()
             self._drop_state(state)
             return
+        state.catch_up.interrupt()  # a catch-up summary being written may hold the text: stop it, write it anew
         if state.session is None or erasure.message_id is None:
             return
         new_text = None
@@ -422,11 +428,16 @@ class ThreadRouter:
                 await self._start_session(state, origin="catch_up")
                 return
             if messages:
-                summary = await self._summarizer.summarize(
-                    lines=transcript_lines(messages),
-                    purpose=Purpose.CATCH_UP,
-                    previous=previous.text if previous else None,
+                summary = await state.catch_up.run(
+                    self._summarizer.summarize(
+                        lines=transcript_lines(messages),
+                        purpose=Purpose.CATCH_UP,
+                        previous=previous.text if previous else None,
+                    )
                 )
+                if summary is None:
+                    log.info("a message in %s was forgotten while it was summarized; summarizing again", state.key)
+                    continue
                 through = messages[-1].id
             else:
                 assert previous is not None
@@ -464,7 +475,7 @@ class ThreadRouter:
             self._drop_state(victim, forgotten=False)
             log.info("evicted the idle session of %s (MAX_LIVE_SESSIONS=%d)", key, self._max_live)
 
-    def _bound_states(self) -> None:
+    def _bound_states(self, *, keep: ThreadState) -> None:
         """Drop the least recently used states beyond the cap that hold nothing but what SQLite has too.
 
         Orphaned threads whose card nobody clicks would otherwise pile up for ever. What a dropped state knew
@@ -475,7 +486,7 @@ class ThreadRouter:
         for victim in list(self._states.values()):
             if len(self._states) <= self._max_states:
                 break
-            if victim.droppable and (victim.session is None or victim.idle):
+            if victim is not keep and victim.droppable and (victim.session is None or victim.idle):
                 self._drop_state(victim, forgotten=False)
 
     # -- answering ------------------------------------------------------------------------------------------
@@ -576,7 +587,7 @@ class ThreadRouter:
             thread_id = await self._log.ensure_thread(**key_columns(key), title=title, now=self._clock())
             state = self._states.setdefault(key, ThreadState(key=key, thread_id=thread_id))
             self._keys[state.thread_id] = key
-            self._bound_states()
+            self._bound_states(keep=state)
         self._states.move_to_end(key)
         return state
 

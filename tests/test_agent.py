@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -113,3 +114,44 @@ async def test_an_empty_summary_is_a_failure(fake_llm: FakeLLM) -> None:
     fake_llm.reply("   ")
     with pytest.raises(LLMError):
         await Summarizer(client(fake_llm)).summarize(lines=["Alice: hi"], purpose=Purpose.CATCH_UP)
+
+
+async def test_a_message_forgotten_while_compaction_summarizes_it_is_in_no_summary_or_later_request(
+    fake_llm: FakeLLM,
+) -> None:
+    window = 800
+    fake_llm.max_context_tokens = window
+    fake_llm.latency_s = 0.1  # every request is held a moment, so the forget lands while one is out
+
+    def answer(body: dict[str, object]) -> str:
+        if body.get("stream"):
+            return "ok"
+        return "SUMMARY: " + ("the ZEBRA note and updates" if "ZEBRA" in str(body) else "updates")
+
+    fake_llm.reply_with(answer)
+    llm = client(fake_llm, window=window)
+    session = AgentSession(llm=llm, summarizer=Summarizer(llm), system_prompt="Be brief.")
+    await collect(session, "Project codename is HERON.")
+    forgotten_at: int | None = None
+    for i in range(16):
+        text = f"Update {i}: " + ("secret ZEBRA " if i == 0 else "") + "progress continues as planned " * 12
+        task = asyncio.ensure_future(
+            collect_turn(session, UserTurn(author="Alice", text=text, message_id=i + 2))
+        )
+        while not task.done():
+            compacting = [r for r in fake_llm.requests if not r.stream and "ZEBRA" in r.prompt_text]
+            if compacting and forgotten_at is None:
+                session.forget(message_id=2)  # the ZEBRA message, deleted while its compaction is out
+                forgotten_at = len(fake_llm.requests)
+            await asyncio.sleep(0.005)
+        await task
+    assert forgotten_at is not None, "compaction never summarized the message"
+    later = fake_llm.requests[forgotten_at:]
+    assert later and all("ZEBRA" not in r.prompt_text for r in later)
+    assert any(not r.stream for r in later)  # the compaction was planned and summarized again
+    assert session.compaction_summary is not None and "ZEBRA" not in session.compaction_summary
+    assert fake_llm.max_seen_tokens is not None and fake_llm.max_seen_tokens <= window
+
+
+async def collect_turn(session: AgentSession, turn: UserTurn) -> str:
+    return "".join([d async for d in session.turn([turn])])
