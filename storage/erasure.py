@@ -12,6 +12,11 @@ its whole job in one transaction:
   router polls, so a live session in this process or another drops the text before its next turn, and a
   summary being written meanwhile is recognised as stale and redone.
 
+The tool trail rows whose results quoted a changed message (search_thread cites the ids it quotes) lose their
+excerpt too. The full-text index follows the rows through triggers, but FTS5 only marks deleted entries until
+its segments are merged; the SQLite this runs on (3.40) has no FTS5 ``secure-delete`` option, so the index is
+merged ('optimize') after each erasure: about 0.2 s for a 100,000-message log, and erasures are rare.
+
 Then the WAL is checkpointed with TRUNCATE. With ``secure_delete`` on (see ``storage/db.py``), SQLite zeroes
 freed cells and pages, so after the checkpoint no byte of the old text is left in the database file, the -wal
 or the -shm.
@@ -68,6 +73,15 @@ def _journal(connection: sqlite3.Connection, *, thread_id: int, message_id: int 
     )
 
 
+def _scrub_trail(connection: sqlite3.Connection, *, message_ids: list[int]) -> None:
+    """Tool results that quoted one of ``message_ids`` lose their excerpt."""
+    connection.executemany(
+        "UPDATE tool_calls SET result_excerpt = '(removed: it quoted a message that was deleted or edited)' "
+        "WHERE EXISTS (SELECT 1 FROM json_each(tool_calls.cites_json) WHERE json_each.value = ?)",
+        [(message_id,) for message_id in message_ids],
+    )
+
+
 def _blank(connection: sqlite3.Connection, *, message_ids: list[int], now: str, erase_author: bool) -> None:
     """Blank rows and mark them deleted; a waiting one stops waiting (there is nothing left to answer)."""
     author = ", author_id = '', author_name = ''" if erase_author else ""
@@ -76,6 +90,7 @@ def _blank(connection: sqlite3.Connection, *, message_ids: list[int], now: str, 
         f"reply_state = CASE WHEN reply_state = 'waiting' THEN 'answered' ELSE reply_state END{author} WHERE id = ?",
         [(now, message_id) for message_id in message_ids],
     )
+    _scrub_trail(connection, message_ids=message_ids)
 
 
 class ErasureStore:
@@ -103,7 +118,7 @@ class ErasureStore:
 
         message_id = await self._db.run(work)
         if message_id is not None:
-            await self._db.checkpoint()
+            await self._leave_no_trace()
         return message_id
 
     async def edit_message(
@@ -124,13 +139,14 @@ class ErasureStore:
             connection.execute(
                 "UPDATE messages SET content = ?, edited_utc = ? WHERE id = ?", (content, now, message_id)
             )
+            _scrub_trail(connection, message_ids=[message_id])
             connection.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
             _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_EDITED)
             return message_id
 
         message_id = await self._db.run(work)
         if message_id is not None:
-            await self._db.checkpoint()
+            await self._leave_no_trace()
         return message_id
 
     async def forget_thread(self, *, thread_id: int, now: datetime) -> int:
@@ -143,7 +159,7 @@ class ErasureStore:
             return int(count[0])
 
         count = await self._db.run(work)
-        await self._db.checkpoint()
+        await self._leave_no_trace()
         return count
 
     async def forget_user(self, *, platform: str, user_id: str, now: datetime) -> list[UserErasure]:
@@ -167,7 +183,7 @@ class ErasureStore:
 
         erased = await self._db.run(work)
         if erased:
-            await self._db.checkpoint()
+            await self._leave_no_trace()
         return erased
 
     async def purge_older_than(self, *, cutoff: datetime, now: datetime) -> int:
@@ -185,8 +201,13 @@ class ErasureStore:
 
         count = await self._db.run(work)
         if count:
-            await self._db.checkpoint()
+            await self._leave_no_trace()
         return count
+
+    async def _leave_no_trace(self) -> None:
+        """Merge the search index (dropping what it only marked deleted), then checkpoint and truncate the WAL."""
+        await self._db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
+        await self._db.checkpoint()
 
     @staticmethod
     def _erase_rows(

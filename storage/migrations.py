@@ -122,7 +122,69 @@ async def m003_erasures(connection: aiosqlite.Connection) -> None:
     await connection.execute("CREATE INDEX erasures_by_thread ON erasures (thread_id, id)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m003_erasures]
+async def m005_search_and_trail(connection: aiosqlite.Connection) -> None:
+    """Full-text search of the log (``search_thread``), the tool trail, and approval cards for tool calls.
+
+    The FTS5 index is external-content over ``messages.content`` and kept in step by triggers, so an edit or a
+    deletion changes what can be found in the same statement that changes the row.
+    """
+    await connection.execute(
+        "CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id', "
+        "tokenize='unicode61 remove_diacritics 2')"
+    )
+    await connection.execute(
+        "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN "
+        "INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); END"
+    )
+    await connection.execute(
+        "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN "
+        "INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); END"
+    )
+    await connection.execute(
+        "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN "
+        "INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); "
+        "INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); END"
+    )
+    await connection.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
+    await connection.execute(
+        """
+        CREATE TABLE tool_calls (
+            id INTEGER PRIMARY KEY,
+            thread_id INTEGER NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            after_message_id INTEGER NOT NULL,
+            call_id TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            arguments_json TEXT NOT NULL,
+            result_excerpt TEXT NOT NULL,
+            is_error INTEGER NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            approval TEXT NOT NULL CHECK (approval IN ('not_needed', 'approved', 'denied', 'timed_out')),
+            decided_by TEXT,
+            cites_json TEXT NOT NULL DEFAULT '[]',
+            created_utc TEXT NOT NULL
+        )
+        """
+    )
+    await connection.execute("CREATE INDEX tool_calls_by_thread ON tool_calls (thread_id, after_message_id, id)")
+    await connection.execute(
+        """
+        CREATE TABLE approvals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            thread_id INTEGER NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            tool TEXT NOT NULL,
+            arguments_preview TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'timed_out', 'expired')),
+            card_message_id TEXT,
+            decided_by_id TEXT,
+            decided_by_name TEXT,
+            created_utc TEXT NOT NULL,
+            decided_utc TEXT
+        )
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m003_erasures, m005_search_and_trail]
 
 
 async def applied_migrations(db: Database) -> list[str]:

@@ -186,7 +186,7 @@ def _bytes_of(folder: Path) -> bytes:
 async def test_forgotten_text_leaves_no_byte_in_the_database_files(
     how: str, make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path
 ) -> None:
-    word = "ZQXJ-distinctive-WORD"
+    word = "zqxjvqplkw"  # one lowercase token, so it is also what the search index stores
     settings = make_settings()
     fake_llm.reply_with(lambda body: "Okay.")
     async with running_router(settings) as bot:

@@ -48,13 +48,47 @@ EXPECTED_COLUMNS = {
     "delivered_events": ["platform", "event_key", "message_id", "received_utc", "handled_utc"],
     "erasures": ["id", "thread_id", "message_id", "kind", "created_utc"],
     "sqlite_sequence": ["name", "seq"],
+    "messages_fts": ["content"],
+    "messages_fts_config": ["k", "v"],
+    "messages_fts_data": ["id", "block"],
+    "messages_fts_docsize": ["id", "sz"],
+    "messages_fts_idx": ["segid", "term", "pgno"],
+    "tool_calls": [
+        "id",
+        "thread_id",
+        "after_message_id",
+        "call_id",
+        "tool",
+        "arguments_json",
+        "result_excerpt",
+        "is_error",
+        "duration_ms",
+        "approval",
+        "decided_by",
+        "cites_json",
+        "created_utc",
+    ],
+    "approvals": [
+        "id",
+        "thread_id",
+        "tool",
+        "arguments_preview",
+        "state",
+        "card_message_id",
+        "decided_by_id",
+        "decided_by_name",
+        "created_utc",
+        "decided_utc",
+    ],
 }
+EXPECTED_TRIGGERS = {"messages_fts_insert", "messages_fts_update", "messages_fts_delete"}
 EXPECTED_INDEXES = {
     "messages_waiting": "messages",
     "sessions_by_thread": "sessions",
     "cards_one_open_per_thread": "cards",
     "delivered_events_by_message": "delivered_events",
     "erasures_by_thread": "erasures",
+    "tool_calls_by_thread": "tool_calls",
 }
 
 
@@ -63,7 +97,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
     try:
         assert await migrate(db) == [m.__name__ for m in MIGRATIONS]
         assert await migrate(db) == []
-        assert await applied_migrations(db) == ["m001_initial", "m003_erasures"]
+        assert await applied_migrations(db) == ["m001_initial", "m003_erasures", "m005_search_and_trail"]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
         for table, columns in EXPECTED_COLUMNS.items():
@@ -71,6 +105,8 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             assert [r["name"] for r in info] == columns, table
         indexes = await db.fetchall("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
         assert {r["name"]: r["tbl_name"] for r in indexes} == EXPECTED_INDEXES
+        triggers = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        assert {r["name"] for r in triggers} == EXPECTED_TRIGGERS
         names = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "secure_delete")
         pragmas = [(await db.fetchone(f"PRAGMA {p}")) for p in names]
         assert [p[0] for p in pragmas if p is not None] == ["wal", 1, 5000, 2, 1]  # synchronous 2 = FULL

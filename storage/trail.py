@@ -1,0 +1,160 @@
+"""The tool trail and tool approvals: what the agent did in a thread, and who allowed it.
+
+Every tool call is logged with its arguments, an excerpt of its result, its duration and its approval, placed
+after the last message the thread had when it ran, so the export and the catch-up transcript show it where it
+happened. ``cites`` holds the log ids a result quoted (search_thread), so forgetting a message also removes
+its quotes from the trail (``storage/erasure.py``).
+
+Approval cards follow the catch-up card's rules: the state is here, and the first decision wins through a
+conditional UPDATE. A process that restarts cannot resume a waiting tool call, so pending approvals of an
+earlier run are marked expired at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from storage.db import Database, Row
+from storage.log import iso
+
+
+@dataclass(frozen=True, slots=True)
+class TrailEntry:
+    id: int
+    after_message_id: int
+    tool: str
+    arguments_json: str
+    result_excerpt: str
+    is_error: bool
+    duration_ms: int
+    approval: str
+    decided_by: str | None
+    created_utc: str
+
+
+class ToolTrail:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(
+        self,
+        *,
+        thread_id: int,
+        after_message_id: int,
+        call_id: str,
+        tool: str,
+        arguments: dict[str, object],
+        result_excerpt: str,
+        is_error: bool,
+        duration_ms: int,
+        approval: str,
+        decided_by: str | None,
+        cites: tuple[int, ...],
+        now: datetime,
+    ) -> None:
+        await self._db.execute(
+            "INSERT INTO tool_calls (thread_id, after_message_id, call_id, tool, arguments_json, result_excerpt, "
+            "is_error, duration_ms, approval, decided_by, cites_json, created_utc) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                thread_id,
+                after_message_id,
+                call_id,
+                tool,
+                json.dumps(arguments, ensure_ascii=False, sort_keys=True),
+                result_excerpt,
+                int(is_error),
+                duration_ms,
+                approval,
+                decided_by,
+                json.dumps(list(cites)),
+                iso(now),
+            ),
+        )
+
+    async def for_thread(self, *, thread_id: int, after_id: int = 0, through_id: int | None = None) -> list[TrailEntry]:
+        """Trail entries placed after a message in (``after_id``, ``through_id``], in order."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM tool_calls WHERE thread_id = ? AND after_message_id > ? AND after_message_id <= ? "
+            "ORDER BY after_message_id, id",
+            (thread_id, after_id, through_id if through_id is not None else 2**62),
+        )
+        return [_entry(row) for row in rows]
+
+
+def _entry(row: Row) -> TrailEntry:
+    return TrailEntry(
+        id=row["id"],
+        after_message_id=row["after_message_id"],
+        tool=row["tool"],
+        arguments_json=row["arguments_json"],
+        result_excerpt=row["result_excerpt"],
+        is_error=bool(row["is_error"]),
+        duration_ms=row["duration_ms"],
+        approval=row["approval"],
+        decided_by=row["decided_by"],
+        created_utc=row["created_utc"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    id: int
+    thread_id: int
+    tool: str
+    arguments_preview: str
+    state: str
+    card_message_id: str | None
+    decided_by_name: str | None
+
+
+class ApprovalStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def open(self, *, thread_id: int, tool: str, arguments_preview: str, now: datetime) -> int:
+        rowid = await self._db.insert(
+            "INSERT INTO approvals (thread_id, tool, arguments_preview, state, created_utc) "
+            "VALUES (?, ?, ?, 'pending', ?)",
+            (thread_id, tool, arguments_preview, iso(now)),
+        )
+        assert rowid is not None
+        return rowid
+
+    async def set_message_id(self, *, approval_id: int, card_message_id: str) -> None:
+        await self._db.execute(
+            "UPDATE approvals SET card_message_id = ? WHERE id = ?", (card_message_id, approval_id)
+        )
+
+    async def decide(
+        self, *, approval_id: int, state: str, by_id: str | None, by_name: str | None, now: datetime
+    ) -> bool:
+        """Move a pending approval to ``state``; False when it was decided (or expired) already."""
+        changed = await self._db.execute(
+            "UPDATE approvals SET state = ?, decided_by_id = ?, decided_by_name = ?, decided_utc = ? "
+            "WHERE id = ? AND state = 'pending'",
+            (state, by_id, by_name, iso(now), approval_id),
+        )
+        return changed == 1
+
+    async def get(self, *, approval_id: int) -> ApprovalRecord | None:
+        row = await self._db.fetchone("SELECT * FROM approvals WHERE id = ?", (approval_id,))
+        if row is None:
+            return None
+        return ApprovalRecord(
+            id=row["id"],
+            thread_id=row["thread_id"],
+            tool=row["tool"],
+            arguments_preview=row["arguments_preview"],
+            state=row["state"],
+            card_message_id=row["card_message_id"],
+            decided_by_name=row["decided_by_name"],
+        )
+
+    async def expire_pending(self, *, now: datetime) -> int:
+        """An earlier run's waiting calls died with it: their cards are stale. Returns how many."""
+        return await self._db.execute(
+            "UPDATE approvals SET state = 'expired', decided_utc = ? WHERE state = 'pending'", (iso(now),)
+        )
