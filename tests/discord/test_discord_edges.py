@@ -207,3 +207,27 @@ async def test_after_a_gateway_outage_the_bot_reconnects_and_reads_what_it_misse
         ("back?", "answered"),
     ]
     assert fake_discord.cards_in(thread) == []  # the session lived on: no "Where were we?" after a reconnect
+
+
+async def test_a_reply_that_kept_its_provisional_id_does_not_switch_off_the_backfill(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_llm.reply("Noted: the freeze starts Friday.")
+    fake_llm.chunk_chars = 5
+    async with discord_bot() as bot:
+        message = await fake_discord.user_says("the freeze starts Friday", mention_bot=True)
+        thread = str(message["id"])
+        # The reply's last edit is refused after the reply was committed: it keeps its provisional id.
+        fake_discord.fail("PATCH", rf"/channels/{thread}/messages/\d+", status=403, code=50001)
+        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 2)
+        await settle(bot)
+    assert db_rows(db_path, "SELECT platform_message_id FROM messages WHERE role = 'assistant'")[0][0].startswith(
+        "local-"
+    )
+    fake_discord.wrote_while_bot_was_away("does the freeze include docs?", channel_id=thread, author=BOB)
+    async with discord_bot() as bot:
+        await fake_discord.user_says("anyone?", channel_id=thread)
+        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await settle(bot)
+    users = db_rows(db_path, "SELECT content FROM messages WHERE role = 'user' ORDER BY id")
+    assert [r[0] for r in users] == ["the freeze starts Friday", "does the freeze include docs?", "anyone?"]
