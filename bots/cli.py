@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from bots.config import ConfigError, Settings, load_settings
 from bots.logs import configure_logging
 from bots.messages import ThreadKey
 from bots.ports import PlatformAdapter
+from bots.redaction import secrets_in_environment, secrets_in_url
 from bots.threads import ThreadRouter
 from storage.log import ThreadLog, ThreadRecord
 
@@ -71,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _secrets(settings: Settings) -> list[str]:
+def _secrets(settings: Settings) -> set[str]:
+    """Everything the log must never show: configured tokens, provider keys, credentials in URLs."""
     values = [
         settings.llm_api_key,
         settings.discord_token,
@@ -79,7 +82,10 @@ def _secrets(settings: Settings) -> list[str]:
         settings.slack_app_token,
         settings.slack_signing_secret,
     ]
-    return [v.get_secret_value() for v in values if v is not None]
+    found = {v.get_secret_value() for v in values if v is not None}
+    for url in (settings.llm_api_base, settings.discord_api_base, settings.discord_gateway_url, settings.slack_api_url):
+        found |= secrets_in_url(url)
+    return found | secrets_in_environment(os.environ)
 
 
 def _adapters(settings: Settings, router: ThreadRouter) -> list[PlatformAdapter]:
