@@ -22,6 +22,7 @@ from bots.messages import ThreadKey
 from bots.ports import PlatformAdapter
 from bots.redaction import secrets_in_environment, secrets_in_url
 from bots.threads import ThreadRouter
+from storage.lock import DatabaseInUse, exclusive_database_lock
 from storage.log import ThreadLog, ThreadRecord
 
 log = logging.getLogger("threadkeeper")
@@ -59,14 +60,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = settings.log_level if args.command == "run" else "WARNING"
     configure_logging(secrets=_secrets(settings), level=level)
     try:
-        if args.command == "run":
-            return asyncio.run(run(settings))
-        if args.command == "chat":
-            return asyncio.run(_chat(settings, args.thread))
+        if args.command in ("run", "chat"):
+            # One bot per database (export and forget only read or purge, and stay usable meanwhile).
+            command = " ".join(["threadkeeper", *(sys.argv[1:] if argv is None else argv)])
+            with exclusive_database_lock(settings.database_path, command=command):
+                if args.command == "run":
+                    return asyncio.run(run(settings))
+                return asyncio.run(_chat(settings, args.thread))
         if args.command == "export":
             return asyncio.run(export(settings, args.thread, args.format))
         return asyncio.run(forget(settings, args.thread))
-    except ConfigError as exc:
+    except (ConfigError, DatabaseInUse) as exc:
         print(f"threadkeeper: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
