@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -19,8 +20,10 @@ from bots.config import ConfigError, Settings, load_settings
 from bots.logs import configure_logging
 from bots.messages import ThreadKey, utc_now
 from bots.ports import PlatformAdapter
+from bots.redaction import secrets_in_environment, secrets_in_url
 from bots.threads import ThreadRouter
 from storage.erasure import ErasureStore
+from storage.lock import DatabaseInUse, exclusive_database_lock
 from storage.log import ThreadLog, ThreadRecord
 
 log = logging.getLogger("threadkeeper")
@@ -60,23 +63,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = settings.log_level if args.command == "run" else "WARNING"
     configure_logging(secrets=_secrets(settings), level=level)
     try:
-        if args.command == "run":
-            return asyncio.run(run(settings))
-        if args.command == "chat":
-            return asyncio.run(_chat(settings, args.thread))
+        if args.command in ("run", "chat"):
+            # One bot per database (export and forget only read or purge, and stay usable meanwhile).
+            command = " ".join(["threadkeeper", *(sys.argv[1:] if argv is None else argv)])
+            with exclusive_database_lock(settings.database_path, command=command):
+                if args.command == "run":
+                    return asyncio.run(run(settings))
+                return asyncio.run(_chat(settings, args.thread))
         if args.command == "export":
             return asyncio.run(export(settings, args.thread, args.format))
         if args.user:
             return asyncio.run(forget_user(settings, args.user))
         return asyncio.run(forget(settings, args.thread))
-    except ConfigError as exc:
+    except (ConfigError, DatabaseInUse) as exc:
         print(f"threadkeeper: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
 
 
-def _secrets(settings: Settings) -> list[str]:
+def _secrets(settings: Settings) -> set[str]:
+    """Everything the log must never show: configured tokens, provider keys, credentials in URLs."""
     values = [
         settings.llm_api_key,
         settings.discord_token,
@@ -84,7 +91,10 @@ def _secrets(settings: Settings) -> list[str]:
         settings.slack_app_token,
         settings.slack_signing_secret,
     ]
-    return [v.get_secret_value() for v in values if v is not None]
+    found = {v.get_secret_value() for v in values if v is not None}
+    for url in (settings.llm_api_base, settings.discord_api_base, settings.discord_gateway_url, settings.slack_api_url):
+        found |= secrets_in_url(url)
+    return found | secrets_in_environment(os.environ)
 
 
 def _adapters(settings: Settings, router: ThreadRouter) -> list[PlatformAdapter]:

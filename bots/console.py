@@ -88,7 +88,7 @@ async def chat(router: ThreadRouter, *, thread_name: str, source: TextIO = sys.s
         if outbox.pending_card and choice:
             card_id = outbox.pending_card.card_id
             outbox.pending_card = None
-            result = await router.handle_click(CardClick(card_id=card_id, action=choice, user=author))
+            result = await router.handle_click(CardClick(card_id=card_id, action=choice, user=author, thread=key))
             if result.private_note:
                 out.write(f"(only you can see this) {result.private_note}\n")
         elif text.strip():

@@ -1,7 +1,8 @@
 """Logging set-up with secret redaction.
 
-Every configured secret (tokens, signing secret, API key) is replaced by ``[redacted]`` in every record before
-any handler formats it, so a library that logs a URL or header with a token in it cannot leak it.
+Every record is scrubbed before any handler formats it (``bots/redaction.py`` says what a secret is: the
+configured tokens and keys, every provider credential in the environment, and credentials inside URLs), so a
+library that logs a URL, a header or a provider's error text with a key in it cannot leak it.
 """
 
 from __future__ import annotations
@@ -10,28 +11,28 @@ import logging
 import sys
 from collections.abc import Iterable
 
-REDACTED = "[redacted]"
+from bots.redaction import REDACTED, Redactor
+
+__all__ = ["REDACTED", "RedactSecrets", "configure_logging"]
 
 
 class RedactSecrets(logging.Filter):
-    """Replace known secret values in a record's message and arguments."""
+    """Scrub a record's message, arguments, traceback and stack."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
-
-    def _clean(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        self._redact = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            record.msg = self._clean(record.getMessage())
-            record.args = None
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = self._clean(logging.Formatter().formatException(record.exc_info))
-                record.exc_info = None
+        record.msg = self._redact(record.getMessage())
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._redact(record.stack_info)
         return True
 
 

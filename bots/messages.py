@@ -33,6 +33,15 @@ class ThreadKey:
     def __str__(self) -> str:
         return f"{self.platform}:{self.workspace}:{self.channel}:{self.thread}"
 
+    def is_same_place(self, other: ThreadKey) -> bool:
+        """Same platform, channel and thread: the same conversation wherever the workspace id was read from.
+
+        The workspace is left out on purpose: Slack names it differently in events and in interaction
+        payloads (the installation's team, a clicker's team in a shared channel, an org in Enterprise Grid),
+        while channel and thread ids are unique on their platform.
+        """
+        return (self.platform, self.channel, self.thread) == (other.platform, other.channel, other.thread)
+
     @classmethod
     def parse(cls, text: str) -> ThreadKey:
         """Inverse of ``str()``; raises ValueError on anything else."""
@@ -89,12 +98,17 @@ class CardAction(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CardClick:
-    """Someone pressed a card button. ``card_id`` comes back from the button's custom id / value."""
+    """Someone pressed a card button. ``card_id`` comes back from the button's custom id / value.
+
+    ``thread`` is where the click happened, when the platform says. A button names its card by number only,
+    so the router refuses a click from anywhere but the card's own thread (stale buttons, a forged id).
+    """
 
     card_id: int
     action: CardAction
     user: Author
     raw: object = field(default=None, compare=False, repr=False)
+    thread: ThreadKey | None = None
 
 
 @dataclass(frozen=True, slots=True)

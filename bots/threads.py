@@ -309,6 +309,9 @@ class ThreadRouter:
         if card is None or thread is None:
             return ClickResult(private_note=STALE_CARD_NOTE)
         key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
+        if click.thread is not None and not click.thread.is_same_place(key):
+            log.warning("refusing a click on card %s from %s: the card belongs to %s", card.id, click.thread, key)
+            return ClickResult(private_note=STALE_CARD_NOTE)
         target = CardState.CATCHING_UP if click.action is CardAction.CATCH_UP else CardState.FRESH
         won = await self._cards.claim(
             card_id=card.id,

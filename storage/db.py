@@ -4,6 +4,12 @@ One aiosqlite connection serves the whole process. aiosqlite runs every statemen
 event loop never blocks on disk; an ``asyncio.Lock`` keeps a multi-statement transaction of one coroutine from
 interleaving with statements of another on the shared connection.
 
+A transaction is one unit that always ends committed or rolled back. Cancelling a coroutine does not stop a
+statement aiosqlite already queued on its thread, so every step waits for its statement to finish before a
+cancellation propagates (``_on_thread``), a failed COMMIT (a deferred constraint, disk full, an I/O error) is
+rolled back on the spot, and whoever takes the connection next first rolls back any transaction still open
+(``_heal``): one interrupted caller can never leave the shared connection inside a transaction for good.
+
 The file is created 0600 before SQLite touches it (SQLite gives its -wal and -shm files the same mode), in a
 folder created 0700 when missing.
 """
@@ -15,11 +21,13 @@ import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+
+log = logging.getLogger(__name__)
 
 SQLITE_PREFIX = "sqlite:///"
 BUSY_TIMEOUT_MS = 5000
@@ -59,6 +67,32 @@ def _prepare_file(path: Path) -> None:
         os.close(fd)
 
 
+def _heal(raw: sqlite3.Connection) -> None:
+    """Roll back a transaction an interrupted caller left open, so the next one starts clean."""
+    if raw.in_transaction:
+        log.warning("rolling back a transaction an interrupted caller left open on the shared connection")
+        raw.execute("ROLLBACK")
+
+
+def _begin(raw: sqlite3.Connection) -> None:
+    _heal(raw)
+    raw.execute("BEGIN IMMEDIATE")
+
+
+def _commit(raw: sqlite3.Connection) -> None:
+    """COMMIT, or roll back when it fails: SQLite keeps a transaction open after a failed COMMIT."""
+    try:
+        raw.execute("COMMIT")
+    except BaseException:
+        _rollback(raw)
+        raise
+
+
+def _rollback(raw: sqlite3.Connection) -> None:
+    if raw.in_transaction:
+        raw.execute("ROLLBACK")
+
+
 class Database:
     """The shared connection with a lock; repositories take one of these."""
 
@@ -67,17 +101,41 @@ class Database:
         self._lock = asyncio.Lock()
         self.path = path
 
+    async def _on_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on aiosqlite's thread and wait for it to end, even if the caller is cancelled meanwhile.
+
+        The statement runs to its end whatever happens to the awaiting coroutine; waiting for it keeps the
+        connection's state known (and the lock held) until it has. A cancellation is re-raised afterwards.
+        """
+        call = self._connection._execute(lambda: work(self._connection._conn))  # type: ignore[no-untyped-call]
+        step = asyncio.ensure_future(call)
+        cancelled: asyncio.CancelledError | None = None
+        while not step.done():
+            try:
+                await asyncio.wait({step})
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+        if cancelled is not None:
+            if not step.cancelled():
+                step.exception()  # retrieved: the cancellation is what the caller hears about
+            raise cancelled
+        return step.result()  # type: ignore[no-any-return]
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """An IMMEDIATE transaction: committed on success, rolled back on any exception."""
+        """An IMMEDIATE transaction: committed on success, rolled back on any exception or cancellation."""
         async with self._lock:
-            await self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                await self._on_thread(_begin)
+            except BaseException:
+                await self._on_thread(_rollback)  # cancelled mid-BEGIN: the BEGIN may have happened anyway
+                raise
             try:
                 yield self._connection
             except BaseException:
-                await self._connection.execute("ROLLBACK")
+                await self._on_thread(_rollback)
                 raise
-            await self._connection.execute("COMMIT")
+            await self._on_thread(_commit)
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` against the raw connection on aiosqlite's worker thread, in one IMMEDIATE transaction.
@@ -86,53 +144,65 @@ class Database:
         uses it to write a whole batch of messages at once. ``work`` must not touch the event loop.
         """
 
-        def in_transaction() -> T:
-            raw: sqlite3.Connection = self._connection._conn  # aiosqlite's connection, on its own thread
-            raw.execute("BEGIN IMMEDIATE")
+        def in_transaction(raw: sqlite3.Connection) -> T:
+            _begin(raw)
             try:
                 result = work(raw)
             except BaseException:
-                raw.execute("ROLLBACK")
+                _rollback(raw)
                 raise
-            raw.execute("COMMIT")
+            _commit(raw)
             return result
 
         async with self._lock:
-            return await self._connection._execute(in_transaction)  # type: ignore[no-untyped-call, no-any-return]
+            return await self._on_thread(in_transaction)
+
+    async def _statement(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """One statement in its own (autocommit) transaction, after healing a leaked one."""
+
+        def healed(raw: sqlite3.Connection) -> T:
+            _heal(raw)
+            return work(raw)
+
+        async with self._lock:
+            return await self._on_thread(healed)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement in its own (autocommit) transaction; return the rows it changed."""
-        async with self._lock:
-            cursor = await self._connection.execute(sql, params)
-            changed = cursor.rowcount
-            await cursor.close()
-            return changed
+
+        def execute(raw: sqlite3.Connection) -> int:
+            with closing(raw.execute(sql, params)) as cursor:
+                return cursor.rowcount
+
+        return await self._statement(execute)
 
     async def insert(self, sql: str, params: Params = ()) -> int | None:
         """Run one INSERT; return the new rowid, or None when the insert was ignored."""
-        async with self._lock:
-            cursor = await self._connection.execute(sql, params)
-            rowid = cursor.lastrowid if cursor.rowcount > 0 else None
-            await cursor.close()
-            return rowid
+
+        def insert(raw: sqlite3.Connection) -> int | None:
+            with closing(raw.execute(sql, params)) as cursor:
+                return cursor.lastrowid if cursor.rowcount > 0 else None
+
+        return await self._statement(insert)
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         async with self.transaction() as connection:
             await connection.executemany(sql, rows)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._lock:
-            cursor = await self._connection.execute(sql, params)
-            rows = await cursor.fetchall()
-            await cursor.close()
-            return list(rows)
+        def fetchall(raw: sqlite3.Connection) -> list[Row]:
+            with closing(raw.execute(sql, params)) as cursor:
+                return list(cursor.fetchall())
+
+        return await self._statement(fetchall)
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        async with self._lock:
-            cursor = await self._connection.execute(sql, params)
-            row = await cursor.fetchone()
-            await cursor.close()
-            return row
+        def fetchone(raw: sqlite3.Connection) -> Row | None:
+            with closing(raw.execute(sql, params)) as cursor:
+                row: Row | None = cursor.fetchone()
+                return row
+
+        return await self._statement(fetchone)
 
     async def checkpoint(self) -> bool:
         """Copy the WAL into the database file and truncate it to zero bytes; False when a reader blocked it.

@@ -75,6 +75,8 @@ class ThreadRecord:
 
 
 MAX_BATCH = 500
+# A reply is logged under ``local-<uuid>`` before it is posted, then given the platform's id (set_platform_id).
+PROVISIONAL_ID_PREFIX = "local-"
 
 
 class ThreadGone(LookupError):
@@ -255,9 +257,15 @@ class ThreadLog:
                 _settle(future, result=result)
 
     async def latest_platform_id(self, *, thread_id: int) -> str | None:
-        """The platform id of the thread's most recently logged message, if any."""
+        """The id the platform gave the thread's most recently logged message, if any.
+
+        Provisional ids are skipped: a reply whose post failed after its commit keeps one for good, and the
+        platform cannot read its history "after" an id it never issued.
+        """
         row = await self._db.fetchone(
-            "SELECT platform_message_id FROM messages WHERE thread_id = ? ORDER BY id DESC LIMIT 1", (thread_id,)
+            "SELECT platform_message_id FROM messages WHERE thread_id = ? AND platform_message_id NOT GLOB ? "
+            "ORDER BY id DESC LIMIT 1",
+            (thread_id, PROVISIONAL_ID_PREFIX + "*"),
         )
         return None if row is None else str(row["platform_message_id"])
 

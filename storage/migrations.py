@@ -103,6 +103,37 @@ async def m001_initial(connection: aiosqlite.Connection) -> None:
     await connection.execute("CREATE INDEX delivered_events_by_message ON delivered_events (message_id)")
 
 
+async def m002_cards_autoincrement(connection: aiosqlite.Connection) -> None:
+    """Card ids are never reused: ``AUTOINCREMENT`` instead of a plain INTEGER PRIMARY KEY.
+
+    A card whose post timed out is discarded, but it may have reached the platform with its buttons; with a
+    plain rowid its id went to the next card, in another thread, and a click on the old buttons resolved
+    that one. SQLite cannot add AUTOINCREMENT to a table, so ``cards`` is rebuilt (rows and the partial unique
+    index kept); nothing references ``cards``, so the rebuild touches no other table.
+    """
+    await connection.execute(
+        """
+        CREATE TABLE cards_autoincrement (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            thread_id INTEGER NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            card_message_id TEXT,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'catching_up', 'caught_up', 'fresh')),
+            created_utc TEXT NOT NULL,
+            resolved_by_id TEXT,
+            resolved_by_name TEXT,
+            resolved_utc TEXT
+        )
+        """
+    )
+    columns = "id, thread_id, card_message_id, state, created_utc, resolved_by_id, resolved_by_name, resolved_utc"
+    await connection.execute(f"INSERT INTO cards_autoincrement ({columns}) SELECT {columns} FROM cards")
+    await connection.execute("DROP TABLE cards")
+    await connection.execute("ALTER TABLE cards_autoincrement RENAME TO cards")
+    await connection.execute(
+        "CREATE UNIQUE INDEX cards_one_open_per_thread ON cards (thread_id) WHERE state IN ('pending', 'catching_up')"
+    )
+
+
 async def m003_erasures(connection: aiosqlite.Connection) -> None:
     """The journal of forgotten messages and threads that running routers follow (see storage/erasure.py).
 
@@ -184,7 +215,7 @@ async def m005_search_and_trail(connection: aiosqlite.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m003_erasures, m005_search_and_trail]
+MIGRATIONS: list[Migration] = [m001_initial, m002_cards_autoincrement, m003_erasures, m005_search_and_trail]
 
 
 async def applied_migrations(db: Database) -> list[str]:

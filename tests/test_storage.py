@@ -11,8 +11,8 @@ import pytest
 
 from storage.db import UnsupportedDatabaseURL, database_path_from_url, open_database
 from storage.log import ThreadLog
-from storage.migrations import MIGRATIONS, applied_migrations, migrate
-from storage.sessions import CardStore
+from storage.migrations import MIGRATIONS, applied_migrations, m001_initial, migrate
+from storage.sessions import CardRecord, CardStore
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -47,7 +47,7 @@ EXPECTED_COLUMNS = {
     ],
     "delivered_events": ["platform", "event_key", "message_id", "received_utc", "handled_utc"],
     "erasures": ["id", "thread_id", "message_id", "kind", "created_utc"],
-    "sqlite_sequence": ["name", "seq"],
+    "sqlite_sequence": ["name", "seq"],  # SQLite's own table behind AUTOINCREMENT
     "messages_fts": ["content"],
     "messages_fts_config": ["k", "v"],
     "messages_fts_data": ["id", "block"],
@@ -97,7 +97,12 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
     try:
         assert await migrate(db) == [m.__name__ for m in MIGRATIONS]
         assert await migrate(db) == []
-        assert await applied_migrations(db) == ["m001_initial", "m003_erasures", "m005_search_and_trail"]
+        assert await applied_migrations(db) == [
+            "m001_initial",
+            "m002_cards_autoincrement",
+            "m003_erasures",
+            "m005_search_and_trail",
+        ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
         for table, columns in EXPECTED_COLUMNS.items():
@@ -107,6 +112,8 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
         assert {r["name"]: r["tbl_name"] for r in indexes} == EXPECTED_INDEXES
         triggers = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'trigger'")
         assert {r["name"] for r in triggers} == EXPECTED_TRIGGERS
+        cards_sql = await db.fetchone("SELECT sql FROM sqlite_master WHERE name = 'cards'")
+        assert cards_sql is not None and "id INTEGER PRIMARY KEY AUTOINCREMENT" in cards_sql["sql"]
         names = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "secure_delete")
         pragmas = [(await db.fetchone(f"PRAGMA {p}")) for p in names]
         assert [p[0] for p in pragmas if p is not None] == ["wal", 1, 5000, 2, 1]  # synchronous 2 = FULL
@@ -176,3 +183,57 @@ async def test_only_one_open_card_per_thread_and_only_one_click_wins(tmp_path: P
     )
     assert wins.count(True) == 1
     await db.close()
+
+
+async def test_a_discarded_cards_id_is_never_given_to_the_next_card(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "bot.db")
+    try:
+        await migrate(db)
+        log, cards = ThreadLog(db), CardStore(db)
+        first = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t1", title=None, now=NOW)
+        second = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t2", title=None, now=NOW)
+        discarded, _ = await cards.open_card(thread_id=first, now=NOW)
+        await cards.discard(card_id=discarded.id)  # its post timed out, but its buttons may be on the platform
+        card, _ = await cards.open_card(thread_id=second, now=NOW)
+        assert card.id != discarded.id
+        assert await cards.get(card_id=discarded.id) is None
+    finally:
+        await db.close()
+
+
+async def _cards_made_by_m001(path: Path) -> tuple[CardRecord, CardRecord]:
+    """A database at m001 with a resolved card in one thread and a posted, pending one in another."""
+    db = await open_database(path)
+    try:
+        assert await migrate(db, [m001_initial]) == ["m001_initial"]
+        log, cards = ThreadLog(db), CardStore(db)
+        t1 = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t1", title=None, now=NOW)
+        t2 = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t2", title=None, now=NOW)
+        done, _ = await cards.open_card(thread_id=t1, now=NOW)
+        assert await cards.claim(card_id=done.id, state="fresh", by_id="u", by_name="U", now=NOW)
+        await cards.finish(card_id=done.id, state="fresh", now=NOW)
+        waiting, _ = await cards.open_card(thread_id=t2, now=NOW)
+        await cards.set_message_id(card_id=waiting.id, card_message_id="msg-2")
+        return done, waiting
+    finally:
+        await db.close()
+
+
+async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_index(tmp_path: Path) -> None:
+    done, waiting = await _cards_made_by_m001(tmp_path / "old.db")
+    db = await open_database(tmp_path / "old.db")
+    try:
+        assert await migrate(db) == ["m002_cards_autoincrement", "m003_erasures", "m005_search_and_trail"]
+        cards = CardStore(db)
+        assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")
+        expected = CardRecord(waiting.id, waiting.thread_id, "msg-2", "pending", None)
+        assert await cards.get(card_id=waiting.id) == expected
+        again, created = await cards.open_card(thread_id=waiting.thread_id, now=NOW)  # the partial unique index holds
+        assert (again.id, created) == (waiting.id, False)
+        await cards.discard(card_id=waiting.id)
+        newest, _ = await cards.open_card(thread_id=done.thread_id, now=NOW)
+        assert newest.id > waiting.id
+        check = await db.fetchone("PRAGMA integrity_check")
+        assert check is not None and check[0] == "ok"
+    finally:
+        await db.close()

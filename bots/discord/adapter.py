@@ -273,7 +273,8 @@ class DiscordAdapter:
             await self._defer(interaction)
             user = interaction.user
             author = Author(str(user.id), user.display_name)
-            result = await self._router.handle_click(CardClick(card_id, action, author, raw=interaction))
+            click = CardClick(card_id, action, author, raw=interaction, thread=translate.key_of_click(interaction))
+            result = await self._router.handle_click(click)
             if result.private_note:
                 await interaction.followup.send(result.private_note, ephemeral=True)
         except discord.HTTPException as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import discord
 
@@ -27,6 +28,14 @@ def key_for(channel: discord.abc.Messageable | discord.abc.GuildChannel | discor
     channel_id = str(getattr(channel, "id", ""))
     guild = getattr(channel, "guild", None)
     return ThreadKey(PLATFORM, str(guild.id) if guild else "", channel_id, channel_id)
+
+
+def key_of_click(interaction: discord.Interaction[Any]) -> ThreadKey | None:
+    """Where a button was pressed; Discord sends the channel (a thread, with its parent) with every click."""
+    channel = interaction.channel
+    if isinstance(channel, discord.Thread | discord.DMChannel | discord.TextChannel):
+        return key_for(channel)
+    return None
 
 
 def thread_name(text: str, *, author: str) -> str:

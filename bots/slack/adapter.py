@@ -13,6 +13,7 @@ The allowlists (``access.py``) are a global bolt middleware; the router decides 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -279,7 +280,7 @@ class SlackAdapter:
 
     async def _click(self, click: CardClick, body: Mapping[str, Any]) -> None:
         name = await self._display_name(click.user.id)
-        click = CardClick(card_id=click.card_id, action=click.action, user=Author(click.user.id, name), raw=body)
+        click = dataclasses.replace(click, user=Author(click.user.id, name))
         result = await self._router.handle_click(click)
         if result.private_note:
             channel = (body.get("channel") or {}).get("id")

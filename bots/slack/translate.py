@@ -147,5 +147,27 @@ def click_from(body: Mapping[str, Any], action: Mapping[str, Any]) -> CardClick 
     card_id, card_action = parsed
     name = user.get("name") or user.get("username") or user["id"]
     return CardClick(
-        card_id=card_id, action=card_action, user=Author(id=str(user["id"]), display_name=str(name)), raw=body
+        card_id=card_id,
+        action=card_action,
+        user=Author(id=str(user["id"]), display_name=str(name)),
+        raw=body,
+        thread=click_thread(body),
     )
+
+
+def click_thread(body: Mapping[str, Any]) -> ThreadKey | None:
+    """The thread of the message whose button was pressed: its channel and ``thread_ts``, if the body says.
+
+    ``team.id`` of a block_actions body is the workspace the app posted from, even when someone from a
+    connected org clicks in a shared channel (whose own team is ``user.team_id``).
+    """
+    channel = _mapping(body.get("channel")).get("id") or _mapping(body.get("container")).get("channel_id")
+    thread_ts = _mapping(body.get("message")).get("thread_ts") or _mapping(body.get("container")).get("thread_ts")
+    if not isinstance(channel, str) or not isinstance(thread_ts, str) or not channel or not thread_ts:
+        return None
+    team = _mapping(body.get("team")).get("id") or _mapping(body.get("user")).get("team_id") or ""
+    return thread_of(team=str(team), channel=channel, ts=thread_ts, thread_ts=thread_ts)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}

@@ -207,3 +207,51 @@ async def test_after_a_gateway_outage_the_bot_reconnects_and_reads_what_it_misse
         ("back?", "answered"),
     ]
     assert fake_discord.cards_in(thread) == []  # the session lived on: no "Where were we?" after a reconnect
+
+
+async def test_a_reply_that_kept_its_provisional_id_does_not_switch_off_the_backfill(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_llm.reply("Noted: the freeze starts Friday.")
+    fake_llm.chunk_chars = 5
+    async with discord_bot() as bot:
+        message = await fake_discord.user_says("the freeze starts Friday", mention_bot=True)
+        thread = str(message["id"])
+        # The reply's last edit is refused after the reply was committed: it keeps its provisional id.
+        fake_discord.fail("PATCH", rf"/channels/{thread}/messages/\d+", status=403, code=50001)
+        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 2)
+        await settle(bot)
+    assert db_rows(db_path, "SELECT platform_message_id FROM messages WHERE role = 'assistant'")[0][0].startswith(
+        "local-"
+    )
+    fake_discord.wrote_while_bot_was_away("does the freeze include docs?", channel_id=thread, author=BOB)
+    async with discord_bot() as bot:
+        await fake_discord.user_says("anyone?", channel_id=thread)
+        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await settle(bot)
+    users = db_rows(db_path, "SELECT content FROM messages WHERE role = 'user' ORDER BY id")
+    assert [r[0] for r in users] == ["the freeze starts Friday", "does the freeze include docs?", "anyone?"]
+
+
+async def test_a_card_button_pressed_in_another_thread_is_refused_privately(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with discord_bot() as bot:
+        thread = await open_thread(fake_discord, bot, "the budget is 40k")
+        other = await open_thread(fake_discord, bot, "lunch plans")
+    async with discord_bot() as bot:
+        await fake_discord.user_says("what was the budget?", channel_id=thread)
+        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        card = fake_discord.cards_in(thread)[0]
+        # The same custom id pressed on a message in another thread (stale buttons, a forged id).
+        await fake_discord.click(button(card, "fresh"), message=card | {"channel_id": other})
+        await fake_discord.wait_for(lambda: len(fake_discord.followups()) == 1)
+        await settle(bot)
+        assert tuple(db_rows(db_path, "SELECT state FROM cards")[0]) == ("pending",)
+        fake_llm.reply("Fresh: which budget?")
+        await fake_discord.click(button(card, "fresh"), message=card)
+        await fake_discord.wait_for(lambda: "Fresh: which budget?" in fake_discord.texts_in(thread))
+        await settle(bot)
+    refusal = fake_discord.followups()[0].json
+    assert refusal["content"] == "That card is no longer active." and refusal["flags"] & 64
+    assert tuple(db_rows(db_path, "SELECT state FROM cards")[0]) == ("fresh",)
