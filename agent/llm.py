@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import enum
 import importlib
 import logging
 import os
 import random
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -65,12 +67,90 @@ async def litellm_module() -> ModuleType:
     return await asyncio.wrap_future(preload_litellm())
 
 
+class FailureKind(enum.StrEnum):
+    """Why the model could not answer. Permanent kinds are never retried: trying again cannot help."""
+
+    AUTH = "auth"
+    PERMISSION = "permission"
+    NOT_FOUND = "not_found"
+    BAD_REQUEST = "bad_request"
+    CONTEXT_WINDOW = "context_window"
+    RATE_LIMIT = "rate_limit"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+    EMPTY = "empty"
+
+    @property
+    def transient(self) -> bool:
+        return self in _TRANSIENT
+
+
+_TRANSIENT = frozenset({FailureKind.RATE_LIMIT, FailureKind.TIMEOUT, FailureKind.UNAVAILABLE})
+
+OPERATOR_SEES_LOG = "The bot's operator can see the details in its log."
+USER_MESSAGES: dict[FailureKind, str] = {
+    FailureKind.AUTH: f"I can't use my model right now: its API key is missing or invalid. {OPERATOR_SEES_LOG}",
+    FailureKind.PERMISSION: f"I can't use my model right now: its API key may not use this model. {OPERATOR_SEES_LOG}",
+    FailureKind.NOT_FOUND: (
+        f"I can't use my model right now: the provider does not know the model I am set up with. {OPERATOR_SEES_LOG}"
+    ),
+    FailureKind.BAD_REQUEST: f"The model refused my request, so trying again won't help. {OPERATOR_SEES_LOG}",
+    FailureKind.CONTEXT_WINDOW: (
+        "This conversation is more than my model can read at once. A new thread will work; "
+        f"{OPERATOR_SEES_LOG[0].lower()}{OPERATOR_SEES_LOG[1:]}"
+    ),
+    FailureKind.RATE_LIMIT: "The model is busy right now (rate limited). Try again in a minute.",
+    FailureKind.TIMEOUT: "The model took too long to answer. Try again in a minute.",
+    FailureKind.UNAVAILABLE: "I couldn't reach the model. Try again in a minute.",
+    FailureKind.EMPTY: "The model gave me an empty answer. Try again in a minute.",
+}
+
+
 class LLMError(Exception):
     """The model could not answer. ``user_message`` is safe to show; the exception text is for the log."""
 
-    def __init__(self, reason: str, *, user_message: str | None = None) -> None:
+    def __init__(
+        self, reason: str, *, kind: FailureKind = FailureKind.UNAVAILABLE, user_message: str | None = None
+    ) -> None:
         super().__init__(reason)
-        self.user_message = user_message or "I couldn't reach the model. Try again in a minute."
+        self.kind = kind
+        self.user_message = user_message or USER_MESSAGES[kind]
+
+
+_MISSING_KEY = re.compile(r"missing credentials|missing [\w ]*api[ _]key|api_key client option must be set", re.I)
+_NO_PROVIDER = re.compile(r"LLM Provider NOT provided", re.I)
+
+
+def _class_names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def classify(exc: BaseException) -> FailureKind:
+    """The kind of a litellm / openai SDK exception, by its class names, status and (for a few) its text.
+
+    litellm reports a missing OpenAI key as a 500 "Missing credentials" and an unknown provider as a 400 "LLM
+    Provider NOT provided": both are read from the message so neither is retried as a server fault.
+    """
+    if isinstance(exc, LLMError):
+        return exc.kind
+    names = _class_names(exc)
+    text = str(exc)
+    status = _status_of(exc)
+    if isinstance(exc, TimeoutError) or names & {"Timeout", "APITimeoutError"}:
+        return FailureKind.TIMEOUT
+    if "ContextWindowExceededError" in names:
+        return FailureKind.CONTEXT_WINDOW
+    if _MISSING_KEY.search(text) or "AuthenticationError" in names or status == 401:
+        return FailureKind.AUTH
+    if "PermissionDeniedError" in names or status == 403:
+        return FailureKind.PERMISSION
+    if _NO_PROVIDER.search(text) or "NotFoundError" in names or status == 404:
+        return FailureKind.NOT_FOUND
+    if "RateLimitError" in names or status == 429:
+        return FailureKind.RATE_LIMIT
+    if names & {"BadRequestError", "UnprocessableEntityError"} or status in (400, 413, 422):
+        return FailureKind.BAD_REQUEST
+    return FailureKind.UNAVAILABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +194,9 @@ def _retry_after_s(exc: BaseException) -> float | None:
 
 
 def _is_retryable(exc: BaseException) -> bool:
+    """Transient kinds only, and of those the statuses and errors that have healed before."""
+    if not classify(exc).transient:
+        return False
     if isinstance(exc, TimeoutError):
         return True
     name = type(exc).__name__
@@ -121,6 +204,17 @@ def _is_retryable(exc: BaseException) -> bool:
         return True
     status = _status_of(exc)
     return status in RETRYABLE_STATUS
+
+
+def missing_key_names(
+    litellm: ModuleType, *, model: str, api_key: str | None = None, api_base: str | None = None
+) -> list[str]:
+    """The environment variables litellm wants for ``model`` and cannot find (none when a key is given)."""
+    try:
+        result = litellm.validate_environment(model=model, api_key=api_key, api_base=api_base)
+    except Exception:
+        return []
+    return [str(name) for name in result.get("missing_keys") or []]
 
 
 class LLMClient:
@@ -198,15 +292,57 @@ class LLMClient:
         )
         await asyncio.sleep(delay)
 
-    def _give_up(self, exc: BaseException) -> LLMError:
+    def _give_up(self, exc: BaseException, litellm: ModuleType) -> LLMError:
+        kind = classify(exc)
         status = _status_of(exc)
-        reason = f"{type(exc).__name__} (status {status}): {str(exc)[:300]}"
-        log.error("LLM request to %s failed for good: %s", self.config.model, reason)
-        if status in (401, 403):
-            return LLMError(reason, user_message="I can't use the model right now: it refused my credentials.")
-        if status == 429:
-            return LLMError(reason, user_message="The model is busy right now. Try again in a minute.")
-        return LLMError(reason)
+        reason = f"{kind.value}: {type(exc).__name__} (status {status}): {str(exc)[:300]}"
+        log.error(
+            "LLM request to %s failed for good (%s). Fix: %s", self.config.model, reason, self.fix_for(kind, litellm)
+        )
+        return LLMError(reason, kind=kind)
+
+    def fix_for(self, kind: FailureKind, litellm: ModuleType) -> str:
+        """What the operator should change, naming the variable and the model."""
+        model, base = self.config.model, self.config.api_base
+        where = f" at LLM_API_BASE={base}" if base else ""
+        fixes = {
+            FailureKind.AUTH: lambda: self._credential_fix(litellm),
+            FailureKind.PERMISSION: lambda: (
+                f"the key is valid but may not use {model}{where}: use a key (or project) with access to it, "
+                "or set LLM_MODEL to a model this key may use"
+            ),
+            FailureKind.NOT_FOUND: lambda: (
+                f"the provider{where} does not know LLM_MODEL={model}: set LLM_MODEL to a litellm model string it "
+                "serves, such as openai/gpt-4o-mini or anthropic/claude-3-5-haiku-latest"
+            ),
+            FailureKind.BAD_REQUEST: lambda: (
+                f"the provider{where} rejected the request as invalid: check that LLM_MODEL={model} and "
+                "LLM_API_BASE belong together"
+            ),
+            FailureKind.CONTEXT_WINDOW: lambda: (
+                f"the request was larger than {model}'s window: set LLM_CONTEXT_WINDOW to its real window in "
+                f"tokens (now {self.context_window_fallback}, used when litellm does not know the model)"
+            ),
+            FailureKind.RATE_LIMIT: lambda: f"the provider rate-limits {model}: raise the account's limits or wait",
+            FailureKind.TIMEOUT: lambda: (
+                f"no answer within LLM_TIMEOUT_S={self.config.timeout_s:g}s: check the provider{where}, or raise it"
+            ),
+            FailureKind.UNAVAILABLE: lambda: (
+                f"the model server{where or ' (the provider default)'} could not be reached or failed: check "
+                "LLM_API_BASE and the provider's status"
+            ),
+            FailureKind.EMPTY: lambda: f"{model} answered with no text: try again, or choose another LLM_MODEL",
+        }
+        return fixes[kind]()
+
+    def _credential_fix(self, litellm: ModuleType) -> str:
+        model = self.config.model
+        if self.config.api_key:
+            return f"LLM_API_KEY is set but the provider rejected it: set it to a valid key for {model}"
+        names = missing_key_names(litellm, model=model, api_base=self.config.api_base)
+        if names:
+            return f"no key for {model}: set LLM_API_KEY, or {' / '.join(names)}"
+        return f"the provider key in the environment was rejected for {model}: replace it, or set LLM_API_KEY"
 
     async def stream(self, messages: list[Message], *, max_tokens: int | None = None) -> AsyncIterator[str]:
         """Yield text deltas of one completion; retry only while nothing has been yielded yet."""
@@ -232,7 +368,7 @@ class LLMClient:
                 raise
             except Exception as exc:
                 if yielded or attempt == self.config.max_tries or not _is_retryable(exc):
-                    raise self._give_up(exc) from exc
+                    raise self._give_up(exc, litellm) from exc
                 await self._backoff(attempt, exc)
 
     async def complete(self, messages: list[Message], *, max_tokens: int | None = None) -> str:
@@ -247,7 +383,7 @@ class LLMClient:
                 return str(response.choices[0].message.content or "")
             except Exception as exc:
                 if attempt == self.config.max_tries or not _is_retryable(exc):
-                    raise self._give_up(exc) from exc
+                    raise self._give_up(exc, litellm) from exc
                 await self._backoff(attempt, exc)
         raise AssertionError("unreachable")
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from agent.context import MESSAGE_OVERHEAD_TOKENS, ContextBudget, TokenCount, truncate_to_tokens
-from agent.llm import LLMClient, LLMError, Message
+from agent.llm import FailureKind, LLMClient, LLMError, Message
 from agent.summarize import Purpose, Summarizer, transcript_line
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class AgentSession:
             reply += delta
             yield delta
         if not reply.strip():
-            raise LLMError("the model returned an empty reply", user_message="The model gave me an empty answer.")
+            raise LLMError("the model returned an empty reply", kind=FailureKind.EMPTY)
         self._history.extend(new)
         self._history.append(self._entry({"role": "assistant", "content": reply}, budget=budget, count=count))
         self.last_reply = reply

@@ -46,7 +46,7 @@ from storage.sessions import CardRecord
 log = logging.getLogger(__name__)
 
 SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
-SUMMARY_FAILED_NOTE = "I couldn't summarize the thread just now. Try again, or start fresh."
+SUMMARY_FAILED_NOTE = "I couldn't summarize the thread."
 STALE_CARD_NOTE = "That card is no longer active."
 INTERRUPTED_NOTE = "I restarted while catching up. Choose again."
 
@@ -268,7 +268,8 @@ class ThreadRouter:
             except LLMError as exc:
                 log.warning("catch-up summary for %s failed: %s", key, exc)
                 await self._cards.reopen(card_id=card.id)
-                await self._show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=SUMMARY_FAILED_NOTE))
+                note = f"{SUMMARY_FAILED_NOTE} {exc.user_message}"
+                await self._show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=note))
                 return
             target = CardState.CAUGHT_UP
         await self._cards.finish(card_id=card.id, state=target.value, now=self._clock())

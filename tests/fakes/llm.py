@@ -280,6 +280,8 @@ def _json(payload: dict[str, Any], status: int = 200, headers: dict[str, str] | 
 _ERRORS = {
     400: ("invalid_request_error", "invalid_request_error", "The request was invalid."),
     401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    403: ("invalid_request_error", "unsupported_country_region_territory", "You may not use this model."),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist or you do not have access to it."),
     429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again later."),
     503: ("server_error", "service_unavailable", "The server is overloaded or not ready yet."),
 }
