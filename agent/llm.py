@@ -214,7 +214,9 @@ def missing_key_names(
         result = litellm.validate_environment(model=model, api_key=api_key, api_base=api_base)
     except Exception:
         return []
-    return [str(name) for name in result.get("missing_keys") or []]
+    # Endpoints litellm asks for (OLLAMA_API_BASE, ...) have working defaults or LLM_API_BASE: keys only here.
+    names = [str(name) for name in result.get("missing_keys") or []]
+    return [name for name in names if "BASE" not in name and "ENDPOINT" not in name]
 
 
 class LLMClient:
@@ -233,19 +235,48 @@ class LLMClient:
     async def max_input_tokens(self) -> int:
         """The model's input window from litellm's model map, else the configured fallback."""
         if self._max_input_tokens is None:
-            litellm = await litellm_module()
-
-            def lookup() -> Any:
-                try:
-                    info = litellm.get_model_info(self.config.model)
-                    return info.get("max_input_tokens") or info.get("max_tokens")
-                except Exception:
-                    return None
-
-            # An unknown model makes litellm try several lookups; keep them off the event loop.
-            known = await asyncio.to_thread(lookup)
-            self._max_input_tokens = int(known) if known else self.context_window_fallback
+            known = await self.known_window()
+            self._max_input_tokens = known or self.context_window_fallback
         return self._max_input_tokens
+
+    async def known_window(self) -> int | None:
+        """The input window litellm's model map gives for this model, or None when it does not know it."""
+        litellm = await litellm_module()
+
+        def lookup() -> Any:
+            try:
+                info = litellm.get_model_info(self.config.model)
+                return info.get("max_input_tokens") or info.get("max_tokens")
+            except Exception:
+                return None
+
+        # An unknown model makes litellm try several lookups; keep them off the event loop.
+        known = await asyncio.to_thread(lookup)
+        return int(known) if known else None
+
+    async def setup_problem(self) -> tuple[FailureKind, str] | None:
+        """What stops this model from working before any request is sent: no provider, or no key.
+
+        Returns the failure kind and the operator's fix; None when litellm has what it needs.
+        """
+        litellm = await litellm_module()
+        try:
+            litellm.get_llm_provider(self.config.model)
+        except Exception:
+            return FailureKind.NOT_FOUND, (
+                f"LLM_MODEL={self.config.model} names no provider litellm knows: write it as provider/model, "
+                "such as openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest or ollama/llama3.1"
+            )
+        names = missing_key_names(
+            litellm, model=self.config.model, api_key=self.config.api_key, api_base=self.config.api_base
+        )
+        if names:
+            return FailureKind.AUTH, f"no key for {self.config.model}: set LLM_API_KEY, or {' / '.join(names)}"
+        return None
+
+    async def fix(self, kind: FailureKind) -> str:
+        """:meth:`fix_for` once litellm is loaded."""
+        return self.fix_for(kind, await litellm_module())
 
     async def text_counter(self) -> Callable[[str], int]:
         """A synchronous token counter for this model (litellm's, tiktoken-backed for unknown models)."""

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from agent.llm import preload_litellm
 from bots.app import open_database_for, open_router
+from bots.check import preflight, run_check
 from bots.config import ConfigError, Settings, load_settings
 from bots.logs import configure_logging
 from bots.messages import ThreadKey
@@ -43,11 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["md", "json"], default="md")
     forget = commands.add_parser("forget", help="purge a thread's log")
     forget.add_argument("thread", help="thread id, title, or full key platform:workspace:channel:thread")
+    commands.add_parser("check", help="check the settings, database, model and platforms; change nothing")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "check":
+        return asyncio.run(run_check(sys.stdout))
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -114,6 +118,7 @@ async def run(settings: Settings) -> int:
                 log.info("%s adapter ready", adapter.name)
             # Only now: importing litellm holds the GIL for seconds and would slow every connect above.
             preload_litellm()
+            await preflight(settings)
             await stop.wait()
             log.info("shutting down")
         finally:
@@ -129,6 +134,7 @@ async def _chat(settings: Settings, thread: str) -> int:
     from bots.console import chat
 
     async with open_router(settings) as router:
+        await preflight(settings)
         await chat(router, thread_name=thread)
     return 0
 
