@@ -21,7 +21,8 @@ import os
 import random
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -171,6 +172,26 @@ class Usage:
     completion_tokens: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """One finished call, retries included, as observers (metrics, the usage log) see it.
+
+    ``usage`` is what the provider reported (empty when it reported nothing or the call failed);
+    ``request`` and ``reply`` let an observer count tokens itself, later, off the answering path.
+    """
+
+    model: str
+    streamed: bool
+    seconds: float
+    first_token_s: float | None
+    usage: Usage
+    failure: FailureKind | None
+    request: list[Message] = field(repr=False)
+    reply: str = field(repr=False)
+
+
+CallObserver = Callable[[ModelCall], None]
+
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
@@ -222,9 +243,12 @@ def missing_key_names(
 class LLMClient:
     """Chat completions through litellm for one configured model."""
 
-    def __init__(self, config: LLMConfig, *, context_window_fallback: int) -> None:
+    def __init__(
+        self, config: LLMConfig, *, context_window_fallback: int, observers: Sequence[CallObserver] = ()
+    ) -> None:
         self.config = config
         self.context_window_fallback = context_window_fallback
+        self._observers = list(observers)
         self.last_usage = Usage()
         self._max_input_tokens: int | None = None
 
@@ -379,8 +403,11 @@ class LLMClient:
         """Yield text deltas of one completion; retry only while nothing has been yielded yet."""
         litellm = await litellm_module()
         self.last_usage = Usage()
+        started = time.monotonic()
+        first_token_s: float | None = None
+        reply: list[str] = []
+        usage = Usage()
         for attempt in range(1, self.config.max_tries + 1):
-            yielded = False
             try:
                 response = await litellm.acompletion(**self._request_args(messages, stream=True, max_tokens=max_tokens))
                 iterator = response.__aiter__()
@@ -389,42 +416,85 @@ class LLMClient:
                         chunk = await asyncio.wait_for(iterator.__anext__(), timeout=self.config.timeout_s)
                     except StopAsyncIteration:
                         break
-                    self._note_usage(chunk)
+                    usage = self._note_usage(chunk) or usage
                     delta = _delta_text(chunk)
                     if delta:
-                        yielded = True
+                        if first_token_s is None:
+                            first_token_s = time.monotonic() - started
+                        reply.append(delta)
                         yield delta
+                self._observe(messages, "".join(reply), usage, started=started, first_token_s=first_token_s)
                 return
             except LLMError:
                 raise
             except Exception as exc:
-                if yielded or attempt == self.config.max_tries or not _is_retryable(exc):
-                    raise self._give_up(exc, litellm) from exc
+                if reply or attempt == self.config.max_tries or not _is_retryable(exc):
+                    error = self._give_up(exc, litellm)
+                    self._observe(messages, "".join(reply), Usage(), started=started, failure=error.kind)
+                    raise error from exc
                 await self._backoff(attempt, exc)
 
     async def complete(self, messages: list[Message], *, max_tokens: int | None = None) -> str:
         """One non-streamed completion's text (used for summaries)."""
         litellm = await litellm_module()
+        started = time.monotonic()
         for attempt in range(1, self.config.max_tries + 1):
             try:
                 response = await litellm.acompletion(
                     **self._request_args(messages, stream=False, max_tokens=max_tokens)
                 )
-                self._note_usage(response)
-                return str(response.choices[0].message.content or "")
+                usage = self._note_usage(response) or Usage()
+                text = str(response.choices[0].message.content or "")
+                self._observe(messages, text, usage, started=started, streamed=False)
+                return text
             except Exception as exc:
                 if attempt == self.config.max_tries or not _is_retryable(exc):
-                    raise self._give_up(exc, litellm) from exc
+                    error = self._give_up(exc, litellm)
+                    self._observe(messages, "", Usage(), started=started, streamed=False, failure=error.kind)
+                    raise error from exc
                 await self._backoff(attempt, exc)
         raise AssertionError("unreachable")
 
-    def _note_usage(self, response: Any) -> None:
+    def _note_usage(self, response: Any) -> Usage | None:
+        """The usage a response or chunk reports, if any (also kept as ``last_usage``)."""
         usage = getattr(response, "usage", None)
-        if usage:
-            self.last_usage = Usage(
-                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            )
+        if not usage:
+            return None
+        self.last_usage = Usage(
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        )
+        return self.last_usage
+
+    def _observe(
+        self,
+        request: list[Message],
+        reply: str,
+        usage: Usage,
+        *,
+        started: float,
+        streamed: bool = True,
+        first_token_s: float | None = None,
+        failure: FailureKind | None = None,
+    ) -> None:
+        """Tell the observers about one finished call (cheap: they queue, never compute, on this path)."""
+        if not self._observers:
+            return
+        call = ModelCall(
+            model=self.config.model,
+            streamed=streamed,
+            seconds=time.monotonic() - started,
+            first_token_s=first_token_s,
+            usage=usage,
+            failure=failure,
+            request=request,
+            reply=reply,
+        )
+        for observer in self._observers:
+            try:
+                observer(call)
+            except Exception:
+                log.exception("a model call observer failed")
 
 
 def _delta_text(chunk: Any) -> str:

@@ -8,30 +8,32 @@ repositories and LLM client. Adapters receive the router; nothing below this mod
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from agent.llm import LLMClient, LLMConfig, preload_litellm
+from agent.llm import CallObserver, LLMClient, LLMConfig, preload_litellm
 from agent.summarize import Summarizer
+from bots import metrics
 from bots.config import Settings
+from bots.health import Health
+from bots.metrics import MeteredThreadLog
 from bots.thread_state import RouterStores
 from bots.threads import ThreadRouter
 from storage.db import Database, open_database
-from storage.log import ThreadLog
 from storage.migrations import migrate
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
 
 log = logging.getLogger(__name__)
 
 
-def build_llm(settings: Settings) -> LLMClient:
+def build_llm(settings: Settings, *, observers: Sequence[CallObserver] = ()) -> LLMClient:
     config = LLMConfig(
         model=settings.llm_model,
         api_base=settings.llm_api_base,
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
         timeout_s=settings.llm_timeout_s,
     )
-    return LLMClient(config, context_window_fallback=settings.llm_context_window)
+    return LLMClient(config, context_window_fallback=settings.llm_context_window, observers=observers)
 
 
 @asynccontextmanager
@@ -48,12 +50,14 @@ async def open_database_for(settings: Settings) -> AsyncIterator[Database]:
 
 
 @asynccontextmanager
-async def open_router(settings: Settings, *, preload_model_client: bool = True) -> AsyncIterator[ThreadRouter]:
+async def open_router(
+    settings: Settings, *, preload_model_client: bool = True, health: Health | None = None
+) -> AsyncIterator[ThreadRouter]:
     """A router over the configured database and model; in-flight work is cancelled on exit.
 
     ``preload_model_client=False`` leaves litellm's multi-second import for the caller to start once the
     platforms are connected (``threadkeeper run`` does, so the import never delays readiness); the first model
-    call waits for the import either way.
+    call waits for the import either way. ``health`` is told the database and the router, for /readyz.
     """
     if preload_model_client:
         preload_litellm()
@@ -62,15 +66,19 @@ async def open_router(settings: Settings, *, preload_model_client: bool = True) 
         interrupted = await cards.reopen_interrupted()
         if interrupted:
             log.info("%d card(s) left mid catch-up by the last run are clickable again", len(interrupted))
-        llm = build_llm(settings)
+        llm = build_llm(settings, observers=[metrics.observe_model_call])
         router = ThreadRouter(
-            stores=RouterStores(log=ThreadLog(db), sessions=SessionStore(db), cards=cards, events=DeliveredEvents(db)),
+            stores=RouterStores(
+                log=MeteredThreadLog(db), sessions=SessionStore(db), cards=cards, events=DeliveredEvents(db)
+            ),
             llm=llm,
             summarizer=Summarizer(llm),
             system_prompt=settings.system_prompt,
             max_live_sessions=settings.max_live_sessions,
             interrupted_cards=interrupted,
         )
+        if health is not None:
+            health.database, health.router = db, router
         try:
             yield router
         finally:

@@ -17,6 +17,7 @@ from agent.llm import preload_litellm
 from bots.app import open_database_for, open_router
 from bots.check import preflight, run_check
 from bots.config import ConfigError, Settings, load_settings
+from bots.health import Health, serve_health
 from bots.logs import configure_logging
 from bots.messages import ThreadKey
 from bots.ports import PlatformAdapter
@@ -107,13 +108,19 @@ async def run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with open_router(settings, preload_model_client=False) as router:
+    health = Health()
+    async with (
+        serve_health(health, port=settings.metrics_port),
+        open_router(settings, preload_model_client=False, health=health) as router,
+    ):
         adapters = _adapters(settings, router)
+        health.expected = tuple(adapter.name for adapter in adapters)
         started: list[PlatformAdapter] = []
         try:
             for adapter in adapters:
                 await adapter.start()
                 started.append(adapter)
+                health.adapters[adapter.name] = adapter
                 await router.resume(adapter.name)
                 log.info("%s adapter ready", adapter.name)
             # Only now: importing litellm holds the GIL for seconds and would slow every connect above.

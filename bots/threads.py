@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -30,6 +31,7 @@ from typing import Any
 from agent.llm import LLMClient, LLMError
 from agent.session import AgentSession, UserTurn
 from agent.summarize import Purpose, Summarizer, transcript_line
+from bots import metrics
 from bots.messages import (
     CardAction,
     CardClick,
@@ -215,6 +217,7 @@ class ThreadRouter:
         card, created = await self._cards.open_card(thread_id=state.thread_id, now=self._clock())
         state.card_open = True
         if created:
+            metrics.card_shown(state.key.platform)
             await self._show_new_card(state, card)
 
     async def _show_new_card(self, state: ThreadState, card: CardRecord) -> None:
@@ -260,6 +263,7 @@ class ThreadRouter:
         chosen_by = click.user.display_name
         state = await self._state(key, title=None)
         target = CardState.FRESH
+        started = time.monotonic()
         if click.action is CardAction.FRESH:
             await self._start_session(state, origin="fresh")
         else:
@@ -272,6 +276,7 @@ class ThreadRouter:
                 await self._show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=note))
                 return
             target = CardState.CAUGHT_UP
+        metrics.card_resolved(target.value, since=started)
         await self._cards.finish(card_id=card.id, state=target.value, now=self._clock())
         state.card_open = False
         await self._show_card(card, CatchUpCard(card.id, key, target, chosen_by=chosen_by))
@@ -404,6 +409,7 @@ class ThreadRouter:
                 await self._events.mark_handled(message_ids=ids, now=self._clock())
             posted = []
         if committed:
+            metrics.reply_posted(state.key.platform)
             if posted:
                 await self._log.set_platform_id(thread_id=state.thread_id, old=provisional_id, new=posted[0])
             state.answered_through = max(state.answered_through, *ids)

@@ -91,3 +91,9 @@ async def probe_writable(db: Database) -> bool:
     except sqlite3.Error:
         return False
     return True
+
+
+async def waiting_thread_count(db: Database) -> int:
+    """Threads holding user messages that no posted reply has covered yet."""
+    row = await db.fetchone("SELECT COUNT(DISTINCT thread_id) AS n FROM messages WHERE reply_state = 'waiting'")
+    return 0 if row is None else int(row["n"])
