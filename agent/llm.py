@@ -192,6 +192,39 @@ class ModelCall:
 
 CallObserver = Callable[[ModelCall], None]
 
+
+@dataclass(frozen=True, slots=True)
+class PricedCall:
+    """A call's tokens (as reported, else counted here) and its cost from litellm's local cost map."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_counted: bool
+    cost_usd: float | None  # None when the cost map does not know the model
+
+
+async def price_calls(calls: Sequence[ModelCall]) -> list[PricedCall]:
+    """Price finished calls on a worker thread: never on the way to a first token, never on the event loop."""
+    litellm = await litellm_module()
+    return await asyncio.to_thread(lambda: [_price(litellm, call) for call in calls])
+
+
+def _price(litellm: ModuleType, call: ModelCall) -> PricedCall:
+    prompt, completion, counted = call.usage.prompt_tokens, call.usage.completion_tokens, False
+    if not (prompt or completion):
+        prompt = int(litellm.token_counter(model=call.model, messages=call.request))
+        completion = int(litellm.token_counter(model=call.model, text=call.reply)) if call.reply else 0
+        counted = True
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=call.model, prompt_tokens=prompt, completion_tokens=completion
+        )
+        cost: float | None = float(prompt_cost) + float(completion_cost)
+    except Exception:
+        cost = None
+    return PricedCall(prompt_tokens=prompt, completion_tokens=completion, tokens_counted=counted, cost_usd=cost)
+
+
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 

@@ -19,9 +19,11 @@ from bots.health import Health
 from bots.metrics import MeteredThreadLog
 from bots.thread_state import RouterStores
 from bots.threads import ThreadRouter
+from bots.usage import UsageRecorder
 from storage.db import Database, open_database
 from storage.migrations import migrate
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
+from storage.usage import UsageLog
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +68,15 @@ async def open_router(
         interrupted = await cards.reopen_interrupted()
         if interrupted:
             log.info("%d card(s) left mid catch-up by the last run are clickable again", len(interrupted))
-        llm = build_llm(settings, observers=[metrics.observe_model_call])
+        usage = UsageRecorder(UsageLog(db), daily_cap=settings.user_daily_tokens)
+        llm = build_llm(settings, observers=[metrics.observe_model_call, usage.observe])
         router = ThreadRouter(
             stores=RouterStores(
-                log=MeteredThreadLog(db), sessions=SessionStore(db), cards=cards, events=DeliveredEvents(db)
+                log=MeteredThreadLog(db),
+                sessions=SessionStore(db),
+                cards=cards,
+                events=DeliveredEvents(db),
+                usage=usage,
             ),
             llm=llm,
             summarizer=Summarizer(llm),
@@ -83,3 +90,4 @@ async def open_router(
             yield router
         finally:
             await router.close()
+            await usage.close()

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 
 from agent.llm import preload_litellm
 from bots.app import open_database_for, open_router
@@ -22,7 +23,9 @@ from bots.logs import configure_logging
 from bots.messages import ThreadKey
 from bots.ports import PlatformAdapter
 from bots.threads import ThreadRouter
+from bots.usage import usage_table
 from storage.log import ThreadLog, ThreadRecord
+from storage.usage import Grouping, UsageLog
 
 log = logging.getLogger("threadkeeper")
 
@@ -46,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     forget = commands.add_parser("forget", help="purge a thread's log")
     forget.add_argument("thread", help="thread id, title, or full key platform:workspace:channel:thread")
     commands.add_parser("check", help="check the settings, database, model and platforms; change nothing")
+    stats = commands.add_parser("stats", help="print tokens and cost of answers and summaries")
+    stats.add_argument("--since", type=date.fromisoformat, help="only from this UTC day on (YYYY-MM-DD)")
+    stats.add_argument("--by", choices=[g.value for g in Grouping], default=Grouping.DAY.value)
     return parser
 
 
@@ -66,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run(settings))
         if args.command == "chat":
             return asyncio.run(_chat(settings, args.thread))
+        if args.command == "stats":
+            return asyncio.run(usage_stats(settings, since=args.since, by=Grouping(args.by)))
         if args.command == "export":
             return asyncio.run(export(settings, args.thread, args.format))
         return asyncio.run(forget(settings, args.thread))
@@ -195,6 +203,14 @@ async def export(settings: Settings, name: str, fmt: str) -> int:
         body = "*(deleted)*" if m.deleted else m.content
         mark = " *(edited)*" if m.edited else ""
         print(f"**{m.author_name}** · {m.sent_utc}{mark}\n\n{body}\n")
+    return 0
+
+
+async def usage_stats(settings: Settings, *, since: date | None, by: Grouping) -> int:
+    start = None if since is None else datetime(since.year, since.month, since.day, tzinfo=UTC)
+    async with open_database_for(settings) as db:
+        totals = await UsageLog(db).totals(by=by, since=start)
+    print(usage_table(totals, by=by))
     return 0
 
 

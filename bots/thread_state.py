@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from agent.session import AgentSession
 from bots.messages import Attachment, ThreadKey
+from bots.usage import UsageRecorder
 from storage.log import LoggedMessage, ThreadLog
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
 
@@ -45,6 +46,7 @@ class RouterStores:
     sessions: SessionStore
     cards: CardStore
     events: DeliveredEvents
+    usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
 
 
 def key_columns(key: ThreadKey) -> dict[str, str]:

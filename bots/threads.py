@@ -72,6 +72,7 @@ class ThreadRouter:
         self._sessions = stores.sessions
         self._cards = stores.cards
         self._events = stores.events
+        self._usage = stores.usage
         self._llm = llm
         self._summarizer = summarizer
         self._system_prompt = system_prompt
@@ -267,6 +268,7 @@ class ThreadRouter:
         if click.action is CardAction.FRESH:
             await self._start_session(state, origin="fresh")
         else:
+            self._usage.begin(thread_id=state.thread_id, user_id=click.user.id)
             try:
                 await self._start_caught_up_session(state)
             except LLMError as exc:
@@ -275,6 +277,8 @@ class ThreadRouter:
                 note = f"{SUMMARY_FAILED_NOTE} {exc.user_message}"
                 await self._show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=note))
                 return
+            finally:
+                self._usage.settle()
             target = CardState.CAUGHT_UP
         metrics.card_resolved(target.value, since=started)
         await self._cards.finish(card_id=card.id, state=target.value, now=self._clock())
@@ -382,6 +386,11 @@ class ThreadRouter:
         session = state.session
         if not waiting or session is None:
             return True
+        author_id = waiting[-1].author_id
+        if await self._usage.refuse_over_cap(outboxes=self._outboxes, thread=state.key, user_id=author_id):
+            state.inflight.difference_update(m.platform_message_id for m in waiting)
+            return True
+        self._usage.begin(thread_id=state.thread_id, user_id=author_id)
         ids = [m.id for m in waiting]
         turns = [UserTurn(author=m.author_name, text=prompt_text(m)) for m in waiting]
         provisional_id = f"local-{uuid.uuid4()}"
@@ -408,6 +417,7 @@ class ThreadRouter:
             if not committed:
                 await self._events.mark_handled(message_ids=ids, now=self._clock())
             posted = []
+        self._usage.settle()
         if committed:
             metrics.reply_posted(state.key.platform)
             if posted:

@@ -103,7 +103,34 @@ async def m001_initial(connection: aiosqlite.Connection) -> None:
     await connection.execute("CREATE INDEX delivered_events_by_message ON delivered_events (message_id)")
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+async def m004_usage(connection: aiosqlite.Connection) -> None:
+    """Tokens and cost of every model call behind an answer or a summary.
+
+    A forgotten thread keeps its usage rows, unlinked (``thread_id`` NULL): they hold no message text, and
+    the spend they record stays true. ``cost_usd`` is NULL when litellm's cost map does not know the model;
+    ``tokens_counted`` is 1 when the provider reported no usage and the tokens were counted locally.
+    """
+    await connection.execute(
+        """
+        CREATE TABLE usage (
+            id INTEGER PRIMARY KEY,
+            thread_id INTEGER REFERENCES threads (id) ON DELETE SET NULL,
+            user_id TEXT,
+            purpose TEXT NOT NULL CHECK (purpose IN ('answer', 'summary')),
+            model TEXT NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            tokens_counted INTEGER NOT NULL DEFAULT 0 CHECK (tokens_counted IN (0, 1)),
+            cost_usd REAL,
+            created_utc TEXT NOT NULL
+        )
+        """
+    )
+    await connection.execute("CREATE INDEX usage_by_user ON usage (user_id, created_utc)")
+    await connection.execute("CREATE INDEX usage_by_thread ON usage (thread_id)")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m004_usage]
 
 
 async def applied_migrations(db: Database) -> list[str]:

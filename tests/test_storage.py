@@ -46,12 +46,26 @@ EXPECTED_COLUMNS = {
         "resolved_utc",
     ],
     "delivered_events": ["platform", "event_key", "message_id", "received_utc", "handled_utc"],
+    "usage": [
+        "id",
+        "thread_id",
+        "user_id",
+        "purpose",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "tokens_counted",
+        "cost_usd",
+        "created_utc",
+    ],
 }
 EXPECTED_INDEXES = {
     "messages_waiting": "messages",
     "sessions_by_thread": "sessions",
     "cards_one_open_per_thread": "cards",
     "delivered_events_by_message": "delivered_events",
+    "usage_by_user": "usage",
+    "usage_by_thread": "usage",
 }
 
 
@@ -60,7 +74,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
     try:
         assert await migrate(db) == [m.__name__ for m in MIGRATIONS]
         assert await migrate(db) == []
-        assert await applied_migrations(db) == ["m001_initial"]
+        assert await applied_migrations(db) == ["m001_initial", "m004_usage"]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
         for table, columns in EXPECTED_COLUMNS.items():

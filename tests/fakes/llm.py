@@ -75,6 +75,7 @@ class FakeLLM:
     latency_s: float = 0.0
     max_context_tokens: int | None = None
     keep_requests: bool = True  # benchmarks that measure memory switch the recording off
+    report_usage: bool = True  # False: like a provider that reports no token usage at all
     requests: list[RecordedRequest] = field(default_factory=list)
     max_seen_tokens: int | None = None
     _replies: deque[str] = field(default_factory=deque)
@@ -187,7 +188,10 @@ class FakeLLM:
                 _drop(request)
                 return web.Response(status=499)
             record.finished_at = time.monotonic()
-            return _json(_completion(completion_id, body, text))
+            completion = _completion(completion_id, body, text)
+            if not self.report_usage:
+                del completion["usage"]
+            return _json(completion)
         after_chars = fault.after_chars if fault is not None and breaking else None
         response = await self._stream(request, completion_id, body, text, after_chars)
         if not breaking:
@@ -214,7 +218,7 @@ class FakeLLM:
             _drop(request)  # no finish chunk, no [DONE]: the client sees the connection reset mid-body
             return response
         await response.write(_sse(_chunk(completion_id, model, {}, "stop")))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if self.report_usage and (body.get("stream_options") or {}).get("include_usage"):
             usage_chunk = _chunk(completion_id, model, {}, None)
             usage_chunk["choices"] = []
             usage_chunk["usage"] = _usage(body, text)
