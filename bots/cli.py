@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # The terminal commands keep their output for the conversation; `run` logs at LOG_LEVEL.
     level = settings.log_level if args.command == "run" else "WARNING"
-    configure_logging(secrets=_secrets(settings), level=level)
+    configure_logging(secrets=_secrets(settings), level=level, log_format=settings.log_format)
     try:
         if args.command == "run":
             return asyncio.run(run(settings))

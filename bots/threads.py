@@ -31,7 +31,7 @@ from typing import Any
 from agent.llm import LLMClient, LLMError
 from agent.session import AgentSession, UserTurn
 from agent.summarize import Purpose, Summarizer, transcript_line
-from bots import metrics
+from bots import log_context, metrics
 from bots.messages import (
     CardAction,
     CardClick,
@@ -147,6 +147,7 @@ class ThreadRouter:
         The log write happens before the thread's lock is taken: writes are group-committed in arrival order,
         so a busy thread's messages share one commit instead of queueing one commit each.
         """
+        log_context.bind(thread=message.thread, event=message.event_key or message.message_id)
         state = await self._state(message.thread, title=message.thread_title)
         row, created = await self._log.record_message(
             thread_id=state.thread_id,
@@ -262,6 +263,7 @@ class ThreadRouter:
     async def _resolve_card(self, card: CardRecord, key: ThreadKey, click: CardClick) -> None:
         """Start the chosen session, mark the card done, answer what waited. A failed summary reopens the card."""
         chosen_by = click.user.display_name
+        log_context.bind(thread=key, event=f"card:{card.id}")
         state = await self._state(key, title=None)
         target = CardState.FRESH
         started = time.monotonic()

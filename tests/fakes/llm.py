@@ -76,6 +76,7 @@ class FakeLLM:
     max_context_tokens: int | None = None
     keep_requests: bool = True  # benchmarks that measure memory switch the recording off
     report_usage: bool = True  # False: like a provider that reports no token usage at all
+    echo_key_in_errors: bool = False  # error bodies quote the request's bearer token (worst case for redaction)
     requests: list[RecordedRequest] = field(default_factory=list)
     max_seen_tokens: int | None = None
     _replies: deque[str] = field(default_factory=deque)
@@ -169,7 +170,8 @@ class FakeLLM:
             self.max_seen_tokens = max(self.max_seen_tokens or 0, record.tokens)
         if fault is not None and fault.kind == "status":
             record.status = fault.status
-            return _error(fault.status, retry_after=fault.retry_after)
+            quoted = request.headers.get("Authorization", "") if self.echo_key_in_errors else ""
+            return _error(fault.status, retry_after=fault.retry_after, quoted=quoted)
         if fault is not None and fault.kind == "hang" and not await _hold(request, fault.seconds):
             record.status = 0  # the client gave up first: nobody reads this, and no scripted reply is used up
             return web.Response(status=499)
@@ -291,10 +293,12 @@ _ERRORS = {
 }
 
 
-def _error(status: int, *, retry_after: float | None) -> web.Response:
+def _error(status: int, *, retry_after: float | None, quoted: str = "") -> web.Response:
     error_type, code, message = _ERRORS.get(
         status, ("server_error", "server_error", "The server had an error while processing your request.")
     )
+    if quoted:
+        message = f"{message} You sent: {quoted}."
     payload = {"error": {"message": f"{message} (fake {status})", "type": error_type, "param": None, "code": code}}
     headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
     return _json(payload, status=status, headers=headers)
