@@ -456,6 +456,9 @@ class LLMClient:
                             first_token_s = time.monotonic() - started
                         reply.append(delta)
                         yield delta
+                    if _finish_reason(chunk) and _nobody_reads_litellm_logging(litellm, response):
+                        usage = await self._drain_provider_stream(response) or usage
+                        break
                 self._observe(messages, "".join(reply), usage, started=started, first_token_s=first_token_s)
                 return
             except LLMError:
@@ -487,6 +490,27 @@ class LLMClient:
                     raise error from exc
                 await self._backoff(attempt, exc)
         raise AssertionError("unreachable")
+
+    async def _drain_provider_stream(self, response: Any) -> Usage | None:
+        """Read what the provider sends after the finish (its usage, then the end) and close the stream.
+
+        This is where litellm's stream wrapper would assemble the whole response and run its success logging
+        (cost calculation, callbacks): 3-4 ms between the model's last byte and the end of the stream, spent
+        for nobody when no callback or cache is configured (``_nobody_reads_litellm_logging``). The chunks
+        were already translated by litellm up to the finish; only the provider's usage is read from what
+        follows, and without it the usage log counts the tokens itself.
+        """
+        usage: Usage | None = None
+        try:
+            async with asyncio.timeout(self.config.timeout_s):
+                async for raw in response.completion_stream:
+                    usage = _raw_usage(raw) or usage
+                await response.aclose()
+        except Exception as exc:  # the reply is complete; only the usage report is lost
+            log.debug("reading the end of the provider stream failed: %r", exc)
+        if usage is not None:
+            self.last_usage = usage
+        return usage
 
     def _note_usage(self, response: Any) -> Usage | None:
         """The usage a response or chunk reports, if any (also kept as ``last_usage``)."""
@@ -528,6 +552,44 @@ class LLMClient:
                 observer(call)
             except Exception:
                 log.exception("a model call observer failed")
+
+
+def _finish_reason(chunk: Any) -> str | None:
+    choices = getattr(chunk, "choices", None) or []
+    return getattr(choices[0], "finish_reason", None) if choices else None
+
+
+_LITELLM_CALLBACK_LISTS = (
+    "callbacks",
+    "success_callback",
+    "_async_success_callback",
+    "input_callback",
+    "_async_input_callback",
+    "service_callback",
+)
+
+
+def _nobody_reads_litellm_logging(litellm: ModuleType, response: Any) -> bool:
+    """True when litellm's end-of-stream work (logging, cost, cache) has no consumer and can be skipped."""
+    if getattr(litellm, "cache", None) is not None:
+        return False
+    if any(getattr(litellm, name, None) for name in _LITELLM_CALLBACK_LISTS):
+        return False
+    return getattr(response, "completion_stream", None) is not None and hasattr(response, "aclose")
+
+
+def _raw_usage(raw: Any) -> Usage | None:
+    """Token usage from a provider's raw stream chunk (an OpenAI-style object or dict), if it carries one."""
+    usage = raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
+    if not usage:
+        return None
+
+    def field_of(name: str) -> int:
+        value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+        return int(value) if isinstance(value, int | float) else 0
+
+    found = Usage(prompt_tokens=field_of("prompt_tokens"), completion_tokens=field_of("completion_tokens"))
+    return found if found.prompt_tokens or found.completion_tokens else None
 
 
 def _delta_text(chunk: Any) -> str:
