@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import enum
 import importlib
 import logging
 import os
 import random
+import re
 import threading
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -65,12 +68,90 @@ async def litellm_module() -> ModuleType:
     return await asyncio.wrap_future(preload_litellm())
 
 
+class FailureKind(enum.StrEnum):
+    """Why the model could not answer. Permanent kinds are never retried: trying again cannot help."""
+
+    AUTH = "auth"
+    PERMISSION = "permission"
+    NOT_FOUND = "not_found"
+    BAD_REQUEST = "bad_request"
+    CONTEXT_WINDOW = "context_window"
+    RATE_LIMIT = "rate_limit"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+    EMPTY = "empty"
+
+    @property
+    def transient(self) -> bool:
+        return self in _TRANSIENT
+
+
+_TRANSIENT = frozenset({FailureKind.RATE_LIMIT, FailureKind.TIMEOUT, FailureKind.UNAVAILABLE})
+
+OPERATOR_SEES_LOG = "The bot's operator can see the details in its log."
+USER_MESSAGES: dict[FailureKind, str] = {
+    FailureKind.AUTH: f"I can't use my model right now: its API key is missing or invalid. {OPERATOR_SEES_LOG}",
+    FailureKind.PERMISSION: f"I can't use my model right now: its API key may not use this model. {OPERATOR_SEES_LOG}",
+    FailureKind.NOT_FOUND: (
+        f"I can't use my model right now: the provider does not know the model I am set up with. {OPERATOR_SEES_LOG}"
+    ),
+    FailureKind.BAD_REQUEST: f"The model refused my request, so trying again won't help. {OPERATOR_SEES_LOG}",
+    FailureKind.CONTEXT_WINDOW: (
+        "This conversation is more than my model can read at once. A new thread will work; "
+        f"{OPERATOR_SEES_LOG[0].lower()}{OPERATOR_SEES_LOG[1:]}"
+    ),
+    FailureKind.RATE_LIMIT: "The model is busy right now (rate limited). Try again in a minute.",
+    FailureKind.TIMEOUT: "The model took too long to answer. Try again in a minute.",
+    FailureKind.UNAVAILABLE: "I couldn't reach the model. Try again in a minute.",
+    FailureKind.EMPTY: "The model gave me an empty answer. Try again in a minute.",
+}
+
+
 class LLMError(Exception):
     """The model could not answer. ``user_message`` is safe to show; the exception text is for the log."""
 
-    def __init__(self, reason: str, *, user_message: str | None = None) -> None:
+    def __init__(
+        self, reason: str, *, kind: FailureKind = FailureKind.UNAVAILABLE, user_message: str | None = None
+    ) -> None:
         super().__init__(reason)
-        self.user_message = user_message or "I couldn't reach the model. Try again in a minute."
+        self.kind = kind
+        self.user_message = user_message or USER_MESSAGES[kind]
+
+
+_MISSING_KEY = re.compile(r"missing credentials|missing [\w ]*api[ _]key|api_key client option must be set", re.I)
+_NO_PROVIDER = re.compile(r"LLM Provider NOT provided", re.I)
+
+
+def _class_names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def classify(exc: BaseException) -> FailureKind:
+    """The kind of a litellm / openai SDK exception, by its class names, status and (for a few) its text.
+
+    litellm reports a missing OpenAI key as a 500 "Missing credentials" and an unknown provider as a 400 "LLM
+    Provider NOT provided": both are read from the message so neither is retried as a server fault.
+    """
+    if isinstance(exc, LLMError):
+        return exc.kind
+    names = _class_names(exc)
+    text = str(exc)
+    status = _status_of(exc)
+    if isinstance(exc, TimeoutError) or names & {"Timeout", "APITimeoutError"}:
+        return FailureKind.TIMEOUT
+    if "ContextWindowExceededError" in names:
+        return FailureKind.CONTEXT_WINDOW
+    if _MISSING_KEY.search(text) or "AuthenticationError" in names or status == 401:
+        return FailureKind.AUTH
+    if "PermissionDeniedError" in names or status == 403:
+        return FailureKind.PERMISSION
+    if _NO_PROVIDER.search(text) or "NotFoundError" in names or status == 404:
+        return FailureKind.NOT_FOUND
+    if "RateLimitError" in names or status == 429:
+        return FailureKind.RATE_LIMIT
+    if names & {"BadRequestError", "UnprocessableEntityError"} or status in (400, 413, 422):
+        return FailureKind.BAD_REQUEST
+    return FailureKind.UNAVAILABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +170,59 @@ class LLMConfig:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """One finished call, retries included, as observers (metrics, the usage log) see it.
+
+    ``usage`` is what the provider reported (empty when it reported nothing or the call failed);
+    ``request`` and ``reply`` let an observer count tokens itself, later, off the answering path.
+    """
+
+    model: str
+    streamed: bool
+    seconds: float
+    first_token_s: float | None
+    usage: Usage
+    failure: FailureKind | None
+    request: list[Message] = field(repr=False)
+    reply: str = field(repr=False)
+
+
+CallObserver = Callable[[ModelCall], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PricedCall:
+    """A call's tokens (as reported, else counted here) and its cost from litellm's local cost map."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_counted: bool
+    cost_usd: float | None  # None when the cost map does not know the model
+
+
+async def price_calls(calls: Sequence[ModelCall]) -> list[PricedCall]:
+    """Price finished calls on a worker thread: never on the way to a first token, never on the event loop."""
+    litellm = await litellm_module()
+    return await asyncio.to_thread(lambda: [_price(litellm, call) for call in calls])
+
+
+def _price(litellm: ModuleType, call: ModelCall) -> PricedCall:
+    prompt, completion, counted = call.usage.prompt_tokens, call.usage.completion_tokens, False
+    if not (prompt or completion):
+        prompt = int(litellm.token_counter(model=call.model, messages=call.request))
+        completion = int(litellm.token_counter(model=call.model, text=call.reply)) if call.reply else 0
+        counted = True
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=call.model, prompt_tokens=prompt, completion_tokens=completion
+        )
+        cost: float | None = float(prompt_cost) + float(completion_cost)
+    except Exception:
+        cost = None
+    return PricedCall(prompt_tokens=prompt, completion_tokens=completion, tokens_counted=counted, cost_usd=cost)
 
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -114,6 +248,9 @@ def _retry_after_s(exc: BaseException) -> float | None:
 
 
 def _is_retryable(exc: BaseException) -> bool:
+    """Transient kinds only, and of those the statuses and errors that have healed before."""
+    if not classify(exc).transient:
+        return False
     if isinstance(exc, TimeoutError):
         return True
     name = type(exc).__name__
@@ -123,12 +260,28 @@ def _is_retryable(exc: BaseException) -> bool:
     return status in RETRYABLE_STATUS
 
 
+def missing_key_names(
+    litellm: ModuleType, *, model: str, api_key: str | None = None, api_base: str | None = None
+) -> list[str]:
+    """The environment variables litellm wants for ``model`` and cannot find (none when a key is given)."""
+    try:
+        result = litellm.validate_environment(model=model, api_key=api_key, api_base=api_base)
+    except Exception:
+        return []
+    # Endpoints litellm asks for (OLLAMA_API_BASE, ...) have working defaults or LLM_API_BASE: keys only here.
+    names = [str(name) for name in result.get("missing_keys") or []]
+    return [name for name in names if "BASE" not in name and "ENDPOINT" not in name]
+
+
 class LLMClient:
     """Chat completions through litellm for one configured model."""
 
-    def __init__(self, config: LLMConfig, *, context_window_fallback: int) -> None:
+    def __init__(
+        self, config: LLMConfig, *, context_window_fallback: int, observers: Sequence[CallObserver] = ()
+    ) -> None:
         self.config = config
         self.context_window_fallback = context_window_fallback
+        self._observers = list(observers)
         self.last_usage = Usage()
         self._max_input_tokens: int | None = None
 
@@ -139,19 +292,48 @@ class LLMClient:
     async def max_input_tokens(self) -> int:
         """The model's input window from litellm's model map, else the configured fallback."""
         if self._max_input_tokens is None:
-            litellm = await litellm_module()
-
-            def lookup() -> Any:
-                try:
-                    info = litellm.get_model_info(self.config.model)
-                    return info.get("max_input_tokens") or info.get("max_tokens")
-                except Exception:
-                    return None
-
-            # An unknown model makes litellm try several lookups; keep them off the event loop.
-            known = await asyncio.to_thread(lookup)
-            self._max_input_tokens = int(known) if known else self.context_window_fallback
+            known = await self.known_window()
+            self._max_input_tokens = known or self.context_window_fallback
         return self._max_input_tokens
+
+    async def known_window(self) -> int | None:
+        """The input window litellm's model map gives for this model, or None when it does not know it."""
+        litellm = await litellm_module()
+
+        def lookup() -> Any:
+            try:
+                info = litellm.get_model_info(self.config.model)
+                return info.get("max_input_tokens") or info.get("max_tokens")
+            except Exception:
+                return None
+
+        # An unknown model makes litellm try several lookups; keep them off the event loop.
+        known = await asyncio.to_thread(lookup)
+        return int(known) if known else None
+
+    async def setup_problem(self) -> tuple[FailureKind, str] | None:
+        """What stops this model from working before any request is sent: no provider, or no key.
+
+        Returns the failure kind and the operator's fix; None when litellm has what it needs.
+        """
+        litellm = await litellm_module()
+        try:
+            litellm.get_llm_provider(self.config.model)
+        except Exception:
+            return FailureKind.NOT_FOUND, (
+                f"LLM_MODEL={self.config.model} names no provider litellm knows: write it as provider/model, "
+                "such as openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest or ollama/llama3.1"
+            )
+        names = missing_key_names(
+            litellm, model=self.config.model, api_key=self.config.api_key, api_base=self.config.api_base
+        )
+        if names:
+            return FailureKind.AUTH, f"no key for {self.config.model}: set LLM_API_KEY, or {' / '.join(names)}"
+        return None
+
+    async def fix(self, kind: FailureKind) -> str:
+        """:meth:`fix_for` once litellm is loaded."""
+        return self.fix_for(kind, await litellm_module())
 
     async def text_counter(self) -> Callable[[str], int]:
         """A synchronous token counter for this model (litellm's, tiktoken-backed for unknown models)."""
@@ -198,22 +380,67 @@ class LLMClient:
         )
         await asyncio.sleep(delay)
 
-    def _give_up(self, exc: BaseException) -> LLMError:
+    def _give_up(self, exc: BaseException, litellm: ModuleType) -> LLMError:
+        kind = classify(exc)
         status = _status_of(exc)
-        reason = f"{type(exc).__name__} (status {status}): {str(exc)[:300]}"
-        log.error("LLM request to %s failed for good: %s", self.config.model, reason)
-        if status in (401, 403):
-            return LLMError(reason, user_message="I can't use the model right now: it refused my credentials.")
-        if status == 429:
-            return LLMError(reason, user_message="The model is busy right now. Try again in a minute.")
-        return LLMError(reason)
+        reason = f"{kind.value}: {type(exc).__name__} (status {status}): {str(exc)[:300]}"
+        log.error(
+            "LLM request to %s failed for good (%s). Fix: %s", self.config.model, reason, self.fix_for(kind, litellm)
+        )
+        return LLMError(reason, kind=kind)
+
+    def fix_for(self, kind: FailureKind, litellm: ModuleType) -> str:
+        """What the operator should change, naming the variable and the model."""
+        model, base = self.config.model, self.config.api_base
+        where = f" at LLM_API_BASE={base}" if base else ""
+        fixes = {
+            FailureKind.AUTH: lambda: self._credential_fix(litellm),
+            FailureKind.PERMISSION: lambda: (
+                f"the key is valid but may not use {model}{where}: use a key (or project) with access to it, "
+                "or set LLM_MODEL to a model this key may use"
+            ),
+            FailureKind.NOT_FOUND: lambda: (
+                f"the provider{where} does not know LLM_MODEL={model}: set LLM_MODEL to a litellm model string it "
+                "serves, such as openai/gpt-4o-mini or anthropic/claude-3-5-haiku-latest"
+            ),
+            FailureKind.BAD_REQUEST: lambda: (
+                f"the provider{where} rejected the request as invalid: check that LLM_MODEL={model} and "
+                "LLM_API_BASE belong together"
+            ),
+            FailureKind.CONTEXT_WINDOW: lambda: (
+                f"the request was larger than {model}'s window: set LLM_CONTEXT_WINDOW to its real window in "
+                f"tokens (now {self.context_window_fallback}, used when litellm does not know the model)"
+            ),
+            FailureKind.RATE_LIMIT: lambda: f"the provider rate-limits {model}: raise the account's limits or wait",
+            FailureKind.TIMEOUT: lambda: (
+                f"no answer within LLM_TIMEOUT_S={self.config.timeout_s:g}s: check the provider{where}, or raise it"
+            ),
+            FailureKind.UNAVAILABLE: lambda: (
+                f"the model server{where or ' (the provider default)'} could not be reached or failed: check "
+                "LLM_API_BASE and the provider's status"
+            ),
+            FailureKind.EMPTY: lambda: f"{model} answered with no text: try again, or choose another LLM_MODEL",
+        }
+        return fixes[kind]()
+
+    def _credential_fix(self, litellm: ModuleType) -> str:
+        model = self.config.model
+        if self.config.api_key:
+            return f"LLM_API_KEY is set but the provider rejected it: set it to a valid key for {model}"
+        names = missing_key_names(litellm, model=model, api_base=self.config.api_base)
+        if names:
+            return f"no key for {model}: set LLM_API_KEY, or {' / '.join(names)}"
+        return f"the provider key in the environment was rejected for {model}: replace it, or set LLM_API_KEY"
 
     async def stream(self, messages: list[Message], *, max_tokens: int | None = None) -> AsyncIterator[str]:
         """Yield text deltas of one completion; retry only while nothing has been yielded yet."""
         litellm = await litellm_module()
         self.last_usage = Usage()
+        started = time.monotonic()
+        first_token_s: float | None = None
+        reply: list[str] = []
+        usage = Usage()
         for attempt in range(1, self.config.max_tries + 1):
-            yielded = False
             try:
                 response = await litellm.acompletion(**self._request_args(messages, stream=True, max_tokens=max_tokens))
                 iterator = response.__aiter__()
@@ -222,42 +449,147 @@ class LLMClient:
                         chunk = await asyncio.wait_for(iterator.__anext__(), timeout=self.config.timeout_s)
                     except StopAsyncIteration:
                         break
-                    self._note_usage(chunk)
+                    usage = self._note_usage(chunk) or usage
                     delta = _delta_text(chunk)
                     if delta:
-                        yielded = True
+                        if first_token_s is None:
+                            first_token_s = time.monotonic() - started
+                        reply.append(delta)
                         yield delta
+                    if _finish_reason(chunk) and _nobody_reads_litellm_logging(litellm, response):
+                        usage = await self._drain_provider_stream(response) or usage
+                        break
+                self._observe(messages, "".join(reply), usage, started=started, first_token_s=first_token_s)
                 return
             except LLMError:
                 raise
             except Exception as exc:
-                if yielded or attempt == self.config.max_tries or not _is_retryable(exc):
-                    raise self._give_up(exc) from exc
+                if reply or attempt == self.config.max_tries or not _is_retryable(exc):
+                    error = self._give_up(exc, litellm)
+                    self._observe(messages, "".join(reply), Usage(), started=started, failure=error.kind)
+                    raise error from exc
                 await self._backoff(attempt, exc)
 
     async def complete(self, messages: list[Message], *, max_tokens: int | None = None) -> str:
         """One non-streamed completion's text (used for summaries)."""
         litellm = await litellm_module()
+        started = time.monotonic()
         for attempt in range(1, self.config.max_tries + 1):
             try:
                 response = await litellm.acompletion(
                     **self._request_args(messages, stream=False, max_tokens=max_tokens)
                 )
-                self._note_usage(response)
-                return str(response.choices[0].message.content or "")
+                usage = self._note_usage(response) or Usage()
+                text = str(response.choices[0].message.content or "")
+                self._observe(messages, text, usage, started=started, streamed=False)
+                return text
             except Exception as exc:
                 if attempt == self.config.max_tries or not _is_retryable(exc):
-                    raise self._give_up(exc) from exc
+                    error = self._give_up(exc, litellm)
+                    self._observe(messages, "", Usage(), started=started, streamed=False, failure=error.kind)
+                    raise error from exc
                 await self._backoff(attempt, exc)
         raise AssertionError("unreachable")
 
-    def _note_usage(self, response: Any) -> None:
+    async def _drain_provider_stream(self, response: Any) -> Usage | None:
+        """Read what the provider sends after the finish (its usage, then the end) and close the stream.
+
+        This is where litellm's stream wrapper would assemble the whole response and run its success logging
+        (cost calculation, callbacks): 3-4 ms between the model's last byte and the end of the stream, spent
+        for nobody when no callback or cache is configured (``_nobody_reads_litellm_logging``). The chunks
+        were already translated by litellm up to the finish; only the provider's usage is read from what
+        follows, and without it the usage log counts the tokens itself.
+        """
+        usage: Usage | None = None
+        try:
+            async with asyncio.timeout(self.config.timeout_s):
+                async for raw in response.completion_stream:
+                    usage = _raw_usage(raw) or usage
+                await response.aclose()
+        except Exception as exc:  # the reply is complete; only the usage report is lost
+            log.debug("reading the end of the provider stream failed: %r", exc)
+        if usage is not None:
+            self.last_usage = usage
+        return usage
+
+    def _note_usage(self, response: Any) -> Usage | None:
+        """The usage a response or chunk reports, if any (also kept as ``last_usage``)."""
         usage = getattr(response, "usage", None)
-        if usage:
-            self.last_usage = Usage(
-                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            )
+        if not usage:
+            return None
+        self.last_usage = Usage(
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        )
+        return self.last_usage
+
+    def _observe(
+        self,
+        request: list[Message],
+        reply: str,
+        usage: Usage,
+        *,
+        started: float,
+        streamed: bool = True,
+        first_token_s: float | None = None,
+        failure: FailureKind | None = None,
+    ) -> None:
+        """Tell the observers about one finished call (cheap: they queue, never compute, on this path)."""
+        if not self._observers:
+            return
+        call = ModelCall(
+            model=self.config.model,
+            streamed=streamed,
+            seconds=time.monotonic() - started,
+            first_token_s=first_token_s,
+            usage=usage,
+            failure=failure,
+            request=request,
+            reply=reply,
+        )
+        for observer in self._observers:
+            try:
+                observer(call)
+            except Exception:
+                log.exception("a model call observer failed")
+
+
+def _finish_reason(chunk: Any) -> str | None:
+    choices = getattr(chunk, "choices", None) or []
+    return getattr(choices[0], "finish_reason", None) if choices else None
+
+
+_LITELLM_CALLBACK_LISTS = (
+    "callbacks",
+    "success_callback",
+    "_async_success_callback",
+    "input_callback",
+    "_async_input_callback",
+    "service_callback",
+)
+
+
+def _nobody_reads_litellm_logging(litellm: ModuleType, response: Any) -> bool:
+    """True when litellm's end-of-stream work (logging, cost, cache) has no consumer and can be skipped."""
+    if getattr(litellm, "cache", None) is not None:
+        return False
+    if any(getattr(litellm, name, None) for name in _LITELLM_CALLBACK_LISTS):
+        return False
+    return getattr(response, "completion_stream", None) is not None and hasattr(response, "aclose")
+
+
+def _raw_usage(raw: Any) -> Usage | None:
+    """Token usage from a provider's raw stream chunk (an OpenAI-style object or dict), if it carries one."""
+    usage = raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
+    if not usage:
+        return None
+
+    def field_of(name: str) -> int:
+        value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+        return int(value) if isinstance(value, int | float) else 0
+
+    found = Usage(prompt_tokens=field_of("prompt_tokens"), completion_tokens=field_of("completion_tokens"))
+    return found if found.prompt_tokens or found.completion_tokens else None
 
 
 def _delta_text(chunk: Any) -> str:

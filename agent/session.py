@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from agent.context import MESSAGE_OVERHEAD_TOKENS, ContextBudget, TokenCount, truncate_to_tokens
-from agent.llm import LLMClient, LLMError, Message
+from agent.llm import FailureKind, LLMClient, LLMError, Message
 from agent.summarize import Interruptible, Purpose, Summarizer, neutralize_fences, transcript_line
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ class AgentSession:
                 reply += delta
                 yield delta
             if not reply.strip():
-                raise LLMError("the model returned an empty reply", user_message="The model gave me an empty answer.")
+                raise LLMError("the model returned an empty reply", kind=FailureKind.EMPTY)
             answer = _Entry("assistant", self._assistant_name, reply, None, content=reply)
             self._measure(answer, budget=budget, count=count)
             self._history.extend(self._pending)

@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from agent.context import ContextBudget, TokenCount, pack_into_chunks, truncate_to_tokens
-from agent.llm import LLMClient, LLMError, Message
+from agent.llm import FailureKind, LLMClient, LLMError, Message
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,11 @@ class Summarizer:
         if previous:
             lines = [f"{PREVIOUS_LABEL}\n{escape_markup(previous)}", *lines]
         if not lines:
-            raise LLMError("nothing to summarize", user_message="There is nothing in this thread to catch up on.")
+            raise LLMError(
+                "nothing to summarize",
+                kind=FailureKind.EMPTY,
+                user_message="There is nothing in this thread to catch up on.",
+            )
         note = ""
         for _level in range(MAX_LEVELS):
             room = budget.input_limit - count(PROMPTS[purpose] + TRANSCRIPT_NOTE + COMBINE_NOTE + PART_NOTE) - 24
@@ -106,7 +110,8 @@ class Summarizer:
         if not text:
             raise LLMError(
                 "the model returned an empty summary",
-                user_message="I couldn't summarize this thread just now.",
+                kind=FailureKind.EMPTY,
+                user_message="The model gave me an empty summary. Try again, or start fresh.",
             )
         return text
 

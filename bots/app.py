@@ -8,33 +8,37 @@ repositories and LLM client. Adapters receive the router; nothing below this mod
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from agent.llm import LLMClient, LLMConfig, preload_litellm
+from agent.llm import CallObserver, LLMClient, LLMConfig, preload_litellm
 from agent.summarize import Summarizer
+from bots import metrics
 from bots.config import Settings
+from bots.health import Health
 from bots.housekeeping import Housekeeping
 from bots.messages import utc_now
+from bots.metrics import MeteredThreadLog
 from bots.thread_state import RouterStores
 from bots.threads import ThreadRouter
+from bots.usage import UsageRecorder
 from storage.db import Database, open_database
 from storage.erasure import ErasureStore
-from storage.log import ThreadLog
 from storage.migrations import migrate
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
+from storage.usage import UsageLog
 
 log = logging.getLogger(__name__)
 
 
-def build_llm(settings: Settings) -> LLMClient:
+def build_llm(settings: Settings, *, observers: Sequence[CallObserver] = ()) -> LLMClient:
     config = LLMConfig(
         model=settings.llm_model,
         api_base=settings.llm_api_base,
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
         timeout_s=settings.llm_timeout_s,
     )
-    return LLMClient(config, context_window_fallback=settings.llm_context_window)
+    return LLMClient(config, context_window_fallback=settings.llm_context_window, observers=observers)
 
 
 @asynccontextmanager
@@ -51,12 +55,14 @@ async def open_database_for(settings: Settings) -> AsyncIterator[Database]:
 
 
 @asynccontextmanager
-async def open_router(settings: Settings, *, preload_model_client: bool = True) -> AsyncIterator[ThreadRouter]:
+async def open_router(
+    settings: Settings, *, preload_model_client: bool = True, health: Health | None = None
+) -> AsyncIterator[ThreadRouter]:
     """A router over the configured database and model; in-flight work is cancelled on exit.
 
     ``preload_model_client=False`` leaves litellm's multi-second import for the caller to start once the
     platforms are connected (``threadkeeper run`` does, so the import never delays readiness); the first model
-    call waits for the import either way.
+    call waits for the import either way. ``health`` is told the database and the router, for /readyz.
     """
     if preload_model_client:
         preload_litellm()
@@ -68,9 +74,15 @@ async def open_router(settings: Settings, *, preload_model_client: bool = True) 
         erasures = ErasureStore(db)
         housekeeping = Housekeeping(erasures=erasures, retention_days=settings.log_retention_days, clock=utc_now)
         await housekeeping.run_once()
-        llm = build_llm(settings)
+        usage = UsageRecorder(UsageLog(db), daily_cap=settings.user_daily_tokens)
+        llm = build_llm(settings, observers=[metrics.observe_model_call, usage.observe])
         stores = RouterStores(
-            log=ThreadLog(db), sessions=SessionStore(db), cards=cards, events=DeliveredEvents(db), erasures=erasures
+            log=MeteredThreadLog(db),
+            sessions=SessionStore(db),
+            cards=cards,
+            events=DeliveredEvents(db),
+            erasures=erasures,
+            usage=usage,
         )
         router = ThreadRouter(
             stores=stores,
@@ -82,8 +94,11 @@ async def open_router(settings: Settings, *, preload_model_client: bool = True) 
             erasures_seen=await erasures.latest_id(),
         )
         housekeeping.start()
+        if health is not None:
+            health.database, health.router = db, router
         try:
             yield router
         finally:
             await housekeeping.stop()
             await router.close()
+            await usage.close()

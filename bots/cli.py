@@ -13,18 +13,23 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 
 from agent.llm import preload_litellm
 from bots.app import open_database_for, open_router
+from bots.check import preflight, run_check
 from bots.config import ConfigError, Settings, load_settings
+from bots.health import Health, serve_health
 from bots.logs import configure_logging
 from bots.messages import ThreadKey, utc_now
 from bots.ports import PlatformAdapter
 from bots.redaction import secrets_in_environment, secrets_in_url
 from bots.threads import ThreadRouter
+from bots.usage import usage_table
 from storage.erasure import ErasureStore
 from storage.lock import DatabaseInUse, exclusive_database_lock
 from storage.log import ThreadLog, ThreadRecord
+from storage.usage import Grouping, UsageLog
 
 log = logging.getLogger("threadkeeper")
 
@@ -49,11 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     target = forget.add_mutually_exclusive_group(required=True)
     target.add_argument("thread", nargs="?", help="thread id, title, or full key platform:workspace:channel:thread")
     target.add_argument("--user", metavar="PLATFORM:USER_ID", help="erase this person's messages in every thread")
+    commands.add_parser("check", help="check the settings, database, model and platforms; change nothing")
+    stats = commands.add_parser("stats", help="print tokens and cost of answers and summaries")
+    stats.add_argument("--since", type=date.fromisoformat, help="only from this UTC day on (YYYY-MM-DD)")
+    stats.add_argument("--by", choices=[g.value for g in Grouping], default=Grouping.DAY.value)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "check":
+        return asyncio.run(run_check(sys.stdout))
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -61,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # The terminal commands keep their output for the conversation; `run` logs at LOG_LEVEL.
     level = settings.log_level if args.command == "run" else "WARNING"
-    configure_logging(secrets=_secrets(settings), level=level)
+    configure_logging(secrets=_secrets(settings), level=level, log_format=settings.log_format)
     try:
         if args.command in ("run", "chat"):
             # One bot per database (export and forget only read or purge, and stay usable meanwhile).
@@ -70,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.command == "run":
                     return asyncio.run(run(settings))
                 return asyncio.run(_chat(settings, args.thread))
+        if args.command == "stats":
+            return asyncio.run(usage_stats(settings, since=args.since, by=Grouping(args.by)))
         if args.command == "export":
             return asyncio.run(export(settings, args.thread, args.format))
         if args.user:
@@ -118,17 +131,24 @@ async def run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with open_router(settings, preload_model_client=False) as router:
+    health = Health()
+    async with (
+        serve_health(health, port=settings.metrics_port),
+        open_router(settings, preload_model_client=False, health=health) as router,
+    ):
         adapters = _adapters(settings, router)
+        health.expected = tuple(adapter.name for adapter in adapters)
         started: list[PlatformAdapter] = []
         try:
             for adapter in adapters:
                 await adapter.start()
                 started.append(adapter)
+                health.adapters[adapter.name] = adapter
                 await router.resume(adapter.name)
                 log.info("%s adapter ready", adapter.name)
             # Only now: importing litellm holds the GIL for seconds and would slow every connect above.
             preload_litellm()
+            await preflight(settings)
             await stop.wait()
             log.info("shutting down")
         finally:
@@ -144,6 +164,7 @@ async def _chat(settings: Settings, thread: str) -> int:
     from bots.console import chat
 
     async with open_router(settings) as router:
+        await preflight(settings)
         await chat(router, thread_name=thread)
     return 0
 
@@ -197,6 +218,14 @@ async def export(settings: Settings, name: str, fmt: str) -> int:
         body = "*(deleted)*" if m.deleted else m.content
         mark = " *(edited)*" if m.edited else ""
         print(f"**{m.author_name}** · {m.sent_utc}{mark}\n\n{body}\n")
+    return 0
+
+
+async def usage_stats(settings: Settings, *, since: date | None, by: Grouping) -> int:
+    start = None if since is None else datetime(since.year, since.month, since.day, tzinfo=UTC)
+    async with open_database_for(settings) as db:
+        totals = await UsageLog(db).totals(by=by, since=start)
+    print(usage_table(totals, by=by))
     return 0
 
 

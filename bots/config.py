@@ -29,6 +29,9 @@ HINTS: dict[str, str] = {
     "PORT": "a TCP port number between 1 and 65535",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "LOG_RETENTION_DAYS": "a whole number of days of at least 1, e.g. 90, or leave it unset to keep everything",
+    "LOG_FORMAT": "text (the default) or json (one JSON object a line)",
+    "METRICS_PORT": "a TCP port number between 1 and 65535 for /metrics, /healthz and /readyz, or leave it empty",
+    "USER_DAILY_TOKENS": "a whole number of tokens of at least 1 per person per UTC day, or leave it empty",
 }
 
 
@@ -57,6 +60,9 @@ class Settings(BaseSettings):
     max_live_sessions: int = Field(default=1000, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_retention_days: int | None = Field(default=None, ge=1)
+    log_format: Literal["text", "json"] = "text"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    user_daily_tokens: int | None = Field(default=None, ge=1)
 
     discord_token: SecretStr | None = None
     discord_api_base: str | None = None
@@ -96,6 +102,8 @@ class Settings(BaseSettings):
         "slack_app_token",
         "slack_signing_secret",
         "slack_api_url",
+        "metrics_port",
+        "user_daily_tokens",
         mode="before",
     )
     @classmethod
@@ -107,6 +115,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

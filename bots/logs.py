@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Iterable
 
+from bots.log_context import ContextFilter, JsonFormatter
 from bots.redaction import REDACTED, Redactor
 
 __all__ = ["REDACTED", "RedactSecrets", "configure_logging"]
@@ -36,11 +37,15 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(*, secrets: Iterable[str], level: str) -> None:
-    """Log to stderr at ``level`` (LOG_LEVEL), secrets redacted."""
+def configure_logging(*, secrets: Iterable[str], level: str, log_format: str = "text") -> None:
+    """Log to stderr at ``level`` (LOG_LEVEL) as text or JSON lines (LOG_FORMAT), secrets redacted."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -107,3 +107,7 @@ class PlatformAdapter(Protocol):
     async def stop(self) -> None:
         """Stop taking events, let in-flight replies finish or cancel them, and disconnect."""
         ...
+
+    async def is_connected(self) -> bool:
+        """True while events can flow (what /readyz reports)."""
+        ...

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from agent.session import AgentSession
 from agent.summarize import Interruptible
 from bots.messages import Attachment, ThreadKey
+from bots.usage import UsageRecorder
 from storage.erasure import ErasureStore
 from storage.log import LoggedMessage, ThreadLog
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
@@ -58,6 +59,7 @@ class RouterStores:
     cards: CardStore
     events: DeliveredEvents
     erasures: ErasureStore
+    usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
 
 
 def key_columns(key: ThreadKey) -> dict[str, str]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -35,6 +36,7 @@ from typing import Any
 from agent.llm import LLMClient, LLMError
 from agent.session import AgentSession, UserTurn
 from agent.summarize import Purpose, Summarizer
+from bots import log_context, metrics
 from bots.forgetting import ErasureFollower, LogSource, transcript_lines
 from bots.messages import (
     CardAction,
@@ -54,7 +56,7 @@ from storage.sessions import CardRecord
 log = logging.getLogger(__name__)
 
 SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
-SUMMARY_FAILED_NOTE = "I couldn't summarize the thread just now. Try again, or start fresh."
+SUMMARY_FAILED_NOTE = "I couldn't summarize the thread."
 STALE_CARD_NOTE = "That card is no longer active."
 INTERRUPTED_NOTE = "I restarted while catching up. Choose again."
 CATCH_UP_FAILED_NOTE = "Something went wrong on my side while catching up. Try again, or start fresh."
@@ -84,6 +86,7 @@ class ThreadRouter:
         self._events = stores.events
         self._erasures = stores.erasures
         self._follower = ErasureFollower(erasures=stores.erasures, seen=erasures_seen, apply=self._apply_erasure)
+        self._usage = stores.usage
         self._llm = llm
         self._summarizer = summarizer
         self._system_prompt = system_prompt
@@ -166,6 +169,7 @@ class ThreadRouter:
         The log write happens before the thread's lock is taken: writes are group-committed in arrival order,
         so a busy thread's messages share one commit instead of queueing one commit each.
         """
+        log_context.bind(thread=message.thread, event=message.event_key or message.message_id)
         state = await self._state(message.thread, title=message.thread_title)
         state.pinned += 1  # not dropped while the write is under way and the lock not yet taken
         try:
@@ -283,6 +287,7 @@ class ThreadRouter:
         card, created = await self._cards.open_card(thread_id=state.thread_id, now=self._clock())
         state.card_open = True
         if created:
+            metrics.card_shown(state.key.platform)
             await self._show_new_card(state, card)
 
     async def _show_new_card(self, state: ThreadState, card: CardRecord) -> None:
@@ -332,12 +337,15 @@ class ThreadRouter:
         The state is pinned throughout, so ``MAX_LIVE_SESSIONS`` cannot evict the session between its start
         and the answer to what waited.
         """
+        log_context.bind(thread=key, event=f"card:{card.id}")
         state = await self._state(key, title=None)
         state.pinned += 1
+        started = time.monotonic()
         try:
             target = await self._start_chosen_session(state, card, key, click)
             if target is None:
                 return
+            metrics.card_resolved(target.value, since=started)
             await self._cards.finish(card_id=card.id, state=target.value, now=self._clock())
             state.card_open = False
             await self._show_card(card, CatchUpCard(card.id, key, target, chosen_by=click.user.display_name))
@@ -354,12 +362,16 @@ class ThreadRouter:
             if click.action is CardAction.FRESH:
                 await self._start_session(state, origin="fresh")
                 return CardState.FRESH
-            await self._start_caught_up_session(state)
+            self._usage.begin(thread_id=state.thread_id, user_id=click.user.id)
+            try:
+                await self._start_caught_up_session(state)
+            finally:
+                self._usage.settle()
             return CardState.CAUGHT_UP
         except Exception as exc:
             if isinstance(exc, LLMError):
                 log.warning("catch-up summary for %s failed: %s", key, exc)
-                note = SUMMARY_FAILED_NOTE
+                note = f"{SUMMARY_FAILED_NOTE} {exc.user_message}"
             else:
                 log.error("starting the chosen session in %s failed; the card is open again", key, exc_info=exc)
                 note = CATCH_UP_FAILED_NOTE
@@ -534,6 +546,11 @@ class ThreadRouter:
         session = state.session
         if not waiting or session is None:
             return True
+        author_id = waiting[-1].author_id
+        if await self._usage.refuse_over_cap(outboxes=self._outboxes, thread=state.key, user_id=author_id):
+            state.inflight.difference_update(m.platform_message_id for m in waiting)
+            return True
+        self._usage.begin(thread_id=state.thread_id, user_id=author_id)
         ids = [m.id for m in waiting]
         turns = [UserTurn(author=m.author_name, text=prompt_text(m), message_id=m.id) for m in waiting]
         provisional_id = f"local-{uuid.uuid4()}"
@@ -562,7 +579,9 @@ class ThreadRouter:
             if not committed:
                 await self._events.mark_handled(message_ids=ids, now=self._clock())
             posted = []
+        self._usage.settle()
         if committed:
+            metrics.reply_posted(state.key.platform)
             if posted:
                 await self._log.set_platform_id(thread_id=state.thread_id, old=provisional_id, new=posted[0])
             state.answered_through = max(state.answered_through, *ids)

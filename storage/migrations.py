@@ -153,6 +153,33 @@ async def m003_erasures(connection: aiosqlite.Connection) -> None:
     await connection.execute("CREATE INDEX erasures_by_thread ON erasures (thread_id, id)")
 
 
+async def m004_usage(connection: aiosqlite.Connection) -> None:
+    """Tokens and cost of every model call behind an answer or a summary.
+
+    A forgotten thread keeps its usage rows, unlinked (``thread_id`` NULL): they hold no message text, and
+    the spend they record stays true. ``cost_usd`` is NULL when litellm's cost map does not know the model;
+    ``tokens_counted`` is 1 when the provider reported no usage and the tokens were counted locally.
+    """
+    await connection.execute(
+        """
+        CREATE TABLE usage (
+            id INTEGER PRIMARY KEY,
+            thread_id INTEGER REFERENCES threads (id) ON DELETE SET NULL,
+            user_id TEXT,
+            purpose TEXT NOT NULL CHECK (purpose IN ('answer', 'summary')),
+            model TEXT NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            tokens_counted INTEGER NOT NULL DEFAULT 0 CHECK (tokens_counted IN (0, 1)),
+            cost_usd REAL,
+            created_utc TEXT NOT NULL
+        )
+        """
+    )
+    await connection.execute("CREATE INDEX usage_by_user ON usage (user_id, created_utc)")
+    await connection.execute("CREATE INDEX usage_by_thread ON usage (thread_id)")
+
+
 async def m005_search_and_trail(connection: aiosqlite.Connection) -> None:
     """Full-text search of the log (``search_thread``), the tool trail, and approval cards for tool calls.
 
@@ -215,7 +242,13 @@ async def m005_search_and_trail(connection: aiosqlite.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_cards_autoincrement, m003_erasures, m005_search_and_trail]
+MIGRATIONS: list[Migration] = [
+    m001_initial,
+    m002_cards_autoincrement,
+    m003_erasures,
+    m004_usage,
+    m005_search_and_trail,
+]
 
 
 async def applied_migrations(db: Database) -> list[str]:

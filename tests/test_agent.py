@@ -78,7 +78,7 @@ async def test_bad_credentials_are_not_retried(fake_llm: FakeLLM) -> None:
     fake_llm.fail(status=401)
     with pytest.raises(LLMError) as caught:
         await client(fake_llm).complete([{"role": "user", "content": "hi"}])
-    assert "credentials" in caught.value.user_message
+    assert "API key is missing or invalid" in caught.value.user_message
     assert len(fake_llm.requests) == 1
 
 

@@ -30,7 +30,14 @@ def run_cli(*args: str, env: dict[str, str], stdin: str = "", cwd: Path) -> subp
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("DATABASE_URL", "postgresql://db/tk"), ("MAX_LIVE_SESSIONS", "zero"), ("LLM_CONTEXT_WINDOW", "12")],
+    [
+        ("DATABASE_URL", "postgresql://db/tk"),
+        ("MAX_LIVE_SESSIONS", "zero"),
+        ("LLM_CONTEXT_WINDOW", "12"),
+        ("LOG_FORMAT", "xml"),
+        ("METRICS_PORT", "0"),
+        ("USER_DAILY_TOKENS", "-1"),
+    ],
 )
 def test_an_invalid_setting_names_the_variable_and_the_fix(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str

@@ -80,6 +80,18 @@ EXPECTED_COLUMNS = {
         "created_utc",
         "decided_utc",
     ],
+    "usage": [
+        "id",
+        "thread_id",
+        "user_id",
+        "purpose",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "tokens_counted",
+        "cost_usd",
+        "created_utc",
+    ],
 }
 EXPECTED_TRIGGERS = {"messages_fts_insert", "messages_fts_update", "messages_fts_delete"}
 EXPECTED_INDEXES = {
@@ -89,6 +101,8 @@ EXPECTED_INDEXES = {
     "delivered_events_by_message": "delivered_events",
     "erasures_by_thread": "erasures",
     "tool_calls_by_thread": "tool_calls",
+    "usage_by_user": "usage",
+    "usage_by_thread": "usage",
 }
 
 
@@ -101,6 +115,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m001_initial",
             "m002_cards_autoincrement",
             "m003_erasures",
+            "m004_usage",
             "m005_search_and_trail",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -223,7 +238,12 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
     done, waiting = await _cards_made_by_m001(tmp_path / "old.db")
     db = await open_database(tmp_path / "old.db")
     try:
-        assert await migrate(db) == ["m002_cards_autoincrement", "m003_erasures", "m005_search_and_trail"]
+        assert await migrate(db) == [
+            "m002_cards_autoincrement",
+            "m003_erasures",
+            "m004_usage",
+            "m005_search_and_trail",
+        ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")
         expected = CardRecord(waiting.id, waiting.thread_id, "msg-2", "pending", None)

@@ -103,6 +103,11 @@ class DiscordAdapter:
         invite = discord.utils.oauth_url(me.id, permissions=NEEDED_PERMISSIONS, scopes=("bot",))
         log.info("Discord: connected as %s; invite URL: %s", me, invite)
 
+    async def is_connected(self) -> bool:
+        """READY, not closing, and the gateway socket open (for /readyz)."""
+        ws = self.client.ws
+        return self.client.is_ready() and not self.client.is_closed() and ws is not None and bool(ws.open)
+
     def _point_at_configured_servers(self) -> None:
         """DISCORD_API_BASE / DISCORD_GATEWAY_URL: discord.py reads these two process-wide class attributes."""
         if self._settings.discord_api_base:

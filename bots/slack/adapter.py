@@ -129,6 +129,12 @@ class SlackAdapter:
         if socket is not None:
             await socket.close_async()
 
+    async def is_connected(self) -> bool:
+        """Socket Mode: the socket is up; HTTP mode: the server is listening (for /readyz)."""
+        if self._socket is not None:
+            return bool(await self._socket.client.is_connected())
+        return self._runner is not None
+
     async def _finish_in_flight(self) -> None:
         while self._after_ack_tasks:
             await asyncio.gather(*self._after_ack_tasks, return_exceptions=True)

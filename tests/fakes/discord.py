@@ -30,6 +30,7 @@ APP_ID = "900000000000000003"
 BOT_ID = APP_ID
 BOT_ROLE = "900000000000000004"  # the role Discord creates for a bot when it joins a guild
 ALL_PERMISSIONS = "2251799813685247"
+MESSAGE_CONTENT_FLAG = 1 << 19  # the application flag GATEWAY_MESSAGE_CONTENT: the intent is enabled
 
 
 def now_iso() -> str:
@@ -459,7 +460,7 @@ class FakeDiscord:
                     "bot_require_code_grant": False,
                     "owner": ALICE,
                     "verify_key": "0" * 64,
-                    "flags": 0,
+                    "flags": 0 if self.deny_message_content else MESSAGE_CONTENT_FLAG,
                     "team": None,
                     "summary": "",
                 }

@@ -75,6 +75,8 @@ class FakeLLM:
     latency_s: float = 0.0
     max_context_tokens: int | None = None
     keep_requests: bool = True  # benchmarks that measure memory switch the recording off
+    report_usage: bool = True  # False: like a provider that reports no token usage at all
+    echo_key_in_errors: bool = False  # error bodies quote the request's bearer token (worst case for redaction)
     requests: list[RecordedRequest] = field(default_factory=list)
     max_seen_tokens: int | None = None
     _replies: deque[str] = field(default_factory=deque)
@@ -168,7 +170,8 @@ class FakeLLM:
             self.max_seen_tokens = max(self.max_seen_tokens or 0, record.tokens)
         if fault is not None and fault.kind == "status":
             record.status = fault.status
-            return _error(fault.status, retry_after=fault.retry_after)
+            quoted = request.headers.get("Authorization", "") if self.echo_key_in_errors else ""
+            return _error(fault.status, retry_after=fault.retry_after, quoted=quoted)
         if fault is not None and fault.kind == "hang" and not await _hold(request, fault.seconds):
             record.status = 0  # the client gave up first: nobody reads this, and no scripted reply is used up
             return web.Response(status=499)
@@ -187,7 +190,10 @@ class FakeLLM:
                 _drop(request)
                 return web.Response(status=499)
             record.finished_at = time.monotonic()
-            return _json(_completion(completion_id, body, text))
+            completion = _completion(completion_id, body, text)
+            if not self.report_usage:
+                del completion["usage"]
+            return _json(completion)
         after_chars = fault.after_chars if fault is not None and breaking else None
         response = await self._stream(request, completion_id, body, text, after_chars)
         if not breaking:
@@ -214,7 +220,7 @@ class FakeLLM:
             _drop(request)  # no finish chunk, no [DONE]: the client sees the connection reset mid-body
             return response
         await response.write(_sse(_chunk(completion_id, model, {}, "stop")))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if self.report_usage and (body.get("stream_options") or {}).get("include_usage"):
             usage_chunk = _chunk(completion_id, model, {}, None)
             usage_chunk["choices"] = []
             usage_chunk["usage"] = _usage(body, text)
@@ -280,15 +286,19 @@ def _json(payload: dict[str, Any], status: int = 200, headers: dict[str, str] | 
 _ERRORS = {
     400: ("invalid_request_error", "invalid_request_error", "The request was invalid."),
     401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    403: ("invalid_request_error", "unsupported_country_region_territory", "You may not use this model."),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist or you do not have access to it."),
     429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again later."),
     503: ("server_error", "service_unavailable", "The server is overloaded or not ready yet."),
 }
 
 
-def _error(status: int, *, retry_after: float | None) -> web.Response:
+def _error(status: int, *, retry_after: float | None, quoted: str = "") -> web.Response:
     error_type, code, message = _ERRORS.get(
         status, ("server_error", "server_error", "The server had an error while processing your request.")
     )
+    if quoted:
+        message = f"{message} You sent: {quoted}."
     payload = {"error": {"message": f"{message} (fake {status})", "type": error_type, "param": None, "code": code}}
     headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
     return _json(payload, status=status, headers=headers)

@@ -27,6 +27,7 @@ from tests.fakes.server import LoopbackServer
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
 TEAM = "T1"
+GRANTED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
 
 
 @dataclass
@@ -40,6 +41,8 @@ class ApiCall:
 class FakeSlack:
     users: dict[str, str] = field(default_factory=lambda: {"UALICE": "Alice", "UBOB": "Bob", "UCAROL": "Carol"})
     auth_error: str | None = None
+    app_token_error: str | None = None  # apps.connections.open fails with this error
+    scopes: tuple[str, ...] = GRANTED_SCOPES  # sent back in every response's x-oauth-scopes header
     calls: list[ApiCall] = field(default_factory=list)
     acks: set[str] = field(default_factory=set)
     acked_at: dict[str, float] = field(default_factory=dict)  # envelope_id -> when its ack arrived
@@ -198,7 +201,7 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"})
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         result = handler(call) if handler else {"ok": True}
-        return web.json_response(result)
+        return web.json_response(result, headers={"x-oauth-scopes": ",".join(self.scopes)})
 
     def _next_ts(self) -> str:
         n = next(self._ts)
@@ -221,6 +224,8 @@ class FakeSlack:
         }
 
     def _apps_connections_open(self, call: ApiCall) -> dict[str, Any]:
+        if self.app_token_error:
+            return {"ok": False, "error": self.app_token_error}
         return {"ok": True, "url": f"ws://127.0.0.1:{self._server.port}/socket"}
 
     def _users_info(self, call: ApiCall) -> dict[str, Any]:

@@ -1,0 +1,55 @@
+"""The end of a stream: with nobody reading litellm's logging the client reads the provider's tail itself.
+
+Either way the reply, the usage and the connection come out the same; with a litellm callback configured,
+litellm's own end-of-stream path (success logging, cost) runs as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from agent.llm import LLMClient, LLMConfig, litellm_module
+from tests.fakes.llm import FakeLLM
+
+HI = [{"role": "user", "content": "hello there"}]
+
+
+def client(fake: FakeLLM) -> LLMClient:
+    return LLMClient(
+        LLMConfig(model="openai/fake", api_base=fake.base_url, api_key="sk-test"), context_window_fallback=8192
+    )
+
+
+async def test_the_reply_and_the_provider_usage_survive_skipping_litellm_end_of_stream_work(fake_llm: FakeLLM) -> None:
+    llm = client(fake_llm)
+    for i in range(3):  # three in a row: each stream is read to its end and closed
+        fake_llm.reply(f"Reply number {i}, in a few chunks of text.")
+        text = "".join([d async for d in llm.stream(HI)])
+        assert text == f"Reply number {i}, in a few chunks of text."
+        assert llm.last_usage.prompt_tokens == len("hello there") // 4 + 1  # as the fake reported them
+        assert llm.last_usage.completion_tokens == len(text) // 4 + 1
+
+
+async def test_a_litellm_callback_still_sees_every_success(fake_llm: FakeLLM) -> None:
+    litellm = await litellm_module()
+    from litellm.integrations.custom_logger import CustomLogger
+
+    seen: list[Any] = []
+    logged = asyncio.Event()
+
+    class Recorder(CustomLogger):  # type: ignore[misc]
+        async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+            seen.append(response_obj)
+            logged.set()
+
+    recorder = Recorder()
+    litellm.callbacks.append(recorder)
+    try:
+        fake_llm.reply("Logged by litellm.")
+        text = "".join([d async for d in client(fake_llm).stream(HI)])
+        await asyncio.wait_for(logged.wait(), timeout=5)
+    finally:
+        litellm.callbacks.remove(recorder)
+    assert text == "Logged by litellm."
+    assert len(seen) == 1 and seen[0].choices[0].message.content == "Logged by litellm."
