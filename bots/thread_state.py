@@ -6,7 +6,10 @@ Kept apart from ``threads.py`` so the router module reads as the rules it enforc
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 from agent.session import AgentSession
 from agent.summarize import Interruptible
@@ -15,6 +18,8 @@ from bots.usage import UsageRecorder
 from storage.erasure import ErasureStore
 from storage.log import LoggedMessage, ThreadLog
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -81,3 +86,79 @@ def prompt_text(message: LoggedMessage) -> str:
         text = attachment.get("text")
         parts.append(f"{label}\n{text}" if text else label)
     return "\n".join(parts) if parts else "(no text)"
+
+
+class ThreadStates:
+    """Thread key -> :class:`ThreadState`, bounded twice over.
+
+    Live sessions are capped at ``MAX_LIVE_SESSIONS``: past it, the least recently used idle one is evicted
+    (its thread is then orphaned, and gets the card when it speaks). States without a session (orphaned
+    threads whose card nobody clicks) are capped too, since each holds a lock and a set: the least recently
+    used that nothing runs for are dropped, and SQLite still has their card and their waiting messages.
+    """
+
+    def __init__(self, *, log: ThreadLog, max_live: int, max_states: int) -> None:
+        self._log = log
+        self._max_live = max_live
+        self._max_states = max_states
+        self._states: OrderedDict[ThreadKey, ThreadState] = OrderedDict()  # least recently used first
+        self._keys: dict[int, ThreadKey] = {}  # thread row id -> key, for the erasure journal
+        self._live: OrderedDict[ThreadKey, None] = OrderedDict()
+
+    @property
+    def live(self) -> int:
+        return len(self._live)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def __contains__(self, key: ThreadKey) -> bool:
+        return key in self._states
+
+    async def get(self, key: ThreadKey, *, title: str | None, now: datetime) -> ThreadState:
+        """The thread's state, creating its row and state on first sight; marks it most recently used."""
+        state = self._states.get(key)
+        if state is None:
+            thread_id = await self._log.ensure_thread(**key_columns(key), title=title, now=now)
+            state = self._states.setdefault(key, ThreadState(key=key, thread_id=thread_id))
+            self._keys[state.thread_id] = key
+            self._bound(keep=state)
+        self._states.move_to_end(key)
+        return state
+
+    def by_thread_id(self, thread_id: int) -> ThreadState | None:
+        key = self._keys.get(thread_id)
+        state = None if key is None else self._states.get(key)
+        return state if state is not None and state.thread_id == thread_id else None
+
+    def touch(self, state: ThreadState) -> None:
+        """Mark the session most recently used and evict the least recently used idle ones over the cap."""
+        self._live[state.key] = None
+        self._live.move_to_end(state.key)
+        for key in list(self._live):
+            if len(self._live) <= self._max_live:
+                break
+            victim = self._states.get(key)
+            if victim is None or victim is state or not victim.idle:
+                continue
+            self.drop(victim, forgotten=False)
+            log.info("evicted the idle session of %s (MAX_LIVE_SESSIONS=%d)", key, self._max_live)
+
+    def drop(self, state: ThreadState, *, forgotten: bool = True) -> None:
+        """Let go of a thread's state; ``forgotten`` tells whatever still runs for it that the thread is gone."""
+        state.forgotten = forgotten
+        state.session = None
+        if self._states.get(state.key) is state:
+            del self._states[state.key]
+        self._live.pop(state.key, None)
+        if self._keys.get(state.thread_id) == state.key:
+            del self._keys[state.thread_id]
+
+    def _bound(self, *, keep: ThreadState) -> None:
+        if len(self._states) <= self._max_states:
+            return
+        for victim in list(self._states.values()):
+            if len(self._states) <= self._max_states:
+                break
+            if victim is not keep and victim.droppable and (victim.session is None or victim.idle):
+                self.drop(victim, forgotten=False)

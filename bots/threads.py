@@ -26,20 +26,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
 from agent.llm import LLMClient, LLMError
 from agent.session import AgentSession, UserTurn
-from agent.summarize import Purpose, Summarizer
+from agent.summarize import Summarizer
 from bots import log_context, metrics
-from bots.forgetting import ErasureFollower, LogSource, transcript_lines
+from bots.cards import CardFlow
+from bots.forgetting import ErasureFollower, LogSource
 from bots.messages import (
-    CardAction,
     CardClick,
     IncomingMessage,
     MessageDeletion,
@@ -48,7 +46,7 @@ from bots.messages import (
     utc_now,
 )
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
-from bots.thread_state import RouterStores, ThreadState, attachment_json, key_columns, prompt_text
+from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns, prompt_text
 from storage.erasure import KIND_EDITED, KIND_THREAD, Erasure
 from storage.log import LoggedMessage, ThreadGone
 from storage.sessions import CardRecord
@@ -56,11 +54,7 @@ from storage.sessions import CardRecord
 log = logging.getLogger(__name__)
 
 SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
-SUMMARY_FAILED_NOTE = "I couldn't summarize the thread."
-STALE_CARD_NOTE = "That card is no longer active."
 INTERRUPTED_NOTE = "I restarted while catching up. Choose again."
-CATCH_UP_FAILED_NOTE = "Something went wrong on my side while catching up. Try again, or start fresh."
-CATCH_UP_TRIES = 3
 
 
 class ThreadRouter:
@@ -90,14 +84,17 @@ class ThreadRouter:
         self._llm = llm
         self._summarizer = summarizer
         self._system_prompt = system_prompt
-        self._max_live = max_live_sessions
         self._assistant_name = assistant_name
         self._clock = clock
         self._outboxes: dict[str, ThreadOutbox] = {}
-        self._states: OrderedDict[ThreadKey, ThreadState] = OrderedDict()  # least recently used first
-        self._keys: dict[int, ThreadKey] = {}  # thread row id -> key, for the erasure journal
-        self._max_states = max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 100)
-        self._live: OrderedDict[ThreadKey, None] = OrderedDict()
+        self._states = ThreadStates(
+            log=stores.log,
+            max_live=max_live_sessions,
+            max_states=max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 100),
+        )
+        self._card_flow = CardFlow(
+            stores=stores, summarizer=summarizer, follower=self._follower, model=llm.model, clock=clock, host=self
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._interrupted = list(interrupted_cards or [])
 
@@ -121,7 +118,7 @@ class ThreadRouter:
                 continue
             self._interrupted.remove(card)
             key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
-            await self._show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=INTERRUPTED_NOTE))
+            await self._card_flow.show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=INTERRUPTED_NOTE))
         for record in await self._log.threads_with_waiting(platform=platform):
             key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
             state = await self._state(key, title=None)
@@ -129,21 +126,21 @@ class ThreadRouter:
                 await self._resume_thread(state)
 
     async def _resume_thread(self, state: ThreadState) -> None:
-        if state.session is not None or await self._has_open_card(state):
+        if state.session is not None or await self._card_flow.has_open_card(state):
             return
         waiting = await self._log.waiting(thread_id=state.thread_id)
         if not waiting:
             return
         state.inflight.update(m.platform_message_id for m in waiting)
         if await self._log.has_messages_before(thread_id=state.thread_id, message_id=waiting[0].id):
-            await self._post_card(state)
+            await self._card_flow.post_card(state)
         else:
-            await self._start_session(state, origin="fresh")
+            await self.start_session(state, origin="fresh")
             self._kick(state)
 
     @property
     def live_sessions(self) -> int:
-        return len(self._live)
+        return self._states.live
 
     @property
     def thread_states(self) -> int:
@@ -179,7 +176,7 @@ class ThreadRouter:
             log.info("%s was forgotten while the bot ran; starting it afresh", message.thread)
             state.pinned -= 1
             await self._follower.catch_up()
-            self._drop_state(state)
+            self._states.drop(state)
             state = await self._state(message.thread, title=message.thread_title)
             state.pinned += 1
             row, created = await self._record(state, message)
@@ -197,14 +194,14 @@ class ThreadRouter:
                 return
             state.inflight.add(row.platform_message_id)
             if state.session is not None:
-                self._touch(state)
+                self._states.touch(state)
                 self._kick(state)
-            elif await self._has_open_card(state):
+            elif await self._card_flow.has_open_card(state):
                 return
             elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=row.id):
-                await self._post_card(state)
+                await self._card_flow.post_card(state)
             else:
-                await self._start_session(state, origin="fresh")
+                await self.start_session(state, origin="fresh")
                 self._kick(state)
 
     async def _record(self, state: ThreadState, message: IncomingMessage) -> tuple[LoggedMessage, bool]:
@@ -238,15 +235,14 @@ class ThreadRouter:
 
     async def _apply_erasure(self, erasure: Erasure) -> None:
         """One journal row reaches this process's memory: a thread dropped, or a message out of its session."""
-        key = self._keys.get(erasure.thread_id)
-        state = None if key is None else self._states.get(key)
-        if state is None or state.thread_id != erasure.thread_id:
+        state = self._states.by_thread_id(erasure.thread_id)
+        if state is None:
             return
         if erasure.kind == KIND_THREAD:
             log.info("%s was forgotten; its live session and state are dropped", state.key)
             if state.worker is not None:
                 state.worker.cancel()
-            self._drop_state(state)
+            self._states.drop(state)
             return
         state.catch_up.interrupt()  # a catch-up summary being written may hold the text: stop it, write it anew
         if state.session is None or erasure.message_id is None:
@@ -257,156 +253,31 @@ class ThreadRouter:
             new_text = prompt_text(rows[0]) if rows else None
         state.session.forget(message_id=erasure.message_id, new_text=new_text)
 
-    def _drop_state(self, state: ThreadState, *, forgotten: bool = True) -> None:
-        """Let go of a thread's state; ``forgotten`` tells whatever still runs for it that the thread is gone."""
-        state.forgotten = forgotten
-        state.session = None
-        if self._states.get(state.key) is state:
-            del self._states[state.key]
-        self._live.pop(state.key, None)
-        if self._keys.get(state.thread_id) == state.key:
-            del self._keys[state.thread_id]
-
     # -- the card -------------------------------------------------------------------------------------------
 
-    async def _has_open_card(self, state: ThreadState) -> bool:
-        """True when a card already waits in this thread (this process's memory first, then SQLite).
-
-        A card row without a posted message means an earlier process died between recording the card and
-        posting it: nobody can see it, so it is posted now rather than leaving the thread waiting forever.
-        """
-        if state.card_open is None:
-            card = await self._cards.open_card_for(thread_id=state.thread_id)
-            state.card_open = card is not None
-            if card is not None and card.card_message_id is None:
-                log.info("posting card %s in %s, which an earlier run recorded but never showed", card.id, state.key)
-                await self._show_new_card(state, card)
-        return state.card_open
-
-    async def _post_card(self, state: ThreadState) -> None:
-        card, created = await self._cards.open_card(thread_id=state.thread_id, now=self._clock())
-        state.card_open = True
-        if created:
-            metrics.card_shown(state.key.platform)
-            await self._show_new_card(state, card)
-
-    async def _show_new_card(self, state: ThreadState, card: CardRecord) -> None:
-        view = CatchUpCard(card_id=card.id, thread=state.key, state=CardState.PENDING)
-        try:
-            message_id = await self._outbox(state.key).post_card(card=view)
-        except Exception:
-            log.exception("could not post the card in %s; the next message will try again", state.key)
-            await self._cards.discard(card_id=card.id)
-            state.card_open = False
-            state.inflight.clear()
-            return
-        await self._cards.set_message_id(card_id=card.id, card_message_id=message_id)
-
     async def handle_click(self, click: CardClick) -> ClickResult:
-        """Resolve a card once, whoever clicks and however often; returns at once, the work runs on.
-
-        The winning click flips the card in SQLite, shows the outcome (no buttons), and leaves the catch-up
-        summary and the answers to a background task, so adapters can acknowledge the click within the
-        platform's 3 seconds. Losers, stale cards and unknown cards get a note for the clicker alone.
-        """
-        card = await self._cards.get(card_id=click.card_id)
-        thread = None if card is None else await self._log.thread(thread_id=card.thread_id)
-        if card is None or thread is None:
-            return ClickResult(private_note=STALE_CARD_NOTE)
-        key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
-        if click.thread is not None and not click.thread.is_same_place(key):
-            log.warning("refusing a click on card %s from %s: the card belongs to %s", card.id, click.thread, key)
-            return ClickResult(private_note=STALE_CARD_NOTE)
-        target = CardState.CATCHING_UP if click.action is CardAction.CATCH_UP else CardState.FRESH
-        won = await self._cards.claim(
-            card_id=card.id,
-            state=target.value,
-            by_id=click.user.id,
-            by_name=click.user.display_name,
-            now=self._clock(),
-        )
-        if not won:
-            return ClickResult(private_note=await self._already_chosen_note(card.id))
-        await self._show_card(card, CatchUpCard(card.id, key, target, chosen_by=click.user.display_name))
-        self._spawn(self._resolve_card(card, key, click))
-        return ClickResult()
-
-    async def _resolve_card(self, card: CardRecord, key: ThreadKey, click: CardClick) -> None:
-        """Start the chosen session, mark the card done, answer what waited. Any failure reopens the card.
-
-        The state is pinned throughout, so ``MAX_LIVE_SESSIONS`` cannot evict the session between its start
-        and the answer to what waited.
-        """
-        log_context.bind(thread=key, event=f"card:{card.id}")
-        state = await self._state(key, title=None)
-        state.pinned += 1
-        started = time.monotonic()
-        try:
-            target = await self._start_chosen_session(state, card, key, click)
-            if target is None:
-                return
-            metrics.card_resolved(target.value, since=started)
-            await self._cards.finish(card_id=card.id, state=target.value, now=self._clock())
-            state.card_open = False
-            await self._show_card(card, CatchUpCard(card.id, key, target, chosen_by=click.user.display_name))
-            async with state.lock:
-                self._kick(state)
-        finally:
-            state.pinned -= 1
-
-    async def _start_chosen_session(
-        self, state: ThreadState, card: CardRecord, key: ThreadKey, click: CardClick
-    ) -> CardState | None:
-        """The session the click asked for, or None (and the card open again) when it could not be made."""
-        try:
-            if click.action is CardAction.FRESH:
-                await self._start_session(state, origin="fresh")
-                return CardState.FRESH
-            self._usage.begin(thread_id=state.thread_id, user_id=click.user.id)
-            try:
-                await self._start_caught_up_session(state)
-            finally:
-                self._usage.settle()
-            return CardState.CAUGHT_UP
-        except Exception as exc:
-            if isinstance(exc, LLMError):
-                log.warning("catch-up summary for %s failed: %s", key, exc)
-                note = f"{SUMMARY_FAILED_NOTE} {exc.user_message}"
-            else:
-                log.error("starting the chosen session in %s failed; the card is open again", key, exc_info=exc)
-                note = CATCH_UP_FAILED_NOTE
-            try:
-                await self._cards.reopen(card_id=card.id)
-            except Exception:
-                log.exception("could not reopen card %s; the next start reopens it", card.id)
-            await self._show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=note))
-            return None
-
-    async def _already_chosen_note(self, card_id: int) -> str:
-        card = await self._cards.get(card_id=card_id)
-        if card is None or card.state == "pending":
-            return STALE_CARD_NOTE
-        who = card.resolved_by_name or "Someone"
-        choice = "to start fresh" if card.state == "fresh" else "to catch up"
-        return f"{who} already chose {choice}."
-
-    async def _show_card(self, card: CardRecord, view: CatchUpCard) -> None:
-        if card.card_message_id is None:
-            return
-        try:
-            await self._outbox(view.thread).update_card(card=view, message_id=card.card_message_id)
-        except Exception:
-            log.exception("could not update card %s in %s", card.id, view.thread)
+        """Resolve a card once, whoever clicks and however often (``bots/cards.py``); returns at once."""
+        return await self._card_flow.handle_click(click)
 
     # -- sessions -------------------------------------------------------------------------------------------
 
-    async def _start_session(self, state: ThreadState, *, origin: str) -> None:
+    # The card flow's SessionHost: what bots/cards.py may ask of the router.
+
+    async def thread_state(self, key: ThreadKey) -> ThreadState:
+        return await self._state(key, title=None)
+
+    async def start_session(self, state: ThreadState, *, origin: str) -> None:
+        """A session with nothing in it yet (Start fresh, or a thread with no earlier messages)."""
         session_id = await self._sessions.record(
             thread_id=state.thread_id, origin=origin, model=self._llm.model, started_utc=self._clock()
         )
-        self._install_session(state, session_id=session_id)
+        self.install_session(state, session_id=session_id)
 
-    def _install_session(
+    async def answer_waiting(self, state: ThreadState) -> None:
+        async with state.lock:
+            self._kick(state)
+
+    def install_session(
         self, state: ThreadState, *, session_id: int, summary: str | None = None, through: int | None = None
     ) -> None:
         source = LogSource(
@@ -426,90 +297,14 @@ class ThreadRouter:
             assistant_name=self._assistant_name,
         )
         state.session_id = session_id
-        self._touch(state)
-
-    async def _start_caught_up_session(self, state: ThreadState) -> None:
-        """Summarize what the thread said since the last summary (or all of it) and seed a session with it.
-
-        The summary is stored only if nothing in the thread was forgotten while it was written (the erasure
-        journal says); otherwise it may hold deleted text, and it is written again from the log.
-        """
-        for _ in range(CATCH_UP_TRIES):
-            seen = await self._erasures.latest_id(thread_id=state.thread_id)
-            previous = await self._sessions.latest_summary(thread_id=state.thread_id)
-            after = previous.through_message_id if previous else 0
-            messages = await self._log.transcript(thread_id=state.thread_id, after_id=after)
-            if not messages and previous is None:
-                await self._start_session(state, origin="catch_up")
-                return
-            if messages:
-                summary = await state.catch_up.run(
-                    self._summarizer.summarize(
-                        lines=transcript_lines(messages),
-                        purpose=Purpose.CATCH_UP,
-                        previous=previous.text if previous else None,
-                    )
-                )
-                if summary is None:
-                    log.info("a message in %s was forgotten while it was summarized; summarizing again", state.key)
-                    continue
-                through = messages[-1].id
-            else:
-                assert previous is not None
-                summary, through = previous.text, after
-            session_id = await self._sessions.record_with_summary(
-                thread_id=state.thread_id,
-                model=self._llm.model,
-                started_utc=self._clock(),
-                summary=summary,
-                summary_through_message_id=through,
-                erasures_seen=seen,
-            )
-            if session_id is not None:
-                await self._follower.catch_up()
-                self._install_session(state, session_id=session_id, summary=summary, through=through)
-                return
-            log.info("a message in %s was forgotten while it was summarized; summarizing again", state.key)
-        raise LLMError(
-            "messages kept being deleted while the thread was summarized",
-            user_message="Messages kept changing while I caught up. Try again in a moment.",
-        )
-
-    def _touch(self, state: ThreadState) -> None:
-        """Mark the session most recently used and evict the least recently used idle ones over the cap."""
-        self._live[state.key] = None
-        self._live.move_to_end(state.key)
-        if len(self._live) <= self._max_live:
-            return
-        for key in list(self._live):
-            if len(self._live) <= self._max_live:
-                break
-            victim = self._states.get(key)
-            if victim is None or victim is state or not victim.idle:
-                continue
-            self._drop_state(victim, forgotten=False)
-            log.info("evicted the idle session of %s (MAX_LIVE_SESSIONS=%d)", key, self._max_live)
-
-    def _bound_states(self, *, keep: ThreadState) -> None:
-        """Drop the least recently used states beyond the cap that hold nothing but what SQLite has too.
-
-        Orphaned threads whose card nobody clicks would otherwise pile up for ever. What a dropped state knew
-        (its card, its waiting messages) is in SQLite and is read again when the thread speaks.
-        """
-        if len(self._states) <= self._max_states:
-            return
-        for victim in list(self._states.values()):
-            if len(self._states) <= self._max_states:
-                break
-            if victim is not keep and victim.droppable and (victim.session is None or victim.idle):
-                self._drop_state(victim, forgotten=False)
+        self._states.touch(state)
 
     # -- answering ------------------------------------------------------------------------------------------
 
     def _kick(self, state: ThreadState) -> None:
         """Make sure a worker will answer the thread's waiting messages (call with the thread's lock held)."""
         if state.worker is None:
-            state.worker = self._spawn(self._work(state))
+            state.worker = self.spawn(self._work(state))
         else:
             state.wake = True
 
@@ -573,7 +368,7 @@ class ThreadRouter:
             committed = True
 
         try:
-            posted = await self._outbox(state.key).stream_reply(thread=state.key, deltas=commit_when_complete())
+            posted = await self.outbox(state.key).stream_reply(thread=state.key, deltas=commit_when_complete())
         except Exception as exc:
             await self._report_failure(state, exc)
             if not committed:
@@ -585,7 +380,7 @@ class ThreadRouter:
             if posted:
                 await self._log.set_platform_id(thread_id=state.thread_id, old=provisional_id, new=posted[0])
             state.answered_through = max(state.answered_through, *ids)
-            self._touch(state)
+            self._states.touch(state)
         state.inflight.difference_update(m.platform_message_id for m in waiting)
         return committed
 
@@ -597,29 +392,22 @@ class ThreadRouter:
             log.error("answering in %s failed", state.key, exc_info=exc)
             text = SOMETHING_WENT_WRONG
         try:
-            await self._outbox(state.key).post_notice(thread=state.key, text=text)
+            await self.outbox(state.key).post_notice(thread=state.key, text=text)
         except Exception:
             log.exception("could not post the failure notice in %s", state.key)
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
     async def _state(self, key: ThreadKey, *, title: str | None) -> ThreadState:
-        state = self._states.get(key)
-        if state is None:
-            thread_id = await self._log.ensure_thread(**key_columns(key), title=title, now=self._clock())
-            state = self._states.setdefault(key, ThreadState(key=key, thread_id=thread_id))
-            self._keys[state.thread_id] = key
-            self._bound_states(keep=state)
-        self._states.move_to_end(key)
-        return state
+        return await self._states.get(key, title=title, now=self._clock())
 
-    def _outbox(self, key: ThreadKey) -> ThreadOutbox:
+    def outbox(self, key: ThreadKey) -> ThreadOutbox:
         try:
             return self._outboxes[key.platform]
         except KeyError:
             raise RuntimeError(f"no outbox registered for platform {key.platform!r}") from None
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
