@@ -88,7 +88,7 @@ class CardFlow:
             state.card_open = card is not None
             if card is not None and card.card_message_id is None:
                 log.info("posting card %s in %s, which an earlier run recorded but never showed", card.id, state.key)
-                await self.show_new_card(state, card)
+                await self._show_new_card(state, card)
         return state.card_open
 
     async def post_card(self, state: ThreadState) -> None:
@@ -96,9 +96,9 @@ class CardFlow:
         state.card_open = True
         if created:
             metrics.card_shown(state.key.platform)
-            await self.show_new_card(state, card)
+            await self._show_new_card(state, card)
 
-    async def show_new_card(self, state: ThreadState, card: CardRecord) -> None:
+    async def _show_new_card(self, state: ThreadState, card: CardRecord) -> None:
         view = CatchUpCard(card_id=card.id, thread=state.key, state=CardState.PENDING)
         try:
             message_id = await self._host.outbox(state.key).post_card(card=view)
