@@ -19,12 +19,13 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -295,7 +296,7 @@ class SlackAdapter:
         log.info("ignoring an unknown button %r", action.get("action_id"))
 
     async def _display_name(self, user_id: str) -> str:
-        """users.info, once per user per process; the id itself when Slack cannot say."""
+        """users.info, once per user per process; the id itself when Slack cannot say or cannot be reached."""
         if user_id not in self._names:
             try:
                 # Events are acknowledged after this listener returns: never let a slow lookup hold the ack.
@@ -307,6 +308,10 @@ class SlackAdapter:
                 )
             except SlackApiError as exc:
                 log.info("users.info failed for %s: %s", user_id, slack_error(exc))
+                return user_id
+            except (SlackClientError, aiohttp.ClientError) as exc:
+                # A network error must cost the name only, never the delivery or the click waiting on it.
+                log.info("users.info for %s failed (%s); using the id for now", user_id, type(exc).__name__)
                 return user_id
             except TimeoutError:
                 log.info("users.info for %s took over %.0fs; using the id for now", user_id, USER_LOOKUP_TIMEOUT_S)

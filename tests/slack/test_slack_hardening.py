@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads
 from tests.router_harness import db_rows
@@ -33,3 +35,64 @@ async def test_a_card_button_pressed_in_another_thread_is_refused_privately(
     note = fake_slack.calls_to("chat.postEphemeral")[0].params
     assert (note["channel"], note["thread_ts"], note["text"]) == ("C2", other, "That card is no longer active.")
     assert [r["state"] for r in db_rows(db_path, "SELECT state FROM cards")] == ["fresh"]
+
+
+async def test_a_network_error_in_the_name_lookup_costs_the_name_not_the_message(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_slack.disconnects["users.info"] = 10  # more than slack_sdk's one retry of a dropped connection
+    fake_llm.reply("Answered anyway.")
+    mention = Payloads.mention("are you there?")
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(mention))
+        await fake_slack.wait_for(lambda: replies_in(fake_slack, mention["ts"]) == ["Answered anyway."])
+        await settle(bot)
+    assert [tuple(r) for r in db_rows(db_path, "SELECT author_name, content FROM messages WHERE role = 'user'")] == [
+        ("UALICE", "are you there?")
+    ]
+    assert fake_llm.requests[0].body["messages"][-1]["content"] == "UALICE: are you there?"
+    assert all(c.params.get("_status") == "disconnected" for c in fake_slack.calls_to("users.info"))
+
+
+async def test_a_network_error_in_the_clickers_name_lookup_does_not_lose_the_click(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    thread = await _orphaned_thread_with_a_card(slack_bot, fake_slack)
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(Payloads.message("which database?", thread_ts=thread)))
+        await fake_slack.wait_for(lambda: len(card_posts(fake_slack)) == 1)
+        fake_slack.disconnects["users.info"] = 10  # Bob's name was never looked up in this process
+        fake_llm.reply("Fresh start, Bob.")
+        await fake_slack.send(
+            Payloads.click(card_value(fake_slack, "fresh"), user="UBOB", thread_ts=thread), kind="interactive"
+        )
+        await fake_slack.wait_for(lambda: "Fresh start, Bob." in replies_in(fake_slack, thread))
+        await settle(bot)
+    assert [tuple(r) for r in db_rows(db_path, "SELECT state, resolved_by_name FROM cards")] == [("fresh", "UBOB")]
+
+
+@pytest.mark.parametrize("fault", ["message_not_found", "disconnected"])
+async def test_a_reply_whose_update_fails_mid_stream_continues_in_a_new_message(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path, fault: str
+) -> None:
+    reply = "A careful answer that streams for a while before it is complete."
+    fake_llm.reply(reply)
+    fake_llm.chunk_chars, fake_llm.chunk_delay_s = 8, 0.02
+    if fault == "disconnected":
+        fake_slack.disconnects["chat.update"] = 2  # slack_sdk retries a dropped connection once
+    else:
+        fake_slack.errors["chat.update"] = [fault]  # someone deleted the half-written reply
+    mention = Payloads.mention("explain")
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(mention))
+        await fake_slack.wait_for(lambda: reply in replies_in(fake_slack, mention["ts"]))
+        await settle(bot)
+    placeholder, anew = fake_slack.posts(thread_ts=mention["ts"])
+    assert fake_slack.final_text(anew.params["_ts"]) == reply
+    # A message Slack still has (the update was lost to the network) is removed: no stale "Thinking…".
+    deleted = [c.params["ts"] for c in fake_slack.calls_to("chat.delete")]
+    assert deleted == ([placeholder.params["_ts"]] if fault == "disconnected" else [])
+    assert fake_slack.calls_to("chat.postEphemeral") == []
+    rows = db_rows(db_path, "SELECT role, content, platform_message_id FROM messages ORDER BY id")
+    assert [(r["role"], r["content"]) for r in rows] == [("user", "explain"), ("assistant", reply)]
+    assert not rows[1]["platform_message_id"].startswith("local-")
