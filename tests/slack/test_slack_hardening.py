@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+import bots.slack.adapter as adapter_module
+from bots.bounded import BoundedCache
+from bots.slack import SlackAdapter
+from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads
 from tests.router_harness import db_rows
@@ -96,3 +100,36 @@ async def test_a_reply_whose_update_fails_mid_stream_continues_in_a_new_message(
     rows = db_rows(db_path, "SELECT role, content, platform_message_id FROM messages ORDER BY id")
     assert [(r["role"], r["content"]) for r in rows] == [("user", "explain"), ("assistant", reply)]
     assert not rows[1]["platform_message_id"].startswith("local-")
+
+
+async def test_a_renamed_user_is_called_by_the_new_name_once_the_cached_one_expires(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    now = [0.0]
+    mention = Payloads.mention("first")
+    async with slack_bot() as bot:
+        bot.adapter._names = BoundedCache(max_entries=10, ttl_s=adapter_module.DISPLAY_NAME_TTL_S, clock=lambda: now[0])
+        await fake_slack.send(Payloads.event_body(mention))
+        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await settle(bot)
+        fake_slack.users["UALICE"] = "Alice Cooper"  # she renamed herself in Slack
+        now[0] += adapter_module.DISPLAY_NAME_TTL_S - 1
+        await fake_slack.send(Payloads.event_body(Payloads.message("cached", thread_ts=mention["ts"])))
+        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 2)
+        await settle(bot)
+        now[0] += 1
+        await fake_slack.send(Payloads.event_body(Payloads.message("expired", thread_ts=mention["ts"])))
+        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 3)
+        await settle(bot)
+    rows = db_rows(db_path, "SELECT author_name, content FROM messages WHERE role = 'user' ORDER BY id")
+    assert [tuple(r) for r in rows] == [("Alice", "first"), ("Alice", "cached"), ("Alice Cooper", "expired")]
+    assert len(fake_slack.calls_to("users.info")) == 2
+
+
+def test_the_display_name_cache_is_bounded_and_expires(make_settings: MakeSettings) -> None:
+    settings = make_settings(slack_bot_token="xoxb-test", slack_app_token="xapp-test")
+    adapter = SlackAdapter(settings=settings, router=None)  # type: ignore[arg-type]
+    names = adapter._names
+    for n in range(adapter_module.DISPLAY_NAMES_MAX + 100):
+        names.put(f"U{n}", f"user {n}")
+    assert len(names) == adapter_module.DISPLAY_NAMES_MAX
