@@ -301,6 +301,20 @@ class Payloads:
         }
 
     @classmethod
+    def shared_channel_body(
+        cls, event: dict[str, Any], *, host_team: str, installed_team: str = TEAM
+    ) -> dict[str, Any]:
+        """An Events API body from a Slack Connect channel, as the app installed in ``installed_team`` gets it.
+
+        Shaped after Slack's documented envelope for shared channels: the top-level ``team_id`` is the workspace
+        that owns the channel, ``authorizations`` names the installation, ``event.team`` / ``event.user_team``
+        the poster's own org.
+        """
+        body = cls.event_body(event, team=installed_team)
+        body |= {"team_id": host_team, "is_ext_shared_channel": True, "context_team_id": host_team}
+        return body
+
+    @classmethod
     def mention(
         cls,
         text: str,

@@ -11,7 +11,7 @@ from bots.bounded import BoundedCache
 from bots.slack import SlackAdapter
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
-from tests.fakes.slack import FakeSlack, Payloads
+from tests.fakes.slack import TEAM, FakeSlack, Payloads
 from tests.router_harness import db_rows
 from tests.slack.conftest import SlackBotFactory
 from tests.slack.test_slack_acks_and_failures import _orphaned_thread_with_a_card
@@ -133,3 +133,29 @@ def test_the_display_name_cache_is_bounded_and_expires(make_settings: MakeSettin
     for n in range(adapter_module.DISPLAY_NAMES_MAX + 100):
         names.put(f"U{n}", f"user {n}")
     assert len(names) == adapter_module.DISPLAY_NAMES_MAX
+
+
+async def test_in_a_shared_channel_an_external_users_follow_up_joins_the_same_thread(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_slack.users["UERIN"] = "Erin"  # a member of the partner org, TPARTNER
+    fake_llm.reply("Noted: the contract renews in May.")
+    fake_llm.reply("Yes, Erin: May.")
+    mention = Payloads.mention("the contract renews in May", channel="CSHARED", team=TEAM) | {"user_team": TEAM}
+    external = Payloads.message(
+        "can you confirm the month?", user="UERIN", channel="CSHARED", thread_ts=mention["ts"], team="TPARTNER"
+    ) | {"user_team": "TPARTNER", "source_team": "TPARTNER"}
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.shared_channel_body(mention, host_team="TPARTNER"))
+        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await settle(bot)
+        await fake_slack.send(Payloads.shared_channel_body(external, host_team="TPARTNER"))
+        await fake_slack.wait_for(lambda: replies_in(fake_slack, mention["ts"])[-1:] == ["Yes, Erin: May."])
+        await settle(bot)
+    threads = db_rows(db_path, "SELECT workspace, channel, thread FROM threads")
+    assert [tuple(r) for r in threads] == [(TEAM, "CSHARED", mention["ts"])]
+    users = db_rows(db_path, "SELECT author_name, content FROM messages WHERE role = 'user' ORDER BY id")
+    assert [tuple(r) for r in users] == [
+        ("Alice", "the contract renews in May"),
+        ("Erin", "can you confirm the month?"),
+    ]
