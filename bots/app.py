@@ -2,21 +2,20 @@
 
 This is the one place that knows every concrete class. It opens the database and migrates it before anything
 else, starts litellm's slow import on a worker thread (so adapters connect meanwhile), and hands the router its
-repositories and LLM client. Adapters receive the router; nothing below this module reads settings. It also
-prunes delivery records past their use, at start-up and then hourly.
+repositories and LLM client. Adapters receive the router; nothing below this module reads settings. Delivery
+records past their use are pruned at start-up and then hourly (``bots/delivery_records.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from agent.llm import LLMClient, LLMConfig, preload_litellm
 from agent.summarize import Summarizer
 from bots.config import Settings
+from bots.delivery_records import DeliveryRecordPruning
 from bots.messages import utc_now
 from bots.thread_state import RouterStores
 from bots.threads import ThreadRouter
@@ -26,9 +25,6 @@ from storage.migrations import migrate
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
 
 log = logging.getLogger(__name__)
-
-DELIVERED_EVENTS_RETENTION = timedelta(days=7)  # far beyond Slack's retries (about +0, +1, +5 minutes)
-DELIVERED_EVENTS_PRUNE_INTERVAL_S = 3600.0
 
 
 def build_llm(settings: Settings) -> LLMClient:
@@ -65,9 +61,10 @@ async def open_router(settings: Settings, *, preload_model_client: bool = True) 
     if preload_model_client:
         preload_litellm()
     async with open_database_for(settings) as db:
-        cards, events = CardStore(db), DeliveredEvents(db)
-        await prune_delivered_events(events)
-        pruning = asyncio.create_task(prune_delivered_events_hourly(events), name="prune-delivered-events")
+        cards = CardStore(db)
+        events = DeliveredEvents(db)
+        pruning = DeliveryRecordPruning(events=events, clock=utc_now)
+        await pruning.run_once()
         interrupted = await cards.reopen_interrupted()
         if interrupted:
             log.info("%d card(s) left mid catch-up by the last run are clickable again", len(interrupted))
@@ -80,26 +77,9 @@ async def open_router(settings: Settings, *, preload_model_client: bool = True) 
             max_live_sessions=settings.max_live_sessions,
             interrupted_cards=interrupted,
         )
+        pruning.start()
         try:
             yield router
         finally:
-            pruning.cancel()
-            await asyncio.gather(pruning, return_exceptions=True)
+            await pruning.stop()
             await router.close()
-
-
-async def prune_delivered_events(events: DeliveredEvents) -> None:
-    """Drop handled delivery records older than the retention window (they only guard against redeliveries)."""
-    try:
-        removed = await events.prune(received_before=utc_now() - DELIVERED_EVENTS_RETENTION)
-    except Exception:
-        log.exception("could not prune old delivered events; trying again in an hour")
-        return
-    if removed:
-        log.info("pruned %d delivered event record(s) older than %s", removed, DELIVERED_EVENTS_RETENTION)
-
-
-async def prune_delivered_events_hourly(events: DeliveredEvents) -> None:
-    while True:
-        await asyncio.sleep(DELIVERED_EVENTS_PRUNE_INTERVAL_S)
-        await prune_delivered_events(events)

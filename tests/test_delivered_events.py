@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import bots.app as app_module
+import bots.delivery_records as delivery_records
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.router_harness import db_rows, running_router, thread_key
@@ -41,7 +41,7 @@ async def test_old_handled_deliveries_are_pruned_at_start_up_and_then_periodical
     age(db_path, "Ev-answered")
     age(db_path, "Ev-waiting")
 
-    monkeypatch.setattr(app_module, "DELIVERED_EVENTS_PRUNE_INTERVAL_S", 0.05)
+    monkeypatch.setattr(delivery_records, "INTERVAL_S", 0.05)
     async with running_router(make_settings()):
         # At start-up: the old handled one goes; the old one whose message still waits stays, as does the recent.
         assert event_keys(db_path) == ["Ev-recent", "Ev-waiting"]
