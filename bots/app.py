@@ -2,7 +2,8 @@
 
 This is the one place that knows every concrete class. It opens the database and migrates it before anything
 else, starts litellm's slow import on a worker thread (so adapters connect meanwhile), and hands the router its
-repositories and LLM client. Adapters receive the router; nothing below this module reads settings.
+repositories and LLM client. Adapters receive the router; nothing below this module reads settings. Delivery
+records past their use are pruned at start-up and then hourly (``bots/housekeeping.py``).
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ async def open_router(
         if interrupted:
             log.info("%d card(s) left mid catch-up by the last run are clickable again", len(interrupted))
         erasures = ErasureStore(db)
-        housekeeping = Housekeeping(erasures=erasures, retention_days=settings.log_retention_days, clock=utc_now)
+        events = DeliveredEvents(db)
+        housekeeping = Housekeeping(
+            erasures=erasures, events=events, retention_days=settings.log_retention_days, clock=utc_now
+        )
         await housekeeping.run_once()
         usage = UsageRecorder(UsageLog(db), daily_cap=settings.user_daily_tokens)
         llm = build_llm(settings, observers=[metrics.observe_model_call, usage.observe])
@@ -80,7 +84,7 @@ async def open_router(
             log=MeteredThreadLog(db),
             sessions=SessionStore(db),
             cards=cards,
-            events=DeliveredEvents(db),
+            events=events,
             erasures=erasures,
             usage=usage,
         )

@@ -188,6 +188,20 @@ class DeliveredEvents:
         )
         return row is not None and row["handled_utc"] is not None
 
+    async def prune(self, *, received_before: datetime) -> int:
+        """Forget deliveries received before ``received_before`` whose work is done; return how many.
+
+        A delivery id only matters while the platform may redeliver it (Slack retries for about an hour), so
+        the rows go once they are well past that and handled, or their message no longer waits for an answer.
+        One whose message still waits stays: it is what an answer in progress marks handled.
+        """
+        return await self._db.execute(
+            "DELETE FROM delivered_events WHERE received_utc < ? AND (handled_utc IS NOT NULL OR NOT EXISTS "
+            "(SELECT 1 FROM messages WHERE messages.id = delivered_events.message_id "
+            "AND messages.reply_state = 'waiting'))",
+            (iso(received_before),),
+        )
+
     async def mark_handled(self, *, message_ids: list[int], now: datetime) -> None:
         if message_ids:
             marks = ",".join("?" * len(message_ids))

@@ -14,6 +14,7 @@ from typing import Any
 import discord
 import yarl
 
+from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
 from bots.discord import translate
 from bots.discord.access import checks_from, is_allowed, origin_of_click, origin_of_message
@@ -39,6 +40,7 @@ INTENT_MISSING = (
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 20.0
 BACKFILL_LIMIT = 200
+BACKFILLED_THREADS_MAX = 10_000  # remembered per process; a forgotten one is only backfilled again (idempotent)
 ANSWERED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
 
@@ -86,7 +88,10 @@ class DiscordAdapter:
         self.client = DiscordClient(self, guild_ready_timeout=guild_ready_timeout)
         self.outbox = DiscordOutbox(self.client)
         self._connection: asyncio.Task[None] | None = None
-        self._backfilled: set[str] = set()
+        self._backfilled: BoundedCache[ThreadKey, None] = BoundedCache(max_entries=BACKFILLED_THREADS_MAX)
+        # Threads whose history could not be read: the id to read after next time (later messages get logged
+        # meanwhile, so the log's latest id would skip what was missed).
+        self._backfill_after: BoundedCache[ThreadKey, str] = BoundedCache(max_entries=BACKFILLED_THREADS_MAX)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -197,16 +202,31 @@ class DiscordAdapter:
         """Once per thread per process: log what people wrote while the bot was down, oldest first.
 
         Discord does not replay messages a stopped bot missed; the channel's history after the last logged
-        message does. They are logged (and later answered) before the message that woke the thread up.
+        message does. They are logged (and later answered) before the message that woke the thread up. The
+        thread counts as done only once the history was read: a refused fetch is tried again with the next
+        message, and never costs the message that woke the thread up.
         """
-        if str(key) in self._backfilled:
+        if key in self._backfilled:
             return
-        self._backfilled.add(str(key))
-        last = await self._router.latest_logged_id(key)
-        if last is None or not last.isdigit():
+        last = self._backfill_after.get(key) or await self._router.latest_logged_id(key)
+        try:
+            missed = 0 if last is None else await self._log_missed(message, key=key, title=title, after=last)
+        except discord.HTTPException as exc:
+            log.warning("could not read the history of %s (%s); trying again with the next message", key, exc)
+            if last is not None:
+                self._backfill_after.put(key, last)
             return
+        self._backfill_after.discard(key)
+        self._backfilled.put(key, None)
+        if missed:
+            log.info("logged %d message(s) sent in %s while the bot was away", missed, key)
+
+    async def _log_missed(self, message: discord.Message, *, key: ThreadKey, title: str | None, after: str) -> int:
+        """Log the thread's messages after ``after`` and before ``message``; return how many there were."""
+        if not after.isdigit():
+            return 0
         missed = 0
-        history = message.channel.history(after=discord.Object(int(last)), limit=BACKFILL_LIMIT, oldest_first=True)
+        history = message.channel.history(after=discord.Object(int(after)), limit=BACKFILL_LIMIT, oldest_first=True)
         async for old in history:
             if old.id >= message.id:
                 break
@@ -214,8 +234,7 @@ class DiscordAdapter:
                 continue
             await self._router.handle_message(await self._incoming(old, key=key, title=title))
             missed += 1
-        if missed:
-            log.info("logged %d message(s) sent in %s while the bot was away", missed, key)
+        return missed
 
     async def _thread_for(self, message: discord.Message, *, mentioned: bool) -> tuple[ThreadKey, str | None] | None:
         """The thread a message belongs to, creating one for a mention in a channel; None to ignore it."""

@@ -52,7 +52,8 @@ def origin_of(body: Mapping[str, Any]) -> Origin | None:
     """The origin of a message event or a button click; None for anything nobody is saying.
 
     Edits and deletions pass (None): they only ever change messages the log already holds, and the log only
-    holds messages that passed the lists.
+    holds messages that passed the lists. The team is always the acting person's own (``event.team``, a
+    clicker's ``user.team_id``), so in a Slack Connect channel SLACK_ALLOWED_TEAMS keeps other orgs out.
     """
     if body.get("type") == "event_callback":
         event = _mapping(body.get("event"))
@@ -63,7 +64,8 @@ def origin_of(body: Mapping[str, Any]) -> Origin | None:
         kind = "dm" if event.get("channel_type") == "im" else "channel"
         return Origin(team=str(team), channel=str(event.get("channel") or ""), user=str(user), kind=kind)
     if body.get("type") == "block_actions":
-        team = _mapping(body.get("team")).get("id") or _mapping(body.get("user")).get("team_id") or ""
+        # The clicker's own team: in a shared channel ``team.id`` is the workspace the app posted from.
+        team = _mapping(body.get("user")).get("team_id") or _mapping(body.get("team")).get("id") or ""
         channel = _mapping(body.get("channel")).get("id") or _mapping(body.get("container")).get("channel_id") or ""
         user = _mapping(body.get("user")).get("id") or ""
         return Origin(team=str(team), channel=str(channel), user=str(user), kind="click")

@@ -6,7 +6,7 @@ while one that was not acknowledged is redelivered by Slack and the log's unique
 delivery harmless. Listeners therefore only translate (``translate.py``) and call the router, which answers in
 its own tasks; everything else that talks to Slack on the way in (a button's outcome, a polite refusal) runs
 after the ack in tasks of this adapter. The only Web API calls before an event's ack are a users.info lookup
-(once per user, bounded) and, when the router decides a thread needs one, posting the card.
+(cached an hour per user, bounded) and, when the router decides a thread needs one, posting the card.
 The allowlists (``access.py``) are a global bolt middleware; the router decides everything else.
 """
 
@@ -19,15 +19,17 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
 from bots.messages import Author, CardClick
 from bots.slack import translate
@@ -44,6 +46,8 @@ STOP_GRACE_S = 20.0
 HTTP_SHUTDOWN_TIMEOUT_S = 5.0
 SOCKET_PING_INTERVAL_S = 10.0  # how often the Socket Mode client checks its connection (and reconnects)
 USER_LOOKUP_TIMEOUT_S = 1.5
+DISPLAY_NAME_TTL_S = 3600.0  # people rename themselves; an hour-old name is good enough for a transcript
+DISPLAY_NAMES_MAX = 5000
 
 
 class SlackAdapter:
@@ -81,7 +85,7 @@ class SlackAdapter:
         )
         self.outbox = SlackOutbox(self.client)
         self._checks = checks_from(settings)
-        self._names: dict[str, str] = {}
+        self._names: BoundedCache[str, str] = BoundedCache(max_entries=DISPLAY_NAMES_MAX, ttl_s=DISPLAY_NAME_TTL_S)
         self.bot_user_id: str | None = None
         self._after_ack_tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
@@ -301,23 +305,27 @@ class SlackAdapter:
         log.info("ignoring an unknown button %r", action.get("action_id"))
 
     async def _display_name(self, user_id: str) -> str:
-        """users.info, once per user per process; the id itself when Slack cannot say."""
-        if user_id not in self._names:
+        """users.info, at most once an hour per user; the id itself when Slack cannot say or cannot be reached."""
+        name = self._names.get(user_id)
+        if name is None:
             try:
                 # Events are acknowledged after this listener returns: never let a slow lookup hold the ack.
                 response = await asyncio.wait_for(self.client.users_info(user=user_id), USER_LOOKUP_TIMEOUT_S)
                 user = response.get("user") or {}
                 profile = user.get("profile") or {}
-                self._names[user_id] = str(
-                    profile.get("display_name") or profile.get("real_name") or user.get("name") or user_id
-                )
+                name = str(profile.get("display_name") or profile.get("real_name") or user.get("name") or user_id)
+                self._names.put(user_id, name)
             except SlackApiError as exc:
                 log.info("users.info failed for %s: %s", user_id, slack_error(exc))
+                return user_id
+            except (SlackClientError, aiohttp.ClientError) as exc:
+                # A network error must cost the name only, never the delivery or the click waiting on it.
+                log.info("users.info for %s failed (%s); using the id for now", user_id, type(exc).__name__)
                 return user_id
             except TimeoutError:
                 log.info("users.info for %s took over %.0fs; using the id for now", user_id, USER_LOOKUP_TIMEOUT_S)
                 return user_id
-        return self._names[user_id]
+        return name
 
 
 def slack_error(exc: SlackApiError) -> str:

@@ -12,7 +12,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.messages import CardAction, ThreadKey
@@ -71,7 +72,7 @@ class SlackOutbox:
         for index, chunk in enumerate(split_message(text, limit=CHUNK_LIMIT)):
             if index < len(posted):
                 if chunk != shown[index]:
-                    await self._client.chat_update(channel=thread.channel, ts=posted[index], text=chunk)
+                    posted[index] = await self._update_or_repost(thread, posted[index], chunk)
                     shown[index] = chunk
             else:
                 response = await self._client.chat_postMessage(
@@ -80,6 +81,29 @@ class SlackOutbox:
                 posted.append(str(response["ts"]))
                 shown.append(chunk)
 
+    async def _update_or_repost(self, thread: ThreadKey, ts: str, text: str) -> str:
+        """Edit a reply in progress; if Slack refuses (deleted meanwhile, a network error), go on in a new message.
+
+        Returns the ts the rest of the reply edits. The old message, if it still exists, is removed (best
+        effort): the new one holds all its text, and a stale "Thinking…" must not stay behind.
+        """
+        try:
+            await self._client.chat_update(channel=thread.channel, ts=ts, text=text)
+        except (SlackClientError, aiohttp.ClientError) as exc:
+            reason = _reason(exc)
+            log.info("could not update reply %s in %s (%s); posting the rest anew", ts, thread, reason)
+            response = await self._client.chat_postMessage(channel=thread.channel, thread_ts=thread.thread, text=text)
+            if reason != "message_not_found":
+                await self._delete_quietly(thread, ts)
+            return str(response["ts"])
+        return ts
+
+    async def _delete_quietly(self, thread: ThreadKey, ts: str) -> None:
+        try:
+            await self._client.chat_delete(channel=thread.channel, ts=ts)
+        except (SlackClientError, aiohttp.ClientError) as exc:
+            log.info("could not remove the superseded reply %s in %s (%s)", ts, thread, _reason(exc))
+
     async def _interrupted(self, thread: ThreadKey, posted: list[str], shown: list[str]) -> None:
         """Leave nothing misleading: drop an untouched placeholder, mark partial text as cut off."""
         try:
@@ -87,8 +111,8 @@ class SlackOutbox:
                 await self._client.chat_delete(channel=thread.channel, ts=posted[0])
             else:
                 await self._client.chat_update(channel=thread.channel, ts=posted[-1], text=shown[-1] + INTERRUPTED)
-        except SlackApiError as exc:
-            log.warning("could not tidy up an interrupted reply in %s: %s", thread, exc.response.status_code)
+        except (SlackClientError, aiohttp.ClientError) as exc:
+            log.warning("could not tidy up an interrupted reply in %s: %s", thread, _reason(exc))
 
     async def post_notice(self, *, thread: ThreadKey, text: str) -> None:
         await self._client.chat_postMessage(channel=thread.channel, thread_ts=thread.thread, text=text)
@@ -109,6 +133,13 @@ class SlackOutbox:
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         await self._client.chat_postEphemeral(**kwargs)
+
+
+def _reason(exc: Exception) -> str:
+    """A failed call in a few words: Slack's error code, else the kind of network error."""
+    if isinstance(exc, SlackApiError) and isinstance(exc.response.data, dict):
+        return str(exc.response.data.get("error") or exc.response.status_code)
+    return type(exc).__name__
 
 
 def card_blocks(card: CatchUpCard) -> list[dict[str, Any]]:

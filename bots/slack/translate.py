@@ -46,7 +46,20 @@ def ts_to_datetime(ts: str) -> datetime:
 
 
 def team_of(body: Mapping[str, Any], event: Mapping[str, Any]) -> str:
-    team = event.get("team") or body.get("team_id") or (body.get("team") or {}).get("id") or ""
+    """The workspace a thread is keyed by: the app's installation, never the poster's org.
+
+    In a Slack Connect (shared) channel ``event.team`` is the team of whoever wrote the message, so keying by
+    it split one thread into one per org and an external user's follow-up was ignored. The installation's
+    team is ``authorizations[0].team_id`` (slack-bolt's own ``extract_team_id`` prefers it for the same
+    reason; the top-level ``team_id`` can be the workspace that owns the shared channel), and it is the same
+    for every message of a thread whoever posts it.
+    """
+    authorizations = body.get("authorizations")
+    if isinstance(authorizations, list) and authorizations and isinstance(authorizations[0], Mapping):
+        installed = authorizations[0].get("team_id")
+        if isinstance(installed, str) and installed:
+            return installed
+    team = body.get("team_id") or _mapping(body.get("team")).get("id") or event.get("team") or ""
     return str(team)
 
 

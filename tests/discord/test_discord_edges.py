@@ -255,3 +255,24 @@ async def test_a_card_button_pressed_in_another_thread_is_refused_privately(
     refusal = fake_discord.followups()[0].json
     assert refusal["content"] == "That card is no longer active." and refusal["flags"] & 64
     assert tuple(db_rows(db_path, "SELECT state FROM cards")[0]) == ("fresh",)
+
+
+async def test_a_refused_history_fetch_is_tried_again_and_never_costs_the_message(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with discord_bot() as bot:
+        thread = await open_thread(fake_discord, bot, "the release is on Tuesday")
+    fake_discord.wrote_while_bot_was_away("is it still Tuesday?", channel_id=thread, author=BOB)
+    async with discord_bot() as bot:
+        fake_discord.fail("GET", rf"/channels/{thread}/messages", status=403, code=50001)
+        await fake_discord.user_says("anyone?", channel_id=thread)
+        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await settle(bot)
+        await fake_discord.user_says("hello?", channel_id=thread)
+        await fake_discord.wait_for(
+            lambda: len(db_rows(db_path, "SELECT 1 FROM messages WHERE role = 'user'")) == 4, timeout=5
+        )
+        await settle(bot)
+    users = db_rows(db_path, "SELECT content FROM messages WHERE role = 'user' ORDER BY id")
+    assert [r[0] for r in users] == ["the release is on Tuesday", "anyone?", "is it still Tuesday?", "hello?"]
+    assert len(fake_discord.calls_to("GET", rf"/channels/{thread}/messages")) == 2

@@ -52,6 +52,8 @@ class FakeSlack:
     unacked: dict[str, tuple[dict[str, Any], str, int]] = field(default_factory=dict)
     rate_limited: dict[str, int] = field(default_factory=dict)  # method -> how many calls get a 429 first
     delays_s: dict[str, float] = field(default_factory=dict)  # method -> seconds before it answers
+    disconnects: dict[str, int] = field(default_factory=dict)  # method -> how many calls lose their connection
+    errors: dict[str, list[str]] = field(default_factory=dict)  # method -> error codes for its next calls
     on_ack: Callable[[str], None] | None = None  # called with the envelope_id the moment its ack arrives
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
@@ -93,6 +95,8 @@ class FakeSlack:
         """A message's text as the channel would show it now (its last update wins)."""
         text = ""
         for call in self.calls:
+            if "_status" in call.params:
+                continue  # Slack refused or never received it
             if call.method == "chat.postMessage" and call.params.get("_ts") == ts:
                 text = call.params.get("text", "")
             if call.method == "chat.update" and call.params.get("ts") == ts:
@@ -199,6 +203,16 @@ class FakeSlack:
             self.rate_limited[method] -= 1
             call.params["_status"] = 429
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"})
+        if self.disconnects.get(method):
+            self.disconnects[method] -= 1
+            call.params["_status"] = "disconnected"
+            assert request.transport is not None
+            request.transport.close()  # the client sees the server disconnect: an aiohttp ClientError
+            return web.Response()
+        if self.errors.get(method):
+            error = self.errors[method].pop(0)
+            call.params["_status"] = error
+            return web.json_response({"ok": False, "error": error})
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         result = handler(call) if handler else {"ok": True}
         return web.json_response(result, headers={"x-oauth-scopes": ",".join(self.scopes)})
@@ -290,6 +304,20 @@ class Payloads:
             "event_time": int(time.time()),
             "authorizations": [{"team_id": team, "user_id": BOT_USER, "is_bot": True}],
         }
+
+    @classmethod
+    def shared_channel_body(
+        cls, event: dict[str, Any], *, host_team: str, installed_team: str = TEAM
+    ) -> dict[str, Any]:
+        """An Events API body from a Slack Connect channel, as the app installed in ``installed_team`` gets it.
+
+        Shaped after Slack's documented envelope for shared channels: the top-level ``team_id`` is the workspace
+        that owns the channel, ``authorizations`` names the installation, ``event.team`` / ``event.user_team``
+        the poster's own org.
+        """
+        body = cls.event_body(event, team=installed_team)
+        body |= {"team_id": host_team, "is_ext_shared_channel": True, "context_team_id": host_team}
+        return body
 
     @classmethod
     def mention(

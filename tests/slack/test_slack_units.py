@@ -144,3 +144,12 @@ def test_a_chosen_card_shows_the_outcome_and_who_chose_with_no_buttons(state: Ca
     blocks = card_blocks(_card(state, chosen_by="Bob"))
     assert all(b["type"] != "actions" for b in blocks)
     assert words in str(blocks) and "Bob" in str(blocks)
+
+
+def test_in_a_shared_channel_the_allowlist_sees_the_clickers_own_team() -> None:
+    click = Payloads.click("tk-card:1:fresh", user="UERIN", channel="CSHARED")
+    click["user"]["team_id"] = "TPARTNER"  # team.id stays the workspace the app posted from
+    assert origin_of(click) == Origin(team="TPARTNER", channel="CSHARED", user="UERIN", kind="click")
+    assert origin_of(Payloads.event_body(Payloads.message("hi", user="UERIN", team="TPARTNER"))) == Origin(
+        team="TPARTNER", channel="C1", user="UERIN", kind="channel"
+    )
