@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -151,6 +152,7 @@ class LLMClient:
         self.context_window_fallback = context_window_fallback
         self.last_usage = Usage()
         self._max_input_tokens: int | None = None
+        self._supports_tools: bool | None = None
 
     @property
     def model(self) -> str:
@@ -187,15 +189,17 @@ class LLMClient:
         """Whether the model can call functions: the config's say, else litellm's model info (unknown: no)."""
         if self.config.function_calling is not None:
             return self.config.function_calling
-        litellm = await litellm_module()
+        if self._supports_tools is None:
+            litellm = await litellm_module()
 
-        def lookup() -> bool:
-            try:
-                return bool(litellm.supports_function_calling(model=self.config.model))
-            except Exception:
-                return False
+            def lookup() -> bool:
+                try:
+                    return bool(litellm.supports_function_calling(model=self.config.model))
+                except Exception:
+                    return False
 
-        return await asyncio.to_thread(lookup)
+            self._supports_tools = await asyncio.to_thread(lookup)
+        return self._supports_tools
 
     def _request_args(self, messages: list[Message], *, stream: bool, max_tokens: int | None) -> dict[str, Any]:
         args: dict[str, Any] = {
@@ -341,6 +345,6 @@ def _collect_call_pieces(chunk: Any, pieces: dict[int, _CallPieces]) -> None:
 
 def _assembled(pieces: dict[int, _CallPieces]) -> list[RequestedCall]:
     return [
-        RequestedCall(id=p.id or f"call_{index}", name=p.name, arguments="".join(p.arguments))
+        RequestedCall(id=p.id or f"call_{uuid.uuid4().hex[:24]}", name=p.name, arguments="".join(p.arguments))
         for index, p in sorted(pieces.items())
     ]

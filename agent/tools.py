@@ -289,6 +289,18 @@ class ToolBox:
         return await asyncio.to_thread(truncate_to_tokens, text, max_tokens=limit, count=count)
 
 
+def one_line(text: str, *, limit: int = 200) -> str:
+    """``text`` on one line, whitespace collapsed, cut to ``limit`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def call_line(*, name: str, raw_arguments: str, result: str, is_error: bool) -> str:
+    """One tool call as a summary transcript records it: name, arguments and a one-line result."""
+    outcome = "error" if is_error else "result"
+    return f"called tool {name} with {one_line(raw_arguments or '{}', limit=300)}; {outcome}: {one_line(result)}"
+
+
 def _refusal(call: ToolCall, decision: Decision) -> str:
     who = decision.decided_by or "no one (the request went unanswered)"
     why = f": {decision.reason}" if decision.reason else ""
@@ -307,7 +319,9 @@ __all__ = [
     "ToolProvider",
     "ToolResult",
     "ToolSpec",
+    "call_line",
     "model_tool_name",
     "needs_approval",
+    "one_line",
     "parse_arguments",
 ]
