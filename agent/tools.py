@@ -13,12 +13,23 @@ message, never as system text.
 
 Construction, as the composition root does it (``bots/app.py`` style)::
 
-    servers = MCPServers.from_file(settings.mcp_config)        # a ToolProvider; start() in the background
-    shared = ToolBox([servers], timeout_s=settings.tool_timeout_s)
-    ...
-    tools = shared.with_extra([ThreadSearch(thread)])           # per turn: add the thread's built-ins
+    # at start-up, with the other settings (MCPConfigError is a config error: print it, exit 2)
+    servers = MCPServers.from_file(settings.mcp_config) if settings.mcp_config else None
+    shared = ToolBox([servers] if servers else [], timeout_s=settings.tool_timeout_s)
+    # once the platforms are connected; returns at once, servers connect in the background
+    if servers: await servers.start()
+    # per session
+    session = AgentSession(..., max_tool_steps=settings.max_tool_steps)
+    # per turn: the thread's built-ins (settings.builtin_tools) join the shared providers
+    tools = shared.with_extra([ThreadSearch(thread)])
     async for delta in session.turn(turns, tools=tools, approve=approvals.ask, on_result=trail.record):
         ...
+    # on shutdown
+    if servers: await servers.stop()
+
+``approve`` is where ``TOOL_APPROVERS`` and ``APPROVAL_TIMEOUT_S`` apply (an approval card that times out is a
+``Decision(approved=False, decided_by=None, reason="no answer in time")``); ``on_result`` is where the trail
+is logged.
 """
 
 from __future__ import annotations
