@@ -291,3 +291,12 @@ async def test_compaction_keeps_every_tool_message_with_its_call(fake_llm: FakeL
         if request.stream:
             assert_every_tool_message_follows_its_call(request)
     assert fake_llm.max_seen_tokens is not None and fake_llm.max_seen_tokens <= window
+
+
+async def test_a_huge_result_is_capped_with_a_visible_marker(fake_llm: FakeLLM, mcp: MCPServers) -> None:
+    fake_llm.call_tools(ScriptedCall("fake__echo", {"text": "flood of text ", "repeat": 150_000}))
+    fake_llm.reply("That was long.")
+    await say(session_for(client(fake_llm)), "flood", tools=ToolBox([mcp], result_max_tokens=500))
+    content = tool_messages(fake_llm.requests[1])[0]["content"]
+    assert content.startswith("flood of text") and "truncated:" in content and "characters omitted" in content
+    assert len(content) < 5_000

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 
 from agent.mcp_config import MCPConfigError, load_mcp_config
 from agent.mcp_servers import MCPServers
+from agent.tools import ToolBox, ToolCall
 from tests.fakes.mcp_server import fingerprint, serving_http, stdio_entry, write_config
 from tests.fakes.waiting import wait_until
 
@@ -126,10 +129,38 @@ async def test_a_server_that_dies_mid_call_gives_an_error_result_then_reconnects
     assert (await mcp.call("fake__lookup", {"key": "c"})).text == "value of c is 42"
 
 
-async def test_stop_ends_the_child_process_cleanly(running: Any) -> None:
+async def test_a_server_killed_while_idle_is_noticed_and_restarted(running: Any) -> None:
     mcp = await running({"fake": stdio_entry()})
+    first = int((await mcp.call("fake__pid", {})).text)
+    os.kill(first, signal.SIGKILL)
+    await wait_until(lambda: not mcp.connected("fake"), timeout=10, what="the idle ping noticing the death")
+    await asyncio.wait_for(mcp.wait_connected("fake"), timeout=30)
+    assert int((await mcp.call("fake__pid", {})).text) != first
+
+
+async def test_a_timed_out_call_leaves_the_connection_usable(running: Any) -> None:
+    mcp = await running({"fake": stdio_entry()})
+    result = await ToolBox([mcp], timeout_s=0.3).execute(
+        ToolCall.from_raw(id="c1", name="fake__slow", raw_arguments='{"seconds": 5}'), approve=None
+    )
+    assert result.is_error and "did not answer" in result.text
+    assert (await mcp.call("fake__lookup", {"key": "d"})).text == "value of d is 42"
+
+
+async def test_stop_ends_the_child_process(running: Any) -> None:
+    mcp = await running({"fake": stdio_entry()})
+    pid = int((await mcp.call("fake__pid", {})).text)
     await mcp.stop()
     assert mcp.specs() == [] and not mcp.connected("fake")
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    await wait_until(gone, timeout=10, what="the server process exiting")
 
 
 # -- MCP_CONFIG errors ------------------------------------------------------------------------------------------

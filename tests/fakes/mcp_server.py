@@ -8,7 +8,8 @@ The tools cover what the agent must cope with: ``lookup`` is annotated read-only
 effect (and needs approval under ``auto``), ``slow`` outlasts a short timeout, ``explode`` raises (an error
 result), ``die`` kills the server in the middle of the call, ``echo`` returns whatever text it is given (huge
 results, forged system text), and ``env_names`` lists the names, never the values, of its own environment, to
-prove which variables a stdio child inherited. ``request_headers`` (HTTP only) fingerprints the headers it got.
+prove which variables a stdio child inherited, and ``pid`` its process id (so a test can kill it).
+``request_headers`` (HTTP only) fingerprints the headers it got.
 
 With ``FAKE_MCP_FAIL_START=1`` in its environment the stdio server exits before it speaks: a server that never
 starts.
@@ -82,6 +83,10 @@ def build_server() -> MCPServer:
     @server.tool(description="Returns the text it is given.", annotations=ToolAnnotations(read_only_hint=True))
     def echo(text: str, repeat: int = 1) -> str:
         return text * repeat
+
+    @server.tool(description="This server's process id.", annotations=ToolAnnotations(read_only_hint=True))
+    def pid() -> str:
+        return str(os.getpid())
 
     @server.tool(description="Names of this process's environment variables.")
     def env_names() -> str:
