@@ -209,7 +209,7 @@ class AgentSession:
     def bind_reply(self, message_id: int) -> None:
         """Give the last reply its log id once the router has logged it (every step's text is part of it)."""
         for entry in reversed(self._history):
-            if entry.role == "user":
+            if entry.role == "user" or (entry.role == "assistant" and entry.message_id is not None):
                 return
             if entry.role == "assistant":
                 entry.message_id = message_id
@@ -306,8 +306,9 @@ class AgentSession:
             spoken = ""
             for step in range(self._max_tool_steps + 1):
                 last_step = step == self._max_tool_steps
+                self._squeeze_pending(room=budget.input_limit * 3 // 4, with_history=False)
                 await self._fit(budget=budget, count=count)
-                self._squeeze_pending(budget=budget, count=count)
+                self._squeeze_pending(room=budget.input_limit, with_history=True)
                 request = [*self.messages, *(e.message for e in self._pending)]
                 requested: list[RequestedCall] = []
                 text = ""
@@ -360,7 +361,12 @@ class AgentSession:
         count: TokenCount,
     ) -> None:
         """Run a step's calls concurrently; append the step and its results, in call order, as one unit."""
-        calls = [ToolCall.from_raw(id=c.id, name=c.name, raw_arguments=c.arguments) for c in requested]
+        seen: set[str] = set()
+        calls: list[ToolCall] = []
+        for index, c in enumerate(requested):
+            call_id = c.id if c.id not in seen else f"{c.id}_{index}"  # providers need each id once
+            seen.add(call_id)
+            calls.append(ToolCall.from_raw(id=call_id, name=c.name, raw_arguments=c.arguments))
         step = _Entry("assistant", self._assistant_name, text.strip(), None, calls=calls)
 
         async def run(call: ToolCall) -> ToolResult:
@@ -398,11 +404,19 @@ class AgentSession:
             tokens = count(entry.measured_text())
         entry.tokens = tokens + MESSAGE_OVERHEAD_TOKENS
 
-    def _squeeze_pending(self, *, budget: ContextBudget, count: TokenCount) -> None:
-        """When this turn's own tool results overflow the window, the oldest give way to a short note."""
-        fixed = count(self._system_text()) + sum(_tokens(e) for e in self._history) + MESSAGE_OVERHEAD_TOKENS
+    def _squeeze_pending(self, *, room: int, with_history: bool) -> None:
+        """When this turn's own tool results overflow ``room``, the oldest give way to a short note.
+
+        Before compaction the turn may take three quarters of the window, so earlier turns keep some room;
+        after it, the whole request must fit.
+        """
+        assert self._meter is not None
+        budget, count = self._meter
+        fixed = count(self._system_text()) + MESSAGE_OVERHEAD_TOKENS
+        if with_history:
+            fixed += sum(_tokens(e) for e in self._history)
         for entry in self._pending:
-            if fixed + sum(_tokens(e) for e in self._pending) <= budget.input_limit:
+            if fixed + sum(_tokens(e) for e in self._pending) <= room:
                 return
             if entry.result is not None and entry.text != DROPPED_RESULT_NOTE:
                 entry.text, entry.tokens = DROPPED_RESULT_NOTE, None

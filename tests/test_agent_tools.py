@@ -300,3 +300,27 @@ async def test_a_huge_result_is_capped_with_a_visible_marker(fake_llm: FakeLLM, 
     content = tool_messages(fake_llm.requests[1])[0]["content"]
     assert content.startswith("flood of text") and "truncated:" in content and "characters omitted" in content
     assert len(content) < 5_000
+
+
+async def test_a_turn_whose_results_overflow_the_window_drops_its_oldest_results_not_the_thread(
+    fake_llm: FakeLLM, mcp: MCPServers
+) -> None:
+    window = 1500
+    fake_llm.max_context_tokens = window
+    fake_llm.reply("Noted.")
+    flood = ScriptedCall("fake__echo", {"text": "padding words here ", "repeat": 200})
+    for _step in range(3):
+        fake_llm.call_tools(flood, flood)
+    fake_llm.reply_with(lambda body: "SUMMARY: codename HERON" if not body.get("stream") else "Done.")
+    session = session_for(client(fake_llm, window=window))
+    await say(session, "Project codename is HERON.", tools=ToolBox([mcp]), message_id=1)
+    reply = await say(session, "Echo a lot.", tools=ToolBox([mcp], result_max_tokens=400), message_id=3)
+    assert reply == "Done."
+    last = fake_llm.requests[-1]
+    assert "dropped to fit the context window" in json.dumps(last.messages)
+    assert "HERON" in json.dumps(last.messages)
+    assert len(tool_messages(last)) == 6
+    for request in fake_llm.requests:
+        if request.stream:
+            assert_every_tool_message_follows_its_call(request)
+    assert fake_llm.max_seen_tokens is not None and fake_llm.max_seen_tokens <= window
