@@ -21,7 +21,7 @@ from agent.session import AgentSession, UserTurn
 from agent.summarize import Summarizer
 from agent.tools import Decision, ToolBox, ToolCall, ToolOutput, ToolResult, ToolSpec
 from tests.fakes.llm import FakeLLM, RecordedRequest, ScriptedCall, ToolCallReply
-from tests.fakes.mcp_server import stdio_entry, write_config
+from tests.fakes.mcp_server import serving_http, stdio_entry, write_config
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
@@ -324,3 +324,18 @@ async def test_a_turn_whose_results_overflow_the_window_drops_its_oldest_results
         if request.stream:
             assert_every_tool_message_follows_its_call(request)
     assert fake_llm.max_seen_tokens is not None and fake_llm.max_seen_tokens <= window
+
+
+async def test_a_streamable_http_server_serves_a_turn_too(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    async with serving_http() as http:
+        servers = MCPServers.from_file(write_config(tmp_path / "mcp.json", {"remote": {"url": http.url}}))
+        await servers.start()
+        try:
+            await asyncio.wait_for(servers.wait_connected("remote"), timeout=30)
+            fake_llm.call_tools(ScriptedCall("remote__lookup", {"key": "over-http"}))
+            fake_llm.reply("Found it over HTTP.")
+            reply = await say(session_for(client(fake_llm)), "look it up remotely", tools=ToolBox([servers]))
+        finally:
+            await servers.stop()
+    assert reply == "Found it over HTTP."
+    assert tool_messages(fake_llm.requests[1])[0]["content"] == "value of over-http is 42"
