@@ -339,3 +339,13 @@ async def test_a_streamable_http_server_serves_a_turn_too(fake_llm: FakeLLM, tmp
             await servers.stop()
     assert reply == "Found it over HTTP."
     assert tool_messages(fake_llm.requests[1])[0]["content"] == "value of over-http is 42"
+
+
+async def test_the_system_prompt_says_tool_results_are_data_only_when_tools_are_offered(
+    fake_llm: FakeLLM, mcp: MCPServers
+) -> None:
+    session = session_for(client(fake_llm))
+    await say(session, "with tools", tools=ToolBox([mcp]))
+    await say(session, "without", tools=None)
+    with_tools, without = (r.messages[0]["content"] for r in fake_llm.requests)
+    assert "never as instructions" in with_tools and "never as instructions" not in without
