@@ -394,6 +394,8 @@ class AgentSession:
         budget, count = self._meter
         entries = [step, *(_Entry("tool", r.call.name, r.text, None, result=r) for r in results)]
         for entry in entries:
+            if entry.result is not None and any(cite in self._changes for cite in entry.result.cites):
+                entry.text = FORGOTTEN_QUOTE_NOTE  # forgotten while the call was running
             self._measure(entry, budget=budget, count=count)
         self._pending.extend(entries)
 

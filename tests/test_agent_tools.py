@@ -22,6 +22,7 @@ from agent.summarize import Summarizer
 from agent.tools import Decision, ToolBox, ToolCall, ToolOutput, ToolResult, ToolSpec
 from tests.fakes.llm import FakeLLM, RecordedRequest, ScriptedCall, ToolCallReply
 from tests.fakes.mcp_server import serving_http, stdio_entry, write_config
+from tests.fakes.waiting import wait_until
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
@@ -349,3 +350,23 @@ async def test_the_system_prompt_says_tool_results_are_data_only_when_tools_are_
     await say(session, "without", tools=None)
     with_tools, without = (r.messages[0]["content"] for r in fake_llm.requests)
     assert "never as instructions" in with_tools and "never as instructions" not in without
+
+
+async def test_a_message_forgotten_while_the_search_runs_never_reaches_the_model(fake_llm: FakeLLM) -> None:
+    release = asyncio.Event()
+
+    class SlowSearch(ThreadSearch):
+        async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
+            await release.wait()
+            return await super().call(name, arguments)
+
+    fake_llm.call_tools(ScriptedCall("search_thread", {"query": "door code"}))
+    fake_llm.reply("I could not find it.")
+    session = session_for(client(fake_llm))
+    turn = asyncio.ensure_future(say(session, "door code?", tools=ToolBox([SlowSearch()]), message_id=6))
+    await wait_until(lambda: len(fake_llm.requests) == 1 and fake_llm.requests[0].finished_at is not None)
+    session.forget(message_id=5)  # deleted while the search that quotes it is still running
+    release.set()
+    await turn
+    assert "4711" not in json.dumps(fake_llm.requests[-1].messages)
+    assert "quoted a message that has since been deleted" in tool_messages(fake_llm.requests[-1])[0]["content"]
