@@ -29,6 +29,7 @@ short note when that message is forgotten.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections import OrderedDict
@@ -379,6 +380,8 @@ class AgentSession:
 
         async def run(call: ToolCall) -> ToolResult:
             result = await tools.execute(call, approve=approve, count=count)
+            if any(cite in self._changes for cite in result.cites):  # forgotten while the call ran
+                result = dataclasses.replace(result, text=FORGOTTEN_QUOTE_NOTE)
             if on_result is not None:
                 try:
                     await on_result(result)

@@ -363,10 +363,13 @@ async def test_a_message_forgotten_while_the_search_runs_never_reaches_the_model
     fake_llm.call_tools(ScriptedCall("search_thread", {"query": "door code"}))
     fake_llm.reply("I could not find it.")
     session = session_for(client(fake_llm))
-    turn = asyncio.ensure_future(say(session, "door code?", tools=ToolBox([SlowSearch()]), message_id=6))
+    trail = Trail()
+    tools = ToolBox([SlowSearch()])
+    turn = asyncio.ensure_future(say(session, "door code?", tools=tools, message_id=6, on_result=trail.record))
     await wait_until(lambda: len(fake_llm.requests) == 1 and fake_llm.requests[0].finished_at is not None)
     session.forget(message_id=5)  # deleted while the search that quotes it is still running
     release.set()
     await turn
     assert "4711" not in json.dumps(fake_llm.requests[-1].messages)
     assert "quoted a message that has since been deleted" in tool_messages(fake_llm.requests[-1])[0]["content"]
+    assert "4711" not in trail.results[0].text and trail.results[0].cites == (5,)  # the trail keeps no quote
