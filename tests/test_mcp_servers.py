@@ -117,6 +117,16 @@ async def test_a_server_that_never_starts_is_retried_and_the_others_work(
     assert "never-log-this" not in caplog.text
 
 
+async def test_a_command_that_does_not_exist_is_logged_and_retried(
+    running: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    mcp = await running({"ghost": {"command": "/nonexistent/mcp-server", "args": ["--token", "arg-secret"]}})
+    assert mcp.specs() == [] and not mcp.connected("ghost")
+    assert "MCP server ghost (mcp-server) is unavailable" in caplog.text
+    assert "arg-secret" not in caplog.text
+
+
 async def test_a_server_that_dies_mid_call_gives_an_error_result_then_reconnects(running: Any) -> None:
     mcp = await running({"fake": stdio_entry()})
     died = await mcp.call("fake__die", {})
