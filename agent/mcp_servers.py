@@ -26,6 +26,7 @@ import logging
 import os
 import random
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -48,6 +49,7 @@ SAFE_ENV_PREFIXES = ("LC_",)
 MAX_TOOL_PAGES = 20
 MAX_DESCRIPTION_CHARS = 1024
 STOP_GRACE_S = 8.0
+STABLE_AFTER_S = 30.0  # a connection that lasted this long resets the backoff; a flapping server backs off
 
 
 def child_environment(configured: dict[str, str]) -> dict[str, str]:
@@ -77,6 +79,7 @@ class _Link:
         self._wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self._secrets = settings.secrets()
+        self._up_since: float | None = None
 
     def redact(self, text: str) -> str:
         for secret in self._secrets:
@@ -92,7 +95,6 @@ class _Link:
                 self._scope = scope
                 try:
                     await self._connect_and_serve()
-                    delay = self._owner.backoff_initial_s
                 except Exception as exc:
                     log.warning(
                         "MCP server %s (%s) is unavailable: %s; retrying in %.1fs",
@@ -106,6 +108,9 @@ class _Link:
             self._scope = None
             if self._stopping:
                 return
+            up_since, self._up_since = self._up_since, None
+            if up_since is not None and time.monotonic() - up_since >= STABLE_AFTER_S:
+                delay = self._owner.backoff_initial_s
             await self._sleep(random.uniform(delay / 2, delay))
             delay = min(self._owner.backoff_max_s, delay * 2)
 
@@ -115,6 +120,7 @@ class _Link:
                 await session.initialize()
                 tools = await _all_tools(session)
             self.session, self.tools = session, self._specs(tools)
+            self._up_since = time.monotonic()
             self._broken.clear()
             self.connected.set()
             self.settled.set()
