@@ -373,3 +373,30 @@ async def test_a_message_forgotten_while_the_search_runs_never_reaches_the_model
     assert "4711" not in json.dumps(fake_llm.requests[-1].messages)
     assert "quoted a message that has since been deleted" in tool_messages(fake_llm.requests[-1])[0]["content"]
     assert "4711" not in trail.results[0].text and trail.results[0].cites == (5,)  # the trail keeps no quote
+
+
+async def test_the_last_resort_trim_drops_whole_tool_steps(
+    fake_llm: FakeLLM, mcp: MCPServers, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    window = 900
+    fake_llm.max_context_tokens = window
+    report = "figures for the quarter " * 12
+
+    def script(body: dict[str, Any]) -> str | ToolCallReply:
+        if not body.get("stream"):
+            return "SUMMARY: " + "an overlong summary that will not fit " * 40  # forces the last resort
+        if body["messages"][-1]["role"] == "user":
+            return ToolCallReply(calls=(ScriptedCall("fake__echo", {"text": report}),))
+        return "ok"
+
+    fake_llm.reply_with(script)
+    session = session_for(client(fake_llm, window=window))
+    for i in range(10):
+        await say(session, f"Turn {i}: fetch the figures.", tools=ToolBox([mcp]), message_id=i + 1)
+    assert "cannot get the session under its token budget" in caplog.text, "the last resort never ran"
+    for request in fake_llm.requests:
+        if request.stream:
+            assert_every_tool_message_follows_its_call(request)
+            assert request.messages[1]["role"] != "tool"
+    assert fake_llm.max_seen_tokens is not None and fake_llm.max_seen_tokens <= window
