@@ -86,6 +86,10 @@ class ToolCall:
     arguments: dict[str, Any]
     raw_arguments: str
 
+    def for_model(self) -> dict[str, Any]:
+        """The OpenAI-format ``tool_calls`` entry of the assistant message that asked for this call."""
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.raw_arguments}}
+
     @classmethod
     def from_raw(cls, *, id: str, name: str, raw_arguments: str) -> ToolCall:
         """A call whose arguments are parsed from ``raw_arguments`` (empty when they are not a JSON object)."""
