@@ -22,6 +22,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -41,6 +42,9 @@ def _import_litellm() -> ModuleType:
     module = importlib.import_module("litellm")
     setattr(module, "suppress_debug_info", True)  # noqa: B010 - litellm's module-level switches
     setattr(module, "drop_params", True)  # noqa: B010
+    # Histories with tool calls: pair every call with a result and fill empty contents where a provider
+    # (Anthropic, Bedrock) would refuse them.
+    setattr(module, "modify_params", True)  # noqa: B010
     logging.getLogger("LiteLLM").setLevel(logging.WARNING)
     return module
 
@@ -164,6 +168,23 @@ class LLMConfig:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 8.0
     retry_after_max_s: float = 30.0
+    function_calling: bool | None = None  # None: litellm's model info decides
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedCall:
+    """A tool call as the model streamed it: the arguments are JSON text, assembled from its pieces."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True)
+class _CallPieces:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -284,6 +305,7 @@ class LLMClient:
         self._observers = list(observers)
         self.last_usage = Usage()
         self._max_input_tokens: int | None = None
+        self._supports_tools: bool | None = None
 
     @property
     def model(self) -> str:
@@ -344,6 +366,22 @@ class LLMClient:
             return int(litellm.token_counter(model=model, text=text))
 
         return count
+
+    async def supports_tools(self) -> bool:
+        """Whether the model can call functions: the config's say, else litellm's model info (unknown: no)."""
+        if self.config.function_calling is not None:
+            return self.config.function_calling
+        if self._supports_tools is None:
+            litellm = await litellm_module()
+
+            def lookup() -> bool:
+                try:
+                    return bool(litellm.supports_function_calling(model=self.config.model))
+                except Exception:
+                    return False
+
+            self._supports_tools = await asyncio.to_thread(lookup)
+        return self._supports_tools
 
     def _request_args(self, messages: list[Message], *, stream: bool, max_tokens: int | None) -> dict[str, Any]:
         args: dict[str, Any] = {
@@ -432,8 +470,19 @@ class LLMClient:
             return f"no key for {model}: set LLM_API_KEY, or {' / '.join(names)}"
         return f"the provider key in the environment was rejected for {model}: replace it, or set LLM_API_KEY"
 
-    async def stream(self, messages: list[Message], *, max_tokens: int | None = None) -> AsyncIterator[str]:
-        """Yield text deltas of one completion; retry only while nothing has been yielded yet."""
+    async def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        calls: list[RequestedCall] | None = None,
+    ) -> AsyncIterator[str]:
+        """Yield text deltas of one completion; retry only while nothing has been yielded yet.
+
+        With ``tools`` (OpenAI-format definitions) the model may also ask for tool calls: they arrive in pieces
+        (by index, the arguments split across chunks) and are appended, whole, to ``calls`` when the stream ends.
+        """
         litellm = await litellm_module()
         self.last_usage = Usage()
         started = time.monotonic()
@@ -441,8 +490,12 @@ class LLMClient:
         reply: list[str] = []
         usage = Usage()
         for attempt in range(1, self.config.max_tries + 1):
+            pieces: dict[int, _CallPieces] = {}
             try:
-                response = await litellm.acompletion(**self._request_args(messages, stream=True, max_tokens=max_tokens))
+                args = self._request_args(messages, stream=True, max_tokens=max_tokens)
+                if tools:
+                    args["tools"] = tools
+                response = await litellm.acompletion(**args)
                 iterator = response.__aiter__()
                 while True:
                     try:
@@ -450,6 +503,7 @@ class LLMClient:
                     except StopAsyncIteration:
                         break
                     usage = self._note_usage(chunk) or usage
+                    _collect_call_pieces(chunk, pieces)
                     delta = _delta_text(chunk)
                     if delta:
                         if first_token_s is None:
@@ -459,6 +513,8 @@ class LLMClient:
                     if _finish_reason(chunk) and _nobody_reads_litellm_logging(litellm, response):
                         usage = await self._drain_provider_stream(response) or usage
                         break
+                if calls is not None:
+                    calls.extend(_assembled(pieces))
                 self._observe(messages, "".join(reply), usage, started=started, first_token_s=first_token_s)
                 return
             except LLMError:
@@ -598,3 +654,29 @@ def _delta_text(chunk: Any) -> str:
         return ""
     delta = getattr(choices[0], "delta", None)
     return str(getattr(delta, "content", None) or "")
+
+
+def _collect_call_pieces(chunk: Any, pieces: dict[int, _CallPieces]) -> None:
+    """Add a chunk's ``delta.tool_calls`` pieces to ``pieces``: by index, else by id, else to the last call."""
+    choices = getattr(chunk, "choices", None) or []
+    delta = getattr(choices[0], "delta", None) if choices else None
+    for part in getattr(delta, "tool_calls", None) or []:
+        index = getattr(part, "index", None)
+        call_id = getattr(part, "id", None) or ""
+        if not isinstance(index, int):
+            known = next((i for i, p in pieces.items() if call_id and p.id == call_id), None)
+            index = known if known is not None else (len(pieces) if call_id or not pieces else max(pieces))
+        call = pieces.setdefault(index, _CallPieces())
+        call.id = call.id or call_id
+        function = getattr(part, "function", None)
+        call.name = call.name or str(getattr(function, "name", None) or "")
+        arguments = getattr(function, "arguments", None)
+        if arguments:
+            call.arguments.append(str(arguments))
+
+
+def _assembled(pieces: dict[int, _CallPieces]) -> list[RequestedCall]:
+    return [
+        RequestedCall(id=p.id or f"call_{uuid.uuid4().hex[:24]}", name=p.name, arguments="".join(p.arguments))
+        for index, p in sorted(pieces.items())
+    ]

@@ -14,19 +14,43 @@ log id it covered, and compaction remembers the ids it folded into its summary. 
 drops or rewrites the entry at once and throws away any summary that saw the message; before the next request
 the session rebuilds that summary from the log's remaining messages through a :class:`SessionSource`. A
 summary that was being written when something was forgotten is discarded and written again.
+
+Tools: a turn given a :class:`~agent.tools.ToolBox` may run several model steps. A step whose answer asks for
+tool calls gets them run (concurrently when there are several), their results go back as ``tool`` messages,
+and the next step follows, until the model answers in text or ``max_tool_steps`` steps have asked for tools
+(then one last request without tools, and the answer says the limit was hit). Text the model streams in any
+step is yielded as it comes. A step's assistant message with its ``tool_calls`` and the ``tool`` messages of
+their results are one unit everywhere: compaction and the budget's last resort cut between units, never inside
+one, so no request carries a ``tool`` message without its call. A tool result is always a ``tool`` message,
+never system text, whatever it says. A result that quoted a logged message (its ``cites``) is rewritten to a
+short note when that message is forgotten.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from agent.context import MESSAGE_OVERHEAD_TOKENS, ContextBudget, TokenCount, truncate_to_tokens
-from agent.llm import FailureKind, LLMClient, LLMError, Message
+from agent.llm import FailureKind, LLMClient, LLMError, Message, RequestedCall
+from agent.steps import (
+    DROPPED_RESULT_NOTE,
+    FORGOTTEN_QUOTE_NOTE,
+    MAX_TOOL_STEPS,
+    STEP_LIMIT_NOTE,
+    TOOLS_NOTE,
+    ResultHook,
+    calls_of,
+    offered_tools,
+    run_calls,
+    withheld_if_forgotten,
+)
 from agent.summarize import Interruptible, Purpose, Summarizer, neutralize_fences, transcript_line
+from agent.tools import Approver, ToolBox, ToolCall, ToolResult, call_line
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +98,32 @@ class UserTurn:
 
 @dataclass(slots=True)
 class _Entry:
-    role: str
+    role: str  # "user", "assistant" or "tool"
     author: str
     text: str
     message_id: int | None
     content: str = ""
     tokens: int | None = None  # None: not measured since it was created or edited
+    calls: list[ToolCall] = field(default_factory=list)  # an assistant step's tool calls
+    result: ToolResult | None = None  # a tool entry's result (its call names the call it answers)
 
     @property
     def message(self) -> Message:
+        if self.result is not None:
+            return {"role": "tool", "tool_call_id": self.result.call.id, "content": self.content}
+        if self.calls:
+            calls = [c.for_model() for c in self.calls]
+            return {"role": "assistant", "content": self.content or None, "tool_calls": calls}
         return {"role": self.role, "content": self.content}
 
     def line(self) -> str:
         """The entry as a transcript line for a compaction summary."""
         return transcript_line(author=self.author, role=self.role, text=self.text)
+
+    def measured_text(self) -> str:
+        """What the entry's tokens are counted on: its content plus any calls it carries."""
+        return self.content + (json.dumps([c.for_model() for c in self.calls]) if self.calls else "")
+
 
 
 def _fence(tag: str, text: str) -> str:
@@ -107,6 +143,7 @@ class AgentSession:
         seed_through: int | None = None,
         source: SessionSource | None = None,
         assistant_name: str = "threadkeeper",
+        max_tool_steps: int = MAX_TOOL_STEPS,
     ) -> None:
         self._llm = llm
         self._summarizer = summarizer
@@ -118,6 +155,9 @@ class AgentSession:
         self._seed_stale = False
         self.compaction_summary: str | None = None
         self._compacted: set[int] = set()
+        self._compacted_cites: set[int] = set()  # log ids quoted by tool results folded into the compaction
+        self._max_tool_steps = max_tool_steps
+        self._tools_offered = False
         self._compaction_stale = False
         self._history: list[_Entry] = []
         self._pending: list[_Entry] = []
@@ -134,6 +174,8 @@ class AgentSession:
 
     def _system_text(self) -> str:
         parts = [self._system_prompt]
+        if self._tools_offered:
+            parts.append(TOOLS_NOTE)
         if self.seed_summary:
             parts.append(_fence("thread_summary", self.seed_summary))
         if self.compaction_summary:
@@ -156,19 +198,29 @@ class AgentSession:
             self._changes.popitem(last=False)
         self._history = self._revised(self._history)
         self._pending = self._revised(self._pending)
+        self._withhold_quotes_of(message_id)
         if self._seed_through is not None and message_id <= self._seed_through:
             self.seed_summary = None
             self._seed_stale = True
-        if message_id in self._compacted:
+        if message_id in self._compacted or message_id in self._compacted_cites:
             self.compaction_summary = None
             self._compaction_stale = True
 
     def bind_reply(self, message_id: int) -> None:
-        """Give the last reply its log id once the router has logged it."""
+        """Give the last reply its log id once the router has logged it (every step's text is part of it)."""
         for entry in reversed(self._history):
+            if entry.role == "user" or (entry.role == "assistant" and entry.message_id is not None):
+                return
             if entry.role == "assistant":
                 entry.message_id = message_id
-                return
+
+    def _withhold_quotes_of(self, message_id: int) -> None:
+        """Tool results that quoted ``message_id`` (search_thread's) keep their place but not the quote."""
+        for entry in [*self._history, *self._pending]:
+            if entry.result is not None and message_id in entry.result.cites and entry.text != FORGOTTEN_QUOTE_NOTE:
+                entry.text, entry.tokens = FORGOTTEN_QUOTE_NOTE, None
+                if self._meter is not None:
+                    self._measure(entry, budget=self._meter[0], count=self._meter[1])
 
     def _revised(self, entries: list[_Entry]) -> list[_Entry]:
         kept: list[_Entry] = []
@@ -177,7 +229,13 @@ class AgentSession:
                 kept.append(entry)
                 continue
             new_text = self._changes[entry.message_id]
-            if new_text is not None and new_text != entry.text:
+            if entry.calls:  # a step of a forgotten reply: its text goes, its calls stay paired with results
+                if entry.text:
+                    entry.text, entry.tokens = "", None
+                    if self._meter is not None:
+                        self._measure(entry, budget=self._meter[0], count=self._meter[1])
+                kept.append(entry)
+            elif new_text is not None and new_text != entry.text:
                 entry.text, entry.tokens = new_text, None
                 if self._meter is not None:
                     self._measure(entry, budget=self._meter[0], count=self._meter[1])
@@ -222,32 +280,89 @@ class AgentSession:
 
     # -- one turn -------------------------------------------------------------------------------------------
 
-    async def turn(self, turns: list[UserTurn]) -> AsyncIterator[str]:
-        """Stream the reply to ``turns``; commit them and the reply to history only if it completes."""
+    async def turn(
+        self,
+        turns: list[UserTurn],
+        *,
+        tools: ToolBox | None = None,
+        approve: Approver | None = None,
+        on_result: ResultHook | None = None,
+    ) -> AsyncIterator[str]:
+        """Stream the reply to ``turns``; commit them, every tool step and the reply only if it completes.
+
+        ``tools`` offers the model tool calls (none for a model without function calling); ``approve`` is asked
+        about calls that need a person's yes; ``on_result`` hears of every finished call (the router's trail).
+        """
         budget = ContextBudget(window=await self._llm.max_input_tokens())
         count = await self._llm.text_counter()
         self._meter = (budget, count)
         self._pending = self._revised([_Entry("user", t.author, t.text, t.message_id) for t in turns])
         try:
             await self._rebuild_summaries()
+            offered = await offered_tools(self._llm, tools)
+            self._tools_offered = offered is not None
             for entry in [*self._history, *self._pending]:
                 self._measure(entry, budget=budget, count=count)
             self._pending = self._within_budget(self._pending, budget=budget, count=count)
-            await self._fit(budget=budget, count=count)
-            request = [*self.messages, *(e.message for e in self._pending)]
-            reply = ""
-            async for delta in self._llm.stream(request, max_tokens=None):
-                reply += delta
-                yield delta
-            if not reply.strip():
+            spoken = ""
+            for step in range(self._max_tool_steps + 1):
+                last_step = step == self._max_tool_steps
+                self._squeeze_pending(room=budget.input_limit * 3 // 4, with_history=False)
+                await self._fit(budget=budget, count=count)
+                self._squeeze_pending(room=budget.input_limit, with_history=True)
+                request = [*self.messages, *(e.message for e in self._pending)]
+                requested: list[RequestedCall] = []
+                text = ""
+                stream = self._llm.stream(request, tools=None if last_step else offered, calls=requested)
+                async for delta in stream:
+                    if not text and spoken and not spoken.endswith("\n"):
+                        delta = "\n\n" + delta
+                    text += delta
+                    yield delta
+                spoken += text
+                if requested and tools is not None and offered is not None and not last_step:
+                    await self._run_step(text, requested, tools, approve=approve, on_result=on_result, count=count)
+                    continue
+                if last_step and step > 0:
+                    note = ("\n\n" if spoken else "") + STEP_LIMIT_NOTE.format(steps=self._max_tool_steps)
+                    text += note
+                    spoken += note
+                    yield note
+                break
+            if not text.strip():
                 raise LLMError("the model returned an empty reply", kind=FailureKind.EMPTY)
-            answer = _Entry("assistant", self._assistant_name, reply, None, content=reply)
+            answer = _Entry("assistant", self._assistant_name, text.strip(), None)
             self._measure(answer, budget=budget, count=count)
             self._history.extend(self._pending)
             self._history.append(answer)
-            self.last_reply = reply
+            self.last_reply = spoken
         finally:
             self._pending = []
+
+    async def _run_step(
+        self,
+        text: str,
+        requested: list[RequestedCall],
+        tools: ToolBox,
+        *,
+        approve: Approver | None,
+        on_result: ResultHook | None,
+        count: TokenCount,
+    ) -> None:
+        """Run a step's calls; append the step and its results, in call order, as one unit."""
+        calls = calls_of(requested)
+        results = await run_calls(
+            calls, tools, approve=approve, on_result=on_result, count=count, forgotten=self._changes
+        )
+        results = [withheld_if_forgotten(r, self._changes) for r in results]  # forgotten after on_result
+        entries = [
+            _Entry("assistant", self._assistant_name, text.strip(), None, calls=calls),
+            *(_Entry("tool", r.call.name, r.text, None, result=r) for r in results),
+        ]
+        assert self._meter is not None
+        for entry in entries:
+            self._measure(entry, budget=self._meter[0], count=self._meter[1])
+        self._pending.extend(entries)
 
     def _measure(self, entry: _Entry, *, budget: ContextBudget, count: TokenCount) -> None:
         """Set the entry's content and token count; a single oversized message is truncated visibly."""
@@ -259,7 +374,29 @@ class AgentSession:
         if tokens > cap:
             content = truncate_to_tokens(content, max_tokens=cap, count=count)
             tokens = count(content)
-        entry.content, entry.tokens = content, tokens + MESSAGE_OVERHEAD_TOKENS
+        entry.content = content
+        if entry.calls:
+            tokens = count(entry.measured_text())
+        entry.tokens = tokens + MESSAGE_OVERHEAD_TOKENS
+
+    def _squeeze_pending(self, *, room: int, with_history: bool) -> None:
+        """When this turn's own tool results overflow ``room``, the oldest give way to a short note.
+
+        Before compaction the turn may take three quarters of the window, so earlier turns keep some room;
+        after it, the whole request must fit.
+        """
+        assert self._meter is not None
+        budget, count = self._meter
+        fixed = count(self._system_text()) + MESSAGE_OVERHEAD_TOKENS
+        if with_history:
+            fixed += sum(_tokens(e) for e in self._history)
+        for entry in self._pending:
+            if fixed + sum(_tokens(e) for e in self._pending) <= room:
+                return
+            if entry.result is not None and entry.text != DROPPED_RESULT_NOTE:
+                entry.text, entry.tokens = DROPPED_RESULT_NOTE, None
+                self._measure(entry, budget=budget, count=count)
+                log.warning("a tool result of this turn was dropped to fit the context window")
 
     def _within_budget(self, new: list[_Entry], *, budget: ContextBudget, count: TokenCount) -> list[_Entry]:
         """Keep a turn's new messages within the window as a whole: the newest whole, the oldest cut or left out.
@@ -316,7 +453,7 @@ class AgentSession:
                 try:
                     summary = await self._summary_run.run(
                         self._summarizer.summarize(
-                            lines=[e.line() for e in middle], purpose=Purpose.COMPACTION, previous=summary
+                            lines=_transcript_lines(middle), purpose=Purpose.COMPACTION, previous=summary
                         )
                     )
                 except LLMError as exc:
@@ -325,6 +462,7 @@ class AgentSession:
                 continue
             self.compaction_summary = summary
             self._compacted.update(e.message_id for e in middle if e.message_id is not None)
+            self._compacted_cites.update(cite for e in middle if e.result is not None for cite in e.result.cites)
             self._history = [*first, *tail]
             break
         fixed = count(self._system_text()) + sum(_tokens(e) for e in self._pending) + MESSAGE_OVERHEAD_TOKENS
@@ -333,6 +471,8 @@ class AgentSession:
             self.compaction_summary = None
             while self._history and fixed + sum(_tokens(e) for e in self._history) > budget.input_limit:
                 self._history.pop(0)
+                while self._history and self._history[0].role == "tool":  # never a result without its call
+                    self._history.pop(0)
 
     def _tail_start(self, *, room: int) -> int:
         """Index where the longest run of whole recent turns fitting in ``room`` tokens begins."""
@@ -345,11 +485,37 @@ class AgentSession:
             if used > room:
                 break
             turn_begins = self._history[index].role == "user" and (
-                index == 0 or self._history[index - 1].role == "assistant"
+                index == 0 or self._history[index - 1].role != "user"
             )
             if turn_begins:
                 start = index
-        return max(start, 1) if self._history else 0
+        if not self._history:
+            return 0
+        start = max(start, 1)
+        while start < len(self._history) and self._history[start].role == "tool":
+            start += 1  # a tail never opens on a result whose call was compacted
+        return start
+
+
+def _transcript_lines(entries: list[_Entry]) -> list[str]:
+    """Compaction transcript lines: a message per line; a tool step as its text, then a line per call."""
+    results = {e.result.call.id: e.result for e in entries if e.result is not None}
+    lines: list[str] = []
+    for entry in entries:
+        if entry.result is not None:
+            continue  # told with its call
+        if entry.text or not entry.calls:
+            lines.append(entry.line())
+        for call in entry.calls:
+            result = results.get(call.id)
+            text = call_line(
+                name=call.name,
+                raw_arguments=call.raw_arguments,
+                result=result.text if result else "(no result)",
+                is_error=result.is_error if result else True,
+            )
+            lines.append(transcript_line(author=entry.author, role="assistant", text=text))
+    return lines
 
 
 def _tokens(entry: _Entry) -> int:

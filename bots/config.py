@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from storage.db import UnsupportedDatabaseURL, database_path_from_url
 
 IdList = Annotated[frozenset[str], NoDecode]
+NameList = Annotated[tuple[str, ...], NoDecode]
+BUILTIN_TOOL_NAMES = ("search_thread",)
 
 HINTS: dict[str, str] = {
     "DATABASE_URL": "a SQLite URL such as sqlite:///data/threadkeeper.db (relative) or "
@@ -32,6 +34,16 @@ HINTS: dict[str, str] = {
     "LOG_FORMAT": "text (the default) or json (one JSON object a line)",
     "METRICS_PORT": "a TCP port number between 1 and 65535 for /metrics, /healthz and /readyz, or leave it empty",
     "USER_DAILY_TOKENS": "a whole number of tokens of at least 1 per person per UTC day, or leave it empty",
+    "MCP_CONFIG": 'the path of a JSON file in the mcpServers shape, e.g. mcp.json holding {"mcpServers": '
+    '{"files": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/srv/docs"]}}}, '
+    "or leave it unset for no MCP servers",
+    "MAX_TOOL_STEPS": "a whole number of model steps with tool calls per turn, at least 1, e.g. 8",
+    "TOOL_TIMEOUT_S": "a number of seconds greater than 0 that one tool call may take, e.g. 60",
+    "BUILTIN_TOOLS": "a comma-separated list of built-in tools (" + ", ".join(BUILTIN_TOOL_NAMES) + "), "
+    "or empty to turn them off",
+    "TOOL_APPROVERS": "a comma-separated list of user ids who alone may approve tool calls, or empty for anyone "
+    "the allowlists admit",
+    "APPROVAL_TIMEOUT_S": "a number of seconds greater than 0 to wait for an approval click, e.g. 600",
 }
 
 
@@ -64,6 +76,14 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     user_daily_tokens: int | None = Field(default=None, ge=1)
 
+    # Tools: wired by the composition root as agent/tools.py's module docstring shows.
+    mcp_config: Path | None = None
+    max_tool_steps: int = Field(default=8, ge=1)
+    tool_timeout_s: float = Field(default=60.0, gt=0)
+    builtin_tools: NameList = BUILTIN_TOOL_NAMES
+    tool_approvers: IdList = frozenset()
+    approval_timeout_s: float = Field(default=600.0, gt=0)
+
     discord_token: SecretStr | None = None
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
@@ -89,8 +109,24 @@ class Settings(BaseSettings):
         "slack_allowed_teams",
         "slack_allowed_channels",
         "slack_allowed_users",
+        "tool_approvers",
         mode="before",
     )(_split_ids)
+
+    @field_validator("builtin_tools", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+        return value
+
+    @field_validator("builtin_tools")
+    @classmethod
+    def _known_builtins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in BUILTIN_TOOL_NAMES]
+        if unknown:
+            raise ValueError(f"unknown built-in tool {', '.join(map(repr, unknown))}")
+        return value
 
     @field_validator(
         "llm_api_base",
@@ -104,6 +140,7 @@ class Settings(BaseSettings):
         "slack_api_url",
         "metrics_port",
         "user_daily_tokens",
+        "mcp_config",
         mode="before",
     )
     @classmethod

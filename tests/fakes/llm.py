@@ -3,8 +3,11 @@
 litellm talks to it over real HTTP (``model="openai/<name>"``, ``api_base=fake.base_url``), JSON or SSE
 streaming, so retries, timeouts and broken streams are exercised for real rather than through
 ``mock_response``. Replies are scripted: a FIFO queue, then a callable, then a deterministic echo of the last
-user message. Faults (an HTTP status, a hang, a stream cut short) are queued and each one is consumed by one
-request before any reply is; ``fail_always`` stands for a model that is down. Every request is recorded, the
+user message. A reply can be tool calls (:meth:`FakeLLM.call_tools` with :class:`ScriptedCall`): OpenAI-format
+``tool_calls`` in the JSON answer, and in SSE deltas the way OpenAI streams them (the id and name first, then
+the arguments in pieces, by index), optionally interleaving parallel calls' pieces.
+Faults (an HTTP status, a hang, a stream cut short) are queued and each one is consumed by one request before
+any reply is; ``fail_always`` stands for a model that is down. Every request is recorded, the
 faulted ones included, so tests assert on exactly what the model was sent and how many times.
 
 Error bodies copy OpenAI's wording where litellm keys on it: a 400 over ``max_context_tokens`` says "This
@@ -21,14 +24,39 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
 
 from tests.fakes.server import LoopbackServer
 
-ReplyFunction = Callable[[dict[str, Any]], str]
+
+@dataclass(frozen=True)
+class ScriptedCall:
+    """One tool call the fake model asks for. ``arguments`` as a str is sent verbatim (even if invalid JSON)."""
+
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+    id: str | None = None
+    pieces: int = 1  # how many SSE chunks the arguments are split across
+
+    @property
+    def raw_arguments(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+@dataclass(frozen=True)
+class ToolCallReply:
+    """A reply that is tool calls, optionally after some text."""
+
+    calls: tuple[ScriptedCall, ...]
+    text: str = ""
+    interleave: bool = False  # stream the calls' argument pieces round-robin rather than call after call
+
+
+Reply = str | ToolCallReply
+ReplyFunction = Callable[[dict[str, Any]], Reply]
 
 _DISCONNECT_POLL_S = 0.02
 
@@ -52,11 +80,26 @@ class RecordedRequest:
     fault: str | None = None  # "status", "hang" or "break" when a fault was applied
     tokens: int | None = None  # litellm.token_counter estimate, counted only while max_context_tokens is set
     reply: str | None = None
+    tool_calls: tuple[ScriptedCall, ...] = ()  # the calls this request was answered with
     finished_at: float | None = None
 
     @property
     def prompt_text(self) -> str:
         return "\n".join(_content_text(m.get("content")) for m in self.body.get("messages", []))
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.body.get("messages", []))
+
+    @property
+    def tools(self) -> list[dict[str, Any]] | None:
+        """The ``tools`` the request offered, as sent (None when it offered none)."""
+        tools = self.body.get("tools")
+        return list(tools) if tools else None
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [str(t.get("function", {}).get("name")) for t in self.tools or []]
 
 
 @dataclass
@@ -79,7 +122,7 @@ class FakeLLM:
     echo_key_in_errors: bool = False  # error bodies quote the request's bearer token (worst case for redaction)
     requests: list[RecordedRequest] = field(default_factory=list)
     max_seen_tokens: int | None = None
-    _replies: deque[str] = field(default_factory=deque)
+    _replies: deque[Reply] = field(default_factory=deque)
     _faults: deque[_Fault] = field(default_factory=deque)
     _always: _Fault | None = None
     _reply_fn: ReplyFunction | None = None
@@ -92,8 +135,12 @@ class FakeLLM:
         """Queue one reply (FIFO)."""
         self._replies.append(text)
 
+    def call_tools(self, *calls: ScriptedCall, text: str = "", interleave: bool = False) -> None:
+        """Queue one reply that asks for ``calls`` (in parallel when several), after ``text`` if given."""
+        self._replies.append(ToolCallReply(calls=tuple(calls), text=text, interleave=interleave))
+
     def reply_with(self, function: ReplyFunction) -> None:
-        """Answer with ``function(request_body)`` whenever the reply queue is empty."""
+        """Answer with ``function(request_body)`` whenever the reply queue is empty (text or a ToolCallReply)."""
         self._reply_fn = function
 
     def fail(self, status: int, *, retry_after: float | None = None) -> None:
@@ -144,7 +191,7 @@ class FakeLLM:
 
     # -- the endpoint ---------------------------------------------------------------------------------------
 
-    def _next_reply(self, body: dict[str, Any]) -> str:
+    def _next_reply(self, body: dict[str, Any]) -> Reply:
         if self._replies:
             return self._replies.popleft()
         if self._reply_fn is not None:
@@ -180,8 +227,12 @@ class FakeLLM:
             return _context_exceeded(self.max_context_tokens, record.tokens or 0)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        text = self._next_reply(body)
-        record.reply = text
+        answer = self._next_reply(body)
+        calls = answer.calls if isinstance(answer, ToolCallReply) else ()
+        text = answer.text if isinstance(answer, ToolCallReply) else answer
+        calls = tuple(c if c.id else replace(c, id=f"call_{next(self._ids)}") for c in calls)
+        interleave = isinstance(answer, ToolCallReply) and answer.interleave
+        record.reply, record.tool_calls = text, calls
         completion_id = f"chatcmpl-{next(self._ids)}"
         breaking = fault is not None and fault.kind == "break"
         if not stream:
@@ -190,18 +241,25 @@ class FakeLLM:
                 _drop(request)
                 return web.Response(status=499)
             record.finished_at = time.monotonic()
-            completion = _completion(completion_id, body, text)
+            completion = _completion(completion_id, body, text, calls)
             if not self.report_usage:
                 del completion["usage"]
             return _json(completion)
         after_chars = fault.after_chars if fault is not None and breaking else None
-        response = await self._stream(request, completion_id, body, text, after_chars)
+        response = await self._stream(request, completion_id, body, text, after_chars, calls, interleave)
         if not breaking:
             record.finished_at = time.monotonic()
         return response
 
     async def _stream(
-        self, request: web.Request, completion_id: str, body: dict[str, Any], text: str, after_chars: int | None
+        self,
+        request: web.Request,
+        completion_id: str,
+        body: dict[str, Any],
+        text: str,
+        after_chars: int | None,
+        calls: tuple[ScriptedCall, ...] = (),
+        interleave: bool = False,
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -209,7 +267,7 @@ class FakeLLM:
         sent_text = text if after_chars is None else text[:after_chars]
         size = max(1, self.chunk_chars)
         pieces = [sent_text[i : i + size] for i in range(0, len(sent_text), size)]
-        if after_chars is None and not pieces:
+        if after_chars is None and not pieces and not calls:
             pieces = [""]
         await response.write(_sse(_chunk(completion_id, model, {"role": "assistant", "content": ""}, None)))
         for piece in pieces:
@@ -219,7 +277,11 @@ class FakeLLM:
         if after_chars is not None:
             _drop(request)  # no finish chunk, no [DONE]: the client sees the connection reset mid-body
             return response
-        await response.write(_sse(_chunk(completion_id, model, {}, "stop")))
+        for delta in _call_deltas(calls, interleave=interleave):
+            await response.write(_sse(_chunk(completion_id, model, delta, None)))
+            if self.chunk_delay_s:
+                await asyncio.sleep(self.chunk_delay_s)
+        await response.write(_sse(_chunk(completion_id, model, {}, "tool_calls" if calls else "stop")))
         if self.report_usage and (body.get("stream_options") or {}).get("include_usage"):
             usage_chunk = _chunk(completion_id, model, {}, None)
             usage_chunk["choices"] = []
@@ -254,15 +316,39 @@ def _usage(body: dict[str, Any], text: str) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def _completion(completion_id: str, body: dict[str, Any], text: str) -> dict[str, Any]:
+def _completion(
+    completion_id: str, body: dict[str, Any], text: str, calls: tuple[ScriptedCall, ...] = ()
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if calls:
+        message["content"] = text or None
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.raw_arguments}} for c in calls
+        ]
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "fake"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
         "usage": _usage(body, text),
     }
+
+
+def _call_deltas(calls: tuple[ScriptedCall, ...], *, interleave: bool) -> list[dict[str, Any]]:
+    """The SSE deltas of ``calls``: per call a header (index, id, name), then its arguments in pieces."""
+    per_call: list[list[dict[str, Any]]] = []
+    for index, call in enumerate(calls):
+        raw = call.raw_arguments
+        size = max(1, -(-len(raw) // max(1, call.pieces)))
+        parts = [raw[i : i + size] for i in range(0, len(raw), size)] or [""]
+        header = {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        deltas = [{"tool_calls": [header]}]
+        deltas += [{"tool_calls": [{"index": index, "function": {"arguments": part}}]} for part in parts]
+        per_call.append(deltas)
+    if not interleave:
+        return [delta for deltas in per_call for delta in deltas]
+    return [d for group in itertools.zip_longest(*per_call) for d in group if d is not None]
 
 
 def _chunk(completion_id: str, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
