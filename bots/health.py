@@ -18,7 +18,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from bots import metrics
 from bots.config import ConfigError
@@ -47,15 +46,20 @@ class Health:
             parts[name] = adapter is not None and await adapter.is_connected()
         return parts
 
-    async def refresh_gauges(self) -> None:
+    async def refresh_gauges(self, gauges: metrics.Metrics) -> None:
         """Gauges read at scrape time rather than maintained on every change."""
         if self.router is not None:
-            metrics.LIVE_SESSIONS.set(self.router.live_sessions)
+            gauges.live_sessions.set(self.router.live_sessions)
         if self.database is not None:
-            metrics.THREADS_WAITING.set(await waiting_thread_count(self.database))
+            gauges.threads_waiting.set(await waiting_thread_count(self.database))
 
 
 def health_app(health: Health) -> web.Application:
+    """The three routes; creating the app turns metrics on (prometheus-client is imported here)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    gauges = metrics.enable()
+
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
@@ -66,7 +70,7 @@ def health_app(health: Health) -> web.Application:
         return web.Response(status=200 if ready else 503, text=body, content_type="application/json")
 
     async def scrape(_: web.Request) -> web.Response:
-        await health.refresh_gauges()
+        await health.refresh_gauges(gauges)
         response = web.Response(body=generate_latest(REGISTRY))
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
