@@ -6,7 +6,7 @@ orchestrator holds traffic and restarts. Both are served in every mode, Discord 
 keeps its own port and ``/healthz``.
 
 The server starts before the adapters connect, so ``/readyz`` says "not yet" rather than refusing the
-connection during start-up.
+connection during start-up. aiohttp's server side and prometheus-client are imported only when it starts.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from bots import metrics
 from bots.config import ConfigError
@@ -25,6 +24,9 @@ from bots.ports import PlatformAdapter
 from bots.threads import ThreadRouter
 from storage.db import Database
 from storage.health import probe_writable, waiting_thread_count
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Health:
 
 def health_app(health: Health) -> web.Application:
     """The three routes; creating the app turns metrics on (prometheus-client is imported here)."""
+    from aiohttp import web
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
     gauges = metrics.enable()
@@ -88,6 +91,8 @@ async def serve_health(health: Health, *, port: int | None, host: str = "0.0.0.0
     if port is None:
         yield None
         return
+    from aiohttp import web
+
     runner = web.AppRunner(health_app(health), handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host=host, port=port)
