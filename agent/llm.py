@@ -499,7 +499,9 @@ class LLMClient:
                 iterator = response.__aiter__()
                 while True:
                     try:
-                        chunk = await asyncio.wait_for(iterator.__anext__(), timeout=self.config.timeout_s)
+                        # asyncio.timeout, not wait_for: no task created per chunk (Python 3.11's wait_for does).
+                        async with asyncio.timeout(self.config.timeout_s):
+                            chunk = await iterator.__anext__()
                     except StopAsyncIteration:
                         break
                     usage = self._note_usage(chunk) or usage

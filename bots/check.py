@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -110,7 +111,10 @@ def _secret_values(settings: Settings) -> list[str]:
         settings.slack_app_token,
         settings.slack_signing_secret,
     ]
-    return sorted((v.get_secret_value() for v in values if v is not None), key=len, reverse=True)
+    found = [v.get_secret_value() for v in values if v is not None]
+    # Provider keys litellm reads from the environment (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...).
+    found += [v for k, v in os.environ.items() if k.endswith(("_API_KEY", "_TOKEN", "_SECRET", "_SECRET_KEY"))]
+    return sorted(found, key=len, reverse=True)
 
 
 def _redact(text: str, secrets: list[str]) -> str:

@@ -6,7 +6,7 @@ orchestrator holds traffic and restarts. Both are served in every mode, Discord 
 keeps its own port and ``/healthz``.
 
 The server starts before the adapters connect, so ``/readyz`` says "not yet" rather than refusing the
-connection during start-up.
+connection during start-up. aiohttp's server side and prometheus-client are imported only when it starts.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from typing import TYPE_CHECKING
 
 from bots import metrics
 from bots.config import ConfigError
@@ -26,6 +24,9 @@ from bots.ports import PlatformAdapter
 from bots.threads import ThreadRouter
 from storage.db import Database
 from storage.health import probe_writable, waiting_thread_count
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +48,21 @@ class Health:
             parts[name] = adapter is not None and await adapter.is_connected()
         return parts
 
-    async def refresh_gauges(self) -> None:
+    async def refresh_gauges(self, gauges: metrics.Metrics) -> None:
         """Gauges read at scrape time rather than maintained on every change."""
         if self.router is not None:
-            metrics.LIVE_SESSIONS.set(self.router.live_sessions)
+            gauges.live_sessions.set(self.router.live_sessions)
         if self.database is not None:
-            metrics.THREADS_WAITING.set(await waiting_thread_count(self.database))
+            gauges.threads_waiting.set(await waiting_thread_count(self.database))
 
 
 def health_app(health: Health) -> web.Application:
+    """The three routes; creating the app turns metrics on (prometheus-client is imported here)."""
+    from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    gauges = metrics.enable()
+
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
@@ -66,7 +73,7 @@ def health_app(health: Health) -> web.Application:
         return web.Response(status=200 if ready else 503, text=body, content_type="application/json")
 
     async def scrape(_: web.Request) -> web.Response:
-        await health.refresh_gauges()
+        await health.refresh_gauges(gauges)
         response = web.Response(body=generate_latest(REGISTRY))
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
@@ -84,6 +91,8 @@ async def serve_health(health: Health, *, port: int | None, host: str = "0.0.0.0
     if port is None:
         yield None
         return
+    from aiohttp import web
+
     runner = web.AppRunner(health_app(health), handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host=host, port=port)

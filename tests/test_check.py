@@ -133,6 +133,7 @@ async def test_a_rejected_key_and_an_unknown_model_fail_the_request_with_the_fix
     make_settings: MakeSettings, fake_llm: FakeLLM
 ) -> None:
     fake_llm.fail_always(401)
+    fake_llm.echo_key_in_errors = True  # the provider quotes the key back: the report must not
     code, lines = await report(make_settings())
     assert code == 1
     assert (
@@ -140,6 +141,7 @@ async def test_a_rejected_key_and_an_unknown_model_fail_the_request_with_the_fix
         and "LLM_API_KEY is set but the provider rejected it" in lines["model request"]
     )
     assert len(fake_llm.requests) == 1  # tried once
+    assert "Bearer [redacted]" in lines["model request"] and "sk-test-not-a-secret" not in lines["model request"]
     fake_llm.fail_always(404)
     _, lines = await report(make_settings(llm_model="openai/no-such-model"))
     assert "failed: not_found:" in lines["model request"] and "LLM_MODEL=openai/no-such-model" in lines["model request"]

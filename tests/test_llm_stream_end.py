@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agent.llm import LLMClient, LLMConfig, litellm_module
+import pytest
+
+from agent.llm import FailureKind, LLMClient, LLMConfig, LLMError, litellm_module
 from tests.fakes.llm import FakeLLM
 
 HI = [{"role": "user", "content": "hello there"}]
@@ -53,3 +55,18 @@ async def test_a_litellm_callback_still_sees_every_success(fake_llm: FakeLLM) ->
         litellm.callbacks.remove(recorder)
     assert text == "Logged by litellm."
     assert len(seen) == 1 and seen[0].choices[0].message.content == "Logged by litellm."
+
+
+async def test_a_stream_that_stalls_after_its_first_words_fails_as_a_timeout_without_a_retry(
+    fake_llm: FakeLLM,
+) -> None:
+    fake_llm.chunk_chars, fake_llm.chunk_delay_s = 4, 1.0
+    fake_llm.reply("first words, then a long silence")
+    config = LLMConfig(model="openai/fake", api_base=fake_llm.base_url, api_key="sk-test", timeout_s=0.3)
+    received: list[str] = []
+    with pytest.raises(LLMError) as caught:
+        async for delta in LLMClient(config, context_window_fallback=8192).stream(HI):
+            received.append(delta)
+    assert caught.value.kind is FailureKind.TIMEOUT
+    assert "".join(received) == "firs"
+    assert len(fake_llm.requests) == 1
