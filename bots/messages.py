@@ -111,6 +111,24 @@ class CardClick:
     thread: ThreadKey | None = None
 
 
+class ApprovalAction(enum.StrEnum):
+    """The two buttons on a tool-call approval card."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalClick:
+    """Someone pressed Allow or Deny on an approval card; ``thread`` is where, when the platform says."""
+
+    approval_id: int
+    action: ApprovalAction
+    user: Author
+    thread: ThreadKey | None = None
+    raw: object = field(default=None, compare=False, repr=False)
+
+
 @dataclass(frozen=True, slots=True)
 class MessageEdit:
     """A logged message's text changed on the platform."""

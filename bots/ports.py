@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from bots.messages import CardAction, ThreadKey
+from bots.messages import ApprovalAction, CardAction, ThreadKey
 
 
 class CardState(enum.StrEnum):
@@ -64,6 +64,58 @@ class CatchUpCard:
         return card_button_id(self.card_id, action)
 
 
+class ApprovalState(enum.StrEnum):
+    """What a tool-call approval card shows. Only PENDING has live buttons."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    TIMED_OUT = "timed_out"
+    EXPIRED = "expired"
+
+
+APPROVAL_BUTTON_PREFIX = "tk-approval"
+
+
+def approval_button_id(approval_id: int, action: ApprovalAction) -> str:
+    """The custom_id / action value of an approval button: the approval row in SQLite maps it to its thread."""
+    return f"{APPROVAL_BUTTON_PREFIX}:{approval_id}:{action.value}"
+
+
+def parse_approval_button_id(value: str) -> tuple[int, ApprovalAction] | None:
+    """Inverse of :func:`approval_button_id`; None for anything that is not one of our approval buttons."""
+    parts = value.split(":")
+    if len(parts) != 3 or parts[0] != APPROVAL_BUTTON_PREFIX or not parts[1].isdigit():
+        return None
+    try:
+        return int(parts[1]), ApprovalAction(parts[2])
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalCard:
+    """A tool call waiting for a person's yes or no, as the router wants it shown (see bots/render.py).
+
+    ``arguments_preview`` is the call's arguments as JSON, already cut to a readable length; it is model
+    output, so adapters show it as code, never as markup.
+    """
+
+    approval_id: int
+    thread: ThreadKey
+    tool: str
+    arguments_preview: str
+    state: ApprovalState
+    decided_by: str | None = None
+
+    @property
+    def buttons_live(self) -> bool:
+        return self.state is ApprovalState.PENDING
+
+    def button_id(self, action: ApprovalAction) -> str:
+        return approval_button_id(self.approval_id, action)
+
+
 class ThreadOutbox(Protocol):
     """What the router may do on a platform. One instance per platform, registered with the router."""
 
@@ -85,6 +137,19 @@ class ThreadOutbox(Protocol):
 
     async def update_card(self, *, card: CatchUpCard, message_id: str) -> None:
         """Show ``card``'s new state on the already posted card message."""
+        ...
+
+    async def post_approval(self, *, card: ApprovalCard) -> str:
+        """Post the approval card (Allow / Deny) in ``card.thread``; return the posted message's id."""
+        ...
+
+    async def update_approval(self, *, card: ApprovalCard, message_id: str) -> None:
+        """Show the approval's outcome on the posted card (no buttons once decided)."""
+        ...
+
+    async def show_status(self, *, thread: ThreadKey, text: str | None) -> None:
+        """Show a transient progress line ("Running files__read_file…") for the reply being streamed in
+        ``thread``, or clear it (``None``). It is never part of the reply's text. Best effort: never raises."""
         ...
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 
-from bots.ports import CardState, CatchUpCard
+from bots.ports import ApprovalCard, ApprovalState, CardState, CatchUpCard
 
 CARD_TITLE = "Where were we?"
 CARD_BODY = (
@@ -43,6 +43,39 @@ def card_text(card: CatchUpCard) -> str:
     if status:
         parts.append(status)
     return "\n".join(parts)
+
+
+APPROVAL_TITLE = "Allow this tool call?"
+ALLOW_LABEL = "Allow"
+DENY_LABEL = "Deny"
+PREVIEW_CHARS = 600
+
+
+def approval_status_line(card: ApprovalCard) -> str | None:
+    """What happened to the request, once decided; None while it waits."""
+    who = card.decided_by or "Someone"
+    return {
+        ApprovalState.PENDING: None,
+        ApprovalState.APPROVED: f"Allowed by {who}.",
+        ApprovalState.DENIED: f"Denied by {who}.",
+        ApprovalState.TIMED_OUT: "Nobody answered in time, so the call was not made.",
+        ApprovalState.EXPIRED: "This request expired when I restarted.",
+    }[card.state]
+
+
+def approval_text(card: ApprovalCard) -> str:
+    """The approval card as plain text: the tool, its arguments as a code block, and the outcome if any."""
+    preview = card.arguments_preview.replace("```", "`\u200b``")
+    parts = [f"**{APPROVAL_TITLE}**", f"I want to run `{card.tool}` with:", f"```json\n{preview}\n```"]
+    status = approval_status_line(card)
+    if status:
+        parts.append(status)
+    return "\n".join(parts)
+
+
+def tool_status(tool: str) -> str:
+    """The progress line shown while a tool runs."""
+    return f"Running {tool}…"
 
 
 def split_message(text: str, *, limit: int) -> list[str]:

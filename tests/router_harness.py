@@ -17,7 +17,7 @@ from pathlib import Path
 from bots.app import open_router
 from bots.config import Settings
 from bots.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
-from bots.ports import CatchUpCard, ClickResult
+from bots.ports import ApprovalCard, CatchUpCard, ClickResult
 from bots.threads import ThreadRouter
 
 PLATFORM = "test"
@@ -37,6 +37,9 @@ class RecordingOutbox:
     notices: list[tuple[ThreadKey, str]] = field(default_factory=list)
     cards_posted: list[CatchUpCard] = field(default_factory=list)
     card_updates: list[tuple[str, CatchUpCard]] = field(default_factory=list)
+    approvals_posted: list[ApprovalCard] = field(default_factory=list)
+    approval_updates: list[tuple[str, ApprovalCard]] = field(default_factory=list)
+    statuses: list[tuple[ThreadKey, str | None]] = field(default_factory=list)
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
         text = ""
@@ -55,6 +58,16 @@ class RecordingOutbox:
 
     async def update_card(self, *, card: CatchUpCard, message_id: str) -> None:
         self.card_updates.append((message_id, card))
+
+    async def post_approval(self, *, card: ApprovalCard) -> str:
+        self.approvals_posted.append(card)
+        return f"approval-msg-{card.approval_id}"
+
+    async def update_approval(self, *, card: ApprovalCard, message_id: str) -> None:
+        self.approval_updates.append((message_id, card))
+
+    async def show_status(self, *, thread: ThreadKey, text: str | None) -> None:
+        self.statuses.append((thread, text))
 
     def replies_in(self, thread: ThreadKey) -> list[str]:
         return [r.text for r in self.replies if r.thread == thread]
