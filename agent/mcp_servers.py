@@ -254,7 +254,7 @@ class MCPServers:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.health_interval_s = health_interval_s
-        self.errlog = errlog or sys.stderr
+        self.errlog = _with_fileno(errlog or sys.stderr)
         self._links = [_Link(name, settings, self) for name, settings in config.enabled().items()]
 
     @classmethod
@@ -339,3 +339,12 @@ def _describe(exc: BaseException) -> str:
 
 
 __all__ = ["MCPServers", "child_environment"]
+
+
+def _with_fileno(stream: TextIO) -> TextIO:
+    """A child's stderr needs a real file: a replaced ``sys.stderr`` (a capture, a wrapper) falls back to fd 2."""
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.__stderr__ or stream
+    return stream

@@ -194,6 +194,14 @@ class ToolBox:
         box._validators = self._validators
         return box
 
+    def wrapped(self, wrap: Callable[[ToolProvider], ToolProvider]) -> ToolBox:
+        """This box with every provider wrapped, same limits (the router announces each call this way)."""
+        box = ToolBox(
+            [wrap(p) for p in self._providers], timeout_s=self.timeout_s, result_max_tokens=self.result_max_tokens
+        )
+        box._validators = self._validators
+        return box
+
     def specs(self) -> list[ToolSpec]:
         """Every tool on offer now; when two providers offer one name, the first provider's wins."""
         return [spec for spec, _provider in self._index().values()]

@@ -14,19 +14,25 @@ from contextlib import asynccontextmanager
 
 from agent.llm import CallObserver, LLMClient, LLMConfig, preload_litellm
 from agent.summarize import Summarizer
+from agent.tools import ToolBox, ToolProvider
 from bots import metrics
-from bots.config import Settings
+from bots.approvals import ApprovalFlow
+from bots.config import ConfigError, Settings
 from bots.health import Health
 from bots.housekeeping import Housekeeping
-from bots.messages import utc_now
+from bots.messages import ThreadKey, utc_now
 from bots.metrics import MeteredThreadLog
+from bots.ports import ThreadOutbox
 from bots.thread_state import RouterStores
-from bots.threads import ThreadRouter
+from bots.threads import BackgroundService, ThreadRouter
+from bots.tool_turns import ThreadTools
 from bots.usage import UsageRecorder
 from storage.db import Database, open_database
 from storage.erasure import ErasureStore
 from storage.migrations import migrate
+from storage.search import ThreadSearch
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
+from storage.trail import ApprovalStore, ToolTrail
 from storage.usage import UsageLog
 
 log = logging.getLogger(__name__)
@@ -38,6 +44,7 @@ def build_llm(settings: Settings, *, observers: Sequence[CallObserver] = ()) -> 
         api_base=settings.llm_api_base,
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
         timeout_s=settings.llm_timeout_s,
+        function_calling=settings.llm_function_calling,
     )
     return LLMClient(config, context_window_fallback=settings.llm_context_window, observers=observers)
 
@@ -53,6 +60,52 @@ async def open_database_for(settings: Settings) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+class _RouterOutboxes:
+    """The router's outboxes for flows built before the router (the approval cards)."""
+
+    router: ThreadRouter | None = None
+
+    def __call__(self, key: ThreadKey) -> ThreadOutbox:
+        assert self.router is not None, "the router is built right after the tools"
+        return self.router.outbox(key)
+
+
+async def _build_tools(
+    settings: Settings, *, db: Database, stores: RouterStores, outboxes: _RouterOutboxes
+) -> tuple[ThreadTools, BackgroundService | None]:
+    """The shared tools (MCP servers from MCP_CONFIG) and the per-thread ones; an approval flow for both."""
+    servers: BackgroundService | None = None
+    providers: list[ToolProvider] = []
+    if settings.mcp_config is not None:
+        from agent.mcp_config import MCPConfigError  # the SDK's import costs 0.5 s: only when configured
+        from agent.mcp_servers import MCPServers
+
+        try:
+            mcp = MCPServers.from_file(settings.mcp_config)
+        except MCPConfigError as exc:
+            raise ConfigError(f"MCP_CONFIG is invalid: {exc}") from None
+        servers, providers = mcp, [mcp]
+    approvals = ApprovalFlow(
+        store=ApprovalStore(db),
+        log=stores.log,
+        outbox=outboxes,
+        clock=utc_now,
+        timeout_s=settings.approval_timeout_s,
+        approvers=settings.tool_approvers,
+    )
+    await approvals.expire_earlier_runs()
+    tools = ThreadTools(
+        shared=ToolBox(providers, timeout_s=settings.tool_timeout_s),
+        builtins=tuple(settings.builtin_tools),
+        search=ThreadSearch(db),
+        trail=stores.trail,
+        approvals=approvals,
+        outbox=outboxes,
+        clock=utc_now,
+    )
+    return tools, servers
 
 
 @asynccontextmanager
@@ -80,14 +133,17 @@ async def open_router(
         await housekeeping.run_once()
         usage = UsageRecorder(UsageLog(db), daily_cap=settings.user_daily_tokens)
         llm = build_llm(settings, observers=[metrics.observe_model_call, usage.observe])
+        outboxes = _RouterOutboxes()
         stores = RouterStores(
             log=MeteredThreadLog(db),
             sessions=SessionStore(db),
             cards=cards,
             events=events,
             erasures=erasures,
+            trail=ToolTrail(db),
             usage=usage,
         )
+        tools, servers = await _build_tools(settings, db=db, stores=stores, outboxes=outboxes)
         router = ThreadRouter(
             stores=stores,
             llm=llm,
@@ -96,7 +152,11 @@ async def open_router(
             max_live_sessions=settings.max_live_sessions,
             interrupted_cards=interrupted,
             erasures_seen=await erasures.latest_id(),
+            tools=tools,
+            tool_servers=servers,
+            max_tool_steps=settings.max_tool_steps,
         )
+        outboxes.router = router
         housekeeping.start()
         if health is not None:
             health.database, health.router = db, router

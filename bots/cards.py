@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from agent.llm import LLMError
 from agent.summarize import Purpose, Summarizer
 from bots import log_context, metrics
-from bots.forgetting import ErasureFollower, transcript_lines
+from bots.forgetting import ErasureFollower, thread_transcript
 from bots.messages import CardAction, CardClick, ThreadKey
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState
@@ -70,6 +70,7 @@ class CardFlow:
         self._log = stores.log
         self._sessions = stores.sessions
         self._erasures = stores.erasures
+        self._trail = stores.trail
         self._usage = stores.usage
         self._summarizer = summarizer
         self._follower = follower
@@ -217,14 +218,16 @@ class CardFlow:
             seen = await self._erasures.latest_id(thread_id=state.thread_id)
             previous = await self._sessions.latest_summary(thread_id=state.thread_id)
             after = previous.through_message_id if previous else 0
-            messages = await self._log.transcript(thread_id=state.thread_id, after_id=after)
+            messages, lines = await thread_transcript(
+                log=self._log, trail=self._trail, thread_id=state.thread_id, after_id=after
+            )
             if not messages and previous is None:
                 await self._host.start_session(state, origin="catch_up")
                 return
             if messages:
                 summary = await state.catch_up.run(
                     self._summarizer.summarize(
-                        lines=transcript_lines(messages),
+                        lines=lines,
                         purpose=Purpose.CATCH_UP,
                         previous=previous.text if previous else None,
                     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -19,6 +18,7 @@ from agent.llm import preload_litellm
 from bots.app import open_database_for, open_router
 from bots.check import preflight, run_check
 from bots.config import ConfigError, Settings, load_settings
+from bots.export import as_json, as_markdown
 from bots.health import Health, serve_health
 from bots.logs import configure_logging
 from bots.messages import ThreadKey, utc_now
@@ -29,6 +29,7 @@ from bots.usage import usage_table
 from storage.erasure import ErasureStore
 from storage.lock import DatabaseInUse, exclusive_database_lock
 from storage.log import ThreadLog, ThreadRecord
+from storage.trail import ToolTrail
 from storage.usage import Grouping, UsageLog
 
 log = logging.getLogger("threadkeeper")
@@ -189,35 +190,13 @@ async def _resolve(log_: ThreadLog, name: str) -> ThreadRecord:
 
 
 async def export(settings: Settings, name: str, fmt: str) -> int:
+    """Print a thread's log, with its tool trail, as Markdown or JSON (``bots/export.py``)."""
     async with open_database_for(settings) as db:
         thread_log = ThreadLog(db)
         thread = await _resolve(thread_log, name)
         messages = await thread_log.all_messages(thread_id=thread.id)
-    if fmt == "json":
-        payload = {
-            "thread": {k: getattr(thread, k) for k in ("platform", "workspace", "channel", "thread", "title")},
-            "messages": [
-                {
-                    "id": m.platform_message_id,
-                    "author_id": m.author_id,
-                    "author": m.author_name,
-                    "role": m.role,
-                    "content": m.content,
-                    "attachments": m.attachments,
-                    "sent_utc": m.sent_utc,
-                    "edited": m.edited,
-                    "deleted": m.deleted,
-                }
-                for m in messages
-            ],
-        }
-        print(json.dumps(payload, indent=2, ensure_ascii=False))
-        return 0
-    print(f"# {thread.title or thread.thread}\n")
-    for m in messages:
-        body = "*(deleted)*" if m.deleted else m.content
-        mark = " *(edited)*" if m.edited else ""
-        print(f"**{m.author_name}** · {m.sent_utc}{mark}\n\n{body}\n")
+        trail = await ToolTrail(db).for_thread(thread_id=thread.id)
+    print(as_json(thread, messages, trail) if fmt == "json" else as_markdown(thread, messages, trail))
     return 0
 
 

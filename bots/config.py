@@ -31,6 +31,7 @@ HINTS: dict[str, str] = {
     "PORT": "a TCP port number between 1 and 65535",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "LOG_RETENTION_DAYS": "a whole number of days of at least 1, e.g. 90, or leave it unset to keep everything",
+    "LLM_FUNCTION_CALLING": "true or false, or leave it unset to follow litellm's model map",
     "LOG_FORMAT": "text (the default) or json (one JSON object a line)",
     "METRICS_PORT": "a TCP port number between 1 and 65535 for /metrics, /healthz and /readyz, or leave it empty",
     "USER_DAILY_TOKENS": "a whole number of tokens of at least 1 per person per UTC day, or leave it empty",
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_context_window: int = Field(default=8192, ge=256)
     llm_timeout_s: float = Field(default=60.0, gt=0)
+    llm_function_calling: bool | None = None  # None: litellm's model map decides
     system_prompt: str = (
         "You are threadkeeper, a helpful assistant taking part in a team chat thread. "
         "Several people may write in the thread; each user message starts with the author's name. "
@@ -141,6 +143,8 @@ class Settings(BaseSettings):
         "metrics_port",
         "user_daily_tokens",
         "mcp_config",
+        "llm_function_calling",
+        "log_retention_days",
         mode="before",
     )
     @classmethod

@@ -12,31 +12,71 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
-from agent.summarize import transcript_line
+from agent.summarize import trail_line, transcript_line
+from agent.tools import call_line
 from bots.thread_state import prompt_text
 from storage.erasure import Erasure, ErasureStore
 from storage.log import LoggedMessage, ThreadLog
 from storage.sessions import SessionStore
+from storage.trail import ToolTrail, TrailEntry
 
 log = logging.getLogger(__name__)
 
 FOLLOW_INTERVAL_S = 2.0
 
 
-def transcript_lines(messages: list[LoggedMessage]) -> list[str]:
-    """Log rows as the transcript lines a summary is written from."""
-    return [transcript_line(author=m.author_name, role=m.role, text=prompt_text(m)) for m in messages]
+def transcript_lines(messages: list[LoggedMessage], trail: Sequence[TrailEntry] = ()) -> list[str]:
+    """Log rows, with the tool calls of the trail where they happened, as the lines a summary is written from.
+
+    A trail entry was logged after the last message its turn answered, so it goes right after that message (or
+    the last earlier one still there), before the reply that followed the calls.
+    """
+    calls = sorted(trail, key=lambda e: (e.after_message_id, e.id))
+    lines: list[str] = []
+    next_call = 0
+    for message in messages:
+        while next_call < len(calls) and calls[next_call].after_message_id < message.id:
+            lines.append(_call(calls[next_call]))
+            next_call += 1
+        lines.append(transcript_line(author=message.author_name, role=message.role, text=prompt_text(message)))
+    lines.extend(_call(entry) for entry in calls[next_call:])
+    return lines
+
+
+def _call(entry: TrailEntry) -> str:
+    text = call_line(
+        name=entry.tool, raw_arguments=entry.arguments_json, result=entry.result_excerpt, is_error=entry.is_error
+    )
+    return trail_line(tool=entry.tool, text=text, is_error=entry.is_error)
+
+
+async def thread_transcript(
+    *, log: ThreadLog, trail: ToolTrail, thread_id: int, after_id: int = 0, through_id: int | None = None
+) -> tuple[list[LoggedMessage], list[str]]:
+    """The transcript of (``after_id``, ``through_id``]: its visible messages, and its lines with the trail."""
+    messages = await log.transcript(thread_id=thread_id, after_id=after_id, through_id=through_id)
+    last = through_id if through_id is not None else (messages[-1].id if messages else after_id)
+    entries = await trail.for_thread(thread_id=thread_id, after_id=after_id, through_id=last)
+    return messages, transcript_lines(messages, entries)
 
 
 class LogSource:
     """One thread's log, as an ``agent.session.SessionSource``."""
 
     def __init__(
-        self, *, log: ThreadLog, sessions: SessionStore, erasures: ErasureStore, thread_id: int, session_id: int
+        self,
+        *,
+        log: ThreadLog,
+        trail: ToolTrail,
+        sessions: SessionStore,
+        erasures: ErasureStore,
+        thread_id: int,
+        session_id: int,
     ) -> None:
         self._log = log
+        self._trail = trail
         self._sessions = sessions
         self._erasures = erasures
         self._thread_id = thread_id
@@ -45,7 +85,10 @@ class LogSource:
 
     async def lines_through(self, message_id: int) -> list[str]:
         self._seen = await self._erasures.latest_id(thread_id=self._thread_id)
-        return transcript_lines(await self._log.transcript(thread_id=self._thread_id, through_id=message_id))
+        _, lines = await thread_transcript(
+            log=self._log, trail=self._trail, thread_id=self._thread_id, through_id=message_id
+        )
+        return lines
 
     async def lines_of(self, message_ids: list[int]) -> list[str]:
         return transcript_lines(await self._log.visible(thread_id=self._thread_id, ids=message_ids))

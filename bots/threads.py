@@ -29,15 +29,18 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from agent.llm import LLMClient, LLMError
 from agent.session import AgentSession, UserTurn
+from agent.steps import MAX_TOOL_STEPS
 from agent.summarize import Summarizer
 from bots import log_context, metrics
+from bots.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
 from bots.cards import CardFlow
 from bots.forgetting import ErasureFollower, LogSource
 from bots.messages import (
+    ApprovalClick,
     CardClick,
     IncomingMessage,
     MessageDeletion,
@@ -47,11 +50,23 @@ from bots.messages import (
 )
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns, prompt_text
+from bots.tool_turns import ThreadTools
 from storage.erasure import KIND_EDITED, KIND_THREAD, Erasure
 from storage.log import LoggedMessage, ThreadGone
 from storage.sessions import CardRecord
 
 log = logging.getLogger(__name__)
+
+
+class BackgroundService(Protocol):
+    """Something that runs beside the bot once a platform is up (the MCP servers)."""
+
+    async def start(self) -> None: ...
+
+    async def wait_settled(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
 
 SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
 INTERRUPTED_NOTE = "I restarted while catching up. Choose again."
@@ -73,12 +88,16 @@ class ThreadRouter:
         interrupted_cards: list[CardRecord] | None = None,
         erasures_seen: int = 0,
         max_thread_states: int | None = None,
+        tools: ThreadTools | None = None,
+        tool_servers: BackgroundService | None = None,
+        max_tool_steps: int = MAX_TOOL_STEPS,
     ) -> None:
         self._log = stores.log
         self._sessions = stores.sessions
         self._cards = stores.cards
         self._events = stores.events
         self._erasures = stores.erasures
+        self._trail = stores.trail
         self._follower = ErasureFollower(erasures=stores.erasures, seen=erasures_seen, apply=self._apply_erasure)
         self._usage = stores.usage
         self._llm = llm
@@ -97,6 +116,10 @@ class ThreadRouter:
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._interrupted = list(interrupted_cards or [])
+        self._tools = tools
+        self._tool_servers = tool_servers
+        self._tool_servers_started = False
+        self._max_tool_steps = max_tool_steps
 
     # -- wiring ---------------------------------------------------------------------------------------------
 
@@ -112,6 +135,9 @@ class ThreadRouter:
         had nothing before them, without waiting for someone to write again.
         """
         self._follower.start()
+        if self._tool_servers is not None and not self._tool_servers_started:
+            self._tool_servers_started = True  # connect in the background, now that a platform is up
+            await self._tool_servers.start()
         for card in list(self._interrupted):
             thread = await self._log.thread(thread_id=card.thread_id)
             if thread is None or thread.platform != platform:
@@ -137,6 +163,11 @@ class ThreadRouter:
         else:
             await self.start_session(state, origin="fresh")
             self._kick(state)
+
+    async def tools_settled(self) -> None:
+        """Wait until every MCP server has connected or failed once (``check`` and tests; turns never wait)."""
+        if self._tool_servers is not None:
+            await self._tool_servers.wait_settled()
 
     @property
     def live_sessions(self) -> int:
@@ -259,6 +290,12 @@ class ThreadRouter:
         """Resolve a card once, whoever clicks and however often (``bots/cards.py``); returns at once."""
         return await self._card_flow.handle_click(click)
 
+    async def handle_approval_click(self, click: ApprovalClick) -> ClickResult:
+        """Allow or deny a waiting tool call once (``bots/approvals.py``); returns at once."""
+        if self._tools is None:
+            return ClickResult(private_note=STALE_APPROVAL_NOTE)
+        return await self._tools.approvals.handle_click(click)
+
     # -- sessions -------------------------------------------------------------------------------------------
 
     # The card flow's SessionHost: what bots/cards.py may ask of the router.
@@ -282,6 +319,7 @@ class ThreadRouter:
     ) -> None:
         source = LogSource(
             log=self._log,
+            trail=self._trail,
             sessions=self._sessions,
             erasures=self._erasures,
             thread_id=state.thread_id,
@@ -295,6 +333,7 @@ class ThreadRouter:
             seed_through=through,
             source=source,
             assistant_name=self._assistant_name,
+            max_tool_steps=self._max_tool_steps,
         )
         state.session_id = session_id
         self._states.touch(state)
@@ -351,9 +390,20 @@ class ThreadRouter:
         provisional_id = f"local-{uuid.uuid4()}"
         committed = False
 
+        tools = (
+            None
+            if self._tools is None
+            else self._tools.for_turn(thread=state.key, thread_id=state.thread_id, after_message_id=ids[-1])
+        )
+
         async def commit_when_complete() -> AsyncIterator[str]:
             nonlocal committed
-            async for delta in session.turn(turns):
+            turn = (
+                session.turn(turns)
+                if tools is None
+                else session.turn(turns, tools=tools.box, approve=tools.approve, on_result=tools.on_result)
+            )
+            async for delta in turn:
                 yield delta
             reply_id = await self._log.record_reply(
                 thread_id=state.thread_id,
@@ -421,6 +471,8 @@ class ThreadRouter:
     async def close(self) -> None:
         """Cancel in-flight answers; their messages stay waiting in the log for the next start."""
         await self._follower.stop()
+        if self._tool_servers is not None and self._tool_servers_started:
+            await self._tool_servers.stop()
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(Exception):

@@ -1,0 +1,173 @@
+"""Tool approvals: a card with Allow and Deny, the same rules as the "Where were we?" card.
+
+A call the ToolBox says needs a person (``agent.tools.needs_approval``) waits on :meth:`ApprovalFlow.ask`: an
+approval row is written, the card is posted in the thread, and the turn waits until someone clicks or
+``APPROVAL_TIMEOUT_S`` passes. The first decision wins through a conditional UPDATE (``storage/trail.py``), so a
+double click, two people clicking Allow and Deny at once, or a click racing the timeout all end in one outcome;
+the others are told privately what was decided. Only people the adapters' allowlists admit can click at all,
+and with ``TOOL_APPROVERS`` set only those ids may decide.
+
+A waiting call lives in this process only. After a restart its card is stale: pending approvals are marked
+expired at start-up, a click on one says so, and the thread's waiting message takes the usual orphan path (the
+"Where were we?" card).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from agent.tools import Approver, Decision, ToolCall, ToolSpec
+from bots.messages import ApprovalAction, ApprovalClick, ThreadKey
+from bots.ports import ApprovalCard, ApprovalState, ClickResult, ThreadOutbox
+from bots.render import PREVIEW_CHARS
+from storage.log import ThreadLog
+from storage.trail import ApprovalRecord, ApprovalStore
+
+log = logging.getLogger(__name__)
+
+STALE_NOTE = "That request is no longer active."
+EXPIRED_NOTE = "That request expired when I restarted; nothing was run."
+NOT_AN_APPROVER_NOTE = "Only the people this bot's operator named can approve tool calls here."
+TIMEOUT_REASON = "nobody answered in time"
+
+
+def arguments_preview(call: ToolCall) -> str:
+    """The call's arguments as indented JSON, cut to what a card can show."""
+    try:
+        text = json.dumps(call.arguments, indent=2, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        text = call.raw_arguments
+    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "\n…"
+
+
+class ApprovalFlow:
+    """Posts approval cards, waits for a decision or the timeout, and resolves clicks."""
+
+    def __init__(
+        self,
+        *,
+        store: ApprovalStore,
+        log: ThreadLog,
+        outbox: Callable[[ThreadKey], ThreadOutbox],
+        clock: Callable[[], datetime],
+        timeout_s: float,
+        approvers: frozenset[str] = frozenset(),
+    ) -> None:
+        self._store = store
+        self._log = log
+        self._outbox = outbox
+        self._clock = clock
+        self._timeout_s = timeout_s
+        self._approvers = approvers
+        self._waiting: dict[int, asyncio.Future[Decision]] = {}
+
+    def approver(self, *, thread: ThreadKey, thread_id: int) -> Approver:
+        """The ``approve`` callback of one turn in ``thread``."""
+
+        async def approve(call: ToolCall, spec: ToolSpec) -> Decision:
+            return await self.ask(call, thread=thread, thread_id=thread_id)
+
+        return approve
+
+    async def ask(self, call: ToolCall, *, thread: ThreadKey, thread_id: int) -> Decision:
+        """Post the card and wait; a timeout or a card that cannot be posted is a refusal."""
+        preview = arguments_preview(call)
+        approval_id = await self._store.open(
+            thread_id=thread_id, tool=call.name, arguments_preview=preview, now=self._clock()
+        )
+        card = ApprovalCard(approval_id, thread, call.name, preview, ApprovalState.PENDING)
+        decided: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._waiting[approval_id] = decided
+        try:
+            try:
+                message_id = await self._outbox(thread).post_approval(card=card)
+            except Exception:
+                log.exception("could not post the approval card for %s in %s; the call is refused", call.name, thread)
+                await self._decide_unanswered(approval_id, "timed_out")
+                return Decision(approved=False, decided_by=None, reason="I could not ask anyone to approve it")
+            await self._store.set_message_id(approval_id=approval_id, card_message_id=message_id)
+            try:
+                return await asyncio.wait_for(asyncio.shield(decided), timeout=self._timeout_s)
+            except TimeoutError:
+                if await self._decide_unanswered(approval_id, "timed_out"):
+                    await self._show(card, message_id, ApprovalState.TIMED_OUT, None)
+                    return Decision(approved=False, decided_by=None, reason=TIMEOUT_REASON)
+                return await decided  # a click won the race against the timeout
+        finally:
+            self._waiting.pop(approval_id, None)
+
+    async def handle_click(self, click: ApprovalClick) -> ClickResult:
+        """Decide an approval once; everyone else gets a private note saying what happened."""
+        record = await self._store.get(approval_id=click.approval_id)
+        thread = None if record is None else await self._log.thread(thread_id=record.thread_id)
+        if record is None or thread is None:
+            return ClickResult(private_note=STALE_NOTE)
+        key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
+        if click.thread is not None and not click.thread.is_same_place(key):
+            log.warning("refusing a click on approval %s from %s: it belongs to %s", record.id, click.thread, key)
+            return ClickResult(private_note=STALE_NOTE)
+        if self._approvers and click.user.id not in self._approvers:
+            return ClickResult(private_note=NOT_AN_APPROVER_NOTE)
+        if record.state != "pending":
+            return ClickResult(private_note=_decided_note(record))
+        waiting = self._waiting.get(record.id)
+        if waiting is None or waiting.done():
+            # Nothing in this process waits for it: an earlier run posted it and died.
+            await self._decide_unanswered(record.id, "expired")
+            await self._show_record(record, key, ApprovalState.EXPIRED, None)
+            return ClickResult(private_note=EXPIRED_NOTE)
+        allowed = click.action is ApprovalAction.ALLOW
+        state = ApprovalState.APPROVED if allowed else ApprovalState.DENIED
+        won = await self._store.decide(
+            approval_id=record.id,
+            state=state.value,
+            by_id=click.user.id,
+            by_name=click.user.display_name,
+            now=self._clock(),
+        )
+        if not won:
+            latest = await self._store.get(approval_id=record.id)
+            return ClickResult(private_note=_decided_note(latest or record))
+        waiting.set_result(Decision(approved=allowed, decided_by=click.user.display_name))
+        await self._show_record(record, key, state, click.user.display_name)
+        return ClickResult()
+
+    async def _decide_unanswered(self, approval_id: int, state: str) -> bool:
+        now = self._clock()
+        return await self._store.decide(approval_id=approval_id, state=state, by_id=None, by_name=None, now=now)
+
+    async def expire_earlier_runs(self) -> int:
+        """At start-up: an earlier run's waiting calls died with it."""
+        expired = await self._store.expire_pending(now=self._clock())
+        if expired:
+            log.info("%d approval request(s) of an earlier run expired", expired)
+        return expired
+
+    async def _show_record(
+        self, record: ApprovalRecord, key: ThreadKey, state: ApprovalState, decided_by: str | None
+    ) -> None:
+        if record.card_message_id is None:
+            return
+        card = ApprovalCard(record.id, key, record.tool, record.arguments_preview, state, decided_by)
+        await self._show(card, record.card_message_id, state, decided_by)
+
+    async def _show(self, card: ApprovalCard, message_id: str, state: ApprovalState, decided_by: str | None) -> None:
+        view = ApprovalCard(card.approval_id, card.thread, card.tool, card.arguments_preview, state, decided_by)
+        try:
+            await self._outbox(card.thread).update_approval(card=view, message_id=message_id)
+        except Exception:
+            log.exception("could not update approval card %s in %s", card.approval_id, card.thread)
+
+
+def _decided_note(record: ApprovalRecord) -> str:
+    who = record.decided_by_name or "Someone"
+    return {
+        "approved": f"{who} already allowed that call.",
+        "denied": f"{who} already denied that call.",
+        "timed_out": "That request timed out; the call was not made.",
+        "expired": EXPIRED_NOTE,
+    }.get(record.state, STALE_NOTE)
