@@ -18,7 +18,14 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from bench.common import ROOT, Result, print_table
 
-SUITES = {"P1+P3": "latency", "P2": "throughput", "P4": "catch_up", "P5": "memory", "P6": "slack_calls"}
+SUITES = {
+    "P1+P3": "latency",
+    "P2": "throughput",
+    "P4": "catch_up",
+    "P5": "memory",
+    "P6": "slack_calls",
+    "P7": "tool_step",
+}
 RESULT_MARK = "BENCH-RESULTS "
 
 
