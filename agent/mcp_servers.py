@@ -291,6 +291,11 @@ class MCPServers:
     def specs(self) -> list[ToolSpec]:
         return [spec for link in self._links for spec, _tool in link.tools.values()]
 
+    def tool_names(self, name: str) -> list[str] | None:
+        """The tools server ``name`` offers now, or None when it is not connected (``threadkeeper check``)."""
+        link = next(link for link in self._links if link.name == name)
+        return None if link.session is None else sorted(link.tools)
+
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
         for link in self._links:
             found = link.tools.get(name)

@@ -14,6 +14,8 @@ slack-manifest.yml's bot scopes (the manifest is not shipped with an installed p
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -77,6 +79,8 @@ async def run_check(out: TextIO, *, settings: Settings | None = None) -> int:
         sections.append(check_discord)
     if settings.slack_enabled:
         sections.append(check_slack)
+    if settings.mcp_config is not None:
+        sections.append(check_mcp_servers)
     secrets = _secret_values(settings)
     ok = True
     # The model checks print their own ✗ with the fix; the client's own error log would only repeat it.
@@ -256,6 +260,35 @@ async def check_discord(settings: Settings) -> list[Check]:
     checks.append(
         passed("discord invite", discord.utils.oauth_url(app_id, permissions=NEEDED_PERMISSIONS, scopes=("bot",)))
     )
+    return checks
+
+
+async def check_mcp_servers(settings: Settings) -> list[Check]:
+    """Each MCP server of MCP_CONFIG starts and lists its tools (then it is stopped again)."""
+    from agent.mcp_config import MCPConfigError  # the SDK's import costs 0.5 s: only when configured
+    from agent.mcp_servers import MCPServers
+
+    assert settings.mcp_config is not None
+    try:
+        servers = MCPServers.from_file(settings.mcp_config)
+    except MCPConfigError as exc:
+        return [failed("MCP servers", "the file is invalid", str(exc))]
+    checks: list[Check] = []
+    await servers.start()
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(servers.wait_settled(), timeout=30)
+        for name in servers.names:
+            tools = servers.tool_names(name)
+            if tools is None:
+                where = settings.mcp_config
+                fix = f"server {name!r} did not start: check its command or url in {where} (the log says why)"
+                checks.append(failed(f"MCP server {name}", "not connected", fix))
+            else:
+                shown = ", ".join(tools[:6]) + (", …" if len(tools) > 6 else "")
+                checks.append(passed(f"MCP server {name}", f"{len(tools)} tool(s): {shown}"))
+    finally:
+        await servers.stop()
     return checks
 
 

@@ -242,3 +242,23 @@ async def test_run_without_a_model_key_stops_with_exit_2_and_the_fix(
     assert result.returncode == 2
     assert "The model openai/fake cannot be used: no key for openai/fake: set LLM_API_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+async def test_each_mcp_server_is_started_and_its_tools_listed_or_its_failure_named(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    from tests.fakes.mcp_server import stdio_entry, write_config
+
+    config = write_config(
+        tmp_path / "mcp.json",
+        {"fake": stdio_entry(), "broken": {"command": str(tmp_path / "no-such-server")}},
+    )
+    out = io.StringIO()
+    assert await run_check(out, settings=make_settings(mcp_config=config)) == 1
+    lines = out.getvalue().splitlines()
+    fake = next(line for line in lines if "MCP server fake" in line)
+    broken = next(line for line in lines if "MCP server broken" in line)
+    assert fake.startswith("✓") and "lookup" in fake and "create_ticket" in fake
+    assert broken.startswith("✗")
+    assert f"fix: server 'broken' did not start: check its command or url in {config}" in out.getvalue()
