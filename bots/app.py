@@ -27,6 +27,7 @@ from storage.db import Database, open_database
 from storage.erasure import ErasureStore
 from storage.migrations import migrate
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
+from storage.trail import ApprovalStore
 from storage.usage import UsageLog
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ async def open_router(
             cards=cards,
             events=events,
             erasures=erasures,
+            approvals=ApprovalStore(db),
             usage=usage,
         )
         router = ThreadRouter(

@@ -18,6 +18,7 @@ from bots.usage import UsageRecorder
 from storage.erasure import ErasureStore
 from storage.log import LoggedMessage, ThreadLog
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
+from storage.trail import ApprovalStore
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class RouterStores:
     cards: CardStore
     events: DeliveredEvents
     erasures: ErasureStore
+    approvals: ApprovalStore
     usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
 
 

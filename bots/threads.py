@@ -35,9 +35,11 @@ from agent.llm import LLMClient, LLMError
 from agent.session import AgentSession, UserTurn
 from agent.summarize import Summarizer
 from bots import log_context, metrics
+from bots.approval_clicks import resolve_approval_click
 from bots.cards import CardFlow
 from bots.forgetting import ErasureFollower, LogSource
 from bots.messages import (
+    ApprovalClick,
     CardClick,
     IncomingMessage,
     MessageDeletion,
@@ -79,6 +81,7 @@ class ThreadRouter:
         self._cards = stores.cards
         self._events = stores.events
         self._erasures = stores.erasures
+        self._approvals = stores.approvals  # approvals branch: for handle_approval_click until ApprovalFlow lands
         self._follower = ErasureFollower(erasures=stores.erasures, seen=erasures_seen, apply=self._apply_erasure)
         self._usage = stores.usage
         self._llm = llm
@@ -258,6 +261,12 @@ class ThreadRouter:
     async def handle_click(self, click: CardClick) -> ClickResult:
         """Resolve a card once, whoever clicks and however often (``bots/cards.py``); returns at once."""
         return await self._card_flow.handle_click(click)
+
+    async def handle_approval_click(self, click: ApprovalClick) -> ClickResult:
+        """Decide a tool-call approval once, first click wins (``bots/approval_clicks.py``); returns at once."""
+        return await resolve_approval_click(
+            click, approvals=self._approvals, log_store=self._log, outbox_for=self.outbox, clock=self._clock
+        )
 
     # -- sessions -------------------------------------------------------------------------------------------
 
