@@ -186,7 +186,7 @@ def message_chunks(snapshot: Snapshot) -> list[str]:
         if not chunks:
             chunks = [line]
         elif len(chunks[-1]) + 2 + len(line) <= MESSAGE_LIMIT:
-            chunks[-1] = f"{chunks[-1]}\n\n{line}"
+            chunks[-1] = f"{chunks[-1].rstrip()}\n\n{line}"
     return chunks
 
 

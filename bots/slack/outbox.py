@@ -200,7 +200,7 @@ def message_chunks(snapshot: Snapshot) -> list[str]:
         if not chunks:
             chunks = [line]
         elif len(chunks[-1]) + 2 + len(line) <= CHUNK_LIMIT:
-            chunks[-1] = f"{chunks[-1]}\n\n{line}"
+            chunks[-1] = f"{chunks[-1].rstrip()}\n\n{line}"
     return chunks or [PLACEHOLDER]
 
 
