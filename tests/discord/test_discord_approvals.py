@@ -24,9 +24,7 @@ def key(thread: str) -> ThreadKey:
     return ThreadKey("discord", GUILD, CHANNEL, thread)
 
 
-async def approval_card(
-    fake: FakeDiscord, bot: DiscordBot, db_path: Path, thread: str
-) -> tuple[int, dict[str, Any]]:
+async def approval_card(fake: FakeDiscord, bot: DiscordBot, db_path: Path, thread: str) -> tuple[int, dict[str, Any]]:
     """Post an approval card; return its id and the message as posted (a copy: later edits do not change it)."""
     approval_id, message_id = await post_approval(db_path, bot.adapter.outbox, key(thread))
     return approval_id, copy.deepcopy(fake.messages[message_id])
