@@ -93,7 +93,8 @@ class SlackOutbox:
         try:
             if not self._statuses.is_streaming(thread):
                 return
-            if not await self._status.set(thread, text):
+            # A clear also reaches the line: an earlier status may have fallen back to it (a network error).
+            if not await self._status.set(thread, text) or text is None:
                 self._statuses.show(thread, text)
         except Exception:
             log.exception("could not show a status in %s", thread)
