@@ -6,8 +6,10 @@ stale button, a forged id). The first Allow or Deny wins through ``ApprovalStore
 UPDATE; every later click, and a click on a request an earlier run left behind (expired at start-up), gets a
 note for the clicker alone. Adapters only translate the click; what it means is decided here.
 
-This is the part of the approval flow a click needs; the flow that opens approvals and waits on them
-(``ApprovalFlow``) calls :func:`resolve_approval_click` and hears of the outcome through ``on_decided``.
+This is the part of the approval flow a click needs, kept on the approvals branch so the platform adapters
+have a real ``ThreadRouter.handle_approval_click`` to call. main's ``bots/approvals.py`` (``ApprovalFlow``)
+resolves clicks the same way, with the same notes, and also knows which calls this process waits on; at the
+merge it supersedes this module.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from storage.trail import ApprovalRecord, ApprovalStore
 log = logging.getLogger(__name__)
 
 STALE_APPROVAL_NOTE = "That request is no longer active."
-EXPIRED_NOTE = "This request expired when I restarted."
-NOT_AN_APPROVER_NOTE = "Only the people named in TOOL_APPROVERS can allow or deny tool calls."
+# The wording of main's bots/approvals.py, so a click reads the same whichever resolves it.
+EXPIRED_NOTE = "That request expired when I restarted; nothing was run."
+NOT_AN_APPROVER_NOTE = "Only the people this bot's operator named can approve tool calls here."
 
 DecisionHook = Callable[[int, ApprovalState], None]
 
@@ -104,9 +107,9 @@ async def _not_counted(
         await show_approval(record, card_of(record, key, state, decided_by=None), outbox_for)
         return ClickResult(private_note=EXPIRED_NOTE)
     if state is ApprovalState.TIMED_OUT:
-        return ClickResult(private_note="Nobody answered in time, so the call was not made.")
+        return ClickResult(private_note="That request timed out; the call was not made.")
     if state is ApprovalState.PENDING:
         return ClickResult(private_note=STALE_APPROVAL_NOTE)
     who = record.decided_by_name or "Someone"
     verb = "allowed" if state is ApprovalState.APPROVED else "denied"
-    return ClickResult(private_note=f"{who} already {verb} this call.")
+    return ClickResult(private_note=f"{who} already {verb} that call.")

@@ -47,3 +47,12 @@ def approval_row(db_path: Path, approval_id: int) -> tuple[str, str | None]:
     """(state, decided_by_name) as the database has them."""
     row = db_rows(db_path, "SELECT state, decided_by_name FROM approvals WHERE id = ?", (approval_id,))[0]
     return row["state"], row["decided_by_name"]
+
+
+async def expire_pending(db_path: Path) -> None:
+    """What start-up does to an earlier run's waiting approvals (their calls died with the process)."""
+    db = await open_database(db_path)
+    try:
+        await ApprovalStore(db).expire_pending(now=utc_now())
+    finally:
+        await db.close()

@@ -15,7 +15,7 @@ from bots.ports import ApprovalState
 from storage.db import open_database
 from storage.log import ThreadLog
 from storage.trail import ApprovalStore
-from tests.approval_rows import approval_row, post_approval
+from tests.approval_rows import approval_row, expire_pending, post_approval
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.router_harness import ALICE, BOB, running_router, thread_key
@@ -35,7 +35,7 @@ async def test_two_people_clicking_at_once_end_in_one_decision_and_one_note(
     notes = [r.private_note for r in results]
     assert notes.count(None) == 1
     verb = "allowed" if state == "approved" else "denied"
-    assert f"{who} already {verb} this call." in notes
+    assert f"{who} already {verb} that call." in notes
     [(updated_id, card)] = bot.outbox.approval_updates
     assert updated_id == message_id and card.state.value == state and card.decided_by == who
     assert not card.buttons_live
@@ -47,15 +47,11 @@ async def test_a_click_on_a_request_an_earlier_run_left_says_it_expired_and_drop
     async with running_router(make_settings()) as bot:
         await bot.say("hello")
         approval_id, _ = await post_approval(db_path, bot.outbox, thread_key())
-        db = await open_database(db_path)
-        try:
-            await ApprovalStore(db).expire_pending(now=utc_now())  # what a restart does
-        finally:
-            await db.close()
+        await expire_pending(db_path)  # what a restart does
         result = await bot.router.handle_approval_click(
             ApprovalClick(approval_id, ApprovalAction.ALLOW, ALICE, thread=thread_key())
         )
-    assert result.private_note == "This request expired when I restarted."
+    assert result.private_note == "That request expired when I restarted; nothing was run."
     assert approval_row(db_path, approval_id) == ("expired", None)
     assert [c.state for _, c in bot.outbox.approval_updates] == [ApprovalState.EXPIRED]
 
@@ -91,6 +87,6 @@ async def test_unknown_approvals_other_threads_and_non_approvers_do_not_count(
         finally:
             await db.close()
     assert unknown.private_note == elsewhere.private_note == "That request is no longer active."
-    assert not_an_approver == "Only the people named in TOOL_APPROVERS can allow or deny tool calls."
+    assert not_an_approver == "Only the people this bot's operator named can approve tool calls here."
     assert approver is None and decided == [(approval_id, ApprovalState.DENIED)]
     assert approval_row(db_path, approval_id) == ("denied", "Alice")

@@ -12,7 +12,7 @@ from typing import Any
 
 from bots.messages import ThreadKey
 from bots.render import tool_status
-from tests.approval_rows import TOOL, approval_row, post_approval
+from tests.approval_rows import TOOL, approval_row, expire_pending, post_approval
 from tests.discord.conftest import DiscordBot, DiscordBotFactory, button, buttons, open_thread, settle
 from tests.fakes.discord import ALICE, BOB, CHANNEL, GUILD, FakeDiscord
 from tests.fakes.llm import FakeLLM
@@ -50,22 +50,26 @@ async def test_allow_by_a_member_decides_the_call_and_the_card_shows_who_without
     assert fake_discord.callbacks(late)[0].json["type"] == 6
     assert "Allowed by Bob." in fake_discord.messages[card["id"]]["content"]
     note = fake_discord.followups()[0].json
-    assert note["content"] == "Bob already allowed this call." and note["flags"] & EPHEMERAL
+    assert note["content"] == "Bob already allowed that call." and note["flags"] & EPHEMERAL
     assert approval_row(db_path, approval_id) == ("approved", "Bob")
 
 
-async def test_deny_is_shown_on_the_card_and_survives_a_restart_of_the_buttons(
+async def test_after_a_restart_the_persistent_button_still_reaches_the_router_and_says_it_expired(
     discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
 ) -> None:
     async with discord_bot() as bot:
         thread = await open_thread(fake_discord, bot, "clean up")
         approval_id, card = await approval_card(fake_discord, bot, db_path, thread)
+    await expire_pending(db_path)  # what start-up does: the waiting call died with the process
     async with discord_bot() as bot:  # a process that never sent the card: the DynamicItem still routes it
         await fake_discord.click(button(card, "deny"), message=card, who=ALICE)
-        await fake_discord.wait_for(lambda: buttons(fake_discord.messages[card["id"]]) == [])
+        await fake_discord.wait_for(lambda: len(fake_discord.followups()) == 1)
         await settle(bot)
-    assert approval_row(db_path, approval_id) == ("denied", "Alice")
-    assert "Denied by Alice." in fake_discord.messages[card["id"]]["content"]
+    note = fake_discord.followups()[0].json
+    assert note["content"] == "That request expired when I restarted; nothing was run." and note["flags"] & EPHEMERAL
+    assert approval_row(db_path, approval_id) == ("expired", None)
+    assert buttons(fake_discord.messages[card["id"]]) == []
+    assert "expired when I restarted" in fake_discord.messages[card["id"]]["content"]
 
 
 async def test_a_click_from_outside_the_allowlist_is_refused_privately_and_the_call_still_waits(

@@ -75,7 +75,7 @@ async def test_an_approval_card_shows_the_call_and_allow_decides_it_once(
         await settle(bot)
     assert {first, second} <= fake_slack.acks
     assert "Allowed by Bob." in str(blocks_of(fake_slack, card_ts))
-    assert ephemeral_texts(fake_slack) == ["Bob already allowed this call."]
+    assert ephemeral_texts(fake_slack) == ["Bob already allowed that call."]
     assert fake_slack.calls_to("chat.postEphemeral")[0].params["user"] == "UALICE"
     assert approval_row(db_path, approval_id) == ("approved", "Bob")
 
