@@ -7,13 +7,23 @@ posted message, so the adapter's click path meets a real row.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+
+import pytest
 
 from bots.messages import ThreadKey, utc_now
 from bots.ports import ApprovalCard, ApprovalState, ThreadOutbox
 from storage.db import open_database
 from storage.trail import ApprovalStore
 from tests.router_harness import db_rows
+
+# main's ApprovalFlow (bots/approvals.py) counts a click only on a call this process waits on, and a row opened
+# here has no waiting call; once it is merged the *_tool_flow tests tell these stories through real tool calls.
+ROUTER_FLOW_MERGED = importlib.util.find_spec("bots.approvals") is not None
+stand_in_only = pytest.mark.skipif(
+    ROUTER_FLOW_MERGED, reason="needs a waiting call: covered end to end by the *_tool_flow tests"
+)
 
 TOOL = "files__write_file"
 ARGUMENTS = '{"path": "notes/<b>plan</b>.md", "text": "ship & tell"}'

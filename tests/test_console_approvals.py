@@ -14,7 +14,7 @@ from pathlib import Path
 from bots.app import open_router
 from bots.console import chat, console_thread
 from bots.render import tool_status
-from tests.approval_rows import approval_row, post_approval
+from tests.approval_rows import approval_row, post_approval, stand_in_only
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.fakes.waiting import wait_until
@@ -37,6 +37,7 @@ class TypedLines(io.StringIO):
         return False
 
 
+@stand_in_only
 async def test_y_allows_a_tool_call_asked_mid_reply_and_the_status_is_a_line_of_its_own(
     make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path
 ) -> None:

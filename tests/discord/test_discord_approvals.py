@@ -12,7 +12,7 @@ from typing import Any
 
 from bots.messages import ThreadKey
 from bots.render import tool_status
-from tests.approval_rows import TOOL, approval_row, expire_pending, post_approval
+from tests.approval_rows import TOOL, approval_row, expire_pending, post_approval, stand_in_only
 from tests.discord.conftest import DiscordBot, DiscordBotFactory, button, buttons, open_thread, settle
 from tests.fakes.discord import ALICE, BOB, CHANNEL, GUILD, FakeDiscord
 from tests.fakes.llm import FakeLLM
@@ -30,6 +30,7 @@ async def approval_card(fake: FakeDiscord, bot: DiscordBot, db_path: Path, threa
     return approval_id, copy.deepcopy(fake.messages[message_id])
 
 
+@stand_in_only
 async def test_allow_by_a_member_decides_the_call_and_the_card_shows_who_without_buttons(
     discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
 ) -> None:
@@ -54,6 +55,7 @@ async def test_allow_by_a_member_decides_the_call_and_the_card_shows_who_without
     assert approval_row(db_path, approval_id) == ("approved", "Bob")
 
 
+@stand_in_only
 async def test_after_a_restart_the_persistent_button_still_reaches_the_router_and_says_it_expired(
     discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
 ) -> None:

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("bots.approvals", reason="the router side of tool approvals is not on this branch")
 
 from tests.discord.conftest import DiscordBotFactory, button, buttons, settle
-from tests.fakes.discord import BOB, FakeDiscord
+from tests.fakes.discord import ALICE, BOB, FakeDiscord
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import stdio_entry, write_config
 from tests.router_harness import db_rows
@@ -39,9 +39,14 @@ async def test_a_call_that_needs_a_person_waits_for_allow_then_the_answer_comes(
         await fake_discord.click(button(card, "allow"), message=card, who=BOB)
         await fake_discord.wait_for(lambda: any("Filed ticket 1." in t for t in fake_discord.texts_in(thread)))
         await settle(bot)
+        await fake_discord.click(button(card, "deny"), message=card, who=ALICE)  # too late
+        await fake_discord.wait_for(lambda: len(fake_discord.followups()) == 1)
+        await settle(bot)
     assert buttons(fake_discord.messages[card["id"]]) == []
     assert "Allowed by Bob." in fake_discord.messages[card["id"]]["content"]
     assert not any("Running" in t for t in fake_discord.texts_in(thread))
+    note = fake_discord.followups()[0].json
+    assert note["content"] == "Bob already allowed that call." and note["flags"] & 64  # ephemeral
     assert tuple(db_rows(db_path, "SELECT state, decided_by_name FROM approvals")[0]) == ("approved", "Bob")
 
 

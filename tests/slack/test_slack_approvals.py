@@ -12,7 +12,7 @@ from typing import Any
 from bots.messages import ApprovalAction, ThreadKey
 from bots.ports import approval_button_id
 from bots.render import tool_status
-from tests.approval_rows import approval_row, post_approval
+from tests.approval_rows import approval_row, post_approval, stand_in_only
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import TEAM, FakeSlack, Payloads
 from tests.slack.conftest import SlackBot, SlackBotFactory
@@ -44,6 +44,7 @@ def ephemeral_texts(fake: FakeSlack) -> list[str]:
     return [str(c.params.get("text")) for c in fake.calls_to("chat.postEphemeral")]
 
 
+@stand_in_only
 async def test_an_approval_card_shows_the_call_and_allow_decides_it_once(
     slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
 ) -> None:

@@ -57,7 +57,12 @@ async def test_allow_in_slack_runs_the_call_and_a_refused_status_falls_back_to_t
             lambda: any("Filed ticket 1." in t for t in replies_in(fake_slack, mention["ts"])), timeout=15
         )
         await settle(bot)
+        late = Payloads.click(str(value), user="UALICE", message_ts=str(card["_ts"]), thread_ts=mention["ts"])
+        await fake_slack.send(late, kind="interactive")
+        await fake_slack.wait_for(lambda: bool(fake_slack.calls_to("chat.postEphemeral")))
+        await settle(bot)
     assert tuple(db_rows(db_path, "SELECT state, decided_by_name FROM approvals")[0]) == ("approved", "Bob")
     assert "Allowed by Bob." in str(fake_slack.current_blocks(str(card["_ts"])))
     assert not any("Running" in t for t in replies_in(fake_slack, mention["ts"]))
-    assert len(fake_slack.calls_to("assistant.threads.setStatus")) == 1
+    assert len(fake_slack.calls_to("assistant.threads.setStatus")) == 1  # refused once, then not asked again
+    assert fake_slack.calls_to("chat.postEphemeral")[0].params["text"] == "Bob already allowed that call."
