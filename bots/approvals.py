@@ -112,6 +112,9 @@ class ApprovalFlow:
             return ClickResult(private_note=STALE_NOTE)
         if self._approvers and click.user.id not in self._approvers:
             return ClickResult(private_note=NOT_AN_APPROVER_NOTE)
+        if record.state == "expired":
+            await self._show_record(record, key, ApprovalState.EXPIRED, None)  # an earlier run's card loses its buttons
+            return ClickResult(private_note=EXPIRED_NOTE)
         if record.state != "pending":
             return ClickResult(private_note=_decided_note(record))
         waiting = self._waiting.get(record.id)

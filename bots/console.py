@@ -2,8 +2,10 @@
 
 Each ``--thread NAME`` is one thread. Lines typed (or piped) become messages; the reply streams to stdout.
 When the router shows a "Where were we?" card, the next line ``1`` (or ``c``) means Catch me up and ``2``
-(or ``f``) Start fresh; any other line is just another message that waits with the first. Quit with Ctrl-D.
-It drives the very router the Discord and Slack adapters use.
+(or ``f``) Start fresh; when it asks to allow a tool call, ``y`` (or ``allow``) allows it and ``n`` (or
+``deny``) denies it. Any other line is just another message that waits with the first. While a tool runs a
+dim ``(running NAME…)`` line says so. Quit with Ctrl-D. It drives the very router the Discord and Slack
+adapters use; an approval is asked while a reply is under way, so input is read again as soon as one is.
 """
 
 from __future__ import annotations
@@ -15,13 +17,20 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TextIO
 
-from bots.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
-from bots.ports import CatchUpCard
-from bots.render import CATCH_UP_LABEL, FRESH_LABEL, card_text
+from bots.messages import ApprovalAction, ApprovalClick, Author, CardAction, CardClick, IncomingMessage, ThreadKey
+from bots.ports import ApprovalCard, CatchUpCard
+from bots.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL, approval_status_line, card_text
 from bots.threads import ThreadRouter
 
 PLATFORM = "console"
 CHOICES = {"1": CardAction.CATCH_UP, "c": CardAction.CATCH_UP, "2": CardAction.FRESH, "f": CardAction.FRESH}
+APPROVAL_CHOICES = {
+    "y": ApprovalAction.ALLOW,
+    "allow": ApprovalAction.ALLOW,
+    "n": ApprovalAction.DENY,
+    "deny": ApprovalAction.DENY,
+}
+DIM, PLAIN = "\x1b[2m", "\x1b[0m"
 
 
 def console_thread(name: str) -> ThreadKey:
@@ -29,11 +38,14 @@ def console_thread(name: str) -> ThreadKey:
 
 
 class ConsoleOutbox:
-    """Prints what the router says; remembers the card awaiting a choice."""
+    """Prints what the router says; remembers the card and the approval awaiting a choice."""
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self.pending_card: CatchUpCard | None = None
+        self.pending_approval: ApprovalCard | None = None
+        self.approval_asked = asyncio.Event()  # set when an approval waits: read input even mid-reply
+        self._mid_reply = False  # the reply's line is open (a status goes on a line of its own)
 
     def _print(self, text: str = "", *, end: str = "\n") -> None:
         self._out.write(text + end)
@@ -41,11 +53,16 @@ class ConsoleOutbox:
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
         self._print("bot> ", end="")
+        self._mid_reply = True
         try:
             async for delta in deltas:
+                if not self._mid_reply:
+                    self._print("bot> ", end="")
+                    self._mid_reply = True
                 self._print(delta, end="")
         finally:
             self._print()
+            self._mid_reply = False
         return []
 
     async def post_notice(self, *, thread: ThreadKey, text: str) -> None:
@@ -63,6 +80,37 @@ class ConsoleOutbox:
             await self.post_card(card=card)
         else:
             self._print(f"· {card_text(card).splitlines()[-1]}")
+
+    async def post_approval(self, *, card: ApprovalCard) -> str:
+        self._end_reply_line()
+        self.pending_approval = card
+        self.approval_asked.set()
+        self._print(f"┌ Allow this tool call? {card.tool}")
+        for line in card.arguments_preview.splitlines() or [""]:
+            self._print(f"│ {line}")
+        self._print(f"└ [y] {ALLOW_LABEL}   [n] {DENY_LABEL}")
+        return f"approval-{card.approval_id}"
+
+    async def update_approval(self, *, card: ApprovalCard, message_id: str) -> None:
+        if self.pending_approval is not None and self.pending_approval.approval_id == card.approval_id:
+            self.pending_approval = None if not card.buttons_live else card
+        status = approval_status_line(card)
+        if status:
+            self._end_reply_line()
+            self._print(f"· {status}")
+
+    async def show_status(self, *, thread: ThreadKey, text: str | None) -> None:
+        if not text:
+            return
+        self._end_reply_line()
+        line = f"({text[:1].lower()}{text[1:]})"
+        self._print(f"{DIM}{line}{PLAIN}" if self._out.isatty() else line)
+
+    def _end_reply_line(self) -> None:
+        """A line of our own below a reply being printed; the reply goes on, prefixed again, after it."""
+        if self._mid_reply:
+            self._print()
+            self._mid_reply = False
 
 
 async def chat(router: ThreadRouter, *, thread_name: str, source: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
@@ -85,7 +133,15 @@ async def chat(router: ThreadRouter, *, thread_name: str, source: TextIO = sys.s
             break
         text = line.rstrip("\n")
         choice = CHOICES.get(text.strip().lower()) if outbox.pending_card else None
-        if outbox.pending_card and choice:
+        approval = APPROVAL_CHOICES.get(text.strip().lower()) if outbox.pending_approval else None
+        if outbox.pending_approval and approval:
+            approval_id = outbox.pending_approval.approval_id
+            outbox.pending_approval = None
+            click = ApprovalClick(approval_id=approval_id, action=approval, user=author, thread=key)
+            note = (await router.handle_approval_click(click)).private_note
+            if note:
+                out.write(f"(only you can see this) {note}\n")
+        elif outbox.pending_card and choice:
             card_id = outbox.pending_card.card_id
             outbox.pending_card = None
             result = await router.handle_click(CardClick(card_id=card_id, action=choice, user=author, thread=key))
@@ -97,4 +153,17 @@ async def chat(router: ThreadRouter, *, thread_name: str, source: TextIO = sys.s
                     thread=key, message_id=str(uuid.uuid4()), author=author, text=text, thread_title=thread_name
                 )
             )
-        await router.idle()
+        await _until_idle_or_asked(router, outbox)
+
+
+async def _until_idle_or_asked(router: ThreadRouter, outbox: ConsoleOutbox) -> None:
+    """Wait for the bot to finish, or for it to ask for an approval (the reply waits on the answer)."""
+    if outbox.pending_approval is not None:
+        return
+    outbox.approval_asked.clear()
+    # router.idle() gathers the workers: it runs in a task of its own, so that leaving it behind here (an
+    # approval was asked) cancels nothing; it ends with the reply.
+    idle = asyncio.ensure_future(router.idle())
+    asked = asyncio.ensure_future(outbox.approval_asked.wait())
+    await asyncio.wait({idle, asked}, return_when=asyncio.FIRST_COMPLETED)
+    asked.cancel()

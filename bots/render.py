@@ -8,9 +8,11 @@ message no more than about once a second.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 
 from bots.ports import ApprovalCard, ApprovalState, CardState, CatchUpCard
+from bots.streaming import throttled_snapshots
 
 CARD_TITLE = "Where were we?"
 CARD_BODY = (
@@ -137,20 +139,13 @@ async def throttled_text(
     *,
     interval_s: float,
     clock: Callable[[], float] = time.monotonic,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Accumulate text deltas and yield the whole text so far, at most once per ``interval_s``.
 
     The first non-empty text is yielded at once so users see the reply start; the complete text is always
-    yielded last (unless it was the last thing yielded already).
+    yielded last. The throttle itself is :func:`bots.streaming.throttled_snapshots` (which also carries a
+    status line); this is its text alone.
     """
-    text = ""
-    shown = ""
-    last = float("-inf")
-    async for delta in deltas:
-        text += delta
-        now = clock()
-        if text.strip() and now - last >= interval_s:
-            shown, last = text, now
-            yield text
-    if text != shown:
-        yield text
+    async with aclosing(throttled_snapshots(deltas, interval_s=interval_s, clock=clock)) as snapshots:
+        async for snapshot in snapshots:
+            yield snapshot.text

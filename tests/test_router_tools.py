@@ -162,6 +162,8 @@ async def test_after_a_restart_an_approval_card_is_stale_and_the_thread_gets_whe
     async with running_router(settings) as bot:
         result = await bot.router.handle_approval_click(ApprovalClick(card.approval_id, ApprovalAction.ALLOW, ALICE))
         assert result.private_note == EXPIRED_NOTE
+        shown = bot.outbox.approval_updates[-1][1]
+        assert shown.approval_id == card.approval_id and shown.state is ApprovalState.EXPIRED and not shown.buttons_live
         assert len(bot.outbox.cards_posted) == 1  # the waiting message takes the orphan path
     assert db_rows(db_path, "SELECT state FROM approvals")[0][0] == "expired"
     assert tool_messages(fake_llm) == []  # the call never ran

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -18,9 +19,20 @@ from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
 from bots.discord import translate
 from bots.discord.access import checks_from, is_allowed, origin_of_click, origin_of_message
-from bots.discord.buttons import CardButton
+from bots.discord.buttons import ApprovalButton, CardButton
 from bots.discord.outbox import NO_PINGS, DiscordOutbox
-from bots.messages import Author, CardAction, CardClick, IncomingMessage, MessageDeletion, MessageEdit, ThreadKey
+from bots.messages import (
+    ApprovalAction,
+    ApprovalClick,
+    Author,
+    CardAction,
+    CardClick,
+    IncomingMessage,
+    MessageDeletion,
+    MessageEdit,
+    ThreadKey,
+)
+from bots.ports import ClickResult
 from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
@@ -53,9 +65,10 @@ class DiscordClient(discord.Client):
         super().__init__(intents=intents, guild_ready_timeout=guild_ready_timeout, allowed_mentions=NO_PINGS)
         self.adapter = adapter
         self.card_click_handler = adapter.on_card_click
+        self.approval_click_handler = adapter.on_approval_click
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(CardButton)
+        self.add_dynamic_items(CardButton, ApprovalButton)
 
     async def on_ready(self) -> None:
         self.adapter.on_new_gateway_session()
@@ -289,20 +302,43 @@ class DiscordAdapter:
                 await self._router.handle_deletion(MessageDeletion(thread=key, message_id=str(message_id)))
 
     async def on_card_click(self, interaction: discord.Interaction[Any], card_id: int, action: CardAction) -> None:
-        """Acknowledge within Discord's 3 seconds, then let the router resolve the card."""
+        """A "Where were we?" button: the router resolves the card."""
+
+        async def resolve(author: Author, thread: ThreadKey | None) -> ClickResult:
+            return await self._router.handle_click(CardClick(card_id, action, author, raw=interaction, thread=thread))
+
+        await self._on_click(interaction, resolve, what=f"card {card_id}")
+
+    async def on_approval_click(
+        self, interaction: discord.Interaction[Any], approval_id: int, action: ApprovalAction
+    ) -> None:
+        """Allow or Deny on a tool-call approval: the router decides whether the click counts."""
+
+        async def resolve(author: Author, thread: ThreadKey | None) -> ClickResult:
+            click = ApprovalClick(approval_id, action, author, thread=thread, raw=interaction)
+            return await self._router.handle_approval_click(click)
+
+        await self._on_click(interaction, resolve, what=f"approval {approval_id}")
+
+    async def _on_click(
+        self,
+        interaction: discord.Interaction[Any],
+        resolve: Callable[[Author, ThreadKey | None], Awaitable[ClickResult]],
+        *,
+        what: str,
+    ) -> None:
+        """Acknowledge within Discord's 3 seconds, hand the click on, and tell the clicker alone what to know."""
         try:
             if not is_allowed(origin_of_click(interaction), self._checks):
                 await interaction.response.send_message(NOT_AVAILABLE, ephemeral=True)
                 return
             await self._defer(interaction)
             user = interaction.user
-            author = Author(str(user.id), user.display_name)
-            click = CardClick(card_id, action, author, raw=interaction, thread=translate.key_of_click(interaction))
-            result = await self._router.handle_click(click)
+            result = await resolve(Author(str(user.id), user.display_name), translate.key_of_click(interaction))
             if result.private_note:
                 await interaction.followup.send(result.private_note, ephemeral=True)
         except discord.HTTPException as exc:
-            log.error("Discord refused a call while handling a click on card %s: %s", card_id, exc)
+            log.error("Discord refused a call while handling a click on %s: %s", what, exc)
 
     async def _defer(self, interaction: discord.Interaction[Any]) -> None:
         """Acknowledge the click; if Discord has already expired it, the choice still counts."""

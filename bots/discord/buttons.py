@@ -1,8 +1,9 @@
-"""The card's two buttons as a discord.py ``DynamicItem``: they survive any number of restarts.
+"""The cards' buttons as discord.py ``DynamicItem``s: they survive any number of restarts.
 
 discord.py routes a click on any message (one this process never sent, too) to the item whose template
-matches the custom id, ``tk-card:<card id>:<action>``. The card id leads the router to the thread through
-SQLite; nothing about the card lives in memory.
+matches the custom id: ``tk-card:<card id>:<action>`` for the "Where were we?" card, ``tk-approval:<approval
+id>:<allow|deny>`` for a tool-call approval. The id leads the router to the thread through SQLite; nothing
+about a card lives in memory.
 """
 
 from __future__ import annotations
@@ -13,11 +14,19 @@ from typing import Any
 
 import discord
 
-from bots.messages import CardAction
-from bots.ports import CARD_BUTTON_PREFIX, CatchUpCard, card_button_id
-from bots.render import CATCH_UP_LABEL, FRESH_LABEL
+from bots.messages import ApprovalAction, CardAction
+from bots.ports import (
+    APPROVAL_BUTTON_PREFIX,
+    CARD_BUTTON_PREFIX,
+    ApprovalCard,
+    CatchUpCard,
+    approval_button_id,
+    card_button_id,
+)
+from bots.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL
 
 ClickHandler = Callable[[discord.Interaction[Any], int, CardAction], Awaitable[None]]
+ApprovalClickHandler = Callable[[discord.Interaction[Any], int, ApprovalAction], Awaitable[None]]
 
 
 class CardButton(
@@ -53,4 +62,40 @@ def card_view(card: CatchUpCard) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     for action in (CardAction.CATCH_UP, CardAction.FRESH):
         view.add_item(CardButton(card.card_id, action))
+    return view
+
+
+class ApprovalButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=rf"{APPROVAL_BUTTON_PREFIX}:(?P<approval_id>[0-9]+):(?P<action>allow|deny)",
+):
+    """Allow (green) or Deny (red); the click is handed to the client's ``approval_click_handler``."""
+
+    def __init__(self, approval_id: int, action: ApprovalAction) -> None:
+        allow = action is ApprovalAction.ALLOW
+        super().__init__(
+            discord.ui.Button(
+                label=ALLOW_LABEL if allow else DENY_LABEL,
+                style=discord.ButtonStyle.success if allow else discord.ButtonStyle.danger,
+                custom_id=approval_button_id(approval_id, action),
+            )
+        )
+        self.approval_id = approval_id
+        self.action = action
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ApprovalButton:
+        return cls(int(match["approval_id"]), ApprovalAction(match["action"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        handler: ApprovalClickHandler = interaction.client.approval_click_handler
+        await handler(interaction, self.approval_id, self.action)
+
+
+def approval_view(card: ApprovalCard) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for action in (ApprovalAction.ALLOW, ApprovalAction.DENY):
+        view.add_item(ApprovalButton(card.approval_id, action))
     return view

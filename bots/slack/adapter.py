@@ -31,7 +31,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
-from bots.messages import Author, CardClick
+from bots.messages import ApprovalClick, Author, CardClick
+from bots.ports import ClickResult
 from bots.slack import translate
 from bots.slack.access import checks_from, is_allowed, origin_of
 from bots.slack.outbox import SlackOutbox
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 DENIED = "Sorry, I'm not available to you here. Ask your workspace admin if you think that's wrong."
 BUTTON = re.compile(r"^tk-card:")
+APPROVAL_BUTTON = re.compile(r"^tk-approval:")
 REQUIRED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
 STOP_GRACE_S = 20.0
 HTTP_SHUTDOWN_TIMEOUT_S = 5.0
@@ -193,6 +195,7 @@ class SlackAdapter:
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
         self.app.action(BUTTON)(self._on_button)
+        self.app.action(APPROVAL_BUTTON)(self._on_approval_button)
         self.app.action(re.compile(".*"))(self._on_unknown_button)
         self.app.error(self._on_error)
 
@@ -288,16 +291,36 @@ class SlackAdapter:
             return
         self._after_ack(self._click(click, body), what="a card button click")
 
+    async def _on_approval_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """Allow / Deny: acknowledged at once like a card button; the router decides after the ack."""
+        await ack()
+        click = translate.approval_click_from(body, action)
+        if click is None:
+            log.info("ignoring an unknown button %r", action.get("action_id"))
+            return
+        self._after_ack(self._approval_click(click, body), what="an approval button click")
+
     async def _click(self, click: CardClick, body: Mapping[str, Any]) -> None:
-        name = await self._display_name(click.user.id)
-        click = dataclasses.replace(click, user=Author(click.user.id, name))
+        click = dataclasses.replace(click, user=await self._named(click.user))
         result = await self._router.handle_click(click)
+        await self._tell_clicker(result, click.user, body)
+
+    async def _approval_click(self, click: ApprovalClick, body: Mapping[str, Any]) -> None:
+        click = dataclasses.replace(click, user=await self._named(click.user))
+        result = await self._router.handle_approval_click(click)
+        await self._tell_clicker(result, click.user, body)
+
+    async def _named(self, user: Author) -> Author:
+        """The clicker with the display name the log uses (users.info, cached), not the account name."""
+        return Author(user.id, await self._display_name(user.id))
+
+    async def _tell_clicker(self, result: ClickResult, user: Author, body: Mapping[str, Any]) -> None:
         if result.private_note:
             channel = (body.get("channel") or {}).get("id")
             message = body.get("message") or {}
             if channel:
                 await self.outbox.tell_privately(
-                    channel=channel, thread_ts=message.get("thread_ts"), user=click.user.id, text=result.private_note
+                    channel=channel, thread_ts=message.get("thread_ts"), user=user.id, text=result.private_note
                 )
 
     async def _on_unknown_button(self, ack: Any, action: dict[str, Any]) -> None:

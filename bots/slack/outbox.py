@@ -1,8 +1,11 @@
-"""How threadkeeper looks on Slack: streamed replies with chat.update, and the Block Kit card.
+"""How threadkeeper looks on Slack: streamed replies with chat.update, and the Block Kit cards.
 
 A reply starts as a placeholder posted at once in the thread, then is edited as text arrives, at most about
 once a second (Slack allows roughly one write a second per channel). Text past ~3,500 characters continues in
-further messages, split on paragraph and line boundaries and never inside a code block.
+further messages, split on paragraph and line boundaries and never inside a code block. While a tool runs the
+thread shows Slack's own assistant status where the workspace allows it (``status.py``), else an italic line
+at the end of the streaming message, drawn by the same throttle as the text (``bots/streaming.py``). The
+"Where were we?" card and the tool-call approval card are Block Kit messages whose buttons carry their ids.
 """
 
 from __future__ import annotations
@@ -10,32 +13,40 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.messages import CardAction, ThreadKey
-from bots.ports import CatchUpCard
+from bots.messages import ApprovalAction, CardAction, ThreadKey
+from bots.ports import ApprovalCard, CatchUpCard
 from bots.render import (
+    ALLOW_LABEL,
+    APPROVAL_TITLE,
     CARD_BODY,
     CARD_TITLE,
     CATCH_UP_LABEL,
+    DENY_LABEL,
     FRESH_LABEL,
+    approval_status_line,
+    approval_text,
     card_status_line,
     card_text,
     split_message,
-    throttled_text,
 )
-from bots.slack.mrkdwn import to_mrkdwn
+from bots.slack.mrkdwn import escape, to_mrkdwn
+from bots.slack.status import AssistantStatus
+from bots.streaming import Snapshot, StreamingStatuses, throttled_snapshots
 
 log = logging.getLogger(__name__)
 
 CHUNK_LIMIT = 3500
+SECTION_LIMIT = 3000
 EDIT_INTERVAL_S = 1.0
 PLACEHOLDER = "_Thinking…_"
-INTERRUPTED = "\n\n_(reply interrupted)_"
+INTERRUPTED = "\n\n*(reply interrupted)*"  # markdown, like the reply: mrkdwn's _(reply interrupted)_
 
 
 class SlackOutbox:
@@ -44,32 +55,53 @@ class SlackOutbox:
     def __init__(self, client: AsyncWebClient, *, edit_interval_s: float = EDIT_INTERVAL_S) -> None:
         self._client = client
         self._edit_interval_s = edit_interval_s
+        self._statuses = StreamingStatuses()
+        self._status = AssistantStatus(client)
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
-        snapshots = throttled_text(deltas, interval_s=self._edit_interval_s)
-        # Ask the model first, then post the placeholder while it thinks: the post never delays the request.
-        first_text = asyncio.ensure_future(anext(snapshots, None))
         posted: list[str] = []
         shown: list[str] = []
-        try:
-            placeholder = await self._client.chat_postMessage(
-                channel=thread.channel, thread_ts=thread.thread, text=PLACEHOLDER
-            )
-            posted.append(str(placeholder["ts"]))
-            shown.append(PLACEHOLDER)
-            text = await first_text
-            while text is not None:
-                await self._show(thread, to_mrkdwn(text), posted, shown)
-                text = await anext(snapshots, None)
-        except BaseException:
-            first_text.cancel()
-            if posted:
-                await self._interrupted(thread, posted, shown)
-            raise
+        displayed = Snapshot("")
+        with self._statuses.streaming(thread) as status:
+            snapshots = throttled_snapshots(deltas, interval_s=self._edit_interval_s, status=status)
+            async with aclosing(snapshots):
+                # Ask the model first, then post the placeholder while it thinks: the post never delays the request.
+                first_text = asyncio.ensure_future(anext(snapshots, None))
+                try:
+                    placeholder = await self._client.chat_postMessage(
+                        channel=thread.channel, thread_ts=thread.thread, text=PLACEHOLDER
+                    )
+                    posted.append(str(placeholder["ts"]))
+                    shown.append(PLACEHOLDER)
+                    snapshot = await first_text
+                    while snapshot is not None:
+                        await self._show(thread, snapshot, posted, shown)
+                        displayed = snapshot
+                        snapshot = await anext(snapshots, None)
+                except BaseException:
+                    first_text.cancel()
+                    await asyncio.gather(first_text, return_exceptions=True)  # before aclosing closes the stream
+                    if posted:
+                        await self._interrupted(thread, displayed.text, posted, shown)
+                    raise
+                finally:
+                    await self._status.clear(thread)
         return posted
 
-    async def _show(self, thread: ThreadKey, text: str, posted: list[str], shown: list[str]) -> None:
-        for index, chunk in enumerate(split_message(text, limit=CHUNK_LIMIT)):
+    async def show_status(self, *, thread: ThreadKey, text: str | None) -> None:
+        """Slack's own assistant status where the workspace allows it, else a line in the streaming message."""
+        try:
+            if not self._statuses.is_streaming(thread):
+                return
+            # A clear also reaches the line: an earlier status may have fallen back to it (a network error).
+            if not await self._status.set(thread, text) or text is None:
+                self._statuses.show(thread, text)
+        except Exception:
+            log.exception("could not show a status in %s", thread)
+
+    async def _show(self, thread: ThreadKey, snapshot: Snapshot, posted: list[str], shown: list[str]) -> None:
+        chunks = message_chunks(snapshot)
+        for index, chunk in enumerate(chunks):
             if index < len(posted):
                 if chunk != shown[index]:
                     posted[index] = await self._update_or_repost(thread, posted[index], chunk)
@@ -104,13 +136,13 @@ class SlackOutbox:
         except (SlackClientError, aiohttp.ClientError) as exc:
             log.info("could not remove the superseded reply %s in %s (%s)", ts, thread, _reason(exc))
 
-    async def _interrupted(self, thread: ThreadKey, posted: list[str], shown: list[str]) -> None:
+    async def _interrupted(self, thread: ThreadKey, text: str, posted: list[str], shown: list[str]) -> None:
         """Leave nothing misleading: drop an untouched placeholder, mark partial text as cut off."""
         try:
-            if shown == [PLACEHOLDER]:
+            if not text.strip():
                 await self._client.chat_delete(channel=thread.channel, ts=posted[0])
             else:
-                await self._client.chat_update(channel=thread.channel, ts=posted[-1], text=shown[-1] + INTERRUPTED)
+                await self._show(thread, Snapshot(text.rstrip() + INTERRUPTED), posted, shown)
         except (SlackClientError, aiohttp.ClientError) as exc:
             log.warning("could not tidy up an interrupted reply in %s: %s", thread, _reason(exc))
 
@@ -128,6 +160,21 @@ class SlackOutbox:
             channel=card.thread.channel, ts=message_id, text=card_text(card), blocks=card_blocks(card)
         )
 
+    async def post_approval(self, *, card: ApprovalCard) -> str:
+        response = await self._client.chat_postMessage(
+            channel=card.thread.channel,
+            thread_ts=card.thread.thread,
+            text=to_mrkdwn(approval_text(card)),
+            blocks=approval_blocks(card),
+        )
+        return str(response["ts"])
+
+    async def update_approval(self, *, card: ApprovalCard, message_id: str) -> None:
+        text = to_mrkdwn(approval_text(card))
+        await self._client.chat_update(
+            channel=card.thread.channel, ts=message_id, text=text, blocks=approval_blocks(card)
+        )
+
     async def tell_privately(self, *, channel: str, thread_ts: str | None, user: str, text: str) -> None:
         kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
         if thread_ts:
@@ -140,6 +187,22 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, SlackApiError) and isinstance(exc.response.data, dict):
         return str(exc.response.data.get("error") or exc.response.status_code)
     return type(exc).__name__
+
+
+def message_chunks(snapshot: Snapshot) -> list[str]:
+    """The messages a snapshot needs: the text in mrkdwn, split, with the status in italics at the end.
+
+    The status goes only where it fits (never into a message of its own that would stay behind); with no text
+    yet it stands in for the placeholder, and the placeholder comes back if the reply ends empty.
+    """
+    chunks = split_message(to_mrkdwn(snapshot.text), limit=CHUNK_LIMIT) if snapshot.text.strip() else []
+    if snapshot.status:
+        line = f"_{escape(snapshot.status)}_"
+        if not chunks:
+            chunks = [line]
+        elif len(chunks[-1]) + 2 + len(line) <= CHUNK_LIMIT:
+            chunks[-1] = f"{chunks[-1].rstrip()}\n\n{line}"
+    return chunks or [PLACEHOLDER]
 
 
 def card_blocks(card: CatchUpCard) -> list[dict[str, Any]]:
@@ -164,13 +227,52 @@ def card_blocks(card: CatchUpCard) -> list[dict[str, Any]]:
     return blocks
 
 
-def _button(label: str, value: str, *, primary: bool) -> dict[str, Any]:
+def approval_blocks(card: ApprovalCard) -> list[dict[str, Any]]:
+    """The approval in Block Kit: what runs, its arguments as code, then Allow / Deny or the outcome.
+
+    The arguments are model output: escaped for mrkdwn (no forged mentions or links) and fenced as code, with
+    any fence inside broken up, and cut to fit a section's 3,000 characters.
+    """
+    intro = f"*{APPROVAL_TITLE}*\nI want to run `{escape(card.tool)}` with:"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": intro}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": code_block(card.arguments_preview)}},
+    ]
+    if card.buttons_live:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"tk-approval-{card.approval_id}",
+                "elements": [
+                    _button(ALLOW_LABEL, card.button_id(ApprovalAction.ALLOW), style="primary"),
+                    _button(DENY_LABEL, card.button_id(ApprovalAction.DENY), style="danger"),
+                ],
+            }
+        )
+    else:
+        status = escape(approval_status_line(card) or "")
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": status}]})
+    return blocks
+
+
+def code_block(text: str, *, limit: int = SECTION_LIMIT) -> str:
+    """``text`` as a mrkdwn code block of at most ``limit`` characters: escaped, inner fences broken, cut with …"""
+    raw = text.replace("```", "`\u200b``")
+    body = escape(raw)
+    while len(body) + 6 > limit:
+        excess = len(body) + 7 - limit  # one more for the ellipsis
+        raw = raw[: len(raw) - max(1, excess // 5)]  # an escaped character is at most 5 long
+        body = escape(raw) + "…"
+    return f"```{body}```"
+
+
+def _button(label: str, value: str, *, primary: bool = False, style: str | None = None) -> dict[str, Any]:
     button: dict[str, Any] = {
         "type": "button",
         "text": {"type": "plain_text", "text": label},
         "action_id": value,
         "value": value,
     }
-    if primary:
-        button["style"] = "primary"
+    if primary or style:
+        button["style"] = style or "primary"
     return button

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bots.messages import (
+    ApprovalClick,
     Attachment,
     Author,
     CardClick,
@@ -21,7 +22,7 @@ from bots.messages import (
     MessageEdit,
     ThreadKey,
 )
-from bots.ports import parse_card_button_id
+from bots.ports import parse_approval_button_id, parse_card_button_id
 
 PLATFORM = "slack"
 USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
@@ -165,6 +166,23 @@ def click_from(body: Mapping[str, Any], action: Mapping[str, Any]) -> CardClick 
         user=Author(id=str(user["id"]), display_name=str(name)),
         raw=body,
         thread=click_thread(body),
+    )
+
+
+def approval_click_from(body: Mapping[str, Any], action: Mapping[str, Any]) -> ApprovalClick | None:
+    """An Allow / Deny press on an approval card, or None for a button that is not one (or no longer parses)."""
+    parsed = parse_approval_button_id(str(action.get("value") or action.get("action_id") or ""))
+    user: Mapping[str, Any] = body["user"] if isinstance(body.get("user"), Mapping) else {}
+    if parsed is None or not user.get("id"):
+        return None
+    approval_id, approval_action = parsed
+    name = user.get("name") or user.get("username") or user["id"]
+    return ApprovalClick(
+        approval_id=approval_id,
+        action=approval_action,
+        user=Author(id=str(user["id"]), display_name=str(name)),
+        thread=click_thread(body),
+        raw=body,
     )
 
 

@@ -126,6 +126,7 @@ class FakeLLM:
     _faults: deque[_Fault] = field(default_factory=deque)
     _always: _Fault | None = None
     _reply_fn: ReplyFunction | None = None
+    _pause: tuple[int, asyncio.Event] | None = None
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -134,6 +135,15 @@ class FakeLLM:
     def reply(self, text: str) -> None:
         """Queue one reply (FIFO)."""
         self._replies.append(text)
+
+    def pause_after(self, chars: int) -> asyncio.Event:
+        """The next streamed reply stops after ``chars`` characters until the returned event is set.
+
+        Stands for a model that has said something and is now busy (a tool running): what the thread shows
+        meanwhile can be asserted without racing the stream.
+        """
+        self._pause = (chars, asyncio.Event())
+        return self._pause[1]
 
     def call_tools(self, *calls: ScriptedCall, text: str = "", interleave: bool = False) -> None:
         """Queue one reply that asks for ``calls`` (in parallel when several), after ``text`` if given."""
@@ -270,8 +280,14 @@ class FakeLLM:
         if after_chars is None and not pieces and not calls:
             pieces = [""]
         await response.write(_sse(_chunk(completion_id, model, {"role": "assistant", "content": ""}, None)))
+        pause, self._pause = self._pause, None
+        sent = 0
         for piece in pieces:
             await response.write(_sse(_chunk(completion_id, model, {"content": piece}, None)))
+            sent += len(piece)
+            if pause is not None and sent >= pause[0]:
+                await pause[1].wait()
+                pause = None
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
         if after_chars is not None:

@@ -55,6 +55,7 @@ class FakeSlack:
     disconnects: dict[str, int] = field(default_factory=dict)  # method -> how many calls lose their connection
     errors: dict[str, list[str]] = field(default_factory=dict)  # method -> error codes for its next calls
     on_ack: Callable[[str], None] | None = None  # called with the envelope_id the moment its ack arrives
+    set_status_error: str | None = None  # every assistant.threads.setStatus fails so (outside assistant threads)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -270,6 +271,12 @@ class FakeSlack:
 
     def _chat_postEphemeral(self, call: ApiCall) -> dict[str, Any]:
         return {"ok": True, "message_ts": self._next_ts()}
+
+    def _assistant_threads_setStatus(self, call: ApiCall) -> dict[str, Any]:
+        if self.set_status_error:
+            call.params["_status"] = self.set_status_error
+            return {"ok": False, "error": self.set_status_error}
+        return {"ok": True}
 
     def _conversations_info(self, call: ApiCall) -> dict[str, Any]:
         channel = str(call.params.get("channel") or "")

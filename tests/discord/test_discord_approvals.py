@@ -1,0 +1,88 @@
+"""Tool approvals and progress on Discord: the real discord.py client, the loopback Discord, a real SQLite file.
+
+The tests stand in for the router's approval flow (``tests/approval_rows.py`` opens the row and posts the
+card through the real outbox); every click goes through discord.py's persistent buttons to the real router.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from bots.messages import ThreadKey
+from bots.render import tool_status
+from tests.approval_rows import approval_row, post_approval
+from tests.discord.conftest import DiscordBot, DiscordBotFactory, button, buttons, open_thread, settle
+from tests.fakes.discord import ALICE, BOB, CHANNEL, GUILD, FakeDiscord
+from tests.fakes.llm import FakeLLM
+
+EPHEMERAL = 64
+
+
+def key(thread: str) -> ThreadKey:
+    return ThreadKey("discord", GUILD, CHANNEL, thread)
+
+
+async def approval_card(fake: FakeDiscord, bot: DiscordBot, db_path: Path, thread: str) -> tuple[int, dict[str, Any]]:
+    """Post an approval card; return its id and the message as posted (a copy: later edits do not change it)."""
+    approval_id, message_id = await post_approval(db_path, bot.adapter.outbox, key(thread))
+    return approval_id, copy.deepcopy(fake.messages[message_id])
+
+
+async def test_a_click_from_outside_the_allowlist_is_refused_privately_and_the_call_still_waits(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with discord_bot(discord_allowed_users=frozenset({ALICE["id"]})) as bot:
+        thread = await open_thread(fake_discord, bot, "tidy the notes")
+        approval_id, card = await approval_card(fake_discord, bot, db_path, thread)
+        stranger = await fake_discord.click(button(card, "allow"), message=card, who=BOB)
+        await fake_discord.wait_for(lambda: bool(fake_discord.callbacks(stranger)))
+        await settle(bot)
+        assert approval_row(db_path, approval_id) == ("pending", None)
+        assert len(buttons(fake_discord.messages[card["id"]])) == 2
+    refusal = fake_discord.callbacks(stranger)[0].json
+    assert refusal["type"] == 4 and refusal["data"]["flags"] & EPHEMERAL
+    assert "not available to you" in refusal["data"]["content"]
+
+
+async def test_an_approval_button_pressed_in_another_thread_is_refused(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with discord_bot() as bot:
+        thread = await open_thread(fake_discord, bot, "tidy the notes")
+        other = await open_thread(fake_discord, bot, "lunch plans")
+        approval_id, card = await approval_card(fake_discord, bot, db_path, thread)
+        await fake_discord.click(button(card, "allow"), message=card | {"channel_id": other})
+        await fake_discord.wait_for(lambda: len(fake_discord.followups()) == 1)
+        await settle(bot)
+    note = fake_discord.followups()[0].json
+    assert note["content"] == "That request is no longer active." and note["flags"] & EPHEMERAL
+    assert approval_row(db_path, approval_id) == ("pending", None)
+
+
+async def test_a_tool_status_shows_at_the_end_of_the_streaming_reply_and_never_in_the_final_text(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    status_line = "*Running files\\_\\_read\\_file…*"
+    async with discord_bot() as bot:
+        thread = await open_thread(fake_discord, bot, "read the notes")
+        calls_before = len(fake_discord.calls)
+        await bot.adapter.outbox.show_status(thread=key(thread), text=tool_status("files__read_file"))
+        await settle(bot)
+        assert len(fake_discord.calls) == calls_before  # nothing streams: nothing to mark, nothing sent
+        fake_llm.reply("Let me look. It says ship on Friday.")
+        fake_llm.chunk_chars = 13
+        resume = fake_llm.pause_after(13)
+        await fake_discord.user_says("what do they say?", channel_id=thread)
+        await fake_discord.wait_for(lambda: "Let me look." in fake_discord.texts_in(thread)[-1])
+        reply_id = fake_discord.sent_in(thread)[-1]["id"]
+        await bot.adapter.outbox.show_status(thread=key(thread), text=tool_status("files__read_file"))
+        await fake_discord.wait_for(lambda: fake_discord.messages[reply_id]["content"].endswith(status_line))
+        resume.set()
+        await fake_discord.wait_for(lambda: "Friday" in fake_discord.messages[reply_id]["content"])
+        await settle(bot)
+    assert fake_discord.messages[reply_id]["content"] == "Let me look. It says ship on Friday."
+    assert fake_discord.messages[reply_id]["content"].count("Running") == 0
+    shown = [c.json["content"] for c in fake_discord.calls_to("PATCH", rf"/channels/{thread}/messages/{reply_id}")]
+    assert shown[0] == f"Let me look.\n\n{status_line}"
