@@ -24,6 +24,7 @@ from agent.tools import Approver, Decision, ToolCall, ToolSpec
 from bots.messages import ApprovalAction, ApprovalClick, ThreadKey
 from bots.ports import ApprovalCard, ApprovalState, ClickResult, ThreadOutbox
 from bots.render import PREVIEW_CHARS
+from bots.thread_state import clicked_thread
 from storage.log import ThreadLog
 from storage.trail import ApprovalRecord, ApprovalStore
 
@@ -103,12 +104,12 @@ class ApprovalFlow:
     async def handle_click(self, click: ApprovalClick) -> ClickResult:
         """Decide an approval once; everyone else gets a private note saying what happened."""
         record = await self._store.get(approval_id=click.approval_id)
-        thread = None if record is None else await self._log.thread(thread_id=record.thread_id)
-        if record is None or thread is None:
-            return ClickResult(private_note=STALE_NOTE)
-        key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
-        if click.thread is not None and not click.thread.is_same_place(key):
-            log.warning("refusing a click on approval %s from %s: it belongs to %s", record.id, click.thread, key)
+        key = (
+            None
+            if record is None
+            else await clicked_thread(self._log, thread_id=record.thread_id, clicked_in=click.thread)
+        )
+        if record is None or key is None:
             return ClickResult(private_note=STALE_NOTE)
         if self._approvers and click.user.id not in self._approvers:
             return ClickResult(private_note=NOT_AN_APPROVER_NOTE)

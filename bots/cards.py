@@ -24,7 +24,7 @@ from bots import log_context, metrics
 from bots.forgetting import ErasureFollower, thread_transcript
 from bots.messages import CardAction, CardClick, ThreadKey
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
-from bots.thread_state import RouterStores, ThreadState
+from bots.thread_state import RouterStores, ThreadState, clicked_thread
 from storage.sessions import CardRecord
 
 log = logging.getLogger(__name__)
@@ -119,12 +119,12 @@ class CardFlow:
         platform's 3 seconds. Losers, stale cards and unknown cards get a note for the clicker alone.
         """
         card = await self._cards.get(card_id=click.card_id)
-        thread = None if card is None else await self._log.thread(thread_id=card.thread_id)
-        if card is None or thread is None:
-            return ClickResult(private_note=STALE_CARD_NOTE)
-        key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
-        if click.thread is not None and not click.thread.is_same_place(key):
-            log.warning("refusing a click on card %s from %s: the card belongs to %s", card.id, click.thread, key)
+        key = (
+            None
+            if card is None
+            else await clicked_thread(self._log, thread_id=card.thread_id, clicked_in=click.thread)
+        )
+        if card is None or key is None:
             return ClickResult(private_note=STALE_CARD_NOTE)
         target = CardState.CATCHING_UP if click.action is CardAction.CATCH_UP else CardState.FRESH
         won = await self._cards.claim(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bots.messages import ApprovalAction, CardAction, ThreadKey
 
@@ -27,23 +27,34 @@ class CardState(enum.StrEnum):
 CARD_BUTTON_PREFIX = "tk-card"
 
 
+ActionT = TypeVar("ActionT", bound=enum.StrEnum)
+
+
+def _button_id(prefix: str, number: int, action: enum.StrEnum) -> str:
+    return f"{prefix}:{number}:{action.value}"
+
+
+def _parse_button_id(value: str, *, prefix: str, actions: type[ActionT]) -> tuple[int, ActionT] | None:
+    parts = value.split(":")
+    if len(parts) != 3 or parts[0] != prefix or not parts[1].isdigit():
+        return None
+    try:
+        return int(parts[1]), actions(parts[2])
+    except ValueError:
+        return None
+
+
 def card_button_id(card_id: int, action: CardAction) -> str:
     """The custom_id / action value of a card button: it carries the card (hence the thread) and the action.
 
     The card row in SQLite maps the id to its thread, so the button works after any number of restarts.
     """
-    return f"{CARD_BUTTON_PREFIX}:{card_id}:{action.value}"
+    return _button_id(CARD_BUTTON_PREFIX, card_id, action)
 
 
 def parse_card_button_id(value: str) -> tuple[int, CardAction] | None:
     """Inverse of :func:`card_button_id`; None for anything that is not one of our buttons."""
-    parts = value.split(":")
-    if len(parts) != 3 or parts[0] != CARD_BUTTON_PREFIX or not parts[1].isdigit():
-        return None
-    try:
-        return int(parts[1]), CardAction(parts[2])
-    except ValueError:
-        return None
+    return _parse_button_id(value, prefix=CARD_BUTTON_PREFIX, actions=CardAction)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,18 +90,12 @@ APPROVAL_BUTTON_PREFIX = "tk-approval"
 
 def approval_button_id(approval_id: int, action: ApprovalAction) -> str:
     """The custom_id / action value of an approval button: the approval row in SQLite maps it to its thread."""
-    return f"{APPROVAL_BUTTON_PREFIX}:{approval_id}:{action.value}"
+    return _button_id(APPROVAL_BUTTON_PREFIX, approval_id, action)
 
 
 def parse_approval_button_id(value: str) -> tuple[int, ApprovalAction] | None:
     """Inverse of :func:`approval_button_id`; None for anything that is not one of our approval buttons."""
-    parts = value.split(":")
-    if len(parts) != 3 or parts[0] != APPROVAL_BUTTON_PREFIX or not parts[1].isdigit():
-        return None
-    try:
-        return int(parts[1]), ApprovalAction(parts[2])
-    except ValueError:
-        return None
+    return _parse_button_id(value, prefix=APPROVAL_BUTTON_PREFIX, actions=ApprovalAction)
 
 
 @dataclass(frozen=True, slots=True)

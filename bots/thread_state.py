@@ -69,6 +69,19 @@ class RouterStores:
     usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
 
 
+async def clicked_thread(log_: ThreadLog, *, thread_id: int, clicked_in: ThreadKey | None) -> ThreadKey | None:
+    """The key of the thread a card (or approval) belongs to, or None when the thread is gone or the click came
+    from another place: a button names its card by number only, so a click counts only in the card's thread."""
+    thread = await log_.thread(thread_id=thread_id)
+    if thread is None:
+        return None
+    key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
+    if clicked_in is not None and not clicked_in.is_same_place(key):
+        log.warning("refusing a click from %s on a card that belongs to %s", clicked_in, key)
+        return None
+    return key
+
+
 def key_columns(key: ThreadKey) -> dict[str, str]:
     return {"platform": key.platform, "workspace": key.workspace, "channel": key.channel, "thread": key.thread}
 

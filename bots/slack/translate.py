@@ -152,38 +152,33 @@ def deletion_from(body: Mapping[str, Any], event: Mapping[str, Any]) -> MessageD
     )
 
 
+def _clicker(body: Mapping[str, Any]) -> Author | None:
+    user: Mapping[str, Any] = body["user"] if isinstance(body.get("user"), Mapping) else {}
+    if not user.get("id"):
+        return None
+    return Author(id=str(user["id"]), display_name=str(user.get("name") or user.get("username") or user["id"]))
+
+
+def _button_value(action: Mapping[str, Any]) -> str:
+    return str(action.get("value") or action.get("action_id") or "")
+
+
 def click_from(body: Mapping[str, Any], action: Mapping[str, Any]) -> CardClick | None:
     """A card button press, or None for a button that is not ours (or no longer parses)."""
-    parsed = parse_card_button_id(str(action.get("value") or action.get("action_id") or ""))
-    user: Mapping[str, Any] = body["user"] if isinstance(body.get("user"), Mapping) else {}
-    if parsed is None or not user.get("id"):
+    parsed = parse_card_button_id(_button_value(action))
+    user = _clicker(body)
+    if parsed is None or user is None:
         return None
-    card_id, card_action = parsed
-    name = user.get("name") or user.get("username") or user["id"]
-    return CardClick(
-        card_id=card_id,
-        action=card_action,
-        user=Author(id=str(user["id"]), display_name=str(name)),
-        raw=body,
-        thread=click_thread(body),
-    )
+    return CardClick(card_id=parsed[0], action=parsed[1], user=user, raw=body, thread=click_thread(body))
 
 
 def approval_click_from(body: Mapping[str, Any], action: Mapping[str, Any]) -> ApprovalClick | None:
     """An Allow / Deny press on an approval card, or None for a button that is not one (or no longer parses)."""
-    parsed = parse_approval_button_id(str(action.get("value") or action.get("action_id") or ""))
-    user: Mapping[str, Any] = body["user"] if isinstance(body.get("user"), Mapping) else {}
-    if parsed is None or not user.get("id"):
+    parsed = parse_approval_button_id(_button_value(action))
+    user = _clicker(body)
+    if parsed is None or user is None:
         return None
-    approval_id, approval_action = parsed
-    name = user.get("name") or user.get("username") or user["id"]
-    return ApprovalClick(
-        approval_id=approval_id,
-        action=approval_action,
-        user=Author(id=str(user["id"]), display_name=str(name)),
-        thread=click_thread(body),
-        raw=body,
-    )
+    return ApprovalClick(approval_id=parsed[0], action=parsed[1], user=user, thread=click_thread(body), raw=body)
 
 
 def click_thread(body: Mapping[str, Any]) -> ThreadKey | None:
