@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import enum
 import importlib
 import logging
 import os
 import random
-import re
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -30,9 +27,46 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from agent.chunks import (
+    RequestedCall,
+    _assembled,
+    _CallPieces,
+    _collect_call_pieces,
+    _delta_text,
+    _finish_reason,
+    _nobody_reads_litellm_logging,
+    _raw_usage,
+)
+from agent.costs import CallObserver, Message, ModelCall, PricedCall, Usage
+from agent.failures import (
+    FailureKind,
+    LLMError,
+    classify,
+    is_retryable,
+    missing_key_names,
+    retry_after_s,
+    status_of,
+)
+
 log = logging.getLogger(__name__)
 
-Message = dict[str, Any]
+__all__ = [
+    "CallObserver",
+    "FailureKind",
+    "LLMClient",
+    "LLMConfig",
+    "LLMError",
+    "Message",
+    "ModelCall",
+    "PricedCall",
+    "RequestedCall",
+    "Usage",
+    "classify",
+    "litellm_module",
+    "preload_litellm",
+    "price_calls",
+]
+
 
 _import_lock = threading.Lock()
 _import_future: concurrent.futures.Future[ModuleType] | None = None
@@ -72,92 +106,6 @@ async def litellm_module() -> ModuleType:
     return await asyncio.wrap_future(preload_litellm())
 
 
-class FailureKind(enum.StrEnum):
-    """Why the model could not answer. Permanent kinds are never retried: trying again cannot help."""
-
-    AUTH = "auth"
-    PERMISSION = "permission"
-    NOT_FOUND = "not_found"
-    BAD_REQUEST = "bad_request"
-    CONTEXT_WINDOW = "context_window"
-    RATE_LIMIT = "rate_limit"
-    TIMEOUT = "timeout"
-    UNAVAILABLE = "unavailable"
-    EMPTY = "empty"
-
-    @property
-    def transient(self) -> bool:
-        return self in _TRANSIENT
-
-
-_TRANSIENT = frozenset({FailureKind.RATE_LIMIT, FailureKind.TIMEOUT, FailureKind.UNAVAILABLE})
-
-OPERATOR_SEES_LOG = "The bot's operator can see the details in its log."
-USER_MESSAGES: dict[FailureKind, str] = {
-    FailureKind.AUTH: f"I can't use my model right now: its API key is missing or invalid. {OPERATOR_SEES_LOG}",
-    FailureKind.PERMISSION: f"I can't use my model right now: its API key may not use this model. {OPERATOR_SEES_LOG}",
-    FailureKind.NOT_FOUND: (
-        f"I can't use my model right now: the provider does not know the model I am set up with. {OPERATOR_SEES_LOG}"
-    ),
-    FailureKind.BAD_REQUEST: f"The model refused my request, so trying again won't help. {OPERATOR_SEES_LOG}",
-    FailureKind.CONTEXT_WINDOW: (
-        "This conversation is more than my model can read at once. A new thread will work; "
-        f"{OPERATOR_SEES_LOG[0].lower()}{OPERATOR_SEES_LOG[1:]}"
-    ),
-    FailureKind.RATE_LIMIT: "The model is busy right now (rate limited). Try again in a minute.",
-    FailureKind.TIMEOUT: "The model took too long to answer. Try again in a minute.",
-    FailureKind.UNAVAILABLE: "I couldn't reach the model. Try again in a minute.",
-    FailureKind.EMPTY: "The model gave me an empty answer. Try again in a minute.",
-}
-
-
-class LLMError(Exception):
-    """The model could not answer. ``user_message`` is safe to show; the exception text is for the log."""
-
-    def __init__(
-        self, reason: str, *, kind: FailureKind = FailureKind.UNAVAILABLE, user_message: str | None = None
-    ) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.user_message = user_message or USER_MESSAGES[kind]
-
-
-_MISSING_KEY = re.compile(r"missing credentials|missing [\w ]*api[ _]key|api_key client option must be set", re.I)
-_NO_PROVIDER = re.compile(r"LLM Provider NOT provided", re.I)
-
-
-def _class_names(exc: BaseException) -> set[str]:
-    return {cls.__name__ for cls in type(exc).__mro__}
-
-
-def classify(exc: BaseException) -> FailureKind:
-    """The kind of a litellm / openai SDK exception, by its class names, status and (for a few) its text.
-
-    litellm reports a missing OpenAI key as a 500 "Missing credentials" and an unknown provider as a 400 "LLM
-    Provider NOT provided": both are read from the message so neither is retried as a server fault.
-    """
-    if isinstance(exc, LLMError):
-        return exc.kind
-    names = _class_names(exc)
-    text = str(exc)
-    status = _status_of(exc)
-    if isinstance(exc, TimeoutError) or names & {"Timeout", "APITimeoutError"}:
-        return FailureKind.TIMEOUT
-    if "ContextWindowExceededError" in names:
-        return FailureKind.CONTEXT_WINDOW
-    if _MISSING_KEY.search(text) or "AuthenticationError" in names or status == 401:
-        return FailureKind.AUTH
-    if "PermissionDeniedError" in names or status == 403:
-        return FailureKind.PERMISSION
-    if _NO_PROVIDER.search(text) or "NotFoundError" in names or status == 404:
-        return FailureKind.NOT_FOUND
-    if "RateLimitError" in names or status == 429:
-        return FailureKind.RATE_LIMIT
-    if names & {"BadRequestError", "UnprocessableEntityError"} or status in (400, 413, 422):
-        return FailureKind.BAD_REQUEST
-    return FailureKind.UNAVAILABLE
-
-
 @dataclass(frozen=True, slots=True)
 class LLMConfig:
     model: str
@@ -169,59 +117,6 @@ class LLMConfig:
     backoff_max_s: float = 8.0
     retry_after_max_s: float = 30.0
     function_calling: bool | None = None  # None: litellm's model info decides
-
-
-@dataclass(frozen=True, slots=True)
-class RequestedCall:
-    """A tool call as the model streamed it: the arguments are JSON text, assembled from its pieces."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(slots=True)
-class _CallPieces:
-    id: str = ""
-    name: str = ""
-    arguments: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ModelCall:
-    """One finished call, retries included, as observers (metrics, the usage log) see it.
-
-    ``usage`` is what the provider reported (empty when it reported nothing or the call failed);
-    ``request`` and ``reply`` let an observer count tokens itself, later, off the answering path.
-    """
-
-    model: str
-    streamed: bool
-    seconds: float
-    first_token_s: float | None
-    usage: Usage
-    failure: FailureKind | None
-    request: list[Message] = field(repr=False)
-    reply: str = field(repr=False)
-
-
-CallObserver = Callable[[ModelCall], None]
-
-
-@dataclass(frozen=True, slots=True)
-class PricedCall:
-    """A call's tokens (as reported, else counted here) and its cost from litellm's local cost map."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    tokens_counted: bool
-    cost_usd: float | None  # None when the cost map does not know the model
 
 
 async def price_calls(calls: Sequence[ModelCall]) -> list[PricedCall]:
@@ -244,54 +139,6 @@ def _price(litellm: ModuleType, call: ModelCall) -> PricedCall:
     except Exception:
         cost = None
     return PricedCall(prompt_tokens=prompt, completion_tokens=completion, tokens_counted=counted, cost_usd=cost)
-
-
-RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-
-
-def _status_of(exc: BaseException) -> int | None:
-    status = getattr(exc, "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def _retry_after_s(exc: BaseException) -> float | None:
-    headers = getattr(exc, "litellm_response_headers", None)
-    if headers is None:
-        response = getattr(exc, "response", None)
-        headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    try:
-        value = headers.get("retry-after") or headers.get("Retry-After")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    """Transient kinds only, and of those the statuses and errors that have healed before."""
-    if not classify(exc).transient:
-        return False
-    if isinstance(exc, TimeoutError):
-        return True
-    name = type(exc).__name__
-    if name in {"Timeout", "APIConnectionError", "APITimeoutError", "ServiceUnavailableError", "BadGatewayError"}:
-        return True
-    status = _status_of(exc)
-    return status in RETRYABLE_STATUS
-
-
-def missing_key_names(
-    litellm: ModuleType, *, model: str, api_key: str | None = None, api_base: str | None = None
-) -> list[str]:
-    """The environment variables litellm wants for ``model`` and cannot find (none when a key is given)."""
-    try:
-        result = litellm.validate_environment(model=model, api_key=api_key, api_base=api_base)
-    except Exception:
-        return []
-    # Endpoints litellm asks for (OLLAMA_API_BASE, ...) have working defaults or LLM_API_BASE: keys only here.
-    names = [str(name) for name in result.get("missing_keys") or []]
-    return [name for name in names if "BASE" not in name and "ENDPOINT" not in name]
 
 
 class LLMClient:
@@ -405,13 +252,13 @@ class LLMClient:
     async def _backoff(self, attempt: int, exc: BaseException) -> None:
         delay = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
         delay = random.uniform(delay / 2, delay)
-        retry_after = _retry_after_s(exc)
+        retry_after = retry_after_s(exc)
         if retry_after is not None:
             delay = min(max(delay, retry_after), self.config.retry_after_max_s)
         log.warning(
             "LLM request failed (%s, status %s); retry %d/%d in %.2fs",
             type(exc).__name__,
-            _status_of(exc),
+            status_of(exc),
             attempt,
             self.config.max_tries - 1,
             delay,
@@ -420,7 +267,7 @@ class LLMClient:
 
     def _give_up(self, exc: BaseException, litellm: ModuleType) -> LLMError:
         kind = classify(exc)
-        status = _status_of(exc)
+        status = status_of(exc)
         reason = f"{kind.value}: {type(exc).__name__} (status {status}): {str(exc)[:300]}"
         log.error(
             "LLM request to %s failed for good (%s). Fix: %s", self.config.model, reason, self.fix_for(kind, litellm)
@@ -522,7 +369,7 @@ class LLMClient:
             except LLMError:
                 raise
             except Exception as exc:
-                if reply or attempt == self.config.max_tries or not _is_retryable(exc):
+                if reply or attempt == self.config.max_tries or not is_retryable(exc):
                     error = self._give_up(exc, litellm)
                     self._observe(messages, "".join(reply), Usage(), started=started, failure=error.kind)
                     raise error from exc
@@ -542,7 +389,7 @@ class LLMClient:
                 self._observe(messages, text, usage, started=started, streamed=False)
                 return text
             except Exception as exc:
-                if attempt == self.config.max_tries or not _is_retryable(exc):
+                if attempt == self.config.max_tries or not is_retryable(exc):
                     error = self._give_up(exc, litellm)
                     self._observe(messages, "", Usage(), started=started, streamed=False, failure=error.kind)
                     raise error from exc
@@ -610,75 +457,3 @@ class LLMClient:
                 observer(call)
             except Exception:
                 log.exception("a model call observer failed")
-
-
-def _finish_reason(chunk: Any) -> str | None:
-    choices = getattr(chunk, "choices", None) or []
-    return getattr(choices[0], "finish_reason", None) if choices else None
-
-
-_LITELLM_CALLBACK_LISTS = (
-    "callbacks",
-    "success_callback",
-    "_async_success_callback",
-    "input_callback",
-    "_async_input_callback",
-    "service_callback",
-)
-
-
-def _nobody_reads_litellm_logging(litellm: ModuleType, response: Any) -> bool:
-    """True when litellm's end-of-stream work (logging, cost, cache) has no consumer and can be skipped."""
-    if getattr(litellm, "cache", None) is not None:
-        return False
-    if any(getattr(litellm, name, None) for name in _LITELLM_CALLBACK_LISTS):
-        return False
-    return getattr(response, "completion_stream", None) is not None and hasattr(response, "aclose")
-
-
-def _raw_usage(raw: Any) -> Usage | None:
-    """Token usage from a provider's raw stream chunk (an OpenAI-style object or dict), if it carries one."""
-    usage = raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
-    if not usage:
-        return None
-
-    def field_of(name: str) -> int:
-        value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
-        return int(value) if isinstance(value, int | float) else 0
-
-    found = Usage(prompt_tokens=field_of("prompt_tokens"), completion_tokens=field_of("completion_tokens"))
-    return found if found.prompt_tokens or found.completion_tokens else None
-
-
-def _delta_text(chunk: Any) -> str:
-    choices = getattr(chunk, "choices", None) or []
-    if not choices:
-        return ""
-    delta = getattr(choices[0], "delta", None)
-    return str(getattr(delta, "content", None) or "")
-
-
-def _collect_call_pieces(chunk: Any, pieces: dict[int, _CallPieces]) -> None:
-    """Add a chunk's ``delta.tool_calls`` pieces to ``pieces``: by index, else by id, else to the last call."""
-    choices = getattr(chunk, "choices", None) or []
-    delta = getattr(choices[0], "delta", None) if choices else None
-    for part in getattr(delta, "tool_calls", None) or []:
-        index = getattr(part, "index", None)
-        call_id = getattr(part, "id", None) or ""
-        if not isinstance(index, int):
-            known = next((i for i, p in pieces.items() if call_id and p.id == call_id), None)
-            index = known if known is not None else (len(pieces) if call_id or not pieces else max(pieces))
-        call = pieces.setdefault(index, _CallPieces())
-        call.id = call.id or call_id
-        function = getattr(part, "function", None)
-        call.name = call.name or str(getattr(function, "name", None) or "")
-        arguments = getattr(function, "arguments", None)
-        if arguments:
-            call.arguments.append(str(arguments))
-
-
-def _assembled(pieces: dict[int, _CallPieces]) -> list[RequestedCall]:
-    return [
-        RequestedCall(id=p.id or f"call_{uuid.uuid4().hex[:24]}", name=p.name, arguments="".join(p.arguments))
-        for index, p in sorted(pieces.items())
-    ]
