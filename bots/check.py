@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import aiohttp
 from agent.llm import LLMClient, LLMError
 from bots.app import build_llm
 from bots.config import ConfigError, Settings, load_settings
+from bots.redaction import Redactor, configured_secrets
 from storage.health import inspect_database
 
 MIN_FREE_BYTES = 100 * 1024 * 1024
@@ -81,7 +81,7 @@ async def run_check(out: TextIO, *, settings: Settings | None = None) -> int:
         sections.append(check_slack)
     if settings.mcp_config is not None:
         sections.append(check_mcp_servers)
-    secrets = _secret_values(settings)
+    redact = Redactor(configured_secrets(settings))  # error texts can quote a key back; the report never does
     ok = True
     # The model checks print their own ✗ with the fix; the client's own error log would only repeat it.
     llm_log = logging.getLogger("agent.llm")
@@ -91,7 +91,7 @@ async def run_check(out: TextIO, *, settings: Settings | None = None) -> int:
         for section in sections:
             for check in await section(settings):
                 ok = ok and check.ok
-                print(_redact(check.line(), secrets), file=out, flush=True)
+                print(redact(check.line()), file=out, flush=True)
     finally:
         llm_log.setLevel(level)
     if not (settings.discord_enabled or settings.slack_enabled):
@@ -105,31 +105,6 @@ async def preflight(settings: Settings) -> None:
     if problem is not None:
         _, fix = problem
         raise ConfigError(f"The model {settings.llm_model} cannot be used: {fix}. Run `threadkeeper check` for more.")
-
-
-def _secret_values(settings: Settings) -> list[str]:
-    values = [
-        settings.llm_api_key,
-        settings.discord_token,
-        settings.slack_bot_token,
-        settings.slack_app_token,
-        settings.slack_signing_secret,
-    ]
-    found = [v.get_secret_value() for v in values if v is not None]
-    # Provider keys litellm reads from the environment (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...).
-    found += [v for k, v in os.environ.items() if k.endswith(("_API_KEY", "_TOKEN", "_SECRET", "_SECRET_KEY"))]
-    return sorted(found, key=len, reverse=True)
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    """Provider and platform error texts can quote a key back; the report never shows one."""
-    for secret in secrets:
-        if len(secret) >= 6:
-            text = text.replace(secret, "[redacted]")
-    return text
-
-
-# -- database ---------------------------------------------------------------------------------------------------
 
 
 async def check_database(settings: Settings) -> list[Check]:

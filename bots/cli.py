@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from bots.health import Health, serve_health
 from bots.logs import configure_logging
 from bots.messages import ThreadKey, utc_now
 from bots.ports import PlatformAdapter
-from bots.redaction import secrets_in_environment, secrets_in_url
+from bots.redaction import configured_secrets
 from bots.threads import ThreadRouter
 from bots.usage import usage_table
 from storage.erasure import ErasureStore
@@ -73,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # The terminal commands keep their output for the conversation; `run` logs at LOG_LEVEL.
     level = settings.log_level if args.command == "run" else "WARNING"
-    configure_logging(secrets=_secrets(settings), level=level, log_format=settings.log_format)
+    configure_logging(secrets=configured_secrets(settings), level=level, log_format=settings.log_format)
     try:
         if args.command in ("run", "chat"):
             # One bot per database (export and forget only read or purge, and stay usable meanwhile).
@@ -94,21 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def _secrets(settings: Settings) -> set[str]:
-    """Everything the log must never show: configured tokens, provider keys, credentials in URLs."""
-    values = [
-        settings.llm_api_key,
-        settings.discord_token,
-        settings.slack_bot_token,
-        settings.slack_app_token,
-        settings.slack_signing_secret,
-    ]
-    found = {v.get_secret_value() for v in values if v is not None}
-    for url in (settings.llm_api_base, settings.discord_api_base, settings.discord_gateway_url, settings.slack_api_url):
-        found |= secrets_in_url(url)
-    return found | secrets_in_environment(os.environ)
 
 
 def _adapters(settings: Settings, router: ThreadRouter) -> list[PlatformAdapter]:

@@ -14,9 +14,14 @@ Three sources, because a key can reach a log line in three ways:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
+
+if TYPE_CHECKING:
+    from bots.config import Settings
 
 REDACTED = "[redacted]"
 MIN_CONFIGURED_LENGTH = 6  # shorter values would blank out ordinary words
@@ -113,3 +118,18 @@ class Redactor:
         text = URL_USERINFO.sub(rf"\g<scheme>{REDACTED}@", text)
         text = URL_CREDENTIAL_PARAM.sub(rf"\g<name>{REDACTED}", text)
         return BEARER.sub(rf"\g<scheme>{REDACTED}", text)
+
+
+def configured_secrets(settings: Settings) -> set[str]:
+    """Everything a log line or a report must never show: configured tokens, provider keys, URL credentials."""
+    values = [
+        settings.llm_api_key,
+        settings.discord_token,
+        settings.slack_bot_token,
+        settings.slack_app_token,
+        settings.slack_signing_secret,
+    ]
+    found = {v.get_secret_value() for v in values if v is not None}
+    for url in (settings.llm_api_base, settings.discord_api_base, settings.discord_gateway_url, settings.slack_api_url):
+        found |= secrets_in_url(url)
+    return found | secrets_in_environment(os.environ)

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bots.cli import _secrets
 from bots.config import Settings
 from bots.logs import RedactSecrets
-from bots.redaction import is_secret_variable
+from bots.redaction import configured_secrets, is_secret_variable
 
 PROVIDER_KEYS = {
     "OPENAI_API_KEY": "sk-openai-0001",
@@ -52,7 +51,7 @@ def log_lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     )
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.addFilter(RedactSecrets(_secrets(settings)))
+    handler.addFilter(RedactSecrets(configured_secrets(settings)))
     logger = logging.getLogger("tests.redaction")
     logger.addHandler(handler)
     logger.propagate = False
