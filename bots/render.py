@@ -91,28 +91,35 @@ def split_message(text: str, *, limit: int) -> list[str]:
         raise ValueError("limit too small to split sensibly")
     chunks: list[str] = []
     rest = text
-    reopen = ""
     while rest:
-        rest = reopen + rest
         if len(rest) <= limit:
             chunks.append(rest)
             break
-        # Leave room to close a fence we may be inside of.
-        window = rest[: limit - len(FENCE) - 1]
-        cut = _cut_point(window)
-        chunk, rest = rest[:cut], rest[cut:]
-        fence_lang = _open_fence(chunk)
-        if fence_lang is not None:
-            chunk = chunk.rstrip("\n") + "\n" + FENCE
-            reopen = FENCE + fence_lang + "\n"
-            rest = rest.lstrip("\n")
-        else:
-            reopen = ""
-            chunk = chunk.rstrip()
-            rest = rest.lstrip("\n")
+        chunk, rest = split_first(rest, limit=limit)
         if chunk.strip():
             chunks.append(chunk)
     return chunks
+
+
+def split_first(text: str, *, limit: int) -> tuple[str, str]:
+    """The first chunk :func:`split_message` would make of ``text``, and the rest (reopening its fence if any).
+
+    The rest is what the next chunk starts from: a native stream (append-only) continues a reply with it.
+    """
+    if len(text) <= limit:
+        return text, ""
+    # Leave room to close a fence we may be inside of.
+    window = text[: limit - len(FENCE) - 1]
+    return cut_at(text, _cut_point(window))
+
+
+def cut_at(text: str, cut: int) -> tuple[str, str]:
+    """``text`` cut at ``cut``: a fence open at the cut is closed in the first part and reopened in the second."""
+    chunk, rest = text[:cut], text[cut:]
+    fence_lang = open_fence(chunk)
+    if fence_lang is not None:
+        return chunk.rstrip("\n") + "\n" + FENCE, FENCE + fence_lang + "\n" + rest.lstrip("\n")
+    return chunk.rstrip(), rest.lstrip("\n")
 
 
 def _cut_point(window: str) -> int:
@@ -124,7 +131,7 @@ def _cut_point(window: str) -> int:
     return len(window)
 
 
-def _open_fence(chunk: str) -> str | None:
+def open_fence(chunk: str) -> str | None:
     """The language tag of a ``` block left open at the end of ``chunk`` ("" if untagged), else None."""
     lang: str | None = None
     for line in chunk.split("\n"):

@@ -10,10 +10,9 @@ message, drawn by the same throttle as the text (``bots/streaming.py``) and gone
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import discord
@@ -22,13 +21,13 @@ from bots.discord.buttons import approval_view, card_view
 from bots.messages import ThreadKey
 from bots.ports import ApprovalCard, CatchUpCard
 from bots.render import CARD_BODY, CARD_TITLE, approval_text, card_status_line, split_message
-from bots.streaming import Snapshot, StreamingStatuses, throttled_snapshots
+from bots.reply_stream import stream_as_messages
+from bots.streaming import Snapshot, StreamingStatuses
 
 log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000
 EDIT_INTERVAL_S = 1.0
-INTERRUPTED = "\n\n*(reply interrupted)*"
 NO_PINGS = discord.AllowedMentions.none()
 
 
@@ -44,30 +43,10 @@ class DiscordOutbox:
         return self._client.get_partial_messageable(int(thread.thread))
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
-        channel = self._channel(thread)
-        received = ReceivedText(deltas)
-        posted: list[discord.Message] = []
-        shown: list[str] = []
         with self._statuses.streaming(thread) as status:
-            snapshots = throttled_snapshots(received.deltas(), interval_s=self._edit_interval_s, status=status)
-            async with aclosing(snapshots):
-                # Ask the model first, then show typing while it thinks: the typing call never delays the request.
-                first_text = asyncio.ensure_future(anext(snapshots, None))
-                try:
-                    async with typing_shown(channel):
-                        first = await first_text
-                    if first is None:
-                        return []
-                    await self._show(channel, first, posted, shown)
-                    async for snapshot in snapshots:
-                        await self._show(channel, snapshot, posted, shown)
-                except BaseException:
-                    first_text.cancel()
-                    await asyncio.gather(first_text, return_exceptions=True)  # before aclosing closes the stream
-                    if posted or received.text:
-                        await self._show_interrupted(channel, received.text, posted, shown)
-                    raise
-        return [str(m.id) for m in posted]
+            return await stream_as_messages(
+                DiscordMessages(self._channel(thread)), deltas, interval_s=self._edit_interval_s, status=status
+            )
 
     async def show_status(self, *, thread: ThreadKey, text: str | None) -> None:
         """A line at the end of the reply streaming in ``thread`` (the throttle shows it); else nothing."""
@@ -75,47 +54,6 @@ class DiscordOutbox:
             self._statuses.show(thread, text)
         except Exception:
             log.exception("could not show a status in %s", thread)
-
-    async def _show(
-        self, channel: discord.PartialMessageable, snapshot: Snapshot, posted: list[discord.Message], shown: list[str]
-    ) -> None:
-        chunks = message_chunks(snapshot)
-        for index, chunk in enumerate(chunks):
-            if index < len(posted):
-                if chunk != shown[index]:
-                    posted[index] = await self._edit_or_repost(channel, posted[index], chunk)
-                    shown[index] = chunk
-            else:
-                posted.append(await channel.send(chunk, allowed_mentions=NO_PINGS))
-                shown.append(chunk)
-        while len(posted) > len(chunks):  # a message that held only the status line
-            shown.pop()
-            await self._delete_quietly(posted.pop())
-
-    async def _delete_quietly(self, message: discord.Message) -> None:
-        try:
-            await message.delete()
-        except discord.HTTPException as exc:
-            log.info("could not remove the status message %s: %s", message.id, exc)
-
-    async def _edit_or_repost(
-        self, channel: discord.PartialMessageable, message: discord.Message, text: str
-    ) -> discord.Message:
-        """Edit a reply in progress; if someone deleted it meanwhile, carry on in a new message."""
-        try:
-            return await message.edit(content=text, allowed_mentions=NO_PINGS)
-        except discord.NotFound:
-            log.info("reply message %s was deleted while streaming; posting the rest anew", message.id)
-            return await channel.send(text, allowed_mentions=NO_PINGS)
-
-    async def _show_interrupted(
-        self, channel: discord.PartialMessageable, text: str, posted: list[discord.Message], shown: list[str]
-    ) -> None:
-        """Show everything the model sent before it failed, marked as cut short (the router adds a note)."""
-        try:
-            await self._show(channel, Snapshot(text.rstrip() + INTERRUPTED), posted, shown)
-        except discord.HTTPException as exc:
-            log.warning("could not mark an interrupted reply: %s", exc)
 
     async def post_notice(self, *, thread: ThreadKey, text: str) -> None:
         await self._channel(thread).send(text, allowed_mentions=NO_PINGS)
@@ -141,21 +79,43 @@ class DiscordOutbox:
         await partial.edit(content=approval_text(card), view=view, allowed_mentions=NO_PINGS)
 
 
-class ReceivedText:
-    """Passes the model's deltas through and keeps their sum: what to show if the stream fails."""
+class DiscordMessages:
+    """The platform calls the reply streamer (``bots/reply_stream.py``) needs, in one Discord channel."""
 
-    def __init__(self, deltas: AsyncIterator[str]) -> None:
-        self._source = deltas
-        self._parts: list[str] = []
+    placeholder: str | None = None  # Discord shows typing instead
 
-    @property
-    def text(self) -> str:
-        return "".join(self._parts)
+    def __init__(self, channel: discord.PartialMessageable) -> None:
+        self._channel = channel
+        self._messages: dict[str, discord.Message] = {}
 
-    async def deltas(self) -> AsyncIterator[str]:
-        async for delta in self._source:
-            self._parts.append(delta)
-            yield delta
+    def chunks(self, snapshot: Snapshot) -> list[str]:
+        return message_chunks(snapshot)
+
+    def waiting(self) -> AbstractAsyncContextManager[None]:
+        return typing_shown(self._channel)
+
+    async def post(self, text: str) -> str:
+        return self._keep(await self._channel.send(text, allowed_mentions=NO_PINGS))
+
+    async def edit(self, message_id: str, text: str) -> str:
+        """Edit a reply in progress; if someone deleted it meanwhile, carry on in a new message."""
+        message = self._messages.pop(message_id)
+        try:
+            return self._keep(await message.edit(content=text, allowed_mentions=NO_PINGS))
+        except discord.NotFound:
+            log.info("reply message %s was deleted while streaming; posting the rest anew", message.id)
+            return await self.post(text)
+
+    async def delete(self, message_id: str) -> None:
+        message = self._messages.pop(message_id)
+        try:
+            await message.delete()
+        except discord.HTTPException as exc:
+            log.info("could not remove the status message %s: %s", message.id, exc)
+
+    def _keep(self, message: discord.Message) -> str:
+        self._messages[str(message.id)] = message
+        return str(message.id)
 
 
 @asynccontextmanager

@@ -10,10 +10,9 @@ at the end of the streaming message, drawn by the same throttle as the text (``b
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import aiohttp
@@ -36,9 +35,10 @@ from bots.render import (
     card_text,
     split_message,
 )
+from bots.reply_stream import stream_as_messages
 from bots.slack.mrkdwn import escape, to_mrkdwn
 from bots.slack.status import AssistantStatus
-from bots.streaming import Snapshot, StreamingStatuses, throttled_snapshots
+from bots.streaming import Snapshot, StreamingStatuses
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ CHUNK_LIMIT = 3500
 SECTION_LIMIT = 3000
 EDIT_INTERVAL_S = 1.0
 PLACEHOLDER = "_Thinking…_"
-INTERRUPTED = "\n\n*(reply interrupted)*"  # markdown, like the reply: mrkdwn's _(reply interrupted)_
 
 
 class SlackOutbox:
@@ -59,34 +58,13 @@ class SlackOutbox:
         self._status = AssistantStatus(client)
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
-        posted: list[str] = []
-        shown: list[str] = []
-        displayed = Snapshot("")
         with self._statuses.streaming(thread) as status:
-            snapshots = throttled_snapshots(deltas, interval_s=self._edit_interval_s, status=status)
-            async with aclosing(snapshots):
-                # Ask the model first, then post the placeholder while it thinks: the post never delays the request.
-                first_text = asyncio.ensure_future(anext(snapshots, None))
-                try:
-                    placeholder = await self._client.chat_postMessage(
-                        channel=thread.channel, thread_ts=thread.thread, text=PLACEHOLDER
-                    )
-                    posted.append(str(placeholder["ts"]))
-                    shown.append(PLACEHOLDER)
-                    snapshot = await first_text
-                    while snapshot is not None:
-                        await self._show(thread, snapshot, posted, shown)
-                        displayed = snapshot
-                        snapshot = await anext(snapshots, None)
-                except BaseException:
-                    first_text.cancel()
-                    await asyncio.gather(first_text, return_exceptions=True)  # before aclosing closes the stream
-                    if posted:
-                        await self._interrupted(thread, displayed.text, posted, shown)
-                    raise
-                finally:
-                    await self._status.clear(thread)
-        return posted
+            try:
+                return await stream_as_messages(
+                    SlackMessages(self._client, thread), deltas, interval_s=self._edit_interval_s, status=status
+                )
+            finally:
+                await self._status.clear(thread)
 
     async def show_status(self, *, thread: ThreadKey, text: str | None) -> None:
         """Slack's own assistant status where the workspace allows it, else a line in the streaming message."""
@@ -98,53 +76,6 @@ class SlackOutbox:
                 self._statuses.show(thread, text)
         except Exception:
             log.exception("could not show a status in %s", thread)
-
-    async def _show(self, thread: ThreadKey, snapshot: Snapshot, posted: list[str], shown: list[str]) -> None:
-        chunks = message_chunks(snapshot)
-        for index, chunk in enumerate(chunks):
-            if index < len(posted):
-                if chunk != shown[index]:
-                    posted[index] = await self._update_or_repost(thread, posted[index], chunk)
-                    shown[index] = chunk
-            else:
-                response = await self._client.chat_postMessage(
-                    channel=thread.channel, thread_ts=thread.thread, text=chunk
-                )
-                posted.append(str(response["ts"]))
-                shown.append(chunk)
-
-    async def _update_or_repost(self, thread: ThreadKey, ts: str, text: str) -> str:
-        """Edit a reply in progress; if Slack refuses (deleted meanwhile, a network error), go on in a new message.
-
-        Returns the ts the rest of the reply edits. The old message, if it still exists, is removed (best
-        effort): the new one holds all its text, and a stale "Thinking…" must not stay behind.
-        """
-        try:
-            await self._client.chat_update(channel=thread.channel, ts=ts, text=text)
-        except (SlackClientError, aiohttp.ClientError) as exc:
-            reason = _reason(exc)
-            log.info("could not update reply %s in %s (%s); posting the rest anew", ts, thread, reason)
-            response = await self._client.chat_postMessage(channel=thread.channel, thread_ts=thread.thread, text=text)
-            if reason != "message_not_found":
-                await self._delete_quietly(thread, ts)
-            return str(response["ts"])
-        return ts
-
-    async def _delete_quietly(self, thread: ThreadKey, ts: str) -> None:
-        try:
-            await self._client.chat_delete(channel=thread.channel, ts=ts)
-        except (SlackClientError, aiohttp.ClientError) as exc:
-            log.info("could not remove the superseded reply %s in %s (%s)", ts, thread, _reason(exc))
-
-    async def _interrupted(self, thread: ThreadKey, text: str, posted: list[str], shown: list[str]) -> None:
-        """Leave nothing misleading: drop an untouched placeholder, mark partial text as cut off."""
-        try:
-            if not text.strip():
-                await self._client.chat_delete(channel=thread.channel, ts=posted[0])
-            else:
-                await self._show(thread, Snapshot(text.rstrip() + INTERRUPTED), posted, shown)
-        except (SlackClientError, aiohttp.ClientError) as exc:
-            log.warning("could not tidy up an interrupted reply in %s: %s", thread, _reason(exc))
 
     async def post_notice(self, *, thread: ThreadKey, text: str) -> None:
         await self._client.chat_postMessage(channel=thread.channel, thread_ts=thread.thread, text=text)
@@ -180,6 +111,51 @@ class SlackOutbox:
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         await self._client.chat_postEphemeral(**kwargs)
+
+
+class SlackMessages:
+    """The platform calls the reply streamer (``bots/reply_stream.py``) needs, in one Slack thread."""
+
+    placeholder: str | None = PLACEHOLDER
+
+    def __init__(self, client: AsyncWebClient, thread: ThreadKey) -> None:
+        self._client = client
+        self._thread = thread
+
+    def chunks(self, snapshot: Snapshot) -> list[str]:
+        return message_chunks(snapshot)
+
+    def waiting(self) -> AbstractAsyncContextManager[None]:
+        return nullcontext()  # the placeholder says it
+
+    async def post(self, text: str) -> str:
+        response = await self._client.chat_postMessage(
+            channel=self._thread.channel, thread_ts=self._thread.thread, text=text
+        )
+        return str(response["ts"])
+
+    async def edit(self, message_id: str, text: str) -> str:
+        """Edit a reply in progress; if Slack refuses (deleted meanwhile, a network error), go on in a new message.
+
+        Returns the ts the rest of the reply edits. The old message, if it still exists, is removed (best
+        effort): the new one holds all its text, and a stale "Thinking…" must not stay behind.
+        """
+        try:
+            await self._client.chat_update(channel=self._thread.channel, ts=message_id, text=text)
+        except (SlackClientError, aiohttp.ClientError) as exc:
+            reason = _reason(exc)
+            log.info("could not update reply %s in %s (%s); posting the rest anew", message_id, self._thread, reason)
+            ts = await self.post(text)
+            if reason != "message_not_found":
+                await self.delete(message_id)
+            return ts
+        return message_id
+
+    async def delete(self, message_id: str) -> None:
+        try:
+            await self._client.chat_delete(channel=self._thread.channel, ts=message_id)
+        except (SlackClientError, aiohttp.ClientError) as exc:
+            log.info("could not remove the reply message %s in %s (%s)", message_id, self._thread, _reason(exc))
 
 
 def _reason(exc: Exception) -> str:
