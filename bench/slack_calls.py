@@ -53,7 +53,9 @@ async def run() -> list[Result]:
     # Throttled updates come at most once a second; the final text is flushed at once when the stream ends.
     times = [c.at for c in slack.calls[before:] if c.method == "chat.update"]
     gaps = [b - a for a, b in itertools.pairwise(times[:-1])]
-    per_second = (updates - 1) / elapsed
+    # Writes a second between the first and the last throttled one: the first goes out at once, so counting
+    # over the whole elapsed time would charge the reply one write too many.
+    per_second = len(gaps) / sum(gaps) if gaps else 0.0
     return [
         Result(
             "P6",
