@@ -9,26 +9,13 @@ from __future__ import annotations
 import json
 
 from storage.log import LoggedMessage, ThreadRecord
-from storage.trail import TrailEntry
+from storage.trail import TrailEntry, interleave
 
 APPROVAL_WORDS = {
     "approved": "allowed by {who}",
     "denied": "denied by {who}",
     "timed_out": "nobody approved it in time",
 }
-
-
-def _interleaved(messages: list[LoggedMessage], trail: list[TrailEntry]) -> list[LoggedMessage | TrailEntry]:
-    calls = sorted(trail, key=lambda e: (e.after_message_id, e.id))
-    items: list[LoggedMessage | TrailEntry] = []
-    next_call = 0
-    for message in messages:
-        while next_call < len(calls) and calls[next_call].after_message_id < message.id:
-            items.append(calls[next_call])
-            next_call += 1
-        items.append(message)
-    items.extend(calls[next_call:])
-    return items
 
 
 def _approval(entry: TrailEntry) -> str:
@@ -38,7 +25,7 @@ def _approval(entry: TrailEntry) -> str:
 
 def as_markdown(thread: ThreadRecord, messages: list[LoggedMessage], trail: list[TrailEntry]) -> str:
     lines = [f"# {thread.title or thread.thread}", ""]
-    for item in _interleaved(messages, trail):
+    for item in interleave(messages, trail):
         if isinstance(item, TrailEntry):
             outcome = "error" if item.is_error else "result"
             lines += [

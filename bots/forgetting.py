@@ -20,7 +20,7 @@ from bots.thread_state import prompt_text
 from storage.erasure import Erasure, ErasureStore
 from storage.log import LoggedMessage, ThreadLog
 from storage.sessions import SessionStore
-from storage.trail import ToolTrail, TrailEntry
+from storage.trail import ToolTrail, TrailEntry, interleave
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +28,13 @@ FOLLOW_INTERVAL_S = 2.0
 
 
 def transcript_lines(messages: list[LoggedMessage], trail: Sequence[TrailEntry] = ()) -> list[str]:
-    """Log rows, with the tool calls of the trail where they happened, as the lines a summary is written from.
-
-    A trail entry was logged after the last message its turn answered, so it goes right after that message (or
-    the last earlier one still there), before the reply that followed the calls.
-    """
-    calls = sorted(trail, key=lambda e: (e.after_message_id, e.id))
-    lines: list[str] = []
-    next_call = 0
-    for message in messages:
-        while next_call < len(calls) and calls[next_call].after_message_id < message.id:
-            lines.append(_call(calls[next_call]))
-            next_call += 1
-        lines.append(transcript_line(author=message.author_name, role=message.role, text=prompt_text(message)))
-    lines.extend(_call(entry) for entry in calls[next_call:])
-    return lines
+    """Log rows, with the tool calls of the trail where they happened, as the lines a summary is written from."""
+    return [
+        _call(item)
+        if isinstance(item, TrailEntry)
+        else transcript_line(author=item.author_name, role=item.role, text=prompt_text(item))
+        for item in interleave(messages, list(trail))
+    ]
 
 
 def _call(entry: TrailEntry) -> str:

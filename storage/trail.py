@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from storage.db import Database, Row
-from storage.log import iso
+from storage.log import LoggedMessage, iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,24 @@ class ToolTrail:
             (thread_id, after_id, through_id if through_id is not None else 2**62),
         )
         return [_entry(row) for row in rows]
+
+
+def interleave(messages: list[LoggedMessage], trail: list[TrailEntry]) -> list[LoggedMessage | TrailEntry]:
+    """Messages and tool calls in the order they happened.
+
+    A trail entry was logged after the last message its turn answered, so it goes right after that message (or
+    the last earlier one still there), before the reply that followed the calls.
+    """
+    calls = sorted(trail, key=lambda e: (e.after_message_id, e.id))
+    items: list[LoggedMessage | TrailEntry] = []
+    next_call = 0
+    for message in messages:
+        while next_call < len(calls) and calls[next_call].after_message_id < message.id:
+            items.append(calls[next_call])
+            next_call += 1
+        items.append(message)
+    items.extend(calls[next_call:])
+    return items
 
 
 def _entry(row: Row) -> TrailEntry:
