@@ -10,12 +10,12 @@ through :class:`LogSource`, and stores the rebuilt seed only if nothing was forg
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from agent.summarize import trail_line, transcript_line
 from agent.tools import call_line
+from bots.periodic import Periodic
 from bots.thread_state import prompt_text
 from storage.erasure import Erasure, ErasureStore
 from storage.log import LoggedMessage, ThreadLog
@@ -103,7 +103,9 @@ class ErasureFollower:
         self._seen = seen
         self._apply = apply
         self._lock = asyncio.Lock()
-        self._poller: asyncio.Task[None] | None = None
+        self._poller = Periodic(
+            name="reading the erasure journal", interval_s=lambda: FOLLOW_INTERVAL_S, work=self.catch_up
+        )
 
     async def catch_up(self) -> None:
         """Apply every journal row written since the last one applied."""
@@ -117,20 +119,7 @@ class ErasureFollower:
 
     def start(self) -> None:
         """Poll for rows of other processes every FOLLOW_INTERVAL_S seconds (once; idempotent)."""
-        if self._poller is None:
-            self._poller = asyncio.ensure_future(self._poll())
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(FOLLOW_INTERVAL_S)
-            try:
-                await self.catch_up()
-            except Exception:
-                log.exception("reading the erasure journal failed; trying again in %.0f s", FOLLOW_INTERVAL_S)
+        self._poller.start()
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-            self._poller = None
+        await self._poller.stop()

@@ -15,13 +15,12 @@ A job that fails is logged and tried again at the next round; it never stops the
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
+from bots.periodic import Periodic
 from storage.erasure import ErasureStore
 from storage.sessions import DeliveredEvents
 
@@ -49,7 +48,7 @@ class Housekeeping:
         self._retention = None if retention_days is None else timedelta(days=retention_days)
         self._clock = clock
         self._retention_ran: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic(name="housekeeping", interval_s=lambda: INTERVAL_S, work=self.run_once)
 
     async def run_once(self) -> None:
         """One round of every job that is due. Never raises."""
@@ -77,17 +76,7 @@ class Housekeeping:
             return 0
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._every_interval())
-
-    async def _every_interval(self) -> None:
-        while True:
-            await asyncio.sleep(INTERVAL_S)  # read at each round, so a test can shorten it
-            await self.run_once()
+        self._rounds.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._rounds.stop()
