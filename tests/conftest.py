@@ -22,6 +22,9 @@ from tests.fakes.llm import FakeLLM
 
 preload_litellm()
 
+# The throwaway Postgres server and its fixtures (postgres_server, postgres_url).
+pytest_plugins = ("tests.fakes.postgres",)
+
 MakeSettings = Callable[..., Settings]
 
 

@@ -1,0 +1,89 @@
+"""The Postgres connection layer and migration runner, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+
+from storage.postgres.db import open_postgres
+from storage.postgres.migrations import MIGRATIONS, applied_migrations, migrate
+
+
+async def test_blank_database_gets_every_migration_once(postgres_url: str) -> None:
+    db = await open_postgres(postgres_url)
+    try:
+        assert await applied_migrations(db) == []
+        assert await migrate(db) == [m.name for m in MIGRATIONS]
+        assert await migrate(db) == []
+        assert await applied_migrations(db) == [m.name for m in MIGRATIONS]
+        tables = {
+            r["tablename"] for r in await db.fetchall("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+        assert {
+            "threads",
+            "messages",
+            "sessions",
+            "cards",
+            "delivered_events",
+            "erasures",
+            "usage",
+            "tool_calls",
+            "approvals",
+            "_migrations",
+        } <= tables
+    finally:
+        await db.close()
+
+
+async def test_workers_starting_together_apply_each_migration_once(postgres_url: str) -> None:
+    workers = [await open_postgres(postgres_url) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(migrate(db) for db in workers))
+        applied = sorted(name for names in results for name in names)
+        assert applied == sorted(m.name for m in MIGRATIONS)
+    finally:
+        for db in workers:
+            await db.close()
+
+
+async def test_a_failed_block_rolls_back_and_the_pool_stays_usable(postgres_url: str) -> None:
+    db = await open_postgres(postgres_url, max_size=1)
+    try:
+        await db.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            async with db.transaction() as connection:
+                await connection.execute("INSERT INTO t VALUES (1)")
+                await connection.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as connection:
+                await connection.execute("INSERT INTO t VALUES (2)")
+                raise RuntimeError("the caller failed")
+        assert await db.fetchall("SELECT n FROM t") == []
+    finally:
+        await db.close()
+
+
+async def test_a_cancelled_transaction_ends_and_frees_its_connection(postgres_url: str) -> None:
+    db = await open_postgres(postgres_url, max_size=1)
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        async with db.transaction() as connection:
+            await connection.execute("CREATE TABLE t (n INTEGER)")
+            await connection.execute("INSERT INTO t VALUES (1)")
+            started.set()
+            await connection.execute("SELECT pg_sleep(30)")
+
+    try:
+        task = asyncio.create_task(slow())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The only connection is back, idle, and the cancelled transaction left nothing behind.
+        row = await db.fetchone("SELECT to_regclass('t') IS NULL AS gone")
+        assert row is not None and row["gone"]
+    finally:
+        await db.close()
