@@ -25,7 +25,7 @@ from bots.forgetting import ErasureFollower, thread_transcript
 from bots.messages import CardAction, CardClick, ThreadKey
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, clicked_thread
-from storage.sessions import CardRecord
+from storage.records import CardRecord
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,7 @@ class CardFlow:
         """
         card = await self._cards.get(card_id=click.card_id)
         key = (
-            None
-            if card is None
-            else await clicked_thread(self._log, thread_id=card.thread_id, clicked_in=click.thread)
+            None if card is None else await clicked_thread(self._log, thread_id=card.thread_id, clicked_in=click.thread)
         )
         if card is None or key is None:
             return ClickResult(private_note=STALE_CARD_NOTE)
