@@ -1,10 +1,14 @@
-"""ThreadSearch on Postgres: the ``content_tsv`` column (a stored generated tsvector) and its GIN index.
+"""ThreadSearch on Postgres: full-text matching of one thread's messages, computed when asked.
 
-The ``simple`` text-search configuration lower-cases and splits on non-word characters without stemming, like
-FTS5's unicode61 tokenizer; unlike it, it keeps diacritics ("café" does not find "cafe"). The model's query is
-reduced to plain words (``storage.records.search_words``), each a quoted lexeme, OR-ed together, so no tsquery
-syntax in it can fail or widen the search. Best first is ``ts_rank`` (then the newest), as FTS5's bm25 ranks
-the SQLite side; the two agree on which messages match, not always on the order of equally good ones.
+A search never leaves its thread, so the thread's rows are found through the ``(thread_id, ...)`` unique index
+and each one's ``to_tsvector('simple', content)`` is computed for the query (see docs/PERFORMANCE.md for what a
+large thread costs), and no index holds a second copy of the text that forgetting would have to chase (see
+storage/postgres/migrations.py). The ``simple`` configuration lower-cases and splits on non-word characters
+without stemming, like FTS5's unicode61 tokenizer; unlike it, it keeps diacritics ("café" does not find
+"cafe"). The model's query is reduced to plain words (``storage.records.search_words``), each a quoted lexeme,
+OR-ed together, so no tsquery syntax in it can fail or widen the search. Best first is ``ts_rank`` (then the
+newest), as FTS5's bm25 ranks the SQLite side; the two agree on which messages match, not always on the order
+of equally good ones.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ class PostgresThreadSearch:
         if match is None or limit < 1:
             return []
         rows = await self._db.fetchall(
-            "SELECT id, author_name, role, sent_utc, content FROM messages, to_tsquery('simple', %s) AS q "
-            "WHERE content_tsv @@ q AND thread_id = %s AND deleted_utc IS NULL AND content != '' "
-            "ORDER BY ts_rank(content_tsv, q) DESC, id DESC LIMIT %s",
-            (match, thread_id, limit),
+            "SELECT id, author_name, role, sent_utc, content FROM ("
+            "SELECT id, author_name, role, sent_utc, content, to_tsvector('simple', content) AS words "
+            "FROM messages WHERE thread_id = %s AND deleted_utc IS NULL AND content != '') AS m, "
+            "to_tsquery('simple', %s) AS q WHERE words @@ q ORDER BY ts_rank(words, q) DESC, id DESC LIMIT %s",
+            (thread_id, match, limit),
         )
         return [SearchHit(int(r["id"]), r["author_name"], r["role"], r["sent_utc"], r["content"]) for r in rows]
