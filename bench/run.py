@@ -25,6 +25,7 @@ SUITES = {
     "P5": "memory",
     "P6": "slack_calls",
     "P7": "tool_step",
+    "S1+S2": "storage_backends",
 }
 RESULT_MARK = "BENCH-RESULTS "
 

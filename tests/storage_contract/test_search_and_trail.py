@@ -86,3 +86,19 @@ async def test_only_the_first_decision_on_an_approval_counts_and_a_restart_expir
     assert await approvals.expire_pending(now=NOW) == 1
     record = await approvals.get(approval_id=second)
     assert record is not None and record.state == "expired"
+
+
+async def test_search_words_with_underscores_and_digits_match_only_themselves(storage: Storage) -> None:
+    thread_id = await storage.log.ensure_thread(
+        platform="p", workspace="w", channel="c", thread="t", title=None, now=NOW
+    )
+    for platform_id, text in (("m1", "rename it to snake_case please"), ("m2", "snakeXcase is wrong"), ("m3", "v2")):
+        await storage.log.record_message(
+            thread_id=thread_id, platform_message_id=platform_id, author_id="u", author_name="A", role="user",
+            content=text, sent_utc=NOW, now=NOW,
+        )  # fmt: skip
+    assert [h.content for h in await storage.search.search(thread_id=thread_id, query="snake_case", limit=5)] == [
+        "rename it to snake_case please"
+    ]
+    assert [h.content for h in await storage.search.search(thread_id=thread_id, query="V2?", limit=5)] == ["v2"]
+    assert await storage.search.search(thread_id=thread_id, query="% _ \\", limit=5) == []
