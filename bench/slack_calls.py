@@ -19,6 +19,7 @@ from bots.app import open_router
 from bots.slack import SlackAdapter
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads
+from tests.fakes.waiting import wait_until
 
 CHUNKS = 440
 DELAY_S = 0.05
@@ -39,11 +40,11 @@ async def run() -> list[Result]:
             async with open_router(settings) as router:
                 adapter = SlackAdapter(settings=settings, router=router)
                 await adapter.start()
-                await slack.wait_for(lambda: slack.connected > 0)
+                await wait_until(lambda: slack.connected > 0)
                 before = len(slack.calls)
                 started = time.monotonic()
                 await slack.send(Payloads.event_body(Payloads.mention("write me something long")))
-                await slack.wait_for(lambda: llm.requests and llm.requests[-1].finished_at, timeout=60)
+                await wait_until(lambda: llm.requests and llm.requests[-1].finished_at, timeout=60)
                 await router.idle()
                 elapsed = time.monotonic() - started
                 await adapter.stop()

@@ -14,7 +14,6 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -139,15 +138,6 @@ class FakeDiscord:
 
     def cards_in(self, channel_id: str) -> list[dict[str, Any]]:
         return [m for m in self.sent_in(channel_id) if "Where were we?" in (m.get("content") or "")]
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"not reached in {timeout}s; REST calls: {[(c.method, c.path) for c in self.calls]}"
-                )
-            await asyncio.sleep(0.01)
 
     # -- gateway --------------------------------------------------------------------------------------------
 

@@ -104,13 +104,6 @@ class FakeSlack:
                 text = call.params.get("text", "")
         return text
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {timeout}s; calls: {[c.method for c in self.calls]}")
-            await asyncio.sleep(0.01)
-
     # -- Socket Mode --------------------------------------------------------------------------------------------
 
     @property
