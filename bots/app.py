@@ -29,6 +29,7 @@ from bots.tool_turns import ThreadTools
 from bots.usage import UsageRecorder
 from storage.db import Database, open_database
 from storage.erasure import ErasureStore
+from storage.feedback import FeedbackStore
 from storage.migrations import migrate
 from storage.search import ThreadSearch
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
@@ -142,6 +143,7 @@ async def open_router(
             erasures=erasures,
             trail=ToolTrail(db),
             usage=usage,
+            feedback=FeedbackStore(db),
         )
         tools, servers = await _build_tools(settings, db=db, stores=stores, outboxes=outboxes)
         router = ThreadRouter(

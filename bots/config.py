@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     slack_allowed_teams: IdList = frozenset()
     slack_allowed_channels: IdList = frozenset()
     slack_allowed_users: IdList = frozenset()
+    # The DM's suggested prompts (agent messages tab, assistant panel): a JSON list of [title, message] pairs.
+    slack_suggested_prompts: tuple[tuple[str, str], ...] = (
+        ("What can you do?", "What can you help me with?"),
+        ("Summarize a discussion", "I'll paste a discussion: summarize it and list the decisions and open questions."),
+        ("Draft a message", "Help me draft a short, friendly message to my team."),
+        ("Explain simply", "Explain this to me simply, with an example:"),
+    )
     port: int = Field(default=3000, ge=1, le=65535)
 
     _split = field_validator(
@@ -120,6 +127,15 @@ class Settings(BaseSettings):
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+        return value
+
+    @field_validator("slack_suggested_prompts")
+    @classmethod
+    def _at_most_four_prompts(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        if len(value) > 4:
+            raise ValueError('Slack shows at most 4 suggested prompts, e.g. [["Title", "message"], ...]')
+        if any(not title.strip() or not message.strip() for title, message in value):
+            raise ValueError("each suggested prompt needs a title and a message")
         return value
 
     @field_validator("builtin_tools")

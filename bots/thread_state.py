@@ -16,6 +16,7 @@ from agent.summarize import Interruptible
 from bots.messages import Attachment, ThreadKey
 from bots.usage import UsageRecorder
 from storage.erasure import ErasureStore
+from storage.feedback import FeedbackStore
 from storage.log import LoggedMessage, ThreadLog
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
 from storage.trail import ToolTrail
@@ -67,6 +68,7 @@ class RouterStores:
     erasures: ErasureStore
     trail: ToolTrail
     usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
+    feedback: FeedbackStore | None = None  # 👍 / 👎 on answers, where a platform offers them
 
 
 async def clicked_thread(log_: ThreadLog, *, thread_id: int, clicked_in: ThreadKey | None) -> ThreadKey | None:

@@ -41,6 +41,7 @@ from bots.cards import CardFlow
 from bots.forgetting import ErasureFollower, LogSource
 from bots.messages import (
     ApprovalClick,
+    Author,
     CardClick,
     IncomingMessage,
     MessageDeletion,
@@ -98,6 +99,7 @@ class ThreadRouter:
         self._events = stores.events
         self._erasures = stores.erasures
         self._trail = stores.trail
+        self._feedback = stores.feedback
         self._follower = ErasureFollower(erasures=stores.erasures, seen=erasures_seen, apply=self._apply_erasure)
         self._usage = stores.usage
         self._llm = llm
@@ -295,6 +297,19 @@ class ThreadRouter:
         if self._tools is None:
             return ClickResult(private_note=STALE_APPROVAL_NOTE)
         return await self._tools.approvals.handle_click(click)
+
+    async def handle_feedback(self, *, thread: ThreadKey, answer_id: str, user: Author, positive: bool) -> bool:
+        """👍 / 👎 on an answer: recorded, a person's second click replacing their first; False if it is no answer."""
+        if self._feedback is None:
+            return False
+        return await self._feedback.record(
+            **key_columns(thread),
+            answer_id=answer_id,
+            user_id=user.id,
+            user_name=user.display_name,
+            rating="positive" if positive else "negative",
+            now=self._clock(),
+        )
 
     # -- sessions -------------------------------------------------------------------------------------------
 

@@ -242,12 +242,30 @@ async def m005_search_and_trail(connection: aiosqlite.Connection) -> None:
     )
 
 
+async def m006_feedback(connection: aiosqlite.Connection) -> None:
+    """👍 / 👎 on answers: one row per answer and person (a second click replaces the first)."""
+    await connection.execute(
+        """
+        CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+            user_id TEXT NOT NULL,
+            user_name TEXT NOT NULL,
+            rating TEXT NOT NULL CHECK (rating IN ('positive', 'negative')),
+            given_utc TEXT NOT NULL,
+            UNIQUE (message_id, user_id)
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_cards_autoincrement,
     m003_erasures,
     m004_usage,
     m005_search_and_trail,
+    m006_feedback,
 ]
 
 

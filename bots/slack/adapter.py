@@ -31,10 +31,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
-from bots.messages import ApprovalClick, Author, CardClick
+from bots.messages import ApprovalClick, Author, CardClick, IncomingMessage
 from bots.ports import ClickResult
 from bots.slack import translate
 from bots.slack.access import checks_from, is_allowed, origin_of
+from bots.slack.assistant import AgentThreads
+from bots.slack.feedback import FEEDBACK_ACTION, FEEDBACK_THANKS, NEGATIVE, POSITIVE, FeedbackClick, feedback_click_from
 from bots.slack.outbox import SlackOutbox
 from bots.threads import ThreadRouter
 
@@ -43,13 +45,25 @@ log = logging.getLogger(__name__)
 DENIED = "Sorry, I'm not available to you here. Ask your workspace admin if you think that's wrong."
 BUTTON = re.compile(r"^tk-card:")
 APPROVAL_BUTTON = re.compile(r"^tk-approval:")
-REQUIRED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
+REQUIRED_SCOPES = (
+    "app_mentions:read",
+    "assistant:write",
+    "chat:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "users:read",
+)
+LISTENED_EVENTS = ("app_home_opened", "app_mention", "assistant_thread_context_changed", "assistant_thread_started")
+MESSAGE_EVENTS = ("message.channels", "message.groups", "message.im")  # what "message" subscribes to
+EVENTS = LISTENED_EVENTS + MESSAGE_EVENTS  # the Events API subscriptions; slack-manifest.yml asks for exactly these
 STOP_GRACE_S = 20.0
 HTTP_SHUTDOWN_TIMEOUT_S = 5.0
 SOCKET_PING_INTERVAL_S = 10.0  # how often the Socket Mode client checks its connection (and reconnects)
 USER_LOOKUP_TIMEOUT_S = 1.5
 DISPLAY_NAME_TTL_S = 3600.0  # people rename themselves; an hour-old name is good enough for a transcript
 DISPLAY_NAMES_MAX = 5000
+LOADING_MESSAGES = ("Reading the thread…", "Thinking it over…", "Putting an answer together…")
 
 
 class SlackAdapter:
@@ -85,7 +99,8 @@ class SlackAdapter:
             process_before_response=True,
             raise_error_for_unhandled_request=False,
         )
-        self.outbox = SlackOutbox(self.client)
+        self.outbox = SlackOutbox(self.client, loading_messages=LOADING_MESSAGES)
+        self.agent_threads = AgentThreads(self.client, prompts=settings.slack_suggested_prompts)
         self._checks = checks_from(settings)
         self._names: BoundedCache[str, str] = BoundedCache(max_entries=DISPLAY_NAMES_MAX, ttl_s=DISPLAY_NAME_TTL_S)
         self.bot_user_id: str | None = None
@@ -192,10 +207,19 @@ class SlackAdapter:
 
     def _register(self) -> None:
         self.app.use(self._allowlist)
-        self.app.event("app_mention")(self._on_mention)
+        listeners: dict[str, Callable[..., Awaitable[None]]] = {
+            "app_home_opened": self._on_home_opened,
+            "app_mention": self._on_mention,
+            "assistant_thread_context_changed": self._on_assistant_context_changed,
+            "assistant_thread_started": self._on_assistant_thread_started,
+        }
+        assert tuple(listeners) == LISTENED_EVENTS
+        for event, listener in listeners.items():
+            self.app.event(event)(listener)
         self.app.event("message")(self._on_message)
         self.app.action(BUTTON)(self._on_button)
         self.app.action(APPROVAL_BUTTON)(self._on_approval_button)
+        self.app.action(FEEDBACK_ACTION)(self._on_feedback)
         self.app.action(re.compile(".*"))(self._on_unknown_button)
         self.app.error(self._on_error)
 
@@ -258,7 +282,7 @@ class SlackAdapter:
         if not self._is_users_message(event):
             return
         if event.get("channel_type") == "im":
-            await self._deliver(body, event)  # every DM is the bot's: a top-level one starts a thread
+            await self._deliver_dm(body, event)
             return
         thread_ts = event.get("thread_ts")
         if not isinstance(thread_ts, str):
@@ -271,7 +295,7 @@ class SlackAdapter:
         if await self._router.is_tracked(key):
             await self._deliver(body, event)
 
-    async def _deliver(self, body: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+    async def _deliver(self, body: Mapping[str, Any], event: Mapping[str, Any]) -> IncomingMessage | None:
         """Translate a user's message and hand it to the router, which logs it before this returns."""
         try:
             message = translate.message_from(
@@ -279,8 +303,73 @@ class SlackAdapter:
             )
         except translate.SlackPayloadError as exc:
             log.warning("ignoring a malformed Slack message event: %s", exc)
-            return
+            return None
+        self.outbox.remember_asker(message.thread, message.author.id)  # a native stream's recipient
         await self._router.handle_message(message)
+        return message
+
+    async def _deliver_dm(self, body: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        """Every DM is the bot's: a top-level one starts its own thread, titled after its first message."""
+        first = not isinstance(event.get("thread_ts"), str)
+        if not first:
+            key = translate.thread_of(
+                team=translate.team_of(body, event),
+                channel=str(event.get("channel")),
+                ts=str(event.get("thread_ts")),
+                thread_ts=str(event.get("thread_ts")),
+            )
+            first = not await self._router.is_tracked(key)  # the first message of an assistant panel thread
+        message = await self._deliver(body, event)
+        if message is not None and first:
+            self._after_ack(self.agent_threads.set_title(message.thread, message.text), what="setting a thread title")
+
+    async def _on_assistant_thread_started(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """The older assistant side panel opened a thread: its suggested prompts, after the ack."""
+        thread = event.get("assistant_thread") or {}
+        channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
+        if isinstance(channel, str) and isinstance(thread_ts, str):
+            self._after_ack(
+                self.agent_threads.suggest_prompts(
+                    workspace=translate.team_of(body, event), channel=channel, thread_ts=thread_ts
+                ),
+                what="suggesting prompts",
+            )
+
+    async def _on_assistant_context_changed(self) -> None:
+        """The user switched channels with the side panel open; nothing to do (the thread stays one session)."""
+
+    async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """The messages tab opened (the agent experience): its suggested prompts, after the ack."""
+        channel = event.get("channel")
+        if event.get("tab") == "messages" and isinstance(channel, str):
+            self._after_ack(
+                self.agent_threads.suggest_prompts(workspace=translate.team_of(body, event), channel=channel),
+                what="suggesting prompts",
+            )
+
+    async def _on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """👍 / 👎: acknowledged at once; recorded and confirmed to the clicker after the ack."""
+        await ack()
+        click = feedback_click_from(body, action)
+        if click is None:
+            log.info("ignoring a feedback click that names no answer")
+            return
+        self._after_ack(self._feedback(click), what="a feedback click")
+
+    async def _feedback(self, click: FeedbackClick) -> None:
+        user = await self._named(click.user)
+        recorded = await self._router.handle_feedback(
+            thread=click.thread, answer_id=click.answer_id, user=user, positive=click.positive
+        )
+        if not recorded:
+            log.info("feedback on %s in %s names no logged answer; not recorded", click.answer_id, click.thread)
+            return
+        await self.outbox.tell_privately(
+            channel=click.thread.channel,
+            thread_ts=click.thread.thread,
+            user=user.id,
+            text=FEEDBACK_THANKS[POSITIVE if click.positive else NEGATIVE],
+        )
 
     async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         """Acknowledge at once; the click itself runs after the ack (Slack never redelivers a click)."""
@@ -302,6 +391,8 @@ class SlackAdapter:
 
     async def _click(self, click: CardClick, body: Mapping[str, Any]) -> None:
         click = dataclasses.replace(click, user=await self._named(click.user))
+        if click.thread is not None:
+            self.outbox.remember_asker(click.thread, click.user.id)  # catching up answers the clicker
         result = await self._router.handle_click(click)
         await self._tell_clicker(result, click.user, body)
 

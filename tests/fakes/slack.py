@@ -27,7 +27,16 @@ from tests.fakes.server import LoopbackServer
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
 TEAM = "T1"
-GRANTED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
+GRANTED_SCOPES = (
+    "app_mentions:read",
+    "assistant:write",
+    "chat:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "users:read",
+)
+STREAM_CALL_LIMIT = 12_000  # characters of markdown a streaming call may carry
 
 
 @dataclass
@@ -35,6 +44,18 @@ class ApiCall:
     method: str
     params: dict[str, Any]
     at: float
+
+
+@dataclass
+class Stream:
+    """A natively streamed message as Slack holds it."""
+
+    channel: str
+    thread_ts: str | None
+    text: str = ""
+    stopped: bool = False
+    tasks: dict[str, str] = field(default_factory=dict)  # task id -> its last status
+    blocks: list[dict[str, Any]] = field(default_factory=list)  # sent with the stop
 
 
 @dataclass
@@ -56,6 +77,9 @@ class FakeSlack:
     errors: dict[str, list[str]] = field(default_factory=dict)  # method -> error codes for its next calls
     on_ack: Callable[[str], None] | None = None  # called with the envelope_id the moment its ack arrives
     set_status_error: str | None = None  # every assistant.threads.setStatus fails so (outside assistant threads)
+    # chat.startStream / appendStream / stopStream: an older workspace (the default) does not know them.
+    streaming: bool = False
+    streams: dict[str, Stream] = field(default_factory=dict)  # ts -> the streamed message
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -266,9 +290,91 @@ class FakeSlack:
         return {"ok": True, "message_ts": self._next_ts()}
 
     def _assistant_threads_setStatus(self, call: ApiCall) -> dict[str, Any]:
-        if self.set_status_error:
-            call.params["_status"] = self.set_status_error
-            return {"ok": False, "error": self.set_status_error}
+        """Slack allows the assistant status in assistant and agent threads (DMs) only."""
+        error = self.set_status_error or (None if str(call.params.get("channel_id")).startswith("D") else "not_allowed")
+        if error:
+            call.params["_status"] = error
+            return {"ok": False, "error": error}
+        return {"ok": True}
+
+    # -- native streaming and the assistant methods -------------------------------------------------------------
+
+    def streamed_in(self, thread_ts: str) -> list[Stream]:
+        """The streamed messages in a thread, in order."""
+        return [s for s in self.streams.values() if s.thread_ts == thread_ts]
+
+    def _chat_startStream(self, call: ApiCall) -> dict[str, Any]:
+        if not self.streaming:
+            return self._refuse(call, "unknown_method")
+        channel = str(call.params.get("channel"))
+        if not channel.startswith("D") and not (
+            call.params.get("recipient_user_id") and call.params.get("recipient_team_id")
+        ):
+            return self._refuse(call, "invalid_arguments")  # outside DMs Slack needs to know the asker
+        stream = Stream(channel=channel, thread_ts=call.params.get("thread_ts"))
+        error = self._stream_in(stream, call.params)
+        if error:
+            return self._refuse(call, error)
+        ts = self._next_ts()
+        call.params["_ts"] = ts
+        self.streams[ts] = stream
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _chat_appendStream(self, call: ApiCall) -> dict[str, Any]:
+        return self._stream_more(call, stop=False)
+
+    def _chat_stopStream(self, call: ApiCall) -> dict[str, Any]:
+        return self._stream_more(call, stop=True)
+
+    def _stream_more(self, call: ApiCall, *, stop: bool) -> dict[str, Any]:
+        if not self.streaming:
+            return self._refuse(call, "unknown_method")
+        stream = self.streams.get(str(call.params.get("ts")))
+        if stream is None or stream.stopped:
+            return self._refuse(call, "message_not_in_streaming_state")
+        error = self._stream_in(stream, call.params)
+        if error:
+            return self._refuse(call, error)
+        if stop:
+            stream.stopped, stream.blocks = True, list(call.params.get("blocks") or [])
+        return {"ok": True, "channel": call.params.get("channel"), "ts": call.params.get("ts")}
+
+    @staticmethod
+    def _stream_in(stream: Stream, params: dict[str, Any]) -> str | None:
+        """Apply a streaming call's ``markdown_text`` or ``chunks`` to ``stream``; an error code, or None."""
+        text = str(params.get("markdown_text") or "")
+        chunks = params.get("chunks") or []
+        if text and chunks:
+            return "invalid_arguments"
+        tasks: dict[str, str] = {}
+        for chunk in chunks:
+            if chunk.get("type") == "markdown_text":
+                text += str(chunk.get("text") or "")
+            elif chunk.get("type") == "task_update" and chunk.get("id") and chunk.get("title"):
+                tasks[str(chunk["id"])] = str(chunk.get("status"))
+            else:
+                return "invalid_chunks"
+        if len(text) > STREAM_CALL_LIMIT:
+            return "msg_too_long"
+        stream.text += text
+        stream.tasks |= tasks
+        return None
+
+    def _refuse(self, call: ApiCall, error: str) -> dict[str, Any]:
+        call.params["_status"] = error
+        return {"ok": False, "error": error}
+
+    def _assistant_threads_setTitle(self, call: ApiCall) -> dict[str, Any]:
+        if not (call.params.get("channel_id") and call.params.get("thread_ts") and call.params.get("title")):
+            return self._refuse(call, "invalid_arguments")
+        return {"ok": True}
+
+    def _assistant_threads_setSuggestedPrompts(self, call: ApiCall) -> dict[str, Any]:
+        prompts = call.params.get("prompts")
+        if not call.params.get("channel_id") or not isinstance(prompts, list) or not 0 < len(prompts) <= 4:
+            return self._refuse(call, "invalid_arguments")
+        if any(not (p.get("title") and p.get("message")) for p in prompts):
+            return self._refuse(call, "invalid_arguments")
         return {"ok": True}
 
     def _conversations_info(self, call: ApiCall) -> dict[str, Any]:
@@ -416,6 +522,51 @@ class Payloads:
                 {"type": "button", "action_id": value, "block_id": "b", "value": value, "action_ts": str(time.time())}
             ],
             "response_url": "http://127.0.0.1:1/unused",
+        }
+
+
+class AgentPayloads:
+    """Bodies of Slack's AI-app features: feedback clicks, the assistant panel, the messages tab."""
+
+    @staticmethod
+    def feedback_click(
+        value: str, *, user: str = "UALICE", channel: str = "C1", message_ts: str, thread_ts: str
+    ) -> dict[str, Any]:
+        """A press on one of the feedback buttons (``value`` is that button's value) under a message."""
+        body = Payloads.click(value, user=user, channel=channel, message_ts=message_ts, thread_ts=thread_ts)
+        body["actions"] = [
+            {
+                "type": "feedback_buttons",
+                "action_id": "tk-feedback",
+                "block_id": "tk-feedback-x",
+                "value": value,
+                "text": {"type": "plain_text", "text": "👍"},
+                "action_ts": str(time.time()),
+            }
+        ]
+        return body
+
+    @staticmethod
+    def assistant_thread_started(*, channel: str = "D1", thread_ts: str, user: str = "UALICE") -> dict[str, Any]:
+        return {
+            "type": "assistant_thread_started",
+            "assistant_thread": {
+                "user_id": user,
+                "context": {"channel_id": "C1", "team_id": TEAM, "enterprise_id": None},
+                "channel_id": channel,
+                "thread_ts": thread_ts,
+            },
+            "event_ts": Payloads.ts(),
+        }
+
+    @staticmethod
+    def messages_tab_opened(*, channel: str = "D1", user: str = "UALICE") -> dict[str, Any]:
+        return {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": channel,
+            "tab": "messages",
+            "event_ts": Payloads.ts(),
         }
 
 

@@ -79,28 +79,34 @@ async def test_an_approval_button_pressed_in_another_thread_is_refused(
     assert approval_row(db_path, approval_id) == ("pending", None)
 
 
-async def test_the_assistant_status_shows_while_a_tool_runs_and_is_cleared(
+async def test_in_a_dm_the_assistant_status_shows_while_the_model_thinks_and_a_tool_runs_and_is_cleared(
     slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
 ) -> None:
+    dm = Payloads.dm("read the notes")
+    thread, where = str(dm["ts"]), ThreadKey("slack", TEAM, "D1", str(dm["ts"]))
     async with slack_bot() as bot:
-        thread = await open_thread(fake_slack, bot, "read the notes")
-        await bot.adapter.outbox.show_status(thread=key(thread), text=tool_status("files__read_file"))
+        await bot.adapter.outbox.show_status(thread=where, text=tool_status("files__read_file"))
         assert fake_slack.calls_to("assistant.threads.setStatus") == []  # nothing streams: nothing to mark
         fake_llm.reply("Let me look. It says ship on Friday.")
         fake_llm.chunk_chars = 13
         resume = fake_llm.pause_after(13)
-        await fake_slack.send(Payloads.event_body(Payloads.message("what do they say?", thread_ts=thread)))
-        await wait_until(lambda: "Let me look." in replies_in(fake_slack, thread)[-1])
-        await bot.adapter.outbox.show_status(thread=key(thread), text=tool_status("files__read_file"))
-        await bot.adapter.outbox.show_status(thread=key(thread), text=None)
+        await fake_slack.send(Payloads.event_body(dm))
+        await wait_until(
+            lambda: bool(replies_in(fake_slack, thread)) and "Let me look." in replies_in(fake_slack, thread)[-1]
+        )
+        await bot.adapter.outbox.show_status(thread=where, text=tool_status("files__read_file"))
+        await bot.adapter.outbox.show_status(thread=where, text=None)
         resume.set()
         await wait_until(lambda: "Friday" in replies_in(fake_slack, thread)[-1])
         await settle(bot)
-    statuses = [
-        (c.params["channel_id"], c.params["thread_ts"], c.params["status"])
-        for c in fake_slack.calls_to("assistant.threads.setStatus")
+    calls = fake_slack.calls_to("assistant.threads.setStatus")
+    assert [(c.params["channel_id"], c.params["thread_ts"], c.params["status"]) for c in calls] == [
+        ("D1", thread, "is thinking…"),
+        ("D1", thread, ""),  # the answer started
+        ("D1", thread, "Running files__read_file…"),
+        ("D1", thread, ""),
     ]
-    assert statuses == [("C1", thread, "Running files__read_file…"), ("C1", thread, "")]
+    assert calls[0].params["loading_messages"] and "loading_messages" not in calls[1].params
     assert replies_in(fake_slack, thread)[-1] == "Let me look. It says ship on Friday."
     assert not any("Running" in str(c.params.get("text")) for c in fake_slack.calls_to("chat.update"))
 
