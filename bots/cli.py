@@ -26,6 +26,7 @@ from bots.redaction import configured_secrets
 from bots.threads import ThreadRouter
 from bots.usage import usage_table
 from storage.erasure import ErasureStore
+from storage.feedback import FeedbackStore
 from storage.lock import DatabaseInUse, exclusive_database_lock
 from storage.log import ThreadLog, ThreadRecord
 from storage.trail import ToolTrail
@@ -180,7 +181,9 @@ async def export(settings: Settings, name: str, fmt: str) -> int:
         thread = await _resolve(thread_log, name)
         messages = await thread_log.all_messages(thread_id=thread.id)
         trail = await ToolTrail(db).for_thread(thread_id=thread.id)
-    print(as_json(thread, messages, trail) if fmt == "json" else as_markdown(thread, messages, trail))
+        feedback = await FeedbackStore(db).for_thread(thread_id=thread.id)
+    render = as_json if fmt == "json" else as_markdown
+    print(render(thread, messages, trail, feedback))
     return 0
 
 

@@ -1,13 +1,16 @@
 """A thread's log as Markdown or JSON, with the tool trail where it happened (``threadkeeper export``).
 
 Trail entries go after the message their turn answered and before the reply that followed, as in the catch-up
-transcript. Deleted messages show as tombstones; their text is gone from the log, so it cannot be exported.
+transcript. Feedback (👍 / 👎) shows under the answer it was given on. Deleted messages show as tombstones;
+their text is gone from the log, so it cannot be exported.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
+from storage.feedback import FeedbackEntry
 from storage.log import LoggedMessage, ThreadRecord
 from storage.trail import TrailEntry, interleave
 
@@ -23,7 +26,12 @@ def _approval(entry: TrailEntry) -> str:
     return "" if words is None else f" ({words.format(who=entry.decided_by or 'someone')})"
 
 
-def as_markdown(thread: ThreadRecord, messages: list[LoggedMessage], trail: list[TrailEntry]) -> str:
+FEEDBACK_MARKS = {"positive": "👍", "negative": "👎"}
+
+
+def as_markdown(
+    thread: ThreadRecord, messages: list[LoggedMessage], trail: list[TrailEntry], feedback: Sequence[FeedbackEntry] = ()
+) -> str:
     lines = [f"# {thread.title or thread.thread}", ""]
     for item in interleave(messages, trail):
         if isinstance(item, TrailEntry):
@@ -38,11 +46,17 @@ def as_markdown(thread: ThreadRecord, messages: list[LoggedMessage], trail: list
         body = "*(deleted)*" if item.deleted else item.content
         mark = " *(edited)*" if item.edited else ""
         lines += [f"**{item.author_name}** · {item.sent_utc}{mark}", "", body, ""]
+        given = [f"{FEEDBACK_MARKS[f.rating]} {f.user_name}" for f in feedback if f.message_id == item.id]
+        if given:
+            lines += [f"> feedback: {', '.join(given)}", ""]
     return "\n".join(lines)
 
 
-def as_json(thread: ThreadRecord, messages: list[LoggedMessage], trail: list[TrailEntry]) -> str:
-    """``messages`` as before, and ``tool_calls`` each naming the platform id of the message it came after."""
+def as_json(
+    thread: ThreadRecord, messages: list[LoggedMessage], trail: list[TrailEntry], feedback: Sequence[FeedbackEntry] = ()
+) -> str:
+    """``messages`` as before, ``tool_calls`` each naming the platform id of the message it came after, and
+    ``feedback`` naming the answer it was given on."""
     platform_ids = {m.id: m.platform_message_id for m in messages}
     payload = {
         "thread": {k: getattr(thread, k) for k in ("platform", "workspace", "channel", "thread", "title")},
@@ -73,6 +87,16 @@ def as_json(thread: ThreadRecord, messages: list[LoggedMessage], trail: list[Tra
                 "at_utc": e.created_utc,
             }
             for e in sorted(trail, key=lambda e: (e.after_message_id, e.id))
+        ],
+        "feedback": [
+            {
+                "answer": f.platform_message_id,
+                "user_id": f.user_id,
+                "user": f.user_name,
+                "rating": f.rating,
+                "at_utc": f.given_utc,
+            }
+            for f in feedback
         ],
     }
     return json.dumps(payload, indent=2, ensure_ascii=False)

@@ -54,8 +54,10 @@ class AgentThreads:
         kwargs: dict[str, object] = {"channel_id": channel, "prompts": self._prompts, "title": PROMPTS_TITLE}
         if thread_ts is not None:
             kwargs["thread_ts"] = thread_ts
-        if await self._call(workspace, "assistant.threads.setSuggestedPrompts", kwargs) and thread_ts is None:
-            self._prompted.put(channel, True)
+        else:
+            self._prompted.put(channel, True)  # before the call: the tab may open twice meanwhile
+        if not await self._call(workspace, "assistant.threads.setSuggestedPrompts", kwargs) and thread_ts is None:
+            self._prompted.discard(channel)
 
     async def set_title(self, thread: ThreadKey, first_message: str) -> None:
         kwargs: dict[str, object] = {

@@ -23,6 +23,7 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from tests.fakes.server import LoopbackServer
+from tests.fakes.waiting import wait_until
 
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
@@ -75,6 +76,8 @@ class FakeSlack:
     delays_s: dict[str, float] = field(default_factory=dict)  # method -> seconds before it answers
     disconnects: dict[str, int] = field(default_factory=dict)  # method -> how many calls lose their connection
     errors: dict[str, list[str]] = field(default_factory=dict)  # method -> error codes for its next calls
+    # method -> its calls are answered only once this holds (else, after 5 s, with the error "held_too_long")
+    held_until: dict[str, Callable[[], bool]] = field(default_factory=dict)
     on_ack: Callable[[str], None] | None = None  # called with the envelope_id the moment its ack arrives
     set_status_error: str | None = None  # every assistant.threads.setStatus fails so (outside assistant threads)
     # chat.startStream / appendStream / stopStream: an older workspace (the default) does not know them.
@@ -217,6 +220,11 @@ class FakeSlack:
         self.calls.append(call)
         if self.delays_s.get(method):
             await asyncio.sleep(self.delays_s[method])
+        if method in self.held_until:
+            try:
+                await wait_until(self.held_until[method], what=f"{method} released")
+            except AssertionError:
+                return web.json_response(self._refuse(call, "held_too_long"))
         if self.rate_limited.get(method):
             self.rate_limited[method] -= 1
             call.params["_status"] = 429
