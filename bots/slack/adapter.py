@@ -35,8 +35,9 @@ from bots.messages import ApprovalClick, Author, CardClick, IncomingMessage
 from bots.ports import ClickResult
 from bots.slack import translate
 from bots.slack.access import checks_from, is_allowed, origin_of
+from bots.slack.agent_events import AgentEvents
 from bots.slack.assistant import AgentThreads
-from bots.slack.feedback import FEEDBACK_ACTION, FEEDBACK_THANKS, NEGATIVE, POSITIVE, FeedbackClick, feedback_click_from
+from bots.slack.feedback import FEEDBACK_ACTION
 from bots.slack.outbox import SlackOutbox
 from bots.threads import ThreadRouter
 
@@ -100,7 +101,13 @@ class SlackAdapter:
             raise_error_for_unhandled_request=False,
         )
         self.outbox = SlackOutbox(self.client, loading_messages=LOADING_MESSAGES)
-        self.agent_threads = AgentThreads(self.client, prompts=settings.slack_suggested_prompts)
+        self.agent = AgentEvents(
+            router=router,
+            outbox=self.outbox,
+            threads=AgentThreads(self.client, prompts=settings.slack_suggested_prompts),
+            after_ack=self._after_ack,
+            named=self._named,
+        )
         self._checks = checks_from(settings)
         self._names: BoundedCache[str, str] = BoundedCache(max_entries=DISPLAY_NAMES_MAX, ttl_s=DISPLAY_NAME_TTL_S)
         self.bot_user_id: str | None = None
@@ -208,10 +215,10 @@ class SlackAdapter:
     def _register(self) -> None:
         self.app.use(self._allowlist)
         listeners: dict[str, Callable[..., Awaitable[None]]] = {
-            "app_home_opened": self._on_home_opened,
+            "app_home_opened": self.agent.on_home_opened,
             "app_mention": self._on_mention,
-            "assistant_thread_context_changed": self._on_assistant_context_changed,
-            "assistant_thread_started": self._on_assistant_thread_started,
+            "assistant_thread_context_changed": self.agent.on_assistant_context_changed,
+            "assistant_thread_started": self.agent.on_assistant_thread_started,
         }
         assert tuple(listeners) == LISTENED_EVENTS
         for event, listener in listeners.items():
@@ -219,7 +226,7 @@ class SlackAdapter:
         self.app.event("message")(self._on_message)
         self.app.action(BUTTON)(self._on_button)
         self.app.action(APPROVAL_BUTTON)(self._on_approval_button)
-        self.app.action(FEEDBACK_ACTION)(self._on_feedback)
+        self.app.action(FEEDBACK_ACTION)(self.agent.on_feedback)
         self.app.action(re.compile(".*"))(self._on_unknown_button)
         self.app.error(self._on_error)
 
@@ -321,55 +328,7 @@ class SlackAdapter:
             first = not await self._router.is_tracked(key)  # the first message of an assistant panel thread
         message = await self._deliver(body, event)
         if message is not None and first:
-            self._after_ack(self.agent_threads.set_title(message.thread, message.text), what="setting a thread title")
-
-    async def _on_assistant_thread_started(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        """The older assistant side panel opened a thread: its suggested prompts, after the ack."""
-        thread = event.get("assistant_thread") or {}
-        channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
-        if isinstance(channel, str) and isinstance(thread_ts, str):
-            self._after_ack(
-                self.agent_threads.suggest_prompts(
-                    workspace=translate.team_of(body, event), channel=channel, thread_ts=thread_ts
-                ),
-                what="suggesting prompts",
-            )
-
-    async def _on_assistant_context_changed(self) -> None:
-        """The user switched channels with the side panel open; nothing to do (the thread stays one session)."""
-
-    async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        """The messages tab opened (the agent experience): its suggested prompts, after the ack."""
-        channel = event.get("channel")
-        if event.get("tab") == "messages" and isinstance(channel, str):
-            self._after_ack(
-                self.agent_threads.suggest_prompts(workspace=translate.team_of(body, event), channel=channel),
-                what="suggesting prompts",
-            )
-
-    async def _on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
-        """👍 / 👎: acknowledged at once; recorded and confirmed to the clicker after the ack."""
-        await ack()
-        click = feedback_click_from(body, action)
-        if click is None:
-            log.info("ignoring a feedback click that names no answer")
-            return
-        self._after_ack(self._feedback(click), what="a feedback click")
-
-    async def _feedback(self, click: FeedbackClick) -> None:
-        user = await self._named(click.user)
-        recorded = await self._router.handle_feedback(
-            thread=click.thread, answer_id=click.answer_id, user=user, positive=click.positive
-        )
-        if not recorded:
-            log.info("feedback on %s in %s names no logged answer; not recorded", click.answer_id, click.thread)
-            return
-        await self.outbox.tell_privately(
-            channel=click.thread.channel,
-            thread_ts=click.thread.thread,
-            user=user.id,
-            text=FEEDBACK_THANKS[POSITIVE if click.positive else NEGATIVE],
-        )
+            self._after_ack(self.agent.threads.set_title(message.thread, message.text), what="setting a thread title")
 
     async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         """Acknowledge at once; the click itself runs after the ack (Slack never redelivers a click)."""
