@@ -162,7 +162,7 @@ async def check_database(settings: Settings) -> list[Check]:
 
 async def check_model(settings: Settings) -> list[Check]:
     llm = build_llm(settings)
-    model = settings.llm_model
+    model = llm.model
     problem = await llm.setup_problem()
     if problem is not None:
         return [failed("model keys", f"{model} cannot be called", problem[1])]

@@ -1,12 +1,15 @@
 """A thread's log as Markdown or JSON, with the tool trail where it happened (``threadkeeper export``).
 
 Trail entries go after the message their turn answered and before the reply that followed, as in the catch-up
-transcript. Deleted messages show as tombstones; their text is gone from the log, so it cannot be exported.
+transcript. Deleted messages show as tombstones; their text is gone from the log, so it cannot be exported. An
+answer a retry replaced is kept, quoted and marked as replaced, so it never reads as the thread's answer. The
+in-thread ``export`` command sends the same Markdown as a file (:func:`markdown_filename`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from storage.log import LoggedMessage, ThreadRecord
 from storage.trail import TrailEntry, interleave
@@ -37,6 +40,9 @@ def as_markdown(thread: ThreadRecord, messages: list[LoggedMessage], trail: list
             continue
         body = "*(deleted)*" if item.deleted else item.content
         mark = " *(edited)*" if item.edited else ""
+        if item.replaced and not item.deleted:
+            mark += " *(replaced by a retry)*"
+            body = "\n".join(f"> {line}" for line in body.splitlines())
         lines += [f"**{item.author_name}** · {item.sent_utc}{mark}", "", body, ""]
     return "\n".join(lines)
 
@@ -57,6 +63,7 @@ def as_json(thread: ThreadRecord, messages: list[LoggedMessage], trail: list[Tra
                 "sent_utc": m.sent_utc,
                 "edited": m.edited,
                 "deleted": m.deleted,
+                "replaced": m.replaced,
             }
             for m in messages
         ],
@@ -76,3 +83,9 @@ def as_json(thread: ThreadRecord, messages: list[LoggedMessage], trail: list[Tra
         ],
     }
     return json.dumps(payload, indent=2, ensure_ascii=False)
+
+
+def markdown_filename(thread: ThreadRecord) -> str:
+    """A safe file name for the thread's Markdown export: its title's words, else its id."""
+    stem = "-".join(re.findall(r"[A-Za-z0-9]+", thread.title or ""))[:60].strip("-").lower()
+    return f"{stem or 'thread-' + re.sub(r'[^A-Za-z0-9]', '', thread.thread)[:40]}.md"
