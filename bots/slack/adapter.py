@@ -36,6 +36,7 @@ from bots.ports import ClickResult
 from bots.slack import translate
 from bots.slack.access import checks_from, is_allowed, origin_of
 from bots.slack.outbox import SlackOutbox
+from bots.slack.shortcuts import SlackCommands
 from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,16 @@ log = logging.getLogger(__name__)
 DENIED = "Sorry, I'm not available to you here. Ask your workspace admin if you think that's wrong."
 BUTTON = re.compile(r"^tk-card:")
 APPROVAL_BUTTON = re.compile(r"^tk-approval:")
-REQUIRED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
+REQUIRED_SCOPES = (
+    "app_mentions:read",
+    "chat:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "users:read",
+    "files:write",  # the export command's file (files upload v2)
+    "im:write",  # ... sent to the asker's DM with the bot (conversations.open)
+)
 STOP_GRACE_S = 20.0
 HTTP_SHUTDOWN_TIMEOUT_S = 5.0
 SOCKET_PING_INTERVAL_S = 10.0  # how often the Socket Mode client checks its connection (and reconnects)
@@ -92,6 +102,13 @@ class SlackAdapter:
         self._after_ack_tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
+        self._commands = SlackCommands(
+            client=self.client,
+            router=router,
+            after_ack=lambda work: self._after_ack(work, what="an in-thread command"),
+            display_name=self._display_name,
+            bot_user_id=lambda: self.bot_user_id,
+        )
         self._register()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -196,6 +213,7 @@ class SlackAdapter:
         self.app.event("message")(self._on_message)
         self.app.action(BUTTON)(self._on_button)
         self.app.action(APPROVAL_BUTTON)(self._on_approval_button)
+        self._commands.register(self.app)
         self.app.action(re.compile(".*"))(self._on_unknown_button)
         self.app.error(self._on_error)
 
@@ -238,7 +256,7 @@ class SlackAdapter:
         log.error("Slack listener failed for %s: %s", body.get("type"), error, exc_info=error)
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if translate.is_from_a_bot(event, bot_user_id=self.bot_user_id):
+        if translate.is_from_a_bot(event, bot_user_id=self.bot_user_id) or self._commands.from_mention(body, event):
             return
         await self._deliver(body, event)
 
