@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bots.check import preflight
 from bots.commands import (
     ADMINS_ONLY,
     NOT_HERE,
@@ -296,3 +297,9 @@ async def test_admin_users_alone_may_forget_or_switch_the_model_others_get_a_pol
     assert memory.private_note is not None and "Model: openai/fake" in memory.private_note
     assert db_rows(db_path, "SELECT COUNT(*) AS n FROM messages")[0]["n"] == 2
     assert db_rows(db_path, "SELECT COUNT(*) AS n FROM thread_settings")[0]["n"] == 0
+
+
+async def test_start_up_names_a_model_of_llm_models_that_cannot_be_used(make_settings: MakeSettings) -> None:
+    await preflight(make_settings(llm_models=MODELS))
+    with pytest.raises(ConfigError, match=r"The model notaprovider/x \(listed in LLM_MODELS\) cannot be used"):
+        await preflight(make_settings(llm_models="openai/fake,notaprovider/x"))
