@@ -52,6 +52,7 @@ FORGET_QUESTION = (
 )
 FORGET_LABEL = "Forget this thread"
 FORGET_STALE = "This thread is already forgotten."
+FORGET_ELSEWHERE = "That button belongs to another thread; nothing was forgotten."
 FORGOTTEN_PRIVATE = "Done: I have forgotten this thread."
 FORGOTTEN_NOTE = "{who} asked me to forget this thread: its log, summaries and session are gone."
 MEMORY_SUMMARY_MAX = 1_200
@@ -168,7 +169,8 @@ class CommandFlow:
 
     async def handle(self, command: Command) -> CommandResult:
         """Run one command; never raises for what a person did (they get a note), and returns quickly."""
-        refused = self._refused(command.name, command.user, changes=bool(command.argument) or command.name != "model")
+        changes = bool(command.argument) or command.name is not CommandName.MODEL  # anyone may look at the model
+        refused = self._refused(command.name, command.user, changes=changes)
         if refused is not None:
             return refused
         thread_id = await self._log.find_thread(**key_columns(command.thread))
@@ -258,9 +260,11 @@ class CommandFlow:
         refused = self._refused(CommandName.FORGET, click.user)
         if refused is not None:
             return refused
+        if await self._log.thread(thread_id=click.thread_id) is None:
+            return CommandResult(private_note=FORGET_STALE)
         key = await clicked_thread(self._log, thread_id=click.thread_id, clicked_in=click.thread)
         if key is None:
-            return CommandResult(private_note=FORGET_STALE)
+            return CommandResult(private_note=FORGET_ELSEWHERE)
         count = await self._erasures.forget_thread(thread_id=click.thread_id, now=self._clock())
         await self._follower.catch_up()  # the journal row drops the live session and state, as for the CLI
         log.info("%s had %s forgotten: %d message(s) purged", click.user.id, key, count)

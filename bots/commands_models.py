@@ -4,7 +4,8 @@ The operator's allowlist is ``LLM_MODELS`` (the first is the default). A choice 
 (``storage/thread_settings.py``), so it survives restarts and catch-ups: every session the router starts or
 seeds asks :meth:`ThreadModels.model_for` first. A stored choice the operator has since removed from the list
 falls back to the default, with a log line saying so. One :class:`~agent.llm.LLMClient` per model, shared by all
-threads that use it.
+threads that use it. Summaries (the catch-up one, compaction) are written by the default model whatever the
+thread answers with: one summarizer bounds their concurrency for the whole bot.
 """
 
 from __future__ import annotations

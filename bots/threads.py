@@ -94,7 +94,6 @@ class ThreadRouter:
         self._trail = stores.trail
         self._follower = ErasureFollower(erasures=stores.erasures, seen=erasures_seen, apply=self._apply_erasure)
         self._usage = stores.usage
-        self._llm = llm
         self._summarizer = summarizer
         self._system_prompt = system_prompt
         self._assistant_name = assistant_name
