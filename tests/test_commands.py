@@ -27,7 +27,7 @@ from bots.config import ConfigError, load_settings
 from bots.messages import Author, CardAction
 from bots.ports import parse_forget_button_id
 from tests.conftest import MakeSettings
-from tests.fakes.llm import FakeLLM
+from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.router_harness import ALICE, BOB, Bot, db_rows, running_router, thread_key
 
 MODELS = "openai/fake,openai/fake-big"
@@ -303,3 +303,23 @@ async def test_start_up_names_a_model_of_llm_models_that_cannot_be_used(make_set
     await preflight(make_settings(llm_models=MODELS))
     with pytest.raises(ConfigError, match=r"The model notaprovider/x \(listed in LLM_MODELS\) cannot be used"):
         await preflight(make_settings(llm_models="openai/fake,notaprovider/x"))
+
+
+async def test_retry_of_an_answer_that_used_a_tool_takes_the_whole_turn_out_of_the_session(
+    make_settings: MakeSettings, fake_llm: FakeLLM
+) -> None:
+    fake_llm.call_tools(ScriptedCall("search_thread", {"query": "staging port"}))
+    fake_llm.reply("It is 8080, I think.")
+    fake_llm.reply("Port 8080.")
+    fake_llm.reply("You're welcome.")
+    async with running_router(make_settings(llm_function_calling=True)) as bot:
+        await bot.say("Which port does staging use?")
+        await run(bot, CommandName.RETRY)
+        await bot.say("thanks")
+    retried, follow_up = fake_llm.requests[2], fake_llm.requests[3]
+    assert [m["role"] for m in retried.body["messages"]] == ["system", "user"]
+    assert [(m["role"], m.get("content")) for m in follow_up.body["messages"][1:]] == [
+        ("user", "Alice: Which port does staging use?"),
+        ("assistant", "Port 8080."),
+        ("user", "Alice: thanks"),
+    ]
