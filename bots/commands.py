@@ -55,6 +55,7 @@ FORGET_STALE = "This thread is already forgotten."
 FORGET_ELSEWHERE = "That button belongs to another thread; nothing was forgotten."
 FORGOTTEN_PRIVATE = "Done: I have forgotten this thread."
 FORGOTTEN_NOTE = "{who} asked me to forget this thread: its log, summaries and session are gone."
+COMMAND_FAILED = "Something went wrong on my side with that command. Try again in a minute."
 MEMORY_SUMMARY_MAX = 1_200
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bots.commands import FORGET_LABEL, NOT_HERE, Command, CommandName, CommandResult, ForgetClick
+from bots.commands import COMMAND_FAILED, FORGET_LABEL, NOT_HERE, Command, CommandName, CommandResult, ForgetClick
 from bots.discord import translate
 from bots.discord.access import NOT_AVAILABLE, Check, is_allowed, origin_of_click
 from bots.messages import Author, ThreadKey
@@ -134,7 +134,12 @@ class SlashCommands:
             await interaction.response.defer(ephemeral=True, thinking=True)
             user = interaction.user
             command = Command(key, name, Author(str(user.id), user.display_name), argument=argument, raw=interaction)
-            await self._answer(interaction, await self._router.handle_command(command))
+            try:
+                result = await self._router.handle_command(command)
+            except Exception:
+                log.exception("/%s failed in %s", name, key)
+                result = CommandResult(private_note=COMMAND_FAILED)
+            await self._answer(interaction, result)
         except discord.HTTPException as exc:
             log.error("Discord refused a call while running /%s: %s", name, exc)
 

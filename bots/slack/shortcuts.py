@@ -24,7 +24,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.bounded import BoundedCache
-from bots.commands import FORGET_LABEL, Command, CommandName, CommandResult, ForgetClick, parse_command
+from bots.commands import COMMAND_FAILED, FORGET_LABEL, Command, CommandName, CommandResult, ForgetClick, parse_command
 from bots.messages import Author, ThreadKey
 from bots.ports import FORGET_BUTTON_PREFIX, parse_forget_button_id
 from bots.slack import translate
@@ -107,9 +107,14 @@ class SlackCommands:
         return True
 
     async def _run(self, key: ThreadKey, name: CommandName, argument: str, *, user: str, raw: object) -> None:
-        author = Author(user, await self._display_name(user))
-        result = await self._router.handle_command(Command(key, name, author, argument=argument, raw=raw))
-        await self._answer(result, key=key, user=user)
+        """Run the command and answer the asker; a failure on the way gets them a short note, the log the why."""
+        try:
+            author = Author(user, await self._display_name(user))
+            result = await self._router.handle_command(Command(key, name, author, argument=argument, raw=raw))
+            await self._answer(result, key=key, user=user)
+        except Exception:
+            log.exception("the %s command failed in %s", name, key)
+            await self._answer(CommandResult(private_note=COMMAND_FAILED), key=key, user=user)
 
     async def _answer(self, result: CommandResult, *, key: ThreadKey, user: str) -> None:
         note = result.private_note

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads, message_shortcut, post_event, post_interaction
 from tests.fakes.waiting import wait_until
@@ -174,3 +176,16 @@ async def test_a_shortcut_in_http_mode_is_verified_and_answered(
         [memory] = await private(fake_slack)
     assert "Messages in my session: 2" in memory["text"]
     assert len(fake_slack.ephemerals()) == 1
+
+
+async def test_an_export_slack_refuses_to_take_gets_the_asker_a_short_note(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_slack.errors["files.completeUploadExternal"] = ["internal_error"]
+    async with slack_bot() as bot:
+        thread = await open_thread(fake_slack, bot, "hello")
+        await shortcut(fake_slack, "tk_export", thread)
+        [note] = await private(fake_slack)
+    assert note["text"] == "Something went wrong on my side with that command. Try again in a minute."
+    assert fake_slack.shared_files() == []
+    assert "the export command failed" in caplog.text and "internal_error" in caplog.text
