@@ -14,6 +14,7 @@ import pytest
 from bots.check import preflight
 from bots.commands import (
     ADMINS_ONLY,
+    BUSY,
     NOT_HERE,
     NOTHING_TO_RETRY,
     ORPHANED,
@@ -28,7 +29,8 @@ from bots.messages import Author, CardAction
 from bots.ports import parse_forget_button_id
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
-from tests.router_harness import ALICE, BOB, Bot, db_rows, running_router, thread_key
+from tests.fakes.waiting import wait_until
+from tests.router_harness import ALICE, BOB, Bot, db_rows, message, running_router, thread_key
 
 MODELS = "openai/fake,openai/fake-big"
 
@@ -323,3 +325,21 @@ async def test_retry_of_an_answer_that_used_a_tool_takes_the_whole_turn_out_of_t
         ("assistant", "Port 8080."),
         ("user", "Alice: thanks"),
     ]
+
+
+async def test_retry_while_an_answer_is_being_written_waits_for_it(
+    make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_llm.reply("The first answer, slowly.")
+    fake_llm.reply("The second answer.")
+    release = fake_llm.pause_after(5)
+    async with running_router(make_settings()) as bot:
+        await bot.router.handle_message(message("hello?"))
+        await wait_until(lambda: len(fake_llm.requests) == 1, what="the answer under way")
+        busy = await bot.router.handle_command(Command(thread_key(), CommandName.RETRY, ALICE))
+        release.set()
+        await bot.router.idle()
+        again = await run(bot, CommandName.RETRY)
+    assert busy.private_note == BUSY
+    assert again.private_note is not None and "new answer" in again.private_note
+    assert bot.outbox.replies_in(thread_key()) == ["The first answer, slowly.", "The second answer."]
