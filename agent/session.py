@@ -165,6 +165,7 @@ class AgentSession:
         self._changes: OrderedDict[int, str | None] = OrderedDict()
         self._meter: tuple[ContextBudget, TokenCount] | None = None  # known from the first turn on
         self._summary_run = Interruptible()
+        self._next_llm: LLMClient | None = None  # a model switch, applied when the next turn starts
         self.last_reply = ""
 
     @property
@@ -278,6 +279,50 @@ class AgentSession:
             return None
         return await self._summary_run.run(self._summarizer.summarize(lines=lines, purpose=purpose))
 
+    # -- what the thread's commands ask -------------------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        """The model the next turn uses."""
+        return (self._next_llm or self._llm).model
+
+    @property
+    def message_count(self) -> int:
+        """User messages and answers the history holds now (tool steps and results not counted)."""
+        return sum(1 for e in self._history if e.role == "user" or (e.role == "assistant" and not e.calls))
+
+    @property
+    def compacted(self) -> bool:
+        """True once compaction has folded part of this session's history into a summary (or dropped it)."""
+        return bool(self._compacted) or self.compaction_summary is not None
+
+    def use_llm(self, llm: LLMClient) -> None:
+        """Answer with ``llm`` from the next turn on (a turn under way keeps its model); the history stays."""
+        self._next_llm = llm
+
+    def retract_last_answer(self) -> tuple[int, list[int]] | None:
+        """Take the last turn out of the history: its answer, tool steps and the messages it answered (retry).
+
+        Returns the answer's log id and the log ids of the messages it answered, or None when the history does
+        not end in a logged answer (nothing answered yet in this session, or compaction folded it away).
+        """
+        end = len(self._history)
+        if not end or self._history[-1].role != "assistant" or self._history[-1].calls:
+            return None
+        answer_id = self._history[-1].message_id
+        if answer_id is None:
+            return None
+        start = end - 1
+        while start > 0 and self._history[start - 1].role != "user":
+            start -= 1  # the turn's tool steps and results
+        while start > 0 and self._history[start - 1].role == "user":
+            start -= 1  # the messages the turn answered
+        asked = [e.message_id for e in self._history[start:end] if e.role == "user" and e.message_id is not None]
+        if not asked:
+            return None
+        del self._history[start:end]
+        return answer_id, asked
+
     # -- one turn -------------------------------------------------------------------------------------------
 
     async def turn(
@@ -293,6 +338,10 @@ class AgentSession:
         ``tools`` offers the model tool calls (none for a model without function calling); ``approve`` is asked
         about calls that need a person's yes; ``on_result`` hears of every finished call (the router's trail).
         """
+        if self._next_llm is not None:
+            self._llm, self._next_llm = self._next_llm, None
+            for entry in self._history:
+                entry.tokens = None  # measured again against the new model's window
         budget = ContextBudget(window=await self._llm.max_input_tokens())
         count = await self._llm.text_counter()
         self._meter = (budget, count)

@@ -17,14 +17,15 @@ from agent.summarize import Summarizer
 from agent.tools import ToolBox, ToolProvider
 from bots import metrics
 from bots.approvals import ApprovalFlow
+from bots.commands_models import ThreadModels
 from bots.config import ConfigError, Settings
 from bots.health import Health
 from bots.housekeeping import Housekeeping
 from bots.messages import ThreadKey, utc_now
 from bots.metrics import MeteredThreadLog
-from bots.ports import ThreadOutbox
+from bots.ports import BackgroundService, ThreadOutbox
 from bots.thread_state import RouterStores
-from bots.threads import BackgroundService, ThreadRouter
+from bots.threads import ThreadRouter
 from bots.tool_turns import ThreadTools
 from bots.usage import UsageRecorder
 from storage.db import Database, open_database
@@ -33,6 +34,7 @@ from storage.feedback import FeedbackStore
 from storage.migrations import migrate
 from storage.search import ThreadSearch
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
+from storage.thread_settings import ThreadSettings
 from storage.trail import ApprovalStore, ToolTrail
 from storage.usage import UsageLog
 
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 
 def build_llm(settings: Settings, *, observers: Sequence[CallObserver] = ()) -> LLMClient:
     config = LLMConfig(
-        model=settings.llm_model,
+        model=settings.default_model,
         api_base=settings.llm_api_base,
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
         timeout_s=settings.llm_timeout_s,
@@ -157,6 +159,8 @@ async def open_router(
             tools=tools,
             tool_servers=servers,
             max_tool_steps=settings.max_tool_steps,
+            models=ThreadModels(llm=llm, allowed=settings.models, store=ThreadSettings(db)),
+            admin_users=settings.admin_users,
         )
         outboxes.router = router
         housekeeping.start()

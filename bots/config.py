@@ -45,6 +45,10 @@ HINTS: dict[str, str] = {
     "TOOL_APPROVERS": "a comma-separated list of user ids who alone may approve tool calls, or empty for anyone "
     "the allowlists admit",
     "APPROVAL_TIMEOUT_S": "a number of seconds greater than 0 to wait for an approval click, e.g. 600",
+    "LLM_MODELS": "a comma-separated list of litellm model strings people may switch a thread to, the default "
+    "first, e.g. openai/gpt-4o-mini,anthropic/claude-3-5-haiku-latest, or leave it unset for LLM_MODEL alone",
+    "ADMIN_USERS": "a comma-separated list of user ids who alone may use the forget and model commands, or empty "
+    "for anyone the allowlists admit",
 }
 
 
@@ -86,6 +90,10 @@ class Settings(BaseSettings):
     tool_approvers: IdList = frozenset()
     approval_timeout_s: float = Field(default=600.0, gt=0)
 
+    # In-thread commands (bots/commands.py).
+    llm_models: NameList = ()  # empty: LLM_MODEL alone
+    admin_users: IdList = frozenset()
+
     discord_token: SecretStr | None = None
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
@@ -119,10 +127,11 @@ class Settings(BaseSettings):
         "slack_allowed_channels",
         "slack_allowed_users",
         "tool_approvers",
+        "admin_users",
         mode="before",
     )(_split_ids)
 
-    @field_validator("builtin_tools", mode="before")
+    @field_validator("builtin_tools", "llm_models", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -190,6 +199,23 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()
+
+    @field_validator("llm_models")
+    @classmethod
+    def _models_named(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        spaced = [name for name in value if any(c.isspace() for c in name)]
+        if spaced:
+            raise ValueError(f"model strings cannot contain spaces: {', '.join(map(repr, spaced))}")
+        return value
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models a thread may use, the default first: LLM_MODELS, else LLM_MODEL alone."""
+        return self.llm_models or (self.llm_model,)
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0]
 
     @property
     def database_path(self) -> Path:

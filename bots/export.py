@@ -3,11 +3,15 @@
 Trail entries go after the message their turn answered and before the reply that followed, as in the catch-up
 transcript. Feedback (👍 / 👎) shows under the answer it was given on. Deleted messages show as tombstones;
 their text is gone from the log, so it cannot be exported.
+transcript. Deleted messages show as tombstones; their text is gone from the log, so it cannot be exported. An
+answer a retry replaced is kept, quoted and marked as replaced, so it never reads as the thread's answer. The
+in-thread ``export`` command sends the same Markdown as a file (:func:`markdown_filename`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 from storage.feedback import FeedbackEntry
@@ -45,6 +49,9 @@ def as_markdown(
             continue
         body = "*(deleted)*" if item.deleted else item.content
         mark = " *(edited)*" if item.edited else ""
+        if item.replaced and not item.deleted:
+            mark += " *(replaced by a retry)*"
+            body = "\n".join(f"> {line}" for line in body.splitlines())
         lines += [f"**{item.author_name}** · {item.sent_utc}{mark}", "", body, ""]
         given = [f"{FEEDBACK_MARKS[f.rating]} {f.user_name}" for f in feedback if f.message_id == item.id]
         if given:
@@ -71,6 +78,7 @@ def as_json(
                 "sent_utc": m.sent_utc,
                 "edited": m.edited,
                 "deleted": m.deleted,
+                "replaced": m.replaced,
             }
             for m in messages
         ],
@@ -100,3 +108,9 @@ def as_json(
         ],
     }
     return json.dumps(payload, indent=2, ensure_ascii=False)
+
+
+def markdown_filename(thread: ThreadRecord) -> str:
+    """A safe file name for the thread's Markdown export: its title's words, else its id."""
+    stem = "-".join(re.findall(r"[A-Za-z0-9]+", thread.title or ""))[:60].strip("-").lower()
+    return f"{stem or 'thread-' + re.sub(r'[^A-Za-z0-9]', '', thread.thread)[:40]}.md"

@@ -134,8 +134,9 @@ class MeteredThreadLog(ThreadLog):
                 _metrics.messages_logged.labels(self._platforms.get(row.thread_id, "unknown")).inc()
         return row, created
 
-    async def record_reply(self, **columns: Any) -> None:
+    async def record_reply(self, **columns: Any) -> int | None:
         started = time.monotonic()
-        await super().record_reply(**columns)
+        reply_id = await super().record_reply(**columns)
         if _metrics is not None:
             _metrics.commit_latency.labels("reply").observe(time.monotonic() - started)
+        return reply_id

@@ -29,7 +29,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from agent.llm import LLMClient, LLMError
 from agent.session import AgentSession, UserTurn
@@ -38,6 +38,8 @@ from agent.summarize import Summarizer
 from bots import log_context, metrics
 from bots.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
 from bots.cards import CardFlow
+from bots.commands import Command, CommandFlow, CommandResult, ForgetClick
+from bots.commands_models import ThreadModels
 from bots.forgetting import ErasureFollower, LogSource
 from bots.messages import (
     ApprovalClick,
@@ -49,7 +51,7 @@ from bots.messages import (
     ThreadKey,
     utc_now,
 )
-from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
+from bots.ports import BackgroundService, CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns, prompt_text
 from bots.tool_turns import ThreadTools
 from storage.erasure import KIND_EDITED, KIND_THREAD, Erasure
@@ -57,16 +59,6 @@ from storage.log import LoggedMessage, ThreadGone
 from storage.sessions import CardRecord
 
 log = logging.getLogger(__name__)
-
-
-class BackgroundService(Protocol):
-    """Something that runs beside the bot once a platform is up (the MCP servers)."""
-
-    async def start(self) -> None: ...
-
-    async def wait_settled(self) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
@@ -92,6 +84,8 @@ class ThreadRouter:
         tools: ThreadTools | None = None,
         tool_servers: BackgroundService | None = None,
         max_tool_steps: int = MAX_TOOL_STEPS,
+        models: ThreadModels | None = None,
+        admin_users: frozenset[str] = frozenset(),
     ) -> None:
         self._log = stores.log
         self._sessions = stores.sessions
@@ -102,7 +96,6 @@ class ThreadRouter:
         self._feedback = stores.feedback
         self._follower = ErasureFollower(erasures=stores.erasures, seen=erasures_seen, apply=self._apply_erasure)
         self._usage = stores.usage
-        self._llm = llm
         self._summarizer = summarizer
         self._system_prompt = system_prompt
         self._assistant_name = assistant_name
@@ -113,8 +106,12 @@ class ThreadRouter:
             max_live=max_live_sessions,
             max_states=max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 100),
         )
+        self._models = models or ThreadModels(llm=llm)
         self._card_flow = CardFlow(
-            stores=stores, summarizer=summarizer, follower=self._follower, model=llm.model, clock=clock, host=self
+            stores=stores, summarizer=summarizer, follower=self._follower, clock=clock, host=self
+        )
+        self._commands = CommandFlow(
+            stores=stores, models=self._models, follower=self._follower, admins=admin_users, clock=clock, host=self
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._interrupted = list(interrupted_cards or [])
@@ -310,6 +307,12 @@ class ThreadRouter:
             rating="positive" if positive else "negative",
             now=self._clock(),
         )
+    async def handle_command(self, command: Command) -> CommandResult:
+        """retry / model / memory / export / forget in the thread it was used in (``bots/commands.py``)."""
+        return await self._commands.handle(command)
+
+    async def handle_forget_click(self, click: ForgetClick) -> CommandResult:
+        return await self._commands.confirm_forget(click)
 
     # -- sessions -------------------------------------------------------------------------------------------
 
@@ -318,19 +321,29 @@ class ThreadRouter:
     async def thread_state(self, key: ThreadKey) -> ThreadState:
         return await self._state(key, title=None)
 
+    async def thread_model(self, state: ThreadState) -> str:
+        return await self._models.model_for(state.thread_id)
+
     async def start_session(self, state: ThreadState, *, origin: str) -> None:
         """A session with nothing in it yet (Start fresh, or a thread with no earlier messages)."""
+        model = await self.thread_model(state)
         session_id = await self._sessions.record(
-            thread_id=state.thread_id, origin=origin, model=self._llm.model, started_utc=self._clock()
+            thread_id=state.thread_id, origin=origin, model=model, started_utc=self._clock()
         )
-        self.install_session(state, session_id=session_id)
+        self.install_session(state, session_id=session_id, model=model)
 
     async def answer_waiting(self, state: ThreadState) -> None:
         async with state.lock:
             self._kick(state)
 
     def install_session(
-        self, state: ThreadState, *, session_id: int, summary: str | None = None, through: int | None = None
+        self,
+        state: ThreadState,
+        *,
+        session_id: int,
+        model: str,
+        summary: str | None = None,
+        through: int | None = None,
     ) -> None:
         source = LogSource(
             log=self._log,
@@ -341,7 +354,7 @@ class ThreadRouter:
             session_id=session_id,
         )
         state.session = AgentSession(
-            llm=self._llm,
+            llm=self._models.client(model),
             summarizer=self._summarizer,
             system_prompt=self._system_prompt,
             seed_summary=summary,

@@ -43,6 +43,7 @@ class LoggedMessage:
     sent_utc: str
     edited: bool
     deleted: bool
+    replaced: bool = False  # an answer a retry replaced: kept in the log, never presented as current
 
     @classmethod
     def from_row(cls, row: Row) -> LoggedMessage:
@@ -59,6 +60,7 @@ class LoggedMessage:
             sent_utc=row["sent_utc"],
             edited=row["edited_utc"] is not None,
             deleted=row["deleted_utc"] is not None,
+            replaced=row["replaced_utc"] is not None,
         )
 
 
@@ -157,7 +159,7 @@ def _write_messages(news: list[_NewMessage], connection: sqlite3.Connection) -> 
 
 _MESSAGE_COLUMNS = (
     "id, thread_id, platform_message_id, author_id, author_name, role, content, attachments_json, "
-    "reply_state, sent_utc, edited_utc, deleted_utc"
+    "reply_state, sent_utc, edited_utc, deleted_utc, replaced_utc"
 )
 
 
@@ -337,6 +339,32 @@ class ThreadLog:
 
         return await self._db.run(write)
 
+    async def replace_reply(self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime) -> bool:
+        """Mark the answer ``reply_id`` replaced and what it answered waiting again, in one transaction (retry).
+
+        A crash before the new answer is posted then leaves the questions waiting, so the next start answers
+        them; False when the answer is gone or was replaced already.
+        """
+        marks = ",".join("?" * len(answered_ids))
+
+        def write(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "UPDATE messages SET replaced_utc = ? WHERE id = ? AND thread_id = ? AND role = 'assistant' "
+                "AND replaced_utc IS NULL AND deleted_utc IS NULL",
+                (iso(now), reply_id, thread_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            if answered_ids:
+                connection.execute(
+                    f"UPDATE messages SET reply_state = 'waiting' WHERE thread_id = ? AND reply_state = 'answered' "
+                    f"AND id IN ({marks})",
+                    (thread_id, *answered_ids),
+                )
+            return True
+
+        return await self._db.run(write)
+
     async def transcript(
         self, *, thread_id: int, after_id: int = 0, through_id: int | None = None
     ) -> list[LoggedMessage]:
@@ -349,7 +377,8 @@ class ThreadLog:
         def read(connection: sqlite3.Connection) -> list[LoggedMessage]:
             rows = connection.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND id > ? AND id <= ? "
-                "AND deleted_utc IS NULL AND (reply_state IS NULL OR reply_state = 'answered') ORDER BY id",
+                "AND deleted_utc IS NULL AND replaced_utc IS NULL "
+                "AND (reply_state IS NULL OR reply_state = 'answered') ORDER BY id",
                 (thread_id, after_id, through),
             )
             return [LoggedMessage.from_row(row) for row in rows]

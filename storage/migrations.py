@@ -257,6 +257,23 @@ async def m006_feedback(connection: aiosqlite.Connection) -> None:
         )
         """
     )
+async def m007_thread_settings(connection: aiosqlite.Connection) -> None:
+    """Per-thread choices made in the thread (the model), and answers a retry replaced.
+
+    A replaced answer keeps its row (the log is the record of what was said) with ``replaced_utc`` set, so the
+    catch-up transcript and the export never present it as the thread's current answer.
+    """
+    await connection.execute(
+        """
+        CREATE TABLE thread_settings (
+            thread_id INTEGER PRIMARY KEY REFERENCES threads (id) ON DELETE CASCADE,
+            model TEXT,
+            changed_by_id TEXT,
+            changed_utc TEXT NOT NULL
+        )
+        """
+    )
+    await connection.execute("ALTER TABLE messages ADD COLUMN replaced_utc TEXT")
 
 
 MIGRATIONS: list[Migration] = [
@@ -266,6 +283,7 @@ MIGRATIONS: list[Migration] = [
     m004_usage,
     m005_search_and_trail,
     m006_feedback,
+    m007_thread_settings,
 ]
 
 

@@ -39,6 +39,7 @@ from bots.slack.agent_events import AgentEvents
 from bots.slack.assistant import AgentThreads
 from bots.slack.feedback import FEEDBACK_ACTION
 from bots.slack.outbox import SlackOutbox
+from bots.slack.shortcuts import SlackCommands
 from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ REQUIRED_SCOPES = (
     "groups:history",
     "im:history",
     "users:read",
+    "files:write",  # the export command's file (files upload v2)
+    "im:write",  # ... sent to the asker's DM with the bot (conversations.open)
 )
 LISTENED_EVENTS = ("app_home_opened", "app_mention", "assistant_thread_context_changed", "assistant_thread_started")
 MESSAGE_EVENTS = ("message.channels", "message.groups", "message.im")  # what "message" subscribes to
@@ -114,6 +117,13 @@ class SlackAdapter:
         self._after_ack_tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
+        self._commands = SlackCommands(
+            client=self.client,
+            router=router,
+            after_ack=lambda work: self._after_ack(work, what="an in-thread command"),
+            display_name=self._display_name,
+            bot_user_id=lambda: self.bot_user_id,
+        )
         self._register()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -227,6 +237,7 @@ class SlackAdapter:
         self.app.action(BUTTON)(self._on_button)
         self.app.action(APPROVAL_BUTTON)(self._on_approval_button)
         self.app.action(FEEDBACK_ACTION)(self.agent.on_feedback)
+        self._commands.register(self.app)
         self.app.action(re.compile(".*"))(self._on_unknown_button)
         self.app.error(self._on_error)
 
@@ -269,7 +280,7 @@ class SlackAdapter:
         log.error("Slack listener failed for %s: %s", body.get("type"), error, exc_info=error)
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if translate.is_from_a_bot(event, bot_user_id=self.bot_user_id):
+        if translate.is_from_a_bot(event, bot_user_id=self.bot_user_id) or self._commands.from_mention(body, event):
             return
         await self._deliver(body, event)
 

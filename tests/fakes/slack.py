@@ -2,7 +2,9 @@
 
 The real slack-bolt app talks to it unmodified (``AsyncWebClient(base_url=fake.api_url)``). Every Web API call
 is recorded with its parameters so tests assert on what Slack would have received; Socket Mode envelopes are
-recorded with their acks. ``Payloads`` builds event and interaction bodies shaped like Slack's.
+recorded with their acks. ``Payloads`` builds event and interaction bodies shaped like Slack's. File uploads
+follow files upload v2 (files.getUploadURLExternal, a POST of the bytes to the URL it gave, then
+files.completeUploadExternal); the fake keeps each file's bytes and where it was shared.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ GRANTED_SCOPES = (
     "groups:history",
     "im:history",
     "users:read",
+    "files:write",
+    "im:write",
 )
 STREAM_CALL_LIMIT = 12_000  # characters of markdown a streaming call may carry
 
@@ -83,6 +87,7 @@ class FakeSlack:
     # chat.startStream / appendStream / stopStream: an older workspace (the default) does not know them.
     streaming: bool = False
     streams: dict[str, Stream] = field(default_factory=dict)  # ts -> the streamed message
+    uploads: dict[str, bytes] = field(default_factory=dict)  # file_id -> the bytes POSTed to its upload URL
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -96,6 +101,7 @@ class FakeSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
+        app.router.add_post("/upload/{file_id}", self._upload)
         await self._server.start(app)
 
     async def stop(self) -> None:
@@ -396,6 +402,46 @@ class FakeSlack:
         }
 
 
+    # -- files upload v2 and DMs (the export command) -----------------------------------------------------------
+
+    def _files_getUploadURLExternal(self, call: ApiCall) -> dict[str, Any]:
+        if not call.params.get("filename") or not str(call.params.get("length") or "").isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ts):08d}"
+        return {"ok": True, "file_id": file_id, "upload_url": f"http://127.0.0.1:{self._server.port}/upload/{file_id}"}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        content = await request.read()
+        self.uploads[request.match_info["file_id"]] = content
+        return web.Response(text=f"OK - {len(content)}")
+
+    def _files_completeUploadExternal(self, call: ApiCall) -> dict[str, Any]:
+        files = json.loads(str(call.params.get("files") or "[]"))
+        call.params["files"] = files
+        if not files or any(f.get("id") not in self.uploads for f in files):
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "files": [{"id": f["id"], "title": f.get("title") or ""} for f in files]}
+
+    def shared_files(self) -> list[tuple[str, str, bytes]]:
+        """(channel, title, bytes) of every file an upload completed and shared, in order."""
+        return [
+            (str(call.params.get("channel_id")), str(f.get("title")), self.uploads[f["id"]])
+            for call in self.calls_to("files.completeUploadExternal")
+            if "_status" not in call.params
+            for f in call.params["files"]
+        ]
+
+    def _conversations_open(self, call: ApiCall) -> dict[str, Any]:
+        users = str(call.params.get("users") or "")
+        if not users or "," in users:
+            return {"ok": False, "error": "not_enough_users" if not users else "too_many_users"}
+        return {"ok": True, "channel": {"id": f"D{users}"}}
+
+    def ephemerals(self, *, user: str | None = None) -> list[dict[str, Any]]:
+        """The chat.postEphemeral calls (their params), optionally only those for ``user``."""
+        return [c.params for c in self.calls_to("chat.postEphemeral") if user is None or c.params.get("user") == user]
+
+
 class Payloads:
     """Event and interaction bodies shaped like Slack's."""
 
@@ -576,6 +622,28 @@ class AgentPayloads:
             "tab": "messages",
             "event_ts": Payloads.ts(),
         }
+def message_shortcut(
+    callback_id: str, *, message_ts: str, thread_ts: str | None, user: str = "UALICE", channel: str = "C1"
+) -> dict[str, Any]:
+    """A message shortcut used on a message (``message_action``), as Slack sends it over Socket Mode or HTTP."""
+    message: dict[str, Any] = {"type": "message", "user": "UALICE", "ts": message_ts, "text": "a message"}
+    if thread_ts:
+        message["thread_ts"] = thread_ts
+    return {
+        "type": "message_action",
+        "token": "verification-token",
+        "action_ts": str(time.time()),
+        "team": {"id": TEAM, "domain": "fake"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+        "channel": {"id": channel, "name": "general"},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": "trigger",
+        "response_url": "http://127.0.0.1:1/unused",
+        "message_ts": message_ts,
+        "message": message,
+    }
 
 
 def signed_headers(secret: str, body: str, *, timestamp: int | None = None) -> dict[str, str]:
