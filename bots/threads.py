@@ -37,6 +37,8 @@ from agent.steps import MAX_TOOL_STEPS
 from agent.summarize import Summarizer
 from bots import log_context, metrics
 from bots.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
+from bots.attachment_turns import TurnFiles
+from bots.attachments import AttachmentLimits
 from bots.cards import CardFlow
 from bots.forgetting import ErasureFollower, LogSource
 from bots.messages import (
@@ -91,6 +93,7 @@ class ThreadRouter:
         tools: ThreadTools | None = None,
         tool_servers: BackgroundService | None = None,
         max_tool_steps: int = MAX_TOOL_STEPS,
+        attachment_limits: AttachmentLimits | None = None,
     ) -> None:
         self._log = stores.log
         self._sessions = stores.sessions
@@ -120,6 +123,7 @@ class ThreadRouter:
         self._tool_servers = tool_servers
         self._tool_servers_started = False
         self._max_tool_steps = max_tool_steps
+        self._files = TurnFiles(log=stores.log, limits=attachment_limits)
 
     # -- wiring ---------------------------------------------------------------------------------------------
 
@@ -213,6 +217,8 @@ class ThreadRouter:
             row, created = await self._record(state, message)
         finally:
             state.pinned -= 1
+        if created:
+            state.files.hold(row.id, message.attachments)  # read by the turn that answers it
         async with state.lock:
             if message.event_key and await self._events.record(
                 platform=message.thread.platform, event_key=message.event_key, message_id=row.id, now=self._clock()
@@ -384,9 +390,20 @@ class ThreadRouter:
         if await self._usage.refuse_over_cap(outboxes=self._outboxes, thread=state.key, user_id=author_id):
             state.inflight.difference_update(m.platform_message_id for m in waiting)
             return True
+        inputs = await self._files.prepare(
+            held=state.files,
+            thread=state.key,
+            thread_id=state.thread_id,
+            waiting=waiting,
+            vision=await session.sees_images(),
+            outbox=self.outbox(state.key),
+        )
         self._usage.begin(thread_id=state.thread_id, user_id=author_id)
         ids = [m.id for m in waiting]
-        turns = [UserTurn(author=m.author_name, text=prompt_text(m), message_id=m.id) for m in waiting]
+        turns = [
+            UserTurn(author=m.author_name, text=i.text, message_id=m.id, images=i.images)
+            for m, i in zip(waiting, inputs, strict=True)
+        ]
         provisional_id = f"local-{uuid.uuid4()}"
         committed = False
 
@@ -430,6 +447,7 @@ class ThreadRouter:
             if posted:
                 await self._log.set_platform_id(thread_id=state.thread_id, old=provisional_id, new=posted[0])
             state.answered_through = max(state.answered_through, *ids)
+            state.files.answered(ids)
             self._states.touch(state)
         state.inflight.difference_update(m.platform_message_id for m in waiting)
         return committed

@@ -43,7 +43,15 @@ log = logging.getLogger(__name__)
 DENIED = "Sorry, I'm not available to you here. Ask your workspace admin if you think that's wrong."
 BUTTON = re.compile(r"^tk-card:")
 APPROVAL_BUTTON = re.compile(r"^tk-approval:")
-REQUIRED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
+REQUIRED_SCOPES = (
+    "app_mentions:read",
+    "chat:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "users:read",
+    "files:read",
+)
 STOP_GRACE_S = 20.0
 HTTP_SHUTDOWN_TIMEOUT_S = 5.0
 SOCKET_PING_INTERVAL_S = 10.0  # how often the Socket Mode client checks its connection (and reconnects)
@@ -73,6 +81,8 @@ class SlackAdapter:
         if settings.slack_api_url:
             client_args["base_url"] = settings.slack_api_url.rstrip("/") + "/"
         self.client = AsyncWebClient(**client_args)
+        # url_private downloads need the bot token as Bearer (scope files:read); kept out of every repr and log.
+        self._file_headers = {"Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}"}
         # Slack answers 429 with Retry-After when a channel gets more than about a message a second.
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
         self.app = AsyncApp(
@@ -275,7 +285,11 @@ class SlackAdapter:
         """Translate a user's message and hand it to the router, which logs it before this returns."""
         try:
             message = translate.message_from(
-                body, event, bot_user_id=self.bot_user_id, display_name=await self._display_name(str(event.get("user")))
+                body,
+                event,
+                bot_user_id=self.bot_user_id,
+                display_name=await self._display_name(str(event.get("user"))),
+                download_headers=self._file_headers,
             )
         except translate.SlackPayloadError as exc:
             log.warning("ignoring a malformed Slack message event: %s", exc)

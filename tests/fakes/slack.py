@@ -27,7 +27,15 @@ from tests.fakes.server import LoopbackServer
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
 TEAM = "T1"
-GRANTED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
+GRANTED_SCOPES = (
+    "app_mentions:read",
+    "chat:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "users:read",
+    "files:read",
+)
 
 
 @dataclass
