@@ -236,8 +236,8 @@ def _interpret(attachment: Attachment, data: bytes, vision: bool, limits: Attach
     if looks_like_image(sized) or _opens_as_image(data):
         if not vision:
             return ReadFile(sized, Use.NOTED, "this model cannot see images")
-        image = _image_part(data, limits=limits)
-        return ReadFile(_retyped(sized, image.mime), Use.IMAGE, image=image)
+        original, image = _image_part(data, limits=limits)
+        return ReadFile(_retyped(sized, original), Use.IMAGE, image=image)
     return ReadFile(sized, Use.NOTED, "not a text, PDF or image file")
 
 
@@ -268,8 +268,9 @@ def _opens_as_image(data: bytes) -> bool:
         return False
 
 
-def _image_part(data: bytes, *, limits: AttachmentLimits) -> ImagePart:
-    """A verified image, at most ``image_max_side_px`` a side and ``image_max_bytes`` long."""
+def _image_part(data: bytes, *, limits: AttachmentLimits) -> tuple[str, ImagePart]:
+    """The file's real image type, and the verified image to send: at most ``image_max_side_px`` a side and
+    ``image_max_bytes`` long."""
     try:
         with Image.open(io.BytesIO(data)) as probe:
             if probe.width * probe.height > limits.image_max_pixels:
@@ -277,11 +278,12 @@ def _image_part(data: bytes, *, limits: AttachmentLimits) -> ImagePart:
             probe.verify()
         with Image.open(io.BytesIO(data)) as image:
             image.load()
+            original = Image.MIME.get(image.format or "", "image/" + (image.format or "unknown").lower())
             mime = SENT_IMAGE_FORMATS.get(image.format or "")
             fits = max(image.size) <= limits.image_max_side_px and len(data) <= limits.image_max_bytes
             if mime is not None and fits and not getattr(image, "is_animated", False):
-                return ImagePart(mime=mime, data=data, width=image.width, height=image.height)
-            return _reencoded(image, limits=limits)
+                return original, ImagePart(mime=mime, data=data, width=image.width, height=image.height)
+            return original, _reencoded(image, limits=limits)
     except Refused:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
