@@ -30,6 +30,7 @@ BASE_IMAGE_TOKENS = 85
 FIT_PX = 2048
 SHORT_SIDE_PX = 768
 NO_VISION_NOTE = "[an image was attached here; this model cannot see images]"
+LEFT_OUT_NOTE = "[{count} attached image(s) left out: together they were too large for my context window]"
 
 _vision: dict[str, bool] = {}
 
@@ -60,6 +61,18 @@ class ImagePart:
 
     def content_part(self) -> dict[str, Any]:
         return {"type": "image_url", "image_url": {"url": self.data_url}}
+
+
+def images_within(images: tuple[ImagePart, ...], *, room: int) -> tuple[tuple[ImagePart, ...], str | None]:
+    """The first images that fit in ``room`` tokens, and a note naming how many were left out (None: none)."""
+    kept: list[ImagePart] = []
+    for image in images:
+        if image.tokens > room:
+            break
+        kept.append(image)
+        room -= image.tokens
+    left_out = len(images) - len(kept)
+    return tuple(kept), (LEFT_OUT_NOTE.format(count=left_out) if left_out else None)
 
 
 def user_content(text: str, images: tuple[ImagePart, ...]) -> str | list[dict[str, Any]]:

@@ -39,7 +39,7 @@ from typing import Protocol
 
 from agent.context import MESSAGE_OVERHEAD_TOKENS, ContextBudget, TokenCount, truncate_to_tokens
 from agent.llm import FailureKind, LLMClient, LLMError, Message, RequestedCall
-from agent.parts import NO_VISION_NOTE, ImagePart, supports_vision, user_content
+from agent.parts import NO_VISION_NOTE, ImagePart, images_within, supports_vision, user_content
 from agent.steps import (
     DROPPED_RESULT_NOTE,
     FORGOTTEN_QUOTE_NOTE,
@@ -390,8 +390,13 @@ class AgentSession:
         """Set the entry's content and token count; a single oversized message is truncated visibly."""
         if entry.tokens is not None:
             return
-        content = UserTurn(entry.author, entry.text).content() if entry.role == "user" else entry.text
         cap = budget.input_limit // 2
+        if entry.images:
+            entry.images, note = images_within(entry.images, room=cap - count(entry.text) - MESSAGE_OVERHEAD_TOKENS)
+            if note:
+                entry.text = f"{entry.text}\n{note}"
+                log.warning("images of one message exceed the context window; %s", note)
+        content = UserTurn(entry.author, entry.text).content() if entry.role == "user" else entry.text
         tokens = count(content)
         if tokens > cap:
             content = truncate_to_tokens(content, max_tokens=cap, count=count)
