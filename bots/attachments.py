@@ -185,7 +185,9 @@ async def _read(
     if attachment.source is None:
         return ReadFile(attachment, Use.NOTED, "it could not be downloaded any more")
     try:
-        data = await download(attachment.source, http=http, limits=limits)
+        data = await download(
+            attachment.source, http=http, limits=limits, html_expected=attachment.content_type == "text/html"
+        )
         return await asyncio.to_thread(_interpret, attachment, data, vision, limits)
     except Refused as exc:
         return ReadFile(attachment, Use.REFUSED, str(exc))
@@ -194,12 +196,20 @@ async def _read(
         return ReadFile(attachment, Use.REFUSED, "it could not be read")
 
 
-async def download(source: FileSource, *, http: aiohttp.ClientSession, limits: AttachmentLimits) -> bytes:
-    """The file's bytes, at most ``max_download_bytes`` of them, within the session's timeout."""
+async def download(
+    source: FileSource, *, http: aiohttp.ClientSession, limits: AttachmentLimits, html_expected: bool = False
+) -> bytes:
+    """The file's bytes, at most ``max_download_bytes`` of them, within the session's timeout.
+
+    A web page where a file was expected is Slack's sign-in page (a token without ``files:read``): refused,
+    never inlined as if it were the file.
+    """
     try:
         async with http.get(source.url, headers=dict(source.headers)) as response:
             if response.status != 200:
                 raise Refused(f"the download failed (HTTP {response.status})")
+            if response.content_type == "text/html" and not html_expected:
+                raise Refused("the download returned a sign-in page, not the file")
             if (response.content_length or 0) > limits.max_download_bytes:
                 raise Refused(_too_large(limits))
             data = bytearray()

@@ -287,7 +287,7 @@ class ThreadRouter:
         new_text = None
         if erasure.kind == KIND_EDITED:
             rows = await self._log.visible(thread_id=state.thread_id, ids=[erasure.message_id])
-            new_text = prompt_text(rows[0]) if rows else None
+            new_text = prompt_text(rows[0], state.files.read.get(erasure.message_id)) if rows else None
         state.session.forget(message_id=erasure.message_id, new_text=new_text)
 
     # -- the card -------------------------------------------------------------------------------------------

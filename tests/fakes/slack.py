@@ -66,7 +66,7 @@ class FakeSlack:
     set_status_error: str | None = None  # every assistant.threads.setStatus fails so (outside assistant threads)
     bot_token: str = "xoxb-test-token"  # url_private downloads need it as Bearer, like Slack's file servers
     files: dict[str, bytes] = field(default_factory=dict)  # file id -> what url_private serves
-    file_faults: dict[str, int | float] = field(default_factory=dict)  # file id -> HTTP status, or seconds of silence
+    file_faults: dict[str, int | float | str] = field(default_factory=dict)  # id -> status, seconds, or "sign-in"
     file_downloads: list[tuple[str, int]] = field(default_factory=list)  # (file id, status answered), in order
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
@@ -263,6 +263,8 @@ class FakeSlack:
             return web.Response(status=status, text="unauthorized" if status == 401 else "error")
         if isinstance(fault, float):
             await asyncio.sleep(fault)  # a file server that never answers within the bot's timeout
+        if fault == "sign-in":  # what Slack serves a token without files:read: its sign-in page, with a 200
+            return web.Response(text="<html><body>Sign in to Slack</body></html>", content_type="text/html")
         return web.Response(body=self.files[file_id], content_type="application/octet-stream")
 
     def _next_ts(self) -> str:

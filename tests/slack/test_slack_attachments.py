@@ -129,8 +129,9 @@ async def test_bad_files_get_one_short_note_and_the_turn_still_answers(
         fake_slack.file("locked.pdf", pdf("payroll", password="s3cret"), mimetype="application/pdf"),
         fake_slack.file("missing.txt", b"", mimetype="text/plain"),
         fake_slack.file("slow.txt", b"late", mimetype="text/plain"),
+        fake_slack.file("scope.txt", b"needs files:read", mimetype="text/plain"),
     ]
-    fake_slack.file_faults.update({files[4]["id"]: 500, files[5]["id"]: 3.0})
+    fake_slack.file_faults.update({files[4]["id"]: 500, files[5]["id"]: 3.0, files[6]["id"]: "sign-in"})
     fake_llm.reply("Only your words came through.")
     async with slack_bot(llm_model=VISION_MODEL, attachment_max_mb=1, attachment_timeout_s=0.5) as bot:
         mention = with_files(Payloads.mention("see attached"), *files)
@@ -141,10 +142,12 @@ async def test_bad_files_get_one_short_note_and_the_turn_still_answers(
     assert note == (
         "I could not read huge.bin (larger than the 1 MB limit); liar.txt (larger than the 1 MB limit); "
         "broken.png (the image is damaged or not an image); locked.pdf (the PDF is password-protected); "
-        "missing.txt (the download failed (HTTP 500)); slow.txt (the download timed out after 0.5 s)."
+        "missing.txt (the download failed (HTTP 500)); slow.txt (the download timed out after 0.5 s); "
+        "scope.txt (the download returned a sign-in page, not the file)."
     )
     assert answer == "Only your words came through."
     assert fake_llm.requests[-1].image_parts == []
     assert "payroll" not in fake_llm.requests[-1].prompt_text
-    assert [a["used"] for a in logged_attachments(db_path)] == ["refused"] * 6
+    assert "Sign in to Slack" not in fake_llm.requests[-1].prompt_text
+    assert [a["used"] for a in logged_attachments(db_path)] == ["refused"] * 7
     assert all(a["why"] for a in logged_attachments(db_path))
