@@ -12,16 +12,20 @@ transcript shows them) and the bot's own replies, which carry what was learned f
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from agent.parts import ImagePart
-from bots.attachments import AttachmentLimits, HeldFiles, ReadFile, read_files, refusal_note
-from bots.messages import ThreadKey
+from bots.attachments import AttachmentLimits, HeldFiles, ReadFile, Use, read_files, refusal_note
+from bots.messages import Attachment, ThreadKey
 from bots.ports import ThreadOutbox
 from bots.thread_state import prompt_text
 from storage.log import LoggedMessage, ThreadLog
 
 log = logging.getLogger(__name__)
+
+RESTARTED = "the bot restarted before reading it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +56,12 @@ class TurnFiles:
         """Read what is unread among ``waiting``; one TurnInput per message, in order."""
         for message in waiting:
             attachments = held.unread.pop(message.id, None)
-            if attachments is None:
+            if attachments is not None:
+                read = await read_files(attachments, vision=vision, limits=self._limits)
+            elif message.id not in held.read and any(a.get("used") == Use.PENDING for a in message.attachments):
+                read = [ReadFile(_described(a), Use.REFUSED, RESTARTED) for a in message.attachments]
+            else:
                 continue
-            read = await read_files(attachments, vision=vision, limits=self._limits)
             held.read[message.id] = read
             await self._log.set_attachments(
                 thread_id=thread_id, message_id=message.id, attachments=[f.metadata() for f in read]
@@ -71,3 +78,8 @@ class TurnFiles:
     def render(message: LoggedMessage, read: list[ReadFile] | None = None) -> TurnInput:
         images = tuple(f.image for f in read or [] if f.image is not None)
         return TurnInput(text=prompt_text(message, read), images=images)
+
+
+def _described(row: Mapping[str, Any]) -> Attachment:
+    """A logged attachment's description, for a file this process never held (logged before a restart)."""
+    return Attachment(str(row.get("filename")), str(row.get("content_type")), int(row.get("size_bytes") or 0))

@@ -181,3 +181,36 @@ async def test_files_are_read_once_even_when_the_first_answer_fails(
         await settle(bot)
     assert fake_discord.cdn_downloads == ["notes.md"]
     assert "# Plan\nship it" in fake_llm.requests[-1].prompt_text
+
+
+async def test_a_file_sent_while_the_card_waited_is_read_when_the_card_is_clicked_or_named_after_a_restart(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with discord_bot() as bot:
+        message = await fake_discord.user_says("hello", mention_bot=True)
+        thread = str(message["id"])
+        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 1)
+        await settle(bot)
+    first = fake_discord.attachment_file("first.txt", b"alpha", content_type="text/plain")
+    second = fake_discord.attachment_file("second.txt", b"beta", content_type="text/plain")
+    async with discord_bot() as bot:
+        await fake_discord.user_says("here is one", channel_id=thread, attachments=[first])
+        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await settle(bot)
+    async with discord_bot() as bot:  # restarted with the card still open: first.txt was never read
+        await fake_discord.user_says("and another", channel_id=thread, attachments=[second])
+        await settle(bot)
+        card = fake_discord.cards_in(thread)[0]
+        fake_llm.reply("Got the second one.")
+        await fake_discord.click(button(card, "fresh"), message=card)
+        await fake_discord.wait_for(lambda: "Got the second one." in fake_discord.texts_in(thread))
+        await settle(bot)
+    assert "I could not read first.txt (the bot restarted before reading it)." in fake_discord.texts_in(thread)
+    prompt = fake_llm.requests[-1].prompt_text
+    assert (
+        "[attachment: first.txt (text/plain, 5 bytes), could not be read: the bot restarted before reading it]"
+        in prompt
+    )
+    assert "[attachment: second.txt (text/plain, 4 bytes)]\nbeta" in prompt
+    assert fake_discord.cdn_downloads == ["second.txt"]
+    assert [a["used"] for a in logged_attachments(db_path)] == ["refused", "inlined"]
