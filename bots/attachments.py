@@ -100,7 +100,8 @@ class HeldFiles:
         if attachments:
             self.unread[message_id] = attachments
 
-    def answered(self, message_ids: list[int]) -> None:
+    def release(self, message_ids: list[int]) -> None:
+        """Let go of the files of messages that were answered or deleted."""
         for message_id in message_ids:
             self.unread.pop(message_id, None)
             self.read.pop(message_id, None)

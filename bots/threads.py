@@ -53,7 +53,7 @@ from bots.messages import (
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns, prompt_text
 from bots.tool_turns import ThreadTools
-from storage.erasure import KIND_EDITED, KIND_THREAD, Erasure
+from storage.erasure import KIND_DELETED, KIND_EDITED, KIND_THREAD, Erasure
 from storage.log import LoggedMessage, ThreadGone
 from storage.sessions import CardRecord
 
@@ -282,6 +282,8 @@ class ThreadRouter:
             self._states.drop(state)
             return
         state.catch_up.interrupt()  # a catch-up summary being written may hold the text: stop it, write it anew
+        if erasure.kind == KIND_DELETED and erasure.message_id is not None:
+            state.files.release([erasure.message_id])  # a deleted message's files leave memory too
         if state.session is None or erasure.message_id is None:
             return
         new_text = None
@@ -447,7 +449,7 @@ class ThreadRouter:
             if posted:
                 await self._log.set_platform_id(thread_id=state.thread_id, old=provisional_id, new=posted[0])
             state.answered_through = max(state.answered_through, *ids)
-            state.files.answered(ids)
+            state.files.release(ids)
             self._states.touch(state)
         state.inflight.difference_update(m.platform_message_id for m in waiting)
         return committed
