@@ -205,6 +205,8 @@ async def download(
     A web page where a file was expected is Slack's sign-in page (a token without ``files:read``): refused,
     never inlined as if it were the file.
     """
+    if source.local_path is not None:
+        return await asyncio.to_thread(_read_local, source.local_path, limits)
     try:
         async with http.get(source.url, headers=dict(source.headers)) as response:
             if response.status != 200:
@@ -223,6 +225,17 @@ async def download(
         raise Refused(f"the download timed out after {limits.download_timeout_s:g} s") from None
     except aiohttp.ClientError as exc:
         raise Refused(f"the download failed ({type(exc).__name__})") from None
+
+
+def _read_local(path: str, limits: AttachmentLimits) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            data = file.read(limits.max_download_bytes + 1)
+    except OSError as exc:
+        raise Refused(f"the file could not be opened ({exc.strerror or type(exc).__name__})") from None
+    if len(data) > limits.max_download_bytes:
+        raise Refused(_too_large(limits))
+    return data
 
 
 def _too_large(limits: AttachmentLimits) -> str:

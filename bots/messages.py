@@ -69,6 +69,7 @@ class FileSource:
 
     url: str
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    local_path: str | None = None  # a file on this machine: only the console, for its own user, makes these
 
 
 @dataclass(frozen=True, slots=True)
