@@ -443,9 +443,12 @@ class AgentSession:
                 room -= _tokens(entry)
                 continue
             if room - MESSAGE_OVERHEAD_TOKENS >= MIN_TRUNCATED_TOKENS:
-                entry.content = truncate_to_tokens(
-                    entry.content, max_tokens=room - MESSAGE_OVERHEAD_TOKENS, count=count
-                )
+                text_room = room - MESSAGE_OVERHEAD_TOKENS
+                if entry.images:  # images take at most half of what is left; the rest are named in a note
+                    entry.images, note = images_within(entry.images, room=text_room // 2)
+                    entry.content += f"\n{note}" if note else ""
+                    text_room -= sum(image.tokens for image in entry.images)
+                entry.content = truncate_to_tokens(entry.content, max_tokens=text_room, count=count)
                 entry.tokens = (
                     count(entry.content) + MESSAGE_OVERHEAD_TOKENS + sum(image.tokens for image in entry.images)
                 )

@@ -184,7 +184,7 @@ async def _read(
     if attachment.size_bytes > limits.max_download_bytes:
         return ReadFile(attachment, Use.REFUSED, _too_large(limits))
     if attachment.source is None:
-        return ReadFile(attachment, Use.NOTED, "it could not be downloaded any more")
+        return ReadFile(attachment, Use.NOTED, "the platform gave no link to download it")
     try:
         data = await download(
             attachment.source, http=http, limits=limits, html_expected=attachment.content_type == "text/html"

@@ -62,3 +62,15 @@ async def test_images_beyond_the_window_are_left_out_with_a_note(fake_llm: FakeL
     assert 0 < sent < 200
     assert sent * 765 <= (int(128_000 * 0.9) - 1024) // 2
     assert f"[{200 - sent} attached image(s) left out" in request.prompt_text
+
+
+async def test_a_turn_of_several_messages_full_of_images_stays_within_the_window(fake_llm: FakeLLM) -> None:
+    session = vision_session(fake_llm)  # 3 × 60 full-size images: 137,700 tokens against a 114,176 limit
+    fake_llm.reply("So many.")
+    turns = [UserTurn(author=name, text="mine", images=tuple(image() for _ in range(60))) for name in "ABC"]
+    _ = [d async for d in session.turn(turns)]
+    request = fake_llm.requests[-1]
+    sent = len(request.image_parts)
+    assert 120 <= sent < 180  # the two newest whole, the oldest cut down
+    assert sent * 765 <= int(128_000 * 0.9) - 1024
+    assert "attached image(s) left out" in request.prompt_text
