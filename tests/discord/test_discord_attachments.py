@@ -40,7 +40,7 @@ async def test_a_large_screenshot_reaches_a_vision_model_as_a_resized_user_image
     fake_llm.reply("A red rectangle.")
     async with discord_bot(llm_model=VISION_MODEL) as bot:
         message = await fake_discord.user_says("what is this?", mention_bot=True, attachments=[shot])
-        await fake_discord.wait_for(lambda: fake_discord.texts_in(message["id"]) == ["A red rectangle."])
+        await wait_until(lambda: fake_discord.texts_in(message["id"]) == ["A red rectangle."])
         await settle(bot)
     [(role, url)] = fake_llm.requests[-1].image_parts
     assert role == "user"  # never system-side: an image cannot pose as the operator's instructions
@@ -69,7 +69,7 @@ async def test_a_model_without_vision_gets_a_one_line_note_and_the_image_is_neve
     shot = fake_discord.attachment_file("cat.jpg", png(), content_type="image/jpeg")
     async with discord_bot() as bot:  # openai/fake: litellm knows of no vision
         message = await fake_discord.user_says("look", mention_bot=True, attachments=[shot])
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(message["id"])) == 1)
+        await wait_until(lambda: len(fake_discord.texts_in(message["id"])) == 1)
         await settle(bot)
     assert fake_llm.requests[-1].image_parts == []
     assert last_user_content(fake_llm) == (
@@ -90,7 +90,7 @@ async def test_code_and_pdf_files_are_inlined_and_a_long_file_is_cut_with_a_mark
     ]
     async with discord_bot() as bot:
         message = await fake_discord.user_says("review these", mention_bot=True, attachments=files)
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(message["id"])) == 1)
+        await wait_until(lambda: len(fake_discord.texts_in(message["id"])) == 1)
         await settle(bot)
     prompt = last_user_content(fake_llm)
     assert f"[attachment: main.py (text/x-python, {len(code)} bytes)]\nprint(0)\nprint(1)\n" in prompt
@@ -122,7 +122,7 @@ async def test_bad_files_get_a_short_note_in_the_thread_and_the_turn_still_answe
     fake_llm.reply("I could only see your text.")
     async with discord_bot(llm_model=VISION_MODEL, attachment_max_mb=1, attachment_timeout_s=0.5) as bot:
         message = await fake_discord.user_says("files attached", mention_bot=True, attachments=files)
-        await fake_discord.wait_for(lambda: "I could only see your text." in fake_discord.texts_in(message["id"]))
+        await wait_until(lambda: "I could only see your text." in fake_discord.texts_in(message["id"]))
         await settle(bot)
     note, answer = fake_discord.texts_in(message["id"])
     assert note == (
@@ -149,16 +149,16 @@ async def test_after_a_restart_the_catch_up_names_the_files_and_keeps_what_the_b
     async with discord_bot() as bot:
         message = await fake_discord.user_says("summarize this", mention_bot=True, attachments=[report])
         thread = str(message["id"])
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 1)
         await settle(bot)
     async with discord_bot() as bot:
         await fake_discord.user_says("and the costs?", channel_id=thread)
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         card = fake_discord.cards_in(thread)[0]
         fake_llm.reply("SUMMARY: a report; revenue 42 million.")
         fake_llm.reply("The report did not mention costs.")
         await fake_discord.click(button(card, "catch_up"), message=card)
-        await fake_discord.wait_for(lambda: "The report did not mention costs." in fake_discord.texts_in(thread))
+        await wait_until(lambda: "The report did not mention costs." in fake_discord.texts_in(thread))
         await settle(bot)
     summary = next(r for r in fake_llm.requests if not r.stream)
     assert "[attachment: report.pdf (application/pdf, " in summary.prompt_text
@@ -174,7 +174,7 @@ async def test_files_are_read_once_even_when_the_first_answer_fails(
     async with discord_bot() as bot:
         message = await fake_discord.user_says("read this", mention_bot=True, attachments=[notes])
         thread = str(message["id"])
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 1)  # the failure notice
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 1)  # the failure notice
         await settle(bot)
         await fake_discord.user_says("try again", channel_id=thread)
         await wait_until(lambda: len(fake_discord.texts_in(thread)) == 2, what="the second answer")
@@ -189,13 +189,13 @@ async def test_a_file_sent_while_the_card_waited_is_read_when_the_card_is_clicke
     async with discord_bot() as bot:
         message = await fake_discord.user_says("hello", mention_bot=True)
         thread = str(message["id"])
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 1)
         await settle(bot)
     first = fake_discord.attachment_file("first.txt", b"alpha", content_type="text/plain")
     second = fake_discord.attachment_file("second.txt", b"beta", content_type="text/plain")
     async with discord_bot() as bot:
         await fake_discord.user_says("here is one", channel_id=thread, attachments=[first])
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         await settle(bot)
     async with discord_bot() as bot:  # restarted with the card still open: first.txt was never read
         await fake_discord.user_says("and another", channel_id=thread, attachments=[second])
@@ -203,7 +203,7 @@ async def test_a_file_sent_while_the_card_waited_is_read_when_the_card_is_clicke
         card = fake_discord.cards_in(thread)[0]
         fake_llm.reply("Got the second one.")
         await fake_discord.click(button(card, "fresh"), message=card)
-        await fake_discord.wait_for(lambda: "Got the second one." in fake_discord.texts_in(thread))
+        await wait_until(lambda: "Got the second one." in fake_discord.texts_in(thread))
         await settle(bot)
     assert "I could not read first.txt (the bot restarted before reading it)." in fake_discord.texts_in(thread)
     prompt = fake_llm.requests[-1].prompt_text
