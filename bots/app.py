@@ -17,6 +17,7 @@ from agent.summarize import Summarizer
 from agent.tools import ToolBox, ToolProvider
 from bots import metrics
 from bots.approvals import ApprovalFlow
+from bots.attachments import AttachmentLimits
 from bots.commands_models import ThreadModels
 from bots.config import ConfigError, Settings
 from bots.health import Health
@@ -161,6 +162,10 @@ async def open_router(
             max_tool_steps=settings.max_tool_steps,
             models=ThreadModels(llm=llm, allowed=settings.models, store=ThreadSettings(db)),
             admin_users=settings.admin_users,
+            attachment_limits=AttachmentLimits(
+                max_download_bytes=int(settings.attachment_max_mb * 1_000_000),
+                download_timeout_s=settings.attachment_timeout_s,
+            ),
         )
         outboxes.router = router
         housekeeping.start()

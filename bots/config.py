@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     user_daily_tokens: int | None = Field(default=None, ge=1)
+    attachment_max_mb: float = Field(default=20.0, gt=0)  # larger files are refused with a note
+    attachment_timeout_s: float = Field(default=20.0, gt=0)  # one file's download
 
     # Tools: wired by the composition root as agent/tools.py's module docstring shows.
     mcp_config: Path | None = None

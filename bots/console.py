@@ -4,10 +4,11 @@ Each ``--thread NAME`` is one thread. Lines typed (or piped) become messages; th
 When the router shows a "Where were we?" card, the next line ``1`` (or ``c``) means Catch me up and ``2``
 (or ``f``) Start fresh; when it asks to allow a tool call, ``y`` (or ``allow``) allows it and ``n`` (or
 ``deny``) denies it. Any other line is just another message that waits with the first. While a tool runs a
-dim ``(running NAME…)`` line says so. ``/retry``, ``/model [NAME]``, ``/memory``, ``/export`` (a Markdown file
-in the export folder, the current one by default) and ``/forget`` (then ``y`` to confirm) are the in-thread
-commands of ``bots/commands.py``. Quit with Ctrl-D. It drives the very router the Discord and Slack
-adapters use; an approval is asked while a reply is under way, so input is read again as soon as one is.
+dim ``(running NAME…)`` line says so. ``/attach PATH…`` attaches files to the next message. ``/retry``,
+``/model [NAME]``, ``/memory``, ``/export`` (a Markdown file in the export folder, the current one by default)
+and ``/forget`` (then ``y`` to confirm) are the in-thread commands of ``bots/commands.py``. Quit with Ctrl-D.
+It drives the very router the Discord and Slack adapters use; an approval is asked while a reply is under way,
+so input is read again as soon as one is.
 """
 
 from __future__ import annotations
@@ -20,8 +21,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TextIO
 
+from bots.attachments_console import files_to_attach, is_attach_command
 from bots.commands import Command, CommandResult, ForgetClick, parse_command
-from bots.messages import ApprovalAction, ApprovalClick, Author, CardAction, CardClick, IncomingMessage, ThreadKey
+from bots.messages import (
+    ApprovalAction,
+    ApprovalClick,
+    Attachment,
+    Author,
+    CardAction,
+    CardClick,
+    IncomingMessage,
+    ThreadKey,
+)
 from bots.ports import ApprovalCard, CatchUpCard, parse_forget_button_id
 from bots.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL, approval_status_line, card_text
 from bots.threads import ThreadRouter
@@ -137,6 +148,7 @@ async def chat(
     interactive = source.isatty()
     loop = asyncio.get_running_loop()
     forget_pending: int | None = None  # the thread row a /forget asked about, until the next line
+    files: tuple[Attachment, ...] = ()  # held by /attach for the next message
     while True:
         if interactive:
             out.write("you> ")
@@ -176,10 +188,20 @@ async def chat(
             result = await router.handle_click(CardClick(card_id=card_id, action=choice, user=author, thread=key))
             if result.private_note:
                 out.write(f"(only you can see this) {result.private_note}\n")
+        elif is_attach_command(text):
+            attached, said = files_to_attach(text)
+            files += attached
+            out.write(said + "\n")
         elif text.strip():
+            attached, files = files, ()
             await router.handle_message(
                 IncomingMessage(
-                    thread=key, message_id=str(uuid.uuid4()), author=author, text=text, thread_title=thread_name
+                    thread=key,
+                    message_id=str(uuid.uuid4()),
+                    author=author,
+                    text=text,
+                    thread_title=thread_name,
+                    attachments=attached,
                 )
             )
         await _until_idle_or_asked(router, outbox)

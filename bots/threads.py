@@ -37,6 +37,8 @@ from agent.steps import MAX_TOOL_STEPS
 from agent.summarize import Summarizer
 from bots import log_context, metrics
 from bots.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
+from bots.attachment_turns import TurnFiles
+from bots.attachments import AttachmentLimits
 from bots.cards import CardFlow
 from bots.commands import Command, CommandFlow, CommandResult, ForgetClick
 from bots.commands_models import ThreadModels
@@ -54,7 +56,7 @@ from bots.messages import (
 from bots.ports import BackgroundService, CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns, prompt_text
 from bots.tool_turns import ThreadTools
-from storage.erasure import KIND_EDITED, KIND_THREAD, Erasure
+from storage.erasure import KIND_DELETED, KIND_EDITED, KIND_THREAD, Erasure
 from storage.log import LoggedMessage, ThreadGone
 from storage.sessions import CardRecord
 
@@ -86,6 +88,7 @@ class ThreadRouter:
         max_tool_steps: int = MAX_TOOL_STEPS,
         models: ThreadModels | None = None,
         admin_users: frozenset[str] = frozenset(),
+        attachment_limits: AttachmentLimits | None = None,
     ) -> None:
         self._log = stores.log
         self._sessions = stores.sessions
@@ -119,6 +122,7 @@ class ThreadRouter:
         self._tool_servers = tool_servers
         self._tool_servers_started = False
         self._max_tool_steps = max_tool_steps
+        self._files = TurnFiles(log=stores.log, limits=attachment_limits)
 
     # -- wiring ---------------------------------------------------------------------------------------------
 
@@ -212,6 +216,8 @@ class ThreadRouter:
             row, created = await self._record(state, message)
         finally:
             state.pinned -= 1
+        if created:
+            state.files.hold(row.id, message.attachments)  # read by the turn that answers it
         async with state.lock:
             if message.event_key and await self._events.record(
                 platform=message.thread.platform, event_key=message.event_key, message_id=row.id, now=self._clock()
@@ -275,12 +281,14 @@ class ThreadRouter:
             self._states.drop(state)
             return
         state.catch_up.interrupt()  # a catch-up summary being written may hold the text: stop it, write it anew
+        if erasure.kind == KIND_DELETED and erasure.message_id is not None:
+            state.files.release([erasure.message_id])  # a deleted message's files leave memory too
         if state.session is None or erasure.message_id is None:
             return
         new_text = None
         if erasure.kind == KIND_EDITED:
             rows = await self._log.visible(thread_id=state.thread_id, ids=[erasure.message_id])
-            new_text = prompt_text(rows[0]) if rows else None
+            new_text = prompt_text(rows[0], state.files.read.get(erasure.message_id)) if rows else None
         state.session.forget(message_id=erasure.message_id, new_text=new_text)
 
     # -- the card -------------------------------------------------------------------------------------------
@@ -412,9 +420,20 @@ class ThreadRouter:
         if await self._usage.refuse_over_cap(outboxes=self._outboxes, thread=state.key, user_id=author_id):
             state.inflight.difference_update(m.platform_message_id for m in waiting)
             return True
+        inputs = await self._files.prepare(
+            held=state.files,
+            thread=state.key,
+            thread_id=state.thread_id,
+            waiting=waiting,
+            vision=await session.sees_images(),
+            outbox=self.outbox(state.key),
+        )
         self._usage.begin(thread_id=state.thread_id, user_id=author_id)
         ids = [m.id for m in waiting]
-        turns = [UserTurn(author=m.author_name, text=prompt_text(m), message_id=m.id) for m in waiting]
+        turns = [
+            UserTurn(author=m.author_name, text=i.text, message_id=m.id, images=i.images)
+            for m, i in zip(waiting, inputs, strict=True)
+        ]
         provisional_id = f"local-{uuid.uuid4()}"
         committed = False
 
@@ -458,6 +477,7 @@ class ThreadRouter:
             if posted:
                 await self._log.set_platform_id(thread_id=state.thread_id, old=provisional_id, new=posted[0])
             state.answered_through = max(state.answered_through, *ids)
+            state.files.release(ids)
             self._states.touch(state)
         state.inflight.difference_update(m.platform_message_id for m in waiting)
         return committed

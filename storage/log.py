@@ -278,6 +278,13 @@ class ThreadLog:
         )
         return row is not None
 
+    async def set_attachments(self, *, thread_id: int, message_id: int, attachments: list[dict[str, Any]]) -> None:
+        """Replace a message's attachment metadata once its files were read (a deleted message stays blank)."""
+        await self._db.execute(
+            "UPDATE messages SET attachments_json = ? WHERE thread_id = ? AND id = ? AND deleted_utc IS NULL",
+            (json.dumps(attachments), thread_id, message_id),
+        )
+
     async def set_platform_id(self, *, thread_id: int, old: str, new: str) -> None:
         """Give a reply logged before it was posted the id the platform gave it."""
         await self._db.execute(

@@ -57,6 +57,7 @@ REQUIRED_SCOPES = (
     "users:read",
     "files:write",  # the export command's file (files upload v2)
     "im:write",  # ... sent to the asker's DM with the bot (conversations.open)
+    "files:read",  # download the files shared in its threads (url_private)
 )
 LISTENED_EVENTS = ("app_home_opened", "app_mention", "assistant_thread_context_changed", "assistant_thread_started")
 MESSAGE_EVENTS = ("message.channels", "message.groups", "message.im")  # what "message" subscribes to
@@ -91,6 +92,8 @@ class SlackAdapter:
         if settings.slack_api_url:
             client_args["base_url"] = settings.slack_api_url.rstrip("/") + "/"
         self.client = AsyncWebClient(**client_args)
+        # url_private downloads need the bot token as Bearer (scope files:read); kept out of every repr and log.
+        self._file_headers = {"Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}"}
         # Slack answers 429 with Retry-After when a channel gets more than about a message a second.
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
         self.app = AsyncApp(
@@ -317,7 +320,11 @@ class SlackAdapter:
         """Translate a user's message and hand it to the router, which logs it before this returns."""
         try:
             message = translate.message_from(
-                body, event, bot_user_id=self.bot_user_id, display_name=await self._display_name(str(event.get("user")))
+                body,
+                event,
+                bot_user_id=self.bot_user_id,
+                display_name=await self._display_name(str(event.get("user"))),
+                download_headers=self._file_headers,
             )
         except translate.SlackPayloadError as exc:
             log.warning("ignoring a malformed Slack message event: %s", exc)

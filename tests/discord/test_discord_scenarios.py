@@ -211,8 +211,8 @@ async def test_small_text_attachments_are_inlined_and_others_noted(
         await wait_until(lambda: len(fake_discord.texts_in(message["id"])) == 1)
         await settle(bot)
     prompt = fake_llm.requests[-1].body["messages"][-1]["content"]
-    assert "[attachment: notes.txt (text/plain, 20 bytes)]\ncontents of notes.txt" in prompt
-    assert "[attachment: photo.png (image/png, 50000 bytes)]" in prompt
+    assert "[attachment: notes.txt (text/plain, 21 bytes)]\ncontents of notes.txt" in prompt  # the size read
+    assert "[attachment: photo.png (image/png, 50000 bytes), not read: this model cannot see images]" in prompt
     assert "photo.png" in db_rows(db_path, "SELECT attachments_json FROM messages")[0][0]
 
 

@@ -94,6 +94,9 @@ class FakeDiscord:
     faults: list[Fault] = field(default_factory=list)
     app_commands: list[dict[str, Any]] = field(default_factory=list)
     uploads: list[UploadedFile] = field(default_factory=list)
+    cdn_files: dict[str, bytes] = field(default_factory=dict)  # attachment name -> what the CDN serves
+    cdn_faults: dict[str, int | float] = field(default_factory=dict)  # name -> HTTP status, or seconds of silence
+    cdn_downloads: list[str] = field(default_factory=list)  # names the bot downloaded, in order
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _seq: Any = field(default_factory=lambda: itertools.count(1))
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -670,7 +673,21 @@ class FakeDiscord:
         }
 
     async def _attachment(self, request: web.Request) -> web.Response:
-        return web.Response(body=f"contents of {request.match_info['name']}".encode())
+        name = request.match_info["name"]
+        self.cdn_downloads.append(name)
+        fault = self.cdn_faults.get(name)
+        if isinstance(fault, int):
+            return web.Response(status=fault, text="not found")
+        if isinstance(fault, float):
+            await asyncio.sleep(fault)  # a CDN that never answers within the bot's timeout
+        return web.Response(body=self.cdn_files.get(name, f"contents of {name}".encode()))
+
+    def attachment_file(
+        self, name: str, data: bytes, *, content_type: str, size: int | None = None
+    ) -> dict[str, Any]:
+        """An attachment the CDN serves as ``data``; ``size`` is what the message claims (default: the truth)."""
+        self.cdn_files[name] = data
+        return self.attachment(name, content_type=content_type, size=len(data) if size is None else size)
 
     def attachment(self, name: str, *, content_type: str = "text/plain", size: int = 20) -> dict[str, Any]:
         return {

@@ -40,6 +40,7 @@ GRANTED_SCOPES = (
     "users:read",
     "files:write",
     "im:write",
+    "files:read",
 )
 STREAM_CALL_LIMIT = 12_000  # characters of markdown a streaming call may carry
 
@@ -88,6 +89,10 @@ class FakeSlack:
     streaming: bool = False
     streams: dict[str, Stream] = field(default_factory=dict)  # ts -> the streamed message
     uploads: dict[str, bytes] = field(default_factory=dict)  # file_id -> the bytes POSTed to its upload URL
+    bot_token: str = "xoxb-test-token"  # url_private downloads need it as Bearer, like Slack's file servers
+    files: dict[str, bytes] = field(default_factory=dict)  # file id -> what url_private serves
+    file_faults: dict[str, int | float | str] = field(default_factory=dict)  # id -> status, seconds, or "sign-in"
+    file_downloads: list[tuple[str, int]] = field(default_factory=list)  # (file id, status answered), in order
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -102,6 +107,7 @@ class FakeSlack:
         app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._file_download)
         await self._server.start(app)
 
     async def stop(self) -> None:
@@ -248,6 +254,42 @@ class FakeSlack:
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         result = handler(call) if handler else {"ok": True}
         return web.json_response(result, headers={"x-oauth-scopes": ",".join(self.scopes)})
+
+    # -- files (url_private) ------------------------------------------------------------------------------------
+
+    def file(self, name: str, data: bytes, *, mimetype: str, size: int | None = None) -> dict[str, Any]:
+        """A file object as a ``file_share`` message carries it; ``size`` is what Slack claims (default: the truth)."""
+        file_id = f"F{len(self.files) + 1:08d}"
+        self.files[file_id] = data
+        url = f"http://127.0.0.1:{self._server.port}/files-pri/T1-{file_id}/{name}"
+        return {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "size": len(data) if size is None else size,
+            "url_private": url,
+            "url_private_download": url + "?download=1",
+        }
+
+    async def _file_download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"].split("-", 1)[-1]
+        fault = self.file_faults.get(file_id)
+        status = 200
+        if request.headers.get("Authorization") != f"Bearer {self.bot_token}":
+            status = 401  # Slack answers a login page or 401 without the token; never the file
+        elif isinstance(fault, int):
+            status = fault
+        elif file_id not in self.files:
+            status = 404
+        self.file_downloads.append((file_id, status))
+        if status != 200:
+            return web.Response(status=status, text="unauthorized" if status == 401 else "error")
+        if isinstance(fault, float):
+            await asyncio.sleep(fault)  # a file server that never answers within the bot's timeout
+        if fault == "sign-in":  # what Slack serves a token without files:read: its sign-in page, with a 200
+            return web.Response(text="<html><body>Sign in to Slack</body></html>", content_type="text/html")
+        return web.Response(body=self.files[file_id], content_type="application/octet-stream")
 
     def _next_ts(self) -> str:
         n = next(self._ts)
