@@ -131,7 +131,8 @@ class SlackOutbox:
             log.exception("could not show a status in %s", thread)
 
     async def post_notice(self, *, thread: ThreadKey, text: str) -> None:
-        await self._client.chat_postMessage(channel=thread.channel, thread_ts=thread.thread, text=text)
+        """A notice is plain text: it may quote a file name or a person, so it can never ping or link."""
+        await self._client.chat_postMessage(channel=thread.channel, thread_ts=thread.thread, text=escape(text))
 
     async def post_card(self, *, card: CatchUpCard) -> str:
         response = await self._client.chat_postMessage(

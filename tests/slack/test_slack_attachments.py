@@ -88,6 +88,21 @@ async def test_without_the_bot_token_the_file_server_says_401_and_the_thread_is_
     assert "step one" not in fake_llm.requests[-1].prompt_text
 
 
+async def test_a_file_name_in_the_note_cannot_ping_the_channel(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_slack.bot_token = "xoxb-another-workspace"  # the download fails, so the note names the file
+    doc = fake_slack.file("<!here> & <@U1>.txt", b"step one", mimetype="text/plain")
+    async with slack_bot() as bot:
+        mention = with_files(Payloads.mention("read my plan"), doc)
+        await fake_slack.send(Payloads.event_body(mention))
+        await wait_until(lambda: len(bot_texts(fake_slack, mention["ts"])) == 2, what="the note and the answer")
+        await settle(bot)
+    note = bot_texts(fake_slack, mention["ts"])[0]
+    assert note.startswith("I could not read &lt;!here&gt; &amp; &lt;@U1&gt;.txt (")
+    assert "<" not in note
+
+
 async def test_text_code_and_pdf_files_in_a_thread_are_inlined_and_a_model_without_vision_gets_a_note(
     slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
 ) -> None:
