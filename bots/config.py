@@ -46,6 +46,10 @@ HINTS: dict[str, str] = {
     "TOOL_APPROVERS": "a comma-separated list of user ids who alone may approve tool calls, or empty for anyone "
     "the allowlists admit",
     "APPROVAL_TIMEOUT_S": "a number of seconds greater than 0 to wait for an approval click, e.g. 600",
+    "LLM_MODELS": "a comma-separated list of litellm model strings people may switch a thread to, the default "
+    "first, e.g. openai/gpt-4o-mini,anthropic/claude-3-5-haiku-latest, or leave it unset for LLM_MODEL alone",
+    "ADMIN_USERS": "a comma-separated list of user ids who alone may use the forget and model commands, or empty "
+    "for anyone the allowlists admit",
 }
 
 
@@ -78,6 +82,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     user_daily_tokens: int | None = Field(default=None, ge=1)
+    attachment_max_mb: float = Field(default=20.0, gt=0)  # larger files are refused with a note
+    attachment_timeout_s: float = Field(default=20.0, gt=0)  # one file's download
 
     # Tools: wired by the composition root as agent/tools.py's module docstring shows.
     mcp_config: Path | None = None
@@ -86,6 +92,10 @@ class Settings(BaseSettings):
     builtin_tools: NameList = BUILTIN_TOOL_NAMES
     tool_approvers: IdList = frozenset()
     approval_timeout_s: float = Field(default=600.0, gt=0)
+
+    # In-thread commands (bots/commands.py).
+    llm_models: NameList = ()  # empty: LLM_MODEL alone
+    admin_users: IdList = frozenset()
 
     discord_token: SecretStr | None = None
     discord_api_base: str | None = None
@@ -102,6 +112,13 @@ class Settings(BaseSettings):
     slack_allowed_teams: IdList = frozenset()
     slack_allowed_channels: IdList = frozenset()
     slack_allowed_users: IdList = frozenset()
+    # The DM's suggested prompts (agent messages tab, assistant panel): a JSON list of [title, message] pairs.
+    slack_suggested_prompts: tuple[tuple[str, str], ...] = (
+        ("What can you do?", "What can you help me with?"),
+        ("Summarize a discussion", "I'll paste a discussion: summarize it and list the decisions and open questions."),
+        ("Draft a message", "Help me draft a short, friendly message to my team."),
+        ("Explain simply", "Explain this to me simply, with an example:"),
+    )
     port: int = Field(default=3000, ge=1, le=65535)
 
     _split = field_validator(
@@ -113,14 +130,24 @@ class Settings(BaseSettings):
         "slack_allowed_channels",
         "slack_allowed_users",
         "tool_approvers",
+        "admin_users",
         mode="before",
     )(_split_ids)
 
-    @field_validator("builtin_tools", mode="before")
+    @field_validator("builtin_tools", "llm_models", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+        return value
+
+    @field_validator("slack_suggested_prompts")
+    @classmethod
+    def _at_most_four_prompts(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        if len(value) > 4:
+            raise ValueError('Slack shows at most 4 suggested prompts, e.g. [["Title", "message"], ...]')
+        if any(not title.strip() or not message.strip() for title, message in value):
+            raise ValueError("each suggested prompt needs a title and a message")
         return value
 
     @field_validator("builtin_tools")
@@ -176,6 +203,23 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()
+
+    @field_validator("llm_models")
+    @classmethod
+    def _models_named(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        spaced = [name for name in value if any(c.isspace() for c in name)]
+        if spaced:
+            raise ValueError(f"model strings cannot contain spaces: {', '.join(map(repr, spaced))}")
+        return value
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models a thread may use, the default first: LLM_MODELS, else LLM_MODEL alone."""
+        return self.llm_models or (self.llm_model,)
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0]
 
     @property
     def database_backend(self) -> Backend:

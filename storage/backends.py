@@ -21,9 +21,11 @@ from storage.protocols import (
     DatabaseProbe,
     DeliveredEvents,
     ErasureStore,
+    FeedbackStore,
     SessionStore,
     ThreadLog,
     ThreadSearch,
+    ThreadSettings,
     ToolTrail,
     UsageLog,
 )
@@ -97,6 +99,8 @@ class Storage:
     trail: ToolTrail
     approvals: ApprovalStore
     usage: UsageLog
+    feedback: FeedbackStore
+    thread_settings: ThreadSettings
     probe: DatabaseProbe
     applied: tuple[str, ...]  # migrations applied when it was opened
     database: object  # the backend's own handle (storage.db.Database or PostgresDatabase), for its own tools
@@ -104,7 +108,7 @@ class Storage:
 
 
 async def _open_sqlite(url: str, *, migrate: bool) -> Storage:
-    from storage import db, erasure, health, log, migrations, search, sessions, trail, usage
+    from storage import db, erasure, feedback, health, log, migrations, search, sessions, thread_settings, trail, usage
 
     database = await db.open_database(database_path_from_url(url))
     try:
@@ -124,6 +128,8 @@ async def _open_sqlite(url: str, *, migrate: bool) -> Storage:
         trail=trail.ToolTrail(database),
         approvals=trail.ApprovalStore(database),
         usage=usage.UsageLog(database),
+        feedback=feedback.FeedbackStore(database),
+        thread_settings=thread_settings.ThreadSettings(database),
         probe=health.SqliteProbe(database),
         applied=tuple(applied),
         database=database,
@@ -132,7 +138,19 @@ async def _open_sqlite(url: str, *, migrate: bool) -> Storage:
 
 
 async def _open_postgres(url: str, *, migrate: bool) -> Storage:
-    from storage.postgres import db, erasure, health, log, migrations, search, sessions, trail, usage
+    from storage.postgres import (
+        db,
+        erasure,
+        feedback,
+        health,
+        log,
+        migrations,
+        search,
+        sessions,
+        thread_settings,
+        trail,
+        usage,
+    )
 
     database = await db.open_postgres(url)
     try:
@@ -152,6 +170,8 @@ async def _open_postgres(url: str, *, migrate: bool) -> Storage:
         trail=trail.PostgresToolTrail(database),
         approvals=trail.PostgresApprovalStore(database),
         usage=usage.PostgresUsageLog(database),
+        feedback=feedback.PostgresFeedbackStore(database),
+        thread_settings=thread_settings.PostgresThreadSettings(database),
         probe=health.PostgresProbe(database),
         applied=tuple(applied),
         database=database,

@@ -18,8 +18,9 @@ import yarl
 from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
 from bots.discord import translate
-from bots.discord.access import checks_from, is_allowed, origin_of_click, origin_of_message
+from bots.discord.access import NOT_AVAILABLE, checks_from, is_allowed, origin_of_click, origin_of_message
 from bots.discord.buttons import ApprovalButton, CardButton
+from bots.discord.commands import ForgetButton, SlashCommands
 from bots.discord.outbox import NO_PINGS, DiscordOutbox
 from bots.messages import (
     ApprovalAction,
@@ -37,7 +38,6 @@ from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
 
-NOT_AVAILABLE = "Sorry, I'm not available to you here. Ask a server admin if you think that's wrong."
 NEEDED_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -59,16 +59,19 @@ ANSWERED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 class DiscordClient(discord.Client):
     """discord.py's client with our persistent buttons registered before the gateway connects."""
 
-    def __init__(self, adapter: DiscordAdapter, *, guild_ready_timeout: float) -> None:
+    def __init__(self, adapter: DiscordAdapter, *, guild_ready_timeout: float, commands: SlashCommands) -> None:
         intents = discord.Intents.none()
         intents.guilds = intents.guild_messages = intents.dm_messages = intents.message_content = True
         super().__init__(intents=intents, guild_ready_timeout=guild_ready_timeout, allowed_mentions=NO_PINGS)
         self.adapter = adapter
         self.card_click_handler = adapter.on_card_click
         self.approval_click_handler = adapter.on_approval_click
+        self.commands = commands
+        self.tree = commands.tree_for(self)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(CardButton, ApprovalButton)
+        self.add_dynamic_items(CardButton, ApprovalButton, ForgetButton)
+        await self.commands.sync(self.tree)
 
     async def on_ready(self) -> None:
         self.adapter.on_new_gateway_session()
@@ -98,7 +101,8 @@ class DiscordAdapter:
         self._router = router
         self._checks = checks_from(settings)
         self._accepting = True
-        self.client = DiscordClient(self, guild_ready_timeout=guild_ready_timeout)
+        commands = SlashCommands(router=router, checks=self._checks, models=settings.models)
+        self.client = DiscordClient(self, guild_ready_timeout=guild_ready_timeout, commands=commands)
         self.outbox = DiscordOutbox(self.client)
         self._connection: asyncio.Task[None] | None = None
         self._backfilled: BoundedCache[ThreadKey, None] = BoundedCache(max_entries=BACKFILLED_THREADS_MAX)

@@ -17,6 +17,7 @@ from bots.discord import DiscordAdapter
 from bots.threads import ThreadRouter
 from tests.conftest import MakeSettings
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.waiting import wait_until
 
 
 @dataclass
@@ -68,7 +69,7 @@ async def settle(bot: DiscordBot) -> None:
 async def open_thread(fake: FakeDiscord, bot: DiscordBot, text: str) -> str:
     """Mention the bot in the channel and wait for its first reply in the new thread; return the thread id."""
     message = await fake.user_says(text, mention_bot=True)
-    await fake.wait_for(lambda: len(fake.texts_in(message["id"])) == 1)
+    await wait_until(lambda: len(fake.texts_in(message["id"])) == 1)
     await settle(bot)
     return str(message["id"])
 
