@@ -24,7 +24,7 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.bounded import BoundedCache
@@ -45,6 +45,7 @@ from bots.render import (
     card_text,
     split_message,
 )
+from bots.slack.errors import reason_of as _reason
 from bots.slack.feedback import feedback_blocks, text_blocks
 from bots.slack.mrkdwn import escape, to_mrkdwn
 from bots.slack.status import AssistantStatus
@@ -224,13 +225,6 @@ class SlackMessages:
             await self._client.chat_delete(channel=self._thread.channel, ts=message_id)
         except (SlackClientError, aiohttp.ClientError) as exc:
             log.info("could not remove the reply message %s in %s (%s)", message_id, self._thread, _reason(exc))
-
-
-def _reason(exc: Exception) -> str:
-    """A failed call in a few words: Slack's error code, else the kind of network error."""
-    if isinstance(exc, SlackApiError) and isinstance(exc.response.data, dict):
-        return str(exc.response.data.get("error") or exc.response.status_code)
-    return type(exc).__name__
 
 
 def message_chunks(snapshot: Snapshot) -> list[str]:

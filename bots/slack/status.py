@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.messages import ThreadKey
+from bots.slack.errors import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,10 @@ class AssistantStatus:
                     loading_messages=loading if text and loading else None,
                 )
         except SlackApiError as exc:
-            error = exc.response.data.get("error") if isinstance(exc.response.data, dict) else None
             log.info(
                 "Slack refused the assistant status in workspace %s (%s); using a line in the reply there instead",
                 thread.workspace,
-                error or exc.response.status_code,
+                reason_of(exc),
             )
             self._refused.add(where)
             self._shown.discard(thread)

@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.messages import ThreadKey
 from bots.native_stream import StreamRefused
+from bots.slack.errors import reason_of as _reason
 from bots.slack.feedback import feedback_blocks
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,6 @@ def is_dm(thread: ThreadKey) -> bool:
 def _guarded(markdown: str) -> str:
     """Model text cannot ping people or channels: a zero-width space after each ``<`` that would start one."""
     return _MENTION.sub("<\u200b", markdown)
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, SlackApiError) and isinstance(exc.response.data, dict):
-        return str(exc.response.data.get("error") or exc.response.status_code)
-    return type(exc).__name__
 
 
 class NativeStreaming:
