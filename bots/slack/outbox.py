@@ -50,6 +50,7 @@ from bots.slack.feedback import feedback_blocks, text_blocks
 from bots.slack.mrkdwn import escape, to_mrkdwn
 from bots.slack.status import AssistantStatus
 from bots.slack.stream import NativeStreaming, SlackStream
+from bots.slack.translate import is_dm
 from bots.streaming import Snapshot, StreamingStatuses
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,11 @@ class SlackOutbox:
             thinking = asyncio.create_task(self._status.set(thread, THINKING, loading=self._loading_messages))
             messages = SlackMessages(self._client, thread)
             stream = SlackStream(
-                self._client, thread, asker=self._askers.get((thread.channel, thread.thread)), streaming=self.native
+                self._client,
+                thread,
+                asker=self._askers.get((thread.channel, thread.thread)),
+                streaming=self.native,
+                status_shown=is_dm(thread) and not self._status.refused_in(thread.workspace, dm=True),
             )
             try:
                 ids = await stream_natively(

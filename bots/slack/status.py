@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.messages import ThreadKey
 from bots.slack.errors import reason_of
+from bots.slack.translate import is_dm
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class AssistantStatus:
         ``loading`` are the lines Slack rotates through meanwhile. A refusal is remembered apart for DMs (the
         assistant and agent threads, where Slack allows the status) and for channel threads (where it may not).
         """
-        where = (thread.workspace, thread.channel.startswith("D"))
+        where = (thread.workspace, is_dm(thread))
         if where in self._refused:
             return False
         if text is None and thread not in self._shown:

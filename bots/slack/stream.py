@@ -29,17 +29,13 @@ from bots.messages import ThreadKey
 from bots.native_stream import StreamRefused
 from bots.slack.errors import reason_of as _reason
 from bots.slack.feedback import feedback_blocks
+from bots.slack.translate import is_dm
 
 log = logging.getLogger(__name__)
 
 STREAM_LIMIT = 11_500  # characters a streamed message holds: Slack takes 12,000 a call; mention guards add some
 NATIVE_RETRY_AFTER_S = 3600.0
 _MENTION = re.compile(r"<(?=[@!#])")  # Slack would read <@U…>, <!here>, <#C…> as a mention or a link
-
-
-def is_dm(thread: ThreadKey) -> bool:
-    """A direct message (or the assistant / agent thread in one): Slack's DM channel ids start with D."""
-    return thread.channel.startswith("D")
 
 
 def _guarded(markdown: str) -> str:
@@ -76,7 +72,13 @@ class SlackStream:
     limit = STREAM_LIMIT
 
     def __init__(
-        self, client: AsyncWebClient, thread: ThreadKey, *, asker: str | None, streaming: NativeStreaming
+        self,
+        client: AsyncWebClient,
+        thread: ThreadKey,
+        *,
+        asker: str | None,
+        streaming: NativeStreaming,
+        status_shown: bool,
     ) -> None:
         self._client = client
         self._thread = thread
@@ -85,8 +87,9 @@ class SlackStream:
         self._tasks = itertools.count(1)
         self._task: tuple[str, str] | None = None  # the task chunk in progress: id, title
         self.ids: list[str] = []
-        # In a DM the assistant status says "thinking"; elsewhere the opened stream is the only sign of life.
-        self.start_at_once = not is_dm(thread)
+        # Where the assistant status says "thinking" the stream opens with the first text; elsewhere the opened
+        # stream is the only sign of life, so it opens while the model is asked.
+        self.start_at_once = not status_shown
 
     async def start(self) -> str:
         if self._streaming.refused_in(self._thread.workspace):
