@@ -49,7 +49,7 @@ from bots.slack.errors import reason_of as _reason
 from bots.slack.feedback import feedback_blocks, text_blocks
 from bots.slack.mrkdwn import escape, to_mrkdwn
 from bots.slack.status import AssistantStatus
-from bots.slack.stream import NativeStreaming, SlackStream
+from bots.slack.stream import Asker, NativeStreaming, SlackStream
 from bots.slack.translate import is_dm
 from bots.streaming import Snapshot, StreamingStatuses
 
@@ -80,11 +80,13 @@ class SlackOutbox:
         self._statuses = StreamingStatuses()
         self._status = AssistantStatus(client)
         self.native = NativeStreaming()
-        self._askers: BoundedCache[tuple[str, str], str] = BoundedCache(max_entries=ASKERS_MAX, ttl_s=ASKER_TTL_S)
+        self._askers: BoundedCache[tuple[str, str], Asker] = BoundedCache(max_entries=ASKERS_MAX, ttl_s=ASKER_TTL_S)
 
-    def remember_asker(self, thread: ThreadKey, user: str) -> None:
-        """The latest person to speak in ``thread``: outside DMs a native stream names them as its recipient."""
-        self._askers.put((thread.channel, thread.thread), user)
+    def remember_asker(self, thread: ThreadKey, user: str, *, team: str | None = None) -> None:
+        """The latest person to speak in ``thread``: outside DMs a native stream names them as its recipient.
+
+        ``team`` is their own (in a Slack Connect channel, not necessarily the thread's workspace)."""
+        self._askers.put((thread.channel, thread.thread), Asker(user, team or thread.workspace))
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
         with self._statuses.streaming(thread) as status:

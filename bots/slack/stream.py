@@ -19,6 +19,7 @@ import itertools
 import logging
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -41,6 +42,14 @@ _MENTION = re.compile(r"<(?=[@!#])")  # Slack would read <@Uâ€¦>, <!here>, <#Câ€
 def _guarded(markdown: str) -> str:
     """Model text cannot ping people or channels: a zero-width space after each ``<`` that would start one."""
     return _MENTION.sub("<\u200b", markdown)
+
+
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """Whom a stream outside a DM is for: the person and their own team."""
+
+    user: str
+    team: str
 
 
 class NativeStreaming:
@@ -76,7 +85,7 @@ class SlackStream:
         client: AsyncWebClient,
         thread: ThreadKey,
         *,
-        asker: str | None,
+        asker: Asker | None,
         streaming: NativeStreaming,
         status_shown: bool,
     ) -> None:
@@ -103,7 +112,7 @@ class SlackStream:
             if not self._asker:
                 log.info("no asker known in %s to stream to; posting this reply", self._thread)
                 raise StreamRefused
-            kwargs |= {"recipient_user_id": self._asker, "recipient_team_id": self._thread.workspace}
+            kwargs |= {"recipient_user_id": self._asker.user, "recipient_team_id": self._asker.team}
         try:
             response = await self._client.chat_startStream(**kwargs)
         except SlackApiError as exc:

@@ -201,3 +201,17 @@ async def test_after_a_restart_the_caught_up_answer_streams_to_the_clicker(
     answer = fake_slack.streamed_in(mention["ts"])[-1]
     assert answer.text == "You picked Redis."
     assert fake_slack.calls_to("chat.startStream")[-1].params["recipient_user_id"] == "UCAROL"
+
+
+async def test_in_a_slack_connect_channel_the_stream_names_the_askers_own_team(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    fake_slack.streaming = True
+    fake_llm.reply("Hello, partner.")
+    mention = Payloads.mention("hi from the other org", user="UPARTNER", team="TPARTNER")
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.shared_channel_body(mention, host_team="TPARTNER"))
+        await wait_until(lambda: any(s.stopped for s in fake_slack.streamed_in(mention["ts"])))
+        await settle(bot)
+    [start] = fake_slack.calls_to("chat.startStream")
+    assert (start.params["recipient_user_id"], start.params["recipient_team_id"]) == ("UPARTNER", "TPARTNER")
