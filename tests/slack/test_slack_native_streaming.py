@@ -215,3 +215,17 @@ async def test_in_a_slack_connect_channel_the_stream_names_the_askers_own_team(
         await settle(bot)
     [start] = fake_slack.calls_to("chat.startStream")
     assert (start.params["recipient_user_id"], start.params["recipient_team_id"]) == ("UPARTNER", "TPARTNER")
+
+
+async def test_in_a_dm_a_model_that_fails_before_any_text_opens_no_stream(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    fake_slack.streaming = True
+    fake_llm.fail_always(401)
+    dm = Payloads.dm("hello?")
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(dm))
+        await wait_until(lambda: len(replies_in(fake_slack, dm["ts"])) == 1)  # the short notice
+        await settle(bot)
+    assert fake_slack.calls_to("chat.startStream") == [] and fake_slack.calls_to("chat.delete") == []
+    assert [c.params["status"] for c in fake_slack.calls_to("assistant.threads.setStatus")] == ["is thinking…", ""]
