@@ -66,7 +66,6 @@ async def test_a_link_preview_is_not_an_edit(
         linked = await fake_discord.user_says("see https://example.invalid/", channel_id=thread)
         await settle(bot)
         await fake_discord.link_preview_arrives(linked)
-        await asyncio.sleep(0.2)
         await settle(bot)
         assert tuple(db_rows(db_path, query, (linked["id"],))[0]) == ("see https://example.invalid/", None)
         await fake_discord.user_edits(linked, "see https://example.invalid/ (fixed)")

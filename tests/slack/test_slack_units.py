@@ -153,3 +153,23 @@ def test_in_a_shared_channel_the_allowlist_sees_the_clickers_own_team() -> None:
     assert origin_of(Payloads.event_body(Payloads.message("hi", user="UERIN", team="TPARTNER"))) == Origin(
         team="TPARTNER", channel="C1", user="UERIN", kind="channel"
     )
+
+
+def test_suggested_prompts_are_json_pairs_at_most_four_and_empty_means_the_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from bots.config import DEFAULT_SUGGESTED_PROMPTS, Settings
+
+    def prompts(value: str) -> object:
+        monkeypatch.setenv("SLACK_SUGGESTED_PROMPTS", value)
+        return Settings(_env_file=None).slack_suggested_prompts  # type: ignore[call-arg]
+
+    assert prompts('[["Plan", "Plan my week"]]') == (("Plan", "Plan my week"),)
+    assert prompts("[]") == ()
+    assert prompts("") == DEFAULT_SUGGESTED_PROMPTS
+    five = "[" + ", ".join(['["a", "b"]'] * 5) + "]"
+    for bad in ("nope", five, '[["", "b"]]'):
+        with pytest.raises(ValidationError, match="slack_suggested_prompts"):
+            prompts(bad)
