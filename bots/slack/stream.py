@@ -36,10 +36,12 @@ log = logging.getLogger(__name__)
 
 STREAM_LIMIT = 11_500  # characters a streamed message holds: Slack takes 12,000 a call; mention guards add some
 NATIVE_RETRY_AFTER_S = 3600.0
-_MENTION = re.compile(r"<(?=[@!#])")  # Slack would read <@U…>, <!here>, <#C…> as a mention or a link
+# Slack would read <@U…>, <!here>, <#C…> as a mention or a link. A "<" that ends a call is guarded too: the next
+# append may begin with "!here>", and Slack renders the stream's calls as one text.
+_MENTION = re.compile(r"<(?=[@!#]|\Z)")
 
 
-def _guarded(markdown: str) -> str:
+def guarded(markdown: str) -> str:
     """Model text cannot ping people or channels: a zero-width space after each ``<`` that would start one."""
     return _MENTION.sub("<\u200b", markdown)
 
@@ -146,7 +148,7 @@ class SlackStream:
 
     @staticmethod
     def _text_chunks(text: str) -> list[dict[str, Any]]:
-        return [{"type": "markdown_text", "text": _guarded(text)}] if text else []
+        return [{"type": "markdown_text", "text": guarded(text)}] if text else []
 
     def _status_chunks(self, status: str | None) -> list[dict[str, Any]]:
         """The task chunks that bring the timeline to ``status``: the one in progress completes, a new one starts."""
