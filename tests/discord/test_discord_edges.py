@@ -151,7 +151,7 @@ async def test_the_invite_url_asks_for_exactly_the_needed_permissions_and_the_to
         read_message_history=True,
     )
     assert permissions == needed and permissions.value == 309237713920
-    assert "scope=bot" in url and "client_id=900000000000000003" in url
+    assert "scope=bot+applications.commands" in url and "client_id=900000000000000003" in url
     assert "fake-discord-token" not in caplog.text
 
 
