@@ -236,9 +236,8 @@ async def check_model(settings: Settings) -> list[Check]:
 
 
 async def check_discord(settings: Settings) -> list[Check]:
-    import discord
 
-    from bots.discord.adapter import INTENT_MISSING, NEEDED_PERMISSIONS
+    from bots.discord.adapter import INTENT_MISSING, invite_url
 
     assert settings.discord_token is not None
     base = (settings.discord_api_base or DISCORD_API).rstrip("/")
@@ -269,9 +268,7 @@ async def check_discord(settings: Settings) -> list[Check]:
     else:
         checks.append(failed("discord intent", "the Message Content intent is not enabled", INTENT_MISSING))
     app_id = int(app.get("id") or me.get("id") or 0)
-    checks.append(
-        passed("discord invite", discord.utils.oauth_url(app_id, permissions=NEEDED_PERMISSIONS, scopes=("bot",)))
-    )
+    checks.append(passed("discord invite", invite_url(app_id)))
     return checks
 
 

@@ -7,6 +7,7 @@ variable and the fix (exit code 2) rather than a traceback from deep inside a li
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from storage.backends import Backend, UnsupportedDatabaseURL, backend_of, database_path_from_url
 
 IdList = Annotated[frozenset[str], NoDecode]
+DEFAULT_SUGGESTED_PROMPTS = (
+    ("What can you do?", "What can you help me with?"),
+    ("Summarize a discussion", "I'll paste a discussion: summarize it and list the decisions and open questions."),
+    ("Draft a message", "Help me draft a short, friendly message to my team."),
+    ("Explain simply", "Explain this to me simply, with an example:"),
+)
 NameList = Annotated[tuple[str, ...], NoDecode]
 BUILTIN_TOOL_NAMES = ("search_thread",)
 
@@ -113,12 +120,7 @@ class Settings(BaseSettings):
     slack_allowed_channels: IdList = frozenset()
     slack_allowed_users: IdList = frozenset()
     # The DM's suggested prompts (agent messages tab, assistant panel): a JSON list of [title, message] pairs.
-    slack_suggested_prompts: tuple[tuple[str, str], ...] = (
-        ("What can you do?", "What can you help me with?"),
-        ("Summarize a discussion", "I'll paste a discussion: summarize it and list the decisions and open questions."),
-        ("Draft a message", "Help me draft a short, friendly message to my team."),
-        ("Explain simply", "Explain this to me simply, with an example:"),
-    )
+    slack_suggested_prompts: Annotated[tuple[tuple[str, str], ...], NoDecode] = DEFAULT_SUGGESTED_PROMPTS
     port: int = Field(default=3000, ge=1, le=65535)
 
     _split = field_validator(
@@ -140,6 +142,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
         return value
+
+    @field_validator("slack_suggested_prompts", mode="before")
+    @classmethod
+    def _prompts_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return DEFAULT_SUGGESTED_PROMPTS
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError('must be JSON, e.g. [["What can you do?", "What can you help me with?"]]') from None
 
     @field_validator("slack_suggested_prompts")
     @classmethod

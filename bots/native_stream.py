@@ -123,8 +123,8 @@ async def stream_natively(
         first_text = asyncio.ensure_future(anext(snapshots, None))  # the model request goes out first
         streamed: StreamedMessages | None = None
         try:
-            if not stream.start_at_once:
-                await asyncio.wait([first_text])
+            if not stream.start_at_once and await first_text is None:  # a failure raises before any stream opens
+                return []
             try:
                 streamed = StreamedMessages(stream, await stream.start())
             except StreamRefused:
@@ -136,6 +136,9 @@ async def stream_natively(
                 if final:
                     return streamed.ids
                 snapshot = await anext(snapshots, None)
+            if not received.text.strip():  # the model said nothing: no empty message stays behind
+                await streamed.remove_all()
+                return []
             await streamed.show(Snapshot(received.text), final=True, complete=True)
         except BaseException:
             first_text.cancel()

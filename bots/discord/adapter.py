@@ -45,6 +45,8 @@ NEEDED_PERMISSIONS = discord.Permissions(
     send_messages_in_threads=True,
     read_message_history=True,
 )
+# "applications.commands" lets a server admin see and permit the slash commands (bots/discord/commands.py).
+INVITE_SCOPES = ("bot", "applications.commands")
 INTENT_MISSING = (
     "Discord refused the Message Content intent. Enable it in the Discord Developer Portal: your application > "
     "Bot > Privileged Gateway Intents > MESSAGE CONTENT INTENT, save, and start threadkeeper again."
@@ -54,6 +56,11 @@ STOP_GRACE_S = 20.0
 BACKFILL_LIMIT = 200
 BACKFILLED_THREADS_MAX = 10_000  # remembered per process; a forgotten one is only backfilled again (idempotent)
 ANSWERED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+
+
+def invite_url(application_id: int) -> str:
+    """The URL that adds the bot to a server with what it needs: its permissions and the slash commands."""
+    return discord.utils.oauth_url(application_id, permissions=NEEDED_PERMISSIONS, scopes=INVITE_SCOPES)
 
 
 class DiscordClient(discord.Client):
@@ -122,8 +129,7 @@ class DiscordAdapter:
             await self.client.close()
             raise
         me = self._me
-        invite = discord.utils.oauth_url(me.id, permissions=NEEDED_PERMISSIONS, scopes=("bot",))
-        log.info("Discord: connected as %s; invite URL: %s", me, invite)
+        log.info("Discord: connected as %s; invite URL: %s", me, invite_url(me.id))
 
     async def is_connected(self) -> bool:
         """READY, not closing, and the gateway socket open (for /readyz)."""

@@ -329,7 +329,8 @@ class SlackAdapter:
         except translate.SlackPayloadError as exc:
             log.warning("ignoring a malformed Slack message event: %s", exc)
             return None
-        self.outbox.remember_asker(message.thread, message.author.id)  # a native stream's recipient
+        team = event.get("user_team") or event.get("team")  # the writer's own, in a Slack Connect channel
+        self.outbox.remember_asker(message.thread, message.author.id, team=str(team) if team else None)
         await self._router.handle_message(message)
         return message
 
@@ -369,7 +370,8 @@ class SlackAdapter:
     async def _click(self, click: CardClick, body: Mapping[str, Any]) -> None:
         click = dataclasses.replace(click, user=await self._named(click.user))
         if click.thread is not None:
-            self.outbox.remember_asker(click.thread, click.user.id)  # catching up answers the clicker
+            team = (body.get("user") or {}).get("team_id")  # the clicker's own team
+            self.outbox.remember_asker(click.thread, click.user.id, team=str(team) if team else None)
         result = await self._router.handle_click(click)
         await self._tell_clicker(result, click.user, body)
 

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.bounded import BoundedCache
 from bots.messages import ThreadKey
+from bots.slack.errors import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,10 @@ class AgentThreads:
             else:
                 await self._client.assistant_threads_setSuggestedPrompts(**kwargs)  # type: ignore[arg-type]
         except SlackApiError as exc:
-            error = exc.response.data.get("error") if isinstance(exc.response.data, dict) else None
-            log.info("Slack refused %s in workspace %s (%s); not asking again", method, workspace, error)
+            log.info("Slack refused %s in workspace %s (%s); not asking again", method, workspace, reason_of(exc))
             self._refused.add((workspace, method))
             return False
         except (SlackClientError, aiohttp.ClientError) as exc:
-            log.info("%s failed (%s)", method, type(exc).__name__)
+            log.info("%s failed (%s)", method, reason_of(exc))
             return False
         return True

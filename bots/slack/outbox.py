@@ -24,7 +24,7 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.bounded import BoundedCache
@@ -45,10 +45,12 @@ from bots.render import (
     card_text,
     split_message,
 )
+from bots.slack.errors import reason_of as _reason
 from bots.slack.feedback import feedback_blocks, text_blocks
 from bots.slack.mrkdwn import escape, to_mrkdwn
 from bots.slack.status import AssistantStatus
-from bots.slack.stream import NativeStreaming, SlackStream
+from bots.slack.stream import Asker, NativeStreaming, SlackStream
+from bots.slack.translate import is_dm
 from bots.streaming import Snapshot, StreamingStatuses
 
 log = logging.getLogger(__name__)
@@ -78,11 +80,13 @@ class SlackOutbox:
         self._statuses = StreamingStatuses()
         self._status = AssistantStatus(client)
         self.native = NativeStreaming()
-        self._askers: BoundedCache[tuple[str, str], str] = BoundedCache(max_entries=ASKERS_MAX, ttl_s=ASKER_TTL_S)
+        self._askers: BoundedCache[tuple[str, str], Asker] = BoundedCache(max_entries=ASKERS_MAX, ttl_s=ASKER_TTL_S)
 
-    def remember_asker(self, thread: ThreadKey, user: str) -> None:
-        """The latest person to speak in ``thread``: outside DMs a native stream names them as its recipient."""
-        self._askers.put((thread.channel, thread.thread), user)
+    def remember_asker(self, thread: ThreadKey, user: str, *, team: str | None = None) -> None:
+        """The latest person to speak in ``thread``: outside DMs a native stream names them as its recipient.
+
+        ``team`` is their own (in a Slack Connect channel, not necessarily the thread's workspace)."""
+        self._askers.put((thread.channel, thread.thread), Asker(user, team or thread.workspace))
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
         with self._statuses.streaming(thread) as status:
@@ -90,7 +94,11 @@ class SlackOutbox:
             thinking = asyncio.create_task(self._status.set(thread, THINKING, loading=self._loading_messages))
             messages = SlackMessages(self._client, thread)
             stream = SlackStream(
-                self._client, thread, asker=self._askers.get((thread.channel, thread.thread)), streaming=self.native
+                self._client,
+                thread,
+                asker=self._askers.get((thread.channel, thread.thread)),
+                streaming=self.native,
+                status_shown=is_dm(thread) and not self._status.refused_in(thread.workspace, dm=True),
             )
             try:
                 ids = await stream_natively(
@@ -225,13 +233,6 @@ class SlackMessages:
             await self._client.chat_delete(channel=self._thread.channel, ts=message_id)
         except (SlackClientError, aiohttp.ClientError) as exc:
             log.info("could not remove the reply message %s in %s (%s)", message_id, self._thread, _reason(exc))
-
-
-def _reason(exc: Exception) -> str:
-    """A failed call in a few words: Slack's error code, else the kind of network error."""
-    if isinstance(exc, SlackApiError) and isinstance(exc.response.data, dict):
-        return str(exc.response.data.get("error") or exc.response.status_code)
-    return type(exc).__name__
 
 
 def message_chunks(snapshot: Snapshot) -> list[str]:

@@ -17,6 +17,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.messages import ThreadKey
+from bots.slack.errors import reason_of
+from bots.slack.translate import is_dm
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ class AssistantStatus:
         ``loading`` are the lines Slack rotates through meanwhile. A refusal is remembered apart for DMs (the
         assistant and agent threads, where Slack allows the status) and for channel threads (where it may not).
         """
-        where = (thread.workspace, thread.channel.startswith("D"))
+        where = (thread.workspace, is_dm(thread))
         if where in self._refused:
             return False
         if text is None and thread not in self._shown:
@@ -54,11 +56,10 @@ class AssistantStatus:
                     loading_messages=loading if text and loading else None,
                 )
         except SlackApiError as exc:
-            error = exc.response.data.get("error") if isinstance(exc.response.data, dict) else None
             log.info(
                 "Slack refused the assistant status in workspace %s (%s); using a line in the reply there instead",
                 thread.workspace,
-                error or exc.response.status_code,
+                reason_of(exc),
             )
             self._refused.add(where)
             self._shown.discard(thread)

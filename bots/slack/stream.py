@@ -19,6 +19,7 @@ import itertools
 import logging
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -27,29 +28,30 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.messages import ThreadKey
 from bots.native_stream import StreamRefused
+from bots.slack.errors import reason_of as _reason
 from bots.slack.feedback import feedback_blocks
+from bots.slack.translate import is_dm
 
 log = logging.getLogger(__name__)
 
 STREAM_LIMIT = 11_500  # characters a streamed message holds: Slack takes 12,000 a call; mention guards add some
 NATIVE_RETRY_AFTER_S = 3600.0
-_MENTION = re.compile(r"<(?=[@!#])")  # Slack would read <@U…>, <!here>, <#C…> as a mention or a link
+# Slack would read <@U…>, <!here>, <#C…> as a mention or a link. A "<" that ends a call is guarded too: the next
+# append may begin with "!here>", and Slack renders the stream's calls as one text.
+_MENTION = re.compile(r"<(?=[@!#]|\Z)")
 
 
-def is_dm(thread: ThreadKey) -> bool:
-    """A direct message (or the assistant / agent thread in one): Slack's DM channel ids start with D."""
-    return thread.channel.startswith("D")
-
-
-def _guarded(markdown: str) -> str:
+def guarded(markdown: str) -> str:
     """Model text cannot ping people or channels: a zero-width space after each ``<`` that would start one."""
     return _MENTION.sub("<\u200b", markdown)
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, SlackApiError) and isinstance(exc.response.data, dict):
-        return str(exc.response.data.get("error") or exc.response.status_code)
-    return type(exc).__name__
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """Whom a stream outside a DM is for: the person and their own team."""
+
+    user: str
+    team: str
 
 
 class NativeStreaming:
@@ -81,7 +83,13 @@ class SlackStream:
     limit = STREAM_LIMIT
 
     def __init__(
-        self, client: AsyncWebClient, thread: ThreadKey, *, asker: str | None, streaming: NativeStreaming
+        self,
+        client: AsyncWebClient,
+        thread: ThreadKey,
+        *,
+        asker: Asker | None,
+        streaming: NativeStreaming,
+        status_shown: bool,
     ) -> None:
         self._client = client
         self._thread = thread
@@ -90,8 +98,9 @@ class SlackStream:
         self._tasks = itertools.count(1)
         self._task: tuple[str, str] | None = None  # the task chunk in progress: id, title
         self.ids: list[str] = []
-        # In a DM the assistant status says "thinking"; elsewhere the opened stream is the only sign of life.
-        self.start_at_once = not is_dm(thread)
+        # Where the assistant status says "thinking" the stream opens with the first text; elsewhere the opened
+        # stream is the only sign of life, so it opens while the model is asked.
+        self.start_at_once = not status_shown
 
     async def start(self) -> str:
         if self._streaming.refused_in(self._thread.workspace):
@@ -105,7 +114,7 @@ class SlackStream:
             if not self._asker:
                 log.info("no asker known in %s to stream to; posting this reply", self._thread)
                 raise StreamRefused
-            kwargs |= {"recipient_user_id": self._asker, "recipient_team_id": self._thread.workspace}
+            kwargs |= {"recipient_user_id": self._asker.user, "recipient_team_id": self._asker.team}
         try:
             response = await self._client.chat_startStream(**kwargs)
         except SlackApiError as exc:
@@ -139,7 +148,7 @@ class SlackStream:
 
     @staticmethod
     def _text_chunks(text: str) -> list[dict[str, Any]]:
-        return [{"type": "markdown_text", "text": _guarded(text)}] if text else []
+        return [{"type": "markdown_text", "text": guarded(text)}] if text else []
 
     def _status_chunks(self, status: str | None) -> list[dict[str, Any]]:
         """The task chunks that bring the timeline to ``status``: the one in progress completes, a new one starts."""

@@ -69,6 +69,11 @@ def thread_of(*, team: str, channel: str, ts: str, thread_ts: str | None) -> Thr
     return ThreadKey(platform=PLATFORM, workspace=team, channel=channel, thread=thread_ts or ts)
 
 
+def is_dm(thread: ThreadKey) -> bool:
+    """A direct message (or the assistant / agent thread in one): Slack's DM channel ids start with D."""
+    return thread.channel.startswith("D")
+
+
 def is_from_a_bot(event: Mapping[str, Any], *, bot_user_id: str | None) -> bool:
     return bool(
         event.get("bot_id")

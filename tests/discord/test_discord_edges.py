@@ -66,7 +66,6 @@ async def test_a_link_preview_is_not_an_edit(
         linked = await fake_discord.user_says("see https://example.invalid/", channel_id=thread)
         await settle(bot)
         await fake_discord.link_preview_arrives(linked)
-        await asyncio.sleep(0.2)
         await settle(bot)
         assert tuple(db_rows(db_path, query, (linked["id"],))[0]) == ("see https://example.invalid/", None)
         await fake_discord.user_edits(linked, "see https://example.invalid/ (fixed)")
@@ -152,7 +151,7 @@ async def test_the_invite_url_asks_for_exactly_the_needed_permissions_and_the_to
         read_message_history=True,
     )
     assert permissions == needed and permissions.value == 309237713920
-    assert "scope=bot" in url and "client_id=900000000000000003" in url
+    assert "scope=bot+applications.commands" in url and "client_id=900000000000000003" in url
     assert "fake-discord-token" not in caplog.text
 
 

@@ -164,7 +164,6 @@ async def test_edits_and_deletions_reach_the_log(
         await settle(bot)
         await fake_discord.user_edits(typo, "the plan")
         await fake_discord.user_deletes(secret)
-        await asyncio.sleep(0.2)
         await settle(bot)
     rows = {r["platform_message_id"]: r for r in db_rows(db_path, "SELECT * FROM messages")}
     assert rows[typo["id"]]["content"] == "the plan" and rows[typo["id"]]["edited_utc"]

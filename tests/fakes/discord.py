@@ -99,6 +99,7 @@ class FakeDiscord:
     cdn_downloads: list[str] = field(default_factory=list)  # names the bot downloaded, in order
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _seq: Any = field(default_factory=lambda: itertools.count(1))
+    last_seq: int = 0  # the sequence number of the last dispatch sent: what "every event received" means
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _server: LoopbackServer = field(default_factory=LoopbackServer)
 
@@ -155,6 +156,10 @@ class FakeDiscord:
     def cards_in(self, channel_id: str) -> list[dict[str, Any]]:
         return [m for m in self.sent_in(channel_id) if "Where were we?" in (m.get("content") or "")]
 
+    def _next_seq(self) -> int:
+        self.last_seq = next(self._seq)
+        return self.last_seq
+
     # -- gateway --------------------------------------------------------------------------------------------
 
     @property
@@ -162,7 +167,7 @@ class FakeDiscord:
         return len([ws for ws in self._sockets if not ws.closed])
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        frame = json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data})
+        frame = json.dumps({"op": 0, "t": event, "s": self._next_seq(), "d": data})
         for ws in [ws for ws in self._sockets if not ws.closed]:
             await ws.send_str(frame)
 
@@ -205,8 +210,8 @@ class FakeDiscord:
             "relationships": [],
             "presences": [],
         }
-        await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": next(self._seq), "d": ready}))
-        await ws.send_str(json.dumps({"op": 0, "t": "GUILD_CREATE", "s": next(self._seq), "d": self._guild()}))
+        await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": self._next_seq(), "d": ready}))
+        await ws.send_str(json.dumps({"op": 0, "t": "GUILD_CREATE", "s": self._next_seq(), "d": self._guild()}))
 
     def _guild(self) -> dict[str, Any]:
         return {

@@ -105,7 +105,8 @@ async def streamed_reply_calls(*, chunks: int = 440, delay_s: float = 0.05) -> t
     calls = slack.calls[before:]
     updates = [c.at for c in calls if c.method == "chat.update"]
     gaps = [b - a for a, b in itertools.pairwise(updates)]
-    return elapsed, Counter(c.method for c in calls), min(gaps[:-1] or [0.0])
+    # The last two gaps are the final flush and the update that adds the feedback buttons, both at once.
+    return elapsed, Counter(c.method for c in calls), min(gaps[:-2] or [0.0])
 
 
 async def main() -> None:

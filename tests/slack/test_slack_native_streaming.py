@@ -18,7 +18,7 @@ from tests.fakes.slack import STREAM_CALL_LIMIT, TEAM, FakeSlack, Payloads
 from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 from tests.slack.conftest import SlackBotFactory
-from tests.slack.test_slack_socket_mode import replies_in, settle
+from tests.slack.test_slack_socket_mode import card_posts, card_value, replies_in, settle
 
 STREAM_METHODS = ("chat.startStream", "chat.appendStream", "chat.stopStream")
 
@@ -174,3 +174,58 @@ async def test_a_workspace_that_refuses_streaming_gets_post_and_update_logged_on
     posted = fake_slack.posts(thread_ts=first["ts"])[0].params["_ts"]
     blocks = fake_slack.current_blocks(posted)
     assert blocks[0]["text"]["text"] == "First answer." and feedback_values(blocks)[0] == f"positive:{posted}"
+
+
+async def test_after_a_restart_the_caught_up_answer_streams_to_the_clicker(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    fake_slack.streaming = True
+    mention = Payloads.mention("we picked Redis for caching")
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(mention))
+        await wait_until(lambda: any(s.stopped for s in fake_slack.streamed_in(mention["ts"])))
+        await settle(bot)
+    async with slack_bot() as bot:  # a new process: it knows nobody in the thread yet
+        question = Payloads.message("what did we pick?", thread_ts=mention["ts"], user="UBOB")
+        await fake_slack.send(Payloads.event_body(question))
+        await wait_until(lambda: len(card_posts(fake_slack)) == 1)
+        card = card_posts(fake_slack)[0]
+        fake_llm.reply("SUMMARY: the team picked Redis for caching.")
+        fake_llm.reply("You picked Redis.")
+        click = Payloads.click(
+            card_value(fake_slack, "catch_up"), user="UCAROL", message_ts=str(card["_ts"]), thread_ts=mention["ts"]
+        )
+        await fake_slack.send(click, kind="interactive")
+        await wait_until(lambda: len([s for s in fake_slack.streamed_in(mention["ts"]) if s.stopped]) == 2)
+        await settle(bot)
+    answer = fake_slack.streamed_in(mention["ts"])[-1]
+    assert answer.text == "You picked Redis."
+    assert fake_slack.calls_to("chat.startStream")[-1].params["recipient_user_id"] == "UCAROL"
+
+
+async def test_in_a_slack_connect_channel_the_stream_names_the_askers_own_team(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    fake_slack.streaming = True
+    fake_llm.reply("Hello, partner.")
+    mention = Payloads.mention("hi from the other org", user="UPARTNER", team="TPARTNER")
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.shared_channel_body(mention, host_team="TPARTNER"))
+        await wait_until(lambda: any(s.stopped for s in fake_slack.streamed_in(mention["ts"])))
+        await settle(bot)
+    [start] = fake_slack.calls_to("chat.startStream")
+    assert (start.params["recipient_user_id"], start.params["recipient_team_id"]) == ("UPARTNER", "TPARTNER")
+
+
+async def test_in_a_dm_a_model_that_fails_before_any_text_opens_no_stream(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    fake_slack.streaming = True
+    fake_llm.fail_always(401)
+    dm = Payloads.dm("hello?")
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(dm))
+        await wait_until(lambda: len(replies_in(fake_slack, dm["ts"])) == 1)  # the short notice
+        await settle(bot)
+    assert fake_slack.calls_to("chat.startStream") == [] and fake_slack.calls_to("chat.delete") == []
+    assert [c.params["status"] for c in fake_slack.calls_to("assistant.threads.setStatus")] == ["is thinking…", ""]

@@ -76,8 +76,8 @@ async def test_killed_before_the_ack_then_the_redelivered_event_gets_the_card_an
             fake_llm.reply("On Friday.")
             await fake.send(Payloads.click(catch_up, user="UBOB", channel="C5"), kind="interactive")
             await wait_until(lambda: "On Friday." in _replies(fake, mention["ts"]), timeout=30)
-            await fake.send(follow_up_body, retry_attempt=2)  # Slack's next retry, now after the ack: a no-op
-            await asyncio.sleep(0.3)
+            retry = await fake.send(follow_up_body, retry_attempt=2)  # Slack's next retry, now after the ack: a no-op
+            await wait_until(lambda: retry in fake.acks, timeout=30)  # handled (acked after the listener)
             second.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(second.wait(), timeout=30) == 0
 

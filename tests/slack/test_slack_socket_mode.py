@@ -251,8 +251,7 @@ async def test_a_long_reply_with_code_is_split_and_streaming_edits_are_throttled
         mention = Payloads.mention("write a lot")
         await fake_slack.send(Payloads.event_body(mention))
         await wait_until(lambda: bool(fake_slack.calls_to("chat.update")), timeout=10)
-        await asyncio.sleep(0.1)
-        await bot.router.idle()
+        await settle(bot)
     texts = replies_in(fake_slack, mention["ts"])
     assert len(texts) >= 3
     assert all(len(t) <= 3500 for t in texts)
