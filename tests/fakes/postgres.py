@@ -152,6 +152,9 @@ def running_server(*, durable: bool = False) -> Iterator[PostgresServer]:
         server.stop()
 
 
+_skipped: list[str] = []  # the reason the Postgres leg was skipped, for the end-of-run notice
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One server for the whole test session; skipped (or failed, in CI) when none can run here."""
@@ -161,7 +164,15 @@ def postgres_server() -> Iterator[PostgresServer]:
     except PostgresUnavailable as exc:
         if postgres_required():
             pytest.fail(f"{REQUIRE_VARIABLE} is set but Postgres cannot run: {exc}")
-        pytest.skip(f"Postgres leg skipped: {exc} (install postgresql, or set {URL_VARIABLE})")
+        notice = f"Postgres leg skipped: {exc} (install postgresql, or set {URL_VARIABLE})"
+        _skipped.append(notice)
+        pytest.skip(notice)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say once, at the end of the run, that the Postgres half of the contract suite did not run."""
+    if _skipped:
+        terminalreporter.write_line(_skipped[0], yellow=True)
 
 
 @pytest.fixture
