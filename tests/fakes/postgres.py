@@ -75,8 +75,9 @@ class PostgresServer:
         bin_dir = find_bin_dir()
         if bin_dir is None:
             raise PostgresUnavailable("no initdb/pg_ctl on PATH or under /usr/lib/postgresql")
-        root = Path(tempfile.mkdtemp(prefix="threadkeeper-pg-"))
         run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        # As root, the folder must be one the postgres user can reach: /tmp, whatever TMPDIR says.
+        root = Path(tempfile.mkdtemp(prefix="threadkeeper-pg-", dir="/tmp" if run_as else None))
         if run_as:
             shutil.chown(root, user="postgres", group="postgres")
         data = root / "data"
