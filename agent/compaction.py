@@ -1,10 +1,10 @@
 """Compaction: when the next request would pass the window, the middle of the history becomes a summary.
 
 The first user message (what the thread is about) and the longest run of whole recent turns that fits in half
-the window stay as they are; what lies between is summarized, together with the previous compaction summary,
-into a new one. A tool step and its results are one unit: the tail never opens on a result whose call was
-folded away, and the last resort (dropping the oldest entries when even that does not fit) never leaves a
-result without its call.
+of what a request may carry (less the turn's own new messages) stay as they are; what lies between is
+summarized, together with the previous compaction summary, into a new one. A tool step and its results are one
+unit: the tail never opens on a result whose call was folded away, and the last resort (dropping the oldest
+entries when even that does not fit) never leaves a result without its call.
 
 :class:`Compaction` remembers the log ids folded into the summary and the ids quoted by tool results folded with
 them, so forgetting any of them drops the summary, to be rebuilt from the log (``agent/rebuild.py``).

@@ -1,14 +1,13 @@
 """What a session was told to forget, and what that does to its history at once.
 
-When a logged message is deleted or edited, the session learns it through :meth:`Forgotten.record` (the router's
-``bots/forgetting.py`` calls the session, which calls this). The change applies at once, even while a turn is
-running: the message's entry is dropped or rewritten (:meth:`Forgotten.revised`), a tool result that quoted it
-keeps its place but not the quote (:func:`withhold_quotes`), and a summary being written is
-interrupted. The ``generation`` counts the changes, so a summary that was being written when one arrived is
-known to be stale and written again (at most ``REBUILD_TRIES`` times a turn).
+When a logged message is deleted or edited, the router calls ``AgentSession.forget``, which records it here
+(:meth:`Forgotten.record`). The change applies at once, even while a turn is running: the message's entry is
+dropped or rewritten (:meth:`Forgotten.revised`, also applied to a turn's new messages before it starts), a tool
+result that quoted it keeps its place but not the quote (:func:`withhold_quotes`), and a summary being written
+is interrupted. The ``generation`` counts the changes, so a summary that was being written when one arrived is
+known to be stale and is written again (at most ``REBUILD_TRIES`` times).
 
-The record is bounded (``REMEMBERED_CHANGES``): it must outlive a turn under way and the messages of the next
-one, not the thread.
+The record keeps the newest ``REMEMBERED_CHANGES`` changes, so a long-lived session's memory stays bounded.
 """
 
 from __future__ import annotations
@@ -30,9 +29,6 @@ class Forgotten:
         self.changes: OrderedDict[int, str | None] = OrderedDict()
         self.generation = 0
         self.summary_run = Interruptible()  # the summary being written now, stopped by any change
-
-    def __contains__(self, message_id: object) -> bool:
-        return message_id in self.changes
 
     def record(self, message_id: int, new_text: str | None) -> None:
         """Remember the change, count it, and stop the summary being written (it may hold the old text)."""

@@ -5,9 +5,9 @@ Every entry is one message of the conversation (a user's, an answer, a tool step
 message it came from, and its measured token count. An entry is measured once, when a turn first needs it, and
 measured again only after it changed (an edit, a withheld quote, a model switch): ``tokens`` None says so.
 
-A single message bigger than half the input window is truncated visibly when it is measured, so one message can
-never crowd out the rest of the conversation; images are counted by their pixel size, and those that do not fit
-are named in a note instead.
+A single message bigger than half of what a request may carry is truncated visibly when it is measured, so one
+message can never crowd out the rest of the conversation; images are counted by their pixel size, and those that
+do not fit are named in a note instead.
 """
 
 from __future__ import annotations
