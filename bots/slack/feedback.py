@@ -20,8 +20,8 @@ from bots.slack.translate import click_thread
 FEEDBACK_ACTION = "tk-feedback"
 POSITIVE, NEGATIVE = "positive", "negative"
 FEEDBACK_THANKS = {
-    POSITIVE: "Thanks for your feedback: glad that helped.",
-    NEGATIVE: "Thanks for your feedback: I'll keep it in mind. Tell me in the thread what was wrong.",
+    POSITIVE: "Thanks for your feedback: it is recorded for the people who run me.",
+    NEGATIVE: "Thanks for your feedback: it is recorded for the people who run me. Tell me here what was wrong.",
 }
 
 
