@@ -37,10 +37,12 @@ from agent.steps import MAX_TOOL_STEPS
 from agent.summarize import Summarizer
 from bots import log_context, metrics
 from bots.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
-from bots.cards import CardFlow
+from bots.cards import INTERRUPTED_NOTE, CardFlow
 from bots.forgetting import ErasureFollower, LogSource
 from bots.messages import (
     ApprovalClick,
+    Author,
+    CardAction,
     CardClick,
     IncomingMessage,
     MessageDeletion,
@@ -48,10 +50,12 @@ from bots.messages import (
     ThreadKey,
     utc_now,
 )
+from bots.ownership import Claim, ThreadOwnership
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns, prompt_text
 from bots.tool_turns import ThreadTools
 from storage.erasure import KIND_EDITED, KIND_THREAD, Erasure
+from storage.leases import Fence, LeaseLost, SoleOwner, Wake
 from storage.log import LoggedMessage, ThreadGone
 from storage.sessions import CardRecord
 
@@ -69,7 +73,6 @@ class BackgroundService(Protocol):
 
 
 SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
-INTERRUPTED_NOTE = "I restarted while catching up. Choose again."
 
 
 class ThreadRouter:
@@ -91,6 +94,7 @@ class ThreadRouter:
         tools: ThreadTools | None = None,
         tool_servers: BackgroundService | None = None,
         max_tool_steps: int = MAX_TOOL_STEPS,
+        ownership: ThreadOwnership | None = None,
     ) -> None:
         self._log = stores.log
         self._sessions = stores.sessions
@@ -120,6 +124,7 @@ class ThreadRouter:
         self._tool_servers = tool_servers
         self._tool_servers_started = False
         self._max_tool_steps = max_tool_steps
+        self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
 
     # -- wiring ---------------------------------------------------------------------------------------------
 
@@ -135,6 +140,9 @@ class ThreadRouter:
         had nothing before them, without waiting for someone to write again.
         """
         self._follower.start()
+        self.ownership.start(
+            attend=self.attend, on_wake=self._on_wake, on_thread_lost=self._on_thread_lost, platforms=self._platforms
+        )
         if self._tool_servers is not None and not self._tool_servers_started:
             self._tool_servers_started = True  # connect in the background, now that a platform is up
             await self._tool_servers.start()
@@ -149,17 +157,35 @@ class ThreadRouter:
             key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
             state = await self._state(key, title=None)
             async with state.lock:
+                if await self.claim_thread(state) is None:  # another live worker's thread is its own business
+                    await self._resume_thread(state)
+
+    async def attend(self, thread_id: int) -> None:
+        """What waits in a thread this worker owns or may take: answered, or its card shown (the worker poll and
+        wake-ups from other workers; see ``bots/ownership.py``)."""
+        record = await self._log.thread(thread_id=thread_id)
+        if record is None or record.platform not in self._outboxes:
+            return
+        state = await self._state(
+            ThreadKey(record.platform, record.workspace, record.channel, record.thread), title=None
+        )
+        async with state.lock:
+            if await self.claim_thread(state) is None:
                 await self._resume_thread(state)
 
     async def _resume_thread(self, state: ThreadState) -> None:
-        if state.session is not None or await self._card_flow.has_open_card(state):
+        if state.session is None and await self._card_flow.has_open_card(state):
             return
         waiting = await self._log.waiting(thread_id=state.thread_id)
-        if not waiting:
+        new = [m for m in waiting if m.id > state.answered_through and m.platform_message_id not in state.inflight]
+        if not new:
             return
-        state.inflight.update(m.platform_message_id for m in waiting)
-        if await self._log.has_messages_before(thread_id=state.thread_id, message_id=waiting[0].id):
-            await self._card_flow.post_card(state)
+        state.inflight.update(m.platform_message_id for m in new)
+        if state.session is not None:
+            self._states.touch(state)
+            self._kick(state)
+        elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=waiting[0].id):
+            await self._post_card(state)
         else:
             await self.start_session(state, origin="fresh")
             self._kick(state)
@@ -223,6 +249,10 @@ class ThreadRouter:
                 return  # a turn that started after it was logged has answered it already
             if not created and (row.reply_state != "waiting" or row.platform_message_id in state.inflight):
                 return
+            owner = await self.claim_thread(state)
+            if owner is not None:  # another worker owns the thread: it answers from the log, woken now
+                await self.ownership.wake(owner, kind="thread", thread_id=state.thread_id)
+                return
             state.inflight.add(row.platform_message_id)
             if state.session is not None:
                 self._states.touch(state)
@@ -230,7 +260,7 @@ class ThreadRouter:
             elif await self._card_flow.has_open_card(state):
                 return
             elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=row.id):
-                await self._card_flow.post_card(state)
+                await self._post_card(state)
             else:
                 await self.start_session(state, origin="fresh")
                 self._kick(state)
@@ -295,6 +325,70 @@ class ThreadRouter:
         if self._tools is None:
             return ClickResult(private_note=STALE_APPROVAL_NOTE)
         return await self._tools.approvals.handle_click(click)
+
+    # -- ownership (several workers on one database; bots/ownership.py) ---------------------------------------
+
+    async def claim_thread(self, state: ThreadState) -> str | None:
+        """None when this worker owns the thread now (taking it if nobody live does); else the owner's id.
+
+        A thread taken just now may hold what this process knew from an earlier ownership (stale), and a card its
+        last owner left mid catch-up: the first is dropped, the second is clickable again.
+        """
+        claim: Claim | str = await self.ownership.claim(state.thread_id)
+        if isinstance(claim, str):
+            return claim
+        if claim.new:
+            self._let_go(state)
+            await self._card_flow.reopen_interrupted(state)
+        return None
+
+    async def _post_card(self, state: ThreadState) -> None:
+        try:
+            await self._card_flow.post_card(state)
+        except LeaseLost as exc:
+            self._lease_lost(state, exc)
+
+    def fence(self, state: ThreadState) -> Fence | None:
+        return self.ownership.fence(state.thread_id)
+
+    async def wake_owner(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str]) -> None:
+        await self.ownership.wake(owner, kind=kind, thread_id=thread_id, detail=detail)
+
+    def _let_go(self, state: ThreadState, *, cancel: bool = True) -> None:
+        """Forget the thread's session and in-memory bookkeeping: another worker owns (or owned) it."""
+        if cancel and state.worker is not None and state.worker is not asyncio.current_task():
+            state.worker.cancel()
+        state.inflight.clear()
+        state.card_open = None
+        self._states.end_session(state)
+
+    async def _on_thread_lost(self, thread_id: int) -> None:
+        state = self._states.by_thread_id(thread_id)
+        if state is not None:
+            log.warning("%s: this worker lost the thread's lease; its session is dropped", state.key)
+            self._let_go(state)
+
+    def _lease_lost(self, state: ThreadState, exc: LeaseLost) -> None:
+        log.warning("%s: a write was refused (%s); the session is dropped and another worker answers", state.key, exc)
+        self.ownership.forget(state.thread_id)
+        self._let_go(state, cancel=False)
+
+    async def _on_wake(self, wake: Wake) -> None:
+        """A hint from another worker: a card click it won in a thread this one owns, or messages waiting."""
+        if wake.kind == "card":
+            click = CardClick(
+                int(wake.detail["card_id"]),
+                CardAction(wake.detail["action"]),
+                Author(wake.detail["user_id"], wake.detail["user_name"]),
+            )
+            await self._card_flow.resolve_won_elsewhere(click)
+        elif wake.kind == "approval" and self._tools is not None:
+            await self._tools.approvals.decided_elsewhere(int(wake.detail["approval_id"]))
+        else:
+            await self.attend(wake.thread_id)
+
+    def _platforms(self) -> list[str]:
+        return list(self._outboxes)
 
     # -- sessions -------------------------------------------------------------------------------------------
 
@@ -412,6 +506,7 @@ class ThreadRouter:
                 content=session.last_reply,
                 answered_ids=ids,
                 now=self._clock(),
+                fence=self.fence(state),
             )
             if reply_id is not None:
                 session.bind_reply(reply_id)
@@ -419,6 +514,10 @@ class ThreadRouter:
 
         try:
             posted = await self.outbox(state.key).stream_reply(thread=state.key, deltas=commit_when_complete())
+        except LeaseLost as exc:
+            self._usage.settle()
+            self._lease_lost(state, exc)
+            return True  # nothing to retry here: the thread's new owner answers what waits
         except Exception as exc:
             await self._report_failure(state, exc)
             if not committed:
@@ -469,7 +568,7 @@ class ThreadRouter:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        """Cancel in-flight answers; their messages stay waiting in the log for the next start."""
+        """Cancel in-flight answers (their messages stay waiting in the log), then hand the leases back."""
         await self._follower.stop()
         if self._tool_servers is not None and self._tool_servers_started:
             await self._tool_servers.stop()
@@ -477,3 +576,4 @@ class ThreadRouter:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.ownership.stop()

@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 from storage.db import Database, Row
+from storage.leases import Fence
 
 
 def iso(moment: datetime) -> str:
@@ -309,8 +310,11 @@ class ThreadLog:
         content: str,
         answered_ids: list[int],
         now: datetime,
+        fence: Fence | None = None,
     ) -> int | None:
         """Log a posted reply and mark what it answered, in one transaction; return the reply's log id.
+
+        ``fence`` is ignored: SQLite has one worker, which owns every thread (``storage/leases.py``).
 
         A crash can then never leave a posted reply logged while the messages it answered still look waiting
         (which would answer them twice after a restart); the platform deliveries behind them are marked
