@@ -103,6 +103,10 @@ class ThreadOwnership:
         log.info("took the lease on thread %d (token %d)", thread_id, fence.token)
         return Claim(fence=fence, new=True)
 
+    async def listening(self) -> None:
+        """Return once wake-ups from other workers reach this one."""
+        await self._leases.listening()
+
     def fence(self, thread_id: int) -> Fence | None:
         """What an ownership-dependent write in the thread carries (None on SQLite)."""
         return self._held.get(thread_resource(thread_id)) if self.shared else None

@@ -127,6 +127,10 @@ class Leases(Protocol):
         """The hints sent to ``holder``, until cancelled."""
         ...
 
+    async def listening(self) -> None:
+        """Return once hints sent from now on reach :meth:`wakes` (tests, and a worker's readiness)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -156,6 +160,9 @@ class SoleOwner:
     async def wakes(self, *, holder: str) -> AsyncIterator[Wake]:
         return
         yield  # pragma: no cover - an empty async generator
+
+    async def listening(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

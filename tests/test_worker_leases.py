@@ -165,13 +165,9 @@ async def test_a_wake_reaches_only_the_worker_it_names(pg: PostgresDatabase) -> 
     listener = asyncio.create_task(listen())
     try:
         wake = Wake(to=A, kind="card", thread_id=5, detail={"card_id": "3"})
-        # LISTEN starts once the listener's connection is open: repeat the hint until the first arrives.
-        for _ in range(200):
-            await leases.notify(Wake(to=B, kind="thread", thread_id=4))
-            await leases.notify(wake)
-            if received:
-                break
-            await asyncio.sleep(0.02)
+        await leases.listening()
+        await leases.notify(Wake(to=B, kind="thread", thread_id=4))
+        await leases.notify(wake)
         await wait_until(lambda: bool(received), what="a wake-up")
         assert {w.to for w in received} == {A}
         assert received[0] == wake

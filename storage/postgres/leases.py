@@ -90,6 +90,7 @@ class PostgresLeases:
 
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
+        self._listening = asyncio.Event()
 
     async def acquire(self, *, resource: str, holder: str, ttl_s: float) -> Fence | None:
         row = await self._db.fetchone(_ACQUIRE, {"resource": resource, "holder": holder, "ttl": ttl_s})
@@ -145,6 +146,7 @@ class PostgresLeases:
                 continue
             try:
                 await connection.execute(f"LISTEN {WAKE_CHANNEL}")
+                self._listening.set()
                 async for notice in connection.notifies():
                     wake = Wake.from_payload(notice.payload)
                     if wake is not None and wake.to == holder:
@@ -153,7 +155,11 @@ class PostgresLeases:
                 log.warning("the wake-up connection broke (%s); reconnecting, polling meanwhile", exc)
                 await asyncio.sleep(RECONNECT_S)
             finally:
+                self._listening.clear()
                 await connection.close()
+
+    async def listening(self) -> None:
+        await self._listening.wait()
 
     async def close(self) -> None:
         return None
