@@ -22,18 +22,13 @@ from bots.health import Health
 from bots.housekeeping import Housekeeping
 from bots.messages import ThreadKey, utc_now
 from bots.metrics import MeteredThreadLog
+from bots.ownership import ThreadOwnership
 from bots.ports import ThreadOutbox
 from bots.thread_state import RouterStores
 from bots.threads import BackgroundService, ThreadRouter
 from bots.tool_turns import ThreadTools
 from bots.usage import UsageRecorder
-from storage.db import Database, open_database
-from storage.erasure import ErasureStore
-from storage.migrations import migrate
-from storage.search import ThreadSearch
-from storage.sessions import CardStore, DeliveredEvents, SessionStore
-from storage.trail import ApprovalStore, ToolTrail
-from storage.usage import UsageLog
+from storage.backends import Storage, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +45,10 @@ def build_llm(settings: Settings, *, observers: Sequence[CallObserver] = ()) -> 
 
 
 @asynccontextmanager
-async def open_database_for(settings: Settings) -> AsyncIterator[Database]:
-    """The migrated database named by DATABASE_URL, closed on exit."""
-    db = await open_database(settings.database_path)
-    try:
-        applied = await migrate(db)
-        if applied:
-            log.info("database %s migrated: %s", settings.database_path, ", ".join(applied))
-        yield db
-    finally:
-        await db.close()
+async def open_storage_for(settings: Settings) -> AsyncIterator[Storage]:
+    """The migrated stores of the database named by DATABASE_URL (SQLite or Postgres), closed on exit."""
+    async with open_storage(settings.database_url) as storage:
+        yield storage
 
 
 class _RouterOutboxes:
@@ -73,7 +62,12 @@ class _RouterOutboxes:
 
 
 async def _build_tools(
-    settings: Settings, *, db: Database, stores: RouterStores, outboxes: _RouterOutboxes
+    settings: Settings,
+    *,
+    storage: Storage,
+    stores: RouterStores,
+    outboxes: _RouterOutboxes,
+    ownership: ThreadOwnership,
 ) -> tuple[ThreadTools, BackgroundService | None]:
     """The shared tools (MCP servers from MCP_CONFIG) and the per-thread ones; an approval flow for both."""
     servers: BackgroundService | None = None
@@ -88,18 +82,20 @@ async def _build_tools(
             raise ConfigError(f"MCP_CONFIG is invalid: {exc}") from None
         servers, providers = mcp, [mcp]
     approvals = ApprovalFlow(
-        store=ApprovalStore(db),
+        store=storage.approvals,
         log=stores.log,
         outbox=outboxes,
         clock=utc_now,
         timeout_s=settings.approval_timeout_s,
         approvers=settings.tool_approvers,
+        owners=ownership if ownership.shared else None,
     )
-    await approvals.expire_earlier_runs()
+    if not ownership.shared:  # several workers: a click on a dead worker's approval expires it then
+        await approvals.expire_earlier_runs()
     tools = ThreadTools(
         shared=ToolBox(providers, timeout_s=settings.tool_timeout_s),
         builtins=tuple(settings.builtin_tools),
-        search=ThreadSearch(db),
+        search=storage.search,
         trail=stores.trail,
         approvals=approvals,
         outbox=outboxes,
@@ -120,30 +116,36 @@ async def open_router(
     """
     if preload_model_client:
         preload_litellm()
-    async with open_database_for(settings) as db:
-        cards = CardStore(db)
-        interrupted = await cards.reopen_interrupted()
+    async with open_storage_for(settings) as storage:
+        cards = storage.cards
+        ownership = ThreadOwnership(
+            leases=storage.leases, lease_s=settings.worker_lease_s, poll_s=settings.worker_poll_s
+        )
+        # With several workers, what an earlier run left is swept thread by thread as each is taken over (a
+        # start-up sweep of the whole database would reset the catch-ups and approvals of live workers).
+        interrupted = [] if ownership.shared else await cards.reopen_interrupted()
         if interrupted:
             log.info("%d card(s) left mid catch-up by the last run are clickable again", len(interrupted))
-        erasures = ErasureStore(db)
-        events = DeliveredEvents(db)
+        erasures, events = storage.erasures, storage.events
         housekeeping = Housekeeping(
             erasures=erasures, events=events, retention_days=settings.log_retention_days, clock=utc_now
         )
         await housekeeping.run_once()
-        usage = UsageRecorder(UsageLog(db), daily_cap=settings.user_daily_tokens)
+        usage = UsageRecorder(storage.usage, daily_cap=settings.user_daily_tokens)
         llm = build_llm(settings, observers=[metrics.observe_model_call, usage.observe])
         outboxes = _RouterOutboxes()
         stores = RouterStores(
-            log=MeteredThreadLog(db),
-            sessions=SessionStore(db),
+            log=MeteredThreadLog(storage.log),
+            sessions=storage.sessions,
             cards=cards,
             events=events,
             erasures=erasures,
-            trail=ToolTrail(db),
+            trail=storage.trail,
             usage=usage,
         )
-        tools, servers = await _build_tools(settings, db=db, stores=stores, outboxes=outboxes)
+        tools, servers = await _build_tools(
+            settings, storage=storage, stores=stores, outboxes=outboxes, ownership=ownership
+        )
         router = ThreadRouter(
             stores=stores,
             llm=llm,
@@ -155,11 +157,12 @@ async def open_router(
             tools=tools,
             tool_servers=servers,
             max_tool_steps=settings.max_tool_steps,
+            ownership=ownership,
         )
         outboxes.router = router
         housekeeping.start()
         if health is not None:
-            health.database, health.router = db, router
+            health.database, health.router = storage.probe, router
         try:
             yield router
         finally:

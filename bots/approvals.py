@@ -26,8 +26,8 @@ from bots.messages import ApprovalAction, ApprovalClick, ThreadKey
 from bots.ports import ApprovalCard, ApprovalState, ClickResult, ThreadOutbox
 from bots.render import PREVIEW_CHARS
 from bots.thread_state import clicked_thread
-from storage.log import ThreadLog
-from storage.trail import ApprovalRecord, ApprovalStore
+from storage.protocols import ApprovalStore, ThreadLog
+from storage.records import ApprovalRecord
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.tools import ToolOutput, ToolSpec
-from storage.search import ThreadSearch
+from storage.protocols import ThreadSearch
 
 SEARCH_THREAD = "search_thread"
 MAX_RESULTS = 20

@@ -26,7 +26,7 @@ from bots.messages import CardAction, CardClick, ThreadKey
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, clicked_thread
 from storage.leases import Fence, LeaseLost
-from storage.sessions import CardRecord
+from storage.records import CardRecord
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from agent.llm import LLMClient, LLMError
 from bots.app import build_llm
 from bots.config import ConfigError, Settings, load_settings
 from bots.redaction import Redactor, configured_secrets
+from storage.backends import Backend, describe_url
 from storage.health import inspect_database
 
 MIN_FREE_BYTES = 100 * 1024 * 1024
@@ -108,6 +109,8 @@ async def preflight(settings: Settings) -> None:
 
 
 async def check_database(settings: Settings) -> list[Check]:
+    if settings.database_backend is Backend.POSTGRES:
+        return await check_postgres(settings)
     report = await inspect_database(settings.database_path)
     path = settings.database_path
     checks: list[Check] = []
@@ -154,6 +157,37 @@ async def check_database(settings: Settings) -> list[Check]:
         )
     else:
         checks.append(passed("disk", f"{free_mb:,} MB free next to {path}"))
+    return checks
+
+
+async def check_postgres(settings: Settings) -> list[Check]:
+    from storage.postgres.health import inspect_postgres  # psycopg only when Postgres is configured
+
+    where = describe_url(settings.database_url)
+    report = await inspect_postgres(settings.database_url)
+    if report.error is not None:
+        return [
+            failed(
+                "database",
+                f"{where} cannot be reached: {report.error}",
+                "check the server, the credentials and DATABASE_URL",
+            )
+        ]
+    if report.read_only:
+        return [failed("database", f"{where} is a read-only standby", "point DATABASE_URL at the primary")]
+    checks = [passed("database", f"{where} answers (Postgres {report.server_version})")]
+    if report.unknown:
+        checks.append(
+            failed(
+                "migrations",
+                f"the database has migrations this version does not know: {', '.join(report.unknown)}",
+                "run the newer threadkeeper that wrote it, or restore an older backup",
+            )
+        )
+    elif report.pending:
+        checks.append(passed("migrations", f"the next start applies {', '.join(report.pending)}"))
+    else:
+        checks.append(passed("migrations", "current"))
     return checks
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 from agent.llm import preload_litellm
-from bots.app import open_database_for, open_router
+from bots.app import open_router, open_storage_for
 from bots.check import preflight, run_check
 from bots.config import ConfigError, Settings, load_settings
 from bots.export import as_json, as_markdown
@@ -25,11 +26,10 @@ from bots.ports import PlatformAdapter
 from bots.redaction import configured_secrets
 from bots.threads import ThreadRouter
 from bots.usage import usage_table
-from storage.erasure import ErasureStore
+from storage.backends import Backend
 from storage.lock import DatabaseInUse, exclusive_database_lock
-from storage.log import ThreadLog, ThreadRecord
-from storage.trail import ToolTrail
-from storage.usage import Grouping, UsageLog
+from storage.protocols import ThreadLog
+from storage.records import Grouping, ThreadRecord
 
 log = logging.getLogger("threadkeeper")
 
@@ -75,9 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(secrets=configured_secrets(settings), level=level, log_format=settings.log_format)
     try:
         if args.command in ("run", "chat"):
-            # One bot per database (export and forget only read or purge, and stay usable meanwhile).
+            # One bot per SQLite file (export and forget only read or purge, and stay usable meanwhile); any
+            # number of workers share a Postgres database.
             command = " ".join(["threadkeeper", *(sys.argv[1:] if argv is None else argv)])
-            with exclusive_database_lock(settings.database_path, command=command):
+            with _single_process_lock(settings, command=command):
                 if args.command == "run":
                     return asyncio.run(run(settings))
                 return asyncio.run(_chat(settings, args.thread))
@@ -93,6 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _single_process_lock(settings: Settings, *, command: str) -> contextlib.AbstractContextManager[object]:
+    if settings.database_backend is Backend.SQLITE:
+        return exclusive_database_lock(settings.database_path, command=command)
+    return contextlib.nullcontext()
 
 
 def _adapters(settings: Settings, router: ThreadRouter) -> list[PlatformAdapter]:
@@ -175,28 +182,27 @@ async def _resolve(log_: ThreadLog, name: str) -> ThreadRecord:
 
 async def export(settings: Settings, name: str, fmt: str) -> int:
     """Print a thread's log, with its tool trail, as Markdown or JSON (``bots/export.py``)."""
-    async with open_database_for(settings) as db:
-        thread_log = ThreadLog(db)
-        thread = await _resolve(thread_log, name)
-        messages = await thread_log.all_messages(thread_id=thread.id)
-        trail = await ToolTrail(db).for_thread(thread_id=thread.id)
+    async with open_storage_for(settings) as storage:
+        thread = await _resolve(storage.log, name)
+        messages = await storage.log.all_messages(thread_id=thread.id)
+        trail = await storage.trail.for_thread(thread_id=thread.id)
     print(as_json(thread, messages, trail) if fmt == "json" else as_markdown(thread, messages, trail))
     return 0
 
 
 async def usage_stats(settings: Settings, *, since: date | None, by: Grouping) -> int:
     start = None if since is None else datetime(since.year, since.month, since.day, tzinfo=UTC)
-    async with open_database_for(settings) as db:
-        totals = await UsageLog(db).totals(by=by, since=start)
+    async with open_storage_for(settings) as storage:
+        totals = await storage.usage.totals(by=by, since=start)
     print(usage_table(totals, by=by))
     return 0
 
 
 async def forget(settings: Settings, name: str) -> int:
     """Purge a thread; a bot running on the same database drops its session within seconds (the journal)."""
-    async with open_database_for(settings) as db:
-        thread = await _resolve(ThreadLog(db), name)
-        count = await ErasureStore(db).forget_thread(thread_id=thread.id, now=utc_now())
+    async with open_storage_for(settings) as storage:
+        thread = await _resolve(storage.log, name)
+        count = await storage.erasures.forget_thread(thread_id=thread.id, now=utc_now())
     print(f"Forgot thread {thread.title or thread.thread}: {count} message(s) purged.")
     return 0
 
@@ -208,8 +214,8 @@ async def forget_user(settings: Settings, who: str) -> int:
         raise ConfigError(
             f"--user takes PLATFORM:USER_ID, e.g. slack:U012AB3CD or discord:80351110224678912 (got {who!r})"
         )
-    async with open_database_for(settings) as db:
-        erased = await ErasureStore(db).forget_user(platform=platform, user_id=user_id, now=utc_now())
+    async with open_storage_for(settings) as storage:
+        erased = await storage.erasures.forget_user(platform=platform, user_id=user_id, now=utc_now())
     if not erased:
         print(f"No messages of {who} in the log; nothing removed.")
         return 0

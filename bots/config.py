@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from storage.db import UnsupportedDatabaseURL, database_path_from_url
+from storage.backends import Backend, UnsupportedDatabaseURL, backend_of, database_path_from_url
 
 IdList = Annotated[frozenset[str], NoDecode]
 NameList = Annotated[tuple[str, ...], NoDecode]
@@ -21,7 +21,8 @@ BUILTIN_TOOL_NAMES = ("search_thread",)
 
 HINTS: dict[str, str] = {
     "DATABASE_URL": "a SQLite URL such as sqlite:///data/threadkeeper.db (relative) or "
-    "sqlite:////var/lib/threadkeeper/threadkeeper.db (absolute)",
+    "sqlite:////var/lib/threadkeeper/threadkeeper.db (absolute), or a Postgres URL such as "
+    "postgresql://threadkeeper:password@db.internal:5432/threadkeeper (several workers)",
     "LLM_MODEL": "a litellm model string such as openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest "
     "or ollama/llama3.1",
     "LLM_API_BASE": "the base URL of an OpenAI-compatible or provider endpoint, e.g. http://localhost:11434",
@@ -172,8 +173,9 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _sqlite_only(cls, value: str) -> str:
-        database_path_from_url(value)
+    def _known_backend(cls, value: str) -> str:
+        if backend_of(value) is Backend.SQLITE:
+            database_path_from_url(value)
         return value
 
     @field_validator("llm_model")
@@ -184,7 +186,12 @@ class Settings(BaseSettings):
         return value.strip()
 
     @property
+    def database_backend(self) -> Backend:
+        return backend_of(self.database_url)
+
+    @property
     def database_path(self) -> Path:
+        """The SQLite file (an error on Postgres: check ``database_backend`` first)."""
         return database_path_from_url(self.database_url)
 
     @property

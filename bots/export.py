@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 
-from storage.log import LoggedMessage, ThreadRecord
-from storage.trail import TrailEntry, interleave
+from storage.records import LoggedMessage, ThreadRecord, TrailEntry, interleave
 
 APPROVAL_WORDS = {
     "approved": "allowed by {who}",

@@ -17,10 +17,8 @@ from agent.summarize import trail_line, transcript_line
 from agent.tools import call_line
 from bots.periodic import Periodic
 from bots.thread_state import prompt_text
-from storage.erasure import Erasure, ErasureStore
-from storage.log import LoggedMessage, ThreadLog
-from storage.sessions import SessionStore
-from storage.trail import ToolTrail, TrailEntry, interleave
+from storage.protocols import ErasureStore, SessionStore, ThreadLog, ToolTrail
+from storage.records import Erasure, LoggedMessage, TrailEntry, interleave
 
 log = logging.getLogger(__name__)
 

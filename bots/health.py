@@ -22,8 +22,7 @@ from bots import metrics
 from bots.config import ConfigError
 from bots.ports import PlatformAdapter
 from bots.threads import ThreadRouter
-from storage.db import Database
-from storage.health import probe_writable, waiting_thread_count
+from storage.protocols import DatabaseProbe
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -36,13 +35,13 @@ class Health:
     """What readiness depends on; the composition root and ``run`` fill it in as the parts come up."""
 
     expected: tuple[str, ...] = ()  # adapter names that must be connected
-    database: Database | None = None
+    database: DatabaseProbe | None = None
     router: ThreadRouter | None = None
     adapters: dict[str, PlatformAdapter] = field(default_factory=dict)
 
     async def readiness(self) -> dict[str, bool]:
         """Each part's state: ``database`` and one entry per expected adapter."""
-        parts = {"database": self.database is not None and await probe_writable(self.database)}
+        parts = {"database": self.database is not None and await self.database.writable()}
         for name in self.expected:
             adapter = self.adapters.get(name)
             parts[name] = adapter is not None and await adapter.is_connected()
@@ -53,7 +52,7 @@ class Health:
         if self.router is not None:
             gauges.live_sessions.set(self.router.live_sessions)
         if self.database is not None:
-            gauges.threads_waiting.set(await waiting_thread_count(self.database))
+            gauges.threads_waiting.set(await self.database.waiting_threads())
 
 
 def health_app(health: Health) -> web.Application:

@@ -21,8 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bots.periodic import Periodic
-from storage.erasure import ErasureStore
-from storage.sessions import DeliveredEvents
+from storage.protocols import DeliveredEvents, ErasureStore
 
 log = logging.getLogger(__name__)
 

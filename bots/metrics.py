@@ -14,11 +14,13 @@ start-up of a bot that does not serve metrics.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from agent.llm import ModelCall
-from storage.db import Database
-from storage.log import LoggedMessage, ThreadLog
+from storage.leases import Fence
+from storage.protocols import ThreadLog
+from storage.records import LoggedMessage
 
 PREFIX = "threadkeeper"
 # Model calls run from well under a second to a minute; commits take milliseconds.
@@ -109,33 +111,89 @@ def observe_model_call(call: ModelCall) -> None:
     _metrics.tokens.labels("out").inc(call.usage.completion_tokens)
 
 
-class MeteredThreadLog(ThreadLog):
-    """The thread log, counting what it logs by platform and timing its commits.
+class MeteredThreadLog:
+    """A thread log (either backend) that counts what it logs by platform and times its commits.
 
     The platform of a thread is remembered from :meth:`ensure_thread`, which every message's thread passes
-    through first, so counting needs no extra query.
+    through first, so counting needs no extra query. Everything else is handed to the wrapped log as it is.
     """
 
-    def __init__(self, db: Database) -> None:
-        super().__init__(db)
+    def __init__(self, inner: ThreadLog) -> None:
+        self._inner = inner
         self._platforms: dict[int, str] = {}
+        self.find_thread = inner.find_thread
+        self.find_threads = inner.find_threads
+        self.latest_platform_id = inner.latest_platform_id
+        self.has_messages_before = inner.has_messages_before
+        self.set_platform_id = inner.set_platform_id
+        self.threads_with_waiting = inner.threads_with_waiting
+        self.waiting = inner.waiting
+        self.transcript = inner.transcript
+        self.visible = inner.visible
+        self.all_messages = inner.all_messages
+        self.thread = inner.thread
 
-    async def ensure_thread(self, *, platform: str, **columns: Any) -> int:
-        thread_id = await super().ensure_thread(platform=platform, **columns)
+    async def ensure_thread(
+        self, *, platform: str, workspace: str, channel: str, thread: str, title: str | None, now: datetime
+    ) -> int:
+        thread_id = await self._inner.ensure_thread(
+            platform=platform, workspace=workspace, channel=channel, thread=thread, title=title, now=now
+        )
         self._platforms[thread_id] = platform
         return thread_id
 
-    async def record_message(self, **columns: Any) -> tuple[LoggedMessage, bool]:
+    async def record_message(
+        self,
+        *,
+        thread_id: int,
+        platform_message_id: str,
+        author_id: str,
+        author_name: str,
+        role: str,
+        content: str,
+        sent_utc: datetime,
+        attachments: list[dict[str, Any]] | None = None,
+        now: datetime,
+    ) -> tuple[LoggedMessage, bool]:
         started = time.monotonic()
-        row, created = await super().record_message(**columns)
+        row, created = await self._inner.record_message(
+            thread_id=thread_id,
+            platform_message_id=platform_message_id,
+            author_id=author_id,
+            author_name=author_name,
+            role=role,
+            content=content,
+            sent_utc=sent_utc,
+            attachments=attachments,
+            now=now,
+        )
         if _metrics is not None:
             _metrics.commit_latency.labels("message").observe(time.monotonic() - started)
             if created and row.role == "user":
                 _metrics.messages_logged.labels(self._platforms.get(row.thread_id, "unknown")).inc()
         return row, created
 
-    async def record_reply(self, **columns: Any) -> None:
+    async def record_reply(
+        self,
+        *,
+        thread_id: int,
+        platform_message_id: str,
+        author_name: str,
+        content: str,
+        answered_ids: list[int],
+        now: datetime,
+        fence: Fence | None = None,
+    ) -> int | None:
         started = time.monotonic()
-        await super().record_reply(**columns)
+        reply_id = await self._inner.record_reply(
+            thread_id=thread_id,
+            platform_message_id=platform_message_id,
+            author_name=author_name,
+            content=content,
+            answered_ids=answered_ids,
+            now=now,
+            fence=fence,
+        )
         if _metrics is not None:
             _metrics.commit_latency.labels("reply").observe(time.monotonic() - started)
+        return reply_id

@@ -101,6 +101,13 @@ def secrets_in_url(url: str | None) -> set[str]:
     return found
 
 
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url.strip()).password
+    except ValueError:
+        return None
+
+
 def _is_credential_param(name: str) -> bool:
     return URL_CREDENTIAL_PARAM.fullmatch(f"?{name}=x") is not None
 
@@ -130,6 +137,10 @@ def configured_secrets(settings: Settings) -> set[str]:
         settings.slack_signing_secret,
     ]
     found = {v.get_secret_value() for v in values if v is not None}
-    for url in (settings.llm_api_base, settings.discord_api_base, settings.discord_gateway_url, settings.slack_api_url):
+    urls = (settings.llm_api_base, settings.discord_api_base, settings.discord_gateway_url, settings.slack_api_url)
+    for url in urls:
         found |= secrets_in_url(url)
+    database_password = _url_password(settings.database_url)  # the user name of a database URL is just a name
+    if database_password:
+        found.add(database_password)
     return found | secrets_in_environment(os.environ)

@@ -15,10 +15,8 @@ from agent.session import AgentSession
 from agent.summarize import Interruptible
 from bots.messages import Attachment, ThreadKey
 from bots.usage import UsageRecorder
-from storage.erasure import ErasureStore
-from storage.log import LoggedMessage, ThreadLog
-from storage.sessions import CardStore, DeliveredEvents, SessionStore
-from storage.trail import ToolTrail
+from storage.protocols import CardStore, DeliveredEvents, ErasureStore, SessionStore, ThreadLog, ToolTrail
+from storage.records import LoggedMessage
 
 log = logging.getLogger(__name__)
 

@@ -54,10 +54,8 @@ from bots.ownership import Claim, ThreadOwnership
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns, prompt_text
 from bots.tool_turns import ThreadTools
-from storage.erasure import KIND_EDITED, KIND_THREAD, Erasure
 from storage.leases import Fence, LeaseLost, SoleOwner, Wake
-from storage.log import LoggedMessage, ThreadGone
-from storage.sessions import CardRecord
+from storage.records import KIND_EDITED, KIND_THREAD, CardRecord, Erasure, LoggedMessage, ThreadGone
 
 log = logging.getLogger(__name__)
 

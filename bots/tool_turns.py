@@ -21,8 +21,7 @@ from bots.builtin_tools import SEARCH_THREAD, SearchThreadTool
 from bots.messages import ThreadKey
 from bots.ports import ThreadOutbox
 from bots.render import tool_status
-from storage.search import ThreadSearch
-from storage.trail import ToolTrail
+from storage.protocols import ThreadSearch, ToolTrail
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from agent.llm import ModelCall, price_calls
 from bots.messages import ThreadKey
 from bots.ports import ThreadOutbox
-from storage.usage import Grouping, UsageLog, UsageRow, UsageTotal
+from storage.protocols import UsageLog
+from storage.records import Grouping, UsageRow, UsageTotal
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,6 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-log = logging.getLogger(__name__)
-
-SQLITE_PREFIX = "sqlite:///"
 BUSY_TIMEOUT_MS = 5000
 
 log = logging.getLogger(__name__)
@@ -37,24 +34,6 @@ log = logging.getLogger(__name__)
 Row = sqlite3.Row
 T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
-
-
-class UnsupportedDatabaseURL(ValueError):
-    """DATABASE_URL names something other than a SQLite file."""
-
-
-def database_path_from_url(url: str) -> Path:
-    """``sqlite:///relative/path`` or ``sqlite:////absolute/path`` to a Path; anything else is an error."""
-    if not url.startswith(SQLITE_PREFIX):
-        scheme = url.split(":", 1)[0] if ":" in url else url
-        raise UnsupportedDatabaseURL(
-            f"only SQLite is supported for now (got a {scheme!r} URL); "
-            "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
-        )
-    rest = url[len(SQLITE_PREFIX) :]
-    if not rest or rest.endswith("/"):
-        raise UnsupportedDatabaseURL("the SQLite URL names no file, e.g. sqlite:///data/threadkeeper.db")
-    return Path(rest)
 
 
 def _prepare_file(path: Path) -> None:

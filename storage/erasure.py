@@ -26,43 +26,27 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from storage.db import Database
-from storage.log import iso
+from storage.records import (
+    KIND_DELETED,
+    KIND_EDITED,
+    KIND_THREAD,
+    REMOVED_EXCERPT,
+    Erasure,
+    UserErasure,
+    group_by_thread,
+    iso,
+)
 
 log = logging.getLogger(__name__)
-
-KIND_DELETED = "deleted"
-KIND_EDITED = "edited"
-KIND_THREAD = "thread"
 
 _INVALIDATE_SUMMARIES = (
     "UPDATE sessions SET summary = NULL, summary_through_message_id = NULL "
     "WHERE thread_id = ? AND summary IS NOT NULL AND (summary_through_message_id IS NULL "
     "OR summary_through_message_id >= ?)"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Erasure:
-    """One journal row: ``message_id`` changed (deleted or edited) in ``thread_id``, or the whole thread went."""
-
-    id: int
-    thread_id: int
-    message_id: int | None
-    kind: str
-
-
-@dataclass(frozen=True, slots=True)
-class UserErasure:
-    """What ``forget --user`` removed in one thread."""
-
-    thread_id: int
-    thread: str
-    title: str | None
-    messages: int
 
 
 def _journal(connection: sqlite3.Connection, *, thread_id: int, message_id: int | None, kind: str) -> None:
@@ -76,9 +60,9 @@ def _journal(connection: sqlite3.Connection, *, thread_id: int, message_id: int 
 def _scrub_trail(connection: sqlite3.Connection, *, message_ids: list[int]) -> None:
     """Tool results that quoted one of ``message_ids`` lose their excerpt."""
     connection.executemany(
-        "UPDATE tool_calls SET result_excerpt = '(removed: it quoted a message that was deleted or edited)' "
+        "UPDATE tool_calls SET result_excerpt = ? "
         "WHERE EXISTS (SELECT 1 FROM json_each(tool_calls.cites_json) WHERE json_each.value = ?)",
-        [(message_id,) for message_id in message_ids],
+        [(REMOVED_EXCERPT, message_id) for message_id in message_ids],
     )
 
 
@@ -172,14 +156,8 @@ class ErasureStore:
                 "WHERE t.platform = ? AND m.author_id = ? AND m.role = 'user' ORDER BY m.id",
                 (platform, user_id),
             ).fetchall()
-            by_thread: dict[int, UserErasure] = {}
-            for row in rows:
-                seen = by_thread.get(row["thread_id"])
-                by_thread[row["thread_id"]] = UserErasure(
-                    row["thread_id"], row["thread"], row["title"], 1 + (seen.messages if seen else 0)
-                )
             self._erase_rows(connection, rows=rows, now=when, erase_author=True)
-            return list(by_thread.values())
+            return group_by_thread(rows)
 
         erased = await self._db.run(work)
         if erased:
@@ -210,9 +188,7 @@ class ErasureStore:
         await self._db.checkpoint()
 
     @staticmethod
-    def _erase_rows(
-        connection: sqlite3.Connection, *, rows: list[sqlite3.Row], now: str, erase_author: bool
-    ) -> None:
+    def _erase_rows(connection: sqlite3.Connection, *, rows: list[sqlite3.Row], now: str, erase_author: bool) -> None:
         """Blank ``rows`` (id, thread_id), invalidate the summaries that covered them, journal each one."""
         _blank(connection, message_ids=[row["id"] for row in rows], now=now, erase_author=erase_author)
         oldest: dict[int, int] = {}
@@ -228,9 +204,7 @@ class ErasureStore:
         if thread_id is None:
             row = await self._db.fetchone("SELECT COALESCE(MAX(id), 0) FROM erasures")
         else:
-            row = await self._db.fetchone(
-                "SELECT COALESCE(MAX(id), 0) FROM erasures WHERE thread_id = ?", (thread_id,)
-            )
+            row = await self._db.fetchone("SELECT COALESCE(MAX(id), 0) FROM erasures WHERE thread_id = ?", (thread_id,))
         return int(row[0]) if row is not None else 0
 
     async def since(self, *, after_id: int) -> list[Erasure]:

@@ -19,6 +19,7 @@ import aiosqlite
 
 from storage.db import Database
 from storage.migrations import MIGRATIONS
+from storage.records import WAITING_THREADS
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,5 +96,19 @@ async def probe_writable(db: Database) -> bool:
 
 async def waiting_thread_count(db: Database) -> int:
     """Threads holding user messages that no posted reply has covered yet."""
-    row = await db.fetchone("SELECT COUNT(DISTINCT thread_id) AS n FROM messages WHERE reply_state = 'waiting'")
+    row = await db.fetchone(WAITING_THREADS)
     return 0 if row is None else int(row["n"])
+
+
+
+class SqliteProbe:
+    """The DatabaseProbe of a running bot on SQLite."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def writable(self) -> bool:
+        return await probe_writable(self._db)
+
+    async def waiting_threads(self) -> int:
+        return await waiting_thread_count(self._db)

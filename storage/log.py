@@ -11,77 +11,27 @@ summaries and the journal in the same transaction.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sqlite3
 import sys
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-from storage.db import Database, Row
+from storage.db import Database
+from storage.group_commit import GroupCommit
 from storage.leases import Fence
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-@dataclass(frozen=True, slots=True)
-class LoggedMessage:
-    """One row of the log."""
-
-    id: int
-    thread_id: int
-    platform_message_id: str
-    author_id: str
-    author_name: str
-    role: str
-    content: str
-    attachments: list[dict[str, Any]]
-    reply_state: str | None
-    sent_utc: str
-    edited: bool
-    deleted: bool
-
-    @classmethod
-    def from_row(cls, row: Row) -> LoggedMessage:
-        return cls(
-            id=row["id"],
-            thread_id=row["thread_id"],
-            platform_message_id=row["platform_message_id"],
-            author_id=row["author_id"],
-            author_name=row["author_name"],
-            role=row["role"],
-            content=row["content"],
-            attachments=[] if row["attachments_json"] == "[]" else json.loads(row["attachments_json"]),
-            reply_state=row["reply_state"],
-            sent_utc=row["sent_utc"],
-            edited=row["edited_utc"] is not None,
-            deleted=row["deleted_utc"] is not None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadRecord:
-    id: int
-    platform: str
-    workspace: str
-    channel: str
-    thread: str
-    title: str | None
-    created_utc: str
-    last_message_utc: str | None
-
-
-MAX_BATCH = 500
-# A reply is logged under ``local-<uuid>`` before it is posted, then given the platform's id (set_platform_id).
-PROVISIONAL_ID_PREFIX = "local-"
-
-
-class ThreadGone(LookupError):
-    """The thread row a write names no longer exists: it was forgotten (``threadkeeper forget``) meanwhile."""
+from storage.records import (
+    MAX_BATCH,
+    MESSAGE_COLUMNS,
+    PROVISIONAL_ID_PREFIX,
+    THREAD_COLUMNS,
+    LoggedMessage,
+    NewMessage,
+    ThreadGone,
+    ThreadRecord,
+    iso,
+    thread_from_row,
+)
 
 
 def _typed(exc: BaseException) -> BaseException:
@@ -90,36 +40,7 @@ def _typed(exc: BaseException) -> BaseException:
     return exc
 
 
-@dataclass(frozen=True, slots=True)
-class _NewMessage:
-    thread_id: int
-    platform_message_id: str
-    author_id: str
-    author_name: str
-    role: str
-    content: str
-    attachments_json: str
-    reply_state: str | None
-    sent_utc: str
-    logged_utc: str
-
-
-def _settle(
-    future: asyncio.Future[tuple[LoggedMessage, bool]],
-    *,
-    result: tuple[LoggedMessage, bool] | None = None,
-    exc: BaseException | None = None,
-) -> None:
-    if future.done():
-        return
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        assert result is not None
-        future.set_result(result)
-
-
-def _write_messages(news: list[_NewMessage], connection: sqlite3.Connection) -> list[tuple[LoggedMessage, bool]]:
+def _write_messages(news: list[NewMessage], connection: sqlite3.Connection) -> list[tuple[LoggedMessage, bool]]:
     """Insert each message unless its (thread, platform id) is logged already; runs on the database thread."""
     results = []
     touched: dict[int, str] = {}
@@ -127,7 +48,7 @@ def _write_messages(news: list[_NewMessage], connection: sqlite3.Connection) -> 
         row = connection.execute(
             "INSERT INTO messages (thread_id, platform_message_id, author_id, author_name, role, content, "
             "attachments_json, reply_state, sent_utc, logged_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            f"ON CONFLICT DO NOTHING RETURNING {_MESSAGE_COLUMNS}",
+            f"ON CONFLICT DO NOTHING RETURNING {MESSAGE_COLUMNS}",
             (
                 new.thread_id,
                 new.platform_message_id,
@@ -146,7 +67,7 @@ def _write_messages(news: list[_NewMessage], connection: sqlite3.Connection) -> 
             touched[new.thread_id] = new.logged_utc
         else:
             row = connection.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND platform_message_id = ?",
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND platform_message_id = ?",
                 (new.thread_id, new.platform_message_id),
             ).fetchone()
         results.append((LoggedMessage.from_row(row), created))
@@ -156,19 +77,14 @@ def _write_messages(news: list[_NewMessage], connection: sqlite3.Connection) -> 
     return results
 
 
-_MESSAGE_COLUMNS = (
-    "id, thread_id, platform_message_id, author_id, author_name, role, content, attachments_json, "
-    "reply_state, sent_utc, edited_utc, deleted_utc"
-)
-
-
 class ThreadLog:
     """Threads and their messages."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._queue: list[tuple[_NewMessage, asyncio.Future[tuple[LoggedMessage, bool]]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._writes: GroupCommit[NewMessage, tuple[LoggedMessage, bool]] = GroupCommit(
+            lambda batch: self._db.run(partial(_write_messages, batch)), typed=_typed
+        )
 
     async def ensure_thread(
         self, *, platform: str, workspace: str, channel: str, thread: str, title: str | None, now: datetime
@@ -198,8 +114,10 @@ class ThreadLog:
 
     async def find_threads(self, *, name: str) -> list[ThreadRecord]:
         """Threads whose id or title is ``name`` (the CLI's way of naming a thread)."""
-        rows = await self._db.fetchall("SELECT * FROM threads WHERE thread = ? OR title = ? ORDER BY id", (name, name))
-        return [ThreadRecord(**dict(row)) for row in rows]
+        rows = await self._db.fetchall(
+            f"SELECT {THREAD_COLUMNS} FROM threads WHERE thread = ? OR title = ? ORDER BY id", (name, name)
+        )
+        return [thread_from_row(row) for row in rows]
 
     async def record_message(
         self,
@@ -220,42 +138,19 @@ class ThreadLog:
         batch, and each batch is one transaction in one hop to the database thread. The call returns only
         once its row is committed.
         """
-        new = _NewMessage(
-            thread_id=thread_id,
-            platform_message_id=platform_message_id,
-            author_id=author_id,
-            author_name=author_name,
-            role=role,
-            content=content,
-            attachments_json=json.dumps(attachments or []),
-            reply_state="waiting" if role == "user" else None,
-            sent_utc=iso(sent_utc),
-            logged_utc=iso(now),
+        return await self._writes.submit(
+            NewMessage.of(
+                thread_id=thread_id,
+                platform_message_id=platform_message_id,
+                author_id=author_id,
+                author_name=author_name,
+                role=role,
+                content=content,
+                sent_utc=sent_utc,
+                attachments=attachments,
+                now=now,
+            )
         )
-        future: asyncio.Future[tuple[LoggedMessage, bool]] = asyncio.get_running_loop().create_future()
-        self._queue.append((new, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            try:
-                results = await self._db.run(partial(_write_messages, [new for new, _ in batch]))
-            except Exception:
-                if len(batch) == 1:
-                    _settle(batch[0][1], exc=_typed(sys.exc_info()[1] or RuntimeError("write failed")))
-                    continue
-                # One bad row must not fail its neighbours: write them one by one.
-                for new, future in batch:
-                    try:
-                        _settle(future, result=(await self._db.run(partial(_write_messages, [new])))[0])
-                    except Exception as exc:
-                        _settle(future, exc=_typed(exc))
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                _settle(future, result=result)
 
     async def latest_platform_id(self, *, thread_id: int) -> str | None:
         """The id the platform gave the thread's most recently logged message, if any.
@@ -287,16 +182,16 @@ class ThreadLog:
     async def threads_with_waiting(self, *, platform: str) -> list[ThreadRecord]:
         """Threads of ``platform`` holding user messages that no posted reply has covered."""
         rows = await self._db.fetchall(
-            "SELECT * FROM threads WHERE platform = ? AND id IN "
+            f"SELECT {THREAD_COLUMNS} FROM threads WHERE platform = ? AND id IN "
             "(SELECT thread_id FROM messages WHERE reply_state = 'waiting') ORDER BY id",
             (platform,),
         )
-        return [ThreadRecord(**dict(row)) for row in rows]
+        return [thread_from_row(row) for row in rows]
 
     async def waiting(self, *, thread_id: int) -> list[LoggedMessage]:
         """User messages that no posted reply has covered yet, oldest first."""
         rows = await self._db.fetchall(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND reply_state = 'waiting' ORDER BY id",
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND reply_state = 'waiting' ORDER BY id",
             (thread_id,),
         )
         return [LoggedMessage.from_row(row) for row in rows]
@@ -352,7 +247,7 @@ class ThreadLog:
 
         def read(connection: sqlite3.Connection) -> list[LoggedMessage]:
             rows = connection.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND id > ? AND id <= ? "
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND id > ? AND id <= ? "
                 "AND deleted_utc IS NULL AND (reply_state IS NULL OR reply_state = 'answered') ORDER BY id",
                 (thread_id, after_id, through),
             )
@@ -368,7 +263,7 @@ class ThreadLog:
             for start in range(0, len(ids), MAX_BATCH):
                 part = ids[start : start + MAX_BATCH]
                 rows = connection.execute(
-                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND deleted_utc IS NULL "
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND deleted_utc IS NULL "
                     f"AND id IN ({','.join('?' * len(part))})",
                     (thread_id, *part),
                 )
@@ -379,10 +274,10 @@ class ThreadLog:
 
     async def all_messages(self, *, thread_id: int) -> list[LoggedMessage]:
         rows = await self._db.fetchall(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? ORDER BY id", (thread_id,)
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? ORDER BY id", (thread_id,)
         )
         return [LoggedMessage.from_row(row) for row in rows]
 
     async def thread(self, *, thread_id: int) -> ThreadRecord | None:
-        row = await self._db.fetchone("SELECT * FROM threads WHERE id = ?", (thread_id,))
-        return None if row is None else ThreadRecord(**dict(row))
+        row = await self._db.fetchone(f"SELECT {THREAD_COLUMNS} FROM threads WHERE id = ?", (thread_id,))
+        return None if row is None else thread_from_row(row)

@@ -8,28 +8,13 @@ each quoted, so no FTS5 syntax in it can fail or widen the search.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from storage.db import Database
-
-MAX_TERMS = 16
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    """One message that matched, with its exact text."""
-
-    message_id: int
-    author_name: str
-    role: str
-    sent_utc: str
-    content: str
+from storage.records import SearchHit, search_words
 
 
 def fts_query(text: str) -> str | None:
     """The words of ``text`` as an FTS5 query matching any of them (best matches first); None for no words."""
-    words = list(dict.fromkeys(re.findall(r"\w+", text.lower())))[:MAX_TERMS]
+    words = search_words(text)
     return " OR ".join(f'"{word}"' for word in words) if words else None
 
 

@@ -8,27 +8,11 @@ processes, or in one process before and after a restart, can never both win.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from storage.db import Database, Row
+from storage.db import Database
 from storage.leases import Fence
-from storage.log import iso
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSummary:
-    text: str
-    through_message_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class CardRecord:
-    id: int
-    thread_id: int
-    card_message_id: str | None
-    state: str
-    resolved_by_name: str | None
+from storage.records import CardRecord, StoredSummary, card_from_row, iso
 
 
 class SessionStore:
@@ -120,11 +104,11 @@ class CardStore:
         row = await self._db.fetchone(
             "SELECT * FROM cards WHERE thread_id = ? AND state IN ('pending', 'catching_up')", (thread_id,)
         )
-        return None if row is None else _card(row)
+        return None if row is None else card_from_row(row)
 
     async def get(self, *, card_id: int) -> CardRecord | None:
         row = await self._db.fetchone("SELECT * FROM cards WHERE id = ?", (card_id,))
-        return None if row is None else _card(row)
+        return None if row is None else card_from_row(row)
 
     async def set_message_id(self, *, card_id: int, card_message_id: str) -> None:
         await self._db.execute("UPDATE cards SET card_message_id = ? WHERE id = ?", (card_message_id, card_id))
@@ -160,17 +144,7 @@ class CardStore:
             "UPDATE cards SET state = 'pending', resolved_by_id = NULL, resolved_by_name = NULL, "
             "resolved_utc = NULL WHERE state = 'catching_up'"
         )
-        return [_card(row) for row in rows]
-
-
-def _card(row: Row) -> CardRecord:
-    return CardRecord(
-        id=row["id"],
-        thread_id=row["thread_id"],
-        card_message_id=row["card_message_id"],
-        state=row["state"],
-        resolved_by_name=row["resolved_by_name"],
-    )
+        return [card_from_row(row) for row in rows]
 
 
 class DeliveredEvents:

@@ -13,25 +13,10 @@ earlier run are marked expired at start-up.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 
-from storage.db import Database, Row
-from storage.log import LoggedMessage, iso
-
-
-@dataclass(frozen=True, slots=True)
-class TrailEntry:
-    id: int
-    after_message_id: int
-    tool: str
-    arguments_json: str
-    result_excerpt: str
-    is_error: bool
-    duration_ms: int
-    approval: str
-    decided_by: str | None
-    created_utc: str
+from storage.db import Database
+from storage.records import ApprovalRecord, TrailEntry, approval_from_row, iso, trail_from_row
 
 
 class ToolTrail:
@@ -81,51 +66,7 @@ class ToolTrail:
             "ORDER BY after_message_id, id",
             (thread_id, after_id, through_id if through_id is not None else 2**62),
         )
-        return [_entry(row) for row in rows]
-
-
-def interleave(messages: list[LoggedMessage], trail: list[TrailEntry]) -> list[LoggedMessage | TrailEntry]:
-    """Messages and tool calls in the order they happened.
-
-    A trail entry was logged after the last message its turn answered, so it goes right after that message (or
-    the last earlier one still there), before the reply that followed the calls.
-    """
-    calls = sorted(trail, key=lambda e: (e.after_message_id, e.id))
-    items: list[LoggedMessage | TrailEntry] = []
-    next_call = 0
-    for message in messages:
-        while next_call < len(calls) and calls[next_call].after_message_id < message.id:
-            items.append(calls[next_call])
-            next_call += 1
-        items.append(message)
-    items.extend(calls[next_call:])
-    return items
-
-
-def _entry(row: Row) -> TrailEntry:
-    return TrailEntry(
-        id=row["id"],
-        after_message_id=row["after_message_id"],
-        tool=row["tool"],
-        arguments_json=row["arguments_json"],
-        result_excerpt=row["result_excerpt"],
-        is_error=bool(row["is_error"]),
-        duration_ms=row["duration_ms"],
-        approval=row["approval"],
-        decided_by=row["decided_by"],
-        created_utc=row["created_utc"],
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ApprovalRecord:
-    id: int
-    thread_id: int
-    tool: str
-    arguments_preview: str
-    state: str
-    card_message_id: str | None
-    decided_by_name: str | None
+        return [trail_from_row(row) for row in rows]
 
 
 class ApprovalStore:
@@ -142,9 +83,7 @@ class ApprovalStore:
         return rowid
 
     async def set_message_id(self, *, approval_id: int, card_message_id: str) -> None:
-        await self._db.execute(
-            "UPDATE approvals SET card_message_id = ? WHERE id = ?", (card_message_id, approval_id)
-        )
+        await self._db.execute("UPDATE approvals SET card_message_id = ? WHERE id = ?", (card_message_id, approval_id))
 
     async def decide(
         self, *, approval_id: int, state: str, by_id: str | None, by_name: str | None, now: datetime
@@ -159,17 +98,7 @@ class ApprovalStore:
 
     async def get(self, *, approval_id: int) -> ApprovalRecord | None:
         row = await self._db.fetchone("SELECT * FROM approvals WHERE id = ?", (approval_id,))
-        if row is None:
-            return None
-        return ApprovalRecord(
-            id=row["id"],
-            thread_id=row["thread_id"],
-            tool=row["tool"],
-            arguments_preview=row["arguments_preview"],
-            state=row["state"],
-            card_message_id=row["card_message_id"],
-            decided_by_name=row["decided_by_name"],
-        )
+        return None if row is None else approval_from_row(row)
 
     async def expire_pending(self, *, now: datetime) -> int:
         """An earlier run's waiting calls died with it: their cards are stale. Returns how many."""

@@ -7,45 +7,10 @@ so a day's rows are a prefix range and the ``(user_id, created_utc)`` index serv
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
 from datetime import datetime
 
 from storage.db import Database
-from storage.log import iso
-
-
-@dataclass(frozen=True, slots=True)
-class UsageRow:
-    thread_id: int | None
-    user_id: str | None
-    purpose: str  # "answer" or "summary"
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    tokens_counted: bool
-    cost_usd: float | None
-    created_utc: datetime
-
-
-class Grouping(enum.StrEnum):
-    THREAD = "thread"
-    USER = "user"
-    DAY = "day"
-
-
-@dataclass(frozen=True, slots=True)
-class UsageTotal:
-    """One line of ``threadkeeper stats``."""
-
-    key: str
-    answers: int
-    summaries: int
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float
-    unpriced_calls: int  # calls whose model litellm's cost map does not know
-
+from storage.records import Grouping, UsageRow, UsageTotal, iso, usage_total_from_row
 
 _GROUP_KEYS = {
     Grouping.DAY: "substr(u.created_utc, 1, 10)",
@@ -105,4 +70,4 @@ class UsageLog:
             "WHERE u.created_utc >= ? GROUP BY key ORDER BY " + order,
             (iso(since) if since is not None else "",),
         )
-        return [UsageTotal(**dict(row)) for row in rows]
+        return [usage_total_from_row(row) for row in rows]

@@ -31,7 +31,7 @@ def run_cli(*args: str, env: dict[str, str], stdin: str = "", cwd: Path) -> subp
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("DATABASE_URL", "postgresql://db/tk"),
+        ("DATABASE_URL", "mysql://db/tk"),
         ("MAX_LIVE_SESSIONS", "zero"),
         ("LLM_CONTEXT_WINDOW", "12"),
         ("LOG_FORMAT", "xml"),

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.db import UnsupportedDatabaseURL, database_path_from_url, open_database
+from storage.backends import UnsupportedDatabaseURL, database_path_from_url
+from storage.db import open_database
 from storage.log import ThreadLog
 from storage.migrations import MIGRATIONS, applied_migrations, m001_initial, migrate
 from storage.sessions import CardRecord, CardStore
@@ -153,7 +154,7 @@ def test_sqlite_urls_name_relative_and_absolute_files(url: str, expected: Path) 
     assert database_path_from_url(url) == expected
 
 
-@pytest.mark.parametrize("url", ["postgresql://localhost/tk", "data/x.db", "sqlite:///", "sqlite:///dir/"])
+@pytest.mark.parametrize("url", ["mysql://localhost/tk", "data/x.db", "sqlite:///", "sqlite:///dir/"])
 def test_other_database_urls_are_refused_clearly(url: str) -> None:
     with pytest.raises(UnsupportedDatabaseURL, match="sqlite:///"):
         database_path_from_url(url)

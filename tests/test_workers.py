@@ -121,7 +121,10 @@ async def test_fencing_refuses_the_reply_of_a_worker_that_lost_its_lease(
         assert len(a.outbox.replies) == 1  # ...but its reply was refused, not posted as answered
         assert await assistant_rows(pg) == [a.outbox.replies[0].text]
         waiting = await pg.fetchall("SELECT content FROM messages WHERE reply_state = 'waiting' ORDER BY id")
-        assert [r["content"] for r in waiting] == ["B takes the thread with this one", "A still thinks it owns the thread"]
+        assert [r["content"] for r in waiting] == [
+            "B takes the thread with this one",
+            "A still thinks it owns the thread",
+        ]
 
         await b.click(CardAction.FRESH)  # the real owner answers both
         assert len(b.outbox.replies) == 1

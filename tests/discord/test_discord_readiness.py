@@ -6,6 +6,7 @@ import aiohttp
 
 from bots.health import Health, serve_health
 from storage.db import open_database
+from storage.health import SqliteProbe
 from tests.conftest import MakeSettings
 from tests.discord.conftest import DiscordBotFactory
 from tests.fakes.discord import FakeDiscord
@@ -25,8 +26,9 @@ async def test_readyz_is_ready_while_the_gateway_is_connected_and_not_after_stop
         assert port is not None
         assert (await readyz(port))[0] == 503  # nothing connected yet
         async with discord_bot() as bot:
-            health.database = await open_database(make_settings().database_path)
+            db = await open_database(make_settings().database_path)
+            health.database = SqliteProbe(db)
             health.adapters["discord"] = bot.adapter
             assert await readyz(port) == (200, '{"ready": true, "parts": {"database": true, "discord": true}}')
         assert await readyz(port) == (503, '{"ready": false, "parts": {"database": true, "discord": false}}')
-        await health.database.close()
+        await db.close()

@@ -1,0 +1,211 @@
+"""Forgetting on Postgres: the contract of ``storage/erasure.py`` (rows, summaries, trail and journal in one
+transaction), and what "gone from disk" means here.
+
+The journal that running routers poll is read as "ids greater than the last one seen". Identity values are
+handed out at insert time but become visible at commit, so two workers' erasures could commit out of id order
+and a poller could skip the lower one for good. Every transaction that writes the journal therefore first takes
+``pg_advisory_xact_lock(JOURNAL_LOCK)``: journal rows commit in id order. Erasures are rare; the lock ends
+with the transaction.
+
+Postgres keeps an updated or deleted row's old version (its text, and its ``content_tsv`` index entry) as a
+dead tuple until VACUUM. After each erasure the touched tables are vacuumed (outside a transaction), which
+removes the dead tuples and their index entries: no query, no index, no ``pg_dump`` can find the old text
+any more. What VACUUM does not promise is to overwrite the bytes: until Postgres reuses that free space, the
+old text can still be read from the table's files by someone with access to the server's data directory, and
+it stays in the write-ahead log until the segment is recycled (after the next checkpoints, minutes by default)
+and in any WAL archive or base backup taken meanwhile. ``VACUUM FULL`` would rewrite the tables into new files,
+but it locks them against every worker for the duration; it is left to the operator (README, "Postgres").
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from storage.postgres.db import Connection, PostgresDatabase
+from storage.records import (
+    KIND_DELETED,
+    KIND_EDITED,
+    KIND_THREAD,
+    REMOVED_EXCERPT,
+    Erasure,
+    UserErasure,
+    group_by_thread,
+    iso,
+)
+
+log = logging.getLogger(__name__)
+
+JOURNAL_LOCK = 7_318_112_002
+# Every table that can hold a forgotten message's text (or, for a thread, its title) in a row version.
+ERASED_TABLES = ("messages", "sessions", "tool_calls", "threads", "approvals")
+
+_INVALIDATE_SUMMARIES = (
+    "UPDATE sessions SET summary = NULL, summary_through_message_id = NULL "
+    "WHERE thread_id = %s AND summary IS NOT NULL AND (summary_through_message_id IS NULL "
+    "OR summary_through_message_id >= %s)"
+)
+
+
+async def _lock_journal(connection: Connection) -> None:
+    await connection.execute("SELECT pg_advisory_xact_lock(%s)", (JOURNAL_LOCK,))
+
+
+async def _journal(connection: Connection, *, thread_id: int, message_id: int | None, kind: str) -> None:
+    await connection.execute(
+        "INSERT INTO erasures (thread_id, message_id, kind, created_utc) VALUES (%s, %s, %s, %s)",
+        (thread_id, message_id, kind, iso(datetime.now(UTC))),
+    )
+
+
+async def _scrub_trail(connection: Connection, *, message_ids: list[int]) -> None:
+    """Tool results that quoted one of ``message_ids`` lose their excerpt."""
+    await connection.execute(
+        "UPDATE tool_calls SET result_excerpt = %s WHERE EXISTS (SELECT 1 FROM "
+        "jsonb_array_elements(tool_calls.cites_json::jsonb) AS cited (id) WHERE (cited.id)::bigint = ANY(%s))",
+        (REMOVED_EXCERPT, message_ids),
+    )
+
+
+async def _blank(connection: Connection, *, message_ids: list[int], now: str, erase_author: bool) -> None:
+    author = ", author_id = '', author_name = ''" if erase_author else ""
+    await connection.execute(
+        "UPDATE messages SET content = '', attachments_json = '[]', deleted_utc = COALESCE(deleted_utc, %s), "
+        f"reply_state = CASE WHEN reply_state = 'waiting' THEN 'answered' ELSE reply_state END{author} "
+        "WHERE id = ANY(%s)",
+        (now, message_ids),
+    )
+    await _scrub_trail(connection, message_ids=message_ids)
+
+
+async def _erase_rows(connection: Connection, *, rows: list[Any], now: str, erase_author: bool) -> None:
+    """Blank ``rows`` (id, thread_id), invalidate the summaries that covered them, journal each one."""
+    if not rows:
+        return
+    await _blank(connection, message_ids=[int(row["id"]) for row in rows], now=now, erase_author=erase_author)
+    oldest: dict[int, int] = {}
+    for row in rows:
+        oldest.setdefault(int(row["thread_id"]), int(row["id"]))
+        await _journal(connection, thread_id=row["thread_id"], message_id=row["id"], kind=KIND_DELETED)
+    for thread_id, message_id in oldest.items():
+        await connection.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
+
+
+class PostgresErasureStore:
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    async def delete_message(self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime) -> int | None:
+        async with self._db.transaction() as connection:
+            await _lock_journal(connection)
+            cursor = await connection.execute(
+                "SELECT id FROM messages WHERE thread_id = %s AND platform_message_id = %s AND deleted_utc IS NULL "
+                "FOR UPDATE",
+                (thread_id, platform_message_id),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            message_id = int(row["id"])
+            await _blank(connection, message_ids=[message_id], now=iso(deleted_utc), erase_author=False)
+            await connection.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
+            await _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_DELETED)
+        await self._leave_no_trace()
+        return message_id
+
+    async def edit_message(
+        self, *, thread_id: int, platform_message_id: str, content: str, edited_utc: datetime
+    ) -> int | None:
+        async with self._db.transaction() as connection:
+            await _lock_journal(connection)
+            cursor = await connection.execute(
+                "SELECT id, content FROM messages WHERE thread_id = %s AND platform_message_id = %s "
+                "AND deleted_utc IS NULL FOR UPDATE",
+                (thread_id, platform_message_id),
+            )
+            row = await cursor.fetchone()
+            if row is None or row["content"] == content:
+                return None
+            message_id = int(row["id"])
+            await connection.execute(
+                "UPDATE messages SET content = %s, edited_utc = %s WHERE id = %s",
+                (content, iso(edited_utc), message_id),
+            )
+            await _scrub_trail(connection, message_ids=[message_id])
+            await connection.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
+            await _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_EDITED)
+        await self._leave_no_trace()
+        return message_id
+
+    async def forget_thread(self, *, thread_id: int, now: datetime) -> int:
+        async with self._db.transaction() as connection:
+            await _lock_journal(connection)
+            cursor = await connection.execute(
+                "SELECT COUNT(*) AS n FROM messages WHERE thread_id = %s", (thread_id,)
+            )
+            count = await cursor.fetchone()
+            await connection.execute("DELETE FROM threads WHERE id = %s", (thread_id,))
+            await _journal(connection, thread_id=thread_id, message_id=None, kind=KIND_THREAD)
+        await self._leave_no_trace()
+        return 0 if count is None else int(count["n"])
+
+    async def forget_user(self, *, platform: str, user_id: str, now: datetime) -> list[UserErasure]:
+        async with self._db.transaction() as connection:
+            await _lock_journal(connection)
+            cursor = await connection.execute(
+                "SELECT m.id, m.thread_id, t.thread, t.title FROM messages m JOIN threads t ON t.id = m.thread_id "
+                "WHERE t.platform = %s AND m.author_id = %s AND m.role = 'user' ORDER BY m.id FOR UPDATE OF m",
+                (platform, user_id),
+            )
+            rows = await cursor.fetchall()
+            await _erase_rows(connection, rows=rows, now=iso(now), erase_author=True)
+        if rows:
+            await self._leave_no_trace()
+        return group_by_thread(rows)
+
+    async def purge_older_than(self, *, cutoff: datetime, now: datetime) -> int:
+        async with self._db.transaction() as connection:
+            await _lock_journal(connection)
+            cursor = await connection.execute(
+                "SELECT id, thread_id FROM messages WHERE sent_utc < %s AND "
+                "(reply_state IS NULL OR reply_state != 'waiting') ORDER BY id FOR UPDATE",
+                (iso(cutoff),),
+            )
+            rows = await cursor.fetchall()
+            await _erase_rows(connection, rows=rows, now=iso(now), erase_author=True)
+            if rows:
+                await connection.execute("DELETE FROM messages WHERE id = ANY(%s)", ([int(r["id"]) for r in rows],))
+        if rows:
+            await self._leave_no_trace()
+        return len(rows)
+
+    async def _leave_no_trace(self) -> None:
+        """VACUUM what the erasure touched, so its old row versions and index entries are gone."""
+        try:
+            await self._db.vacuum(ERASED_TABLES)
+        except Exception:
+            # The erasure itself is committed; the next erasure's (or autovacuum's) VACUUM finishes the job.
+            log.exception("VACUUM after an erasure failed; the dead row versions stay until the next one")
+
+    async def latest_id(self, *, thread_id: int | None = None) -> int:
+        if thread_id is None:
+            row = await self._db.fetchone("SELECT COALESCE(MAX(id), 0) AS n FROM erasures")
+        else:
+            row = await self._db.fetchone(
+                "SELECT COALESCE(MAX(id), 0) AS n FROM erasures WHERE thread_id = %s", (thread_id,)
+            )
+        return 0 if row is None else int(row["n"])
+
+    async def since(self, *, after_id: int) -> list[Erasure]:
+        rows = await self._db.fetchall(
+            "SELECT id, thread_id, message_id, kind FROM erasures WHERE id > %s ORDER BY id", (after_id,)
+        )
+        return [
+            Erasure(int(r["id"]), int(r["thread_id"]), None if r["message_id"] is None else int(r["message_id"]),
+                    r["kind"])
+            for r in rows
+        ]  # fmt: skip
+
+    async def prune_journal(self, *, before: datetime) -> int:
+        return await self._db.execute("DELETE FROM erasures WHERE created_utc < %s", (iso(before),))

@@ -1,0 +1,245 @@
+"""ThreadLog on Postgres: the same contract as ``storage/log.py``, for several workers on one database.
+
+Idempotence lives in the same unique constraint (``ON CONFLICT DO NOTHING``); under READ COMMITTED a second
+worker inserting the same message waits for the first to commit, then reads its row. Concurrent calls are
+group-committed (``storage/group_commit.py``), one transaction per batch. Within a batch rows are written in
+(thread, platform id) order and threads touched in id order, so two workers' batches take their locks in the
+same order and cannot deadlock on each other; should one ever fail anyway, the batch is retried row by row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg import errors
+
+from storage.group_commit import GroupCommit
+from storage.leases import Fence
+from storage.postgres.db import Connection, PostgresDatabase
+from storage.postgres.leases import check_fence
+from storage.records import (
+    MESSAGE_COLUMNS,
+    PROVISIONAL_ID_PREFIX,
+    THREAD_COLUMNS,
+    LoggedMessage,
+    NewMessage,
+    ThreadGone,
+    ThreadRecord,
+    iso,
+    thread_from_row,
+)
+
+
+def _typed(exc: BaseException) -> BaseException:
+    if isinstance(exc, errors.ForeignKeyViolation):
+        return ThreadGone(str(exc))
+    return exc
+
+
+async def _write_one(connection: Connection, new: NewMessage) -> tuple[LoggedMessage, bool]:
+    cursor = await connection.execute(
+        "INSERT INTO messages (thread_id, platform_message_id, author_id, author_name, role, content, "
+        "attachments_json, reply_state, sent_utc, logged_utc) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        f"ON CONFLICT DO NOTHING RETURNING {MESSAGE_COLUMNS}",
+        (
+            new.thread_id,
+            new.platform_message_id,
+            new.author_id,
+            new.author_name,
+            new.role,
+            new.content,
+            new.attachments_json,
+            new.reply_state,
+            new.sent_utc,
+            new.logged_utc,
+        ),
+    )
+    row = await cursor.fetchone()
+    created = row is not None
+    if row is None:
+        cursor = await connection.execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = %s AND platform_message_id = %s",
+            (new.thread_id, new.platform_message_id),
+        )
+        row = await cursor.fetchone()
+        assert row is not None, "a conflicting row is visible once its writer committed"
+    return LoggedMessage.from_row(row), created
+
+
+class PostgresThreadLog:
+    """Threads and their messages."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+        self._writes: GroupCommit[NewMessage, tuple[LoggedMessage, bool]] = GroupCommit(self._write, typed=_typed)
+
+    async def _write(self, news: list[NewMessage]) -> list[tuple[LoggedMessage, bool]]:
+        order = sorted(range(len(news)), key=lambda i: (news[i].thread_id, news[i].platform_message_id))
+        results: dict[int, tuple[LoggedMessage, bool]] = {}
+        touched: dict[int, str] = {}
+        async with self._db.transaction() as connection:
+            for i in order:
+                new = news[i]
+                results[i] = await _write_one(connection, new)
+                if results[i][1]:
+                    touched[new.thread_id] = max(touched.get(new.thread_id, ""), new.logged_utc)
+            for thread_id in sorted(touched):
+                await connection.execute(
+                    "UPDATE threads SET last_message_utc = %s WHERE id = %s", (touched[thread_id], thread_id)
+                )
+        return [results[i] for i in range(len(news))]
+
+    async def ensure_thread(
+        self, *, platform: str, workspace: str, channel: str, thread: str, title: str | None, now: datetime
+    ) -> int:
+        """The thread's row id, creating the row on first sight."""
+        async with self._db.transaction() as connection:
+            await connection.execute(
+                "INSERT INTO threads (platform, workspace, channel, thread, title, created_utc) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (platform, workspace, channel, thread, title, iso(now)),
+            )
+            cursor = await connection.execute(
+                "SELECT id FROM threads WHERE platform = %s AND workspace = %s AND channel = %s AND thread = %s",
+                (platform, workspace, channel, thread),
+            )
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row["id"])
+
+    async def find_thread(self, *, platform: str, workspace: str, channel: str, thread: str) -> int | None:
+        row = await self._db.fetchone(
+            "SELECT id FROM threads WHERE platform = %s AND workspace = %s AND channel = %s AND thread = %s",
+            (platform, workspace, channel, thread),
+        )
+        return None if row is None else int(row["id"])
+
+    async def find_threads(self, *, name: str) -> list[ThreadRecord]:
+        rows = await self._db.fetchall(
+            f"SELECT {THREAD_COLUMNS} FROM threads WHERE thread = %s OR title = %s ORDER BY id", (name, name)
+        )
+        return [thread_from_row(row) for row in rows]
+
+    async def record_message(
+        self,
+        *,
+        thread_id: int,
+        platform_message_id: str,
+        author_id: str,
+        author_name: str,
+        role: str,
+        content: str,
+        sent_utc: datetime,
+        attachments: list[dict[str, Any]] | None = None,
+        now: datetime,
+    ) -> tuple[LoggedMessage, bool]:
+        return await self._writes.submit(
+            NewMessage.of(
+                thread_id=thread_id,
+                platform_message_id=platform_message_id,
+                author_id=author_id,
+                author_name=author_name,
+                role=role,
+                content=content,
+                sent_utc=sent_utc,
+                attachments=attachments,
+                now=now,
+            )
+        )
+
+    async def latest_platform_id(self, *, thread_id: int) -> str | None:
+        row = await self._db.fetchone(
+            "SELECT platform_message_id FROM messages WHERE thread_id = %s "
+            "AND NOT starts_with(platform_message_id, %s) ORDER BY id DESC LIMIT 1",
+            (thread_id, PROVISIONAL_ID_PREFIX),
+        )
+        return None if row is None else str(row["platform_message_id"])
+
+    async def has_messages_before(self, *, thread_id: int, message_id: int) -> bool:
+        row = await self._db.fetchone(
+            "SELECT 1 AS found FROM messages WHERE thread_id = %s AND id < %s LIMIT 1", (thread_id, message_id)
+        )
+        return row is not None
+
+    async def set_platform_id(self, *, thread_id: int, old: str, new: str) -> None:
+        await self._db.execute(
+            "UPDATE messages SET platform_message_id = %s WHERE thread_id = %s AND platform_message_id = %s",
+            (new, thread_id, old),
+        )
+
+    async def threads_with_waiting(self, *, platform: str) -> list[ThreadRecord]:
+        rows = await self._db.fetchall(
+            f"SELECT {THREAD_COLUMNS} FROM threads WHERE platform = %s AND id IN "
+            "(SELECT thread_id FROM messages WHERE reply_state = 'waiting') ORDER BY id",
+            (platform,),
+        )
+        return [thread_from_row(row) for row in rows]
+
+    async def waiting(self, *, thread_id: int) -> list[LoggedMessage]:
+        rows = await self._db.fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = %s AND reply_state = 'waiting' ORDER BY id",
+            (thread_id,),
+        )
+        return [LoggedMessage.from_row(row) for row in rows]
+
+    async def record_reply(
+        self,
+        *,
+        thread_id: int,
+        platform_message_id: str,
+        author_name: str,
+        content: str,
+        answered_ids: list[int],
+        now: datetime,
+        fence: Fence | None = None,
+    ) -> int | None:
+        """Log a posted reply and mark what it answered, and their deliveries handled, in one transaction."""
+        async with self._db.transaction() as connection:
+            await check_fence(connection, fence)  # several workers: only the thread's owner may write its reply
+            cursor = await connection.execute(
+                "INSERT INTO messages (thread_id, platform_message_id, author_id, author_name, role, content, "
+                "sent_utc, logged_utc) VALUES (%s, %s, 'assistant', %s, 'assistant', %s, %s, %s) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                (thread_id, platform_message_id, author_name, content, iso(now), iso(now)),
+            )
+            row = await cursor.fetchone()
+            if answered_ids:
+                await connection.execute(
+                    "UPDATE messages SET reply_state = 'answered' WHERE id = ANY(%s)", (answered_ids,)
+                )
+                await connection.execute(
+                    "UPDATE delivered_events SET handled_utc = %s WHERE message_id = ANY(%s) AND handled_utc IS NULL",
+                    (iso(now), answered_ids),
+                )
+            await connection.execute("UPDATE threads SET last_message_utc = %s WHERE id = %s", (iso(now), thread_id))
+        return None if row is None else int(row["id"])
+
+    async def transcript(
+        self, *, thread_id: int, after_id: int = 0, through_id: int | None = None
+    ) -> list[LoggedMessage]:
+        rows = await self._db.fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = %s AND id > %s "
+            "AND (%s::bigint IS NULL OR id <= %s) "
+            "AND deleted_utc IS NULL AND (reply_state IS NULL OR reply_state = 'answered') ORDER BY id",
+            (thread_id, after_id, through_id, through_id),
+        )
+        return [LoggedMessage.from_row(row) for row in rows]
+
+    async def visible(self, *, thread_id: int, ids: list[int]) -> list[LoggedMessage]:
+        rows = await self._db.fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = %s AND deleted_utc IS NULL "
+            "AND id = ANY(%s) ORDER BY id",
+            (thread_id, ids),
+        )
+        return [LoggedMessage.from_row(row) for row in rows]
+
+    async def all_messages(self, *, thread_id: int) -> list[LoggedMessage]:
+        rows = await self._db.fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = %s ORDER BY id", (thread_id,)
+        )
+        return [LoggedMessage.from_row(row) for row in rows]
+
+    async def thread(self, *, thread_id: int) -> ThreadRecord | None:
+        row = await self._db.fetchone(f"SELECT {THREAD_COLUMNS} FROM threads WHERE id = %s", (thread_id,))
+        return None if row is None else thread_from_row(row)

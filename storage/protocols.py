@@ -1,0 +1,316 @@
+"""The storage contract: one small Protocol per store, implemented by every backend.
+
+The router, the flows and the CLI type their stores with these names; the composition root gets the concrete
+objects from :func:`storage.backends.open_storage`. Two implementations exist, checked against these by mypy
+and by one test suite (tests/storage_contract/) that runs unchanged on both:
+
+- SQLite (the embedded default): the classes of the same names in ``storage/log.py``, ``sessions.py``,
+  ``erasure.py``, ``search.py``, ``trail.py`` and ``usage.py``, over ``storage/db.py`` (aiosqlite);
+- Postgres (several workers): ``storage/postgres/``, over psycopg 3 and psycopg_pool.
+
+Every method is keyword-only where the SQLite classes are, and returns the dataclasses of ``storage/records.py``,
+never a driver's row. Adding a store: its Protocol here, a class per backend, a field in ``Storage``
+(storage/backends.py), and its contract tests in tests/storage_contract/.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from storage.leases import Fence
+from storage.records import (
+    ApprovalRecord,
+    CardRecord,
+    Erasure,
+    Grouping,
+    LoggedMessage,
+    SearchHit,
+    StoredSummary,
+    ThreadRecord,
+    TrailEntry,
+    UsageRow,
+    UsageTotal,
+    UserErasure,
+)
+
+
+class ThreadLog(Protocol):
+    """Threads and their messages, each message logged exactly once."""
+
+    async def ensure_thread(
+        self, *, platform: str, workspace: str, channel: str, thread: str, title: str | None, now: datetime
+    ) -> int:
+        """The thread's row id, creating the row on first sight."""
+        ...
+
+    async def find_thread(self, *, platform: str, workspace: str, channel: str, thread: str) -> int | None: ...
+
+    async def find_threads(self, *, name: str) -> list[ThreadRecord]:
+        """Threads whose id or title is ``name`` (the CLI's way of naming a thread)."""
+        ...
+
+    async def record_message(
+        self,
+        *,
+        thread_id: int,
+        platform_message_id: str,
+        author_id: str,
+        author_name: str,
+        role: str,
+        content: str,
+        sent_utc: datetime,
+        attachments: list[dict[str, Any]] | None = None,
+        now: datetime,
+    ) -> tuple[LoggedMessage, bool]:
+        """Log a message once; return its row and whether this call created it (ThreadGone if the thread went)."""
+        ...
+
+    async def latest_platform_id(self, *, thread_id: int) -> str | None:
+        """The id the platform gave the thread's most recently logged message (provisional ids skipped)."""
+        ...
+
+    async def has_messages_before(self, *, thread_id: int, message_id: int) -> bool:
+        """True when the thread was logged before ``message_id`` arrived: the orphan test."""
+        ...
+
+    async def set_platform_id(self, *, thread_id: int, old: str, new: str) -> None:
+        """Give a reply logged before it was posted the id the platform gave it."""
+        ...
+
+    async def threads_with_waiting(self, *, platform: str) -> list[ThreadRecord]:
+        """Threads of ``platform`` holding user messages that no posted reply has covered."""
+        ...
+
+    async def waiting(self, *, thread_id: int) -> list[LoggedMessage]:
+        """User messages that no posted reply has covered yet, oldest first."""
+        ...
+
+    async def record_reply(
+        self,
+        *,
+        thread_id: int,
+        platform_message_id: str,
+        author_name: str,
+        content: str,
+        answered_ids: list[int],
+        now: datetime,
+        fence: Fence | None = None,
+    ) -> int | None:
+        """Log a posted reply and mark what it answered (and their deliveries handled) in one transaction.
+
+        With several workers, ``fence`` proves the writer still owns the thread (checked in that transaction;
+        :class:`storage.leases.LeaseLost` when it does not)."""
+        ...
+
+    async def transcript(
+        self, *, thread_id: int, after_id: int = 0, through_id: int | None = None
+    ) -> list[LoggedMessage]:
+        """Visible, already answered or assistant messages in (``after_id``, ``through_id``], oldest first."""
+        ...
+
+    async def visible(self, *, thread_id: int, ids: list[int]) -> list[LoggedMessage]:
+        """The messages among ``ids`` that are still there (not deleted), with their current text, oldest first."""
+        ...
+
+    async def all_messages(self, *, thread_id: int) -> list[LoggedMessage]: ...
+
+    async def thread(self, *, thread_id: int) -> ThreadRecord | None: ...
+
+
+class SessionStore(Protocol):
+    """Which summary seeded which session, so the next catch-up can be incremental."""
+
+    async def record(
+        self,
+        *,
+        thread_id: int,
+        origin: str,
+        model: str,
+        started_utc: datetime,
+        summary: str | None = None,
+        summary_through_message_id: int | None = None,
+    ) -> int: ...
+
+    async def record_with_summary(
+        self,
+        *,
+        thread_id: int,
+        model: str,
+        started_utc: datetime,
+        summary: str,
+        summary_through_message_id: int,
+        erasures_seen: int,
+    ) -> int | None:
+        """Record a caught-up session unless the thread forgot something after ``erasures_seen``; None if so."""
+        ...
+
+    async def replace_summary(
+        self, *, session_id: int, thread_id: int, summary: str | None, through_message_id: int, erasures_seen: int
+    ) -> bool:
+        """Store a live session's rebuilt seed summary, under the same condition as ``record_with_summary``."""
+        ...
+
+    async def latest_summary(self, *, thread_id: int) -> StoredSummary | None:
+        """The most recent catch-up summary of the thread whose covered message still exists."""
+        ...
+
+
+class CardStore(Protocol):
+    """"Where were we?" cards; the first click wins in the database."""
+
+    async def open_card(
+        self, *, thread_id: int, now: datetime, fence: Fence | None = None
+    ) -> tuple[CardRecord, bool]:
+        """The thread's open card, creating a pending one if there is none; True when created now (``fence``: as
+        in :meth:`ThreadLog.record_reply`)."""
+        ...
+
+    async def open_card_for(self, *, thread_id: int) -> CardRecord | None: ...
+
+    async def get(self, *, card_id: int) -> CardRecord | None: ...
+
+    async def set_message_id(self, *, card_id: int, card_message_id: str) -> None: ...
+
+    async def claim(self, *, card_id: int, state: str, by_id: str, by_name: str, now: datetime) -> bool:
+        """Move a pending card to ``state`` for this user; False when someone else got there first."""
+        ...
+
+    async def finish(self, *, card_id: int, state: str, now: datetime, fence: Fence | None = None) -> None: ...
+
+    async def discard(self, *, card_id: int) -> None:
+        """Forget a card that could not be posted (its id is never given to another card)."""
+        ...
+
+    async def reopen(self, *, card_id: int) -> None:
+        """Back to pending (the catch-up failed): the buttons work again."""
+        ...
+
+    async def reopen_interrupted(self) -> list[CardRecord]:
+        """Cards left 'catching_up' by a process that died mid-summary become clickable again; returns them."""
+        ...
+
+
+class DeliveredEvents(Protocol):
+    """Platform delivery ids (Slack event_id) and whether the work they asked for was done."""
+
+    async def record(self, *, platform: str, event_key: str, message_id: int, now: datetime) -> bool:
+        """Remember a delivery; True when it was handled already (a redelivery to drop)."""
+        ...
+
+    async def prune(self, *, received_before: datetime) -> int:
+        """Forget deliveries received before ``received_before`` whose work is done; return how many."""
+        ...
+
+    async def mark_handled(self, *, message_ids: list[int], now: datetime) -> None: ...
+
+
+class ErasureStore(Protocol):
+    """Deletions, edits, thread and person erasure, retention, and the journal live sessions follow."""
+
+    async def delete_message(self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime) -> int | None:
+        """Blank a message deleted on the platform; return its log id (None when unknown or already deleted)."""
+        ...
+
+    async def edit_message(
+        self, *, thread_id: int, platform_message_id: str, content: str, edited_utc: datetime
+    ) -> int | None:
+        """Store a message's new text; return its log id (None when unknown, deleted or unchanged)."""
+        ...
+
+    async def forget_thread(self, *, thread_id: int, now: datetime) -> int:
+        """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went."""
+        ...
+
+    async def forget_user(self, *, platform: str, user_id: str, now: datetime) -> list[UserErasure]:
+        """Erase one person's messages (text, attachments, name and id) in every thread of ``platform``."""
+        ...
+
+    async def purge_older_than(self, *, cutoff: datetime, now: datetime) -> int:
+        """Delete messages sent before ``cutoff`` (never one still waiting for an answer); return the count."""
+        ...
+
+    async def latest_id(self, *, thread_id: int | None = None) -> int:
+        """The newest journal id (of one thread when given), 0 when there is none."""
+        ...
+
+    async def since(self, *, after_id: int) -> list[Erasure]:
+        """Journal rows newer than ``after_id``, oldest first."""
+        ...
+
+    async def prune_journal(self, *, before: datetime) -> int:
+        """Drop journal rows older than ``before``: running routers have long applied them."""
+        ...
+
+
+class ThreadSearch(Protocol):
+    async def search(self, *, thread_id: int, query: str, limit: int) -> list[SearchHit]:
+        """The ``limit`` messages of the thread that match ``query`` best, best first; never another thread's."""
+        ...
+
+
+class ToolTrail(Protocol):
+    async def record(
+        self,
+        *,
+        thread_id: int,
+        after_message_id: int,
+        call_id: str,
+        tool: str,
+        arguments: dict[str, object],
+        result_excerpt: str,
+        is_error: bool,
+        duration_ms: int,
+        approval: str,
+        decided_by: str | None,
+        cites: tuple[int, ...],
+        now: datetime,
+    ) -> None: ...
+
+    async def for_thread(self, *, thread_id: int, after_id: int = 0, through_id: int | None = None) -> list[TrailEntry]:
+        """Trail entries placed after a message in (``after_id``, ``through_id``], in order."""
+        ...
+
+
+class ApprovalStore(Protocol):
+    async def open(self, *, thread_id: int, tool: str, arguments_preview: str, now: datetime) -> int: ...
+
+    async def set_message_id(self, *, approval_id: int, card_message_id: str) -> None: ...
+
+    async def decide(
+        self, *, approval_id: int, state: str, by_id: str | None, by_name: str | None, now: datetime
+    ) -> bool:
+        """Move a pending approval to ``state``; False when it was decided (or expired) already."""
+        ...
+
+    async def get(self, *, approval_id: int) -> ApprovalRecord | None: ...
+
+    async def expire_pending(self, *, now: datetime) -> int:
+        """An earlier run's waiting calls died with it: their cards are stale. Returns how many."""
+        ...
+
+
+class UsageLog(Protocol):
+    async def record(self, rows: list[UsageRow]) -> None:
+        """Write a turn's calls in one transaction."""
+        ...
+
+    async def tokens_since(self, *, user_id: str, since: datetime) -> int:
+        """Tokens in and out of the calls made for ``user_id`` since ``since``."""
+        ...
+
+    async def totals(self, *, by: Grouping, since: datetime | None = None) -> list[UsageTotal]:
+        """Usage grouped by thread, user or UTC day, since ``since`` (all of it when None)."""
+        ...
+
+
+class DatabaseProbe(Protocol):
+    """What /readyz and the gauges ask the running bot's own database."""
+
+    async def writable(self) -> bool:
+        """True when a write transaction can start now (nothing is written)."""
+        ...
+
+    async def waiting_threads(self) -> int:
+        """Threads holding user messages that no posted reply has covered yet."""
+        ...

@@ -1,0 +1,340 @@
+"""What the stores hand back, the same on every backend: plain frozen dataclasses and a few pure helpers.
+
+Both implementations (SQLite in ``storage/*.py``, Postgres in ``storage/postgres/``) build these from their rows,
+so the router, the CLI and the tests never see a driver's row type. Nothing here imports a database driver.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+# A reply is logged under ``local-<uuid>`` before it is posted, then given the platform's id (set_platform_id).
+PROVISIONAL_ID_PREFIX = "local-"
+MAX_BATCH = 500  # messages per group commit, and ids per IN (...) list
+
+KIND_DELETED = "deleted"
+KIND_EDITED = "edited"
+KIND_THREAD = "thread"
+
+REMOVED_EXCERPT = "(removed: it quoted a message that was deleted or edited)"
+MAX_SEARCH_TERMS = 16
+# The gauge of threads holding user messages that no posted reply has covered (same SQL on every backend).
+WAITING_THREADS = "SELECT COUNT(DISTINCT thread_id) AS n FROM messages WHERE reply_state = 'waiting'"
+
+
+def iso(moment: datetime) -> str:
+    """The ``*_utc`` text convention of every backend: ISO-8601 in UTC, so text order is time order."""
+    return moment.astimezone(UTC).isoformat()
+
+
+class ColumnRow(Protocol):
+    """A row whose columns can be read by name: ``sqlite3.Row`` and psycopg's dict rows both are."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class ThreadGone(LookupError):
+    """The thread row a write names no longer exists: it was forgotten (``threadkeeper forget``) meanwhile."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedMessage:
+    """One row of the log."""
+
+    id: int
+    thread_id: int
+    platform_message_id: str
+    author_id: str
+    author_name: str
+    role: str
+    content: str
+    attachments: list[dict[str, Any]]
+    reply_state: str | None
+    sent_utc: str
+    edited: bool
+    deleted: bool
+
+    @classmethod
+    def from_row(cls, row: ColumnRow) -> LoggedMessage:
+        return cls(
+            id=int(row["id"]),
+            thread_id=int(row["thread_id"]),
+            platform_message_id=row["platform_message_id"],
+            author_id=row["author_id"],
+            author_name=row["author_name"],
+            role=row["role"],
+            content=row["content"],
+            attachments=[] if row["attachments_json"] == "[]" else json.loads(row["attachments_json"]),
+            reply_state=row["reply_state"],
+            sent_utc=row["sent_utc"],
+            edited=row["edited_utc"] is not None,
+            deleted=row["deleted_utc"] is not None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message on its way into the log (both backends' group commits write these)."""
+
+    thread_id: int
+    platform_message_id: str
+    author_id: str
+    author_name: str
+    role: str
+    content: str
+    attachments_json: str
+    reply_state: str | None
+    sent_utc: str
+    logged_utc: str
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        thread_id: int,
+        platform_message_id: str,
+        author_id: str,
+        author_name: str,
+        role: str,
+        content: str,
+        sent_utc: datetime,
+        attachments: list[dict[str, Any]] | None,
+        now: datetime,
+    ) -> NewMessage:
+        return cls(
+            thread_id=thread_id,
+            platform_message_id=platform_message_id,
+            author_id=author_id,
+            author_name=author_name,
+            role=role,
+            content=content,
+            attachments_json=json.dumps(attachments or []),
+            reply_state="waiting" if role == "user" else None,
+            sent_utc=iso(sent_utc),
+            logged_utc=iso(now),
+        )
+
+
+MESSAGE_COLUMNS = (
+    "id, thread_id, platform_message_id, author_id, author_name, role, content, attachments_json, "
+    "reply_state, sent_utc, edited_utc, deleted_utc"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRecord:
+    id: int
+    platform: str
+    workspace: str
+    channel: str
+    thread: str
+    title: str | None
+    created_utc: str
+    last_message_utc: str | None
+
+
+THREAD_COLUMNS = "id, platform, workspace, channel, thread, title, created_utc, last_message_utc"
+
+
+def thread_from_row(row: ColumnRow) -> ThreadRecord:
+    return ThreadRecord(
+        id=int(row["id"]),
+        platform=row["platform"],
+        workspace=row["workspace"],
+        channel=row["channel"],
+        thread=row["thread"],
+        title=row["title"],
+        created_utc=row["created_utc"],
+        last_message_utc=row["last_message_utc"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSummary:
+    text: str
+    through_message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    id: int
+    thread_id: int
+    card_message_id: str | None
+    state: str
+    resolved_by_name: str | None
+
+
+def card_from_row(row: ColumnRow) -> CardRecord:
+    return CardRecord(
+        id=int(row["id"]),
+        thread_id=int(row["thread_id"]),
+        card_message_id=row["card_message_id"],
+        state=row["state"],
+        resolved_by_name=row["resolved_by_name"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """One journal row: ``message_id`` changed (deleted or edited) in ``thread_id``, or the whole thread went."""
+
+    id: int
+    thread_id: int
+    message_id: int | None
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserErasure:
+    """What ``forget --user`` removed in one thread."""
+
+    thread_id: int
+    thread: str
+    title: str | None
+    messages: int
+
+
+def group_by_thread(rows: list[Any]) -> list[UserErasure]:
+    """Rows (thread_id, thread, title) of one person's messages, counted per thread in first-seen order."""
+    by_thread: dict[int, UserErasure] = {}
+    for row in rows:
+        seen = by_thread.get(row["thread_id"])
+        by_thread[row["thread_id"]] = UserErasure(
+            int(row["thread_id"]), row["thread"], row["title"], 1 + (seen.messages if seen else 0)
+        )
+    return list(by_thread.values())
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One message that matched, with its exact text."""
+
+    message_id: int
+    author_name: str
+    role: str
+    sent_utc: str
+    content: str
+
+
+def search_words(text: str) -> list[str]:
+    """The distinct lower-case words of a model's query, at most MAX_SEARCH_TERMS: nothing else reaches SQL."""
+    return list(dict.fromkeys(re.findall(r"\w+", text.lower())))[:MAX_SEARCH_TERMS]
+
+
+@dataclass(frozen=True, slots=True)
+class TrailEntry:
+    id: int
+    after_message_id: int
+    tool: str
+    arguments_json: str
+    result_excerpt: str
+    is_error: bool
+    duration_ms: int
+    approval: str
+    decided_by: str | None
+    created_utc: str
+
+
+def trail_from_row(row: ColumnRow) -> TrailEntry:
+    return TrailEntry(
+        id=int(row["id"]),
+        after_message_id=int(row["after_message_id"]),
+        tool=row["tool"],
+        arguments_json=row["arguments_json"],
+        result_excerpt=row["result_excerpt"],
+        is_error=bool(row["is_error"]),
+        duration_ms=int(row["duration_ms"]),
+        approval=row["approval"],
+        decided_by=row["decided_by"],
+        created_utc=row["created_utc"],
+    )
+
+
+def interleave(messages: list[LoggedMessage], trail: list[TrailEntry]) -> list[LoggedMessage | TrailEntry]:
+    """Messages and tool calls in the order they happened.
+
+    A trail entry was logged after the last message its turn answered, so it goes right after that message (or
+    the last earlier one still there), before the reply that followed the calls.
+    """
+    calls = sorted(trail, key=lambda e: (e.after_message_id, e.id))
+    items: list[LoggedMessage | TrailEntry] = []
+    next_call = 0
+    for message in messages:
+        while next_call < len(calls) and calls[next_call].after_message_id < message.id:
+            items.append(calls[next_call])
+            next_call += 1
+        items.append(message)
+    items.extend(calls[next_call:])
+    return items
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    id: int
+    thread_id: int
+    tool: str
+    arguments_preview: str
+    state: str
+    card_message_id: str | None
+    decided_by_name: str | None
+
+
+def approval_from_row(row: ColumnRow) -> ApprovalRecord:
+    return ApprovalRecord(
+        id=int(row["id"]),
+        thread_id=int(row["thread_id"]),
+        tool=row["tool"],
+        arguments_preview=row["arguments_preview"],
+        state=row["state"],
+        card_message_id=row["card_message_id"],
+        decided_by_name=row["decided_by_name"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    thread_id: int | None
+    user_id: str | None
+    purpose: str  # "answer" or "summary"
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_counted: bool
+    cost_usd: float | None
+    created_utc: datetime
+
+
+class Grouping(enum.StrEnum):
+    THREAD = "thread"
+    USER = "user"
+    DAY = "day"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotal:
+    """One line of ``threadkeeper stats``."""
+
+    key: str
+    answers: int
+    summaries: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    unpriced_calls: int  # calls whose model litellm's cost map does not know
+
+
+def usage_total_from_row(row: ColumnRow) -> UsageTotal:
+    return UsageTotal(
+        key=row["key"],
+        answers=int(row["answers"]),
+        summaries=int(row["summaries"]),
+        prompt_tokens=int(row["prompt_tokens"]),
+        completion_tokens=int(row["completion_tokens"]),
+        cost_usd=float(row["cost_usd"]),
+        unpriced_calls=int(row["unpriced_calls"]),
+    )
