@@ -19,6 +19,7 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class Traffic:
         self.slack, self.rng = slack, rng
         self.roots: list[str] = []
         self.sent: dict[str, str] = {}
+        self.thread_of: dict[str, str] = {}  # message text -> its thread's root ts
         self.clicked: set[str] = set()
         self.n = itertools.count()
 
@@ -49,8 +51,11 @@ class Traffic:
         if len(self.roots) < THREADS and (not self.roots or self.rng.random() < 0.3):
             event = Payloads.mention(text, user=user)
             self.roots.append(event["ts"])
+            self.thread_of[text] = event["ts"]
         else:
-            event = Payloads.message(text, user=user, thread_ts=self.rng.choice(self.roots))
+            root = self.rng.choice(self.roots)
+            event = Payloads.message(text, user=user, thread_ts=root)
+            self.thread_of[text] = root
         self.sent[event["ts"]] = text
         await self.slack.send(Payloads.event_body(event))
 
@@ -76,18 +81,39 @@ class Traffic:
                 )
 
 
-def _audit(db: Path, traffic: Traffic, slack: FakeSlack, llm: FakeLLM) -> dict[str, int]:
+# What the audit reads from the log; the same SQL on SQLite and Postgres (R6 reads a Postgres log).
+LOGGED_USER_IDS = "SELECT platform_message_id FROM messages WHERE role = 'user'"
+COUNTS = {
+    "waiting": "SELECT count(*) FROM messages WHERE reply_state = 'waiting'",
+    "cards": "SELECT count(*) FROM cards",
+    "open cards": "SELECT count(*) FROM cards WHERE state IN ('pending', 'catching_up')",
+}
+
+
+@dataclass(frozen=True)
+class LogSnapshot:
+    """The log as the audit needs it, read once the bots have stopped."""
+
+    logged: list[str]
+    counts: dict[str, int]
+    integrity_ok: bool
+
+
+def sqlite_snapshot(db: Path) -> LogSnapshot:
     connection = sqlite3.connect(db)
     try:
-        logged = [row[0] for row in connection.execute("SELECT platform_message_id FROM messages WHERE role = 'user'")]
-        waiting = connection.execute("SELECT count(*) FROM messages WHERE reply_state = 'waiting'").fetchone()[0]
+        logged = [row[0] for row in connection.execute(LOGGED_USER_IDS)]
+        counts = {name: int(connection.execute(sql).fetchone()[0]) for name, sql in COUNTS.items()}
         integrity = connection.execute("PRAGMA integrity_check").fetchone()[0]
-        card_rows = connection.execute("SELECT count(*) FROM cards").fetchone()[0]
-        open_cards = connection.execute(
-            "SELECT count(*) FROM cards WHERE state IN ('pending', 'catching_up')"
-        ).fetchone()[0]
     finally:
         connection.close()
+    return LogSnapshot(logged, counts, integrity == "ok")
+
+
+def audit(snapshot: LogSnapshot, traffic: Traffic, slack: FakeSlack, llm: FakeLLM) -> dict[str, int]:
+    """R1's audit: every delivered message logged once, one card post per card, no message answered twice."""
+    logged, waiting = snapshot.logged, snapshot.counts["waiting"]
+    card_rows, open_cards = snapshot.counts["cards"], snapshot.counts["open cards"]
     posts_per_card: Counter[str] = Counter()
     for call in slack.posts():
         for block in call.params.get("blocks") or []:
@@ -114,7 +140,7 @@ def _audit(db: Path, traffic: Traffic, slack: FakeSlack, llm: FakeLLM) -> dict[s
         "open cards at the end": open_cards,
         "double replies": sum(1 for n in answered.values() if n > 1),
         "left waiting": waiting,
-        "integrity ok": int(integrity == "ok"),
+        "integrity ok": int(snapshot.integrity_ok),
     }
 
 
@@ -164,7 +190,7 @@ async def run() -> list[Result]:
                 bot.send_signal(signal.SIGTERM)
                 exit_code = await asyncio.wait_for(bot.wait(), 30)
             elapsed = time.monotonic() - started
-            counts = _audit(db, traffic, slack, llm)
+            counts = audit(sqlite_snapshot(db), traffic, slack, llm)
             counts["clean exit"] = int(exit_code == 0)
             log_text = log.read_text(errors="replace")
             counts["secrets in log"] = sum(

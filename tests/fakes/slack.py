@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -56,6 +57,7 @@ class FakeSlack:
     errors: dict[str, list[str]] = field(default_factory=dict)  # method -> error codes for its next calls
     on_ack: Callable[[str], None] | None = None  # called with the envelope_id the moment its ack arrives
     set_status_error: str | None = None  # every assistant.threads.setStatus fails so (outside assistant threads)
+    spread: random.Random | None = None  # set: each envelope goes to a random live connection (several workers)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -134,8 +136,9 @@ class FakeSlack:
         live = [ws for ws in self._sockets if not ws.closed]
         assert live, "no Socket Mode connection"
         # If the app died under us, the envelope stays unacked and is redelivered, as Slack does.
+        target = self.spread.choice(live) if self.spread is not None else live[-1]
         with contextlib.suppress(ConnectionError):
-            await live[-1].send_str(json.dumps(envelope))
+            await target.send_str(json.dumps(envelope))
         return envelope_id
 
     async def redeliver_unacked(self) -> int:
