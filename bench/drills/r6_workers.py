@@ -64,9 +64,7 @@ def answered_at_once(traffic: Traffic, slack: FakeSlack, llm: FakeLLM) -> int:
     overlapping = 0
     for answers in spans.values():
         answers.sort()
-        if any(
-            later[0] < earlier[1] and later[2] != earlier[2] for earlier, later in itertools.pairwise(answers)
-        ):
+        if any(later[0] < earlier[1] and later[2] != earlier[2] for earlier, later in itertools.pairwise(answers)):
             overlapping += 1
     return overlapping
 
