@@ -48,16 +48,21 @@ class Traffic:
     async def message(self) -> None:
         text = f"msg-{next(self.n)}"
         user = self.rng.choice(USERS)
-        if len(self.roots) < THREADS and (not self.roots or self.rng.random() < 0.3):
+        roots = self.follow_up_roots()
+        if len(self.roots) < THREADS and (not roots or self.rng.random() < 0.3):
             event = Payloads.mention(text, user=user)
             self.roots.append(event["ts"])
             self.thread_of[text] = event["ts"]
         else:
-            root = self.rng.choice(self.roots)
+            root = self.rng.choice(roots or self.roots)
             event = Payloads.message(text, user=user, thread_ts=root)
             self.thread_of[text] = root
         self.sent[event["ts"]] = text
         await self.slack.send(Payloads.event_body(event))
+
+    def follow_up_roots(self) -> list[str]:
+        """The threads a follow-up may go to: any of them, here."""
+        return self.roots
 
     def live_cards(self) -> list[tuple[str, list[dict[str, Any]]]]:
         cards = []

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from bench.common import Result, percentile
-from bench.drills.kill_restart import Traffic, audit
-from bench.drills.r6_workers import postgres_snapshot
+from bench.drills.kill_restart import audit
+from bench.drills.r6_workers import WorkersTraffic, postgres_snapshot
 from bench.drills.workers import WorkerPool, postgres_database
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack
@@ -61,7 +61,7 @@ async def run() -> list[Result]:
                 "SLACK_API_URL": slack.api_url,
                 "LOG_LEVEL": "INFO",
             }
-            traffic = Traffic(slack, rng)
+            traffic = WorkersTraffic(slack, rng)
             sent_at: dict[str, float] = {}
             flowing = True
 

@@ -9,6 +9,8 @@ own, whose ``adapter ready`` lines say when it is serving. Each worker talks to 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -99,6 +101,13 @@ class WorkerPool:
         return list(await asyncio.gather(*(self.stop(slot) for slot in self.running())))
 
     def logs(self) -> str:
+        """Every worker's log; also copied to BENCH_KEEP_LOGS (a folder) when set, to read after the run."""
+        keep = os.environ.get("BENCH_KEEP_LOGS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            for w in self.workers:
+                if w.log.exists():
+                    shutil.copy(w.log, Path(keep) / w.log.name)
         return "".join(w.log.read_text(errors="replace") for w in self.workers if w.log.exists())
 
     @asynccontextmanager

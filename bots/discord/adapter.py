@@ -112,6 +112,7 @@ class DiscordAdapter:
             shard_count=settings.discord_shards,
             connect=self._connect_gateway,
             disconnect=self._drop_gateway,
+            try_every_s=settings.worker_poll_s,
         )
         self.outbox = DiscordOutbox(self.client)
         self._connection: asyncio.Task[None] | None = None

@@ -1,0 +1,72 @@
+"""Discord shards across workers: one worker holds the gateway, the other answers through REST, and takes over."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from bots.app import open_router
+from bots.discord import DiscordAdapter
+from storage.leases import shard_resource
+from storage.postgres.db import open_postgres
+from storage.postgres.leases import PostgresLeases
+from tests.conftest import MakeSettings
+from tests.discord.conftest import DiscordBot
+from tests.fakes.discord import FakeDiscord
+
+WorkerFactory = Callable[[], Any]
+
+
+def discord_worker(make_settings: MakeSettings, fake: FakeDiscord, url: str) -> WorkerFactory:
+    @asynccontextmanager
+    async def start() -> AsyncIterator[DiscordBot]:
+        settings = make_settings(
+            database_url=url,
+            discord_token="fake-discord-token",
+            discord_api_base=fake.api_base,
+            discord_gateway_url=fake.gateway_url,
+            worker_poll_s=0.05,
+            worker_lease_s=300.0,
+        )
+        async with open_router(settings) as router:
+            adapter = DiscordAdapter(settings=settings, router=router, guild_ready_timeout=0.05)
+            await adapter.start()
+            await router.resume("discord")
+            await router.ownership.listening()
+            try:
+                yield DiscordBot(adapter, router)
+            finally:
+                await adapter.stop()
+
+    return start
+
+
+async def test_one_worker_holds_the_shard_the_other_answers_through_rest_and_takes_the_shard_over(
+    make_settings: MakeSettings, fake_discord: FakeDiscord, postgres_url: str
+) -> None:
+    worker = discord_worker(make_settings, fake_discord, postgres_url)
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(worker())
+        b = await stack.enter_async_context(worker())
+        assert a.adapter.shards.shard == 0 and b.adapter.shards.shard is None
+        assert fake_discord.identified == 1 and fake_discord.identified_shards == [[0, 1]]
+        assert await b.adapter.is_connected()  # logged in to REST: ready to answer what it owns
+
+        message = await fake_discord.user_says("hello from a thread", mention_bot=True)
+        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(message["id"])) == 1, timeout=20)
+
+        await a.adapter.stop()  # a deploy: worker A leaves; its shard's lease goes back at once
+        await a.router.close()
+        await fake_discord.wait_for(lambda: fake_discord.identified == 2, timeout=10)
+        assert b.adapter.shards.shard == 0 and fake_discord.identified_shards[-1] == [0, 1]
+        db = await open_postgres(postgres_url)
+        try:
+            holder = await PostgresLeases(db).holder_of(resource=shard_resource(0))
+        finally:
+            await db.close()
+        assert holder == b.router.ownership.worker_id
+
+        await fake_discord.user_says("still there?", channel_id=message["id"])
+        # B's gateway received it; A's session left with A, so the thread is orphaned: the usual card.
+        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(message["id"])) == 1, timeout=10)
