@@ -50,10 +50,11 @@ from bots.messages import (
     ThreadKey,
     utc_now,
 )
-from bots.ownership import Claim, ThreadOwnership
+from bots.ownership import ThreadOwnership
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns, prompt_text
 from bots.tool_turns import ThreadTools
+from bots.workers import OwnedThreads
 from storage.leases import Fence, LeaseLost, SoleOwner, Wake
 from storage.records import KIND_EDITED, KIND_THREAD, CardRecord, Erasure, LoggedMessage, ThreadGone
 
@@ -123,6 +124,9 @@ class ThreadRouter:
         self._tool_servers_started = False
         self._max_tool_steps = max_tool_steps
         self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
+        self._owned = OwnedThreads(
+            ownership=self.ownership, states=self._states, reopen_interrupted=self._card_flow.reopen_interrupted
+        )
 
     # -- wiring ---------------------------------------------------------------------------------------------
 
@@ -139,7 +143,7 @@ class ThreadRouter:
         """
         self._follower.start()
         self.ownership.start(
-            attend=self.attend, on_wake=self._on_wake, on_thread_lost=self._on_thread_lost, platforms=self._platforms
+            attend=self.attend, on_wake=self._on_wake, on_thread_lost=self._owned.lost, platforms=self._platforms
         )
         if self._tool_servers is not None and not self._tool_servers_started:
             self._tool_servers_started = True  # connect in the background, now that a platform is up
@@ -327,49 +331,20 @@ class ThreadRouter:
     # -- ownership (several workers on one database; bots/ownership.py) ---------------------------------------
 
     async def claim_thread(self, state: ThreadState) -> str | None:
-        """None when this worker owns the thread now (taking it if nobody live does); else the owner's id.
+        """None when this worker owns the thread now (taking it if nobody live does); else the owner's id."""
+        return await self._owned.claim(state)
 
-        A thread taken just now may hold what this process knew from an earlier ownership (stale), and a card its
-        last owner left mid catch-up: the first is dropped, the second is clickable again.
-        """
-        claim: Claim | str = await self.ownership.claim(state.thread_id)
-        if isinstance(claim, str):
-            return claim
-        if claim.new:
-            self._let_go(state)
-            await self._card_flow.reopen_interrupted(state)
-        return None
+    def fence(self, state: ThreadState) -> Fence | None:
+        return self._owned.fence(state)
+
+    async def wake_owner(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str]) -> None:
+        await self.ownership.wake(owner, kind=kind, thread_id=thread_id, detail=detail)
 
     async def _post_card(self, state: ThreadState) -> None:
         try:
             await self._card_flow.post_card(state)
         except LeaseLost as exc:
-            self._lease_lost(state, exc)
-
-    def fence(self, state: ThreadState) -> Fence | None:
-        return self.ownership.fence(state.thread_id)
-
-    async def wake_owner(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str]) -> None:
-        await self.ownership.wake(owner, kind=kind, thread_id=thread_id, detail=detail)
-
-    def _let_go(self, state: ThreadState, *, cancel: bool = True) -> None:
-        """Forget the thread's session and in-memory bookkeeping: another worker owns (or owned) it."""
-        if cancel and state.worker is not None and state.worker is not asyncio.current_task():
-            state.worker.cancel()
-        state.inflight.clear()
-        state.card_open = None
-        self._states.end_session(state)
-
-    async def _on_thread_lost(self, thread_id: int) -> None:
-        state = self._states.by_thread_id(thread_id)
-        if state is not None:
-            log.warning("%s: this worker lost the thread's lease; its session is dropped", state.key)
-            self._let_go(state)
-
-    def _lease_lost(self, state: ThreadState, exc: LeaseLost) -> None:
-        log.warning("%s: a write was refused (%s); the session is dropped and another worker answers", state.key, exc)
-        self.ownership.forget(state.thread_id)
-        self._let_go(state, cancel=False)
+            self._owned.refused(state, exc)
 
     async def _on_wake(self, wake: Wake) -> None:
         """A hint from another worker: a card click it won in a thread this one owns, or messages waiting."""
@@ -514,7 +489,7 @@ class ThreadRouter:
             posted = await self.outbox(state.key).stream_reply(thread=state.key, deltas=commit_when_complete())
         except LeaseLost as exc:
             self._usage.settle()
-            self._lease_lost(state, exc)
+            self._owned.refused(state, exc)
             return True  # nothing to retry here: the thread's new owner answers what waits
         except Exception as exc:
             await self._report_failure(state, exc)
