@@ -27,6 +27,7 @@ SUITES = {
     "P7": "tool_step",
     "P2-pg": "pg_throughput",
     "P8": "worker_throughput",
+    "S1+S2": "storage_backends",
 }
 RESULT_MARK = "BENCH-RESULTS "
 

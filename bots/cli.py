@@ -26,7 +26,14 @@ from bots.ports import PlatformAdapter
 from bots.redaction import configured_secrets
 from bots.threads import ThreadRouter
 from bots.usage import usage_table
-from storage.backends import Backend
+from storage.backends import (
+    Backend,
+    DatabaseUnavailable,
+    UnsupportedDatabaseURL,
+    backend_of,
+    database_path_from_url,
+    describe_url,
+)
 from storage.lock import DatabaseInUse, exclusive_database_lock
 from storage.protocols import ThreadLog
 from storage.records import Grouping, ThreadRecord
@@ -55,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("thread", nargs="?", help="thread id, title, or full key platform:workspace:channel:thread")
     target.add_argument("--user", metavar="PLATFORM:USER_ID", help="erase this person's messages in every thread")
     commands.add_parser("check", help="check the settings, database, model and platforms; change nothing")
+    move = commands.add_parser("migrate-db", help="copy a whole SQLite log into an empty Postgres database")
+    move.add_argument("--from", dest="source", required=True, metavar="sqlite:///PATH", help="the SQLite log")
+    move.add_argument("--to", dest="target", required=True, metavar="postgresql://...", help="an empty database")
     stats = commands.add_parser("stats", help="print tokens and cost of answers and summaries")
     stats.add_argument("--since", type=date.fromisoformat, help="only from this UTC day on (YYYY-MM-DD)")
     stats.add_argument("--by", choices=[g.value for g in Grouping], default=Grouping.DAY.value)
@@ -65,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         return asyncio.run(run_check(sys.stdout))
+    if args.command == "migrate-db":
+        return migrate_db(args.source, args.target)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -89,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.user:
             return asyncio.run(forget_user(settings, args.user))
         return asyncio.run(forget(settings, args.thread))
-    except (ConfigError, DatabaseInUse) as exc:
+    except (ConfigError, DatabaseInUse, DatabaseUnavailable) as exc:
         print(f"threadkeeper: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -223,4 +235,26 @@ async def forget_user(settings: Settings, who: str) -> int:
         print(f"Erased {thread.messages} message(s) in thread {thread.title or thread.thread}.")
     total = sum(t.messages for t in erased)
     print(f"Erased {total} message(s) of {who} in {len(erased)} thread(s); summaries that covered them are gone too.")
+    return 0
+
+
+def migrate_db(source: str, target: str) -> int:
+    """Copy a SQLite log into an empty Postgres database (``storage/transfer.py``), holding the file's lock."""
+    from storage.transfer import TransferRefused, copy_sqlite_to_postgres
+
+    try:
+        if backend_of(source) is not Backend.SQLITE or backend_of(target) is not Backend.POSTGRES:
+            raise ConfigError("migrate-db copies --from a sqlite:/// URL --to a postgresql:// URL")
+        path = database_path_from_url(source)
+        with exclusive_database_lock(path, command="threadkeeper migrate-db"):
+            report = asyncio.run(copy_sqlite_to_postgres(path, target))
+    except (ConfigError, DatabaseInUse, DatabaseUnavailable, TransferRefused, UnsupportedDatabaseURL) as exc:
+        print(f"threadkeeper: {exc}", file=sys.stderr)
+        return 2
+    for table, count in report.copied.items():
+        print(f"{table}: {count} row(s)")
+    print(
+        f"Copied {sum(report.copied.values())} row(s) from {source} to {describe_url(target)}, ids kept. "
+        f"Set DATABASE_URL to the Postgres URL to run on it; the SQLite file stays as it is."
+    )
     return 0

@@ -44,6 +44,10 @@ class UnsupportedDatabaseURL(ValueError):
     """DATABASE_URL names neither a SQLite file nor a Postgres server."""
 
 
+class DatabaseUnavailable(Exception):
+    """The database server cannot be reached or refuses us; the message names it (without its password)."""
+
+
 def backend_of(url: str) -> Backend:
     """Which backend ``url`` names; a clear error for anything else."""
     if url.startswith(SQLITE_PREFIX):

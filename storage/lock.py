@@ -6,7 +6,8 @@ the kernel when the process ends, however it ends, so a crash never leaves a sta
 says who holds it (pid, host, command, since when) so the refusal can name the first process. The file itself
 stays in place: unlinking a lock file races with the next process opening it.
 
-Commands that only read or purge (export, forget) do not take the lock.
+Commands that only read or purge (export, forget) do not take the lock; ``migrate-db`` takes it, so the log
+cannot change while it is copied. Postgres needs no such lock: several workers share it by design.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ class DatabaseInUse(Exception):
 
     def __init__(self, database: Path, holder: LockHolder) -> None:
         super().__init__(
-            f"The database {database} is in use by another threadkeeper process ({holder.describe()}). Two "
-            "processes on one database would answer threads twice: stop that one first, or set DATABASE_URL "
-            "to another file."
+            f"The database {database} is in use by another threadkeeper process ({holder.describe()}). A SQLite "
+            "file serves one process at a time (two would answer threads twice): stop that one first, or set "
+            "DATABASE_URL to another file. To run several workers on one log, use Postgres: copy this one with "
+            "`threadkeeper migrate-db --from sqlite:///... --to postgresql://...` and set DATABASE_URL to it."
         )
         self.holder = holder
 

@@ -52,6 +52,7 @@ async def test_a_second_bot_on_the_same_database_is_refused_until_the_first_exit
             assert refused.returncode == 2, refused.stderr
             assert f"is in use by another threadkeeper process (pid {first.pid} on " in refused.stderr
             assert "running `threadkeeper run` since 20" in refused.stderr
+            assert "use Postgres" in refused.stderr and "threadkeeper migrate-db" in refused.stderr
             assert "Traceback" not in refused.stderr
         # export and forget take no lock: export ran, and found nothing by that name.
         assert export.returncode == 2 and "No thread named 'no-such-thread'" in export.stderr

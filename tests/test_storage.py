@@ -1,8 +1,7 @@
-"""Storage on a real SQLite file: the exact schema, file permissions, idempotent logging, card races."""
+"""The SQLite backend itself: the exact schema, file permissions, URLs, upgrades (the contract: storage_contract/)."""
 
 from __future__ import annotations
 
-import asyncio
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -158,63 +157,6 @@ def test_sqlite_urls_name_relative_and_absolute_files(url: str, expected: Path) 
 def test_other_database_urls_are_refused_clearly(url: str) -> None:
     with pytest.raises(UnsupportedDatabaseURL, match="sqlite:///"):
         database_path_from_url(url)
-
-
-async def test_logging_the_same_message_twice_keeps_one_row_even_concurrently(tmp_path: Path) -> None:
-    db = await open_database(tmp_path / "bot.db")
-    await migrate(db)
-    log = ThreadLog(db)
-    thread_id = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t", title=None, now=NOW)
-    results = await asyncio.gather(
-        *(
-            log.record_message(
-                thread_id=thread_id,
-                platform_message_id="m1",
-                author_id="u",
-                author_name="U",
-                role="user",
-                content="hi",
-                sent_utc=NOW,
-                now=NOW,
-            )
-            for _ in range(10)
-        )
-    )
-    assert [created for _, created in results].count(True) == 1
-    assert len(await log.all_messages(thread_id=thread_id)) == 1
-    await db.close()
-
-
-async def test_only_one_open_card_per_thread_and_only_one_click_wins(tmp_path: Path) -> None:
-    db = await open_database(tmp_path / "bot.db")
-    await migrate(db)
-    log, cards = ThreadLog(db), CardStore(db)
-    thread_id = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t", title=None, now=NOW)
-    opened = await asyncio.gather(*(cards.open_card(thread_id=thread_id, now=NOW) for _ in range(5)))
-    assert len({card.id for card, _ in opened}) == 1
-    assert [created for _, created in opened].count(True) == 1
-    card_id = opened[0][0].id
-    wins = await asyncio.gather(
-        *(cards.claim(card_id=card_id, state="fresh", by_id=f"u{i}", by_name=f"U{i}", now=NOW) for i in range(5))
-    )
-    assert wins.count(True) == 1
-    await db.close()
-
-
-async def test_a_discarded_cards_id_is_never_given_to_the_next_card(tmp_path: Path) -> None:
-    db = await open_database(tmp_path / "bot.db")
-    try:
-        await migrate(db)
-        log, cards = ThreadLog(db), CardStore(db)
-        first = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t1", title=None, now=NOW)
-        second = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t2", title=None, now=NOW)
-        discarded, _ = await cards.open_card(thread_id=first, now=NOW)
-        await cards.discard(card_id=discarded.id)  # its post timed out, but its buttons may be on the platform
-        card, _ = await cards.open_card(thread_id=second, now=NOW)
-        assert card.id != discarded.id
-        assert await cards.get(card_id=discarded.id) is None
-    finally:
-        await db.close()
 
 
 async def _cards_made_by_m001(path: Path) -> tuple[CardRecord, CardRecord]:

@@ -20,13 +20,15 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from storage.backends import DatabaseUnavailable, describe_url
 
 log = logging.getLogger(__name__)
 
-POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 Params = Sequence[Any] | dict[str, Any]
 Row = DictRow
 Connection = AsyncConnection[DictRow]
@@ -34,10 +36,6 @@ Connection = AsyncConnection[DictRow]
 DEFAULT_MIN_SIZE = 1
 DEFAULT_MAX_SIZE = 10
 CONNECT_TIMEOUT_S = 10.0
-
-
-def is_postgres_url(url: str) -> bool:
-    return url.startswith(POSTGRES_PREFIXES)
 
 
 class PostgresDatabase:
@@ -111,7 +109,14 @@ async def _configure(connection: Connection) -> None:
 async def open_postgres(
     url: str, *, min_size: int = DEFAULT_MIN_SIZE, max_size: int = DEFAULT_MAX_SIZE
 ) -> PostgresDatabase:
-    """Open a pool on ``url`` and wait until one connection works (a wrong URL fails here, clearly)."""
+    """Open a pool on ``url`` once one connection works: a wrong URL or a server that is down fails here, at
+    once and naming the server (the pool alone would retry quietly until its timeout)."""
+    try:
+        probe = await AsyncConnection.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S))
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(f"cannot connect to {describe_url(url)}: {reason}") from None
+    await probe.close()
     pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
         url,
         min_size=min_size,
@@ -122,5 +127,9 @@ async def open_postgres(
         timeout=CONNECT_TIMEOUT_S,
         name="threadkeeper",
     )
-    await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+    try:
+        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+    except PoolTimeout:
+        await pool.close()
+        raise DatabaseUnavailable(f"cannot open {min_size} connection(s) to {describe_url(url)}") from None
     return PostgresDatabase(pool, url)

@@ -7,13 +7,14 @@ and a poller could skip the lower one for good. Every transaction that writes th
 ``pg_advisory_xact_lock(JOURNAL_LOCK)``: journal rows commit in id order. Erasures are rare; the lock ends
 with the transaction.
 
-Postgres keeps an updated or deleted row's old version (its text, and its ``content_tsv`` index entry) as a
-dead tuple until VACUUM. After each erasure the touched tables are vacuumed (outside a transaction), which
-removes the dead tuples and their index entries: no query, no index, no ``pg_dump`` can find the old text
-any more. What VACUUM does not promise is to overwrite the bytes: until Postgres reuses that free space, the
-old text can still be read from the table's files by someone with access to the server's data directory, and
-it stays in the write-ahead log until the segment is recycled (after the next checkpoints, minutes by default)
-and in any WAL archive or base backup taken meanwhile. ``VACUUM FULL`` would rewrite the tables into new files,
+Postgres keeps an updated or deleted row's old version as a dead tuple until VACUUM; no index holds message
+text (search reads the rows, see storage/postgres/search.py). After each erasure the touched tables are
+vacuumed (outside a transaction), which removes the dead tuples: no query and no ``pg_dump`` can find the old
+text any more, and VACUUM compacts each page it prunes (the contract suite checks the table's raw pages). What
+VACUUM does not promise is to zero every byte it frees: a copy may survive in a page's free space until
+Postgres writes there, readable only with access to the server's data directory. The text also stays in the
+write-ahead log until its segment is recycled (after the next checkpoints: minutes with the defaults) and in
+any WAL archive or base backup taken meanwhile. ``VACUUM FULL`` would rewrite the tables into new files,
 but it locks them against every worker for the duration; it is left to the operator (README, "Postgres").
 """
 
@@ -141,9 +142,7 @@ class PostgresErasureStore:
     async def forget_thread(self, *, thread_id: int, now: datetime) -> int:
         async with self._db.transaction() as connection:
             await _lock_journal(connection)
-            cursor = await connection.execute(
-                "SELECT COUNT(*) AS n FROM messages WHERE thread_id = %s", (thread_id,)
-            )
+            cursor = await connection.execute("SELECT COUNT(*) AS n FROM messages WHERE thread_id = %s", (thread_id,))
             count = await cursor.fetchone()
             await connection.execute("DELETE FROM threads WHERE id = %s", (thread_id,))
             await _journal(connection, thread_id=thread_id, message_id=None, kind=KIND_THREAD)

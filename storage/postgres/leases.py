@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 WAKE_CHANNEL = "threadkeeper_wake"
 RECONNECT_S = 1.0
 
+WORKER_TABLES = ("leases",)  # live state of the workers, not part of the log (migrate-db copies none of it)
 SCHEMA = (
     """
     CREATE TABLE leases (

@@ -1,10 +1,15 @@
-"""ThreadSearch on Postgres: the ``content_tsv`` column (a stored generated tsvector) and its GIN index.
+"""ThreadSearch on Postgres: full-text matching of one thread's messages, computed when asked.
 
-The ``simple`` text-search configuration lower-cases and splits on non-word characters without stemming, like
-FTS5's unicode61 tokenizer; unlike it, it keeps diacritics ("café" does not find "cafe"). The model's query is
-reduced to plain words (``storage.records.search_words``), each a quoted lexeme, OR-ed together, so no tsquery
-syntax in it can fail or widen the search. Best first is ``ts_rank`` (then the newest), as FTS5's bm25 ranks
-the SQLite side; the two agree on which messages match, not always on the order of equally good ones.
+A search never leaves its thread, so the thread's rows are found through the ``(thread_id, ...)`` unique index;
+those containing a query word (``ILIKE``, a cheap first pass) get ``to_tsvector('simple', content)`` computed
+and matched. No index holds a second copy of the text for forgetting to chase (storage/postgres/migrations.py);
+docs/PERFORMANCE.md (S1) says what a large thread costs.
+
+The ``simple`` configuration lower-cases and splits on non-word characters without stemming, like FTS5's
+unicode61 tokenizer; unlike it, it keeps diacritics ("café" does not find "cafe"). The model's query is reduced
+to plain words (``storage.records.search_words``), each a quoted lexeme, OR-ed together, so no tsquery syntax in
+it can fail or widen the search. Best first is ``ts_rank`` (then the newest), as FTS5's bm25 ranks the SQLite
+side; the two agree on which messages match, not always on the order of equally good ones.
 """
 
 from __future__ import annotations
@@ -12,11 +17,22 @@ from __future__ import annotations
 from storage.postgres.db import PostgresDatabase
 from storage.records import SearchHit, search_words
 
+_SEARCH = (
+    "SELECT id, author_name, role, sent_utc, content FROM ("
+    "SELECT id, author_name, role, sent_utc, content, to_tsvector('simple', content) AS words FROM messages "
+    "WHERE thread_id = %s AND deleted_utc IS NULL AND content != '' AND content ILIKE ANY(%s)) AS m, "
+    "to_tsquery('simple', %s) AS q WHERE words @@ q ORDER BY ts_rank(words, q) DESC, id DESC LIMIT %s"
+)
 
-def tsquery(text: str) -> str | None:
-    """The words of ``text`` as a tsquery matching any of them; None for no words."""
-    words = search_words(text)
-    return " | ".join(f"'{word}'" for word in words) if words else None
+
+def tsquery(words: list[str]) -> str:
+    """``words`` as a tsquery matching any of them, each a quoted lexeme."""
+    return " | ".join(f"'{word}'" for word in words)
+
+
+def contains_any(words: list[str]) -> list[str]:
+    """ILIKE patterns for ``words`` (a message matching a word contains it), wildcards escaped."""
+    return ["%" + word.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "%" for word in words]
 
 
 class PostgresThreadSearch:
@@ -24,13 +40,8 @@ class PostgresThreadSearch:
         self._db = db
 
     async def search(self, *, thread_id: int, query: str, limit: int) -> list[SearchHit]:
-        match = tsquery(query)
-        if match is None or limit < 1:
+        words = search_words(query)
+        if not words or limit < 1:
             return []
-        rows = await self._db.fetchall(
-            "SELECT id, author_name, role, sent_utc, content FROM messages, to_tsquery('simple', %s) AS q "
-            "WHERE content_tsv @@ q AND thread_id = %s AND deleted_utc IS NULL AND content != '' "
-            "ORDER BY ts_rank(content_tsv, q) DESC, id DESC LIMIT %s",
-            (match, thread_id, limit),
-        )
+        rows = await self._db.fetchall(_SEARCH, (thread_id, contains_any(words), tsquery(words), limit))
         return [SearchHit(int(r["id"]), r["author_name"], r["role"], r["sent_utc"], r["content"]) for r in rows]

@@ -137,9 +137,10 @@ class PostgresCardStore:
     async def reopen_interrupted(self) -> list[CardRecord]:
         """Cards left 'catching_up' become clickable again; the rows as they were before the reset."""
         rows = await self._db.fetchall(
-            "UPDATE cards SET state = 'pending', resolved_by_id = NULL, resolved_by_name = NULL, "
-            "resolved_utc = NULL WHERE state = 'catching_up' "
-            "RETURNING id, thread_id, card_message_id, 'catching_up' AS state, resolved_by_name"
+            "UPDATE cards SET state = 'pending', resolved_by_id = NULL, resolved_by_name = NULL, resolved_utc = NULL "
+            "FROM (SELECT id, resolved_by_name FROM cards WHERE state = 'catching_up' FOR UPDATE) AS before "
+            "WHERE cards.id = before.id RETURNING cards.id, cards.thread_id, cards.card_message_id, "
+            "'catching_up' AS state, before.resolved_by_name"
         )
         return [card_from_row(row) for row in rows]
 

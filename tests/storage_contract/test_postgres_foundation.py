@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from storage.db import open_database
+from storage.migrations import migrate as migrate_sqlite
 from storage.postgres.db import open_postgres
+from storage.postgres.leases import WORKER_TABLES
 from storage.postgres.migrations import MIGRATIONS, applied_migrations, migrate
 
 
@@ -35,6 +39,36 @@ async def test_blank_database_gets_every_migration_once(postgres_url: str) -> No
         } <= tables
     finally:
         await db.close()
+
+
+async def test_both_backends_have_the_same_tables_and_columns(postgres_url: str, tmp_path: Path) -> None:
+    """Every table of the SQLite schema exists on Postgres with the same columns in the same order."""
+    sqlite = await open_database(tmp_path / "bot.db")
+    try:
+        await migrate_sqlite(sqlite)
+        tables = await sqlite.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name NOT LIKE 'messages_fts%'"
+        )
+        expected = {
+            t["name"]: [c["name"] for c in await sqlite.fetchall(f"PRAGMA table_info({t['name']})")] for t in tables
+        }
+    finally:
+        await sqlite.close()
+    db = await open_postgres(postgres_url)
+    try:
+        await migrate(db)
+        rows = await db.fetchall(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "ORDER BY table_name, ordinal_position"
+        )
+    finally:
+        await db.close()
+    actual: dict[str, list[str]] = {}
+    for row in rows:
+        if row["table_name"] not in WORKER_TABLES:  # the workers' leases exist on Postgres only
+            actual.setdefault(row["table_name"], []).append(row["column_name"])
+    assert actual == expected
 
 
 async def test_workers_starting_together_apply_each_migration_once(postgres_url: str) -> None:

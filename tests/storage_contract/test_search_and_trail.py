@@ -1,24 +1,13 @@
-"""search_thread's index and the tool trail on a real SQLite file: what can be found, and what forgetting removes."""
+"""search_thread's index and the tool trail on each backend: what can be found, and what forgetting removes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
-
-from storage.db import open_database
-from storage.erasure import ErasureStore
-from storage.log import ThreadLog
-from storage.migrations import migrate
-from storage.search import ThreadSearch
-from storage.trail import ApprovalStore, ToolTrail
-
-NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+from storage.backends import Storage
+from tests.storage_contract.conftest import NOW
 
 
-async def test_search_finds_exact_text_in_its_own_thread_only_and_follows_edits_and_deletions(tmp_path: Path) -> None:
-    db = await open_database(tmp_path / "bot.db")
-    await migrate(db)
-    log, search, erasures = ThreadLog(db), ThreadSearch(db), ErasureStore(db)
+async def test_search_finds_exact_text_in_its_own_thread_only_and_follows_edits_and_deletions(storage: Storage) -> None:
+    log, search, erasures = storage.log, storage.search, storage.erasures
     one = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="one", title=None, now=NOW)
     two = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="two", title=None, now=NOW)
     texts = [
@@ -49,13 +38,10 @@ async def test_search_finds_exact_text_in_its_own_thread_only_and_follows_edits_
     ]
     assert await search.search(thread_id=one, query="noon", limit=5) == []
     assert [h.content for h in await search.search(thread_id=one, query="lunch", limit=5)] == ["Lunch moved to 1 pm."]
-    await db.close()
 
 
-async def test_a_trail_entry_that_quoted_a_deleted_message_loses_its_excerpt(tmp_path: Path) -> None:
-    db = await open_database(tmp_path / "bot.db")
-    await migrate(db)
-    log, trail = ThreadLog(db), ToolTrail(db)
+async def test_a_trail_entry_that_quoted_a_deleted_message_loses_its_excerpt(storage: Storage) -> None:
+    log, trail = storage.log, storage.trail
     thread_id = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t", title=None, now=NOW)
     row, _ = await log.record_message(
         thread_id=thread_id,
@@ -82,20 +68,17 @@ async def test_a_trail_entry_that_quoted_a_deleted_message_loses_its_excerpt(tmp
             cites=cites,
             now=NOW,
         )
-    await ErasureStore(db).delete_message(thread_id=thread_id, platform_message_id="m1", deleted_utc=NOW)
+    await storage.erasures.delete_message(thread_id=thread_id, platform_message_id="m1", deleted_utc=NOW)
     excerpts = [e.result_excerpt for e in await trail.for_thread(thread_id=thread_id)]
     assert "4417" not in excerpts[0] and "removed" in excerpts[0]
     assert excerpts[1] == "no matches"
-    await db.close()
 
 
-async def test_only_the_first_decision_on_an_approval_counts_and_a_restart_expires_the_rest(tmp_path: Path) -> None:
-    db = await open_database(tmp_path / "bot.db")
-    await migrate(db)
-    thread_id = await ThreadLog(db).ensure_thread(
+async def test_only_the_first_decision_on_an_approval_counts_and_a_restart_expires_the_rest(storage: Storage) -> None:
+    thread_id = await storage.log.ensure_thread(
         platform="p", workspace="w", channel="c", thread="t", title=None, now=NOW
     )
-    approvals = ApprovalStore(db)
+    approvals = storage.approvals
     first = await approvals.open(thread_id=thread_id, tool="fs__write", arguments_preview="{}", now=NOW)
     second = await approvals.open(thread_id=thread_id, tool="fs__write", arguments_preview="{}", now=NOW)
     assert await approvals.decide(approval_id=first, state="approved", by_id="u1", by_name="Alice", now=NOW)
@@ -103,4 +86,19 @@ async def test_only_the_first_decision_on_an_approval_counts_and_a_restart_expir
     assert await approvals.expire_pending(now=NOW) == 1
     record = await approvals.get(approval_id=second)
     assert record is not None and record.state == "expired"
-    await db.close()
+
+
+async def test_search_words_with_underscores_and_digits_match_only_themselves(storage: Storage) -> None:
+    thread_id = await storage.log.ensure_thread(
+        platform="p", workspace="w", channel="c", thread="t", title=None, now=NOW
+    )
+    for platform_id, text in (("m1", "rename it to snake_case please"), ("m2", "snakeXcase is wrong"), ("m3", "v2")):
+        await storage.log.record_message(
+            thread_id=thread_id, platform_message_id=platform_id, author_id="u", author_name="A", role="user",
+            content=text, sent_utc=NOW, now=NOW,
+        )  # fmt: skip
+    assert [h.content for h in await storage.search.search(thread_id=thread_id, query="snake_case", limit=5)] == [
+        "rename it to snake_case please"
+    ]
+    assert [h.content for h in await storage.search.search(thread_id=thread_id, query="V2?", limit=5)] == ["v2"]
+    assert await storage.search.search(thread_id=thread_id, query="% _ \\", limit=5) == []

@@ -1,0 +1,111 @@
+"""ThreadLog's contract: each message once, its reply state, what a transcript shows, a forgotten thread."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from storage.backends import Storage
+from storage.records import ThreadGone
+from tests.storage_contract.conftest import NOW, new_thread, say
+
+
+async def test_logging_the_same_message_twice_keeps_one_row_even_concurrently(storage: Storage) -> None:
+    thread_id = await new_thread(storage)
+    results = await asyncio.gather(
+        *(
+            storage.log.record_message(
+                thread_id=thread_id,
+                platform_message_id="m1",
+                author_id="u",
+                author_name="U",
+                role="user",
+                content="hi",
+                sent_utc=NOW,
+                attachments=[{"name": "a.png"}],
+                now=NOW,
+            )
+            for _ in range(10)
+        )
+    )
+    assert [created for _, created in results].count(True) == 1
+    [row] = await storage.log.all_messages(thread_id=thread_id)
+    assert (row.content, row.attachments, row.reply_state, row.sent_utc) == (
+        "hi",
+        [{"name": "a.png"}],
+        "waiting",
+        "2026-12-01T09:00:00+00:00",
+    )
+    assert {r.id for r, _ in results} == {row.id}
+
+
+async def test_the_same_thread_key_is_one_row_and_can_be_found_by_name(storage: Storage) -> None:
+    ids = await asyncio.gather(*(new_thread(storage, "t1") for _ in range(5)))
+    assert len(set(ids)) == 1
+    assert await storage.log.find_thread(platform="p", workspace="w", channel="c", thread="t1") == ids[0]
+    assert await storage.log.find_thread(platform="p", workspace="w", channel="c", thread="nope") is None
+    [record] = await storage.log.find_threads(name="t1")
+    assert (record.id, record.platform, record.title, record.created_utc) == (ids[0], "p", None, NOW.isoformat())
+    assert await storage.log.thread(thread_id=ids[0]) == record
+
+
+async def test_a_reply_marks_what_it_answered_and_their_deliveries_handled(storage: Storage) -> None:
+    thread_id = await new_thread(storage)
+    first = await say(storage, thread_id, "m1", "question one")
+    second = await say(storage, thread_id, "m2", "question two")
+    assert not await storage.events.record(platform="p", event_key="e1", message_id=first, now=NOW)
+    assert [t.id for t in await storage.log.threads_with_waiting(platform="p")] == [thread_id]
+    assert await storage.log.threads_with_waiting(platform="other") == []
+    assert [m.id for m in await storage.log.waiting(thread_id=thread_id)] == [first, second]
+    assert await storage.log.transcript(thread_id=thread_id) == []  # nothing answered yet
+    reply = await storage.log.record_reply(
+        thread_id=thread_id,
+        platform_message_id="r1",
+        author_name="bot",
+        content="answer one",
+        answered_ids=[first],
+        now=NOW,
+    )
+    assert reply is not None
+    assert [m.id for m in await storage.log.waiting(thread_id=thread_id)] == [second]
+    assert [m.id for m in await storage.log.transcript(thread_id=thread_id)] == [first, reply]
+    assert [m.id for m in await storage.log.transcript(thread_id=thread_id, after_id=first)] == [reply]
+    assert [m.id for m in await storage.log.transcript(thread_id=thread_id, through_id=first)] == [first]
+    assert await storage.events.record(platform="p", event_key="e1", message_id=first, now=NOW)  # a redelivery
+    assert await storage.log.has_messages_before(thread_id=thread_id, message_id=second)
+    assert not await storage.log.has_messages_before(thread_id=thread_id, message_id=first)
+
+
+async def test_the_latest_platform_id_skips_provisional_ones_until_the_post_names_them(storage: Storage) -> None:
+    thread_id = await new_thread(storage)
+    assert await storage.log.latest_platform_id(thread_id=thread_id) is None
+    await say(storage, thread_id, "m1", "hello")
+    await say(storage, thread_id, "local-123", "posting...", author="assistant", role="assistant")
+    assert await storage.log.latest_platform_id(thread_id=thread_id) == "m1"
+    await storage.log.set_platform_id(thread_id=thread_id, old="local-123", new="m2")
+    assert await storage.log.latest_platform_id(thread_id=thread_id) == "m2"
+
+
+async def test_visible_returns_the_current_text_of_what_is_still_there(storage: Storage) -> None:
+    thread_id = await new_thread(storage)
+    ids = [await say(storage, thread_id, f"m{i}", f"text {i}") for i in range(3)]
+    await storage.erasures.delete_message(thread_id=thread_id, platform_message_id="m1", deleted_utc=NOW)
+    await storage.erasures.edit_message(thread_id=thread_id, platform_message_id="m2", content="new", edited_utc=NOW)
+    visible = await storage.log.visible(thread_id=thread_id, ids=list(reversed(ids)))
+    assert [(m.id, m.content, m.edited) for m in visible] == [(ids[0], "text 0", False), (ids[2], "new", True)]
+    other = await new_thread(storage, "other")
+    assert await storage.log.visible(thread_id=other, ids=ids) == []
+
+
+async def test_a_message_for_a_forgotten_thread_fails_alone_with_thread_gone(storage: Storage) -> None:
+    gone, kept = await new_thread(storage, "gone"), await new_thread(storage, "kept")
+    await storage.erasures.forget_thread(thread_id=gone, now=NOW)
+    results = await asyncio.gather(
+        say(storage, gone, "m1", "too late"), say(storage, kept, "m2", "fine"), return_exceptions=True
+    )
+    assert isinstance(results[0], ThreadGone)
+    assert isinstance(results[1], int)
+    with pytest.raises(ThreadGone):
+        await say(storage, gone, "m3", "still too late")
+    assert [m.content for m in await storage.log.all_messages(thread_id=kept)] == ["fine"]
