@@ -19,6 +19,7 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,10 +116,8 @@ def sqlite_snapshot(db: Path) -> LogSnapshot:
     return LogSnapshot(logged, counts, integrity == "ok")
 
 
-def audit(snapshot: LogSnapshot, traffic: Traffic, slack: FakeSlack, llm: FakeLLM) -> dict[str, int]:
-    """R1's audit: every delivered message logged once, one card post per card, no message answered twice."""
-    logged, waiting = snapshot.logged, snapshot.counts["waiting"]
-    card_rows, open_cards = snapshot.counts["cards"], snapshot.counts["open cards"]
+def slack_shown(slack: FakeSlack) -> tuple[set[str], Counter[str]]:
+    """What Slack shows: the final text of every bot message, and how many messages carried each card's buttons."""
     posts_per_card: Counter[str] = Counter()
     for call in slack.posts():
         for block in call.params.get("blocks") or []:
@@ -126,7 +125,19 @@ def audit(snapshot: LogSnapshot, traffic: Traffic, slack: FakeSlack, llm: FakeLL
                 match = CARD_VALUE.match(block["elements"][0]["value"])
                 if match:
                     posts_per_card[match.group(1)] += 1
-    shown = {slack.final_text(c.params["_ts"]) for c in slack.posts()}
+    return {slack.final_text(c.params["_ts"]) for c in slack.posts()}, posts_per_card
+
+
+def audit(
+    snapshot: LogSnapshot, sent: Collection[str], shown: set[str], posts_per_card: Counter[str], llm: FakeLLM
+) -> dict[str, int]:
+    """R1's audit: every delivered message logged once, one card post per card, no message answered twice.
+
+    ``sent`` are the platform ids of the messages people sent; ``shown`` the final text of the bot's messages on
+    the platform, and ``posts_per_card`` how many of them carried each card's buttons (``slack_shown``).
+    """
+    logged, waiting = snapshot.logged, snapshot.counts["waiting"]
+    card_rows, open_cards = snapshot.counts["cards"], snapshot.counts["open cards"]
     answered: Counter[str] = Counter()
     for request in llm.requests:
         if not request.stream or request.reply not in shown:
@@ -137,8 +148,8 @@ def audit(snapshot: LogSnapshot, traffic: Traffic, slack: FakeSlack, llm: FakeLL
             if message["role"] == "user":
                 answered[message["content"].split(": ", 1)[-1]] += 1
     return {
-        "delivered": len(traffic.sent),
-        "missing": len(set(traffic.sent) - set(logged)),
+        "delivered": len(sent),
+        "missing": len(set(sent) - set(logged)),
         "duplicate rows": len(logged) - len(set(logged)),
         "cards": card_rows,
         "cards posted more than once": sum(1 for n in posts_per_card.values() if n > 1),
@@ -195,7 +206,7 @@ async def run() -> list[Result]:
                 bot.send_signal(signal.SIGTERM)
                 exit_code = await asyncio.wait_for(bot.wait(), 30)
             elapsed = time.monotonic() - started
-            counts = audit(sqlite_snapshot(db), traffic, slack, llm)
+            counts = audit(sqlite_snapshot(db), traffic.sent, *slack_shown(slack), llm)
             counts["clean exit"] = int(exit_code == 0)
             log_text = log.read_text(errors="replace")
             counts["secrets in log"] = sum(

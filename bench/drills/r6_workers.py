@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 
 from bench.common import Result
-from bench.drills.kill_restart import COUNTS, LOGGED_USER_IDS, LogSnapshot, Traffic, audit
+from bench.drills.kill_restart import COUNTS, LOGGED_USER_IDS, LogSnapshot, Traffic, audit, slack_shown
 from bench.drills.workers import WorkerPool, postgres_database, worker_key
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack
@@ -60,9 +60,11 @@ def postgres_snapshot(url: str) -> LogSnapshot:
     return LogSnapshot(logged, counts, integrity_ok=orphans is not None and orphans[0] == 0)
 
 
-def answered_at_once(traffic: Traffic, slack: FakeSlack, llm: FakeLLM) -> int:
-    """Threads with two shown answers by two workers whose model calls overlapped in time."""
-    shown = {slack.final_text(c.params["_ts"]) for c in slack.posts()}
+def answered_at_once(thread_of: dict[str, str], shown: set[str], llm: FakeLLM) -> int:
+    """Threads with two shown answers by two workers whose model calls overlapped in time.
+
+    ``thread_of`` maps each message text people sent to its thread; ``shown``: the bot's messages' final text.
+    """
     spans: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
     for request in llm.requests:
         if not request.stream or request.reply not in shown or request.finished_at is None:
@@ -70,7 +72,7 @@ def answered_at_once(traffic: Traffic, slack: FakeSlack, llm: FakeLLM) -> int:
         users = [m for m in request.messages if m["role"] == "user"]
         if not users:
             continue
-        thread = traffic.thread_of.get(str(users[-1]["content"]).split(": ", 1)[-1])
+        thread = thread_of.get(str(users[-1]["content"]).split(": ", 1)[-1])
         if thread is not None:
             worker = request.headers.get("Authorization", "")
             spans[thread].append((request.received_at, request.finished_at, worker))
@@ -114,8 +116,9 @@ async def slack_drill(url: str, folder: Path) -> dict[str, int]:
                 await slack.redeliver_unacked()
             await _quiet(traffic, slack)
             exit_codes = await pool.stop_all()
-        counts = audit(await asyncio.to_thread(postgres_snapshot, url), traffic, slack, llm)
-        counts["answered by two workers at once"] = answered_at_once(traffic, slack, llm)
+        shown, posts_per_card = slack_shown(slack)
+        counts = audit(await asyncio.to_thread(postgres_snapshot, url), traffic.sent, shown, posts_per_card, llm)
+        counts["answered by two workers at once"] = answered_at_once(traffic.thread_of, shown, llm)
         logs = pool.logs()
         counts["writes refused by fencing"] = logs.count("a write was refused")
         counts["clean exits"] = sum(1 for code in exit_codes if code == 0)
@@ -140,12 +143,8 @@ async def _quiet(traffic: Traffic, slack: FakeSlack) -> None:
             break
 
 
-async def run() -> list[Result]:
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp, postgres_database() as (_server, url):
-        counts = await slack_drill(url, Path(tmp))
-    elapsed = time.monotonic() - started
-    ok = (
+def _verdict(counts: dict[str, int]) -> bool:
+    return (
         counts["missing"] == 0
         and counts["duplicate rows"] == 0
         and counts["double replies"] == 0
@@ -156,17 +155,31 @@ async def run() -> list[Result]:
         and counts["clean exits"] == WORKERS
         and counts["secrets in log"] == 0
     )
-    return [
-        Result(
-            "R6",
-            f"{WORKERS} workers on Postgres, {ROUNDS} SIGKILLs of any worker under Slack traffic in {elapsed:.0f} s",
-            ", ".join(f"{k} {v}" for k, v in counts.items()),
-            "-",
-            "-",
-            "R1's audit, 0 left waiting, no thread answered by two workers at once",
-            ok,
+
+
+async def run() -> list[Result]:
+    from bench.drills.r6_discord import ROUNDS as DISCORD_ROUNDS
+    from bench.drills.r6_discord import discord_drill
+
+    results = []
+    for platform, rounds, drill in (("Slack", ROUNDS, slack_drill), ("Discord", DISCORD_ROUNDS, discord_drill)):
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory() as tmp, postgres_database() as (_server, url):
+            counts = await drill(url, Path(tmp))
+        elapsed = time.monotonic() - started
+        results.append(
+            Result(
+                "R6",
+                f"{WORKERS} workers on Postgres, {rounds} SIGKILLs of any worker under {platform} traffic in "
+                f"{elapsed:.0f} s",
+                ", ".join(f"{k} {v}" for k, v in counts.items()),
+                "-",
+                "-",
+                "R1's audit, 0 left waiting, no thread answered by two workers at once",
+                _verdict(counts),
+            )
         )
-    ]
+    return results
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from bench.common import Result, percentile
-from bench.drills.kill_restart import audit
+from bench.drills.kill_restart import audit, slack_shown
 from bench.drills.r6_workers import WorkersTraffic, postgres_snapshot
 from bench.drills.workers import WorkerPool, postgres_database
 from tests.fakes.llm import FakeLLM
@@ -30,9 +30,8 @@ PASSES = int(os.environ.get("BENCH_R7_PASSES", "2"))
 WORKERS = 3
 
 
-def answer_waits(sent_at: dict[str, float], slack: FakeSlack, llm: FakeLLM) -> dict[str, float]:
+def answer_waits(sent_at: dict[str, float], shown: set[str], llm: FakeLLM) -> dict[str, float]:
     """Seconds from each message's delivery to the end of the first shown answer that covered it."""
-    shown = {slack.final_text(c.params["_ts"]) for c in slack.posts()}
     waits: dict[str, float] = {}
     for request in llm.requests:
         if not request.stream or request.reply not in shown or request.finished_at is None:
@@ -97,8 +96,9 @@ async def run() -> list[Result]:
                         break
                 exit_codes += await pool.stop_all()
             elapsed = time.monotonic() - started
-            counts = audit(await asyncio.to_thread(postgres_snapshot, url), traffic, slack, llm)
-            waits = answer_waits(sent_at, slack, llm)
+            shown, posts_per_card = slack_shown(slack)
+            counts = audit(await asyncio.to_thread(postgres_snapshot, url), traffic.sent, shown, posts_per_card, llm)
+            waits = answer_waits(sent_at, shown, llm)
     counts["unanswered"] = len(set(sent_at) - set(waits))
     counts["clean exits"] = sum(1 for code in exit_codes if code == 0)
     longest = max(waits.values(), default=float("nan"))
