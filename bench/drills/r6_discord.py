@@ -28,6 +28,7 @@ from bench.drills.r6_workers import LEASE_S, WORKERS, answered_at_once, postgres
 from bench.drills.workers import WorkerPool, worker_key
 from tests.fakes.discord import ALICE, BOB, BOT_ID, FakeDiscord
 from tests.fakes.llm import FakeLLM
+from tests.fakes.waiting import wait_until
 
 ROUNDS = int(os.environ.get("BENCH_R6_DISCORD_ROUNDS", "50"))
 THREADS = 10
@@ -50,7 +51,7 @@ class DiscordTraffic:
         for _ in range(THREADS):
             text = f"msg-{next(self.n)}"
             mention = await self.fake.user_says(text, mention_bot=True)
-            await self.fake.wait_for(lambda m=mention: bool(self.fake.sent_in(m["id"])), timeout=60)
+            await wait_until(lambda m=mention: bool(self.fake.sent_in(m["id"])), timeout=60, what="the first answer")
             self.threads.append(mention["id"])
             self.sent.append(mention["id"])
             self.thread_of[text] = mention["id"]
@@ -130,7 +131,7 @@ async def discord_drill(url: str, folder: Path) -> dict[str, int]:
                     await traffic.click_cards()
                     await asyncio.sleep(rng.uniform(0.02, 0.3))
                 await restart
-            await fake.wait_for(lambda: fake.connected > 0, timeout=60)
+            await wait_until(lambda: fake.connected > 0, timeout=60, what="a shard holder")
             for thread in traffic.threads:  # the first message after a reconnect backfills its thread
                 await traffic.message(thread)
             await _quiet(traffic, fake)
@@ -144,4 +145,3 @@ async def discord_drill(url: str, folder: Path) -> dict[str, int]:
         counts["clean exits"] = sum(1 for code in exit_codes if code == 0)
         counts["secrets in log"] = sum(logs.count(secret) for secret in SECRETS)
     return counts
-

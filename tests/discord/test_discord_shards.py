@@ -14,6 +14,7 @@ from storage.postgres.leases import PostgresLeases
 from tests.conftest import MakeSettings
 from tests.discord.conftest import DiscordBot
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.waiting import wait_until
 
 WorkerFactory = Callable[[], Any]
 
@@ -54,11 +55,11 @@ async def test_one_worker_holds_the_shard_the_other_answers_through_rest_and_tak
         assert await b.adapter.is_connected()  # logged in to REST: ready to answer what it owns
 
         message = await fake_discord.user_says("hello from a thread", mention_bot=True)
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(message["id"])) == 1, timeout=20)
+        await wait_until(lambda: len(fake_discord.texts_in(message["id"])) == 1, timeout=20, what="the first answer")
 
         await a.adapter.stop()  # a deploy: worker A leaves; its shard's lease goes back at once
         await a.router.close()
-        await fake_discord.wait_for(lambda: fake_discord.identified == 2, timeout=10)
+        await wait_until(lambda: fake_discord.identified == 2, timeout=10, what="B connecting the shard")
         assert b.adapter.shards.shard == 0 and fake_discord.identified_shards[-1] == [0, 1]
         db = await open_postgres(postgres_url)
         try:
@@ -69,4 +70,4 @@ async def test_one_worker_holds_the_shard_the_other_answers_through_rest_and_tak
 
         await fake_discord.user_says("still there?", channel_id=message["id"])
         # B's gateway received it; A's session left with A, so the thread is orphaned: the usual card.
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(message["id"])) == 1, timeout=10)
+        await wait_until(lambda: len(fake_discord.cards_in(message["id"])) == 1, timeout=10, what="B's card")
