@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import importlib
 import logging
 import os
@@ -157,6 +158,16 @@ class LLMClient:
     @property
     def model(self) -> str:
         return self.config.model
+
+    def with_model(self, model: str) -> LLMClient:
+        """A client for ``model`` with everything else as this one has it (a thread's own choice of model)."""
+        if model == self.config.model:
+            return self
+        return LLMClient(
+            dataclasses.replace(self.config, model=model),
+            context_window_fallback=self.context_window_fallback,
+            observers=self._observers,
+        )
 
     async def max_input_tokens(self) -> int:
         """The model's input window from litellm's model map, else the configured fallback."""

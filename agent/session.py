@@ -5,7 +5,9 @@ summary of its own middle), and the history of user and assistant messages. One 
 arrived since the last answer, streams the reply, and only then commits both to the history: a turn that fails
 leaves the session exactly as it was, so the same messages can be answered by the next turn.
 
-User text is always a ``user`` message, prefixed with its author's name so multi-user threads make sense.
+User text is always a ``user`` message, prefixed with its author's name so multi-user threads make sense;
+images attached to it are image parts of that same user message (``agent/parts.py``), counted in the budget
+by their pixel size, and a model that cannot see gets a one-line note in their place.
 Summaries are system-side, fenced in tags the model is told to treat as notes, never as instructions; any tag
 inside a summary that could open or close a fence is neutralised, whatever its case or spacing.
 
@@ -37,6 +39,7 @@ from typing import Protocol
 
 from agent.context import MESSAGE_OVERHEAD_TOKENS, ContextBudget, TokenCount, truncate_to_tokens
 from agent.llm import FailureKind, LLMClient, LLMError, Message, RequestedCall
+from agent.parts import NO_VISION_NOTE, ImagePart, images_within, supports_vision, user_content
 from agent.steps import (
     DROPPED_RESULT_NOTE,
     FORGOTTEN_QUOTE_NOTE,
@@ -90,6 +93,7 @@ class UserTurn:
     author: str
     text: str
     message_id: int | None = None
+    images: tuple[ImagePart, ...] = ()  # attached images, sent as image parts of this user message
 
     def content(self) -> str:
         name = " ".join(self.author.split()) or "someone"
@@ -106,6 +110,7 @@ class _Entry:
     tokens: int | None = None  # None: not measured since it was created or edited
     calls: list[ToolCall] = field(default_factory=list)  # an assistant step's tool calls
     result: ToolResult | None = None  # a tool entry's result (its call names the call it answers)
+    images: tuple[ImagePart, ...] = ()  # a user entry's attached images
 
     @property
     def message(self) -> Message:
@@ -114,6 +119,8 @@ class _Entry:
         if self.calls:
             calls = [c.for_model() for c in self.calls]
             return {"role": "assistant", "content": self.content or None, "tool_calls": calls}
+        if self.images:
+            return {"role": "user", "content": user_content(self.content, self.images)}
         return {"role": self.role, "content": self.content}
 
     def line(self) -> str:
@@ -165,7 +172,12 @@ class AgentSession:
         self._changes: OrderedDict[int, str | None] = OrderedDict()
         self._meter: tuple[ContextBudget, TokenCount] | None = None  # known from the first turn on
         self._summary_run = Interruptible()
+        self._next_llm: LLMClient | None = None  # a model switch, applied when the next turn starts
         self.last_reply = ""
+
+    async def sees_images(self) -> bool:
+        """Whether the model of this session's next turn takes image parts (litellm's model info)."""
+        return await supports_vision(self.model)
 
     @property
     def messages(self) -> list[Message]:
@@ -278,6 +290,50 @@ class AgentSession:
             return None
         return await self._summary_run.run(self._summarizer.summarize(lines=lines, purpose=purpose))
 
+    # -- what the thread's commands ask -------------------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        """The model the next turn uses."""
+        return (self._next_llm or self._llm).model
+
+    @property
+    def message_count(self) -> int:
+        """User messages and answers the history holds now (tool steps and results not counted)."""
+        return sum(1 for e in self._history if e.role == "user" or (e.role == "assistant" and not e.calls))
+
+    @property
+    def compacted(self) -> bool:
+        """True once compaction has folded part of this session's history into a summary (or dropped it)."""
+        return bool(self._compacted) or self.compaction_summary is not None
+
+    def use_llm(self, llm: LLMClient) -> None:
+        """Answer with ``llm`` from the next turn on (a turn under way keeps its model); the history stays."""
+        self._next_llm = llm
+
+    def retract_last_answer(self) -> tuple[int, list[int]] | None:
+        """Take the last turn out of the history: its answer, tool steps and the messages it answered (retry).
+
+        Returns the answer's log id and the log ids of the messages it answered, or None when the history does
+        not end in a logged answer (nothing answered yet in this session, or compaction folded it away).
+        """
+        end = len(self._history)
+        if not end or self._history[-1].role != "assistant" or self._history[-1].calls:
+            return None
+        answer_id = self._history[-1].message_id
+        if answer_id is None:
+            return None
+        start = end - 1
+        while start > 0 and self._history[start - 1].role != "user":
+            start -= 1  # the turn's tool steps and results
+        while start > 0 and self._history[start - 1].role == "user":
+            start -= 1  # the messages the turn answered
+        asked = [e.message_id for e in self._history[start:end] if e.role == "user" and e.message_id is not None]
+        if not asked:
+            return None
+        del self._history[start:end]
+        return answer_id, asked
+
     # -- one turn -------------------------------------------------------------------------------------------
 
     async def turn(
@@ -293,12 +349,20 @@ class AgentSession:
         ``tools`` offers the model tool calls (none for a model without function calling); ``approve`` is asked
         about calls that need a person's yes; ``on_result`` hears of every finished call (the router's trail).
         """
+        if self._next_llm is not None:
+            self._llm, self._next_llm = self._next_llm, None
+            for entry in self._history:
+                entry.tokens = None  # measured again against the new model's window
         budget = ContextBudget(window=await self._llm.max_input_tokens())
         count = await self._llm.text_counter()
         self._meter = (budget, count)
-        self._pending = self._revised([_Entry("user", t.author, t.text, t.message_id) for t in turns])
+        self._pending = self._revised(
+            [_Entry("user", t.author, t.text, t.message_id, images=t.images) for t in turns]
+        )
         try:
             await self._rebuild_summaries()
+            if not await self.sees_images():
+                self._without_images()
             offered = await offered_tools(self._llm, tools)
             self._tools_offered = offered is not None
             for entry in [*self._history, *self._pending]:
@@ -364,12 +428,24 @@ class AgentSession:
             self._measure(entry, budget=self._meter[0], count=self._meter[1])
         self._pending.extend(entries)
 
+    def _without_images(self) -> None:
+        """A model that cannot see (a thread switched to one, say) gets a one-line note in place of each image."""
+        for entry in [*self._history, *self._pending]:
+            if entry.images:
+                notes = "\n".join(NO_VISION_NOTE for _ in entry.images)
+                entry.text, entry.images, entry.tokens = f"{entry.text}\n{notes}", (), None
+
     def _measure(self, entry: _Entry, *, budget: ContextBudget, count: TokenCount) -> None:
         """Set the entry's content and token count; a single oversized message is truncated visibly."""
         if entry.tokens is not None:
             return
-        content = UserTurn(entry.author, entry.text).content() if entry.role == "user" else entry.text
         cap = budget.input_limit // 2
+        if entry.images:
+            entry.images, note = images_within(entry.images, room=cap - count(entry.text) - MESSAGE_OVERHEAD_TOKENS)
+            if note:
+                entry.text = f"{entry.text}\n{note}"
+                log.warning("images of one message exceed the context window; %s", note)
+        content = UserTurn(entry.author, entry.text).content() if entry.role == "user" else entry.text
         tokens = count(content)
         if tokens > cap:
             content = truncate_to_tokens(content, max_tokens=cap, count=count)
@@ -377,7 +453,7 @@ class AgentSession:
         entry.content = content
         if entry.calls:
             tokens = count(entry.measured_text())
-        entry.tokens = tokens + MESSAGE_OVERHEAD_TOKENS
+        entry.tokens = tokens + MESSAGE_OVERHEAD_TOKENS + sum(image.tokens for image in entry.images)
 
     def _squeeze_pending(self, *, room: int, with_history: bool) -> None:
         """When this turn's own tool results overflow ``room``, the oldest give way to a short note.
@@ -416,10 +492,15 @@ class AgentSession:
                 room -= _tokens(entry)
                 continue
             if room - MESSAGE_OVERHEAD_TOKENS >= MIN_TRUNCATED_TOKENS:
-                entry.content = truncate_to_tokens(
-                    entry.content, max_tokens=room - MESSAGE_OVERHEAD_TOKENS, count=count
+                text_room = room - MESSAGE_OVERHEAD_TOKENS
+                if entry.images:  # images take at most half of what is left; the rest are named in a note
+                    entry.images, note = images_within(entry.images, room=text_room // 2)
+                    entry.content += f"\n{note}" if note else ""
+                    text_room -= sum(image.tokens for image in entry.images)
+                entry.content = truncate_to_tokens(entry.content, max_tokens=text_room, count=count)
+                entry.tokens = (
+                    count(entry.content) + MESSAGE_OVERHEAD_TOKENS + sum(image.tokens for image in entry.images)
                 )
-                entry.tokens = count(entry.content) + MESSAGE_OVERHEAD_TOKENS
                 kept.insert(0, entry)
                 index -= 1
             left_out = new[: index + 1]

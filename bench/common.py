@@ -6,10 +6,8 @@ import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import asyncio
 import statistics
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +18,8 @@ from bots.app import open_router
 from bots.config import Settings
 from bots.threads import ThreadRouter
 from tests.fakes.llm import FakeLLM
+from tests.fakes.settings import fake_model_settings
+from tests.fakes.waiting import FINE_POLL_S, wait_until
 from tests.router_harness import PLATFORM, RecordingOutbox
 
 
@@ -82,23 +82,12 @@ def rss_kb() -> int:
 
 
 def settings_for(fake: FakeLLM, db: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": f"sqlite:///{db}",
-        "llm_model": "openai/fake",
-        "llm_api_base": fake.base_url,
-        "llm_api_key": "sk-bench",
-        "llm_context_window": 16384,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return fake_model_settings(fake.base_url, db, **({"llm_context_window": 16384} | overrides))
 
 
 async def until(predicate: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not reached")
-        await asyncio.sleep(0.0005)
+    """The kit's wait, polled finely so that it does not blur what a benchmark times."""
+    await wait_until(predicate, timeout, what="benchmark condition", interval_s=FINE_POLL_S)
 
 
 @asynccontextmanager

@@ -25,6 +25,7 @@ from bots.slack.mrkdwn import to_mrkdwn
 from tests.fakes.discord import CHANNEL, FakeDiscord
 from tests.fakes.llm import FakeLLM, RecordedRequest
 from tests.fakes.process import child_process as process
+from tests.fakes.settings import fake_model_env
 from tests.fakes.slack import FakeSlack, Payloads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,12 +41,7 @@ def _answer_after(llm: FakeLLM, seen: int) -> RecordedRequest | None:
 
 
 def bot_env(llm: FakeLLM, db: Path) -> dict[str, str]:
-    return {
-        "DATABASE_URL": f"sqlite:///{db}",
-        "LLM_MODEL": "openai/fake",
-        "LLM_API_BASE": llm.base_url,
-        "LLM_API_KEY": "sk-bench",
-    }
+    return fake_model_env(llm.base_url, db)
 
 
 # -- Discord --------------------------------------------------------------------------------------------------

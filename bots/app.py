@@ -17,15 +17,17 @@ from agent.summarize import Summarizer
 from agent.tools import ToolBox, ToolProvider
 from bots import metrics
 from bots.approvals import ApprovalFlow
+from bots.attachments import AttachmentLimits
+from bots.commands_models import ThreadModels
 from bots.config import ConfigError, Settings
 from bots.health import Health
 from bots.housekeeping import Housekeeping
 from bots.messages import ThreadKey, utc_now
 from bots.metrics import MeteredThreadLog
 from bots.ownership import ThreadOwnership
-from bots.ports import ThreadOutbox
+from bots.ports import BackgroundService, ThreadOutbox
 from bots.thread_state import RouterStores
-from bots.threads import BackgroundService, ThreadRouter
+from bots.threads import ThreadRouter
 from bots.tool_turns import ThreadTools
 from bots.usage import UsageRecorder
 from storage.backends import Storage, open_storage
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 def build_llm(settings: Settings, *, observers: Sequence[CallObserver] = ()) -> LLMClient:
     config = LLMConfig(
-        model=settings.llm_model,
+        model=settings.default_model,
         api_base=settings.llm_api_base,
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
         timeout_s=settings.llm_timeout_s,
@@ -142,6 +144,7 @@ async def open_router(
             erasures=erasures,
             trail=storage.trail,
             usage=usage,
+            feedback=storage.feedback,
         )
         tools, servers = await _build_tools(
             settings, storage=storage, stores=stores, outboxes=outboxes, ownership=ownership
@@ -157,6 +160,12 @@ async def open_router(
             tools=tools,
             tool_servers=servers,
             max_tool_steps=settings.max_tool_steps,
+            models=ThreadModels(llm=llm, allowed=settings.models, store=storage.thread_settings),
+            admin_users=settings.admin_users,
+            attachment_limits=AttachmentLimits(
+                max_download_bytes=int(settings.attachment_max_mb * 1_000_000),
+                download_timeout_s=settings.attachment_timeout_s,
+            ),
             ownership=ownership,
         )
         outboxes.router = router

@@ -44,8 +44,16 @@ class SessionHost(Protocol):
 
     async def start_session(self, state: ThreadState, *, origin: str) -> None: ...
 
+    async def thread_model(self, state: ThreadState) -> str: ...
+
     def install_session(
-        self, state: ThreadState, *, session_id: int, summary: str | None = None, through: int | None = None
+        self,
+        state: ThreadState,
+        *,
+        session_id: int,
+        model: str,
+        summary: str | None = None,
+        through: int | None = None,
     ) -> None: ...
 
     async def answer_waiting(self, state: ThreadState) -> None: ...
@@ -70,7 +78,6 @@ class CardFlow:
         stores: RouterStores,
         summarizer: Summarizer,
         follower: ErasureFollower,
-        model: str,
         clock: Callable[[], datetime],
         host: SessionHost,
     ) -> None:
@@ -82,7 +89,6 @@ class CardFlow:
         self._usage = stores.usage
         self._summarizer = summarizer
         self._follower = follower
-        self._model = model
         self._clock = clock
         self._host = host
 
@@ -283,9 +289,10 @@ class CardFlow:
             else:
                 assert previous is not None
                 summary, through = previous.text, after
+            model = await self._host.thread_model(state)  # the thread's own choice survives a catch-up
             session_id = await self._sessions.record_with_summary(
                 thread_id=state.thread_id,
-                model=self._model,
+                model=model,
                 started_utc=self._clock(),
                 summary=summary,
                 summary_through_message_id=through,
@@ -293,7 +300,9 @@ class CardFlow:
             )
             if session_id is not None:
                 await self._follower.catch_up()
-                self._host.install_session(state, session_id=session_id, summary=summary, through=through)
+                self._host.install_session(
+                    state, session_id=session_id, model=model, summary=summary, through=through
+                )
                 return
             log.info("a message in %s was forgotten while it was summarized; summarizing again", state.key)
         raise LLMError(

@@ -102,10 +102,13 @@ async def run_check(out: TextIO, *, settings: Settings | None = None) -> int:
 
 async def preflight(settings: Settings) -> None:
     """The cheap start-up check of ``run`` and ``chat``: a ConfigError naming the fix when the model cannot work."""
-    problem = await build_llm(settings).setup_problem()
-    if problem is not None:
-        _, fix = problem
-        raise ConfigError(f"The model {settings.llm_model} cannot be used: {fix}. Run `threadkeeper check` for more.")
+    default = build_llm(settings)
+    for model in settings.models:  # LLM_MODELS: a thread may switch to any of them
+        problem = await default.with_model(model).setup_problem()
+        if problem is not None:
+            _, fix = problem
+            where = " (listed in LLM_MODELS)" if settings.llm_models else ""
+            raise ConfigError(f"The model {model}{where} cannot be used: {fix}. Run `threadkeeper check` for more.")
 
 
 async def check_database(settings: Settings) -> list[Check]:
@@ -196,7 +199,7 @@ async def check_postgres(settings: Settings) -> list[Check]:
 
 async def check_model(settings: Settings) -> list[Check]:
     llm = build_llm(settings)
-    model = settings.llm_model
+    model = llm.model
     problem = await llm.setup_problem()
     if problem is not None:
         return [failed("model keys", f"{model} cannot be called", problem[1])]
@@ -233,9 +236,8 @@ async def check_model(settings: Settings) -> list[Check]:
 
 
 async def check_discord(settings: Settings) -> list[Check]:
-    import discord
 
-    from bots.discord.adapter import INTENT_MISSING, NEEDED_PERMISSIONS
+    from bots.discord.adapter import INTENT_MISSING, invite_url
 
     assert settings.discord_token is not None
     base = (settings.discord_api_base or DISCORD_API).rstrip("/")
@@ -266,9 +268,7 @@ async def check_discord(settings: Settings) -> list[Check]:
     else:
         checks.append(failed("discord intent", "the Message Content intent is not enabled", INTENT_MISSING))
     app_id = int(app.get("id") or me.get("id") or 0)
-    checks.append(
-        passed("discord invite", discord.utils.oauth_url(app_id, permissions=NEEDED_PERMISSIONS, scopes=("bot",)))
-    )
+    checks.append(passed("discord invite", invite_url(app_id)))
     return checks
 
 

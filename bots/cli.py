@@ -198,7 +198,9 @@ async def export(settings: Settings, name: str, fmt: str) -> int:
         thread = await _resolve(storage.log, name)
         messages = await storage.log.all_messages(thread_id=thread.id)
         trail = await storage.trail.for_thread(thread_id=thread.id)
-    print(as_json(thread, messages, trail) if fmt == "json" else as_markdown(thread, messages, trail))
+        feedback = await storage.feedback.for_thread(thread_id=thread.id)
+    render = as_json if fmt == "json" else as_markdown
+    print(render(thread, messages, trail, feedback))
     return 0
 
 

@@ -7,6 +7,7 @@ variable and the fix (exit code 2) rather than a traceback from deep inside a li
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from storage.backends import Backend, UnsupportedDatabaseURL, backend_of, database_path_from_url
 
 IdList = Annotated[frozenset[str], NoDecode]
+DEFAULT_SUGGESTED_PROMPTS = (
+    ("What can you do?", "What can you help me with?"),
+    ("Summarize a discussion", "I'll paste a discussion: summarize it and list the decisions and open questions."),
+    ("Draft a message", "Help me draft a short, friendly message to my team."),
+    ("Explain simply", "Explain this to me simply, with an example:"),
+)
 NameList = Annotated[tuple[str, ...], NoDecode]
 BUILTIN_TOOL_NAMES = ("search_thread",)
 
@@ -46,6 +53,10 @@ HINTS: dict[str, str] = {
     "TOOL_APPROVERS": "a comma-separated list of user ids who alone may approve tool calls, or empty for anyone "
     "the allowlists admit",
     "APPROVAL_TIMEOUT_S": "a number of seconds greater than 0 to wait for an approval click, e.g. 600",
+    "LLM_MODELS": "a comma-separated list of litellm model strings people may switch a thread to, the default "
+    "first, e.g. openai/gpt-4o-mini,anthropic/claude-3-5-haiku-latest, or leave it unset for LLM_MODEL alone",
+    "ADMIN_USERS": "a comma-separated list of user ids who alone may use the forget and model commands, or empty "
+    "for anyone the allowlists admit",
     "WORKER_LEASE_S": "a number of seconds of at least 3 a worker's hold on a thread lasts unrenewed, e.g. 15",
     "WORKER_POLL_S": "a number of seconds greater than 0 between a worker's looks at waiting threads, e.g. 2",
     "DISCORD_SHARDS": "a whole number of Discord gateway shards of at least 1, e.g. 1",
@@ -81,6 +92,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     user_daily_tokens: int | None = Field(default=None, ge=1)
+    attachment_max_mb: float = Field(default=20.0, gt=0)  # larger files are refused with a note
+    attachment_timeout_s: float = Field(default=20.0, gt=0)  # one file's download
 
     # Tools: wired by the composition root as agent/tools.py's module docstring shows.
     mcp_config: Path | None = None
@@ -90,6 +103,9 @@ class Settings(BaseSettings):
     tool_approvers: IdList = frozenset()
     approval_timeout_s: float = Field(default=600.0, gt=0)
 
+    # In-thread commands (bots/commands.py).
+    llm_models: NameList = ()  # empty: LLM_MODEL alone
+    admin_users: IdList = frozenset()
     # Several workers on one Postgres (bots/ownership.py): how long a lease lasts unrenewed, how often to poll.
     worker_lease_s: float = Field(default=15.0, ge=3)
     worker_poll_s: float = Field(default=2.0, gt=0)
@@ -110,6 +126,8 @@ class Settings(BaseSettings):
     slack_allowed_teams: IdList = frozenset()
     slack_allowed_channels: IdList = frozenset()
     slack_allowed_users: IdList = frozenset()
+    # The DM's suggested prompts (agent messages tab, assistant panel): a JSON list of [title, message] pairs.
+    slack_suggested_prompts: Annotated[tuple[tuple[str, str], ...], NoDecode] = DEFAULT_SUGGESTED_PROMPTS
     port: int = Field(default=3000, ge=1, le=65535)
 
     _split = field_validator(
@@ -121,14 +139,36 @@ class Settings(BaseSettings):
         "slack_allowed_channels",
         "slack_allowed_users",
         "tool_approvers",
+        "admin_users",
         mode="before",
     )(_split_ids)
 
-    @field_validator("builtin_tools", mode="before")
+    @field_validator("builtin_tools", "llm_models", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+        return value
+
+    @field_validator("slack_suggested_prompts", mode="before")
+    @classmethod
+    def _prompts_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return DEFAULT_SUGGESTED_PROMPTS
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError('must be JSON, e.g. [["What can you do?", "What can you help me with?"]]') from None
+
+    @field_validator("slack_suggested_prompts")
+    @classmethod
+    def _at_most_four_prompts(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        if len(value) > 4:
+            raise ValueError('Slack shows at most 4 suggested prompts, e.g. [["Title", "message"], ...]')
+        if any(not title.strip() or not message.strip() for title, message in value):
+            raise ValueError("each suggested prompt needs a title and a message")
         return value
 
     @field_validator("builtin_tools")
@@ -184,6 +224,23 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()
+
+    @field_validator("llm_models")
+    @classmethod
+    def _models_named(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        spaced = [name for name in value if any(c.isspace() for c in name)]
+        if spaced:
+            raise ValueError(f"model strings cannot contain spaces: {', '.join(map(repr, spaced))}")
+        return value
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models a thread may use, the default first: LLM_MODELS, else LLM_MODEL alone."""
+        return self.llm_models or (self.llm_model,)
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0]
 
     @property
     def database_backend(self) -> Backend:

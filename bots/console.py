@@ -4,8 +4,11 @@ Each ``--thread NAME`` is one thread. Lines typed (or piped) become messages; th
 When the router shows a "Where were we?" card, the next line ``1`` (or ``c``) means Catch me up and ``2``
 (or ``f``) Start fresh; when it asks to allow a tool call, ``y`` (or ``allow``) allows it and ``n`` (or
 ``deny``) denies it. Any other line is just another message that waits with the first. While a tool runs a
-dim ``(running NAME…)`` line says so. Quit with Ctrl-D. It drives the very router the Discord and Slack
-adapters use; an approval is asked while a reply is under way, so input is read again as soon as one is.
+dim ``(running NAME…)`` line says so. ``/attach PATH…`` attaches files to the next message. ``/retry``,
+``/model [NAME]``, ``/memory``, ``/export`` (a Markdown file in the export folder, the current one by default)
+and ``/forget`` (then ``y`` to confirm) are the in-thread commands of ``bots/commands.py``. Quit with Ctrl-D.
+It drives the very router the Discord and Slack adapters use; an approval is asked while a reply is under way,
+so input is read again as soon as one is.
 """
 
 from __future__ import annotations
@@ -15,10 +18,22 @@ import getpass
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TextIO
 
-from bots.messages import ApprovalAction, ApprovalClick, Author, CardAction, CardClick, IncomingMessage, ThreadKey
-from bots.ports import ApprovalCard, CatchUpCard
+from bots.attachments_console import files_to_attach, is_attach_command
+from bots.commands import Command, CommandResult, ForgetClick, parse_command
+from bots.messages import (
+    ApprovalAction,
+    ApprovalClick,
+    Attachment,
+    Author,
+    CardAction,
+    CardClick,
+    IncomingMessage,
+    ThreadKey,
+)
+from bots.ports import ApprovalCard, CatchUpCard, parse_forget_button_id
 from bots.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL, approval_status_line, card_text
 from bots.threads import ThreadRouter
 
@@ -30,6 +45,7 @@ APPROVAL_CHOICES = {
     "n": ApprovalAction.DENY,
     "deny": ApprovalAction.DENY,
 }
+FORGET_YES = {"y", "yes"}
 DIM, PLAIN = "\x1b[2m", "\x1b[0m"
 
 
@@ -113,8 +129,15 @@ class ConsoleOutbox:
             self._mid_reply = False
 
 
-async def chat(router: ThreadRouter, *, thread_name: str, source: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
-    """Read lines until EOF, each a message (or a card choice) in ``thread_name``."""
+async def chat(
+    router: ThreadRouter,
+    *,
+    thread_name: str,
+    source: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    export_dir: Path | None = None,
+) -> None:
+    """Read lines until EOF, each a message (or a card choice, or a command) in ``thread_name``."""
     outbox = ConsoleOutbox(out)
     router.register_outbox(PLATFORM, outbox)
     await router.resume(PLATFORM)
@@ -124,6 +147,8 @@ async def chat(router: ThreadRouter, *, thread_name: str, source: TextIO = sys.s
     author = Author(id=f"local:{user}", display_name=user)
     interactive = source.isatty()
     loop = asyncio.get_running_loop()
+    forget_pending: int | None = None  # the thread row a /forget asked about, until the next line
+    files: tuple[Attachment, ...] = ()  # held by /attach for the next message
     while True:
         if interactive:
             out.write("you> ")
@@ -132,6 +157,22 @@ async def chat(router: ThreadRouter, *, thread_name: str, source: TextIO = sys.s
         if not line:
             break
         text = line.rstrip("\n")
+        if forget_pending is not None:
+            thread_id, forget_pending = forget_pending, None
+            if text.strip().lower() in FORGET_YES:
+                _private(out, await router.handle_forget_click(ForgetClick(thread_id, author, thread=key)))
+            else:
+                _private(out, CommandResult(private_note="Kept: nothing was forgotten."))
+            continue
+        command = parse_command(text, slash=True)
+        if command is not None:
+            outcome = await router.handle_command(Command(key, command[0], author, argument=command[1]))
+            _private(out, outcome, export_dir=export_dir or Path.cwd())
+            if outcome.confirm_button is not None:
+                forget_pending = parse_forget_button_id(outcome.confirm_button)
+                out.write("[y] Forget this thread   (any other line keeps it)\n")
+            await _until_idle_or_asked(router, outbox)
+            continue
         choice = CHOICES.get(text.strip().lower()) if outbox.pending_card else None
         approval = APPROVAL_CHOICES.get(text.strip().lower()) if outbox.pending_approval else None
         if outbox.pending_approval and approval:
@@ -147,13 +188,34 @@ async def chat(router: ThreadRouter, *, thread_name: str, source: TextIO = sys.s
             result = await router.handle_click(CardClick(card_id=card_id, action=choice, user=author, thread=key))
             if result.private_note:
                 out.write(f"(only you can see this) {result.private_note}\n")
+        elif is_attach_command(text):
+            attached, said = files_to_attach(text)
+            files += attached
+            out.write(said + "\n")
         elif text.strip():
+            attached, files = files, ()
             await router.handle_message(
                 IncomingMessage(
-                    thread=key, message_id=str(uuid.uuid4()), author=author, text=text, thread_title=thread_name
+                    thread=key,
+                    message_id=str(uuid.uuid4()),
+                    author=author,
+                    text=text,
+                    thread_title=thread_name,
+                    attachments=attached,
                 )
             )
         await _until_idle_or_asked(router, outbox)
+
+
+def _private(out: TextIO, result: CommandResult, *, export_dir: Path | None = None) -> None:
+    """What a command tells the asker alone; an export is written to a file in ``export_dir``."""
+    if result.private_note:
+        out.write(f"(only you can see this) {result.private_note}\n")
+    if result.file is not None and export_dir is not None:
+        path = export_dir / result.file.filename
+        path.write_bytes(result.file.data)
+        out.write(f"(saved to {path})\n")
+    out.flush()
 
 
 async def _until_idle_or_asked(router: ThreadRouter, outbox: ConsoleOutbox) -> None:

@@ -1,14 +1,19 @@
 """A thread's log as Markdown or JSON, with the tool trail where it happened (``threadkeeper export``).
 
 Trail entries go after the message their turn answered and before the reply that followed, as in the catch-up
-transcript. Deleted messages show as tombstones; their text is gone from the log, so it cannot be exported.
+transcript. Feedback (👍 / 👎) shows under the answer it was given on. Deleted messages show as tombstones;
+their text is gone from the log, so it cannot be exported. An answer a retry replaced is kept, quoted and marked
+as replaced, so it never reads as the thread's answer. The in-thread ``export`` command sends the same Markdown
+as a file (:func:`markdown_filename`).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 
-from storage.records import LoggedMessage, ThreadRecord, TrailEntry, interleave
+from storage.records import FeedbackEntry, LoggedMessage, ThreadRecord, TrailEntry, interleave
 
 APPROVAL_WORDS = {
     "approved": "allowed by {who}",
@@ -22,7 +27,12 @@ def _approval(entry: TrailEntry) -> str:
     return "" if words is None else f" ({words.format(who=entry.decided_by or 'someone')})"
 
 
-def as_markdown(thread: ThreadRecord, messages: list[LoggedMessage], trail: list[TrailEntry]) -> str:
+FEEDBACK_MARKS = {"positive": "👍", "negative": "👎"}
+
+
+def as_markdown(
+    thread: ThreadRecord, messages: list[LoggedMessage], trail: list[TrailEntry], feedback: Sequence[FeedbackEntry] = ()
+) -> str:
     lines = [f"# {thread.title or thread.thread}", ""]
     for item in interleave(messages, trail):
         if isinstance(item, TrailEntry):
@@ -36,12 +46,21 @@ def as_markdown(thread: ThreadRecord, messages: list[LoggedMessage], trail: list
             continue
         body = "*(deleted)*" if item.deleted else item.content
         mark = " *(edited)*" if item.edited else ""
+        if item.replaced and not item.deleted:
+            mark += " *(replaced by a retry)*"
+            body = "\n".join(f"> {line}" for line in body.splitlines())
         lines += [f"**{item.author_name}** · {item.sent_utc}{mark}", "", body, ""]
+        given = [f"{FEEDBACK_MARKS[f.rating]} {f.user_name}" for f in feedback if f.message_id == item.id]
+        if given:
+            lines += [f"> feedback: {', '.join(given)}", ""]
     return "\n".join(lines)
 
 
-def as_json(thread: ThreadRecord, messages: list[LoggedMessage], trail: list[TrailEntry]) -> str:
-    """``messages`` as before, and ``tool_calls`` each naming the platform id of the message it came after."""
+def as_json(
+    thread: ThreadRecord, messages: list[LoggedMessage], trail: list[TrailEntry], feedback: Sequence[FeedbackEntry] = ()
+) -> str:
+    """``messages`` as before, ``tool_calls`` each naming the platform id of the message it came after, and
+    ``feedback`` naming the answer it was given on."""
     platform_ids = {m.id: m.platform_message_id for m in messages}
     payload = {
         "thread": {k: getattr(thread, k) for k in ("platform", "workspace", "channel", "thread", "title")},
@@ -56,6 +75,7 @@ def as_json(thread: ThreadRecord, messages: list[LoggedMessage], trail: list[Tra
                 "sent_utc": m.sent_utc,
                 "edited": m.edited,
                 "deleted": m.deleted,
+                "replaced": m.replaced,
             }
             for m in messages
         ],
@@ -73,5 +93,21 @@ def as_json(thread: ThreadRecord, messages: list[LoggedMessage], trail: list[Tra
             }
             for e in sorted(trail, key=lambda e: (e.after_message_id, e.id))
         ],
+        "feedback": [
+            {
+                "answer": f.platform_message_id,
+                "user_id": f.user_id,
+                "user": f.user_name,
+                "rating": f.rating,
+                "at_utc": f.given_utc,
+            }
+            for f in feedback
+        ],
     }
     return json.dumps(payload, indent=2, ensure_ascii=False)
+
+
+def markdown_filename(thread: ThreadRecord) -> str:
+    """A safe file name for the thread's Markdown export: its title's words, else its id."""
+    stem = "-".join(re.findall(r"[A-Za-z0-9]+", thread.title or ""))[:60].strip("-").lower()
+    return f"{stem or 'thread-' + re.sub(r'[^A-Za-z0-9]', '', thread.thread)[:40]}.md"

@@ -7,6 +7,7 @@ Adapters translate a discord.py or slack-bolt payload into one of these and noth
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -60,13 +61,29 @@ class Author:
 
 
 @dataclass(frozen=True, slots=True)
+class FileSource:
+    """Where the bot can download an attachment: a URL and the headers it needs (Slack's bearer token).
+
+    Lives in memory only, never in the log; ``headers`` stay out of ``repr`` so a token never reaches a log line.
+    """
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    local_path: str | None = None  # a file on this machine: only the console, for its own user, makes these
+
+
+@dataclass(frozen=True, slots=True)
 class Attachment:
-    """A file attached to a message. ``text`` holds the content of a small text file, else None."""
+    """A file attached to a message, as the platform describes it (``bots/attachments.py`` reads it).
+
+    ``content_type`` and ``size_bytes`` are what the platform says until the file is read; ``source`` is how
+    to download it (None: it cannot be, e.g. a message backfilled from a log row).
+    """
 
     filename: str
     content_type: str
     size_bytes: int
-    text: str | None = None
+    source: FileSource | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

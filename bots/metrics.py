@@ -126,6 +126,8 @@ class MeteredThreadLog:
         self.latest_platform_id = inner.latest_platform_id
         self.has_messages_before = inner.has_messages_before
         self.set_platform_id = inner.set_platform_id
+        self.set_attachments = inner.set_attachments
+        self.replace_reply = inner.replace_reply
         self.threads_with_waiting = inner.threads_with_waiting
         self.waiting = inner.waiting
         self.transcript = inner.transcript

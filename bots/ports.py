@@ -75,6 +75,26 @@ class CatchUpCard:
         return card_button_id(self.card_id, action)
 
 
+class ForgetAction(enum.StrEnum):
+    """The one button under the forget command's question."""
+
+    CONFIRM = "confirm"
+
+
+FORGET_BUTTON_PREFIX = "tk-forget"
+
+
+def forget_button_id(thread_id: int) -> str:
+    """The custom_id / action value of "Forget this thread": the thread's row id, checked against the click's place."""
+    return _button_id(FORGET_BUTTON_PREFIX, thread_id, ForgetAction.CONFIRM)
+
+
+def parse_forget_button_id(value: str) -> int | None:
+    """The thread row id a forget button names; None for anything else."""
+    parsed = _parse_button_id(value, prefix=FORGET_BUTTON_PREFIX, actions=ForgetAction)
+    return None if parsed is None else parsed[0]
+
+
 class ApprovalState(enum.StrEnum):
     """What a tool-call approval card shows. Only PENDING has live buttons."""
 
@@ -163,6 +183,16 @@ class ClickResult:
     """What the clicker alone should be told (a race lost, a stale card), or nothing."""
 
     private_note: str | None = None
+
+
+class BackgroundService(Protocol):
+    """Something that runs beside the bot once a platform is up (the MCP servers)."""
+
+    async def start(self) -> None: ...
+
+    async def wait_settled(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class PlatformAdapter(Protocol):

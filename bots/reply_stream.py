@@ -102,24 +102,35 @@ async def stream_as_messages(
 ) -> list[str]:
     """Show a streaming reply as messages posted and edited at most once per ``interval_s``; their ids."""
     received = ReceivedText(deltas)
-    messages = PostedMessages(calls)
     snapshots = throttled_snapshots(received.deltas(), interval_s=interval_s, status=status)
     async with aclosing(snapshots):
         # Ask the model first, then show the wait: a placeholder or typing call never delays the request.
         first_text = asyncio.ensure_future(anext(snapshots, None))
-        try:
-            if calls.placeholder is not None:
-                await messages.show([calls.placeholder])
-            async with calls.waiting():
-                snapshot = await first_text
-            while snapshot is not None:
-                await messages.show(calls.chunks(snapshot))
-                snapshot = await anext(snapshots, None)
-        except BaseException:
-            first_text.cancel()
-            await asyncio.gather(first_text, return_exceptions=True)  # before aclosing closes the stream
-            await _tidy_interrupted(calls, messages, received.text)
-            raise
+        return await show_as_messages(calls, received, snapshots, first_text)
+
+
+async def show_as_messages(
+    calls: MessageCalls,
+    received: ReceivedText,
+    snapshots: AsyncIterator[Snapshot],
+    first_text: asyncio.Future[Snapshot | None],
+) -> list[str]:
+    """The messages path of a reply whose model request is already out (``first_text``); the caller closes
+    ``snapshots``. A native stream the platform refused falls back to this with what it has started."""
+    messages = PostedMessages(calls)
+    try:
+        if calls.placeholder is not None:
+            await messages.show([calls.placeholder])
+        async with calls.waiting():
+            snapshot = await first_text
+        while snapshot is not None:
+            await messages.show(calls.chunks(snapshot))
+            snapshot = await anext(snapshots, None)
+    except BaseException:
+        first_text.cancel()
+        await asyncio.gather(first_text, return_exceptions=True)  # before the caller closes the stream
+        await _tidy_interrupted(calls, messages, received.text)
+        raise
     return messages.ids
 
 

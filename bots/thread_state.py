@@ -8,14 +8,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from agent.session import AgentSession
 from agent.summarize import Interruptible
+from bots.attachments import HeldFiles, ReadFile, label, metadata
 from bots.messages import Attachment, ThreadKey
 from bots.usage import UsageRecorder
-from storage.protocols import CardStore, DeliveredEvents, ErasureStore, SessionStore, ThreadLog, ToolTrail
+from storage.protocols import (
+    CardStore,
+    DeliveredEvents,
+    ErasureStore,
+    FeedbackStore,
+    SessionStore,
+    ThreadLog,
+    ToolTrail,
+)
 from storage.records import LoggedMessage
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,7 @@ class ThreadState:
     pinned: int = 0  # flows (a card being resolved) that need the state kept, however idle it looks
     forgotten: bool = False  # the thread was purged: whatever still runs for it must not write
     catch_up: Interruptible = field(default_factory=Interruptible)  # the catch-up summary being written
+    files: HeldFiles = field(default_factory=HeldFiles)  # attachments between intake and a posted answer
 
     @property
     def idle(self) -> bool:
@@ -65,6 +75,7 @@ class RouterStores:
     erasures: ErasureStore
     trail: ToolTrail
     usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
+    feedback: FeedbackStore | None = None  # 👍 / 👎 on answers, where a platform offers them
 
 
 async def clicked_thread(log_: ThreadLog, *, thread_id: int, clicked_in: ThreadKey | None) -> ThreadKey | None:
@@ -85,19 +96,21 @@ def key_columns(key: ThreadKey) -> dict[str, str]:
 
 
 def attachment_json(attachment: Attachment) -> dict[str, object]:
-    return asdict(attachment)
+    """An attachment as intake logs it: metadata only, not read yet."""
+    return metadata(attachment)
 
 
-def prompt_text(message: LoggedMessage) -> str:
-    """The message as the model should read it: its text, then its attachments."""
+def prompt_text(message: LoggedMessage, read: list[ReadFile] | None = None) -> str:
+    """The message as the model reads it: its text, then a line per attachment (and any inlined text).
+
+    With ``read`` (this process read the files) the lines carry the inlined text; without it, only what the
+    log knows: names, types, sizes and what became of each (``bots/attachments.py``).
+    """
     parts = [message.content] if message.content else []
-    for attachment in message.attachments:
-        label = (
-            f"[attachment: {attachment.get('filename')} ({attachment.get('content_type')}, "
-            f"{attachment.get('size_bytes')} bytes)]"
-        )
-        text = attachment.get("text")
-        parts.append(f"{label}\n{text}" if text else label)
+    if read is not None and len(read) == len(message.attachments):
+        parts.extend(label(f.metadata(), text=f.text, image_attached=f.image is not None) for f in read)
+    else:
+        parts.extend(label(row) for row in message.attachments)
     return "\n".join(parts) if parts else "(no text)"
 
 

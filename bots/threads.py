@@ -29,7 +29,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from agent.llm import LLMClient, LLMError
 from agent.session import AgentSession, UserTurn
@@ -37,7 +37,11 @@ from agent.steps import MAX_TOOL_STEPS
 from agent.summarize import Summarizer
 from bots import log_context, metrics
 from bots.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
+from bots.attachment_turns import TurnFiles
+from bots.attachments import AttachmentLimits
 from bots.cards import INTERRUPTED_NOTE, CardFlow
+from bots.commands import Command, CommandFlow, CommandResult, ForgetClick
+from bots.commands_models import ThreadModels
 from bots.forgetting import ErasureFollower, LogSource
 from bots.messages import (
     ApprovalClick,
@@ -51,24 +55,14 @@ from bots.messages import (
     utc_now,
 )
 from bots.ownership import ThreadOwnership
-from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
+from bots.ports import BackgroundService, CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns, prompt_text
 from bots.tool_turns import ThreadTools
 from bots.workers import OwnedThreads
 from storage.leases import Fence, LeaseLost, SoleOwner, Wake
-from storage.records import KIND_EDITED, KIND_THREAD, CardRecord, Erasure, LoggedMessage, ThreadGone
+from storage.records import KIND_DELETED, KIND_EDITED, KIND_THREAD, CardRecord, Erasure, LoggedMessage, ThreadGone
 
 log = logging.getLogger(__name__)
-
-
-class BackgroundService(Protocol):
-    """Something that runs beside the bot once a platform is up (the MCP servers)."""
-
-    async def start(self) -> None: ...
-
-    async def wait_settled(self) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
@@ -93,6 +87,9 @@ class ThreadRouter:
         tools: ThreadTools | None = None,
         tool_servers: BackgroundService | None = None,
         max_tool_steps: int = MAX_TOOL_STEPS,
+        models: ThreadModels | None = None,
+        admin_users: frozenset[str] = frozenset(),
+        attachment_limits: AttachmentLimits | None = None,
         ownership: ThreadOwnership | None = None,
     ) -> None:
         self._log = stores.log
@@ -101,9 +98,9 @@ class ThreadRouter:
         self._events = stores.events
         self._erasures = stores.erasures
         self._trail = stores.trail
+        self._feedback = stores.feedback
         self._follower = ErasureFollower(erasures=stores.erasures, seen=erasures_seen, apply=self._apply_erasure)
         self._usage = stores.usage
-        self._llm = llm
         self._summarizer = summarizer
         self._system_prompt = system_prompt
         self._assistant_name = assistant_name
@@ -114,8 +111,12 @@ class ThreadRouter:
             max_live=max_live_sessions,
             max_states=max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 100),
         )
+        self._models = models or ThreadModels(llm=llm)
         self._card_flow = CardFlow(
-            stores=stores, summarizer=summarizer, follower=self._follower, model=llm.model, clock=clock, host=self
+            stores=stores, summarizer=summarizer, follower=self._follower, clock=clock, host=self
+        )
+        self._commands = CommandFlow(
+            stores=stores, models=self._models, follower=self._follower, admins=admin_users, clock=clock, host=self
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._interrupted = list(interrupted_cards or [])
@@ -123,6 +124,7 @@ class ThreadRouter:
         self._tool_servers = tool_servers
         self._tool_servers_started = False
         self._max_tool_steps = max_tool_steps
+        self._files = TurnFiles(log=stores.log, limits=attachment_limits)
         self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
         self._owned = OwnedThreads(
             ownership=self.ownership, states=self._states, reopen_interrupted=self._card_flow.reopen_interrupted
@@ -241,6 +243,8 @@ class ThreadRouter:
             row, created = await self._record(state, message)
         finally:
             state.pinned -= 1
+        if created:
+            state.files.hold(row.id, message.attachments)  # read by the turn that answers it
         async with state.lock:
             if message.event_key and await self._events.record(
                 platform=message.thread.platform, event_key=message.event_key, message_id=row.id, now=self._clock()
@@ -308,12 +312,14 @@ class ThreadRouter:
             self._states.drop(state)
             return
         state.catch_up.interrupt()  # a catch-up summary being written may hold the text: stop it, write it anew
+        if erasure.kind == KIND_DELETED and erasure.message_id is not None:
+            state.files.release([erasure.message_id])  # a deleted message's files leave memory too
         if state.session is None or erasure.message_id is None:
             return
         new_text = None
         if erasure.kind == KIND_EDITED:
             rows = await self._log.visible(thread_id=state.thread_id, ids=[erasure.message_id])
-            new_text = prompt_text(rows[0]) if rows else None
+            new_text = prompt_text(rows[0], state.files.read.get(erasure.message_id)) if rows else None
         state.session.forget(message_id=erasure.message_id, new_text=new_text)
 
     # -- the card -------------------------------------------------------------------------------------------
@@ -327,6 +333,25 @@ class ThreadRouter:
         if self._tools is None:
             return ClickResult(private_note=STALE_APPROVAL_NOTE)
         return await self._tools.approvals.handle_click(click)
+
+    async def handle_feedback(self, *, thread: ThreadKey, answer_id: str, user: Author, positive: bool) -> bool:
+        """👍 / 👎 on an answer: recorded, a person's second click replacing their first; False if it is no answer."""
+        if self._feedback is None:
+            return False
+        return await self._feedback.record(
+            **key_columns(thread),
+            answer_id=answer_id,
+            user_id=user.id,
+            user_name=user.display_name,
+            rating="positive" if positive else "negative",
+            now=self._clock(),
+        )
+    async def handle_command(self, command: Command) -> CommandResult:
+        """retry / model / memory / export / forget in the thread it was used in (``bots/commands.py``)."""
+        return await self._commands.handle(command)
+
+    async def handle_forget_click(self, click: ForgetClick) -> CommandResult:
+        return await self._commands.confirm_forget(click)
 
     # -- ownership (several workers on one database; bots/ownership.py) ---------------------------------------
 
@@ -370,19 +395,29 @@ class ThreadRouter:
     async def thread_state(self, key: ThreadKey) -> ThreadState:
         return await self._state(key, title=None)
 
+    async def thread_model(self, state: ThreadState) -> str:
+        return await self._models.model_for(state.thread_id)
+
     async def start_session(self, state: ThreadState, *, origin: str) -> None:
         """A session with nothing in it yet (Start fresh, or a thread with no earlier messages)."""
+        model = await self.thread_model(state)
         session_id = await self._sessions.record(
-            thread_id=state.thread_id, origin=origin, model=self._llm.model, started_utc=self._clock()
+            thread_id=state.thread_id, origin=origin, model=model, started_utc=self._clock()
         )
-        self.install_session(state, session_id=session_id)
+        self.install_session(state, session_id=session_id, model=model)
 
     async def answer_waiting(self, state: ThreadState) -> None:
         async with state.lock:
             self._kick(state)
 
     def install_session(
-        self, state: ThreadState, *, session_id: int, summary: str | None = None, through: int | None = None
+        self,
+        state: ThreadState,
+        *,
+        session_id: int,
+        model: str,
+        summary: str | None = None,
+        through: int | None = None,
     ) -> None:
         source = LogSource(
             log=self._log,
@@ -393,7 +428,7 @@ class ThreadRouter:
             session_id=session_id,
         )
         state.session = AgentSession(
-            llm=self._llm,
+            llm=self._models.client(model),
             summarizer=self._summarizer,
             system_prompt=self._system_prompt,
             seed_summary=summary,
@@ -451,9 +486,20 @@ class ThreadRouter:
         if await self._usage.refuse_over_cap(outboxes=self._outboxes, thread=state.key, user_id=author_id):
             state.inflight.difference_update(m.platform_message_id for m in waiting)
             return True
+        inputs = await self._files.prepare(
+            held=state.files,
+            thread=state.key,
+            thread_id=state.thread_id,
+            waiting=waiting,
+            vision=await session.sees_images(),
+            outbox=self.outbox(state.key),
+        )
         self._usage.begin(thread_id=state.thread_id, user_id=author_id)
         ids = [m.id for m in waiting]
-        turns = [UserTurn(author=m.author_name, text=prompt_text(m), message_id=m.id) for m in waiting]
+        turns = [
+            UserTurn(author=m.author_name, text=i.text, message_id=m.id, images=i.images)
+            for m, i in zip(waiting, inputs, strict=True)
+        ]
         provisional_id = f"local-{uuid.uuid4()}"
         committed = False
 
@@ -502,6 +548,7 @@ class ThreadRouter:
             if posted:
                 await self._log.set_platform_id(thread_id=state.thread_id, old=provisional_id, new=posted[0])
             state.answered_through = max(state.answered_through, *ids)
+            state.files.release(ids)
             self._states.touch(state)
         state.inflight.difference_update(m.platform_message_id for m in waiting)
         return committed

@@ -22,9 +22,11 @@ from storage.protocols import (
     DatabaseProbe,
     DeliveredEvents,
     ErasureStore,
+    FeedbackStore,
     SessionStore,
     ThreadLog,
     ThreadSearch,
+    ThreadSettings,
     ToolTrail,
     UsageLog,
 )
@@ -98,6 +100,8 @@ class Storage:
     trail: ToolTrail
     approvals: ApprovalStore
     usage: UsageLog
+    feedback: FeedbackStore
+    thread_settings: ThreadSettings
     probe: DatabaseProbe
     leases: Leases  # who owns which thread and shard when several workers share the database
     applied: tuple[str, ...]  # migrations applied when it was opened
@@ -106,7 +110,7 @@ class Storage:
 
 
 async def _open_sqlite(url: str, *, migrate: bool) -> Storage:
-    from storage import db, erasure, health, log, migrations, search, sessions, trail, usage
+    from storage import db, erasure, feedback, health, log, migrations, search, sessions, thread_settings, trail, usage
 
     database = await db.open_database(database_path_from_url(url))
     try:
@@ -126,6 +130,8 @@ async def _open_sqlite(url: str, *, migrate: bool) -> Storage:
         trail=trail.ToolTrail(database),
         approvals=trail.ApprovalStore(database),
         usage=usage.UsageLog(database),
+        feedback=feedback.FeedbackStore(database),
+        thread_settings=thread_settings.ThreadSettings(database),
         probe=health.SqliteProbe(database),
         leases=SoleOwner(),
         applied=tuple(applied),
@@ -135,7 +141,20 @@ async def _open_sqlite(url: str, *, migrate: bool) -> Storage:
 
 
 async def _open_postgres(url: str, *, migrate: bool) -> Storage:
-    from storage.postgres import db, erasure, health, leases, log, migrations, search, sessions, trail, usage
+    from storage.postgres import (
+        db,
+        erasure,
+        feedback,
+        health,
+        leases,
+        log,
+        migrations,
+        search,
+        sessions,
+        thread_settings,
+        trail,
+        usage,
+    )
 
     database = await db.open_postgres(url)
     try:
@@ -155,6 +174,8 @@ async def _open_postgres(url: str, *, migrate: bool) -> Storage:
         trail=trail.PostgresToolTrail(database),
         approvals=trail.PostgresApprovalStore(database),
         usage=usage.PostgresUsageLog(database),
+        feedback=feedback.PostgresFeedbackStore(database),
+        thread_settings=thread_settings.PostgresThreadSettings(database),
         probe=health.PostgresProbe(database),
         leases=leases.PostgresLeases(database),
         applied=tuple(applied),

@@ -11,6 +11,7 @@ summaries and the journal in the same transaction.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 from datetime import datetime
@@ -172,6 +173,13 @@ class ThreadLog:
         )
         return row is not None
 
+    async def set_attachments(self, *, thread_id: int, message_id: int, attachments: list[dict[str, Any]]) -> None:
+        """Replace a message's attachment metadata once its files were read (a deleted message stays blank)."""
+        await self._db.execute(
+            "UPDATE messages SET attachments_json = ? WHERE thread_id = ? AND id = ? AND deleted_utc IS NULL",
+            (json.dumps(attachments), thread_id, message_id),
+        )
+
     async def set_platform_id(self, *, thread_id: int, old: str, new: str) -> None:
         """Give a reply logged before it was posted the id the platform gave it."""
         await self._db.execute(
@@ -236,6 +244,32 @@ class ThreadLog:
 
         return await self._db.run(write)
 
+    async def replace_reply(self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime) -> bool:
+        """Mark the answer ``reply_id`` replaced and what it answered waiting again, in one transaction (retry).
+
+        A crash before the new answer is posted then leaves the questions waiting, so the next start answers
+        them; False when the answer is gone or was replaced already.
+        """
+        marks = ",".join("?" * len(answered_ids))
+
+        def write(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "UPDATE messages SET replaced_utc = ? WHERE id = ? AND thread_id = ? AND role = 'assistant' "
+                "AND replaced_utc IS NULL AND deleted_utc IS NULL",
+                (iso(now), reply_id, thread_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            if answered_ids:
+                connection.execute(
+                    f"UPDATE messages SET reply_state = 'waiting' WHERE thread_id = ? AND reply_state = 'answered' "
+                    f"AND id IN ({marks})",
+                    (thread_id, *answered_ids),
+                )
+            return True
+
+        return await self._db.run(write)
+
     async def transcript(
         self, *, thread_id: int, after_id: int = 0, through_id: int | None = None
     ) -> list[LoggedMessage]:
@@ -248,7 +282,8 @@ class ThreadLog:
         def read(connection: sqlite3.Connection) -> list[LoggedMessage]:
             rows = connection.execute(
                 f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND id > ? AND id <= ? "
-                "AND deleted_utc IS NULL AND (reply_state IS NULL OR reply_state = 'answered') ORDER BY id",
+                "AND deleted_utc IS NULL AND replaced_utc IS NULL "
+                "AND (reply_state IS NULL OR reply_state = 'answered') ORDER BY id",
                 (thread_id, after_id, through),
             )
             return [LoggedMessage.from_row(row) for row in rows]

@@ -242,12 +242,48 @@ async def m005_search_and_trail(connection: aiosqlite.Connection) -> None:
     )
 
 
+async def m006_feedback(connection: aiosqlite.Connection) -> None:
+    """👍 / 👎 on answers: one row per answer and person (a second click replaces the first)."""
+    await connection.execute(
+        """
+        CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+            user_id TEXT NOT NULL,
+            user_name TEXT NOT NULL,
+            rating TEXT NOT NULL CHECK (rating IN ('positive', 'negative')),
+            given_utc TEXT NOT NULL,
+            UNIQUE (message_id, user_id)
+        )
+        """
+    )
+async def m007_thread_settings(connection: aiosqlite.Connection) -> None:
+    """Per-thread choices made in the thread (the model), and answers a retry replaced.
+
+    A replaced answer keeps its row (the log is the record of what was said) with ``replaced_utc`` set, so the
+    catch-up transcript and the export never present it as the thread's current answer.
+    """
+    await connection.execute(
+        """
+        CREATE TABLE thread_settings (
+            thread_id INTEGER PRIMARY KEY REFERENCES threads (id) ON DELETE CASCADE,
+            model TEXT,
+            changed_by_id TEXT,
+            changed_utc TEXT NOT NULL
+        )
+        """
+    )
+    await connection.execute("ALTER TABLE messages ADD COLUMN replaced_utc TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_cards_autoincrement,
     m003_erasures,
     m004_usage,
     m005_search_and_trail,
+    m006_feedback,
+    m007_thread_settings,
 ]
 
 

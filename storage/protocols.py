@@ -23,8 +23,10 @@ from storage.records import (
     ApprovalRecord,
     CardRecord,
     Erasure,
+    FeedbackEntry,
     Grouping,
     LoggedMessage,
+    Rating,
     SearchHit,
     StoredSummary,
     ThreadRecord,
@@ -74,6 +76,10 @@ class ThreadLog(Protocol):
         """True when the thread was logged before ``message_id`` arrived: the orphan test."""
         ...
 
+    async def set_attachments(self, *, thread_id: int, message_id: int, attachments: list[dict[str, Any]]) -> None:
+        """Replace a message's attachment metadata once its files were read (a deleted message stays blank)."""
+        ...
+
     async def set_platform_id(self, *, thread_id: int, old: str, new: str) -> None:
         """Give a reply logged before it was posted the id the platform gave it."""
         ...
@@ -103,10 +109,15 @@ class ThreadLog(Protocol):
         :class:`storage.leases.LeaseLost` when it does not)."""
         ...
 
+    async def replace_reply(self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime) -> bool:
+        """Mark the answer replaced and what it answered waiting again, in one transaction (a retry); False when
+        the answer is gone or was replaced already."""
+        ...
+
     async def transcript(
         self, *, thread_id: int, after_id: int = 0, through_id: int | None = None
     ) -> list[LoggedMessage]:
-        """Visible, already answered or assistant messages in (``after_id``, ``through_id``], oldest first."""
+        """Visible, not replaced, already answered or assistant messages in (``after_id``, ``through_id``]."""
         ...
 
     async def visible(self, *, thread_id: int, ids: list[int]) -> list[LoggedMessage]:
@@ -302,6 +313,38 @@ class UsageLog(Protocol):
     async def totals(self, *, by: Grouping, since: datetime | None = None) -> list[UsageTotal]:
         """Usage grouped by thread, user or UTC day, since ``since`` (all of it when None)."""
         ...
+
+
+class FeedbackStore(Protocol):
+    """👍 / 👎 on answers: one row per answer and person, a second click replacing the first."""
+
+    async def record(
+        self,
+        *,
+        platform: str,
+        workspace: str,
+        channel: str,
+        thread: str,
+        answer_id: str,
+        user_id: str,
+        user_name: str,
+        rating: Rating,
+        now: datetime,
+    ) -> bool:
+        """Record (or replace) ``user_id``'s feedback on the answer; False when no logged answer has that id."""
+        ...
+
+    async def for_thread(self, *, thread_id: int) -> list[FeedbackEntry]:
+        """The thread's feedback, in the order of its answers, then of when it was given."""
+        ...
+
+
+class ThreadSettings(Protocol):
+    """What people chose for one thread from inside it (its model); gone with the thread."""
+
+    async def model(self, *, thread_id: int) -> str | None: ...
+
+    async def set_model(self, *, thread_id: int, model: str, changed_by_id: str, now: datetime) -> None: ...
 
 
 class DatabaseProbe(Protocol):

@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 # A reply is logged under ``local-<uuid>`` before it is posted, then given the platform's id (set_platform_id).
 PROVISIONAL_ID_PREFIX = "local-"
@@ -58,6 +58,7 @@ class LoggedMessage:
     sent_utc: str
     edited: bool
     deleted: bool
+    replaced: bool = False  # an answer a retry replaced: kept in the log, never presented as current
 
     @classmethod
     def from_row(cls, row: ColumnRow) -> LoggedMessage:
@@ -74,6 +75,7 @@ class LoggedMessage:
             sent_utc=row["sent_utc"],
             edited=row["edited_utc"] is not None,
             deleted=row["deleted_utc"] is not None,
+            replaced=row["replaced_utc"] is not None,
         )
 
 
@@ -122,7 +124,7 @@ class NewMessage:
 
 MESSAGE_COLUMNS = (
     "id, thread_id, platform_message_id, author_id, author_name, role, content, attachments_json, "
-    "reply_state, sent_utc, edited_utc, deleted_utc"
+    "reply_state, sent_utc, edited_utc, deleted_utc, replaced_utc"
 )
 
 
@@ -337,4 +339,30 @@ def usage_total_from_row(row: ColumnRow) -> UsageTotal:
         completion_tokens=int(row["completion_tokens"]),
         cost_usd=float(row["cost_usd"]),
         unpriced_calls=int(row["unpriced_calls"]),
+    )
+
+
+Rating = Literal["positive", "negative"]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackEntry:
+    """One person's feedback on one answer, as the export shows it."""
+
+    message_id: int  # the answer's row in messages
+    platform_message_id: str
+    user_id: str
+    user_name: str
+    rating: Rating
+    given_utc: str
+
+
+def feedback_from_row(row: ColumnRow) -> FeedbackEntry:
+    return FeedbackEntry(
+        message_id=int(row["message_id"]),
+        platform_message_id=row["platform_message_id"],
+        user_id=row["user_id"],
+        user_name=row["user_name"],
+        rating=row["rating"],
+        given_utc=row["given_utc"],
     )

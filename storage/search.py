@@ -30,7 +30,8 @@ class ThreadSearch:
         rows = await self._db.fetchall(
             "SELECT m.id, m.author_name, m.role, m.sent_utc, m.content FROM messages_fts "
             "JOIN messages m ON m.id = messages_fts.rowid "
-            "WHERE messages_fts MATCH ? AND m.thread_id = ? AND m.deleted_utc IS NULL AND m.content != '' "
+            "WHERE messages_fts MATCH ? AND m.thread_id = ? AND m.deleted_utc IS NULL AND m.replaced_utc IS NULL "
+            "AND m.content != '' "
             "ORDER BY bm25(messages_fts) LIMIT ?",
             (match, thread_id, limit),
         )

@@ -19,6 +19,7 @@ import pytest
 from agent.llm import preload_litellm
 from bots.config import Settings
 from tests.fakes.llm import FakeLLM
+from tests.fakes.settings import fake_model_settings
 
 preload_litellm()
 
@@ -44,15 +45,8 @@ def make_settings(db_path: Path, fake_llm: FakeLLM) -> MakeSettings:
     """Settings for a bot on a temp SQLite file talking to the fake model; keyword arguments override."""
 
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "database_url": f"sqlite:///{db_path}",
-            "llm_model": "openai/fake",
-            "llm_api_base": fake_llm.base_url,
-            "llm_api_key": "sk-test-not-a-secret",
-            "llm_context_window": 8192,
-            "llm_timeout_s": 5.0,
-        }
-        values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return fake_model_settings(
+            fake_llm.base_url, db_path, **({"llm_context_window": 8192, "llm_timeout_s": 5.0} | overrides)
+        )
 
     return make

@@ -11,6 +11,7 @@ import pytest
 
 from bots.config import ConfigError, load_settings
 from tests.fakes.llm import FakeLLM
+from tests.fakes.settings import fake_model_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,12 +71,7 @@ def test_a_bad_setting_exits_2_and_never_prints_a_secret(tmp_path: Path) -> None
 
 
 async def test_chat_quit_and_come_back_shows_the_card_and_catch_up_answers(tmp_path: Path, fake_llm: FakeLLM) -> None:
-    env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path}/chat.db",
-        "LLM_MODEL": "openai/fake",
-        "LLM_API_BASE": fake_llm.base_url,
-        "LLM_API_KEY": "sk-test",
-    }
+    env = fake_model_env(fake_llm.base_url, tmp_path / "chat.db")
     fake_llm.reply("Noted, the launch is on March 3.")
     first = await _async_cli(["chat", "--thread", "launch"], env, "The launch is on March 3.\n", tmp_path)
     assert "Noted, the launch is on March 3." in first.stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 import bots.housekeeping as housekeeping
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
+from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows, running_router, thread_key
 
 
@@ -46,8 +46,4 @@ async def test_old_handled_deliveries_are_pruned_at_start_up_and_then_periodical
         # At start-up: the old handled one goes; the old one whose message still waits stays, as does the recent.
         assert event_keys(db_path) == ["Ev-recent", "Ev-waiting"]
         age(db_path, "Ev-recent")
-        for _ in range(100):
-            if event_keys(db_path) == ["Ev-waiting"]:
-                break
-            await asyncio.sleep(0.02)
-        assert event_keys(db_path) == ["Ev-waiting"]
+        await wait_until(lambda: event_keys(db_path) == ["Ev-waiting"], what="the housekeeping round")

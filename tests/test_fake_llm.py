@@ -33,6 +33,7 @@ from litellm import exceptions as errors
 from litellm.exceptions import MidStreamFallbackError
 
 from tests.fakes.llm import FakeLLM
+from tests.fakes.waiting import wait_until
 
 litellm.suppress_debug_info = True
 
@@ -66,13 +67,6 @@ async def ask_text(fake: FakeLLM, text: str = "hello", *, stream: bool = False, 
     if not stream:
         return str(response.choices[0].message.content)
     return "".join([chunk.choices[0].delta.content or "" async for chunk in response])
-
-
-async def eventually(condition: Any, timeout_s: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 # -- replies ----------------------------------------------------------------------------------------------------
@@ -231,7 +225,7 @@ async def test_a_hang_is_a_timeout_and_does_not_use_up_a_reply(fake: FakeLLM, st
         await ask_text(fake, stream=stream, timeout=0.5)
     assert 0.4 <= time.monotonic() - started < 2.0
     assert caught.value.status_code == 408
-    await eventually(lambda: fake.requests[0].status == 0)  # the fake noticed the client hung up
+    await wait_until(lambda: fake.requests[0].status == 0)  # the fake noticed the client hung up
     assert await ask_text(fake, stream=stream) == "the reply meant for the retry"
     assert len(fake.requests) == 2
 
@@ -322,7 +316,7 @@ async def test_stop_does_not_wait_for_a_hanging_request() -> None:
     await server.start()
     server.hang(30)
     call = asyncio.create_task(ask(server, timeout=30))
-    await eventually(lambda: len(server.requests) == 1)
+    await wait_until(lambda: len(server.requests) == 1)
     started = time.monotonic()
     await server.stop()
     assert time.monotonic() - started < 1.0

@@ -13,6 +13,7 @@ from bots.log_context import ContextFilter, JsonFormatter
 from bots.logs import RedactSecrets
 from bots.messages import ThreadKey
 from tests.fakes.llm import FakeLLM
+from tests.fakes.settings import fake_model_env
 from tests.test_config_and_cli import run_cli
 
 
@@ -55,13 +56,7 @@ async def test_chat_with_log_format_json_logs_a_failed_answer_with_its_thread_an
 ) -> None:
     fake_llm.fail_always(401)
     fake_llm.echo_key_in_errors = True
-    env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path}/json.db",
-        "LLM_MODEL": "openai/fake",
-        "LLM_API_BASE": fake_llm.base_url,
-        "LLM_API_KEY": "sk-json-log-secret",
-        "LOG_FORMAT": "json",
-    }
+    env = fake_model_env(fake_llm.base_url, tmp_path / "json.db", LLM_API_KEY="sk-json-log-secret", LOG_FORMAT="json")
     result = await asyncio.to_thread(run_cli, "chat", "--thread", "logs", env=env, stdin="hello\n", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "API key is missing or invalid" in result.stdout

@@ -16,7 +16,9 @@ import pytest
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM
 from tests.fakes.process import child_process
+from tests.fakes.settings import fake_model_env
 from tests.fakes.slack import FakeSlack, Payloads
+from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,12 +30,7 @@ def bot_process(env: dict[str, str], log: Path) -> AbstractAsyncContextManager[a
 
 
 def llm_env(fake_llm: FakeLLM, tmp_path: Path) -> dict[str, str]:
-    return {
-        "DATABASE_URL": f"sqlite:///{tmp_path}/bot.db",
-        "LLM_MODEL": "openai/fake",
-        "LLM_API_BASE": fake_llm.base_url,
-        "LLM_API_KEY": "sk-test",
-    }
+    return fake_model_env(fake_llm.base_url, tmp_path / "bot.db")
 
 
 async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path: Path, fake_llm: FakeLLM) -> None:
@@ -47,17 +44,17 @@ async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path:
         fake_llm.chunk_delay_s = 0.2
         fake_llm.reply("This answer streams slowly and will never finish because the process dies. " * 3)
         async with bot_process(env, log) as first:
-            await fake.wait_for(lambda: fake.identified == 1, timeout=60)
+            await wait_until(lambda: fake.identified == 1, timeout=60)
             message = await fake.user_says("tell me a long story", mention_bot=True)
             thread = str(message["id"])
-            await fake.wait_for(lambda: len(fake.texts_in(thread)) == 1, timeout=30)  # mid-stream
+            await wait_until(lambda: len(fake.texts_in(thread)) == 1, timeout=30)  # mid-stream
             first.send_signal(signal.SIGKILL)
             assert await first.wait() == -signal.SIGKILL
         fake_llm.chunk_delay_s = 0.0
         async with bot_process(env, log) as second:
-            await fake.wait_for(lambda: fake.identified == 2, timeout=60)
+            await wait_until(lambda: fake.identified == 2, timeout=60)
             await fake.user_says("are you back?", channel_id=thread)
-            await fake.wait_for(lambda: len(fake.cards_in(thread)) == 1, timeout=30)
+            await wait_until(lambda: len(fake.cards_in(thread)) == 1, timeout=30)
             card = fake.cards_in(thread)[0]
             fake_llm.reply("Yes, starting fresh.")
             custom_id = next(
@@ -67,7 +64,7 @@ async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path:
                 if b["custom_id"].endswith("fresh")
             )
             await fake.click(custom_id, message=card)
-            await fake.wait_for(lambda: "Yes, starting fresh." in fake.texts_in(thread), timeout=30)
+            await wait_until(lambda: "Yes, starting fresh." in fake.texts_in(thread), timeout=30)
             second.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(second.wait(), timeout=30) == 0
     users = db_rows(tmp_path / "bot.db", "SELECT content, reply_state FROM messages WHERE role = 'user' ORDER BY id")
@@ -87,9 +84,9 @@ async def test_slack_process_killed_mid_reply_restarts_into_the_card(tmp_path: P
         fake_llm.reply("Once upon a time there was a queue.")
         mention = Payloads.mention("tell me a story")
         async with bot_process(env, log) as first:
-            await fake.wait_for(lambda: fake.connected == 1, timeout=60)
+            await wait_until(lambda: fake.connected == 1, timeout=60)
             await fake.send(Payloads.event_body(mention))
-            await fake.wait_for(
+            await wait_until(
                 lambda: any(
                     fake.final_text(c.params["_ts"]) == "Once upon a time there was a queue." for c in fake.posts()
                 ),
@@ -99,22 +96,22 @@ async def test_slack_process_killed_mid_reply_restarts_into_the_card(tmp_path: P
             fake_llm.reply("A slow answer that the SIGKILL interrupts halfway through its sentences. " * 3)
             updates = len(fake.calls_to("chat.update"))
             await fake.send(Payloads.event_body(Payloads.message("and then?", thread_ts=mention["ts"])))
-            await fake.wait_for(lambda: len(fake.calls_to("chat.update")) > updates, timeout=30)  # mid-stream
+            await wait_until(lambda: len(fake.calls_to("chat.update")) > updates, timeout=30)  # mid-stream
             first.send_signal(signal.SIGKILL)
             await first.wait()
         fake_llm.chunk_delay_s = 0.0
         async with bot_process(env, log) as second:
-            await fake.wait_for(
+            await wait_until(
                 lambda: fake.connected == 1 and len(fake.calls_to("apps.connections.open")) == 2, timeout=60
             )
             await fake.send(Payloads.event_body(Payloads.message("are you back?", thread_ts=mention["ts"])))
-            await fake.wait_for(lambda: any(c.params.get("blocks") for c in fake.posts()), timeout=30)
+            await wait_until(lambda: any(c.params.get("blocks") for c in fake.posts()), timeout=30)
             card = next(c for c in fake.posts() if c.params.get("blocks"))
             value = card.params["blocks"][1]["elements"][0]["value"]
             fake_llm.reply("SUMMARY: Alice asked for a story about a queue.")
             fake_llm.reply("Caught up: the queue story continues.")
             await fake.send(Payloads.click(value, thread_ts=mention["ts"]), kind="interactive")
-            await fake.wait_for(
+            await wait_until(
                 lambda: any(
                     fake.final_text(c.params["_ts"]) == "Caught up: the queue story continues." for c in fake.posts()
                 ),

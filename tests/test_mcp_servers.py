@@ -132,10 +132,7 @@ async def test_a_server_that_dies_mid_call_gives_an_error_result_then_reconnects
     died = await mcp.call("fake__die", {})
     assert died.is_error and "went away" in died.text
     await asyncio.wait_for(mcp.wait_connected("fake"), timeout=30)
-    for _ in range(200):
-        if mcp.connected("fake"):
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: mcp.connected("fake"), timeout=10, what="the reconnection")
     assert (await mcp.call("fake__lookup", {"key": "c"})).text == "value of c is 42"
 
 

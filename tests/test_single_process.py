@@ -15,7 +15,9 @@ import pytest
 
 from tests.fakes.llm import FakeLLM
 from tests.fakes.process import child_process
+from tests.fakes.settings import fake_model_env
 from tests.fakes.slack import FakeSlack
+from tests.fakes.waiting import wait_until
 from tests.test_config_and_cli import run_cli
 
 pytestmark = pytest.mark.slow
@@ -31,17 +33,15 @@ async def test_a_second_bot_on_the_same_database_is_refused_until_the_first_exit
 ) -> None:
     db = tmp_path / "data" / "bot.db"
     async with FakeSlack() as fake:
-        env = {
-            "DATABASE_URL": f"sqlite:///{db}",
-            "LLM_MODEL": "openai/fake",
-            "LLM_API_BASE": fake_llm.base_url,
-            "LLM_API_KEY": "sk-test",
-            "SLACK_BOT_TOKEN": "xoxb-lock-test",
-            "SLACK_APP_TOKEN": "xapp-lock-test",
-            "SLACK_API_URL": fake.api_url,
-        }
+        env = fake_model_env(
+            fake_llm.base_url,
+            db,
+            SLACK_BOT_TOKEN="xoxb-lock-test",
+            SLACK_APP_TOKEN="xapp-lock-test",
+            SLACK_API_URL=fake.api_url,
+        )
         async with child_process(["-m", "bots", "run"], env, log=tmp_path / "first.log") as first:
-            await fake.wait_for(lambda: fake.connected == 1, timeout=60)
+            await wait_until(lambda: fake.connected == 1, timeout=60)
             second_run = await _cli("run", env=env, cwd=tmp_path)
             second_chat = await _cli("chat", "--thread", "peek", env=env, cwd=tmp_path)
             export = await _cli("export", "no-such-thread", env=env, cwd=tmp_path)

@@ -33,6 +33,7 @@ EXPECTED_COLUMNS = {
         "logged_utc",
         "edited_utc",
         "deleted_utc",
+        "replaced_utc",
     ],
     "sessions": ["id", "thread_id", "origin", "model", "started_utc", "summary", "summary_through_message_id"],
     "cards": [
@@ -80,6 +81,8 @@ EXPECTED_COLUMNS = {
         "created_utc",
         "decided_utc",
     ],
+    "feedback": ["id", "message_id", "user_id", "user_name", "rating", "given_utc"],
+    "thread_settings": ["thread_id", "model", "changed_by_id", "changed_utc"],
     "usage": [
         "id",
         "thread_id",
@@ -117,6 +120,8 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m003_erasures",
             "m004_usage",
             "m005_search_and_trail",
+            "m006_feedback",
+            "m007_thread_settings",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -186,6 +191,8 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m003_erasures",
             "m004_usage",
             "m005_search_and_trail",
+            "m006_feedback",
+            "m007_thread_settings",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")

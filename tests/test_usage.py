@@ -12,6 +12,7 @@ from storage.db import open_database
 from storage.migrations import m001_initial, migrate
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
+from tests.fakes.settings import fake_model_env
 from tests.router_harness import BOB, db_rows, running_router, thread_key
 from tests.test_config_and_cli import run_cli
 
@@ -115,12 +116,7 @@ async def test_a_database_from_before_usage_is_upgraded(tmp_path: Path) -> None:
 
 
 async def test_stats_prints_usage_by_user_and_day_and_honours_since(tmp_path: Path, fake_llm: FakeLLM) -> None:
-    env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path}/stats.db",
-        "LLM_MODEL": "openai/gpt-4o-mini",
-        "LLM_API_BASE": fake_llm.base_url,
-        "LLM_API_KEY": "sk-test",
-    }
+    env = fake_model_env(fake_llm.base_url, tmp_path / "stats.db", LLM_MODEL="openai/gpt-4o-mini")
     fake_llm.reply("Sure.")
     chat = await asyncio.to_thread(run_cli, "chat", "--thread", "costs", env=env, stdin="Hello\n", cwd=tmp_path)
     assert chat.returncode == 0, chat.stderr

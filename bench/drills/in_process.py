@@ -30,6 +30,7 @@ from bots.ports import parse_card_button_id
 from bots.slack import SlackAdapter, translate
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads, post_event, post_interaction, signed_headers
+from tests.fakes.waiting import wait_until
 from tests.router_harness import ALICE, BOB, PLATFORM, Bot, RecordingOutbox, message, thread_key
 
 TRIALS = int(os.environ.get("BENCH_R2_TRIALS", "20"))
@@ -381,12 +382,12 @@ async def r5_security(llm: FakeLLM) -> list[Result]:
                 async with open_router(config) as router:
                     adapter = SlackAdapter(settings=config, router=router)
                     await adapter.start()
-                    await slack.wait_for(lambda: slack.connected > 0)
+                    await wait_until(lambda: slack.connected > 0)
                     await slack.send(Payloads.event_body(Payloads.mention("let me in", user="UBOB")))
                     await slack.send(
                         Payloads.event_body(Payloads.message("hi", user="UBOB", channel="D9", channel_type="im"))
                     )
-                    await slack.wait_for(lambda: len(slack.posts()) == 1)
+                    await wait_until(lambda: len(slack.posts()) == 1)
                     await router.idle()
                     denied = int("not available" in slack.posts()[0].params["text"] and len(slack.posts()) == 1)
                     with contextlib.suppress(Exception):

@@ -27,6 +27,7 @@ from typing import Any
 from bench.common import Result, until
 from tests.fakes.llm import FakeLLM
 from tests.fakes.process import child_process as process
+from tests.fakes.settings import fake_model_env
 from tests.fakes.slack import FakeSlack, Payloads
 
 ROUNDS = int(os.environ.get("BENCH_R1_ROUNDS", "50"))
@@ -167,16 +168,15 @@ async def run() -> list[Result]:
         async with FakeLLM(chunk_chars=4, chunk_delay_s=0.01) as llm, FakeSlack() as slack:
             replies = itertools.count()
             llm.reply_with(lambda body: f"reply-{next(replies)} to the thread so far")
-            env = {
-                "DATABASE_URL": f"sqlite:///{db}",
-                "LLM_MODEL": "openai/fake",
-                "LLM_API_BASE": llm.base_url,
-                "LLM_API_KEY": "sk-drill-secret",
-                "SLACK_BOT_TOKEN": "xoxb-drill-secret",
-                "SLACK_APP_TOKEN": "xapp-drill-secret",
-                "SLACK_API_URL": slack.api_url,
-                "LOG_LEVEL": "INFO",
-            }
+            env = fake_model_env(
+                llm.base_url,
+                db,
+                LLM_API_KEY="sk-drill-secret",
+                SLACK_BOT_TOKEN="xoxb-drill-secret",
+                SLACK_APP_TOKEN="xapp-drill-secret",
+                SLACK_API_URL=slack.api_url,
+                LOG_LEVEL="INFO",
+            )
             traffic = Traffic(slack, rng)
             started = time.monotonic()
             for _ in range(ROUNDS):

@@ -29,6 +29,8 @@ class Origin:
 
 Check = Callable[[Origin], bool]
 
+NOT_AVAILABLE = "Sorry, I'm not available to you here. Ask a server admin if you think that's wrong."
+
 
 def in_guilds(allowed: frozenset[str]) -> Check:
     return lambda o: not allowed or o.guild is None or o.guild in allowed

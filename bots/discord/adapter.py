@@ -18,8 +18,9 @@ import yarl
 from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
 from bots.discord import translate
-from bots.discord.access import checks_from, is_allowed, origin_of_click, origin_of_message
+from bots.discord.access import NOT_AVAILABLE, checks_from, is_allowed, origin_of_click, origin_of_message
 from bots.discord.buttons import ApprovalButton, CardButton
+from bots.discord.commands import ForgetButton, SlashCommands
 from bots.discord.outbox import NO_PINGS, DiscordOutbox
 from bots.discord.shards import ShardKeeper
 from bots.messages import (
@@ -38,7 +39,6 @@ from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
 
-NOT_AVAILABLE = "Sorry, I'm not available to you here. Ask a server admin if you think that's wrong."
 NEEDED_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -46,6 +46,8 @@ NEEDED_PERMISSIONS = discord.Permissions(
     send_messages_in_threads=True,
     read_message_history=True,
 )
+# "applications.commands" lets a server admin see and permit the slash commands (bots/discord/commands.py).
+INVITE_SCOPES = ("bot", "applications.commands")
 INTENT_MISSING = (
     "Discord refused the Message Content intent. Enable it in the Discord Developer Portal: your application > "
     "Bot > Privileged Gateway Intents > MESSAGE CONTENT INTENT, save, and start threadkeeper again."
@@ -57,10 +59,17 @@ BACKFILLED_THREADS_MAX = 10_000  # remembered per process; a forgotten one is on
 ANSWERED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
 
+def invite_url(application_id: int) -> str:
+    """The URL that adds the bot to a server with what it needs: its permissions and the slash commands."""
+    return discord.utils.oauth_url(application_id, permissions=NEEDED_PERMISSIONS, scopes=INVITE_SCOPES)
+
+
 class DiscordClient(discord.Client):
     """discord.py's client with our persistent buttons registered before the gateway connects."""
 
-    def __init__(self, adapter: DiscordAdapter, *, guild_ready_timeout: float, shard_count: int | None) -> None:
+    def __init__(
+        self, adapter: DiscordAdapter, *, guild_ready_timeout: float, commands: SlashCommands, shard_count: int | None
+    ) -> None:
         intents = discord.Intents.none()
         intents.guilds = intents.guild_messages = intents.dm_messages = intents.message_content = True
         super().__init__(
@@ -69,9 +78,12 @@ class DiscordClient(discord.Client):
         self.adapter = adapter
         self.card_click_handler = adapter.on_card_click
         self.approval_click_handler = adapter.on_approval_click
+        self.commands = commands
+        self.tree = commands.tree_for(self)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(CardButton, ApprovalButton)
+        self.add_dynamic_items(CardButton, ApprovalButton, ForgetButton)
+        await self.commands.sync(self.tree)
 
     async def on_ready(self) -> None:
         self.adapter.on_new_gateway_session()
@@ -101,10 +113,14 @@ class DiscordAdapter:
         self._router = router
         self._checks = checks_from(settings)
         self._accepting = True
+        commands = SlashCommands(router=router, checks=self._checks, models=settings.models)
         # One worker with one shard identifies as ever; several workers name their shard (bots/discord/shards.py).
         sharded = router.ownership.shared or settings.discord_shards > 1
         self.client = DiscordClient(
-            self, guild_ready_timeout=guild_ready_timeout, shard_count=settings.discord_shards if sharded else None
+            self,
+            guild_ready_timeout=guild_ready_timeout,
+            commands=commands,
+            shard_count=settings.discord_shards if sharded else None,
         )
         self._sharded = sharded
         self.shards = ShardKeeper(
@@ -136,10 +152,9 @@ class DiscordAdapter:
             raise
         self.shards.start()
         me = self._me
-        invite = discord.utils.oauth_url(me.id, permissions=NEEDED_PERMISSIONS, scopes=("bot",))
         if shard is None:
             log.info("Discord: logged in as %s, REST only (other workers hold every shard)", me)
-        log.info("Discord: connected as %s; invite URL: %s", me, invite)
+        log.info("Discord: connected as %s; invite URL: %s", me, invite_url(me.id))
 
     async def is_connected(self) -> bool:
         """READY, not closing, and the gateway socket open (for /readyz); logged in, for a worker without a shard."""

@@ -12,13 +12,11 @@ from typing import Any
 
 import discord
 
-from bots.messages import Attachment, Author, IncomingMessage, ThreadKey
+from bots.messages import Attachment, Author, FileSource, IncomingMessage, ThreadKey
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
-TEXT_ATTACHMENT_MAX_BYTES = 100_000
-TEXT_EXTENSIONS = (".txt", ".md", ".py", ".json", ".yaml", ".yml", ".csv", ".log", ".toml", ".ini", ".js", ".ts")
 THREAD_NAME_MAX = 100
 
 
@@ -52,27 +50,17 @@ def strip_mentions(text: str, mention_ids: tuple[int, ...]) -> str:
     return text.strip()
 
 
-def _is_text(attachment: discord.Attachment) -> bool:
-    kind = (attachment.content_type or "").split(";")[0]
-    return kind.startswith("text/") or attachment.filename.lower().endswith(TEXT_EXTENSIONS)
-
-
-async def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
-    """Note every attachment; inline the text of small text files, decoded leniently."""
-    notes = []
-    for attachment in message.attachments:
-        text = None
-        if _is_text(attachment) and attachment.size <= TEXT_ATTACHMENT_MAX_BYTES:
-            try:
-                text = (await attachment.read()).decode("utf-8", errors="replace")
-            except discord.HTTPException as exc:
-                log.warning("could not download attachment %s: %s", attachment.filename, exc)
-        notes.append(
-            Attachment(
-                attachment.filename, attachment.content_type or "application/octet-stream", attachment.size, text
-            )
+def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
+    """Every attachment as the CDN describes it; ``bots/attachments.py`` downloads and reads it at answer time."""
+    return tuple(
+        Attachment(
+            filename=a.filename,
+            content_type=a.content_type or "application/octet-stream",
+            size_bytes=a.size,
+            source=FileSource(url=a.url),
         )
-    return tuple(notes)
+        for a in message.attachments
+    )
 
 
 async def incoming(
@@ -85,7 +73,7 @@ async def incoming(
         author=Author(id=str(author.id), display_name=author.display_name),
         text=strip_mentions(message.content, mention_ids),
         sent_utc=message.created_at,
-        attachments=await attachments_of(message),
+        attachments=attachments_of(message),
         thread_title=title,
         raw=message,
     )

@@ -3,7 +3,8 @@
 Each check answers one question about where a request came from (team, channel, user); an empty allowlist
 allows everyone. The adapter installs them as a global bolt middleware, so an event or a button click from
 outside the lists never reaches a listener, let alone the router. ``origin_of`` reads the origin from the two
-kinds of body the bot handles: Events API callbacks and ``block_actions``.
+kinds of body the bot handles: Events API callbacks, and ``block_actions`` / ``message_action`` (a click, a
+message shortcut).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def origin_of(body: Mapping[str, Any]) -> Origin | None:
         user = event.get("user") or ""
         kind = "dm" if event.get("channel_type") == "im" else "channel"
         return Origin(team=str(team), channel=str(event.get("channel") or ""), user=str(user), kind=kind)
-    if body.get("type") == "block_actions":
+    if body.get("type") in ("block_actions", "message_action"):  # a button click, or a message shortcut
         # The clicker's own team: in a shared channel ``team.id`` is the workspace the app posted from.
         team = _mapping(body.get("user")).get("team_id") or _mapping(body.get("team")).get("id") or ""
         channel = _mapping(body.get("channel")).get("id") or _mapping(body.get("container")).get("channel_id") or ""

@@ -31,11 +31,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
-from bots.messages import ApprovalClick, Author, CardClick
+from bots.messages import ApprovalClick, Author, CardClick, IncomingMessage
 from bots.ports import ClickResult
 from bots.slack import translate
 from bots.slack.access import checks_from, is_allowed, origin_of
+from bots.slack.agent_events import AgentEvents
+from bots.slack.assistant import AgentThreads
+from bots.slack.feedback import FEEDBACK_ACTION
 from bots.slack.outbox import SlackOutbox
+from bots.slack.shortcuts import SlackCommands
 from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
@@ -43,13 +47,28 @@ log = logging.getLogger(__name__)
 DENIED = "Sorry, I'm not available to you here. Ask your workspace admin if you think that's wrong."
 BUTTON = re.compile(r"^tk-card:")
 APPROVAL_BUTTON = re.compile(r"^tk-approval:")
-REQUIRED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
+REQUIRED_SCOPES = (
+    "app_mentions:read",
+    "assistant:write",
+    "chat:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "users:read",
+    "files:write",  # the export command's file (files upload v2)
+    "im:write",  # ... sent to the asker's DM with the bot (conversations.open)
+    "files:read",  # download the files shared in its threads (url_private)
+)
+LISTENED_EVENTS = ("app_home_opened", "app_mention", "assistant_thread_context_changed", "assistant_thread_started")
+MESSAGE_EVENTS = ("message.channels", "message.groups", "message.im")  # what "message" subscribes to
+EVENTS = LISTENED_EVENTS + MESSAGE_EVENTS  # the Events API subscriptions; slack-manifest.yml asks for exactly these
 STOP_GRACE_S = 20.0
 HTTP_SHUTDOWN_TIMEOUT_S = 5.0
 SOCKET_PING_INTERVAL_S = 10.0  # how often the Socket Mode client checks its connection (and reconnects)
 USER_LOOKUP_TIMEOUT_S = 1.5
 DISPLAY_NAME_TTL_S = 3600.0  # people rename themselves; an hour-old name is good enough for a transcript
 DISPLAY_NAMES_MAX = 5000
+LOADING_MESSAGES = ("Reading the thread…", "Thinking it over…", "Putting an answer together…")
 
 
 class SlackAdapter:
@@ -73,6 +92,8 @@ class SlackAdapter:
         if settings.slack_api_url:
             client_args["base_url"] = settings.slack_api_url.rstrip("/") + "/"
         self.client = AsyncWebClient(**client_args)
+        # url_private downloads need the bot token as Bearer (scope files:read); kept out of every repr and log.
+        self._file_headers = {"Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}"}
         # Slack answers 429 with Retry-After when a channel gets more than about a message a second.
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
         self.app = AsyncApp(
@@ -85,13 +106,27 @@ class SlackAdapter:
             process_before_response=True,
             raise_error_for_unhandled_request=False,
         )
-        self.outbox = SlackOutbox(self.client)
+        self.outbox = SlackOutbox(self.client, loading_messages=LOADING_MESSAGES)
+        self.agent = AgentEvents(
+            router=router,
+            outbox=self.outbox,
+            threads=AgentThreads(self.client, prompts=settings.slack_suggested_prompts),
+            after_ack=self._after_ack,
+            named=self._named,
+        )
         self._checks = checks_from(settings)
         self._names: BoundedCache[str, str] = BoundedCache(max_entries=DISPLAY_NAMES_MAX, ttl_s=DISPLAY_NAME_TTL_S)
         self.bot_user_id: str | None = None
         self._after_ack_tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
+        self._commands = SlackCommands(
+            client=self.client,
+            router=router,
+            after_ack=lambda work: self._after_ack(work, what="an in-thread command"),
+            display_name=self._display_name,
+            bot_user_id=lambda: self.bot_user_id,
+        )
         self._register()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -192,10 +227,20 @@ class SlackAdapter:
 
     def _register(self) -> None:
         self.app.use(self._allowlist)
-        self.app.event("app_mention")(self._on_mention)
+        listeners: dict[str, Callable[..., Awaitable[None]]] = {
+            "app_home_opened": self.agent.on_home_opened,
+            "app_mention": self._on_mention,
+            "assistant_thread_context_changed": self.agent.on_assistant_context_changed,
+            "assistant_thread_started": self.agent.on_assistant_thread_started,
+        }
+        assert tuple(listeners) == LISTENED_EVENTS
+        for event, listener in listeners.items():
+            self.app.event(event)(listener)
         self.app.event("message")(self._on_message)
         self.app.action(BUTTON)(self._on_button)
         self.app.action(APPROVAL_BUTTON)(self._on_approval_button)
+        self.app.action(FEEDBACK_ACTION)(self.agent.on_feedback)
+        self._commands.register(self.app)
         self.app.action(re.compile(".*"))(self._on_unknown_button)
         self.app.error(self._on_error)
 
@@ -238,7 +283,7 @@ class SlackAdapter:
         log.error("Slack listener failed for %s: %s", body.get("type"), error, exc_info=error)
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if translate.is_from_a_bot(event, bot_user_id=self.bot_user_id):
+        if translate.is_from_a_bot(event, bot_user_id=self.bot_user_id) or self._commands.from_mention(body, event):
             return
         await self._deliver(body, event)
 
@@ -258,7 +303,7 @@ class SlackAdapter:
         if not self._is_users_message(event):
             return
         if event.get("channel_type") == "im":
-            await self._deliver(body, event)  # every DM is the bot's: a top-level one starts a thread
+            await self._deliver_dm(body, event)
             return
         thread_ts = event.get("thread_ts")
         if not isinstance(thread_ts, str):
@@ -271,16 +316,38 @@ class SlackAdapter:
         if await self._router.is_tracked(key):
             await self._deliver(body, event)
 
-    async def _deliver(self, body: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+    async def _deliver(self, body: Mapping[str, Any], event: Mapping[str, Any]) -> IncomingMessage | None:
         """Translate a user's message and hand it to the router, which logs it before this returns."""
         try:
             message = translate.message_from(
-                body, event, bot_user_id=self.bot_user_id, display_name=await self._display_name(str(event.get("user")))
+                body,
+                event,
+                bot_user_id=self.bot_user_id,
+                display_name=await self._display_name(str(event.get("user"))),
+                download_headers=self._file_headers,
             )
         except translate.SlackPayloadError as exc:
             log.warning("ignoring a malformed Slack message event: %s", exc)
-            return
+            return None
+        team = event.get("user_team") or event.get("team")  # the writer's own, in a Slack Connect channel
+        self.outbox.remember_asker(message.thread, message.author.id, team=str(team) if team else None)
         await self._router.handle_message(message)
+        return message
+
+    async def _deliver_dm(self, body: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        """Every DM is the bot's: a top-level one starts its own thread, titled after its first message."""
+        first = not isinstance(event.get("thread_ts"), str)
+        if not first:
+            key = translate.thread_of(
+                team=translate.team_of(body, event),
+                channel=str(event.get("channel")),
+                ts=str(event.get("thread_ts")),
+                thread_ts=str(event.get("thread_ts")),
+            )
+            first = not await self._router.is_tracked(key)  # the first message of an assistant panel thread
+        message = await self._deliver(body, event)
+        if message is not None and first:
+            self._after_ack(self.agent.threads.set_title(message.thread, message.text), what="setting a thread title")
 
     async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         """Acknowledge at once; the click itself runs after the ack (Slack never redelivers a click)."""
@@ -302,6 +369,9 @@ class SlackAdapter:
 
     async def _click(self, click: CardClick, body: Mapping[str, Any]) -> None:
         click = dataclasses.replace(click, user=await self._named(click.user))
+        if click.thread is not None:
+            team = (body.get("user") or {}).get("team_id")  # the clicker's own team
+            self.outbox.remember_asker(click.thread, click.user.id, team=str(team) if team else None)
         result = await self._router.handle_click(click)
         await self._tell_clicker(result, click.user, body)
 

@@ -1,25 +1,35 @@
-"""How threadkeeper looks on Slack: streamed replies with chat.update, and the Block Kit cards.
+"""How threadkeeper looks on Slack: natively streamed replies (or chat.update), status, feedback, Block Kit cards.
 
-A reply starts as a placeholder posted at once in the thread, then is edited as text arrives, at most about
-once a second (Slack allows roughly one write a second per channel). Text past ~3,500 characters continues in
-further messages, split on paragraph and line boundaries and never inside a code block. While a tool runs the
-thread shows Slack's own assistant status where the workspace allows it (``status.py``), else an italic line
-at the end of the streaming message, drawn by the same throttle as the text (``bots/streaming.py``). The
-"Where were we?" card and the tool-call approval card are Block Kit messages whose buttons carry their ids.
+Where the workspace allows it a reply streams with Slack's own ``chat.startStream`` / ``appendStream`` /
+``stopStream`` (``stream.py``; markdown, appended at most about once a second, a new streamed message past
+~11,500 characters), opened while the model is asked, never before. A workspace that refuses those methods
+gets what follows, and is asked again after an hour: a reply starts as a placeholder posted at once, then is
+edited as text arrives, at most about once a second (Slack allows roughly one write a second per channel).
+Text past ~3,500 characters continues in further messages, split on paragraph and line boundaries and never
+inside a code block. A completed answer carries the feedback buttons (``feedback.py``) either way.
+
+While the model thinks or a tool runs, the thread shows Slack's own assistant status where Slack allows it
+(assistant and agent threads, ``status.py``), cleared when the answer starts. Elsewhere a tool's progress is
+a task in the native stream's timeline, or an italic line at the end of the posted message, drawn by the same
+throttle as the text (``bots/streaming.py``). The "Where were we?" card and the tool-call approval card are
+Block Kit messages whose buttons carry their ids.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.bounded import BoundedCache
 from bots.messages import ApprovalAction, CardAction, ThreadKey
+from bots.native_stream import stream_natively
 from bots.ports import ApprovalCard, CatchUpCard
 from bots.render import (
     ALLOW_LABEL,
@@ -35,9 +45,12 @@ from bots.render import (
     card_text,
     split_message,
 )
-from bots.reply_stream import stream_as_messages
+from bots.slack.errors import reason_of as _reason
+from bots.slack.feedback import feedback_blocks, text_blocks
 from bots.slack.mrkdwn import escape, to_mrkdwn
 from bots.slack.status import AssistantStatus
+from bots.slack.stream import Asker, NativeStreaming, SlackStream
+from bots.slack.translate import is_dm
 from bots.streaming import Snapshot, StreamingStatuses
 
 log = logging.getLogger(__name__)
@@ -46,25 +59,73 @@ CHUNK_LIMIT = 3500
 SECTION_LIMIT = 3000
 EDIT_INTERVAL_S = 1.0
 PLACEHOLDER = "_Thinking…_"
+THINKING = "is thinking…"  # the assistant status while the model has not answered yet
+ASKERS_MAX = 5000
+ASKER_TTL_S = 86_400.0
 
 
 class SlackOutbox:
     """ThreadOutbox for Slack, on the app's AsyncWebClient."""
 
-    def __init__(self, client: AsyncWebClient, *, edit_interval_s: float = EDIT_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        edit_interval_s: float = EDIT_INTERVAL_S,
+        loading_messages: tuple[str, ...] = (),
+    ) -> None:
         self._client = client
         self._edit_interval_s = edit_interval_s
+        self._loading_messages = list(loading_messages)
         self._statuses = StreamingStatuses()
         self._status = AssistantStatus(client)
+        self.native = NativeStreaming()
+        self._askers: BoundedCache[tuple[str, str], Asker] = BoundedCache(max_entries=ASKERS_MAX, ttl_s=ASKER_TTL_S)
+
+    def remember_asker(self, thread: ThreadKey, user: str, *, team: str | None = None) -> None:
+        """The latest person to speak in ``thread``: outside DMs a native stream names them as its recipient.
+
+        ``team`` is their own (in a Slack Connect channel, not necessarily the thread's workspace)."""
+        self._askers.put((thread.channel, thread.thread), Asker(user, team or thread.workspace))
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
         with self._statuses.streaming(thread) as status:
+            # Both go out while the model is asked: neither waits for the other.
+            thinking = asyncio.create_task(self._status.set(thread, THINKING, loading=self._loading_messages))
+            messages = SlackMessages(self._client, thread)
+            stream = SlackStream(
+                self._client,
+                thread,
+                asker=self._askers.get((thread.channel, thread.thread)),
+                streaming=self.native,
+                status_shown=is_dm(thread) and not self._status.refused_in(thread.workspace, dm=True),
+            )
             try:
-                return await stream_as_messages(
-                    SlackMessages(self._client, thread), deltas, interval_s=self._edit_interval_s, status=status
+                ids = await stream_natively(
+                    stream,
+                    messages,
+                    self._cleared_at_first_text(thread, thinking, deltas),
+                    interval_s=self._edit_interval_s,
+                    status=status,
                 )
+                if not stream.ids:  # posted and updated: the buttons come with one last update
+                    await messages.add_feedback(ids)
+                return ids
             finally:
+                await asyncio.gather(thinking, return_exceptions=True)
                 await self._status.clear(thread)
+
+    async def _cleared_at_first_text(
+        self, thread: ThreadKey, thinking: asyncio.Task[bool], deltas: AsyncIterator[str]
+    ) -> AsyncIterator[str]:
+        """The model's deltas; the "thinking" status goes when the first text comes (Slack would keep it)."""
+        cleared = False
+        async for delta in deltas:
+            if delta and not cleared:
+                cleared = True
+                await asyncio.gather(thinking, return_exceptions=True)
+                await self._status.clear(thread)
+            yield delta
 
     async def show_status(self, *, thread: ThreadKey, text: str | None) -> None:
         """Slack's own assistant status where the workspace allows it, else a line in the streaming message."""
@@ -78,7 +139,8 @@ class SlackOutbox:
             log.exception("could not show a status in %s", thread)
 
     async def post_notice(self, *, thread: ThreadKey, text: str) -> None:
-        await self._client.chat_postMessage(channel=thread.channel, thread_ts=thread.thread, text=text)
+        """A notice is plain text: it may quote a file name or a person, so it can never ping or link."""
+        await self._client.chat_postMessage(channel=thread.channel, thread_ts=thread.thread, text=escape(text))
 
     async def post_card(self, *, card: CatchUpCard) -> str:
         response = await self._client.chat_postMessage(
@@ -121,9 +183,21 @@ class SlackMessages:
     def __init__(self, client: AsyncWebClient, thread: ThreadKey) -> None:
         self._client = client
         self._thread = thread
+        self._texts: dict[str, str] = {}  # ts -> the text it shows
 
     def chunks(self, snapshot: Snapshot) -> list[str]:
         return message_chunks(snapshot)
+
+    async def add_feedback(self, ids: list[str]) -> None:
+        """The feedback buttons under a completed answer's last message, naming the answer by its first."""
+        if not ids or ids[-1] not in self._texts:
+            return
+        text = self._texts[ids[-1]]
+        blocks = text_blocks(text, section_limit=SECTION_LIMIT) + feedback_blocks(answer_id=ids[0])
+        try:
+            await self._client.chat_update(channel=self._thread.channel, ts=ids[-1], text=text, blocks=blocks)
+        except (SlackClientError, aiohttp.ClientError) as exc:
+            log.info("could not add the feedback buttons in %s (%s)", self._thread, _reason(exc))
 
     def waiting(self) -> AbstractAsyncContextManager[None]:
         return nullcontext()  # the placeholder says it
@@ -132,7 +206,9 @@ class SlackMessages:
         response = await self._client.chat_postMessage(
             channel=self._thread.channel, thread_ts=self._thread.thread, text=text
         )
-        return str(response["ts"])
+        ts = str(response["ts"])
+        self._texts[ts] = text
+        return ts
 
     async def edit(self, message_id: str, text: str) -> str:
         """Edit a reply in progress; if Slack refuses (deleted meanwhile, a network error), go on in a new message.
@@ -142,6 +218,7 @@ class SlackMessages:
         """
         try:
             await self._client.chat_update(channel=self._thread.channel, ts=message_id, text=text)
+            self._texts[message_id] = text
         except (SlackClientError, aiohttp.ClientError) as exc:
             reason = _reason(exc)
             log.info("could not update reply %s in %s (%s); posting the rest anew", message_id, self._thread, reason)
@@ -156,13 +233,6 @@ class SlackMessages:
             await self._client.chat_delete(channel=self._thread.channel, ts=message_id)
         except (SlackClientError, aiohttp.ClientError) as exc:
             log.info("could not remove the reply message %s in %s (%s)", message_id, self._thread, _reason(exc))
-
-
-def _reason(exc: Exception) -> str:
-    """A failed call in a few words: Slack's error code, else the kind of network error."""
-    if isinstance(exc, SlackApiError) and isinstance(exc.response.data, dict):
-        return str(exc.response.data.get("error") or exc.response.status_code)
-    return type(exc).__name__
 
 
 def message_chunks(snapshot: Snapshot) -> list[str]:

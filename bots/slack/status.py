@@ -17,6 +17,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.messages import ThreadKey
+from bots.slack.errors import reason_of
+from bots.slack.translate import is_dm
 
 log = logging.getLogger(__name__)
 
@@ -28,31 +30,38 @@ class AssistantStatus:
 
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
-        self._refused: set[str] = set()  # workspace ids; a handful per process
+        self._refused: set[tuple[str, bool]] = set()  # (workspace, in a DM); a handful per process
         self._shown: set[ThreadKey] = set()
 
-    def refused_in(self, workspace: str) -> bool:
-        return workspace in self._refused
+    def refused_in(self, workspace: str, *, dm: bool = False) -> bool:
+        return (workspace, dm) in self._refused
 
-    async def set(self, thread: ThreadKey, text: str | None) -> bool:
-        """Show ``text`` (or clear it) as the thread's assistant status; False when the caller must fall back."""
-        if thread.workspace in self._refused:
+    async def set(self, thread: ThreadKey, text: str | None, *, loading: list[str] | None = None) -> bool:
+        """Show ``text`` (or clear it) as the thread's assistant status; False when the caller must fall back.
+
+        ``loading`` are the lines Slack rotates through meanwhile. A refusal is remembered apart for DMs (the
+        assistant and agent threads, where Slack allows the status) and for channel threads (where it may not).
+        """
+        where = (thread.workspace, is_dm(thread))
+        if where in self._refused:
             return False
         if text is None and thread not in self._shown:
             return True  # nothing of ours to clear
         try:
             async with asyncio.timeout(SET_STATUS_TIMEOUT_S):
                 await self._client.assistant_threads_setStatus(
-                    channel_id=thread.channel, thread_ts=thread.thread, status=text or ""
+                    channel_id=thread.channel,
+                    thread_ts=thread.thread,
+                    status=text or "",
+                    loading_messages=loading if text and loading else None,
                 )
         except SlackApiError as exc:
-            error = exc.response.data.get("error") if isinstance(exc.response.data, dict) else None
             log.info(
                 "Slack refused the assistant status in workspace %s (%s); using a line in the reply there instead",
                 thread.workspace,
-                error or exc.response.status_code,
+                reason_of(exc),
             )
-            self._refused.add(thread.workspace)
+            self._refused.add(where)
             self._shown.discard(thread)
             return False
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:

@@ -17,6 +17,7 @@ from bots.messages import (
     Attachment,
     Author,
     CardClick,
+    FileSource,
     IncomingMessage,
     MessageDeletion,
     MessageEdit,
@@ -68,6 +69,11 @@ def thread_of(*, team: str, channel: str, ts: str, thread_ts: str | None) -> Thr
     return ThreadKey(platform=PLATFORM, workspace=team, channel=channel, thread=thread_ts or ts)
 
 
+def is_dm(thread: ThreadKey) -> bool:
+    """A direct message (or the assistant / agent thread in one): Slack's DM channel ids start with D."""
+    return thread.channel.startswith("D")
+
+
 def is_from_a_bot(event: Mapping[str, Any], *, bot_user_id: str | None) -> bool:
     return bool(
         event.get("bot_id")
@@ -82,21 +88,37 @@ def strip_mentions(text: str, *, bot_user_id: str | None) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def attachments_of(event: Mapping[str, Any]) -> tuple[Attachment, ...]:
+def attachments_of(
+    event: Mapping[str, Any], *, download_headers: Mapping[str, str] | None = None
+) -> tuple[Attachment, ...]:
+    """The message's files; each downloadable from ``url_private`` with ``download_headers`` (the bot token)."""
     files = event.get("files") or []
     return tuple(
         Attachment(
             filename=str(f.get("name") or f.get("title") or "file"),
             content_type=str(f.get("mimetype") or "application/octet-stream"),
             size_bytes=int(f.get("size") or 0),
+            source=_source(f, download_headers),
         )
         for f in files
         if isinstance(f, Mapping)
     )
 
 
+def _source(file: Mapping[str, Any], headers: Mapping[str, str] | None) -> FileSource | None:
+    url = file.get("url_private_download") or file.get("url_private")
+    if not isinstance(url, str) or not url or headers is None:
+        return None
+    return FileSource(url=url, headers=dict(headers))
+
+
 def message_from(
-    body: Mapping[str, Any], event: Mapping[str, Any], *, bot_user_id: str | None, display_name: str
+    body: Mapping[str, Any],
+    event: Mapping[str, Any],
+    *,
+    bot_user_id: str | None,
+    display_name: str,
+    download_headers: Mapping[str, str] | None = None,
 ) -> IncomingMessage:
     """An app_mention or a user's message event as an IncomingMessage (its thread is the reply thread)."""
     channel = _text(event.get("channel"), "channel")
@@ -110,7 +132,7 @@ def message_from(
         author=Author(id=user, display_name=display_name or user),
         text=strip_mentions(str(text), bot_user_id=bot_user_id),
         sent_utc=ts_to_datetime(ts),
-        attachments=attachments_of(event),
+        attachments=attachments_of(event, download_headers=download_headers),
         thread_title=strip_mentions(str(text), bot_user_id=bot_user_id)[:100] or None,
         event_key=body.get("event_id") if isinstance(body.get("event_id"), str) else None,
         raw=body,

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 JOURNAL_LOCK = 7_318_112_002
 # Every table that can hold a forgotten message's text (or, for a thread, its title) in a row version.
-ERASED_TABLES = ("messages", "sessions", "tool_calls", "threads", "approvals")
+ERASED_TABLES = ("messages", "sessions", "tool_calls", "threads", "approvals", "feedback")
 
 _INVALIDATE_SUMMARIES = (
     "UPDATE sessions SET summary = NULL, summary_through_message_id = NULL "

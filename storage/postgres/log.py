@@ -10,6 +10,7 @@ cannot deadlock on each other; should one ever fail anyway, the batch is retried
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -174,6 +175,12 @@ class PostgresThreadLog:
         )
         return row is not None
 
+    async def set_attachments(self, *, thread_id: int, message_id: int, attachments: list[dict[str, Any]]) -> None:
+        await self._db.execute(
+            "UPDATE messages SET attachments_json = %s WHERE thread_id = %s AND id = %s AND deleted_utc IS NULL",
+            (json.dumps(attachments), thread_id, message_id),
+        )
+
     async def set_platform_id(self, *, thread_id: int, old: str, new: str) -> None:
         await self._db.execute(
             "UPDATE messages SET platform_message_id = %s WHERE thread_id = %s AND platform_message_id = %s",
@@ -227,13 +234,32 @@ class PostgresThreadLog:
             await connection.execute("UPDATE threads SET last_message_utc = %s WHERE id = %s", (iso(now), thread_id))
         return None if row is None else int(row["id"])
 
+    async def replace_reply(self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime) -> bool:
+        """Mark the answer replaced and what it answered waiting again, in one transaction (a retry)."""
+        async with self._db.transaction() as connection:
+            cursor = await connection.execute(
+                "UPDATE messages SET replaced_utc = %s WHERE id = %s AND thread_id = %s AND role = 'assistant' "
+                "AND replaced_utc IS NULL AND deleted_utc IS NULL",
+                (iso(now), reply_id, thread_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            if answered_ids:
+                await connection.execute(
+                    "UPDATE messages SET reply_state = 'waiting' WHERE thread_id = %s AND reply_state = 'answered' "
+                    "AND id = ANY(%s)",
+                    (thread_id, answered_ids),
+                )
+        return True
+
     async def transcript(
         self, *, thread_id: int, after_id: int = 0, through_id: int | None = None
     ) -> list[LoggedMessage]:
         rows = await self._db.fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = %s AND id > %s "
             "AND (%s::bigint IS NULL OR id <= %s) "
-            "AND deleted_utc IS NULL AND (reply_state IS NULL OR reply_state = 'answered') ORDER BY id",
+            "AND deleted_utc IS NULL AND replaced_utc IS NULL "
+            "AND (reply_state IS NULL OR reply_state = 'answered') ORDER BY id",
             (thread_id, after_id, through_id, through_id),
         )
         return [LoggedMessage.from_row(row) for row in rows]

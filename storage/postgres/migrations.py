@@ -192,6 +192,36 @@ MIGRATIONS: list[PostgresMigration] = [
             """,
         ),
     ),
+    PostgresMigration(
+        "m006_feedback",
+        (
+            f"""
+            CREATE TABLE feedback (
+                {_id()},
+                message_id BIGINT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+                user_id TEXT NOT NULL,
+                user_name TEXT NOT NULL,
+                rating TEXT NOT NULL CHECK (rating IN ('positive', 'negative')),
+                given_utc TEXT NOT NULL,
+                UNIQUE (message_id, user_id)
+            )
+            """,
+        ),
+    ),
+    PostgresMigration(
+        "m007_thread_settings",
+        (
+            """
+            CREATE TABLE thread_settings (
+                thread_id BIGINT PRIMARY KEY REFERENCES threads (id) ON DELETE CASCADE,
+                model TEXT,
+                changed_by_id TEXT,
+                changed_utc TEXT NOT NULL
+            )
+            """,
+            "ALTER TABLE messages ADD COLUMN replaced_utc TEXT",
+        ),
+    ),
 ]
 
 # Worker leases (storage/postgres/leases.py) have no SQLite twin: one SQLite worker owns everything. Appended

@@ -20,7 +20,8 @@ from storage.records import SearchHit, search_words
 _SEARCH = (
     "SELECT id, author_name, role, sent_utc, content FROM ("
     "SELECT id, author_name, role, sent_utc, content, to_tsvector('simple', content) AS words FROM messages "
-    "WHERE thread_id = %s AND deleted_utc IS NULL AND content != '' AND content ILIKE ANY(%s)) AS m, "
+    "WHERE thread_id = %s AND deleted_utc IS NULL AND replaced_utc IS NULL AND content != '' "
+    "AND content ILIKE ANY(%s)) AS m, "
     "to_tsquery('simple', %s) AS q WHERE words @@ q ORDER BY ts_rank(words, q) DESC, id DESC LIMIT %s"
 )
 

@@ -17,12 +17,14 @@ from bots.discord import DiscordAdapter
 from bots.threads import ThreadRouter
 from tests.conftest import MakeSettings
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.waiting import wait_until
 
 
 @dataclass
 class DiscordBot:
     adapter: DiscordAdapter
     router: ThreadRouter
+    fake: FakeDiscord
 
 
 DiscordBotFactory = Callable[..., AbstractAsyncContextManager[DiscordBot]]
@@ -53,7 +55,7 @@ def discord_bot(make_settings: MakeSettings, fake_discord: FakeDiscord) -> Disco
             await adapter.start()
             await router.resume("discord")
             try:
-                yield DiscordBot(adapter, router)
+                yield DiscordBot(adapter, router, fake_discord)
             finally:
                 await adapter.stop()
 
@@ -61,14 +63,25 @@ def discord_bot(make_settings: MakeSettings, fake_discord: FakeDiscord) -> Disco
 
 
 async def settle(bot: DiscordBot) -> None:
-    await asyncio.sleep(0.05)
+    """Every dispatch the fake sent received and its discord.py listeners finished, then every answer finished."""
+    sent = bot.fake.last_seq
+
+    def received() -> bool:
+        ws = bot.adapter.client.ws
+        return ws is not None and (ws.sequence or 0) >= sent
+
+    def handled() -> bool:
+        return not any(t.get_name().startswith("discord.py: ") and not t.done() for t in asyncio.all_tasks())
+
+    await wait_until(received, what="every gateway event received")
+    await wait_until(handled, what="every event listener finished")
     await bot.router.idle()
 
 
 async def open_thread(fake: FakeDiscord, bot: DiscordBot, text: str) -> str:
     """Mention the bot in the channel and wait for its first reply in the new thread; return the thread id."""
     message = await fake.user_says(text, mention_bot=True)
-    await fake.wait_for(lambda: len(fake.texts_in(message["id"])) == 1)
+    await wait_until(lambda: len(fake.texts_in(message["id"])) == 1)
     await settle(bot)
     return str(message["id"])
 

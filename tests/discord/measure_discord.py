@@ -26,7 +26,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from agent.llm import litellm_module
 from bots.app import open_router
@@ -34,20 +33,19 @@ from bots.config import Settings
 from bots.discord import DiscordAdapter
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM
+from tests.fakes.settings import fake_model_settings
+from tests.fakes.waiting import FINE_POLL_S, wait_until
 
 
 def _settings(llm: FakeLLM, fake: FakeDiscord, db: Path) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": f"sqlite:///{db}",
-        "llm_model": "openai/fake",
-        "llm_api_base": llm.base_url,
-        "llm_api_key": "sk-measure",
-        "discord_token": "measure-token",
-        "discord_api_base": fake.api_base,
-        "discord_gateway_url": fake.gateway_url,
-        "log_level": "WARNING",
-    }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return fake_model_settings(
+        llm.base_url,
+        db,
+        discord_token="measure-token",
+        discord_api_base=fake.api_base,
+        discord_gateway_url=fake.gateway_url,
+        log_level="WARNING",
+    )
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -56,11 +54,7 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 async def _wait(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.001)
+    await wait_until(predicate, timeout, interval_s=FINE_POLL_S)
 
 
 def _posted_after(fake: FakeDiscord, calls: int) -> Callable[[], bool]:

@@ -16,6 +16,7 @@ from tests.approval_rows import approval_row, post_approval
 from tests.discord.conftest import DiscordBot, DiscordBotFactory, button, buttons, open_thread, settle
 from tests.fakes.discord import ALICE, BOB, CHANNEL, GUILD, FakeDiscord
 from tests.fakes.llm import FakeLLM
+from tests.fakes.waiting import wait_until
 
 EPHEMERAL = 64
 
@@ -37,7 +38,7 @@ async def test_a_click_from_outside_the_allowlist_is_refused_privately_and_the_c
         thread = await open_thread(fake_discord, bot, "tidy the notes")
         approval_id, card = await approval_card(fake_discord, bot, db_path, thread)
         stranger = await fake_discord.click(button(card, "allow"), message=card, who=BOB)
-        await fake_discord.wait_for(lambda: bool(fake_discord.callbacks(stranger)))
+        await wait_until(lambda: bool(fake_discord.callbacks(stranger)))
         await settle(bot)
         assert approval_row(db_path, approval_id) == ("pending", None)
         assert len(buttons(fake_discord.messages[card["id"]])) == 2
@@ -54,7 +55,7 @@ async def test_an_approval_button_pressed_in_another_thread_is_refused(
         other = await open_thread(fake_discord, bot, "lunch plans")
         approval_id, card = await approval_card(fake_discord, bot, db_path, thread)
         await fake_discord.click(button(card, "allow"), message=card | {"channel_id": other})
-        await fake_discord.wait_for(lambda: len(fake_discord.followups()) == 1)
+        await wait_until(lambda: len(fake_discord.followups()) == 1)
         await settle(bot)
     note = fake_discord.followups()[0].json
     assert note["content"] == "That request is no longer active." and note["flags"] & EPHEMERAL
@@ -75,12 +76,12 @@ async def test_a_tool_status_shows_at_the_end_of_the_streaming_reply_and_never_i
         fake_llm.chunk_chars = 13
         resume = fake_llm.pause_after(13)
         await fake_discord.user_says("what do they say?", channel_id=thread)
-        await fake_discord.wait_for(lambda: "Let me look." in fake_discord.texts_in(thread)[-1])
+        await wait_until(lambda: "Let me look." in fake_discord.texts_in(thread)[-1])
         reply_id = fake_discord.sent_in(thread)[-1]["id"]
         await bot.adapter.outbox.show_status(thread=key(thread), text=tool_status("files__read_file"))
-        await fake_discord.wait_for(lambda: fake_discord.messages[reply_id]["content"].endswith(status_line))
+        await wait_until(lambda: fake_discord.messages[reply_id]["content"].endswith(status_line))
         resume.set()
-        await fake_discord.wait_for(lambda: "Friday" in fake_discord.messages[reply_id]["content"])
+        await wait_until(lambda: "Friday" in fake_discord.messages[reply_id]["content"])
         await settle(bot)
     assert fake_discord.messages[reply_id]["content"] == "Let me look. It says ship on Friday."
     assert fake_discord.messages[reply_id]["content"].count("Running") == 0

@@ -13,6 +13,7 @@ import pytest
 from tests.discord.conftest import DiscordBotFactory, button, open_thread, settle
 from tests.fakes.discord import ALICE, BOB, GUILD, FakeDiscord
 from tests.fakes.llm import FakeLLM
+from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 
 
@@ -24,16 +25,16 @@ async def test_a_stranger_clicking_a_card_is_told_privately_and_the_card_waits_f
         thread = await open_thread(fake_discord, bot, "the budget is 40k")
     async with discord_bot(discord_allowed_users=only_alice) as bot:
         await fake_discord.user_says("what was the budget?", channel_id=thread)
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         card = fake_discord.cards_in(thread)[0]
         stranger = await fake_discord.click(button(card, "fresh"), message=card, who=BOB)
-        await fake_discord.wait_for(lambda: bool(fake_discord.callbacks(stranger)))
+        await wait_until(lambda: bool(fake_discord.callbacks(stranger)))
         await settle(bot)
         assert tuple(db_rows(db_path, "SELECT state FROM cards")[0]) == ("pending",)
         fake_llm.reply("SUMMARY: the budget is 40k.")
         fake_llm.reply("40k.")
         await fake_discord.click(button(card, "catch_up"), message=card, who=ALICE)
-        await fake_discord.wait_for(lambda: "40k." in fake_discord.texts_in(thread))
+        await wait_until(lambda: "40k." in fake_discord.texts_in(thread))
         await settle(bot)
     refusal = fake_discord.callbacks(stranger)[0].json
     assert refusal["type"] == 4 and refusal["data"]["flags"] & 64  # a message only Bob sees
@@ -49,7 +50,7 @@ async def test_a_bot_restricted_to_a_server_answers_dms_only_from_named_users(
     async with discord_bot(**restricted) as bot:
         await fake_discord.user_says("hello", channel_id="7001", guild=False)
         await fake_discord.user_says("hello too", channel_id="7002", author=BOB, guild=False)
-        await fake_discord.wait_for(lambda: len(fake_discord.sent_in("7001")) == len(fake_discord.sent_in("7002")) == 1)
+        await wait_until(lambda: len(fake_discord.sent_in("7001")) == len(fake_discord.sent_in("7002")) == 1)
         await settle(bot)
     assert fake_discord.sent_in("7001")[0]["content"] == "Hi Alice."
     assert "not available to you" in fake_discord.sent_in("7002")[0]["content"]
@@ -65,11 +66,10 @@ async def test_a_link_preview_is_not_an_edit(
         linked = await fake_discord.user_says("see https://example.invalid/", channel_id=thread)
         await settle(bot)
         await fake_discord.link_preview_arrives(linked)
-        await asyncio.sleep(0.2)
         await settle(bot)
         assert tuple(db_rows(db_path, query, (linked["id"],))[0]) == ("see https://example.invalid/", None)
         await fake_discord.user_edits(linked, "see https://example.invalid/ (fixed)")
-        await fake_discord.wait_for(lambda: db_rows(db_path, query, (linked["id"],))[0]["edited_utc"] is not None)
+        await wait_until(lambda: db_rows(db_path, query, (linked["id"],))[0]["edited_utc"] is not None)
     assert db_rows(db_path, query, (linked["id"],))[0]["content"] == "see https://example.invalid/ (fixed)"
 
 
@@ -79,7 +79,7 @@ async def test_a_mention_of_the_bots_role_opens_a_thread_like_a_mention_of_the_b
     fake_llm.reply("Role mention heard.")
     async with discord_bot() as bot:
         message = await fake_discord.user_says("help with CI", mention_bot_role=True)
-        await fake_discord.wait_for(lambda: fake_discord.texts_in(message["id"]) == ["Role mention heard."])
+        await wait_until(lambda: fake_discord.texts_in(message["id"]) == ["Role mention heard."])
         await settle(bot)
     assert fake_discord.threads[message["id"]]["name"] == "help with CI"
     assert db_rows(db_path, "SELECT content FROM messages WHERE role = 'user'")[0][0] == "help with CI"
@@ -92,7 +92,7 @@ async def test_a_refused_typing_indicator_does_not_cost_the_reply(
     fake_llm.reply("Answered anyway.")
     async with discord_bot() as bot:
         message = await fake_discord.user_says("quick one", mention_bot=True)
-        await fake_discord.wait_for(lambda: fake_discord.texts_in(message["id"]) == ["Answered anyway."])
+        await wait_until(lambda: fake_discord.texts_in(message["id"]) == ["Answered anyway."])
         await settle(bot)
     assert fake_discord.calls_to("POST", rf"/channels/{message['id']}/typing")
 
@@ -106,10 +106,10 @@ async def test_a_reply_deleted_while_it_streams_continues_in_a_new_message(
     async with discord_bot() as bot:
         message = await fake_discord.user_says("explain slowly", mention_bot=True)
         thread = str(message["id"])
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 1)
         deleted = fake_discord.sent_in(thread)[0]["id"]
         fake_discord.messages.pop(deleted)  # a moderator removes the half-written reply
-        await fake_discord.wait_for(lambda: [t.strip() for t in fake_discord.texts_in(thread)] == [reply.strip()])
+        await wait_until(lambda: [t.strip() for t in fake_discord.texts_in(thread)] == [reply.strip()])
         await settle(bot)
     assert [r[0].strip() for r in db_rows(db_path, "SELECT content FROM messages WHERE role = 'assistant'")] == [
         reply.strip()
@@ -123,12 +123,12 @@ async def test_a_click_whose_interaction_expired_still_counts(
         thread = await open_thread(fake_discord, bot, "old topic")
     async with discord_bot() as bot:
         await fake_discord.user_says("new question", channel_id=thread)
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         card = fake_discord.cards_in(thread)[0]
         fake_discord.fail("POST", r"/interactions/\d+/[^/]+/callback", status=404, code=10062)
         fake_llm.reply("Fresh answer.")
         await fake_discord.click(button(card, "fresh"), message=card)
-        await fake_discord.wait_for(lambda: "Fresh answer." in fake_discord.texts_in(thread))
+        await wait_until(lambda: "Fresh answer." in fake_discord.texts_in(thread))
         await settle(bot)
     assert tuple(db_rows(db_path, "SELECT state FROM cards")[0]) == ("fresh",)
 
@@ -151,7 +151,7 @@ async def test_the_invite_url_asks_for_exactly_the_needed_permissions_and_the_to
         read_message_history=True,
     )
     assert permissions == needed and permissions.value == 309237713920
-    assert "scope=bot" in url and "client_id=900000000000000003" in url
+    assert "scope=bot+applications.commands" in url and "client_id=900000000000000003" in url
     assert "fake-discord-token" not in caplog.text
 
 
@@ -164,9 +164,9 @@ async def test_stop_lets_an_in_flight_reply_finish_then_closes_the_gateway(
     async with discord_bot():
         message = await fake_discord.user_says("long one", mention_bot=True)
         thread = str(message["id"])
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 1)
     assert [t.strip() for t in fake_discord.texts_in(thread)] == [reply.strip()]
-    await fake_discord.wait_for(lambda: fake_discord.connected == 0)
+    await wait_until(lambda: fake_discord.connected == 0)
     assert db_rows(db_path, "SELECT reply_state FROM messages WHERE role = 'user'")[0][0] == "answered"
 
 
@@ -179,7 +179,7 @@ async def test_a_model_stream_that_breaks_leaves_a_marked_partial_reply_and_a_fr
     async with discord_bot() as bot:
         message = await fake_discord.user_says("tell me", mention_bot=True)
         thread = str(message["id"])
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 2, timeout=10)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 2, timeout=10)
         await settle(bot)
     partial, note = fake_discord.texts_in(thread)
     cut_short = ("This sentence will be cut off somewhere in the middle of it. " * 2)[:120].rstrip()
@@ -194,11 +194,11 @@ async def test_after_a_gateway_outage_the_bot_reconnects_and_reads_what_it_misse
         thread = await open_thread(fake_discord, bot, "keep track of the outage")
         await fake_discord.drop_connections()
         fake_discord.wrote_while_bot_was_away("did you see this?", channel_id=thread, author=BOB)
-        await fake_discord.wait_for(lambda: fake_discord.identified == 2 and fake_discord.connected == 1, timeout=10)
+        await wait_until(lambda: fake_discord.identified == 2 and fake_discord.connected == 1, timeout=10)
         await asyncio.sleep(0.1)  # READY -> on_ready after discord.py's guild_ready_timeout
         fake_llm.reply("Seen both.")
         await fake_discord.user_says("back?", channel_id=thread)
-        await fake_discord.wait_for(lambda: "Seen both." in fake_discord.texts_in(thread))
+        await wait_until(lambda: "Seen both." in fake_discord.texts_in(thread))
         await settle(bot)
     users = db_rows(db_path, "SELECT content, reply_state FROM messages WHERE role = 'user' ORDER BY id")
     assert [tuple(r) for r in users] == [
@@ -219,7 +219,7 @@ async def test_a_reply_that_kept_its_provisional_id_does_not_switch_off_the_back
         thread = str(message["id"])
         # The reply's last edit is refused after the reply was committed: it keeps its provisional id.
         fake_discord.fail("PATCH", rf"/channels/{thread}/messages/\d+", status=403, code=50001)
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 2)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 2)
         await settle(bot)
     assert db_rows(db_path, "SELECT platform_message_id FROM messages WHERE role = 'assistant'")[0][0].startswith(
         "local-"
@@ -227,7 +227,7 @@ async def test_a_reply_that_kept_its_provisional_id_does_not_switch_off_the_back
     fake_discord.wrote_while_bot_was_away("does the freeze include docs?", channel_id=thread, author=BOB)
     async with discord_bot() as bot:
         await fake_discord.user_says("anyone?", channel_id=thread)
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         await settle(bot)
     users = db_rows(db_path, "SELECT content FROM messages WHERE role = 'user' ORDER BY id")
     assert [r[0] for r in users] == ["the freeze starts Friday", "does the freeze include docs?", "anyone?"]
@@ -241,16 +241,16 @@ async def test_a_card_button_pressed_in_another_thread_is_refused_privately(
         other = await open_thread(fake_discord, bot, "lunch plans")
     async with discord_bot() as bot:
         await fake_discord.user_says("what was the budget?", channel_id=thread)
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         card = fake_discord.cards_in(thread)[0]
         # The same custom id pressed on a message in another thread (stale buttons, a forged id).
         await fake_discord.click(button(card, "fresh"), message=card | {"channel_id": other})
-        await fake_discord.wait_for(lambda: len(fake_discord.followups()) == 1)
+        await wait_until(lambda: len(fake_discord.followups()) == 1)
         await settle(bot)
         assert tuple(db_rows(db_path, "SELECT state FROM cards")[0]) == ("pending",)
         fake_llm.reply("Fresh: which budget?")
         await fake_discord.click(button(card, "fresh"), message=card)
-        await fake_discord.wait_for(lambda: "Fresh: which budget?" in fake_discord.texts_in(thread))
+        await wait_until(lambda: "Fresh: which budget?" in fake_discord.texts_in(thread))
         await settle(bot)
     refusal = fake_discord.followups()[0].json
     assert refusal["content"] == "That card is no longer active." and refusal["flags"] & 64
@@ -266,12 +266,10 @@ async def test_a_refused_history_fetch_is_tried_again_and_never_costs_the_messag
     async with discord_bot() as bot:
         fake_discord.fail("GET", rf"/channels/{thread}/messages", status=403, code=50001)
         await fake_discord.user_says("anyone?", channel_id=thread)
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         await settle(bot)
         await fake_discord.user_says("hello?", channel_id=thread)
-        await fake_discord.wait_for(
-            lambda: len(db_rows(db_path, "SELECT 1 FROM messages WHERE role = 'user'")) == 4, timeout=5
-        )
+        await wait_until(lambda: len(db_rows(db_path, "SELECT 1 FROM messages WHERE role = 'user'")) == 4, timeout=5)
         await settle(bot)
     users = db_rows(db_path, "SELECT content FROM messages WHERE role = 'user' ORDER BY id")
     assert [r[0] for r in users] == ["the release is on Tuesday", "anyone?", "is it still Tuesday?", "hello?"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from tests.discord.conftest import DiscordBotFactory, button, open_thread, settle
 from tests.fakes.discord import BOB, FakeDiscord
 from tests.fakes.llm import FakeLLM
+from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 
 
@@ -17,29 +18,29 @@ async def test_a_purge_and_a_delete_leave_no_trace_in_later_requests_or_the_catc
     async with discord_bot() as bot:
         thread = await open_thread(fake_discord, bot, "release planning")
         token = await fake_discord.user_says("my token is abc123", channel_id=thread)
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 2)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 2)
         other = await fake_discord.user_says("and the key is xyz789", channel_id=thread, author=BOB)
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 3)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 3)
         await settle(bot)
         await fake_discord.moderator_bulk_deletes([token, other])
-        await fake_discord.wait_for(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 2)
+        await wait_until(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 2)
         await fake_discord.user_says("what is left?", channel_id=thread)
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 4)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 4)
         await settle(bot)
         live = fake_llm.requests[-1].prompt_text
         assert "abc123" not in live and "xyz789" not in live and "release planning" in live
         assert fake_discord.texts_in(thread).count("Noted.") == 4  # the bot's own replies stay
     async with discord_bot() as bot:
         ghost = await fake_discord.user_says("the door code is ghost-42", channel_id=thread, author=BOB)
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         await fake_discord.user_deletes(ghost)  # deleted while the thread is orphaned
-        await fake_discord.wait_for(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 3)
+        await wait_until(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 3)
         fake_llm.reply("SUMMARY: release planning.")
         fake_llm.reply("Back with you.")
         await fake_discord.user_says("still there?", channel_id=thread)
         card = fake_discord.cards_in(thread)[0]
         await fake_discord.click(button(card, "catch_up"), message=card)
-        await fake_discord.wait_for(lambda: "Back with you." in fake_discord.texts_in(thread))
+        await wait_until(lambda: "Back with you." in fake_discord.texts_in(thread))
         await settle(bot)
     summary = next(r for r in fake_llm.requests if not r.stream).prompt_text
     for text in ("abc123", "xyz789", "ghost-42"):

@@ -14,6 +14,7 @@ from tests.conftest import MakeSettings
 from tests.discord.conftest import DiscordBotFactory, button, buttons, open_thread, settle
 from tests.fakes.discord import ALICE, BOB, BOT_ID, FakeDiscord, user
 from tests.fakes.llm import FakeLLM
+from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 
 
@@ -25,7 +26,7 @@ async def test_follow_ups_in_the_thread_need_no_mention_and_everyone_is_logged(
     async with discord_bot() as bot:
         thread = await open_thread(fake_discord, bot, "plan the launch")
         await fake_discord.user_says("and the budget?", channel_id=thread, author=BOB)
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 2)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 2)
         await fake_discord.user_says("(a bot says hi)", channel_id=thread, author=user("7", "OtherBot", bot=True))
         await fake_discord.user_says("no mention, not a thread of ours", author=BOB)
         await settle(bot)
@@ -50,9 +51,9 @@ async def test_a_mention_in_an_existing_thread_adopts_it(
         await settle(bot)
         assert fake_discord.texts_in("555") == []
         await fake_discord.user_says("what do you think?", channel_id="555", mention_bot=True)
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in("555")) == 1)
+        await wait_until(lambda: len(fake_discord.texts_in("555")) == 1)
         await fake_discord.user_says("and now without a mention", channel_id="555")
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in("555")) == 2)
+        await wait_until(lambda: len(fake_discord.texts_in("555")) == 2)
 
 
 async def test_restart_then_catch_me_up_answers_the_waiting_message(
@@ -62,7 +63,7 @@ async def test_restart_then_catch_me_up_answers_the_waiting_message(
         thread = await open_thread(fake_discord, bot, "we ship on the 14th")
     async with discord_bot() as bot:
         await fake_discord.user_says("when do we ship?", channel_id=thread, author=BOB)
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         await fake_discord.user_says("hello?", channel_id=thread)
         await settle(bot)
         assert len(fake_discord.cards_in(thread)) == 1
@@ -72,7 +73,7 @@ async def test_restart_then_catch_me_up_answers_the_waiting_message(
         fake_llm.reply("SUMMARY: shipping on the 14th.")
         fake_llm.reply("On the 14th.")
         interaction = await fake_discord.click(button(card, "catch_up"), message=card, who=BOB)
-        await fake_discord.wait_for(lambda: "On the 14th." in fake_discord.texts_in(thread))
+        await wait_until(lambda: "On the 14th." in fake_discord.texts_in(thread))
         await settle(bot)
     assert fake_discord.callbacks(interaction)[0].json["type"] == 6  # deferred within 3 s
     summary = next(r for r in fake_llm.requests if not r.stream)
@@ -93,11 +94,11 @@ async def test_restart_then_start_fresh_carries_none_of_the_earlier_text(
         thread = await open_thread(fake_discord, bot, "the password hint is PELICAN")
     async with discord_bot() as bot:
         await fake_discord.user_says("different topic", channel_id=thread)
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         card = fake_discord.cards_in(thread)[0]
         fake_llm.reply("Fresh start.")
         await fake_discord.click(button(card, "fresh"), message=card)
-        await fake_discord.wait_for(lambda: "Fresh start." in fake_discord.texts_in(thread))
+        await wait_until(lambda: "Fresh start." in fake_discord.texts_in(thread))
         await settle(bot)
     assert "PELICAN" not in fake_llm.requests[-1].prompt_text
     assert "Started fresh" in fake_discord.messages[card["id"]]["content"]
@@ -110,7 +111,7 @@ async def test_a_card_still_works_after_a_second_restart_and_clicks_race_to_one_
         thread = await open_thread(fake_discord, bot, "topic one")
     async with discord_bot() as bot:
         await fake_discord.user_says("still there?", channel_id=thread)
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         await settle(bot)
     async with discord_bot() as bot:
         card = fake_discord.cards_in(thread)[0]
@@ -119,8 +120,8 @@ async def test_a_card_still_works_after_a_second_restart_and_clicks_race_to_one_
             fake_discord.click(button(card, "fresh"), message=card, who=BOB),
             fake_discord.click(button(card, "fresh"), message=card, who=BOB),
         )
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(thread)) == 2)
-        await fake_discord.wait_for(lambda: len(fake_discord.followups()) == 2)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 2)
+        await wait_until(lambda: len(fake_discord.followups()) == 2)
         await settle(bot)
     assert all(fake_discord.callbacks(i) for i in clicks)
     notes = [c.json for c in fake_discord.followups()]
@@ -141,9 +142,7 @@ async def test_a_5000_character_reply_with_code_is_split_and_edits_are_throttled
     async with discord_bot() as bot:
         message = await fake_discord.user_says("explain the build", mention_bot=True)
         thread = str(message["id"])
-        await fake_discord.wait_for(
-            lambda: any(t.endswith("That's it.") for t in fake_discord.texts_in(thread)), timeout=15
-        )
+        await wait_until(lambda: any(t.endswith("That's it.") for t in fake_discord.texts_in(thread)), timeout=15)
         await settle(bot)
     texts = fake_discord.texts_in(thread)
     assert len(texts) >= 3 and all(len(t) <= 2000 for t in texts)
@@ -165,7 +164,6 @@ async def test_edits_and_deletions_reach_the_log(
         await settle(bot)
         await fake_discord.user_edits(typo, "the plan")
         await fake_discord.user_deletes(secret)
-        await asyncio.sleep(0.2)
         await settle(bot)
     rows = {r["platform_message_id"]: r for r in db_rows(db_path, "SELECT * FROM messages")}
     assert rows[typo["id"]]["content"] == "the plan" and rows[typo["id"]]["edited_utc"]
@@ -178,7 +176,7 @@ async def test_allowlists_ignore_others_in_channels_and_tell_them_in_dms(
     async with discord_bot(discord_allowed_users=frozenset({ALICE["id"]})) as bot:
         message = await fake_discord.user_says("let me in", mention_bot=True, author=BOB)
         await fake_discord.user_says("hi", channel_id="4242", author=BOB, guild=False)
-        await fake_discord.wait_for(lambda: len(fake_discord.sent_in("4242")) == 1)
+        await wait_until(lambda: len(fake_discord.sent_in("4242")) == 1)
         await settle(bot)
     assert "not available to you" in fake_discord.sent_in("4242")[0]["content"]
     assert message["id"] not in fake_discord.threads
@@ -192,10 +190,10 @@ async def test_a_dm_is_a_conversation_of_its_own(
     fake_llm.reply("Still in DM.")
     async with discord_bot() as bot:
         await fake_discord.user_says("hello bot", channel_id="7777", guild=False)
-        await fake_discord.wait_for(lambda: len(fake_discord.sent_in("7777")) == 1)
+        await wait_until(lambda: len(fake_discord.sent_in("7777")) == 1)
         await settle(bot)
         await fake_discord.user_says("second", channel_id="7777", guild=False)
-        await fake_discord.wait_for(lambda: len(fake_discord.sent_in("7777")) == 2)
+        await wait_until(lambda: len(fake_discord.sent_in("7777")) == 2)
     assert [m["content"] for m in fake_discord.sent_in("7777")] == ["Hi in DM.", "Still in DM."]
     assert "Alice: hello bot" in fake_llm.requests[-1].prompt_text
 
@@ -209,11 +207,11 @@ async def test_small_text_attachments_are_inlined_and_others_noted(
     ]
     async with discord_bot() as bot:
         message = await fake_discord.user_says("see attached", mention_bot=True, attachments=attachments)
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(message["id"])) == 1)
+        await wait_until(lambda: len(fake_discord.texts_in(message["id"])) == 1)
         await settle(bot)
     prompt = fake_llm.requests[-1].body["messages"][-1]["content"]
-    assert "[attachment: notes.txt (text/plain, 20 bytes)]\ncontents of notes.txt" in prompt
-    assert "[attachment: photo.png (image/png, 50000 bytes)]" in prompt
+    assert "[attachment: notes.txt (text/plain, 21 bytes)]\ncontents of notes.txt" in prompt  # the size read
+    assert "[attachment: photo.png (image/png, 50000 bytes), not read: this model cannot see images]" in prompt
     assert "photo.png" in db_rows(db_path, "SELECT attachments_json FROM messages")[0][0]
 
 
@@ -223,7 +221,7 @@ async def test_a_model_failure_is_a_short_friendly_message_in_the_thread(
     fake_llm.fail_always(status=500)
     async with discord_bot() as bot:
         message = await fake_discord.user_says("anyone home?", mention_bot=True)
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(message["id"])) == 1, timeout=10)
+        await wait_until(lambda: len(fake_discord.texts_in(message["id"])) == 1, timeout=10)
         await settle(bot)
     assert fake_discord.texts_in(message["id"]) == ["I couldn't reach the model. Try again in a minute."]
 
@@ -252,7 +250,7 @@ async def test_the_role_and_channel_allowlists_let_only_members_in(
     ) as bot:
         denied = await fake_discord.user_says("no role", mention_bot=True, author=BOB)
         allowed = await fake_discord.user_says("has the role", mention_bot=True)
-        await fake_discord.wait_for(lambda: len(fake_discord.texts_in(allowed["id"])) == 1)
+        await wait_until(lambda: len(fake_discord.texts_in(allowed["id"])) == 1)
         await settle(bot)
     assert denied["id"] not in fake_discord.threads
     assert [r["content"] for r in db_rows(db_path, "SELECT content FROM messages WHERE role = 'user'")] == [
@@ -278,11 +276,11 @@ async def test_messages_written_while_the_bot_was_down_are_logged_and_answered_a
     fake_discord.wrote_while_bot_was_away("hello? bot?", channel_id=thread)
     async with discord_bot() as bot:
         await fake_discord.user_says("are you back?", channel_id=thread)
-        await fake_discord.wait_for(lambda: len(fake_discord.cards_in(thread)) == 1)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         card = fake_discord.cards_in(thread)[0]
         fake_llm.reply("Yes: still Monday.")
         await fake_discord.click(button(card, "fresh"), message=card)
-        await fake_discord.wait_for(lambda: "Yes: still Monday." in fake_discord.texts_in(thread))
+        await wait_until(lambda: "Yes: still Monday." in fake_discord.texts_in(thread))
         await settle(bot)
     users = db_rows(db_path, "SELECT content, reply_state FROM messages WHERE role = 'user' ORDER BY id")
     assert [tuple(r) for r in users] == [

@@ -2,54 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from contextlib import AsyncExitStack
 
-from bots.app import open_router
-from bots.discord import DiscordAdapter
 from storage.leases import shard_resource
 from storage.postgres.db import open_postgres
 from storage.postgres.leases import PostgresLeases
-from tests.conftest import MakeSettings
-from tests.discord.conftest import DiscordBot
+from tests.discord.conftest import DiscordBotFactory
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.waiting import wait_until
 
-WorkerFactory = Callable[[], Any]
-
-
-def discord_worker(make_settings: MakeSettings, fake: FakeDiscord, url: str) -> WorkerFactory:
-    @asynccontextmanager
-    async def start() -> AsyncIterator[DiscordBot]:
-        settings = make_settings(
-            database_url=url,
-            discord_token="fake-discord-token",
-            discord_api_base=fake.api_base,
-            discord_gateway_url=fake.gateway_url,
-            worker_poll_s=0.05,
-            worker_lease_s=300.0,
-        )
-        async with open_router(settings) as router:
-            adapter = DiscordAdapter(settings=settings, router=router, guild_ready_timeout=0.05)
-            await adapter.start()
-            await router.resume("discord")
-            await router.ownership.listening()
-            try:
-                yield DiscordBot(adapter, router)
-            finally:
-                await adapter.stop()
-
-    return start
+ON_POSTGRES = {"worker_poll_s": 0.05, "worker_lease_s": 300.0}
 
 
 async def test_one_worker_holds_the_shard_the_other_answers_through_rest_and_takes_the_shard_over(
-    make_settings: MakeSettings, fake_discord: FakeDiscord, postgres_url: str
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, postgres_url: str
 ) -> None:
-    worker = discord_worker(make_settings, fake_discord, postgres_url)
     async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(worker())
-        b = await stack.enter_async_context(worker())
+        a = await stack.enter_async_context(discord_bot(database_url=postgres_url, **ON_POSTGRES))
+        b = await stack.enter_async_context(discord_bot(database_url=postgres_url, **ON_POSTGRES))
         assert a.adapter.shards.shard == 0 and b.adapter.shards.shard is None
         assert fake_discord.identified == 1 and fake_discord.identified_shards == [[0, 1]]
         assert await b.adapter.is_connected()  # logged in to REST: ready to answer what it owns

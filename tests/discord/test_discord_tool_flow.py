@@ -16,6 +16,7 @@ from tests.discord.conftest import DiscordBotFactory, button, buttons, settle
 from tests.fakes.discord import ALICE, BOB, FakeDiscord
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import stdio_entry, write_config
+from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 
 pytestmark = pytest.mark.slow  # each test starts an MCP server process
@@ -31,14 +32,14 @@ async def test_a_call_that_needs_a_person_waits_for_allow_then_the_answer_comes(
         await asyncio.wait_for(bot.router.tools_settled(), timeout=30)  # type: ignore[attr-defined]
         message = await fake_discord.user_says("file a ticket to rotate the keys", mention_bot=True)
         thread = str(message["id"])
-        await fake_discord.wait_for(lambda: any(buttons(m) for m in fake_discord.sent_in(thread)), timeout=15)
+        await wait_until(lambda: any(buttons(m) for m in fake_discord.sent_in(thread)), timeout=15)
         card = copy.deepcopy(next(m for m in fake_discord.sent_in(thread) if buttons(m)))
         assert "`fake__create_ticket`" in card["content"] and "Rotate the keys" in card["content"]
         await fake_discord.click(button(card, "allow"), message=card, who=BOB)
-        await fake_discord.wait_for(lambda: any("Filed ticket 1." in t for t in fake_discord.texts_in(thread)))
+        await wait_until(lambda: any("Filed ticket 1." in t for t in fake_discord.texts_in(thread)))
         await settle(bot)
         await fake_discord.click(button(card, "deny"), message=card, who=ALICE)  # too late
-        await fake_discord.wait_for(lambda: len(fake_discord.followups()) == 1)
+        await wait_until(lambda: len(fake_discord.followups()) == 1)
         await settle(bot)
     assert buttons(fake_discord.messages[card["id"]]) == []
     assert "Allowed by Bob." in fake_discord.messages[card["id"]]["content"]
@@ -64,7 +65,7 @@ async def test_a_slow_tool_shows_its_status_in_the_streaming_reply_and_not_in_th
             texts = fake_discord.texts_in(thread)
             return texts[-1] if texts else ""
 
-        await fake_discord.wait_for(lambda: reply() == f"Let me wait.\n\n{status}", timeout=15)
-        await fake_discord.wait_for(lambda: "Done waiting." in reply(), timeout=15)
+        await wait_until(lambda: reply() == f"Let me wait.\n\n{status}", timeout=15)
+        await wait_until(lambda: "Done waiting." in reply(), timeout=15)
         await settle(bot)
     assert reply().startswith("Let me wait.") and reply().endswith("Done waiting.") and "Running" not in reply()

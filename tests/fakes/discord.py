@@ -4,7 +4,9 @@ Point discord.py at it with ``discord.http.Route.BASE = fake.api_base`` and
 ``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)`` (the adapter does this from
 DISCORD_API_BASE / DISCORD_GATEWAY_URL). It keeps one guild with one text channel, assigns snowflakes, records
 every REST call, and lets a test dispatch gateway events: MESSAGE_CREATE / UPDATE / DELETE, THREAD_CREATE and
-INTERACTION_CREATE (button clicks), to whichever clients are connected (several, across restarts).
+INTERACTION_CREATE (button clicks, slash commands and their autocomplete), to whichever clients are connected
+(several, across restarts). It keeps the application commands a bulk overwrite registered, and the files sent
+with multipart bodies (an export in an interaction follow-up).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,15 @@ class RestCall:
 
 
 @dataclass
+class UploadedFile:
+    """A file part of a multipart REST call (``files[n]``), as received."""
+
+    path: str
+    filename: str
+    content: bytes
+
+
+@dataclass
 class Fault:
     """The next ``times`` calls matching ``method`` and ``pattern`` get this error instead of an answer."""
 
@@ -83,8 +93,14 @@ class FakeDiscord:
     identified_at: list[float] = field(default_factory=list)
     identified_shards: list[list[int] | None] = field(default_factory=list)  # IDENTIFY's [shard_id, count]
     faults: list[Fault] = field(default_factory=list)
+    app_commands: list[dict[str, Any]] = field(default_factory=list)
+    uploads: list[UploadedFile] = field(default_factory=list)
+    cdn_files: dict[str, bytes] = field(default_factory=dict)  # attachment name -> what the CDN serves
+    cdn_faults: dict[str, int | float] = field(default_factory=dict)  # name -> HTTP status, or seconds of silence
+    cdn_downloads: list[str] = field(default_factory=list)  # names the bot downloaded, in order
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _seq: Any = field(default_factory=lambda: itertools.count(1))
+    last_seq: int = 0  # the sequence number of the last dispatch sent: what "every event received" means
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _server: LoopbackServer = field(default_factory=LoopbackServer)
 
@@ -141,14 +157,9 @@ class FakeDiscord:
     def cards_in(self, channel_id: str) -> list[dict[str, Any]]:
         return [m for m in self.sent_in(channel_id) if "Where were we?" in (m.get("content") or "")]
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"not reached in {timeout}s; REST calls: {[(c.method, c.path) for c in self.calls]}"
-                )
-            await asyncio.sleep(0.01)
+    def _next_seq(self) -> int:
+        self.last_seq = next(self._seq)
+        return self.last_seq
 
     # -- gateway --------------------------------------------------------------------------------------------
 
@@ -157,7 +168,7 @@ class FakeDiscord:
         return len([ws for ws in self._sockets if not ws.closed])
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        frame = json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data})
+        frame = json.dumps({"op": 0, "t": event, "s": self._next_seq(), "d": data})
         for ws in [ws for ws in self._sockets if not ws.closed]:
             await ws.send_str(frame)
 
@@ -201,8 +212,8 @@ class FakeDiscord:
             "relationships": [],
             "presences": [],
         }
-        await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": next(self._seq), "d": ready}))
-        await ws.send_str(json.dumps({"op": 0, "t": "GUILD_CREATE", "s": next(self._seq), "d": self._guild()}))
+        await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": self._next_seq(), "d": ready}))
+        await ws.send_str(json.dumps({"op": 0, "t": "GUILD_CREATE", "s": self._next_seq(), "d": self._guild()}))
 
     def _guild(self) -> dict[str, Any]:
         return {
@@ -403,6 +414,82 @@ class FakeDiscord:
         )
         return interaction_id
 
+    # -- application (slash) commands ------------------------------------------------------------------------
+
+    def _overwrite_commands(self, body: Any) -> list[dict[str, Any]]:
+        """PUT /applications/{id}/commands: the whole list is replaced, each command gets an id and a version."""
+        self.app_commands = [
+            {"id": self.snowflake(), "application_id": APP_ID, "version": "1", "type": 1} | command
+            for command in body or []
+        ]
+        return self.app_commands
+
+    def app_command(self, name: str) -> dict[str, Any]:
+        found = [c for c in self.app_commands if c["name"] == name]
+        if not found:
+            raise AssertionError(f"no application command /{name} was registered: {self.app_commands}")
+        return found[0]
+
+    def _command_interaction(
+        self, kind: int, name: str, options: list[dict[str, Any]], *, channel_id: str, who: dict[str, Any], dm: bool
+    ) -> dict[str, Any]:
+        interaction_id = self.snowflake()
+        command = self.app_command(name)
+        data: dict[str, Any] = {
+            "id": interaction_id,
+            "application_id": APP_ID,
+            "type": kind,
+            "token": f"token-{interaction_id}",
+            "version": 1,
+            "channel_id": channel_id,
+            "data": {"id": command["id"], "name": name, "type": 1, "options": options},
+            "app_permissions": ALL_PERMISSIONS,
+            "locale": "en-US",
+            "entitlements": [],
+            "attachment_size_limit": 8_388_608,
+        }
+        if dm:
+            recipients = [who]
+            channel = {"id": channel_id, "type": 1, "recipients": recipients, "last_message_id": None}
+            return data | {"user": who, "channel": channel, "context": 1, "authorizing_integration_owners": {}}
+        channel = self.threads.get(channel_id) or {"id": channel_id, "type": 0, "guild_id": GUILD, "name": "general"}
+        return data | {
+            "guild_id": GUILD,
+            "guild_locale": "en-US",
+            "member": self.member(who) | {"permissions": ALL_PERMISSIONS},
+            "channel": channel,
+            "context": 0,
+            "authorizing_integration_owners": {"0": GUILD},
+        }
+
+    async def use_command(
+        self,
+        name: str,
+        *,
+        channel_id: str,
+        options: dict[str, str] | None = None,
+        who: dict[str, Any] = ALICE,
+        dm: bool = False,
+    ) -> str:
+        """Someone runs ``/name`` in a thread (or a DM, ``dm=True``); return the interaction id."""
+        typed = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
+        payload = self._command_interaction(2, name, typed, channel_id=channel_id, who=who, dm=dm)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return str(payload["id"])
+
+    async def autocomplete(
+        self, name: str, option: str, typed: str, *, channel_id: str, who: dict[str, Any] = ALICE
+    ) -> str:
+        """Someone is typing ``typed`` into ``option`` of ``/name``; return the interaction id."""
+        focused = [{"name": option, "type": 3, "value": typed, "focused": True}]
+        payload = self._command_interaction(4, name, focused, channel_id=channel_id, who=who, dm=False)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return str(payload["id"])
+
+    def followups_of(self, interaction_id: str) -> list[RestCall]:
+        """Follow-up messages sent with this interaction's token (webhook posts), in order."""
+        return self.calls_to("POST", rf"/webhooks/{APP_ID}/token-{interaction_id}")
+
     def callbacks(self, interaction_id: str) -> list[RestCall]:
         return self.calls_to("POST", rf"/interactions/{interaction_id}/.+/callback")
 
@@ -442,10 +529,16 @@ class FakeDiscord:
 
     async def _multipart_json(self, request: web.Request) -> Any:
         reader = await request.multipart()
+        payload = None
         async for part in reader:
-            if getattr(part, "name", None) == "payload_json":
-                return json.loads(await part.text())  # type: ignore[union-attr]
-        return None
+            name = getattr(part, "name", None)
+            if name == "payload_json":
+                payload = json.loads(await part.text())  # type: ignore[union-attr]
+            elif name and name.startswith("files["):
+                content = bytes(await part.read())  # type: ignore[union-attr]
+                filename = getattr(part, "filename", None) or name
+                self.uploads.append(UploadedFile("/" + request.match_info["path"], filename, content))
+        return payload
 
     def _route(self, method: str, path: str, body: dict[str, Any], query: dict[str, str]) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
@@ -497,6 +590,8 @@ class FakeDiscord:
                     "permission_overwrites": [],
                     "parent_id": None,
                 }
+            case "PUT", ["applications", _app, "commands"]:
+                return 200, self._overwrite_commands(body)
             case "POST", ["interactions", interaction_id, _token, "callback"]:
                 return 200, {
                     "interaction": {"id": interaction_id, "type": 3},
@@ -585,7 +680,21 @@ class FakeDiscord:
         }
 
     async def _attachment(self, request: web.Request) -> web.Response:
-        return web.Response(body=f"contents of {request.match_info['name']}".encode())
+        name = request.match_info["name"]
+        self.cdn_downloads.append(name)
+        fault = self.cdn_faults.get(name)
+        if isinstance(fault, int):
+            return web.Response(status=fault, text="not found")
+        if isinstance(fault, float):
+            await asyncio.sleep(fault)  # a CDN that never answers within the bot's timeout
+        return web.Response(body=self.cdn_files.get(name, f"contents of {name}".encode()))
+
+    def attachment_file(
+        self, name: str, data: bytes, *, content_type: str, size: int | None = None
+    ) -> dict[str, Any]:
+        """An attachment the CDN serves as ``data``; ``size`` is what the message claims (default: the truth)."""
+        self.cdn_files[name] = data
+        return self.attachment(name, content_type=content_type, size=len(data) if size is None else size)
 
     def attachment(self, name: str, *, content_type: str = "text/plain", size: int = 20) -> dict[str, Any]:
         return {

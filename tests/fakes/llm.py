@@ -92,6 +92,17 @@ class RecordedRequest:
         return list(self.body.get("messages", []))
 
     @property
+    def image_parts(self) -> list[tuple[str, str]]:
+        """Every image part sent, as (the role of its message, its URL), in order."""
+        return [
+            (str(m.get("role")), str(part.get("image_url", {}).get("url")))
+            for m in self.messages
+            if isinstance(m.get("content"), list)
+            for part in m["content"]
+            if isinstance(part, dict) and part.get("type") == "image_url"
+        ]
+
+    @property
     def tools(self) -> list[dict[str, Any]] | None:
         """The ``tools`` the request offered, as sent (None when it offered none)."""
         tools = self.body.get("tools")

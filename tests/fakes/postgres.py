@@ -75,8 +75,9 @@ class PostgresServer:
         bin_dir = find_bin_dir()
         if bin_dir is None:
             raise PostgresUnavailable("no initdb/pg_ctl on PATH or under /usr/lib/postgresql")
-        root = Path(tempfile.mkdtemp(prefix="threadkeeper-pg-"))
         run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        # As root, the folder must be one the postgres user can reach: /tmp, whatever TMPDIR says.
+        root = Path(tempfile.mkdtemp(prefix="threadkeeper-pg-", dir="/tmp" if run_as else None))
         if run_as:
             shutil.chown(root, user="postgres", group="postgres")
         data = root / "data"
@@ -152,6 +153,9 @@ def running_server(*, durable: bool = False) -> Iterator[PostgresServer]:
         server.stop()
 
 
+_skipped: list[str] = []  # the reason the Postgres leg was skipped, for the end-of-run notice
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One server for the whole test session; skipped (or failed, in CI) when none can run here."""
@@ -161,7 +165,15 @@ def postgres_server() -> Iterator[PostgresServer]:
     except PostgresUnavailable as exc:
         if postgres_required():
             pytest.fail(f"{REQUIRE_VARIABLE} is set but Postgres cannot run: {exc}")
-        pytest.skip(f"Postgres leg skipped: {exc} (install postgresql, or set {URL_VARIABLE})")
+        notice = f"Postgres leg skipped: {exc} (install postgresql, or set {URL_VARIABLE})"
+        _skipped.append(notice)
+        pytest.skip(notice)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say once, at the end of the run, that the Postgres half of the contract suite did not run."""
+    if _skipped:
+        terminalreporter.write_line(_skipped[0], yellow=True)
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 The real slack-bolt app talks to it unmodified (``AsyncWebClient(base_url=fake.api_url)``). Every Web API call
 is recorded with its parameters so tests assert on what Slack would have received; Socket Mode envelopes are
-recorded with their acks. ``Payloads`` builds event and interaction bodies shaped like Slack's.
+recorded with their acks. ``Payloads`` builds event and interaction bodies shaped like Slack's. File uploads
+follow files upload v2 (files.getUploadURLExternal, a POST of the bytes to the URL it gave, then
+files.completeUploadExternal); the fake keeps each file's bytes and where it was shared.
 """
 
 from __future__ import annotations
@@ -24,11 +26,24 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from tests.fakes.server import LoopbackServer
+from tests.fakes.waiting import wait_until
 
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
 TEAM = "T1"
-GRANTED_SCOPES = ("app_mentions:read", "chat:write", "channels:history", "groups:history", "im:history", "users:read")
+GRANTED_SCOPES = (
+    "app_mentions:read",
+    "assistant:write",
+    "chat:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "users:read",
+    "files:write",
+    "im:write",
+    "files:read",
+)
+STREAM_CALL_LIMIT = 12_000  # characters of markdown a streaming call may carry
 
 
 @dataclass
@@ -36,6 +51,18 @@ class ApiCall:
     method: str
     params: dict[str, Any]
     at: float
+
+
+@dataclass
+class Stream:
+    """A natively streamed message as Slack holds it."""
+
+    channel: str
+    thread_ts: str | None
+    text: str = ""
+    stopped: bool = False
+    tasks: dict[str, str] = field(default_factory=dict)  # task id -> its last status
+    blocks: list[dict[str, Any]] = field(default_factory=list)  # sent with the stop
 
 
 @dataclass
@@ -55,8 +82,18 @@ class FakeSlack:
     delays_s: dict[str, float] = field(default_factory=dict)  # method -> seconds before it answers
     disconnects: dict[str, int] = field(default_factory=dict)  # method -> how many calls lose their connection
     errors: dict[str, list[str]] = field(default_factory=dict)  # method -> error codes for its next calls
+    # method -> its calls are answered only once this holds (else, after 5 s, with the error "held_too_long")
+    held_until: dict[str, Callable[[], bool]] = field(default_factory=dict)
     on_ack: Callable[[str], None] | None = None  # called with the envelope_id the moment its ack arrives
     set_status_error: str | None = None  # every assistant.threads.setStatus fails so (outside assistant threads)
+    # chat.startStream / appendStream / stopStream: an older workspace (the default) does not know them.
+    streaming: bool = False
+    streams: dict[str, Stream] = field(default_factory=dict)  # ts -> the streamed message
+    uploads: dict[str, bytes] = field(default_factory=dict)  # file_id -> the bytes POSTed to its upload URL
+    bot_token: str = "xoxb-test-token"  # url_private downloads need it as Bearer, like Slack's file servers
+    files: dict[str, bytes] = field(default_factory=dict)  # file id -> what url_private serves
+    file_faults: dict[str, int | float | str] = field(default_factory=dict)  # id -> status, seconds, or "sign-in"
+    file_downloads: list[tuple[str, int]] = field(default_factory=list)  # (file id, status answered), in order
     spread: random.Random | None = None  # set: each envelope goes to a random live connection (several workers)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
@@ -71,6 +108,8 @@ class FakeSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._file_download)
         await self._server.start(app)
 
     async def stop(self) -> None:
@@ -105,13 +144,6 @@ class FakeSlack:
             if call.method == "chat.update" and call.params.get("ts") == ts:
                 text = call.params.get("text", "")
         return text
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {timeout}s; calls: {[c.method for c in self.calls]}")
-            await asyncio.sleep(0.01)
 
     # -- Socket Mode --------------------------------------------------------------------------------------------
 
@@ -203,6 +235,11 @@ class FakeSlack:
         self.calls.append(call)
         if self.delays_s.get(method):
             await asyncio.sleep(self.delays_s[method])
+        if method in self.held_until:
+            try:
+                await wait_until(self.held_until[method], what=f"{method} released")
+            except AssertionError:
+                return web.json_response(self._refuse(call, "held_too_long"))
         if self.rate_limited.get(method):
             self.rate_limited[method] -= 1
             call.params["_status"] = 429
@@ -220,6 +257,42 @@ class FakeSlack:
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         result = handler(call) if handler else {"ok": True}
         return web.json_response(result, headers={"x-oauth-scopes": ",".join(self.scopes)})
+
+    # -- files (url_private) ------------------------------------------------------------------------------------
+
+    def file(self, name: str, data: bytes, *, mimetype: str, size: int | None = None) -> dict[str, Any]:
+        """A file object as a ``file_share`` message carries it; ``size`` is what Slack claims (default: the truth)."""
+        file_id = f"F{len(self.files) + 1:08d}"
+        self.files[file_id] = data
+        url = f"http://127.0.0.1:{self._server.port}/files-pri/T1-{file_id}/{name}"
+        return {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "size": len(data) if size is None else size,
+            "url_private": url,
+            "url_private_download": url + "?download=1",
+        }
+
+    async def _file_download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"].split("-", 1)[-1]
+        fault = self.file_faults.get(file_id)
+        status = 200
+        if request.headers.get("Authorization") != f"Bearer {self.bot_token}":
+            status = 401  # Slack answers a login page or 401 without the token; never the file
+        elif isinstance(fault, int):
+            status = fault
+        elif file_id not in self.files:
+            status = 404
+        self.file_downloads.append((file_id, status))
+        if status != 200:
+            return web.Response(status=status, text="unauthorized" if status == 401 else "error")
+        if isinstance(fault, float):
+            await asyncio.sleep(fault)  # a file server that never answers within the bot's timeout
+        if fault == "sign-in":  # what Slack serves a token without files:read: its sign-in page, with a 200
+            return web.Response(text="<html><body>Sign in to Slack</body></html>", content_type="text/html")
+        return web.Response(body=self.files[file_id], content_type="application/octet-stream")
 
     def _next_ts(self) -> str:
         n = next(self._ts)
@@ -276,9 +349,91 @@ class FakeSlack:
         return {"ok": True, "message_ts": self._next_ts()}
 
     def _assistant_threads_setStatus(self, call: ApiCall) -> dict[str, Any]:
-        if self.set_status_error:
-            call.params["_status"] = self.set_status_error
-            return {"ok": False, "error": self.set_status_error}
+        """Slack allows the assistant status in assistant and agent threads (DMs) only."""
+        error = self.set_status_error or (None if str(call.params.get("channel_id")).startswith("D") else "not_allowed")
+        if error:
+            call.params["_status"] = error
+            return {"ok": False, "error": error}
+        return {"ok": True}
+
+    # -- native streaming and the assistant methods -------------------------------------------------------------
+
+    def streamed_in(self, thread_ts: str) -> list[Stream]:
+        """The streamed messages in a thread, in order."""
+        return [s for s in self.streams.values() if s.thread_ts == thread_ts]
+
+    def _chat_startStream(self, call: ApiCall) -> dict[str, Any]:
+        if not self.streaming:
+            return self._refuse(call, "unknown_method")
+        channel = str(call.params.get("channel"))
+        if not channel.startswith("D") and not (
+            call.params.get("recipient_user_id") and call.params.get("recipient_team_id")
+        ):
+            return self._refuse(call, "invalid_arguments")  # outside DMs Slack needs to know the asker
+        stream = Stream(channel=channel, thread_ts=call.params.get("thread_ts"))
+        error = self._stream_in(stream, call.params)
+        if error:
+            return self._refuse(call, error)
+        ts = self._next_ts()
+        call.params["_ts"] = ts
+        self.streams[ts] = stream
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _chat_appendStream(self, call: ApiCall) -> dict[str, Any]:
+        return self._stream_more(call, stop=False)
+
+    def _chat_stopStream(self, call: ApiCall) -> dict[str, Any]:
+        return self._stream_more(call, stop=True)
+
+    def _stream_more(self, call: ApiCall, *, stop: bool) -> dict[str, Any]:
+        if not self.streaming:
+            return self._refuse(call, "unknown_method")
+        stream = self.streams.get(str(call.params.get("ts")))
+        if stream is None or stream.stopped:
+            return self._refuse(call, "message_not_in_streaming_state")
+        error = self._stream_in(stream, call.params)
+        if error:
+            return self._refuse(call, error)
+        if stop:
+            stream.stopped, stream.blocks = True, list(call.params.get("blocks") or [])
+        return {"ok": True, "channel": call.params.get("channel"), "ts": call.params.get("ts")}
+
+    @staticmethod
+    def _stream_in(stream: Stream, params: dict[str, Any]) -> str | None:
+        """Apply a streaming call's ``markdown_text`` or ``chunks`` to ``stream``; an error code, or None."""
+        text = str(params.get("markdown_text") or "")
+        chunks = params.get("chunks") or []
+        if text and chunks:
+            return "invalid_arguments"
+        tasks: dict[str, str] = {}
+        for chunk in chunks:
+            if chunk.get("type") == "markdown_text":
+                text += str(chunk.get("text") or "")
+            elif chunk.get("type") == "task_update" and chunk.get("id") and chunk.get("title"):
+                tasks[str(chunk["id"])] = str(chunk.get("status"))
+            else:
+                return "invalid_chunks"
+        if len(text) > STREAM_CALL_LIMIT:
+            return "msg_too_long"
+        stream.text += text
+        stream.tasks |= tasks
+        return None
+
+    def _refuse(self, call: ApiCall, error: str) -> dict[str, Any]:
+        call.params["_status"] = error
+        return {"ok": False, "error": error}
+
+    def _assistant_threads_setTitle(self, call: ApiCall) -> dict[str, Any]:
+        if not (call.params.get("channel_id") and call.params.get("thread_ts") and call.params.get("title")):
+            return self._refuse(call, "invalid_arguments")
+        return {"ok": True}
+
+    def _assistant_threads_setSuggestedPrompts(self, call: ApiCall) -> dict[str, Any]:
+        prompts = call.params.get("prompts")
+        if not call.params.get("channel_id") or not isinstance(prompts, list) or not 0 < len(prompts) <= 4:
+            return self._refuse(call, "invalid_arguments")
+        if any(not (p.get("title") and p.get("message")) for p in prompts):
+            return self._refuse(call, "invalid_arguments")
         return {"ok": True}
 
     def _conversations_info(self, call: ApiCall) -> dict[str, Any]:
@@ -290,6 +445,46 @@ class FakeSlack:
             "ok": True,
             "channel": {"id": channel, "name": None if is_im else f"channel-{channel.lower()}", "is_im": is_im},
         }
+
+
+    # -- files upload v2 and DMs (the export command) -----------------------------------------------------------
+
+    def _files_getUploadURLExternal(self, call: ApiCall) -> dict[str, Any]:
+        if not call.params.get("filename") or not str(call.params.get("length") or "").isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ts):08d}"
+        return {"ok": True, "file_id": file_id, "upload_url": f"http://127.0.0.1:{self._server.port}/upload/{file_id}"}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        content = await request.read()
+        self.uploads[request.match_info["file_id"]] = content
+        return web.Response(text=f"OK - {len(content)}")
+
+    def _files_completeUploadExternal(self, call: ApiCall) -> dict[str, Any]:
+        files = json.loads(str(call.params.get("files") or "[]"))
+        call.params["files"] = files
+        if not files or any(f.get("id") not in self.uploads for f in files):
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "files": [{"id": f["id"], "title": f.get("title") or ""} for f in files]}
+
+    def shared_files(self) -> list[tuple[str, str, bytes]]:
+        """(channel, title, bytes) of every file an upload completed and shared, in order."""
+        return [
+            (str(call.params.get("channel_id")), str(f.get("title")), self.uploads[f["id"]])
+            for call in self.calls_to("files.completeUploadExternal")
+            if "_status" not in call.params
+            for f in call.params["files"]
+        ]
+
+    def _conversations_open(self, call: ApiCall) -> dict[str, Any]:
+        users = str(call.params.get("users") or "")
+        if not users or "," in users:
+            return {"ok": False, "error": "not_enough_users" if not users else "too_many_users"}
+        return {"ok": True, "channel": {"id": f"D{users}"}}
+
+    def ephemerals(self, *, user: str | None = None) -> list[dict[str, Any]]:
+        """The chat.postEphemeral calls (their params), optionally only those for ``user``."""
+        return [c.params for c in self.calls_to("chat.postEphemeral") if user is None or c.params.get("user") == user]
 
 
 class Payloads:
@@ -427,6 +622,73 @@ class Payloads:
             ],
             "response_url": "http://127.0.0.1:1/unused",
         }
+
+
+class AgentPayloads:
+    """Bodies of Slack's AI-app features: feedback clicks, the assistant panel, the messages tab."""
+
+    @staticmethod
+    def feedback_click(
+        value: str, *, user: str = "UALICE", channel: str = "C1", message_ts: str, thread_ts: str
+    ) -> dict[str, Any]:
+        """A press on one of the feedback buttons (``value`` is that button's value) under a message."""
+        body = Payloads.click(value, user=user, channel=channel, message_ts=message_ts, thread_ts=thread_ts)
+        body["actions"] = [
+            {
+                "type": "feedback_buttons",
+                "action_id": "tk-feedback",
+                "block_id": "tk-feedback-x",
+                "value": value,
+                "text": {"type": "plain_text", "text": "👍"},
+                "action_ts": str(time.time()),
+            }
+        ]
+        return body
+
+    @staticmethod
+    def assistant_thread_started(*, channel: str = "D1", thread_ts: str, user: str = "UALICE") -> dict[str, Any]:
+        return {
+            "type": "assistant_thread_started",
+            "assistant_thread": {
+                "user_id": user,
+                "context": {"channel_id": "C1", "team_id": TEAM, "enterprise_id": None},
+                "channel_id": channel,
+                "thread_ts": thread_ts,
+            },
+            "event_ts": Payloads.ts(),
+        }
+
+    @staticmethod
+    def messages_tab_opened(*, channel: str = "D1", user: str = "UALICE") -> dict[str, Any]:
+        return {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": channel,
+            "tab": "messages",
+            "event_ts": Payloads.ts(),
+        }
+def message_shortcut(
+    callback_id: str, *, message_ts: str, thread_ts: str | None, user: str = "UALICE", channel: str = "C1"
+) -> dict[str, Any]:
+    """A message shortcut used on a message (``message_action``), as Slack sends it over Socket Mode or HTTP."""
+    message: dict[str, Any] = {"type": "message", "user": "UALICE", "ts": message_ts, "text": "a message"}
+    if thread_ts:
+        message["thread_ts"] = thread_ts
+    return {
+        "type": "message_action",
+        "token": "verification-token",
+        "action_ts": str(time.time()),
+        "team": {"id": TEAM, "domain": "fake"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+        "channel": {"id": channel, "name": "general"},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": "trigger",
+        "response_url": "http://127.0.0.1:1/unused",
+        "message_ts": message_ts,
+        "message": message,
+    }
 
 
 def signed_headers(secret: str, body: str, *, timestamp: int | None = None) -> dict[str, str]:

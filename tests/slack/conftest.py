@@ -16,6 +16,7 @@ from bots.slack import SlackAdapter
 from bots.threads import ThreadRouter
 from tests.conftest import MakeSettings
 from tests.fakes.slack import FakeSlack
+from tests.fakes.waiting import wait_until
 
 SIGNING_SECRET = "test-signing-secret"
 
@@ -25,6 +26,7 @@ class SlackBot:
     adapter: SlackAdapter
     router: ThreadRouter
     settings: Settings
+    fake: FakeSlack
 
     @property
     def events_url(self) -> str:
@@ -66,9 +68,9 @@ def slack_bot(make_settings: MakeSettings, fake_slack: FakeSlack) -> SlackBotFac
             await adapter.start()
             await router.resume("slack")
             if not http:
-                await fake_slack.wait_for(lambda: fake_slack.connected > 0)
+                await wait_until(lambda: fake_slack.connected > 0)
             try:
-                yield SlackBot(adapter, router, settings)
+                yield SlackBot(adapter, router, settings, fake_slack)
             finally:
                 await adapter.stop()
 

@@ -12,6 +12,7 @@ import pytest
 import bots.slack.adapter as adapter_module
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads, post_event, signed_headers
+from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 from tests.slack.conftest import SIGNING_SECRET, SlackBotFactory
 from tests.slack.test_slack_socket_mode import card_posts, card_value, replies_in, settle
@@ -22,7 +23,7 @@ async def _orphaned_thread_with_a_card(slack_bot: SlackBotFactory, fake: FakeSla
     mention = Payloads.mention("we chose Postgres")
     async with slack_bot(**overrides) as bot:
         await fake.send(Payloads.event_body(mention))
-        await fake.wait_for(lambda: len(replies_in(fake, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake, mention["ts"])) == 1)
         await settle(bot)
     return str(mention["ts"])
 
@@ -33,14 +34,14 @@ async def test_a_click_is_acknowledged_at_once_even_when_slack_is_slow_to_update
     thread = await _orphaned_thread_with_a_card(slack_bot, fake_slack)
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(Payloads.message("which database?", thread_ts=thread)))
-        await fake_slack.wait_for(lambda: len(card_posts(fake_slack)) == 1)
+        await wait_until(lambda: len(card_posts(fake_slack)) == 1)
         fake_slack.delays_s["chat.update"] = 2.0
         fake_llm.reply("Fresh start: which database do you mean?")
         envelope = await fake_slack.send(Payloads.click(card_value(fake_slack, "fresh")), kind="interactive")
-        await fake_slack.wait_for(lambda: envelope in fake_slack.acked_at)
+        await wait_until(lambda: envelope in fake_slack.acked_at)
         assert fake_slack.acked_at[envelope] - fake_slack.sent_at[envelope] < 0.5
         fake_slack.delays_s.clear()
-        await fake_slack.wait_for(lambda: "Fresh start" in " ".join(replies_in(fake_slack, thread)), timeout=10)
+        await wait_until(lambda: "Fresh start" in " ".join(replies_in(fake_slack, thread)), timeout=10)
         await settle(bot)
     assert [tuple(r) for r in db_rows(db_path, "SELECT state, resolved_by_name FROM cards")] == [("fresh", "Alice")]
 
@@ -56,7 +57,7 @@ async def test_an_event_is_acknowledged_only_once_its_message_is_in_the_log(
     fake_slack.delays_s["users.info"] = 0.5  # the listener is still working when an early ack would go out
     async with slack_bot() as bot:
         envelope = await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: envelope in fake_slack.acked_at)
+        await wait_until(lambda: envelope in fake_slack.acked_at)
         assert logged_when_acked == [["log me first"]]
         assert 0.45 < fake_slack.acked_at[envelope] - fake_slack.sent_at[envelope] < 2.5
         await settle(bot)
@@ -69,16 +70,16 @@ async def test_a_clicker_outside_the_allowlist_is_told_privately_and_the_card_st
     thread = await _orphaned_thread_with_a_card(slack_bot, fake_slack, **allow)
     async with slack_bot(**allow) as bot:
         await fake_slack.send(Payloads.event_body(Payloads.message("and now?", thread_ts=thread)))
-        await fake_slack.wait_for(lambda: len(card_posts(fake_slack)) == 1)
+        await wait_until(lambda: len(card_posts(fake_slack)) == 1)
         await fake_slack.send(
             Payloads.click(card_value(fake_slack, "fresh"), user="UBOB", thread_ts=thread), kind="interactive"
         )
-        await fake_slack.wait_for(lambda: len(fake_slack.calls_to("chat.postEphemeral")) == 1)
+        await wait_until(lambda: len(fake_slack.calls_to("chat.postEphemeral")) == 1)
         await settle(bot)
         assert [tuple(r) for r in db_rows(db_path, "SELECT state FROM cards")] == [("pending",)]
         fake_llm.reply("Alice's fresh start.")
         await fake_slack.send(Payloads.click(card_value(fake_slack, "fresh"), thread_ts=thread), kind="interactive")
-        await fake_slack.wait_for(lambda: "Alice's fresh start." in replies_in(fake_slack, thread))
+        await wait_until(lambda: "Alice's fresh start." in replies_in(fake_slack, thread))
     note = fake_slack.calls_to("chat.postEphemeral")[0].params
     assert (note["user"], note["channel"], note["thread_ts"]) == ("UBOB", "C1", thread)
     assert "not available to you" in note["text"]
@@ -100,7 +101,7 @@ async def test_stopping_lets_a_reply_in_flight_finish_without_reconnecting(
     mention = Payloads.mention("talk slowly")
     async with slack_bot():
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(fake_slack.posts(thread_ts=mention["ts"])) == 1)
+        await wait_until(lambda: len(fake_slack.posts(thread_ts=mention["ts"])) == 1)
     assert fake_slack.connected == 0
     assert len(fake_slack.calls_to("apps.connections.open")) == 1, "reconnected while stopping"
     assert replies_in(fake_slack, mention["ts"]) == [
@@ -117,7 +118,7 @@ async def test_a_model_failure_leaves_no_placeholder_and_one_friendly_note(
     mention = Payloads.mention("this will fail")
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(fake_slack.posts(thread_ts=mention["ts"])) == 2)
+        await wait_until(lambda: len(fake_slack.posts(thread_ts=mention["ts"])) == 2)
         await settle(bot)
     deleted = {c.params["ts"] for c in fake_slack.calls_to("chat.delete")}
     visible = [
@@ -149,11 +150,11 @@ async def test_http_mode_dm_thread_and_follow_up(
     async with slack_bot(http=True) as bot:
         first = Payloads.dm("hi there")
         assert await post_event(bot.events_url, SIGNING_SECRET, Payloads.event_body(first)) == 200
-        await fake_slack.wait_for(lambda: replies_in(fake_slack, first["ts"]) == ["Hello in DM."])
+        await wait_until(lambda: replies_in(fake_slack, first["ts"]) == ["Hello in DM."])
         await settle(bot)
         follow = Payloads.dm("and again", thread_ts=first["ts"])
         assert await post_event(bot.events_url, SIGNING_SECRET, Payloads.event_body(follow)) == 200
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, first["ts"])) == 2)
+        await wait_until(lambda: len(replies_in(fake_slack, first["ts"])) == 2)
     assert replies_in(fake_slack, first["ts"])[1] == "Still in the DM thread."
     threads = db_rows(db_path, "SELECT channel, thread FROM threads")
     assert [tuple(r) for r in threads] == [("D1", first["ts"])]
@@ -164,12 +165,10 @@ async def test_a_dropped_socket_is_reopened_and_events_flow_again(
 ) -> None:
     async with slack_bot() as bot:
         await fake_slack.drop_connections()
-        await fake_slack.wait_for(
-            lambda: len(fake_slack.calls_to("apps.connections.open")) == 2 and fake_slack.connected == 1
-        )
+        await wait_until(lambda: len(fake_slack.calls_to("apps.connections.open")) == 2 and fake_slack.connected == 1)
         mention = Payloads.mention("are you still there?")
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         await settle(bot)
 
 
@@ -182,7 +181,7 @@ async def test_http_mode_stop_refuses_new_requests_and_finishes_the_reply_in_fli
     mention = Payloads.mention("slow one")
     async with slack_bot(http=True) as bot:
         assert await post_event(bot.events_url, SIGNING_SECRET, Payloads.event_body(mention)) == 200
-        await fake_slack.wait_for(lambda: len(fake_slack.posts(thread_ts=mention["ts"])) == 1)
+        await wait_until(lambda: len(fake_slack.posts(thread_ts=mention["ts"])) == 1)
         stopping = asyncio.create_task(bot.adapter.stop())
         await asyncio.sleep(0.05)
         with pytest.raises(aiohttp.ClientConnectionError):

@@ -15,6 +15,7 @@ from bots.render import tool_status
 from tests.approval_rows import approval_row, post_approval
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import TEAM, FakeSlack, Payloads
+from tests.fakes.waiting import wait_until
 from tests.slack.conftest import SlackBot, SlackBotFactory
 from tests.slack.test_slack_socket_mode import replies_in, settle
 
@@ -22,7 +23,7 @@ from tests.slack.test_slack_socket_mode import replies_in, settle
 async def open_thread(fake: FakeSlack, bot: SlackBot, text: str) -> str:
     mention = Payloads.mention(text)
     await fake.send(Payloads.event_body(mention))
-    await fake.wait_for(lambda: len(replies_in(fake, mention["ts"])) == 1)
+    await wait_until(lambda: len(replies_in(fake, mention["ts"])) == 1)
     await settle(bot)
     return str(mention["ts"])
 
@@ -54,7 +55,7 @@ async def test_a_click_from_outside_the_allowlist_is_refused_and_the_call_still_
             click(approval_id, ApprovalAction.ALLOW, user="UBOB", card_ts=card_ts, thread_ts=thread),
             kind="interactive",
         )
-        await fake_slack.wait_for(lambda: len(ephemeral_texts(fake_slack)) == 1)
+        await wait_until(lambda: len(ephemeral_texts(fake_slack)) == 1)
         await settle(bot)
     assert "not available to you" in ephemeral_texts(fake_slack)[0]
     assert approval_row(db_path, approval_id) == ("pending", None)
@@ -72,34 +73,40 @@ async def test_an_approval_button_pressed_in_another_thread_is_refused(
             click(approval_id, ApprovalAction.ALLOW, user="UALICE", card_ts=card_ts, thread_ts=other),
             kind="interactive",
         )
-        await fake_slack.wait_for(lambda: len(ephemeral_texts(fake_slack)) == 1)
+        await wait_until(lambda: len(ephemeral_texts(fake_slack)) == 1)
         await settle(bot)
     assert ephemeral_texts(fake_slack) == ["That request is no longer active."]
     assert approval_row(db_path, approval_id) == ("pending", None)
 
 
-async def test_the_assistant_status_shows_while_a_tool_runs_and_is_cleared(
+async def test_in_a_dm_the_assistant_status_shows_while_the_model_thinks_and_a_tool_runs_and_is_cleared(
     slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
 ) -> None:
+    dm = Payloads.dm("read the notes")
+    thread, where = str(dm["ts"]), ThreadKey("slack", TEAM, "D1", str(dm["ts"]))
     async with slack_bot() as bot:
-        thread = await open_thread(fake_slack, bot, "read the notes")
-        await bot.adapter.outbox.show_status(thread=key(thread), text=tool_status("files__read_file"))
+        await bot.adapter.outbox.show_status(thread=where, text=tool_status("files__read_file"))
         assert fake_slack.calls_to("assistant.threads.setStatus") == []  # nothing streams: nothing to mark
         fake_llm.reply("Let me look. It says ship on Friday.")
         fake_llm.chunk_chars = 13
         resume = fake_llm.pause_after(13)
-        await fake_slack.send(Payloads.event_body(Payloads.message("what do they say?", thread_ts=thread)))
-        await fake_slack.wait_for(lambda: "Let me look." in replies_in(fake_slack, thread)[-1])
-        await bot.adapter.outbox.show_status(thread=key(thread), text=tool_status("files__read_file"))
-        await bot.adapter.outbox.show_status(thread=key(thread), text=None)
+        await fake_slack.send(Payloads.event_body(dm))
+        await wait_until(
+            lambda: bool(replies_in(fake_slack, thread)) and "Let me look." in replies_in(fake_slack, thread)[-1]
+        )
+        await bot.adapter.outbox.show_status(thread=where, text=tool_status("files__read_file"))
+        await bot.adapter.outbox.show_status(thread=where, text=None)
         resume.set()
-        await fake_slack.wait_for(lambda: "Friday" in replies_in(fake_slack, thread)[-1])
+        await wait_until(lambda: "Friday" in replies_in(fake_slack, thread)[-1])
         await settle(bot)
-    statuses = [
-        (c.params["channel_id"], c.params["thread_ts"], c.params["status"])
-        for c in fake_slack.calls_to("assistant.threads.setStatus")
+    calls = fake_slack.calls_to("assistant.threads.setStatus")
+    assert [(c.params["channel_id"], c.params["thread_ts"], c.params["status"]) for c in calls] == [
+        ("D1", thread, "is thinking…"),
+        ("D1", thread, ""),  # the answer started
+        ("D1", thread, "Running files__read_file…"),
+        ("D1", thread, ""),
     ]
-    assert statuses == [("C1", thread, "Running files__read_file…"), ("C1", thread, "")]
+    assert calls[0].params["loading_messages"] and "loading_messages" not in calls[1].params
     assert replies_in(fake_slack, thread)[-1] == "Let me look. It says ship on Friday."
     assert not any("Running" in str(c.params.get("text")) for c in fake_slack.calls_to("chat.update"))
 
@@ -114,14 +121,14 @@ async def test_a_refused_assistant_status_falls_back_to_a_line_in_the_reply_aske
         fake_llm.chunk_chars = 13
         resume = fake_llm.pause_after(13)
         await fake_slack.send(Payloads.event_body(Payloads.message("what do they say?", thread_ts=thread)))
-        await fake_slack.wait_for(lambda: "Let me look." in replies_in(fake_slack, thread)[-1])
+        await wait_until(lambda: "Let me look." in replies_in(fake_slack, thread)[-1])
         reply_ts = fake_slack.posts(thread_ts=thread)[-1].params["_ts"]
         await bot.adapter.outbox.show_status(thread=key(thread), text=tool_status("files__read_file"))
-        await fake_slack.wait_for(lambda: fake_slack.final_text(reply_ts).endswith("_Running files__read_file…_"))
+        await wait_until(lambda: fake_slack.final_text(reply_ts).endswith("_Running files__read_file…_"))
         await bot.adapter.outbox.show_status(thread=key(thread), text=tool_status("files__list"))
-        await fake_slack.wait_for(lambda: fake_slack.final_text(reply_ts).endswith("_Running files__list…_"))
+        await wait_until(lambda: fake_slack.final_text(reply_ts).endswith("_Running files__list…_"))
         resume.set()
-        await fake_slack.wait_for(lambda: "Friday" in fake_slack.final_text(reply_ts))
+        await wait_until(lambda: "Friday" in fake_slack.final_text(reply_ts))
         await settle(bot)
     assert len(fake_slack.calls_to("assistant.threads.setStatus")) == 1
     assert fake_slack.final_text(reply_ts) == "Let me look. It says ship on Friday."

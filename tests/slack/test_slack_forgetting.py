@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads
+from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 from tests.slack.conftest import SlackBotFactory
 from tests.slack.test_slack_socket_mode import card_posts, card_value, replies_in, settle
@@ -19,24 +20,24 @@ async def test_a_deleted_thread_reply_is_gone_from_the_live_session_and_from_the
     root = mention["ts"]
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, root)) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, root)) == 1)
         password = Payloads.message("my password is hunter2", thread_ts=root)
         await fake_slack.send(Payloads.event_body(password))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, root)) == 2)
+        await wait_until(lambda: len(replies_in(fake_slack, root)) == 2)
         await settle(bot)
         await fake_slack.send(Payloads.event_body(Payloads.deleted(ts=password["ts"], thread_ts=root)))
-        await fake_slack.wait_for(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 1)
+        await wait_until(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 1)
         await fake_slack.send(Payloads.event_body(Payloads.message("what is left?", thread_ts=root, user="UBOB")))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, root)) == 3)
+        await wait_until(lambda: len(replies_in(fake_slack, root)) == 3)
         await settle(bot)
         assert "hunter2" not in fake_llm.requests[-1].prompt_text
     async with slack_bot() as bot:
         secret = Payloads.message("the door code is ghost-42", thread_ts=root, user="UBOB")
         await fake_slack.send(Payloads.event_body(secret))
-        await fake_slack.wait_for(lambda: len(card_posts(fake_slack)) == 1)
+        await wait_until(lambda: len(card_posts(fake_slack)) == 1)
         # The reply is deleted while its thread is orphaned and the card waits.
         await fake_slack.send(Payloads.event_body(Payloads.deleted(ts=secret["ts"], thread_ts=root)))
-        await fake_slack.wait_for(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 2)
+        await wait_until(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 2)
         await fake_slack.send(Payloads.event_body(Payloads.message("still there?", thread_ts=root)))
         await settle(bot)
         fake_llm.reply("SUMMARY: release planning.")
@@ -46,7 +47,7 @@ async def test_a_deleted_thread_reply_is_gone_from_the_live_session_and_from_the
             Payloads.click(card_value(fake_slack, "catch_up"), message_ts=str(card["_ts"]), thread_ts=root),
             kind="interactive",
         )
-        await fake_slack.wait_for(lambda: "Back with you." in replies_in(fake_slack, root))
+        await wait_until(lambda: "Back with you." in replies_in(fake_slack, root))
     summary = next(r for r in fake_llm.requests if not r.stream).prompt_text
     assert "release planning" in summary
     for text in ("hunter2", "ghost-42"):

@@ -12,6 +12,7 @@ from bots.slack import SlackAdapter
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import TEAM, FakeSlack, Payloads
+from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 from tests.slack.conftest import SlackBotFactory
 from tests.slack.test_slack_acks_and_failures import _orphaned_thread_with_a_card
@@ -24,17 +25,17 @@ async def test_a_card_button_pressed_in_another_thread_is_refused_privately(
     thread = await _orphaned_thread_with_a_card(slack_bot, fake_slack)
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(Payloads.message("which database?", thread_ts=thread)))
-        await fake_slack.wait_for(lambda: len(card_posts(fake_slack)) == 1)
+        await wait_until(lambda: len(card_posts(fake_slack)) == 1)
         other = Payloads.ts()  # the same button value, shown in some other thread
         await fake_slack.send(
             Payloads.click(card_value(fake_slack, "fresh"), thread_ts=other, channel="C2"), kind="interactive"
         )
-        await fake_slack.wait_for(lambda: len(fake_slack.calls_to("chat.postEphemeral")) == 1)
+        await wait_until(lambda: len(fake_slack.calls_to("chat.postEphemeral")) == 1)
         await settle(bot)
         assert [r["state"] for r in db_rows(db_path, "SELECT state FROM cards")] == ["pending"]
         fake_llm.reply("Fresh: which one?")
         await fake_slack.send(Payloads.click(card_value(fake_slack, "fresh"), thread_ts=thread), kind="interactive")
-        await fake_slack.wait_for(lambda: "Fresh: which one?" in replies_in(fake_slack, thread))
+        await wait_until(lambda: "Fresh: which one?" in replies_in(fake_slack, thread))
         await settle(bot)
     note = fake_slack.calls_to("chat.postEphemeral")[0].params
     assert (note["channel"], note["thread_ts"], note["text"]) == ("C2", other, "That card is no longer active.")
@@ -49,7 +50,7 @@ async def test_a_network_error_in_the_name_lookup_costs_the_name_not_the_message
     mention = Payloads.mention("are you there?")
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: replies_in(fake_slack, mention["ts"]) == ["Answered anyway."])
+        await wait_until(lambda: replies_in(fake_slack, mention["ts"]) == ["Answered anyway."])
         await settle(bot)
     assert [tuple(r) for r in db_rows(db_path, "SELECT author_name, content FROM messages WHERE role = 'user'")] == [
         ("UALICE", "are you there?")
@@ -64,13 +65,13 @@ async def test_a_network_error_in_the_clickers_name_lookup_does_not_lose_the_cli
     thread = await _orphaned_thread_with_a_card(slack_bot, fake_slack)
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(Payloads.message("which database?", thread_ts=thread)))
-        await fake_slack.wait_for(lambda: len(card_posts(fake_slack)) == 1)
+        await wait_until(lambda: len(card_posts(fake_slack)) == 1)
         fake_slack.disconnects["users.info"] = 10  # Bob's name was never looked up in this process
         fake_llm.reply("Fresh start, Bob.")
         await fake_slack.send(
             Payloads.click(card_value(fake_slack, "fresh"), user="UBOB", thread_ts=thread), kind="interactive"
         )
-        await fake_slack.wait_for(lambda: "Fresh start, Bob." in replies_in(fake_slack, thread))
+        await wait_until(lambda: "Fresh start, Bob." in replies_in(fake_slack, thread))
         await settle(bot)
     assert [tuple(r) for r in db_rows(db_path, "SELECT state, resolved_by_name FROM cards")] == [("fresh", "UBOB")]
 
@@ -89,7 +90,7 @@ async def test_a_reply_whose_update_fails_mid_stream_continues_in_a_new_message(
     mention = Payloads.mention("explain")
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: reply in replies_in(fake_slack, mention["ts"]))
+        await wait_until(lambda: reply in replies_in(fake_slack, mention["ts"]))
         await settle(bot)
     placeholder, anew = fake_slack.posts(thread_ts=mention["ts"])
     assert fake_slack.final_text(anew.params["_ts"]) == reply
@@ -110,16 +111,16 @@ async def test_a_renamed_user_is_called_by_the_new_name_once_the_cached_one_expi
     async with slack_bot() as bot:
         bot.adapter._names = BoundedCache(max_entries=10, ttl_s=adapter_module.DISPLAY_NAME_TTL_S, clock=lambda: now[0])
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         await settle(bot)
         fake_slack.users["UALICE"] = "Alice Cooper"  # she renamed herself in Slack
         now[0] += adapter_module.DISPLAY_NAME_TTL_S - 1
         await fake_slack.send(Payloads.event_body(Payloads.message("cached", thread_ts=mention["ts"])))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 2)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 2)
         await settle(bot)
         now[0] += 1
         await fake_slack.send(Payloads.event_body(Payloads.message("expired", thread_ts=mention["ts"])))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 3)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 3)
         await settle(bot)
     rows = db_rows(db_path, "SELECT author_name, content FROM messages WHERE role = 'user' ORDER BY id")
     assert [tuple(r) for r in rows] == [("Alice", "first"), ("Alice", "cached"), ("Alice Cooper", "expired")]
@@ -147,10 +148,10 @@ async def test_in_a_shared_channel_an_external_users_follow_up_joins_the_same_th
     ) | {"user_team": "TPARTNER", "source_team": "TPARTNER"}
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.shared_channel_body(mention, host_team="TPARTNER"))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         await settle(bot)
         await fake_slack.send(Payloads.shared_channel_body(external, host_team="TPARTNER"))
-        await fake_slack.wait_for(lambda: replies_in(fake_slack, mention["ts"])[-1:] == ["Yes, Erin: May."])
+        await wait_until(lambda: replies_in(fake_slack, mention["ts"])[-1:] == ["Yes, Erin: May."])
         await settle(bot)
     threads = db_rows(db_path, "SELECT workspace, channel, thread FROM threads")
     assert [tuple(r) for r in threads] == [(TEAM, "CSHARED", mention["ts"])]

@@ -11,7 +11,9 @@ import pytest
 
 from tests.fakes.llm import FakeLLM
 from tests.fakes.process import child_process
+from tests.fakes.settings import fake_model_env
 from tests.fakes.slack import FakeSlack, Payloads
+from tests.fakes.waiting import wait_until
 from tests.slack.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -39,22 +41,20 @@ async def test_run_serves_readiness_and_metrics_on_metrics_port(tmp_path: Path, 
     base = f"http://127.0.0.1:{port}"
     mention = Payloads.mention("hello metrics", channel="C7")
     async with FakeSlack() as fake:
-        env = {
-            "DATABASE_URL": f"sqlite:///{tmp_path}/bot.db",
-            "LLM_MODEL": "openai/fake",
-            "LLM_API_BASE": fake_llm.base_url,
-            "LLM_API_KEY": "sk-test",
-            "SLACK_BOT_TOKEN": "xoxb-metrics",
-            "SLACK_APP_TOKEN": "xapp-metrics",
-            "SLACK_API_URL": fake.api_url,
-            "METRICS_PORT": str(port),
-        }
+        env = fake_model_env(
+            fake_llm.base_url,
+            tmp_path / "bot.db",
+            SLACK_BOT_TOKEN="xoxb-metrics",
+            SLACK_APP_TOKEN="xapp-metrics",
+            SLACK_API_URL=fake.api_url,
+            METRICS_PORT=str(port),
+        )
         fake_llm.reply("Counted.")
         async with child_process(["-m", "bots", "run"], env, log=tmp_path / "bot.log") as bot:
             await wait_for_ready(base)
             assert await get(f"{base}/readyz") == (200, '{"ready": true, "parts": {"database": true, "slack": true}}')
             await fake.send(Payloads.event_body(mention))
-            await fake.wait_for(lambda: any(c.params.get("text") == "Counted." for c in fake.calls), timeout=30)
+            await wait_until(lambda: any(c.params.get("text") == "Counted." for c in fake.calls), timeout=30)
             await asyncio.sleep(0.2)
             status, text = await get(f"{base}/metrics")
             bot.terminate()

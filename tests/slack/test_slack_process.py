@@ -16,23 +16,23 @@ import pytest
 
 from tests.fakes.llm import FakeLLM
 from tests.fakes.process import child_process
+from tests.fakes.settings import fake_model_env
 from tests.fakes.slack import FakeSlack, Payloads
+from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 
 pytestmark = pytest.mark.slow
 
 
 def _env(fake: FakeSlack, llm: FakeLLM, db: Path) -> dict[str, str]:
-    return {
-        "DATABASE_URL": f"sqlite:///{db}",
-        "LLM_MODEL": "openai/fake",
-        "LLM_API_BASE": llm.base_url,
-        "LLM_API_KEY": "sk-test",
-        "SLACK_BOT_TOKEN": "xoxb-process-secret",
-        "SLACK_APP_TOKEN": "xapp-process-secret",
-        "SLACK_API_URL": fake.api_url,
-        "LOG_LEVEL": "INFO",
-    }
+    return fake_model_env(
+        llm.base_url,
+        db,
+        SLACK_BOT_TOKEN="xoxb-process-secret",
+        SLACK_APP_TOKEN="xapp-process-secret",
+        SLACK_API_URL=fake.api_url,
+        LOG_LEVEL="INFO",
+    )
 
 
 def _replies(fake: FakeSlack, thread_ts: str) -> list[str]:
@@ -50,13 +50,13 @@ async def test_killed_before_the_ack_then_the_redelivered_event_gets_the_card_an
         env = _env(fake, fake_llm, db)
         fake_llm.reply("Noted: Friday.")
         async with child_process(["-m", "bots", "run"], env, log=log) as first:
-            await fake.wait_for(lambda: fake.connected == 1, timeout=60)
+            await wait_until(lambda: fake.connected == 1, timeout=60)
             await fake.send(Payloads.event_body(mention))
-            await fake.wait_for(lambda: _replies(fake, mention["ts"]) == ["Noted: Friday."], timeout=30)
+            await wait_until(lambda: _replies(fake, mention["ts"]) == ["Noted: Friday."], timeout=30)
             # Bob's name is not cached yet: the listener waits on users.info, the ack has not gone out.
             fake.delays_s["users.info"] = 1.0
             envelope = await fake.send(follow_up_body)
-            await fake.wait_for(lambda: any(c.params.get("user") == "UBOB" for c in fake.calls_to("users.info")))
+            await wait_until(lambda: any(c.params.get("user") == "UBOB" for c in fake.calls_to("users.info")))
             first.send_signal(signal.SIGKILL)
             await first.wait()
         assert envelope not in fake.acks
@@ -66,18 +66,18 @@ async def test_killed_before_the_ack_then_the_redelivered_event_gets_the_card_an
 
         fake.delays_s.clear()
         async with child_process(["-m", "bots", "run"], env, log=log) as second:
-            await fake.wait_for(lambda: fake.connected == 1 and len(fake.calls_to("apps.connections.open")) == 2, 60)
+            await wait_until(lambda: fake.connected == 1 and len(fake.calls_to("apps.connections.open")) == 2, 60)
             assert await fake.redeliver_unacked() == 1
-            await fake.wait_for(lambda: any(c.params.get("blocks") for c in fake.posts()), timeout=30)
+            await wait_until(lambda: any(c.params.get("blocks") for c in fake.posts()), timeout=30)
             card = next(c for c in fake.posts() if c.params.get("blocks"))
             assert card.params["thread_ts"] == mention["ts"] and card.params["channel"] == "C5"
             catch_up = card.params["blocks"][1]["elements"][0]["value"]
             fake_llm.reply("SUMMARY: the team ships on Friday.")
             fake_llm.reply("On Friday.")
             await fake.send(Payloads.click(catch_up, user="UBOB", channel="C5"), kind="interactive")
-            await fake.wait_for(lambda: "On Friday." in _replies(fake, mention["ts"]), timeout=30)
-            await fake.send(follow_up_body, retry_attempt=2)  # Slack's next retry, now after the ack: a no-op
-            await asyncio.sleep(0.3)
+            await wait_until(lambda: "On Friday." in _replies(fake, mention["ts"]), timeout=30)
+            retry = await fake.send(follow_up_body, retry_attempt=2)  # Slack's next retry, now after the ack: a no-op
+            await wait_until(lambda: retry in fake.acks, timeout=30)  # handled (acked after the listener)
             second.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(second.wait(), timeout=30) == 0
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import BOT_USER, FakeSlack, Payloads
+from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
-from tests.slack.conftest import SlackBotFactory
+from tests.slack.conftest import SlackBot, SlackBotFactory
 
 
 def card_posts(fake: FakeSlack) -> list[dict[str, object]]:
@@ -29,9 +30,10 @@ def replies_in(fake: FakeSlack, thread_ts: str) -> list[str]:
     return [fake.final_text(c.params["_ts"]) for c in fake.posts(thread_ts=thread_ts) if not c.params.get("blocks")]
 
 
-async def settle(bot: object) -> None:
-    await asyncio.sleep(0.05)
-    await bot.router.idle()  # type: ignore[attr-defined]
+async def settle(bot: SlackBot) -> None:
+    """Every envelope sent so far acknowledged (so handed to the router), then every answer finished."""
+    await wait_until(lambda: not bot.fake.unacked, what="every envelope acknowledged")
+    await bot.router.idle()
 
 
 async def test_mention_gets_a_threaded_reply_and_follow_ups_need_no_mention(
@@ -42,10 +44,10 @@ async def test_mention_gets_a_threaded_reply_and_follow_ups_need_no_mention(
     async with slack_bot() as bot:
         mention = Payloads.mention("hello there")
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         await settle(bot)
         await fake_slack.send(Payloads.event_body(Payloads.message("and a follow-up", thread_ts=mention["ts"])))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 2)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 2)
         await settle(bot)
         unrelated = Payloads.message("chatter in another thread", thread_ts=Payloads.ts())
         await fake_slack.send(Payloads.event_body(unrelated))
@@ -71,11 +73,11 @@ async def test_direct_messages_are_answered_in_a_thread_that_continues(
     async with slack_bot() as bot:
         first = Payloads.message("hi in DM", channel="D1", channel_type="im")
         await fake_slack.send(Payloads.event_body(first))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, first["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, first["ts"])) == 1)
         await settle(bot)
         follow = Payloads.message("more in DM", channel="D1", channel_type="im", thread_ts=first["ts"])
         await fake_slack.send(Payloads.event_body(follow))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, first["ts"])) == 2)
+        await wait_until(lambda: len(replies_in(fake_slack, first["ts"])) == 2)
     assert "Alice: hi in DM" in fake_llm.requests[-1].prompt_text
 
 
@@ -85,12 +87,12 @@ async def test_restart_then_catch_me_up_answers_the_waiting_message(
     mention = Payloads.mention("we picked Redis for caching")
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         await settle(bot)
     async with slack_bot() as bot:
         question = Payloads.message("what did we pick?", thread_ts=mention["ts"], user="UBOB")
         await fake_slack.send(Payloads.event_body(question))
-        await fake_slack.wait_for(lambda: len(card_posts(fake_slack)) == 1)
+        await wait_until(lambda: len(card_posts(fake_slack)) == 1)
         await fake_slack.send(Payloads.event_body(Payloads.message("hello?", thread_ts=mention["ts"])))
         await settle(bot)
         assert len(card_posts(fake_slack)) == 1
@@ -105,7 +107,7 @@ async def test_restart_then_catch_me_up_answers_the_waiting_message(
             ),
             kind="interactive",
         )
-        await fake_slack.wait_for(lambda: "You picked Redis." in replies_in(fake_slack, mention["ts"]))
+        await wait_until(lambda: "You picked Redis." in replies_in(fake_slack, mention["ts"]))
     summary = next(r for r in fake_llm.requests if not r.stream)
     assert '<message from="Alice" role="user">we picked Redis for caching' in summary.prompt_text
     answer = fake_llm.requests[-1].body["messages"]
@@ -123,14 +125,14 @@ async def test_restart_then_start_fresh_sends_none_of_the_earlier_text(
     mention = Payloads.mention("codename is BLUEBIRD")
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         await settle(bot)
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(Payloads.message("new topic", thread_ts=mention["ts"])))
-        await fake_slack.wait_for(lambda: len(card_posts(fake_slack)) == 1)
+        await wait_until(lambda: len(card_posts(fake_slack)) == 1)
         fake_llm.reply("Fresh answer.")
         await fake_slack.send(Payloads.click(card_value(fake_slack, "fresh")), kind="interactive")
-        await fake_slack.wait_for(lambda: "Fresh answer." in replies_in(fake_slack, mention["ts"]))
+        await wait_until(lambda: "Fresh answer." in replies_in(fake_slack, mention["ts"]))
         await settle(bot)
     assert "BLUEBIRD" not in fake_llm.requests[-1].prompt_text
     assert not [r for r in fake_llm.requests if not r.stream]
@@ -143,7 +145,7 @@ async def test_a_redelivered_event_is_logged_and_answered_once_even_across_a_res
     body = Payloads.event_body(mention)
     async with slack_bot() as bot:
         await fake_slack.send(body)
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         await settle(bot)
         await fake_slack.send(body, retry_attempt=1)
         await settle(bot)
@@ -162,19 +164,19 @@ async def test_a_double_click_and_two_users_on_two_buttons_give_one_outcome(
     mention = Payloads.mention("first")
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         await settle(bot)
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(Payloads.message("second", thread_ts=mention["ts"])))
-        await fake_slack.wait_for(lambda: len(card_posts(fake_slack)) == 1)
+        await wait_until(lambda: len(card_posts(fake_slack)) == 1)
         clicks = [
             Payloads.click(card_value(fake_slack, "catch_up"), user="UALICE", thread_ts=mention["ts"]),
             Payloads.click(card_value(fake_slack, "fresh"), user="UBOB", thread_ts=mention["ts"]),
             Payloads.click(card_value(fake_slack, "fresh"), user="UBOB", thread_ts=mention["ts"]),
         ]
         await asyncio.gather(*(fake_slack.send(c, kind="interactive") for c in clicks))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 2)
-        await fake_slack.wait_for(lambda: len(fake_slack.calls_to("chat.postEphemeral")) == 2)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 2)
+        await wait_until(lambda: len(fake_slack.calls_to("chat.postEphemeral")) == 2)
         await settle(bot)
     assert len(replies_in(fake_slack, mention["ts"])) == 2
     notes = [c.params["text"] for c in fake_slack.calls_to("chat.postEphemeral")]
@@ -188,17 +190,17 @@ async def test_a_card_still_works_after_a_second_restart(
     mention = Payloads.mention("topic A")
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         await settle(bot)
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(Payloads.message("waiting", thread_ts=mention["ts"])))
-        await fake_slack.wait_for(lambda: len(card_posts(fake_slack)) == 1)
+        await wait_until(lambda: len(card_posts(fake_slack)) == 1)
         await settle(bot)
     async with slack_bot() as bot:
         fake_llm.reply("SUMMARY: topic A")
         fake_llm.reply("Back on topic A.")
         await fake_slack.send(Payloads.click(card_value(fake_slack, "catch_up")), kind="interactive")
-        await fake_slack.wait_for(lambda: "Back on topic A." in replies_in(fake_slack, mention["ts"]))
+        await wait_until(lambda: "Back on topic A." in replies_in(fake_slack, mention["ts"]))
     assert len(card_posts(fake_slack)) == 1
 
 
@@ -208,7 +210,7 @@ async def test_edits_and_deletions_are_reflected_in_the_log(
     mention = Payloads.mention("root")
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         follow = Payloads.message("typo here", thread_ts=mention["ts"])
         await fake_slack.send(Payloads.event_body(follow))
         await settle(bot)
@@ -229,7 +231,7 @@ async def test_users_outside_the_allowlist_are_ignored_in_channels_and_told_in_d
         await fake_slack.send(Payloads.event_body(Payloads.mention("let me in", user="UBOB")))
         dm = Payloads.message("hello?", user="UBOB", channel="D2", channel_type="im")
         await fake_slack.send(Payloads.event_body(dm))
-        await fake_slack.wait_for(lambda: len(fake_slack.posts()) == 1)
+        await wait_until(lambda: len(fake_slack.posts()) == 1)
         await settle(bot)
     assert "not available to you" in fake_slack.posts()[0].params["text"]
     assert fake_slack.posts()[0].params["thread_ts"] == dm["ts"]
@@ -248,9 +250,8 @@ async def test_a_long_reply_with_code_is_split_and_streaming_edits_are_throttled
     async with slack_bot() as bot:
         mention = Payloads.mention("write a lot")
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: bool(fake_slack.calls_to("chat.update")), timeout=10)
-        await asyncio.sleep(0.1)
-        await bot.router.idle()
+        await wait_until(lambda: bool(fake_slack.calls_to("chat.update")), timeout=10)
+        await settle(bot)
     texts = replies_in(fake_slack, mention["ts"])
     assert len(texts) >= 3
     assert all(len(t) <= 3500 for t in texts)
@@ -267,7 +268,7 @@ async def test_the_bot_ignores_its_own_and_other_bots_messages(
     mention = Payloads.mention("root")
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         own = Payloads.message("my own reply", user=BOT_USER, thread_ts=mention["ts"])
         other = Payloads.message("a bot", thread_ts=mention["ts"]) | {"bot_id": "BOTHER", "subtype": "bot_message"}
         await fake_slack.send(Payloads.event_body(own))
@@ -284,7 +285,7 @@ async def test_a_rate_limited_post_is_retried_after_slacks_retry_after(
     async with slack_bot() as bot:
         mention = Payloads.mention("busy channel")
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: "Worth the wait." in replies_in(fake_slack, mention["ts"]), timeout=10)
+        await wait_until(lambda: "Worth the wait." in replies_in(fake_slack, mention["ts"]), timeout=10)
         await settle(bot)
     posts = fake_slack.calls_to("chat.postMessage")
     assert posts[0].params["_status"] == 429
@@ -299,7 +300,7 @@ async def test_team_and_channel_allowlists_ignore_everything_else(
         await fake_slack.send(Payloads.event_body(Payloads.mention("other team", team="T9"), team="T9"))
         allowed = Payloads.mention("right place")
         await fake_slack.send(Payloads.event_body(allowed))
-        await fake_slack.wait_for(lambda: len(replies_in(fake_slack, allowed["ts"])) == 1)
+        await wait_until(lambda: len(replies_in(fake_slack, allowed["ts"])) == 1)
         await settle(bot)
     assert [r["content"] for r in db_rows(db_path, "SELECT content FROM messages WHERE role = 'user'")] == [
         "right place"

@@ -7,6 +7,7 @@ from bots.slack.outbox import message_chunks
 from bots.streaming import Snapshot
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads
+from tests.fakes.waiting import wait_until
 from tests.slack.conftest import SlackBotFactory
 from tests.slack.test_slack_socket_mode import replies_in, settle
 
@@ -21,7 +22,7 @@ async def test_a_model_stream_that_breaks_shows_everything_received_marked_inter
     mention = Payloads.mention("tell me")
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: len(fake_slack.posts(thread_ts=mention["ts"])) == 2, timeout=10)
+        await wait_until(lambda: len(fake_slack.posts(thread_ts=mention["ts"])) == 2, timeout=10)
         await settle(bot)
     partial, note = replies_in(fake_slack, mention["ts"])
     cut_short = ("This sentence will be cut off somewhere in the middle of it. " * 2)[:120].rstrip()

@@ -14,6 +14,7 @@ import pytest
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import stdio_entry, write_config
 from tests.fakes.slack import FakeSlack, Payloads
+from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 from tests.slack.conftest import SlackBotFactory
 from tests.slack.test_slack_socket_mode import replies_in, settle
@@ -41,23 +42,21 @@ async def test_allow_in_slack_runs_the_call_and_a_refused_status_falls_back_to_t
         await asyncio.wait_for(bot.router.tools_settled(), timeout=30)  # type: ignore[attr-defined]
         mention = Payloads.mention("file a ticket to rotate the keys")
         await fake_slack.send(Payloads.event_body(mention))
-        await fake_slack.wait_for(lambda: bool(approval_posts(fake_slack, mention["ts"])), timeout=15)
+        await wait_until(lambda: bool(approval_posts(fake_slack, mention["ts"])), timeout=15)
         card = approval_posts(fake_slack, mention["ts"])[0]
         value = card["blocks"][2]["elements"][0]["value"]  # type: ignore[index]
         await fake_slack.send(
             Payloads.click(str(value), user="UBOB", message_ts=str(card["_ts"]), thread_ts=mention["ts"]),
             kind="interactive",
         )
-        await fake_slack.wait_for(
+        await wait_until(
             lambda: any(t.endswith("_Running fake__slow…_") for t in replies_in(fake_slack, mention["ts"])), timeout=15
         )
-        await fake_slack.wait_for(
-            lambda: any("Filed ticket 1." in t for t in replies_in(fake_slack, mention["ts"])), timeout=15
-        )
+        await wait_until(lambda: any("Filed ticket 1." in t for t in replies_in(fake_slack, mention["ts"])), timeout=15)
         await settle(bot)
         late = Payloads.click(str(value), user="UALICE", message_ts=str(card["_ts"]), thread_ts=mention["ts"])
         await fake_slack.send(late, kind="interactive")
-        await fake_slack.wait_for(lambda: bool(fake_slack.calls_to("chat.postEphemeral")))
+        await wait_until(lambda: bool(fake_slack.calls_to("chat.postEphemeral")))
         await settle(bot)
     assert tuple(db_rows(db_path, "SELECT state, decided_by_name FROM approvals")[0]) == ("approved", "Bob")
     assert "Allowed by Bob." in str(fake_slack.current_blocks(str(card["_ts"])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from bots.slack import translate
 from bots.slack.access import Origin, origin_of
 from bots.slack.mrkdwn import to_mrkdwn
 from bots.slack.outbox import card_blocks
+from bots.slack.stream import guarded
 from tests.fakes.slack import BOT_USER, TEAM, Payloads
 
 
@@ -153,3 +155,33 @@ def test_in_a_shared_channel_the_allowlist_sees_the_clickers_own_team() -> None:
     assert origin_of(Payloads.event_body(Payloads.message("hi", user="UERIN", team="TPARTNER"))) == Origin(
         team="TPARTNER", channel="C1", user="UERIN", kind="channel"
     )
+
+
+def test_suggested_prompts_are_json_pairs_at_most_four_and_empty_means_the_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from bots.config import DEFAULT_SUGGESTED_PROMPTS, Settings
+
+    def prompts(value: str) -> object:
+        monkeypatch.setenv("SLACK_SUGGESTED_PROMPTS", value)
+        return Settings(_env_file=None).slack_suggested_prompts  # type: ignore[call-arg]
+
+    assert prompts('[["Plan", "Plan my week"]]') == (("Plan", "Plan my week"),)
+    assert prompts("[]") == ()
+    assert prompts("") == DEFAULT_SUGGESTED_PROMPTS
+    five = "[" + ", ".join(['["a", "b"]'] * 5) + "]"
+    for bad in ("nope", five, '[["", "b"]]'):
+        with pytest.raises(ValidationError, match="slack_suggested_prompts"):
+            prompts(bad)
+
+
+def test_no_split_of_streamed_text_between_two_appends_can_form_a_mention() -> None:
+    text = "ping <!here>, <@U1> and <#C1> now<"
+    forms_mention = re.compile(r"<[@!#]")
+    assert forms_mention.search(guarded(text)) is None
+    for cut in range(len(text) + 1):
+        shown = guarded(text[:cut]) + guarded(text[cut:])
+        assert forms_mention.search(shown) is None, cut
+        assert shown.replace("\u200b", "") == text

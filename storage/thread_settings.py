@@ -1,0 +1,33 @@
+"""ThreadSettings: what people chose for one thread from inside it (today: its model).
+
+One row per thread, deleted with the thread (``ON DELETE CASCADE``), so ``forget`` takes the choice with it. The
+store only keeps what was chosen; whether a model is allowed is the caller's business (``LLM_MODELS``). This is
+the SQLite implementation of ``storage.protocols.ThreadSettings``; storage/postgres/thread_settings.py is the
+Postgres one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from storage.db import Database
+from storage.records import iso
+
+
+class ThreadSettings:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def model(self, *, thread_id: int) -> str | None:
+        """The model chosen for the thread, or None when nobody chose one."""
+        row = await self._db.fetchone("SELECT model FROM thread_settings WHERE thread_id = ?", (thread_id,))
+        return None if row is None or row["model"] is None else str(row["model"])
+
+    async def set_model(self, *, thread_id: int, model: str, changed_by_id: str, now: datetime) -> None:
+        """Remember ``model`` for the thread (replacing any earlier choice)."""
+        await self._db.execute(
+            "INSERT INTO thread_settings (thread_id, model, changed_by_id, changed_utc) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (thread_id) DO UPDATE SET model = excluded.model, changed_by_id = excluded.changed_by_id, "
+            "changed_utc = excluded.changed_utc",
+            (thread_id, model, changed_by_id, iso(now)),
+        )

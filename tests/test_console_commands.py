@@ -1,0 +1,61 @@
+"""The in-thread commands typed in the terminal: /retry, /model, /memory, /export and /forget (then y)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from bots.app import open_router
+from bots.console import chat
+from tests.conftest import MakeSettings
+from tests.fakes.llm import FakeLLM
+from tests.router_harness import db_rows
+
+
+async def test_every_command_in_the_console_including_forget_after_y(
+    make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path, tmp_path: Path
+) -> None:
+    fake_llm.reply("First try.")
+    fake_llm.reply("Second try.")
+    lines = "\n".join(
+        [
+            "what is the plan?",
+            "/retry",
+            "/model fake-big",
+            "/memory",
+            "/export",
+            "/forget",
+            "no",
+            "/forget",
+            "y",
+        ]
+    )
+    out = io.StringIO()
+    async with open_router(make_settings(llm_models="openai/fake,openai/fake-big")) as router:
+        await chat(router, thread_name="plans", source=io.StringIO(lines + "\n"), out=out, export_dir=tmp_path)
+    printed = out.getvalue()
+    assert "bot> First try.\n" in printed and "bot> Second try.\n" in printed
+    assert "(only you can see this) Writing a new answer" in printed
+    assert "(only you can see this) This thread now uses openai/fake-big." in printed
+    assert "Model: openai/fake-big\nMessages in my session: 2\n" in printed
+    exported = tmp_path / "plans.md"
+    assert f"(saved to {exported})" in printed
+    assert "> First try." in exported.read_text() and "*(replaced by a retry)*" in exported.read_text()
+    assert printed.count("[y] Forget this thread") == 2
+    assert "Kept: nothing was forgotten." in printed
+    assert "asked me to forget this thread" in printed
+    assert db_rows(db_path, "SELECT COUNT(*) AS n FROM messages")[0]["n"] == 0
+
+
+async def test_console_commands_on_an_orphaned_thread_explain_the_card(
+    make_settings: MakeSettings, fake_llm: FakeLLM
+) -> None:
+    async with open_router(make_settings()) as router:
+        await chat(router, thread_name="ops", source=io.StringIO("hello\n"), out=io.StringIO())
+    out = io.StringIO()
+    async with open_router(make_settings()) as router:
+        await chat(router, thread_name="ops", source=io.StringIO("again\n/retry\n/memory\n"), out=out)
+    printed = out.getvalue()
+    assert "Where were we?" in printed
+    assert printed.count('choose "Catch me up" or "Start fresh" on the card first') == 2
+    assert "Model: openai/fake" in printed
