@@ -2,7 +2,9 @@
 
 A failure that will not heal (a missing or rejected key, an unknown model, a request over the window) is tried
 once; a transient one (rate limits, timeouts, an unavailable server) gets the bounded retries of
-``agent/llm.py``. Each kind carries a sentence a user can act on; the log gets the cause and the fix.
+``agent/llm.py``. Each kind carries a sentence a user can act on; the log gets the cause and the fix
+(:func:`operator_fix`: what the operator should change, naming the variable and the model). :func:`setup_problem`
+finds the two failures that need no request to be known: a model no provider serves, and a missing key.
 """
 
 from __future__ import annotations
@@ -144,3 +146,75 @@ def missing_key_names(
     # Endpoints litellm asks for (OLLAMA_API_BASE, ...) have working defaults or LLM_API_BASE: keys only here.
     names = [str(name) for name in result.get("missing_keys") or []]
     return [name for name in names if "BASE" not in name and "ENDPOINT" not in name]
+
+
+def setup_problem(
+    litellm: ModuleType, *, model: str, api_key: str | None, api_base: str | None
+) -> tuple[FailureKind, str] | None:
+    """What stops ``model`` from working before any request is sent: no provider, or no key.
+
+    Returns the failure kind and the operator's fix; None when litellm has what it needs.
+    """
+    try:
+        litellm.get_llm_provider(model)
+    except Exception:
+        return FailureKind.NOT_FOUND, (
+            f"LLM_MODEL={model} names no provider litellm knows: write it as provider/model, "
+            "such as openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest or ollama/llama3.1"
+        )
+    names = missing_key_names(litellm, model=model, api_key=api_key, api_base=api_base)
+    if names:
+        return FailureKind.AUTH, f"no key for {model}: set LLM_API_KEY, or {' / '.join(names)}"
+    return None
+
+
+def operator_fix(
+    kind: FailureKind,
+    litellm: ModuleType,
+    *,
+    model: str,
+    api_base: str | None,
+    api_key: str | None,
+    timeout_s: float,
+    context_window_fallback: int,
+) -> str:
+    """What the operator should change, naming the variable and the model."""
+    where = f" at LLM_API_BASE={api_base}" if api_base else ""
+    fixes = {
+        FailureKind.AUTH: lambda: _credential_fix(litellm, model=model, api_key=api_key, api_base=api_base),
+        FailureKind.PERMISSION: lambda: (
+            f"the key is valid but may not use {model}{where}: use a key (or project) with access to it, "
+            "or set LLM_MODEL to a model this key may use"
+        ),
+        FailureKind.NOT_FOUND: lambda: (
+            f"the provider{where} does not know LLM_MODEL={model}: set LLM_MODEL to a litellm model string it "
+            "serves, such as openai/gpt-4o-mini or anthropic/claude-3-5-haiku-latest"
+        ),
+        FailureKind.BAD_REQUEST: lambda: (
+            f"the provider{where} rejected the request as invalid: check that LLM_MODEL={model} and "
+            "LLM_API_BASE belong together"
+        ),
+        FailureKind.CONTEXT_WINDOW: lambda: (
+            f"the request was larger than {model}'s window: set LLM_CONTEXT_WINDOW to its real window in "
+            f"tokens (now {context_window_fallback}, used when litellm does not know the model)"
+        ),
+        FailureKind.RATE_LIMIT: lambda: f"the provider rate-limits {model}: raise the account's limits or wait",
+        FailureKind.TIMEOUT: lambda: (
+            f"no answer within LLM_TIMEOUT_S={timeout_s:g}s: check the provider{where}, or raise it"
+        ),
+        FailureKind.UNAVAILABLE: lambda: (
+            f"the model server{where or ' (the provider default)'} could not be reached or failed: check "
+            "LLM_API_BASE and the provider's status"
+        ),
+        FailureKind.EMPTY: lambda: f"{model} answered with no text: try again, or choose another LLM_MODEL",
+    }
+    return fixes[kind]()
+
+
+def _credential_fix(litellm: ModuleType, *, model: str, api_key: str | None, api_base: str | None) -> str:
+    if api_key:
+        return f"LLM_API_KEY is set but the provider rejected it: set it to a valid key for {model}"
+    names = missing_key_names(litellm, model=model, api_base=api_base)
+    if names:
+        return f"no key for {model}: set LLM_API_KEY, or {' / '.join(names)}"
+    return f"the provider key in the environment was rejected for {model}: replace it, or set LLM_API_KEY"

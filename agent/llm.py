@@ -5,49 +5,47 @@ module stays small: it owns retries (litellm's and the openai SDK's own are swit
 tried exactly ``max_tries`` times), honours ``Retry-After``, and turns every failure into :class:`LLMError`,
 which the router shows as a short friendly sentence while the log keeps the detail.
 
-Importing litellm takes seconds. :func:`preload_litellm` starts that import on a worker thread at start-up, so
-the gateway or socket connects meanwhile; the first LLM call awaits it. Nothing imports litellm on the event
-loop. ``LITELLM_LOCAL_MODEL_COST_MAP`` is set before the import so litellm never fetches its cost map.
+The pieces around the client have their own modules: ``agent/litellm_import.py`` imports litellm off the event
+loop while the bot connects, ``agent/chunks.py`` reads the streamed chunks (text, tool calls in pieces, usage,
+the stream's end), ``agent/failures.py`` classifies errors and words the user's message and the operator's fix,
+``agent/costs.py`` holds what observers hear of each call and prices it later. The names bots/ and tests use are
+re-exported here, so ``agent.llm`` stays the one place to import the client's vocabulary from.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
-import importlib
 import logging
-import os
 import random
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
 from agent.chunks import (
+    CallPieces,
     RequestedCall,
-    _assembled,
-    _CallPieces,
-    _collect_call_pieces,
-    _delta_text,
-    _finish_reason,
-    _nobody_reads_litellm_logging,
-    _raw_usage,
+    assembled_calls,
+    collect_call_pieces,
+    delta_text,
+    drain_provider_stream,
+    finish_reason,
+    nobody_reads_litellm_logging,
 )
-from agent.costs import CallObserver, Message, ModelCall, PricedCall, Usage
+from agent.costs import CallObserver, Message, ModelCall, PricedCall, Usage, price_calls
 from agent.failures import (
     FailureKind,
     LLMError,
     classify,
     is_retryable,
-    missing_key_names,
+    operator_fix,
     retry_after_s,
+    setup_problem,
     status_of,
 )
+from agent.litellm_import import litellm_module, preload_litellm
 
 log = logging.getLogger(__name__)
 
@@ -69,44 +67,6 @@ __all__ = [
 ]
 
 
-_import_lock = threading.Lock()
-_import_future: concurrent.futures.Future[ModuleType] | None = None
-
-
-def _import_litellm() -> ModuleType:
-    module = importlib.import_module("litellm")
-    setattr(module, "suppress_debug_info", True)  # noqa: B010 - litellm's module-level switches
-    setattr(module, "drop_params", True)  # noqa: B010
-    # Histories with tool calls: pair every call with a result and fill empty contents where a provider
-    # (Anthropic, Bedrock) would refuse them.
-    setattr(module, "modify_params", True)  # noqa: B010
-    logging.getLogger("LiteLLM").setLevel(logging.WARNING)
-    return module
-
-
-def preload_litellm() -> concurrent.futures.Future[ModuleType]:
-    """Start importing litellm on a daemon thread (once); return the future of the module."""
-    global _import_future
-    with _import_lock:
-        if _import_future is None:
-            future: concurrent.futures.Future[ModuleType] = concurrent.futures.Future()
-
-            def run() -> None:
-                try:
-                    future.set_result(_import_litellm())
-                except BaseException as exc:
-                    future.set_exception(exc)
-
-            threading.Thread(target=run, name="litellm-import", daemon=True).start()
-            _import_future = future
-        return _import_future
-
-
-async def litellm_module() -> ModuleType:
-    """The litellm module, awaiting the background import if it is still running."""
-    return await asyncio.wrap_future(preload_litellm())
-
-
 @dataclass(frozen=True, slots=True)
 class LLMConfig:
     model: str
@@ -118,28 +78,6 @@ class LLMConfig:
     backoff_max_s: float = 8.0
     retry_after_max_s: float = 30.0
     function_calling: bool | None = None  # None: litellm's model info decides
-
-
-async def price_calls(calls: Sequence[ModelCall]) -> list[PricedCall]:
-    """Price finished calls on a worker thread: never on the way to a first token, never on the event loop."""
-    litellm = await litellm_module()
-    return await asyncio.to_thread(lambda: [_price(litellm, call) for call in calls])
-
-
-def _price(litellm: ModuleType, call: ModelCall) -> PricedCall:
-    prompt, completion, counted = call.usage.prompt_tokens, call.usage.completion_tokens, False
-    if not (prompt or completion):
-        prompt = int(litellm.token_counter(model=call.model, messages=call.request))
-        completion = int(litellm.token_counter(model=call.model, text=call.reply)) if call.reply else 0
-        counted = True
-    try:
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=call.model, prompt_tokens=prompt, completion_tokens=completion
-        )
-        cost: float | None = float(prompt_cost) + float(completion_cost)
-    except Exception:
-        cost = None
-    return PricedCall(prompt_tokens=prompt, completion_tokens=completion, tokens_counted=counted, cost_usd=cost)
 
 
 class LLMClient:
@@ -196,20 +134,10 @@ class LLMClient:
 
         Returns the failure kind and the operator's fix; None when litellm has what it needs.
         """
-        litellm = await litellm_module()
-        try:
-            litellm.get_llm_provider(self.config.model)
-        except Exception:
-            return FailureKind.NOT_FOUND, (
-                f"LLM_MODEL={self.config.model} names no provider litellm knows: write it as provider/model, "
-                "such as openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest or ollama/llama3.1"
-            )
-        names = missing_key_names(
-            litellm, model=self.config.model, api_key=self.config.api_key, api_base=self.config.api_base
+        config = self.config
+        return setup_problem(
+            await litellm_module(), model=config.model, api_key=config.api_key, api_base=config.api_base
         )
-        if names:
-            return FailureKind.AUTH, f"no key for {self.config.model}: set LLM_API_KEY, or {' / '.join(names)}"
-        return None
 
     async def fix(self, kind: FailureKind) -> str:
         """:meth:`fix_for` once litellm is loaded."""
@@ -287,46 +215,15 @@ class LLMClient:
 
     def fix_for(self, kind: FailureKind, litellm: ModuleType) -> str:
         """What the operator should change, naming the variable and the model."""
-        model, base = self.config.model, self.config.api_base
-        where = f" at LLM_API_BASE={base}" if base else ""
-        fixes = {
-            FailureKind.AUTH: lambda: self._credential_fix(litellm),
-            FailureKind.PERMISSION: lambda: (
-                f"the key is valid but may not use {model}{where}: use a key (or project) with access to it, "
-                "or set LLM_MODEL to a model this key may use"
-            ),
-            FailureKind.NOT_FOUND: lambda: (
-                f"the provider{where} does not know LLM_MODEL={model}: set LLM_MODEL to a litellm model string it "
-                "serves, such as openai/gpt-4o-mini or anthropic/claude-3-5-haiku-latest"
-            ),
-            FailureKind.BAD_REQUEST: lambda: (
-                f"the provider{where} rejected the request as invalid: check that LLM_MODEL={model} and "
-                "LLM_API_BASE belong together"
-            ),
-            FailureKind.CONTEXT_WINDOW: lambda: (
-                f"the request was larger than {model}'s window: set LLM_CONTEXT_WINDOW to its real window in "
-                f"tokens (now {self.context_window_fallback}, used when litellm does not know the model)"
-            ),
-            FailureKind.RATE_LIMIT: lambda: f"the provider rate-limits {model}: raise the account's limits or wait",
-            FailureKind.TIMEOUT: lambda: (
-                f"no answer within LLM_TIMEOUT_S={self.config.timeout_s:g}s: check the provider{where}, or raise it"
-            ),
-            FailureKind.UNAVAILABLE: lambda: (
-                f"the model server{where or ' (the provider default)'} could not be reached or failed: check "
-                "LLM_API_BASE and the provider's status"
-            ),
-            FailureKind.EMPTY: lambda: f"{model} answered with no text: try again, or choose another LLM_MODEL",
-        }
-        return fixes[kind]()
-
-    def _credential_fix(self, litellm: ModuleType) -> str:
-        model = self.config.model
-        if self.config.api_key:
-            return f"LLM_API_KEY is set but the provider rejected it: set it to a valid key for {model}"
-        names = missing_key_names(litellm, model=model, api_base=self.config.api_base)
-        if names:
-            return f"no key for {model}: set LLM_API_KEY, or {' / '.join(names)}"
-        return f"the provider key in the environment was rejected for {model}: replace it, or set LLM_API_KEY"
+        return operator_fix(
+            kind,
+            litellm,
+            model=self.config.model,
+            api_base=self.config.api_base,
+            api_key=self.config.api_key,
+            timeout_s=self.config.timeout_s,
+            context_window_fallback=self.context_window_fallback,
+        )
 
     async def stream(
         self,
@@ -348,7 +245,7 @@ class LLMClient:
         reply: list[str] = []
         usage = Usage()
         for attempt in range(1, self.config.max_tries + 1):
-            pieces: dict[int, _CallPieces] = {}
+            pieces: dict[int, CallPieces] = {}
             try:
                 args = self._request_args(messages, stream=True, max_tokens=max_tokens)
                 if tools:
@@ -363,18 +260,21 @@ class LLMClient:
                     except StopAsyncIteration:
                         break
                     usage = self._note_usage(chunk) or usage
-                    _collect_call_pieces(chunk, pieces)
-                    delta = _delta_text(chunk)
+                    collect_call_pieces(chunk, pieces)
+                    delta = delta_text(chunk)
                     if delta:
                         if first_token_s is None:
                             first_token_s = time.monotonic() - started
                         reply.append(delta)
                         yield delta
-                    if _finish_reason(chunk) and _nobody_reads_litellm_logging(litellm, response):
-                        usage = await self._drain_provider_stream(response) or usage
+                    if finish_reason(chunk) and nobody_reads_litellm_logging(litellm, response):
+                        drained = await drain_provider_stream(response, timeout_s=self.config.timeout_s)
+                        if drained is not None:
+                            self.last_usage = drained
+                        usage = drained or usage
                         break
                 if calls is not None:
-                    calls.extend(_assembled(pieces))
+                    calls.extend(assembled_calls(pieces))
                 self._observe(messages, "".join(reply), usage, started=started, first_token_s=first_token_s)
                 return
             except LLMError:
@@ -406,27 +306,6 @@ class LLMClient:
                     raise error from exc
                 await self._backoff(attempt, exc)
         raise AssertionError("unreachable")
-
-    async def _drain_provider_stream(self, response: Any) -> Usage | None:
-        """Read what the provider sends after the finish (its usage, then the end) and close the stream.
-
-        This is where litellm's stream wrapper would assemble the whole response and run its success logging
-        (cost calculation, callbacks): 3-4 ms between the model's last byte and the end of the stream, spent
-        for nobody when no callback or cache is configured (``_nobody_reads_litellm_logging``). The chunks
-        were already translated by litellm up to the finish; only the provider's usage is read from what
-        follows, and without it the usage log counts the tokens itself.
-        """
-        usage: Usage | None = None
-        try:
-            async with asyncio.timeout(self.config.timeout_s):
-                async for raw in response.completion_stream:
-                    usage = _raw_usage(raw) or usage
-                await response.aclose()
-        except Exception as exc:  # the reply is complete; only the usage report is lost
-            log.debug("reading the end of the provider stream failed: %r", exc)
-        if usage is not None:
-            self.last_usage = usage
-        return usage
 
     def _note_usage(self, response: Any) -> Usage | None:
         """The usage a response or chunk reports, if any (also kept as ``last_usage``)."""

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.llm import litellm_module
+from agent.litellm_import import litellm_module
 
 log = logging.getLogger(__name__)
 

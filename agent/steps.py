@@ -1,6 +1,6 @@
 """One model step's tool calls, as the session's tool loop runs them, and the notes the loop writes.
 
-Kept apart from ``agent.session`` so the session reads as history and budget, and this as "what happens to the
+Kept apart from ``agent.session`` so the session reads as the order of a turn, and this as "what happens to the
 calls of one step": which tools a model is offered at all, how the calls it streamed become :class:`ToolCall`
 values (each id once, as providers require), and how they are run: concurrently, every result reported to the
 trail hook (whose failure never ends the turn), and a result that quotes a message forgotten meanwhile

@@ -53,7 +53,7 @@ async def thread_transcript(
 
 
 class LogSource:
-    """One thread's log, as an ``agent.session.SessionSource``."""
+    """One thread's log, as an ``agent.rebuild.SessionSource``."""
 
     def __init__(
         self,

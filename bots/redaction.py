@@ -102,10 +102,12 @@ def secrets_in_url(url: str | None) -> set[str]:
 
 
 def _url_password(url: str) -> str | None:
+    """A database URL's password, in its user part or as libpq's ``password=`` parameter."""
     try:
-        return urlsplit(url.strip()).password
+        parts = urlsplit(url.strip())
     except ValueError:
         return None
+    return parts.password or dict(parse_qsl(parts.query)).get("password")
 
 
 def _is_credential_param(name: str) -> bool:

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from storage.leases import Leases, SoleOwner
 from storage.protocols import (
@@ -74,15 +75,15 @@ def database_path_from_url(url: str) -> Path:
 
 
 def describe_url(url: str) -> str:
-    """The URL without its password, for logs and messages."""
+    """The URL without its password (in the user part or a ``password=`` parameter), for logs and messages."""
     if backend_of(url) is Backend.SQLITE:
         return url
-    scheme, _, rest = url.partition("://")
-    credentials, at, location = rest.rpartition("@")
-    if not at:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{location}" if ":" in credentials else f"{scheme}://{user}@{location}"
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = urlencode([(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="*/")
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,10 @@ and by one test suite (tests/storage_contract/) that runs unchanged on both:
 - Postgres (several workers): ``storage/postgres/``, over psycopg 3 and psycopg_pool.
 
 Every method is keyword-only where the SQLite classes are, and returns the dataclasses of ``storage/records.py``,
-never a driver's row. Adding a store: its Protocol here, a class per backend, a field in ``Storage``
-(storage/backends.py), and its contract tests in tests/storage_contract/.
+never a driver's row. Adding a store: its records in records.py, its Protocol here, a class per backend (with
+its table in each backend's migrations), a field in ``Storage`` (storage/backends.py), and its contract tests
+in tests/storage_contract/. A table missing on one side fails test_postgres_foundation (both schemas must have
+the same tables and columns), and ``migrate-db`` copies any new table without a change.
 """
 
 from __future__ import annotations
