@@ -25,6 +25,8 @@ SUITES = {
     "P5": "memory",
     "P6": "slack_calls",
     "P7": "tool_step",
+    "P2-pg": "pg_throughput",
+    "P8": "worker_throughput",
     "S1+S2": "storage_backends",
 }
 RESULT_MARK = "BENCH-RESULTS "

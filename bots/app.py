@@ -24,6 +24,7 @@ from bots.health import Health
 from bots.housekeeping import Housekeeping
 from bots.messages import ThreadKey, utc_now
 from bots.metrics import MeteredThreadLog
+from bots.ownership import ThreadOwnership
 from bots.ports import BackgroundService, ThreadOutbox
 from bots.thread_state import RouterStores
 from bots.threads import ThreadRouter
@@ -63,7 +64,12 @@ class _RouterOutboxes:
 
 
 async def _build_tools(
-    settings: Settings, *, storage: Storage, stores: RouterStores, outboxes: _RouterOutboxes
+    settings: Settings,
+    *,
+    storage: Storage,
+    stores: RouterStores,
+    outboxes: _RouterOutboxes,
+    ownership: ThreadOwnership,
 ) -> tuple[ThreadTools, BackgroundService | None]:
     """The shared tools (MCP servers from MCP_CONFIG) and the per-thread ones; an approval flow for both."""
     servers: BackgroundService | None = None
@@ -84,8 +90,10 @@ async def _build_tools(
         clock=utc_now,
         timeout_s=settings.approval_timeout_s,
         approvers=settings.tool_approvers,
+        owners=ownership if ownership.shared else None,
     )
-    await approvals.expire_earlier_runs()
+    if not ownership.shared:  # several workers: a click on a dead worker's approval expires it then
+        await approvals.expire_earlier_runs()
     tools = ThreadTools(
         shared=ToolBox(providers, timeout_s=settings.tool_timeout_s),
         builtins=tuple(settings.builtin_tools),
@@ -112,7 +120,12 @@ async def open_router(
         preload_litellm()
     async with open_storage_for(settings) as storage:
         cards = storage.cards
-        interrupted = await cards.reopen_interrupted()
+        ownership = ThreadOwnership(
+            leases=storage.leases, lease_s=settings.worker_lease_s, poll_s=settings.worker_poll_s
+        )
+        # With several workers, what an earlier run left is swept thread by thread as each is taken over (a
+        # start-up sweep of the whole database would reset the catch-ups and approvals of live workers).
+        interrupted = [] if ownership.shared else await cards.reopen_interrupted()
         if interrupted:
             log.info("%d card(s) left mid catch-up by the last run are clickable again", len(interrupted))
         erasures, events = storage.erasures, storage.events
@@ -133,7 +146,9 @@ async def open_router(
             usage=usage,
             feedback=storage.feedback,
         )
-        tools, servers = await _build_tools(settings, storage=storage, stores=stores, outboxes=outboxes)
+        tools, servers = await _build_tools(
+            settings, storage=storage, stores=stores, outboxes=outboxes, ownership=ownership
+        )
         router = ThreadRouter(
             stores=stores,
             llm=llm,
@@ -151,6 +166,7 @@ async def open_router(
                 max_download_bytes=int(settings.attachment_max_mb * 1_000_000),
                 download_timeout_s=settings.attachment_timeout_s,
             ),
+            ownership=ownership,
         )
         outboxes.router = router
         housekeeping.start()

@@ -19,6 +19,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 from agent.tools import Approver, Decision, ToolCall, ToolSpec
 from bots.messages import ApprovalAction, ApprovalClick, ThreadKey
@@ -34,6 +35,16 @@ STALE_NOTE = "That request is no longer active."
 EXPIRED_NOTE = "That request expired when I restarted; nothing was run."
 NOT_AN_APPROVER_NOTE = "Only the people this bot's operator named can approve tool calls here."
 TIMEOUT_REASON = "nobody answered in time"
+
+
+class RemoteOwners(Protocol):
+    """Several workers on one database (``bots/ownership.py``): a call may wait in another worker."""
+
+    async def elsewhere(self, thread_id: int) -> str | None:
+        """The live worker owning the thread when it is not this one; None otherwise."""
+        ...
+
+    async def wake(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str] | None = None) -> None: ...
 
 
 def arguments_preview(call: ToolCall) -> str:
@@ -57,6 +68,7 @@ class ApprovalFlow:
         clock: Callable[[], datetime],
         timeout_s: float,
         approvers: frozenset[str] = frozenset(),
+        owners: RemoteOwners | None = None,
     ) -> None:
         self._store = store
         self._log = log
@@ -65,6 +77,7 @@ class ApprovalFlow:
         self._timeout_s = timeout_s
         self._approvers = approvers
         self._waiting: dict[int, asyncio.Future[Decision]] = {}
+        self.owners = owners
 
     def approver(self, *, thread: ThreadKey, thread_id: int) -> Approver:
         """The ``approve`` callback of one turn in ``thread``."""
@@ -97,7 +110,7 @@ class ApprovalFlow:
                 if await self._decide_unanswered(approval_id, "timed_out"):
                     await self._show(card, message_id, ApprovalState.TIMED_OUT, None)
                     return Decision(approved=False, decided_by=None, reason=TIMEOUT_REASON)
-                return await decided  # a click won the race against the timeout
+                return await self._decision_of(approval_id, decided)  # a click won the race against the timeout
         finally:
             self._waiting.pop(approval_id, None)
 
@@ -119,7 +132,8 @@ class ApprovalFlow:
         if record.state != "pending":
             return ClickResult(private_note=_decided_note(record))
         waiting = self._waiting.get(record.id)
-        if waiting is None or waiting.done():
+        owner = None if waiting is not None or self.owners is None else await self.owners.elsewhere(record.thread_id)
+        if owner is None and (waiting is None or waiting.done()):
             # Nothing in this process waits for it: an earlier run posted it and died.
             await self._decide_unanswered(record.id, "expired")
             await self._show_record(record, key, ApprovalState.EXPIRED, None)
@@ -136,9 +150,28 @@ class ApprovalFlow:
         if not won:
             latest = await self._store.get(approval_id=record.id)
             return ClickResult(private_note=_decided_note(latest or record))
-        waiting.set_result(Decision(approved=allowed, decided_by=click.user.display_name))
+        if waiting is not None and not waiting.done():
+            waiting.set_result(Decision(approved=allowed, decided_by=click.user.display_name))
+        elif owner is not None and self.owners is not None:  # the call waits in the thread's owner: tell it
+            detail = {"approval_id": str(record.id)}
+            await self.owners.wake(owner, kind="approval", thread_id=record.thread_id, detail=detail)
         await self._show_record(record, key, state, click.user.display_name)
         return ClickResult()
+
+    async def decided_elsewhere(self, approval_id: int) -> None:
+        """Another worker received the click and decided in the database: the call waiting here goes on."""
+        waiting = self._waiting.get(approval_id)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(await self._decision_of(approval_id, waiting))
+
+    async def _decision_of(self, approval_id: int, decided: asyncio.Future[Decision]) -> Decision:
+        """The decision a click made: this process's, or the database's (a click another worker received)."""
+        if decided.done():
+            return decided.result()
+        record = await self._store.get(approval_id=approval_id)
+        if record is not None and record.state in ("approved", "denied"):
+            return Decision(approved=record.state == "approved", decided_by=record.decided_by_name)
+        return await decided
 
     async def _decide_unanswered(self, approval_id: int, state: str) -> bool:
         now = self._clock()

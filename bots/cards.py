@@ -25,12 +25,14 @@ from bots.forgetting import ErasureFollower, thread_transcript
 from bots.messages import CardAction, CardClick, ThreadKey
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, clicked_thread
+from storage.leases import Fence, LeaseLost
 from storage.records import CardRecord
 
 log = logging.getLogger(__name__)
 
 SUMMARY_FAILED_NOTE = "I couldn't summarize the thread."
 STALE_CARD_NOTE = "That card is no longer active."
+INTERRUPTED_NOTE = "I restarted while catching up. Choose again."
 CATCH_UP_FAILED_NOTE = "Something went wrong on my side while catching up. Try again, or start fresh."
 CATCH_UP_TRIES = 3
 
@@ -59,6 +61,12 @@ class SessionHost(Protocol):
     def outbox(self, key: ThreadKey) -> ThreadOutbox: ...
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
+
+    async def claim_thread(self, state: ThreadState) -> str | None: ...
+
+    def fence(self, state: ThreadState) -> Fence | None: ...
+
+    async def wake_owner(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str]) -> None: ...
 
 
 class CardFlow:
@@ -99,7 +107,9 @@ class CardFlow:
         return state.card_open
 
     async def post_card(self, state: ThreadState) -> None:
-        card, created = await self._cards.open_card(thread_id=state.thread_id, now=self._clock())
+        card, created = await self._cards.open_card(
+            thread_id=state.thread_id, now=self._clock(), fence=self._host.fence(state)
+        )
         state.card_open = True
         if created:
             metrics.card_shown(state.key.platform)
@@ -130,6 +140,8 @@ class CardFlow:
         )
         if card is None or key is None:
             return ClickResult(private_note=STALE_CARD_NOTE)
+        # Ownership first: a worker taking the thread now reopens a card left mid catch-up, not this click's.
+        owner = await self._host.claim_thread(await self._host.thread_state(key))
         target = CardState.CATCHING_UP if click.action is CardAction.CATCH_UP else CardState.FRESH
         won = await self._cards.claim(
             card_id=card.id,
@@ -141,8 +153,38 @@ class CardFlow:
         if not won:
             return ClickResult(private_note=await self._already_chosen_note(card.id))
         await self.show_card(card, CatchUpCard(card.id, key, target, chosen_by=click.user.display_name))
-        self._host.spawn(self._resolve_card(card, key, click))
+        if owner is None:
+            self._host.spawn(self._resolve_card(card, key, click))
+        else:  # the thread's owner does the work
+            detail = {"card_id": str(card.id), "action": click.action.value}
+            detail |= {"user_id": click.user.id, "user_name": click.user.display_name}
+            await self._host.wake_owner(owner, kind="card", thread_id=card.thread_id, detail=detail)
         return ClickResult()
+
+    async def resolve_won_elsewhere(self, click: CardClick) -> None:
+        """A click another worker received and won, in a thread this worker owns: do what it chose."""
+        card = await self._cards.get(card_id=click.card_id)
+        if card is None or card.state == "pending":
+            return
+        key = await clicked_thread(self._log, thread_id=card.thread_id, clicked_in=None)
+        if key is None:
+            return
+        owner = await self._host.claim_thread(await self._host.thread_state(key))
+        if owner is None:
+            self._host.spawn(self._resolve_card(card, key, click))
+        else:  # the thread changed hands since: pass it on
+            detail = {"card_id": str(card.id), "action": click.action.value}
+            detail |= {"user_id": click.user.id, "user_name": click.user.display_name}
+            await self._host.wake_owner(owner, kind="card", thread_id=card.thread_id, detail=detail)
+
+    async def reopen_interrupted(self, state: ThreadState) -> None:
+        """A thread this worker just took: a card its last owner left mid catch-up (it died) is clickable again."""
+        state.card_open = None
+        card = await self._cards.open_card_for(thread_id=state.thread_id)
+        if card is None or card.state != "catching_up":
+            return
+        await self._cards.reopen(card_id=card.id)
+        await self.show_card(card, CatchUpCard(card.id, state.key, CardState.PENDING, note=INTERRUPTED_NOTE))
 
     async def _resolve_card(self, card: CardRecord, key: ThreadKey, click: CardClick) -> None:
         """Start the chosen session, mark the card done, answer what waited. Any failure reopens the card.
@@ -159,10 +201,14 @@ class CardFlow:
             if target is None:
                 return
             metrics.card_resolved(target.value, since=started)
-            await self._cards.finish(card_id=card.id, state=target.value, now=self._clock())
+            await self._cards.finish(
+                card_id=card.id, state=target.value, now=self._clock(), fence=self._host.fence(state)
+            )
             state.card_open = False
             await self.show_card(card, CatchUpCard(card.id, key, target, chosen_by=click.user.display_name))
             await self._host.answer_waiting(state)
+        except LeaseLost as exc:
+            log.warning("%s: card %s was resolved by another worker's lease (%s)", key, card.id, exc)
         finally:
             state.pinned -= 1
 

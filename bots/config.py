@@ -57,6 +57,9 @@ HINTS: dict[str, str] = {
     "first, e.g. openai/gpt-4o-mini,anthropic/claude-3-5-haiku-latest, or leave it unset for LLM_MODEL alone",
     "ADMIN_USERS": "a comma-separated list of user ids who alone may use the forget and model commands, or empty "
     "for anyone the allowlists admit",
+    "WORKER_LEASE_S": "a number of seconds of at least 3 a worker's hold on a thread lasts unrenewed, e.g. 15",
+    "WORKER_POLL_S": "a number of seconds greater than 0 between a worker's looks at waiting threads, e.g. 2",
+    "DISCORD_SHARDS": "a whole number of Discord gateway shards of at least 1, e.g. 1",
 }
 
 
@@ -103,8 +106,12 @@ class Settings(BaseSettings):
     # In-thread commands (bots/commands.py).
     llm_models: NameList = ()  # empty: LLM_MODEL alone
     admin_users: IdList = frozenset()
+    # Several workers on one Postgres (bots/ownership.py): how long a lease lasts unrenewed, how often to poll.
+    worker_lease_s: float = Field(default=15.0, ge=3)
+    worker_poll_s: float = Field(default=2.0, gt=0)
 
     discord_token: SecretStr | None = None
+    discord_shards: int = Field(default=1, ge=1)
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
     discord_allowed_guilds: IdList = frozenset()

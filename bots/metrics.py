@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.llm import ModelCall
+from storage.leases import Fence
 from storage.protocols import ThreadLog
 from storage.records import LoggedMessage
 
@@ -183,6 +184,7 @@ class MeteredThreadLog:
         content: str,
         answered_ids: list[int],
         now: datetime,
+        fence: Fence | None = None,
     ) -> int | None:
         started = time.monotonic()
         reply_id = await self._inner.record_reply(
@@ -192,6 +194,7 @@ class MeteredThreadLog:
             content=content,
             answered_ids=answered_ids,
             now=now,
+            fence=fence,
         )
         if _metrics is not None:
             _metrics.commit_latency.labels("reply").observe(time.monotonic() - started)

@@ -170,6 +170,12 @@ class ThreadStates:
             self.drop(victim, forgotten=False)
             log.info("evicted the idle session of %s (MAX_LIVE_SESSIONS=%d)", key, self._max_live)
 
+    def end_session(self, state: ThreadState) -> None:
+        """The thread keeps its state but loses its live session (another worker took the thread)."""
+        state.session = None
+        state.session_id = None
+        self._live.pop(state.key, None)
+
     def drop(self, state: ThreadState, *, forgotten: bool = True) -> None:
         """Let go of a thread's state; ``forgotten`` tells whatever still runs for it that the thread is gone."""
         state.forgotten = forgotten

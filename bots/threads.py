@@ -39,13 +39,14 @@ from bots import log_context, metrics
 from bots.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
 from bots.attachment_turns import TurnFiles
 from bots.attachments import AttachmentLimits
-from bots.cards import CardFlow
+from bots.cards import INTERRUPTED_NOTE, CardFlow
 from bots.commands import Command, CommandFlow, CommandResult, ForgetClick
 from bots.commands_models import ThreadModels
 from bots.forgetting import ErasureFollower, LogSource
 from bots.messages import (
     ApprovalClick,
     Author,
+    CardAction,
     CardClick,
     IncomingMessage,
     MessageDeletion,
@@ -53,16 +54,18 @@ from bots.messages import (
     ThreadKey,
     utc_now,
 )
+from bots.ownership import ThreadOwnership
 from bots.ports import BackgroundService, CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns, prompt_text
 from bots.tool_turns import ThreadTools
+from bots.workers import OwnedThreads
+from storage.leases import Fence, LeaseLost, SoleOwner, Wake
 from storage.records import KIND_DELETED, KIND_EDITED, KIND_THREAD, CardRecord, Erasure, LoggedMessage, ThreadGone
 
 log = logging.getLogger(__name__)
 
 
 SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
-INTERRUPTED_NOTE = "I restarted while catching up. Choose again."
 
 
 class ThreadRouter:
@@ -87,6 +90,7 @@ class ThreadRouter:
         models: ThreadModels | None = None,
         admin_users: frozenset[str] = frozenset(),
         attachment_limits: AttachmentLimits | None = None,
+        ownership: ThreadOwnership | None = None,
     ) -> None:
         self._log = stores.log
         self._sessions = stores.sessions
@@ -121,6 +125,10 @@ class ThreadRouter:
         self._tool_servers_started = False
         self._max_tool_steps = max_tool_steps
         self._files = TurnFiles(log=stores.log, limits=attachment_limits)
+        self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
+        self._owned = OwnedThreads(
+            ownership=self.ownership, states=self._states, reopen_interrupted=self._card_flow.reopen_interrupted
+        )
 
     # -- wiring ---------------------------------------------------------------------------------------------
 
@@ -136,6 +144,9 @@ class ThreadRouter:
         had nothing before them, without waiting for someone to write again.
         """
         self._follower.start()
+        self.ownership.start(
+            attend=self.attend, on_wake=self._on_wake, on_thread_lost=self._owned.lost, platforms=self._platforms
+        )
         if self._tool_servers is not None and not self._tool_servers_started:
             self._tool_servers_started = True  # connect in the background, now that a platform is up
             await self._tool_servers.start()
@@ -150,17 +161,35 @@ class ThreadRouter:
             key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
             state = await self._state(key, title=None)
             async with state.lock:
+                if await self.claim_thread(state) is None:  # another live worker's thread is its own business
+                    await self._resume_thread(state)
+
+    async def attend(self, thread_id: int) -> None:
+        """What waits in a thread this worker owns or may take: answered, or its card shown (the worker poll and
+        wake-ups from other workers; see ``bots/ownership.py``)."""
+        record = await self._log.thread(thread_id=thread_id)
+        if record is None or record.platform not in self._outboxes:
+            return
+        state = await self._state(
+            ThreadKey(record.platform, record.workspace, record.channel, record.thread), title=None
+        )
+        async with state.lock:
+            if await self.claim_thread(state) is None:
                 await self._resume_thread(state)
 
     async def _resume_thread(self, state: ThreadState) -> None:
-        if state.session is not None or await self._card_flow.has_open_card(state):
+        if state.session is None and await self._card_flow.has_open_card(state):
             return
         waiting = await self._log.waiting(thread_id=state.thread_id)
-        if not waiting:
+        new = [m for m in waiting if m.id > state.answered_through and m.platform_message_id not in state.inflight]
+        if not new:
             return
-        state.inflight.update(m.platform_message_id for m in waiting)
-        if await self._log.has_messages_before(thread_id=state.thread_id, message_id=waiting[0].id):
-            await self._card_flow.post_card(state)
+        state.inflight.update(m.platform_message_id for m in new)
+        if state.session is not None:
+            self._states.touch(state)
+            self._kick(state)
+        elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=waiting[0].id):
+            await self._post_card(state)
         else:
             await self.start_session(state, origin="fresh")
             self._kick(state)
@@ -226,6 +255,10 @@ class ThreadRouter:
                 return  # a turn that started after it was logged has answered it already
             if not created and (row.reply_state != "waiting" or row.platform_message_id in state.inflight):
                 return
+            owner = await self.claim_thread(state)
+            if owner is not None:  # another worker owns the thread: it answers from the log, woken now
+                await self.ownership.wake(owner, kind="thread", thread_id=state.thread_id)
+                return
             state.inflight.add(row.platform_message_id)
             if state.session is not None:
                 self._states.touch(state)
@@ -233,7 +266,7 @@ class ThreadRouter:
             elif await self._card_flow.has_open_card(state):
                 return
             elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=row.id):
-                await self._card_flow.post_card(state)
+                await self._post_card(state)
             else:
                 await self.start_session(state, origin="fresh")
                 self._kick(state)
@@ -319,6 +352,41 @@ class ThreadRouter:
 
     async def handle_forget_click(self, click: ForgetClick) -> CommandResult:
         return await self._commands.confirm_forget(click)
+
+    # -- ownership (several workers on one database; bots/ownership.py) ---------------------------------------
+
+    async def claim_thread(self, state: ThreadState) -> str | None:
+        """None when this worker owns the thread now (taking it if nobody live does); else the owner's id."""
+        return await self._owned.claim(state)
+
+    def fence(self, state: ThreadState) -> Fence | None:
+        return self._owned.fence(state)
+
+    async def wake_owner(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str]) -> None:
+        await self.ownership.wake(owner, kind=kind, thread_id=thread_id, detail=detail)
+
+    async def _post_card(self, state: ThreadState) -> None:
+        try:
+            await self._card_flow.post_card(state)
+        except LeaseLost as exc:
+            self._owned.refused(state, exc)
+
+    async def _on_wake(self, wake: Wake) -> None:
+        """A hint from another worker: a card click it won in a thread this one owns, or messages waiting."""
+        if wake.kind == "card":
+            click = CardClick(
+                int(wake.detail["card_id"]),
+                CardAction(wake.detail["action"]),
+                Author(wake.detail["user_id"], wake.detail["user_name"]),
+            )
+            await self._card_flow.resolve_won_elsewhere(click)
+        elif wake.kind == "approval" and self._tools is not None:
+            await self._tools.approvals.decided_elsewhere(int(wake.detail["approval_id"]))
+        else:
+            await self.attend(wake.thread_id)
+
+    def _platforms(self) -> list[str]:
+        return list(self._outboxes)
 
     # -- sessions -------------------------------------------------------------------------------------------
 
@@ -457,6 +525,7 @@ class ThreadRouter:
                 content=session.last_reply,
                 answered_ids=ids,
                 now=self._clock(),
+                fence=self.fence(state),
             )
             if reply_id is not None:
                 session.bind_reply(reply_id)
@@ -464,6 +533,10 @@ class ThreadRouter:
 
         try:
             posted = await self.outbox(state.key).stream_reply(thread=state.key, deltas=commit_when_complete())
+        except LeaseLost as exc:
+            self._usage.settle()
+            self._owned.refused(state, exc)
+            return True  # nothing to retry here: the thread's new owner answers what waits
         except Exception as exc:
             await self._report_failure(state, exc)
             if not committed:
@@ -515,7 +588,7 @@ class ThreadRouter:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        """Cancel in-flight answers; their messages stay waiting in the log for the next start."""
+        """Cancel in-flight answers (their messages stay waiting in the log), then hand the leases back."""
         await self._follower.stop()
         if self._tool_servers is not None and self._tool_servers_started:
             await self._tool_servers.stop()
@@ -523,3 +596,4 @@ class ThreadRouter:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.ownership.stop()

@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from storage.leases import Leases, SoleOwner
 from storage.protocols import (
     ApprovalStore,
     CardStore,
@@ -103,6 +104,7 @@ class Storage:
     feedback: FeedbackStore
     thread_settings: ThreadSettings
     probe: DatabaseProbe
+    leases: Leases  # who owns which thread and shard when several workers share the database
     applied: tuple[str, ...]  # migrations applied when it was opened
     database: object  # the backend's own handle (storage.db.Database or PostgresDatabase), for its own tools
     close: Callable[[], Awaitable[None]]
@@ -132,6 +134,7 @@ async def _open_sqlite(url: str, *, migrate: bool) -> Storage:
         feedback=feedback.FeedbackStore(database),
         thread_settings=thread_settings.ThreadSettings(database),
         probe=health.SqliteProbe(database),
+        leases=SoleOwner(),
         applied=tuple(applied),
         database=database,
         close=database.close,
@@ -144,6 +147,7 @@ async def _open_postgres(url: str, *, migrate: bool) -> Storage:
         erasure,
         feedback,
         health,
+        leases,
         log,
         migrations,
         search,
@@ -174,6 +178,7 @@ async def _open_postgres(url: str, *, migrate: bool) -> Storage:
         feedback=feedback.PostgresFeedbackStore(database),
         thread_settings=thread_settings.PostgresThreadSettings(database),
         probe=health.PostgresProbe(database),
+        leases=leases.PostgresLeases(database),
         applied=tuple(applied),
         database=database,
         close=database.close,

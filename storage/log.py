@@ -20,6 +20,7 @@ from typing import Any
 
 from storage.db import Database
 from storage.group_commit import GroupCommit
+from storage.leases import Fence
 from storage.records import (
     MAX_BATCH,
     MESSAGE_COLUMNS,
@@ -212,8 +213,11 @@ class ThreadLog:
         content: str,
         answered_ids: list[int],
         now: datetime,
+        fence: Fence | None = None,
     ) -> int | None:
         """Log a posted reply and mark what it answered, in one transaction; return the reply's log id.
+
+        ``fence`` is ignored: SQLite has one worker, which owns every thread (``storage/leases.py``).
 
         A crash can then never leave a posted reply logged while the messages it answered still look waiting
         (which would answer them twice after a restart); the platform deliveries behind them are marked

@@ -20,6 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
+from storage.leases import Fence
 from storage.records import (
     ApprovalRecord,
     CardRecord,
@@ -102,8 +103,12 @@ class ThreadLog(Protocol):
         content: str,
         answered_ids: list[int],
         now: datetime,
+        fence: Fence | None = None,
     ) -> int | None:
-        """Log a posted reply and mark what it answered (and their deliveries handled) in one transaction."""
+        """Log a posted reply and mark what it answered (and their deliveries handled) in one transaction.
+
+        With several workers, ``fence`` proves the writer still owns the thread (checked in that transaction;
+        :class:`storage.leases.LeaseLost` when it does not)."""
         ...
 
     async def replace_reply(self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime) -> bool:
@@ -167,8 +172,11 @@ class SessionStore(Protocol):
 class CardStore(Protocol):
     """"Where were we?" cards; the first click wins in the database."""
 
-    async def open_card(self, *, thread_id: int, now: datetime) -> tuple[CardRecord, bool]:
-        """The thread's open card, creating a pending one if there is none; True when created now."""
+    async def open_card(
+        self, *, thread_id: int, now: datetime, fence: Fence | None = None
+    ) -> tuple[CardRecord, bool]:
+        """The thread's open card, creating a pending one if there is none; True when created now (``fence``: as
+        in :meth:`ThreadLog.record_reply`)."""
         ...
 
     async def open_card_for(self, *, thread_id: int) -> CardRecord | None: ...
@@ -181,7 +189,7 @@ class CardStore(Protocol):
         """Move a pending card to ``state`` for this user; False when someone else got there first."""
         ...
 
-    async def finish(self, *, card_id: int, state: str, now: datetime) -> None: ...
+    async def finish(self, *, card_id: int, state: str, now: datetime, fence: Fence | None = None) -> None: ...
 
     async def discard(self, *, card_id: int) -> None:
         """Forget a card that could not be posted (its id is never given to another card)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from storage.db import Database
+from storage.leases import Fence
 from storage.records import CardRecord, StoredSummary, card_from_row, iso
 
 
@@ -86,8 +87,11 @@ class CardStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def open_card(self, *, thread_id: int, now: datetime) -> tuple[CardRecord, bool]:
-        """The thread's open card, creating a pending one if there is none; True when created now."""
+    async def open_card(self, *, thread_id: int, now: datetime, fence: Fence | None = None) -> tuple[CardRecord, bool]:
+        """The thread's open card, creating a pending one if there is none; True when created now.
+
+        ``fence`` (here and in :meth:`finish`) is ignored: SQLite's one worker owns every thread.
+        """
         created = await self._db.insert(
             "INSERT INTO cards (thread_id, state, created_utc) VALUES (?, 'pending', ?) ON CONFLICT DO NOTHING",
             (thread_id, iso(now)),
@@ -118,7 +122,7 @@ class CardStore:
         )
         return changed == 1
 
-    async def finish(self, *, card_id: int, state: str, now: datetime) -> None:
+    async def finish(self, *, card_id: int, state: str, now: datetime, fence: Fence | None = None) -> None:
         await self._db.execute("UPDATE cards SET state = ?, resolved_utc = ? WHERE id = ?", (state, iso(now), card_id))
 
     async def discard(self, *, card_id: int) -> None:

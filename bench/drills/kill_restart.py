@@ -19,6 +19,8 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +43,28 @@ class Traffic:
         self.slack, self.rng = slack, rng
         self.roots: list[str] = []
         self.sent: dict[str, str] = {}
+        self.thread_of: dict[str, str] = {}  # message text -> its thread's root ts
         self.clicked: set[str] = set()
         self.n = itertools.count()
 
     async def message(self) -> None:
         text = f"msg-{next(self.n)}"
         user = self.rng.choice(USERS)
-        if len(self.roots) < THREADS and (not self.roots or self.rng.random() < 0.3):
+        roots = self.follow_up_roots()
+        if len(self.roots) < THREADS and (not roots or self.rng.random() < 0.3):
             event = Payloads.mention(text, user=user)
             self.roots.append(event["ts"])
+            self.thread_of[text] = event["ts"]
         else:
-            event = Payloads.message(text, user=user, thread_ts=self.rng.choice(self.roots))
+            root = self.rng.choice(roots or self.roots)
+            event = Payloads.message(text, user=user, thread_ts=root)
+            self.thread_of[text] = root
         self.sent[event["ts"]] = text
         await self.slack.send(Payloads.event_body(event))
+
+    def follow_up_roots(self) -> list[str]:
+        """The threads a follow-up may go to: any of them, here."""
+        return self.roots
 
     def live_cards(self) -> list[tuple[str, list[dict[str, Any]]]]:
         cards = []
@@ -77,18 +88,37 @@ class Traffic:
                 )
 
 
-def _audit(db: Path, traffic: Traffic, slack: FakeSlack, llm: FakeLLM) -> dict[str, int]:
+# What the audit reads from the log; the same SQL on SQLite and Postgres (R6 reads a Postgres log).
+LOGGED_USER_IDS = "SELECT platform_message_id FROM messages WHERE role = 'user'"
+COUNTS = {
+    "waiting": "SELECT count(*) FROM messages WHERE reply_state = 'waiting'",
+    "cards": "SELECT count(*) FROM cards",
+    "open cards": "SELECT count(*) FROM cards WHERE state IN ('pending', 'catching_up')",
+}
+
+
+@dataclass(frozen=True)
+class LogSnapshot:
+    """The log as the audit needs it, read once the bots have stopped."""
+
+    logged: list[str]
+    counts: dict[str, int]
+    integrity_ok: bool
+
+
+def sqlite_snapshot(db: Path) -> LogSnapshot:
     connection = sqlite3.connect(db)
     try:
-        logged = [row[0] for row in connection.execute("SELECT platform_message_id FROM messages WHERE role = 'user'")]
-        waiting = connection.execute("SELECT count(*) FROM messages WHERE reply_state = 'waiting'").fetchone()[0]
+        logged = [row[0] for row in connection.execute(LOGGED_USER_IDS)]
+        counts = {name: int(connection.execute(sql).fetchone()[0]) for name, sql in COUNTS.items()}
         integrity = connection.execute("PRAGMA integrity_check").fetchone()[0]
-        card_rows = connection.execute("SELECT count(*) FROM cards").fetchone()[0]
-        open_cards = connection.execute(
-            "SELECT count(*) FROM cards WHERE state IN ('pending', 'catching_up')"
-        ).fetchone()[0]
     finally:
         connection.close()
+    return LogSnapshot(logged, counts, integrity == "ok")
+
+
+def slack_shown(slack: FakeSlack) -> tuple[set[str], Counter[str]]:
+    """What Slack shows: the final text of every bot message, and how many messages carried each card's buttons."""
     posts_per_card: Counter[str] = Counter()
     for call in slack.posts():
         for block in call.params.get("blocks") or []:
@@ -96,7 +126,19 @@ def _audit(db: Path, traffic: Traffic, slack: FakeSlack, llm: FakeLLM) -> dict[s
                 match = CARD_VALUE.match(block["elements"][0]["value"])
                 if match:
                     posts_per_card[match.group(1)] += 1
-    shown = {slack.final_text(c.params["_ts"]) for c in slack.posts()}
+    return {slack.final_text(c.params["_ts"]) for c in slack.posts()}, posts_per_card
+
+
+def audit(
+    snapshot: LogSnapshot, sent: Collection[str], shown: set[str], posts_per_card: Counter[str], llm: FakeLLM
+) -> dict[str, int]:
+    """R1's audit: every delivered message logged once, one card post per card, no message answered twice.
+
+    ``sent`` are the platform ids of the messages people sent; ``shown`` the final text of the bot's messages on
+    the platform, and ``posts_per_card`` how many of them carried each card's buttons (``slack_shown``).
+    """
+    logged, waiting = snapshot.logged, snapshot.counts["waiting"]
+    card_rows, open_cards = snapshot.counts["cards"], snapshot.counts["open cards"]
     answered: Counter[str] = Counter()
     for request in llm.requests:
         if not request.stream or request.reply not in shown:
@@ -107,15 +149,15 @@ def _audit(db: Path, traffic: Traffic, slack: FakeSlack, llm: FakeLLM) -> dict[s
             if message["role"] == "user":
                 answered[message["content"].split(": ", 1)[-1]] += 1
     return {
-        "delivered": len(traffic.sent),
-        "missing": len(set(traffic.sent) - set(logged)),
+        "delivered": len(sent),
+        "missing": len(set(sent) - set(logged)),
         "duplicate rows": len(logged) - len(set(logged)),
         "cards": card_rows,
         "cards posted more than once": sum(1 for n in posts_per_card.values() if n > 1),
         "open cards at the end": open_cards,
         "double replies": sum(1 for n in answered.values() if n > 1),
         "left waiting": waiting,
-        "integrity ok": int(integrity == "ok"),
+        "integrity ok": int(snapshot.integrity_ok),
     }
 
 
@@ -164,7 +206,7 @@ async def run() -> list[Result]:
                 bot.send_signal(signal.SIGTERM)
                 exit_code = await asyncio.wait_for(bot.wait(), 30)
             elapsed = time.monotonic() - started
-            counts = _audit(db, traffic, slack, llm)
+            counts = audit(sqlite_snapshot(db), traffic.sent, *slack_shown(slack), llm)
             counts["clean exit"] = int(exit_code == 0)
             log_text = log.read_text(errors="replace")
             counts["secrets in log"] = sum(

@@ -9,21 +9,26 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from bench.common import Result, print_table
-from bench.drills import in_process, kill_restart
+from bench.drills import in_process, kill_restart, r6_workers, r7_rolling
 
 
-async def run_all() -> list[Result]:
-    print("running R2-R5 ...", flush=True)
-    results = await in_process.run()
-    print("running R1 ...", flush=True)
-    return await kill_restart.run() + results
+async def run_all(only: list[str] | None = None) -> list[Result]:
+    drills = {"R2-R5": in_process.run, "R1": kill_restart.run, "R6": r6_workers.run, "R7": r7_rolling.run}
+    results: list[Result] = []
+    for ids, drill in drills.items():
+        if only and not set(only) & set(ids.replace("R2-R5", "R2 R3 R4 R5").split()):
+            continue
+        print(f"running {ids} ...", flush=True)
+        results += await drill()
+    return sorted(results, key=lambda r: r.id)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument("--only", nargs="*", help="drill ids to run, e.g. R6 R7")
     args = parser.parse_args()
-    print_table(asyncio.run(run_all()), markdown=args.markdown)
+    print_table(asyncio.run(run_all(args.only)), markdown=args.markdown)
 
 
 if __name__ == "__main__":

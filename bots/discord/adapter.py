@@ -22,6 +22,7 @@ from bots.discord.access import NOT_AVAILABLE, checks_from, is_allowed, origin_o
 from bots.discord.buttons import ApprovalButton, CardButton
 from bots.discord.commands import ForgetButton, SlashCommands
 from bots.discord.outbox import NO_PINGS, DiscordOutbox
+from bots.discord.shards import ShardKeeper
 from bots.messages import (
     ApprovalAction,
     ApprovalClick,
@@ -66,10 +67,14 @@ def invite_url(application_id: int) -> str:
 class DiscordClient(discord.Client):
     """discord.py's client with our persistent buttons registered before the gateway connects."""
 
-    def __init__(self, adapter: DiscordAdapter, *, guild_ready_timeout: float, commands: SlashCommands) -> None:
+    def __init__(
+        self, adapter: DiscordAdapter, *, guild_ready_timeout: float, commands: SlashCommands, shard_count: int | None
+    ) -> None:
         intents = discord.Intents.none()
         intents.guilds = intents.guild_messages = intents.dm_messages = intents.message_content = True
-        super().__init__(intents=intents, guild_ready_timeout=guild_ready_timeout, allowed_mentions=NO_PINGS)
+        super().__init__(
+            intents=intents, guild_ready_timeout=guild_ready_timeout, allowed_mentions=NO_PINGS, shard_count=shard_count
+        )
         self.adapter = adapter
         self.card_click_handler = adapter.on_card_click
         self.approval_click_handler = adapter.on_approval_click
@@ -109,7 +114,22 @@ class DiscordAdapter:
         self._checks = checks_from(settings)
         self._accepting = True
         commands = SlashCommands(router=router, checks=self._checks, models=settings.models)
-        self.client = DiscordClient(self, guild_ready_timeout=guild_ready_timeout, commands=commands)
+        # One worker with one shard identifies as ever; several workers name their shard (bots/discord/shards.py).
+        sharded = router.ownership.shared or settings.discord_shards > 1
+        self.client = DiscordClient(
+            self,
+            guild_ready_timeout=guild_ready_timeout,
+            commands=commands,
+            shard_count=settings.discord_shards if sharded else None,
+        )
+        self._sharded = sharded
+        self.shards = ShardKeeper(
+            ownership=router.ownership,
+            shard_count=settings.discord_shards,
+            connect=self._connect_gateway,
+            disconnect=self._drop_gateway,
+            try_every_s=settings.worker_poll_s,
+        )
         self.outbox = DiscordOutbox(self.client)
         self._connection: asyncio.Task[None] | None = None
         self._backfilled: BoundedCache[ThreadKey, None] = BoundedCache(max_entries=BACKFILLED_THREADS_MAX)
@@ -120,19 +140,26 @@ class DiscordAdapter:
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Log in, connect the gateway, and return once READY; a clear ConfigError for what a person must fix."""
+        """Log in, connect the gateway of a free shard, and return once READY (or logged in to the REST API only,
+        when other workers hold every shard); a clear ConfigError for what a person must fix."""
         self._point_at_configured_servers()
         self._router.register_outbox(translate.PLATFORM, self.outbox)
         try:
-            await self._connect()
+            await self._login()
+            shard = await self.shards.take_free_shard()
         except BaseException:
             await self.client.close()
             raise
+        self.shards.start()
         me = self._me
+        if shard is None:
+            log.info("Discord: logged in as %s, REST only (other workers hold every shard)", me)
         log.info("Discord: connected as %s; invite URL: %s", me, invite_url(me.id))
 
     async def is_connected(self) -> bool:
-        """READY, not closing, and the gateway socket open (for /readyz)."""
+        """READY, not closing, and the gateway socket open (for /readyz); logged in, for a worker without a shard."""
+        if self.shards.shard is None:
+            return self.client.user is not None and not self.client.is_closed()
         ws = self.client.ws
         return self.client.is_ready() and not self.client.is_closed() and ws is not None and bool(ws.open)
 
@@ -143,7 +170,7 @@ class DiscordAdapter:
         if self._settings.discord_gateway_url:
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self._settings.discord_gateway_url)
 
-    async def _connect(self) -> None:
+    async def _login(self) -> None:
         assert self._settings.discord_token is not None
         try:
             await self.client.login(self._settings.discord_token.get_secret_value())
@@ -151,6 +178,20 @@ class DiscordAdapter:
             raise ConfigError(
                 "Discord rejected DISCORD_TOKEN. Copy the token again from the Developer Portal (Bot > Reset Token)."
             ) from None
+
+    async def _drop_gateway(self) -> None:
+        """Close this worker's gateway connection (its shard's lease is gone); REST stays logged in."""
+        connection, self._connection = self._connection, None
+        ws = self.client.ws
+        if connection is not None:
+            connection.cancel()
+            await asyncio.gather(connection, return_exceptions=True)
+        if ws is not None:
+            await ws.close(code=1000)
+
+    async def _connect_gateway(self, shard: int) -> None:
+        if self._sharded:
+            self.client.shard_id = shard
         self._connection = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
         ready = asyncio.create_task(self.client.wait_until_ready())
         done, _ = await asyncio.wait(
@@ -169,6 +210,7 @@ class DiscordAdapter:
     async def stop(self) -> None:
         """Stop taking messages, let in-flight replies finish (bounded), close the gateway."""
         self._accepting = False
+        await self.shards.stop()
         try:
             await asyncio.wait_for(self._router.idle(), timeout=STOP_GRACE_S)
         except TimeoutError:

@@ -12,15 +12,17 @@ from graphlib import TopologicalSorter
 from typing import Any
 
 from storage.postgres.db import Connection
+from storage.postgres.leases import WORKER_TABLES
 
 LEDGER = "_migrations"
 
 
 async def tables_in_load_order(connection: Connection) -> list[str]:
-    """Every table of the schema but the migration ledger, each after the tables its foreign keys name."""
+    """Every table of the schema but the migration ledger and the workers' leases, each after the tables its
+    foreign keys name."""
     cursor = await connection.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename != %s ORDER BY tablename",
-        (LEDGER,),
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename != ALL(%s) ORDER BY tablename",
+        ([LEDGER, *WORKER_TABLES],),  # the workers' leases are live state of a running deployment, not the log
     )
     tables = [str(row["tablename"]) for row in await cursor.fetchall()]
     cursor = await connection.execute(

@@ -17,7 +17,9 @@ from typing import Any
 from psycopg import errors
 
 from storage.group_commit import GroupCommit
+from storage.leases import Fence
 from storage.postgres.db import Connection, PostgresDatabase
+from storage.postgres.leases import check_fence
 from storage.records import (
     MESSAGE_COLUMNS,
     PROVISIONAL_ID_PREFIX,
@@ -209,9 +211,11 @@ class PostgresThreadLog:
         content: str,
         answered_ids: list[int],
         now: datetime,
+        fence: Fence | None = None,
     ) -> int | None:
         """Log a posted reply and mark what it answered, and their deliveries handled, in one transaction."""
         async with self._db.transaction() as connection:
+            await check_fence(connection, fence)  # several workers: only the thread's owner may write its reply
             cursor = await connection.execute(
                 "INSERT INTO messages (thread_id, platform_message_id, author_id, author_name, role, content, "
                 "sent_utc, logged_utc) VALUES (%s, %s, 'assistant', %s, 'assistant', %s, %s, %s) "

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from storage.postgres.db import PostgresDatabase
+from storage.postgres.leases import SCHEMA as LEASES_SCHEMA
 
 # An arbitrary constant shared by every threadkeeper worker: "the schema is being changed".
 MIGRATION_LOCK = 7_318_112_001
@@ -222,6 +223,10 @@ MIGRATIONS: list[PostgresMigration] = [
         ),
     ),
 ]
+
+# Worker leases (storage/postgres/leases.py) have no SQLite twin: one SQLite worker owns everything. Appended
+# apart from the list above so storage steps added there keep their order; the table references nothing.
+MIGRATIONS.append(PostgresMigration("pg_leases", tuple(LEASES_SCHEMA)))
 
 _CREATE_LEDGER = "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)"
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from storage.leases import Fence
 from storage.postgres.db import PostgresDatabase
+from storage.postgres.leases import check_fence
 from storage.records import CardRecord, StoredSummary, card_from_row, iso
 
 _CARD_COLUMNS = "id, thread_id, card_message_id, state, resolved_by_name"
@@ -78,12 +80,17 @@ class PostgresCardStore:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
 
-    async def open_card(self, *, thread_id: int, now: datetime) -> tuple[CardRecord, bool]:
-        created = await self._db.insert(
-            "INSERT INTO cards (thread_id, state, created_utc) VALUES (%s, 'pending', %s) "
-            "ON CONFLICT DO NOTHING RETURNING id",
-            (thread_id, iso(now)),
-        )
+    async def open_card(
+        self, *, thread_id: int, now: datetime, fence: Fence | None = None
+    ) -> tuple[CardRecord, bool]:
+        async with self._db.transaction() as connection:
+            await check_fence(connection, fence)  # only the thread's owner posts its card
+            cursor = await connection.execute(
+                "INSERT INTO cards (thread_id, state, created_utc) VALUES (%s, 'pending', %s) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                (thread_id, iso(now)),
+            )
+            created = await cursor.fetchone()
         card = await self.open_card_for(thread_id=thread_id)
         assert card is not None
         return card, created is not None
@@ -110,10 +117,12 @@ class PostgresCardStore:
         )
         return changed == 1
 
-    async def finish(self, *, card_id: int, state: str, now: datetime) -> None:
-        await self._db.execute(
-            "UPDATE cards SET state = %s, resolved_utc = %s WHERE id = %s", (state, iso(now), card_id)
-        )
+    async def finish(self, *, card_id: int, state: str, now: datetime, fence: Fence | None = None) -> None:
+        async with self._db.transaction() as connection:
+            await check_fence(connection, fence)  # only the thread's owner finishes what its card chose
+            await connection.execute(
+                "UPDATE cards SET state = %s, resolved_utc = %s WHERE id = %s", (state, iso(now), card_id)
+            )
 
     async def discard(self, *, card_id: int) -> None:
         await self._db.execute("DELETE FROM cards WHERE id = %s", (card_id,))

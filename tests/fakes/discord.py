@@ -91,6 +91,7 @@ class FakeDiscord:
     roles: dict[str, list[str]] = field(default_factory=dict)
     identified: int = 0
     identified_at: list[float] = field(default_factory=list)
+    identified_shards: list[list[int] | None] = field(default_factory=list)  # IDENTIFY's [shard_id, count]
     faults: list[Fault] = field(default_factory=list)
     app_commands: list[dict[str, Any]] = field(default_factory=list)
     uploads: list[UploadedFile] = field(default_factory=list)
@@ -193,6 +194,7 @@ class FakeDiscord:
                     break
                 self.identified += 1
                 self.identified_at.append(time.monotonic())
+                self.identified_shards.append(payload["d"].get("shard"))
                 await self._send_ready(ws)
             elif payload["op"] == 6:
                 await ws.send_str(json.dumps({"op": 9, "d": False, "s": None, "t": None}))

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -93,6 +94,7 @@ class FakeSlack:
     files: dict[str, bytes] = field(default_factory=dict)  # file id -> what url_private serves
     file_faults: dict[str, int | float | str] = field(default_factory=dict)  # id -> status, seconds, or "sign-in"
     file_downloads: list[tuple[str, int]] = field(default_factory=list)  # (file id, status answered), in order
+    spread: random.Random | None = None  # set: each envelope goes to a random live connection (several workers)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -166,8 +168,9 @@ class FakeSlack:
         live = [ws for ws in self._sockets if not ws.closed]
         assert live, "no Socket Mode connection"
         # If the app died under us, the envelope stays unacked and is redelivered, as Slack does.
+        target = self.spread.choice(live) if self.spread is not None else live[-1]
         with contextlib.suppress(ConnectionError):
-            await live[-1].send_str(json.dumps(envelope))
+            await target.send_str(json.dumps(envelope))
         return envelope_id
 
     async def redeliver_unacked(self) -> int:

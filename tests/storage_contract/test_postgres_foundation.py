@@ -11,6 +11,7 @@ import pytest
 from storage.db import open_database
 from storage.migrations import migrate as migrate_sqlite
 from storage.postgres.db import open_postgres
+from storage.postgres.leases import WORKER_TABLES
 from storage.postgres.migrations import MIGRATIONS, applied_migrations, migrate
 
 
@@ -65,7 +66,8 @@ async def test_both_backends_have_the_same_tables_and_columns(postgres_url: str,
         await db.close()
     actual: dict[str, list[str]] = {}
     for row in rows:
-        actual.setdefault(row["table_name"], []).append(row["column_name"])
+        if row["table_name"] not in WORKER_TABLES:  # the workers' leases exist on Postgres only
+            actual.setdefault(row["table_name"], []).append(row["column_name"])
     assert actual == expected
 
 

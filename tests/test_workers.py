@@ -1,0 +1,183 @@
+"""Several workers on one Postgres: one owner per thread, wake-ups, clicks anywhere, fencing, hand-back.
+
+Each worker is a whole router (``open_router`` on the same ``postgresql://`` URL, its own pool, its own worker
+id) with a recording outbox of its own, so a test can tell which worker answered. Time never passes by
+sleeping: an expired lease is written into the database, the way a stalled worker would find it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import pytest
+
+from bots.config import Settings
+from bots.messages import CardAction, CardClick
+from storage.leases import thread_resource
+from storage.postgres.db import PostgresDatabase, open_postgres
+from storage.postgres.leases import PostgresLeases
+from tests.fakes.llm import FakeLLM
+from tests.fakes.waiting import wait_until
+from tests.router_harness import ALICE, BOB, Bot, message, running_router, thread_key
+
+MakeSettings = Callable[..., Settings]
+# Long enough that no renewal runs during a test: a lost lease is then found by the fence, not by renewal.
+SLOW_RENEWAL = {"worker_lease_s": 300.0, "worker_poll_s": 0.05}
+
+
+@pytest.fixture
+async def pg(postgres_url: str) -> AsyncIterator[PostgresDatabase]:
+    db = await open_postgres(postgres_url)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+@pytest.fixture
+def worker(make_settings: MakeSettings, postgres_url: str) -> Callable[..., Any]:
+    """A context manager running one more worker on the test's Postgres database."""
+
+    @asynccontextmanager
+    async def run(**overrides: Any) -> AsyncIterator[Bot]:
+        settings = make_settings(database_url=postgres_url, **(SLOW_RENEWAL | overrides))
+        async with running_router(settings) as bot:
+            await bot.router.ownership.listening()
+            yield bot
+
+    return run
+
+
+async def thread_id_of(pg: PostgresDatabase, name: str = "t1") -> int:
+    row = await pg.fetchone("SELECT id FROM threads WHERE thread = %s", (name,))
+    assert row is not None
+    return int(row["id"])
+
+
+async def lease_holder(pg: PostgresDatabase, thread_id: int) -> str | None:
+    return await PostgresLeases(pg).holder_of(resource=thread_resource(thread_id))
+
+
+async def expire_lease(pg: PostgresDatabase, thread_id: int) -> None:
+    await pg.execute(
+        "UPDATE leases SET expires_utc = clock_timestamp() - interval '1 second' WHERE resource = %s",
+        (thread_resource(thread_id),),
+    )
+
+
+async def assistant_rows(pg: PostgresDatabase) -> list[str]:
+    rows = await pg.fetchall("SELECT content FROM messages WHERE role = 'assistant' ORDER BY id")
+    return [str(r["content"]) for r in rows]
+
+
+async def test_a_message_received_by_worker_b_is_answered_by_the_owner_a(
+    worker: Callable[..., Any], pg: PostgresDatabase, fake_llm: FakeLLM
+) -> None:
+    async with worker() as a, worker() as b:
+        await a.say("hello from the start")
+        assert len(a.outbox.replies) == 1
+        owner = await lease_holder(pg, await thread_id_of(pg))
+        assert owner == a.router.ownership.worker_id
+
+        await b.router.handle_message(message("a follow-up that reached worker B"))
+        await wait_until(lambda: len(a.outbox.replies) == 2, timeout=10, what="the owner's answer")
+        await a.router.idle()
+        assert b.outbox.replies == [] and b.outbox.cards_posted == []
+        assert "a follow-up that reached worker B" in fake_llm.requests[-1].prompt_text
+        assert a.outbox.cards_posted == []  # the owner's live session answered: no orphaning, no card
+
+
+async def test_a_thread_whose_owner_stalled_past_its_lease_is_taken_and_orphaned_into_the_card(
+    worker: Callable[..., Any], pg: PostgresDatabase
+) -> None:
+    async with worker() as a, worker() as b:
+        await a.say("hello")
+        thread_id = await thread_id_of(pg)
+        await expire_lease(pg, thread_id)
+
+        await b.say("are you there?")
+        assert await lease_holder(pg, thread_id) == b.router.ownership.worker_id
+        assert len(b.outbox.cards_posted) == 1  # the session died with A's lease: the usual card
+        await b.click(CardAction.FRESH)
+        assert len(b.outbox.replies) == 1
+        assert a.outbox.cards_posted == [] and len(a.outbox.replies) == 1
+
+
+async def test_fencing_refuses_the_reply_of_a_worker_that_lost_its_lease(
+    worker: Callable[..., Any], pg: PostgresDatabase, fake_llm: FakeLLM
+) -> None:
+    async with worker() as a, worker() as b:
+        await a.say("hello")
+        thread_id = await thread_id_of(pg)
+        await expire_lease(pg, thread_id)
+        await b.say("B takes the thread with this one")
+        assert len(b.outbox.cards_posted) == 1
+
+        asked = len(fake_llm.requests)
+        await a.say("A still thinks it owns the thread")  # A's renewal has not run: only the fence can stop it
+        assert len(fake_llm.requests) == asked + 1  # A did run the turn...
+        assert len(a.outbox.replies) == 1  # ...but its reply was refused, not posted as answered
+        assert await assistant_rows(pg) == [a.outbox.replies[0].text]
+        waiting = await pg.fetchall("SELECT content FROM messages WHERE reply_state = 'waiting' ORDER BY id")
+        assert [r["content"] for r in waiting] == [
+            "B takes the thread with this one",
+            "A still thinks it owns the thread",
+        ]
+
+        await b.click(CardAction.FRESH)  # the real owner answers both
+        assert len(b.outbox.replies) == 1
+        assert "A still thinks it owns the thread" in fake_llm.requests[-1].prompt_text
+
+
+async def test_a_card_click_received_by_a_worker_that_does_not_own_the_thread(
+    worker: Callable[..., Any], pg: PostgresDatabase
+) -> None:
+    async with worker() as earlier:
+        await earlier.say("what we said before the restart")
+    async with worker() as a, worker() as b:
+        await a.say("where were we?")
+        assert len(a.outbox.cards_posted) == 1
+        card_id = a.outbox.cards_posted[0].card_id
+
+        result = await b.router.handle_click(CardClick(card_id, CardAction.FRESH, BOB, thread=thread_key()))
+        assert result.private_note is None  # B acknowledged and won the click in the database
+        late = await b.router.handle_click(CardClick(card_id, CardAction.CATCH_UP, ALICE, thread=thread_key()))
+        assert late.private_note == "Bob already chose to start fresh."
+        await wait_until(lambda: len(a.outbox.replies) == 1, timeout=10, what="the owner answering after the click")
+        await a.router.idle()
+        assert b.outbox.replies == []
+        states = await pg.fetchall("SELECT state FROM cards")
+        assert [r["state"] for r in states] == ["fresh"]
+
+
+async def test_sigterm_hands_the_leases_back_at_once(worker: Callable[..., Any], pg: PostgresDatabase) -> None:
+    async with AsyncExitStack() as stack:
+        b = await stack.enter_async_context(worker())
+        async with worker() as a:
+            await a.say("hello")
+            thread_id = await thread_id_of(pg)
+            assert await lease_holder(pg, thread_id) == a.router.ownership.worker_id
+        assert await lease_holder(pg, thread_id) is None  # handed back on the way out, not left to expire
+
+        await b.router.handle_message(message("anyone?"))
+        await b.router.idle()
+        assert await lease_holder(pg, thread_id) == b.router.ownership.worker_id
+        assert len(b.outbox.cards_posted) == 1
+
+
+async def test_a_waiting_message_of_a_dead_worker_is_found_by_the_poll(
+    worker: Callable[..., Any], pg: PostgresDatabase
+) -> None:
+    async with worker() as earlier:
+        await earlier.say("the first message")
+    async with worker() as b:
+        # Meanwhile a worker logged a second message and died before answering it; nobody writes again.
+        await pg.execute(
+            "INSERT INTO messages (thread_id, platform_message_id, author_id, author_name, role, content, "
+            "reply_state, sent_utc, logged_utc) VALUES (%s, 'm-dead', 'U-alice', 'Alice', 'user', 'unanswered', "
+            "'waiting', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')",
+            (await thread_id_of(pg),),
+        )
+        await wait_until(lambda: len(b.outbox.cards_posted) == 1, timeout=10, what="the card from the poll")
