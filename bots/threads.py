@@ -217,7 +217,12 @@ class ThreadRouter:
     async def latest_logged_id(self, thread: ThreadKey) -> str | None:
         """The platform id of the last message logged in ``thread`` (adapters backfill what came after it)."""
         thread_id = await self._log.find_thread(**key_columns(thread))
-        return None if thread_id is None else await self._log.latest_platform_id(thread_id=thread_id)
+        if thread_id is None:
+            return None
+        # Several workers: others go on answering while this one's gateway was down, so the bot's latest reply
+        # may be newer than what people wrote meanwhile; read the history after their last logged message instead.
+        role = "user" if self.ownership.shared else None
+        return await self._log.latest_platform_id(thread_id=thread_id, role=role)
 
     # -- messages -------------------------------------------------------------------------------------------
 
@@ -346,6 +351,7 @@ class ThreadRouter:
             rating="positive" if positive else "negative",
             now=self._clock(),
         )
+
     async def handle_command(self, command: Command) -> CommandResult:
         """retry / model / memory / export / forget in the thread it was used in (``bots/commands.py``)."""
         return await self._commands.handle(command)

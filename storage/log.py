@@ -153,7 +153,7 @@ class ThreadLog:
             )
         )
 
-    async def latest_platform_id(self, *, thread_id: int) -> str | None:
+    async def latest_platform_id(self, *, thread_id: int, role: str | None = None) -> str | None:
         """The id the platform gave the thread's most recently logged message, if any.
 
         Provisional ids are skipped: a reply whose post failed after its commit keeps one for good, and the
@@ -161,8 +161,8 @@ class ThreadLog:
         """
         row = await self._db.fetchone(
             "SELECT platform_message_id FROM messages WHERE thread_id = ? AND platform_message_id NOT GLOB ? "
-            "ORDER BY id DESC LIMIT 1",
-            (thread_id, PROVISIONAL_ID_PREFIX + "*"),
+            "AND (? IS NULL OR role = ?) ORDER BY id DESC LIMIT 1",
+            (thread_id, PROVISIONAL_ID_PREFIX + "*", role, role),
         )
         return None if row is None else str(row["platform_message_id"])
 

@@ -70,8 +70,9 @@ class ThreadLog(Protocol):
         """Log a message once; return its row and whether this call created it (ThreadGone if the thread went)."""
         ...
 
-    async def latest_platform_id(self, *, thread_id: int) -> str | None:
-        """The id the platform gave the thread's most recently logged message (provisional ids skipped)."""
+    async def latest_platform_id(self, *, thread_id: int, role: str | None = None) -> str | None:
+        """The id the platform gave the thread's most recently logged message (provisional ids skipped); of a
+        ``role`` only when given (several workers: the bot's replies go on while a Discord gateway is down)."""
         ...
 
     async def has_messages_before(self, *, thread_id: int, message_id: int) -> bool:

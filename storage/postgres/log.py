@@ -161,11 +161,11 @@ class PostgresThreadLog:
             )
         )
 
-    async def latest_platform_id(self, *, thread_id: int) -> str | None:
+    async def latest_platform_id(self, *, thread_id: int, role: str | None = None) -> str | None:
         row = await self._db.fetchone(
             "SELECT platform_message_id FROM messages WHERE thread_id = %s "
-            "AND NOT starts_with(platform_message_id, %s) ORDER BY id DESC LIMIT 1",
-            (thread_id, PROVISIONAL_ID_PREFIX),
+            "AND NOT starts_with(platform_message_id, %s) AND (%s::text IS NULL OR role = %s) ORDER BY id DESC LIMIT 1",
+            (thread_id, PROVISIONAL_ID_PREFIX, role, role),
         )
         return None if row is None else str(row["platform_message_id"])
 

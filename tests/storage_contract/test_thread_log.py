@@ -85,6 +85,7 @@ async def test_the_latest_platform_id_skips_provisional_ones_until_the_post_name
     assert await storage.log.latest_platform_id(thread_id=thread_id) == "m1"
     await storage.log.set_platform_id(thread_id=thread_id, old="local-123", new="m2")
     assert await storage.log.latest_platform_id(thread_id=thread_id) == "m2"
+    assert await storage.log.latest_platform_id(thread_id=thread_id, role="user") == "m1"
 
 
 async def test_visible_returns_the_current_text_of_what_is_still_there(storage: Storage) -> None:
