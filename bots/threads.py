@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 
 
 SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
+LATE_MENTION_GRACE_S = 1.0  # a mention is logged within milliseconds; Slack wants the ack within 3 s
 
 
 class ThreadRouter:
@@ -208,11 +209,24 @@ class ThreadRouter:
         """Threads this process holds state for (bounded by ``max_thread_states``)."""
         return len(self._states)
 
-    async def is_tracked(self, thread: ThreadKey) -> bool:
-        """True when the bot takes part in the thread (it has a log)."""
-        if thread in self._states:
+    async def is_tracked(self, thread: ThreadKey, *, mention_may_be_in_flight: bool = False) -> bool:
+        """True when the bot takes part in the thread (it has a log).
+
+        ``mention_may_be_in_flight``: with several workers, the mention that brings the bot into a thread can still
+        be on its way into the log at another worker when a quick reply in that thread reaches this one (Slack
+        spreads events over the connections), so an untracked thread is looked up once more after
+        :data:`LATE_MENTION_GRACE_S` before the message is ignored. The caller's ack waits for the answer: a crash
+        meanwhile means a redelivery, not a loss. One worker sees its events in order and never waits.
+        """
+        if await self._has_log(thread):
             return True
-        return await self._log.find_thread(**key_columns(thread)) is not None
+        if not (mention_may_be_in_flight and self.ownership.shared):
+            return False
+        await asyncio.sleep(LATE_MENTION_GRACE_S)
+        return await self._has_log(thread)
+
+    async def _has_log(self, thread: ThreadKey) -> bool:
+        return thread in self._states or await self._log.find_thread(**key_columns(thread)) is not None
 
     async def latest_logged_id(self, thread: ThreadKey) -> str | None:
         """The platform id of the last message logged in ``thread`` (adapters backfill what came after it)."""

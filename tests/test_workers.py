@@ -7,6 +7,7 @@ sleeping: an expired lease is written into the database, the way a stalled worke
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -181,3 +182,17 @@ async def test_a_waiting_message_of_a_dead_worker_is_found_by_the_poll(
             (await thread_id_of(pg),),
         )
         await wait_until(lambda: len(b.outbox.cards_posted) == 1, timeout=10, what="the card from the poll")
+
+
+async def test_a_reply_that_overtakes_its_mention_to_another_worker_is_looked_up_again_not_ignored(
+    worker: Callable[..., Any],
+) -> None:
+    """Slack spread a mention to A and the quick reply under it to B: B looks once more before ignoring it."""
+    async with worker() as a, worker() as b:
+        key = thread_key()
+        assert not await b.router.is_tracked(key)  # nobody has logged the mention yet
+        second_look = asyncio.ensure_future(b.router.is_tracked(key, mention_may_be_in_flight=True))
+        await asyncio.sleep(0.2)  # B has looked once (a loopback query) and waits for its second look
+        assert not second_look.done()
+        await a.say("hello, bot")  # A logs the mention meanwhile
+        assert await second_look  # so B takes the reply instead of dropping it

@@ -313,7 +313,7 @@ class SlackAdapter:
         key = translate.thread_of(
             team=translate.team_of(body, event), channel=str(event.get("channel")), ts=thread_ts, thread_ts=thread_ts
         )
-        if await self._router.is_tracked(key):
+        if await self._router.is_tracked(key, mention_may_be_in_flight=True):
             await self._deliver(body, event)
 
     async def _deliver(self, body: Mapping[str, Any], event: Mapping[str, Any]) -> IncomingMessage | None:
