@@ -71,7 +71,7 @@ async def discord_latency(llm: FakeLLM, db: Path) -> tuple[list[float], list[flo
                 request = _answer_after(llm, seen)
                 assert request is not None
                 await until(lambda request=request, thread=thread: fake.texts_in(thread)[-1] == request.reply)
-                write = [c for c in fake.calls if c.json and c.json.get("content") == request.reply][-1]
+                write = [c for c in fake.calls if isinstance(c.json, dict) and c.json.get("content") == request.reply][-1]
                 to_request.append(request.received_at - started)
                 to_posted.append(write.at - (request.finished_at or 0))
         async with process([str(ROOT / "bench" / "echo_discord.py")], discord_env(fake)):
@@ -81,7 +81,7 @@ async def discord_latency(llm: FakeLLM, db: Path) -> tuple[list[float], list[flo
                 started = time.monotonic()
                 await fake.user_says(f"echo {i}")
                 await until(lambda i=i: fake.texts_in(CHANNEL) and fake.texts_in(CHANNEL)[-1] == f"echo {i}")
-                write = [c for c in fake.calls if c.json and c.json.get("content") == f"echo {i}"][-1]
+                write = [c for c in fake.calls if isinstance(c.json, dict) and c.json.get("content") == f"echo {i}"][-1]
                 echo.append(write.at - started)
     return to_request, to_posted, echo
 
