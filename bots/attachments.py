@@ -31,8 +31,6 @@ from typing import Any
 
 import aiohttp
 from PIL import Image, UnidentifiedImageError
-from pypdf import PdfReader
-from pypdf.errors import PdfReadError, PyPdfError
 
 from agent.parts import ImagePart
 from bots.messages import Attachment, FileSource
@@ -334,6 +332,10 @@ def _reencoded(image: Image.Image, *, limits: AttachmentLimits) -> ImagePart:
 
 
 def _pdf_text(data: bytes, *, limits: AttachmentLimits) -> str:
+    # pypdf's import costs about 50 ms: paid by the first PDF (on this worker thread), not by every start-up (P3)
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError, PyPdfError
+
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
