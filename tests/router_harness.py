@@ -139,3 +139,13 @@ def db_rows(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[sqlit
         return list(connection.execute(sql, params))
     finally:
         connection.close()
+
+
+def db_write(path: Path, sql: str, params: tuple[object, ...] = ()) -> int:
+    """Change the SQLite file between runs (what a process killed at the wrong moment left); rows changed."""
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            return connection.execute(sql, params).rowcount
+    finally:
+        connection.close()
