@@ -72,7 +72,7 @@ class DiscordOutbox:
         """The id of the bot's own message among the thread's last ``FIND_CARD_LIMIT`` whose buttons are ``card``'s.
 
         Recovery only: an earlier run died between posting a card and storing its id (``bots/cards.py``).
-        Replies never read the history (P6); this does, in that rare case alone.
+        Replies never read the history (the "0 history reads" of docs/PERFORMANCE.md); this does, in that case alone.
         """
         me = self._client.user
         wanted = card_button_id(card.card_id, CardAction.CATCH_UP)

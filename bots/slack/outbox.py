@@ -159,8 +159,9 @@ class SlackOutbox:
         """The ts of the bot's own message in the thread whose buttons belong to ``card`` (recovery only).
 
         ``conversations.replies`` reads a thread oldest first, so the bound is on pages: at most
-        ``FIND_CARD_PAGES`` of ``FIND_CARD_PAGE`` replies. Replies never read the history (P6), this does only
-        when an earlier run died between posting a card and storing its ts (``bots/cards.py``).
+        ``FIND_CARD_PAGES`` of ``FIND_CARD_PAGE`` replies. It runs only when an earlier run died between posting
+        a card and storing its ts (``bots/cards.py``); replies never read the history, so P6's "0 history reads"
+        (docs/PERFORMANCE.md) is unaffected.
         """
         me = await self._client.auth_test()
         mine = {str(me[k]) for k in ("user_id", "bot_id") if me.get(k)}
