@@ -93,18 +93,44 @@ class CardFlow:
         self._host = host
 
     async def has_open_card(self, state: ThreadState) -> bool:
-        """True when a card already waits in this thread (this process's memory first, then SQLite).
+        """True when a card already waits in this thread (this process's memory first, then SQLite). Posts nothing.
 
-        A card row without a posted message means an earlier process died between recording the card and
-        posting it: nobody can see it, so it is posted now rather than leaving the thread waiting forever.
+        A card row read without a message id is one an earlier run recorded and may never have shown: it is
+        kept in ``state.card_unshown`` for :meth:`show_recorded_card`, which the caller runs next.
         """
         if state.card_open is None:
             card = await self._cards.open_card_for(thread_id=state.thread_id)
             state.card_open = card is not None
-            if card is not None and card.card_message_id is None:
-                log.info("posting card %s in %s, which an earlier run recorded but never showed", card.id, state.key)
-                await self._show_new_card(state, card)
+            state.card_unshown = card if card is not None and card.card_message_id is None else None
         return state.card_open
+
+    async def show_recorded_card(self, state: ThreadState) -> None:
+        """Make sure a card an earlier run recorded (``has_open_card`` found it without a message id) is seen.
+
+        That run died between recording the card and storing the posted message's id, either before the post
+        or after the platform accepted it. The thread is searched for a card message with this card's id
+        first (``ThreadOutbox.find_card``), so an accepted post is adopted instead of shown twice; only a card
+        not found is posted now, rather than leaving the thread waiting forever. This is the only place a
+        thread's history is read for a card: a rare recovery, not the reply path.
+        """
+        card, state.card_unshown = state.card_unshown, None
+        if card is None:
+            return
+        message_id = await self._find_posted_card(state, card)
+        if message_id is None:
+            log.info("posting card %s in %s, which an earlier run recorded but never showed", card.id, state.key)
+            await self._show_new_card(state, card)
+            return
+        log.info("card %s in %s was posted by an earlier run (message %s); using it", card.id, state.key, message_id)
+        await self._cards.set_message_id(card_id=card.id, card_message_id=message_id)
+
+    async def _find_posted_card(self, state: ThreadState, card: CardRecord) -> str | None:
+        view = CatchUpCard(card_id=card.id, thread=state.key, state=CardState.PENDING)
+        try:
+            return await self._host.outbox(state.key).find_card(card=view)
+        except Exception:
+            log.warning("could not look for card %s in %s; posting it", card.id, state.key, exc_info=True)
+            return None
 
     async def post_card(self, state: ThreadState) -> None:
         card, created = await self._cards.open_card(

@@ -97,6 +97,11 @@ class ConsoleOutbox:
         else:
             self._print(f"· {card_text(card).splitlines()[-1]}")
 
+    async def find_card(self, *, card: CatchUpCard) -> str | None:
+        """The terminal holds only the card it shows now."""
+        shown = self.pending_card
+        return f"card-{card.card_id}" if shown is not None and shown.card_id == card.card_id else None
+
     async def post_approval(self, *, card: ApprovalCard) -> str:
         self._end_reply_line()
         self.pending_approval = card

@@ -164,6 +164,15 @@ class ThreadOutbox(Protocol):
         """Show ``card``'s new state on the already posted card message."""
         ...
 
+    async def find_card(self, *, card: CatchUpCard) -> str | None:
+        """The id of a message the bot already posted in ``card.thread`` for ``card.card_id``, or None.
+
+        Only for recovery: a card recorded in the database without its message id (an earlier run died
+        between the post and storing the id) is looked for before it is posted again. It reads a bounded part
+        of the thread's history; it may raise, and the caller then treats the card as never shown.
+        """
+        ...
+
     async def post_approval(self, *, card: ApprovalCard) -> str:
         """Post the approval card (Allow / Deny) in ``card.thread``; return the posted message's id."""
         ...

@@ -25,7 +25,7 @@ from storage.protocols import (
     ThreadLog,
     ToolTrail,
 )
-from storage.records import LoggedMessage
+from storage.records import CardRecord, LoggedMessage
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class ThreadState:
     worker: asyncio.Task[None] | None = None
     wake: bool = False
     card_open: bool | None = None  # None: not known yet in this process; ask SQLite
+    card_unshown: CardRecord | None = None  # read from SQLite without a message id: show_recorded_card's work
     answered_through: int = 0  # the highest log id a posted reply of this process has covered
     session_id: int | None = None  # the sessions row of the live session
     pinned: int = 0  # flows (a card being resolved) that need the state kept, however idle it looks

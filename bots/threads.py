@@ -180,6 +180,7 @@ class ThreadRouter:
 
     async def _resume_thread(self, state: ThreadState) -> None:
         if state.session is None and await self._card_flow.has_open_card(state):
+            await self._card_flow.show_recorded_card(state)
             return
         waiting = await self._log.waiting(thread_id=state.thread_id)
         new = [m for m in waiting if m.id > state.answered_through and m.platform_message_id not in state.inflight]
@@ -283,6 +284,7 @@ class ThreadRouter:
                 self._states.touch(state)
                 self._kick(state)
             elif await self._card_flow.has_open_card(state):
+                await self._card_flow.show_recorded_card(state)
                 return
             elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=row.id):
                 await self._post_card(state)

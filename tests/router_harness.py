@@ -59,6 +59,10 @@ class RecordingOutbox:
     async def update_card(self, *, card: CatchUpCard, message_id: str) -> None:
         self.card_updates.append((message_id, card))
 
+    async def find_card(self, *, card: CatchUpCard) -> str | None:
+        posted = [c for c in self.cards_posted if c.card_id == card.card_id]
+        return f"card-msg-{card.card_id}" if posted else None
+
     async def post_approval(self, *, card: ApprovalCard) -> str:
         self.approvals_posted.append(card)
         return f"approval-msg-{card.approval_id}"
@@ -133,5 +137,15 @@ def db_rows(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[sqlit
     connection.row_factory = sqlite3.Row
     try:
         return list(connection.execute(sql, params))
+    finally:
+        connection.close()
+
+
+def db_write(path: Path, sql: str, params: tuple[object, ...] = ()) -> int:
+    """Change the SQLite file between runs (what a process killed at the wrong moment left); rows changed."""
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            return connection.execute(sql, params).rowcount
     finally:
         connection.close()

@@ -18,8 +18,8 @@ from typing import Any
 import discord
 
 from bots.discord.buttons import approval_view, card_view
-from bots.messages import ThreadKey
-from bots.ports import ApprovalCard, CatchUpCard
+from bots.messages import CardAction, ThreadKey
+from bots.ports import ApprovalCard, CatchUpCard, card_button_id
 from bots.render import CARD_BODY, CARD_TITLE, approval_text, card_status_line, split_message
 from bots.reply_stream import stream_as_messages
 from bots.streaming import Snapshot, StreamingStatuses
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000
 EDIT_INTERVAL_S = 1.0
+FIND_CARD_LIMIT = 100  # the thread's latest messages searched for a card an earlier run posted
 NO_PINGS = discord.AllowedMentions.none()
 
 
@@ -66,6 +67,19 @@ class DiscordOutbox:
         partial = self._channel(card.thread).get_partial_message(int(message_id))
         view: Any = card_view(card) if card.buttons_live else None
         await partial.edit(content=card_content(card), view=view)
+
+    async def find_card(self, *, card: CatchUpCard) -> str | None:
+        """The id of the bot's own message among the thread's last ``FIND_CARD_LIMIT`` whose buttons are ``card``'s.
+
+        Recovery only: an earlier run died between posting a card and storing its id (``bots/cards.py``).
+        Replies never read the history (the "0 history reads" of docs/PERFORMANCE.md); this does, in that case alone.
+        """
+        me = self._client.user
+        wanted = card_button_id(card.card_id, CardAction.CATCH_UP)
+        async for message in self._channel(card.thread).history(limit=FIND_CARD_LIMIT):
+            if me is not None and message.author.id == me.id and wanted in custom_ids(message):
+                return str(message.id)
+        return None
 
     async def post_approval(self, *, card: ApprovalCard) -> str:
         message = await self._channel(card.thread).send(
@@ -148,6 +162,17 @@ def message_chunks(snapshot: Snapshot) -> list[str]:
         elif len(chunks[-1]) + 2 + len(line) <= MESSAGE_LIMIT:
             chunks[-1] = f"{chunks[-1].rstrip()}\n\n{line}"
     return chunks
+
+
+def custom_ids(message: discord.Message) -> set[str]:
+    """The custom ids of every button (any component) on ``message``."""
+    found: set[str] = set()
+    for row in message.components:
+        for item in getattr(row, "children", [row]):
+            custom_id = getattr(item, "custom_id", None)
+            if custom_id:
+                found.add(str(custom_id))
+    return found
 
 
 def card_content(card: CatchUpCard) -> str:

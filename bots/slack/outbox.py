@@ -62,6 +62,8 @@ PLACEHOLDER = "_Thinking…_"
 THINKING = "is thinking…"  # the assistant status while the model has not answered yet
 ASKERS_MAX = 5000
 ASKER_TTL_S = 86_400.0
+FIND_CARD_PAGE = 100  # replies per conversations.replies page when a card is looked for
+FIND_CARD_PAGES = 3
 
 
 class SlackOutbox:
@@ -152,6 +154,32 @@ class SlackOutbox:
         await self._client.chat_update(
             channel=card.thread.channel, ts=message_id, text=card_text(card), blocks=card_blocks(card)
         )
+
+    async def find_card(self, *, card: CatchUpCard) -> str | None:
+        """The ts of the bot's own message in the thread whose buttons belong to ``card`` (recovery only).
+
+        ``conversations.replies`` reads a thread oldest first, so the bound is on pages: at most
+        ``FIND_CARD_PAGES`` of ``FIND_CARD_PAGE`` replies. It runs only when an earlier run died between posting
+        a card and storing its ts (``bots/cards.py``); replies never read the history, so P6's "0 history reads"
+        (docs/PERFORMANCE.md) is unaffected.
+        """
+        me = await self._client.auth_test()
+        mine = {str(me[k]) for k in ("user_id", "bot_id") if me.get(k)}
+        block_id = card_block_id(card.card_id)
+        cursor: str | None = None
+        for _ in range(FIND_CARD_PAGES):
+            kwargs: dict[str, Any] = {"cursor": cursor} if cursor else {}
+            response = await self._client.conversations_replies(
+                channel=card.thread.channel, ts=card.thread.thread, limit=FIND_CARD_PAGE, **kwargs
+            )
+            for message in response.get("messages") or []:
+                ours = bool(mine & {str(message.get("user")), str(message.get("bot_id"))})
+                if ours and any(b.get("block_id") == block_id for b in message.get("blocks") or []):
+                    return str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if cursor is None:
+                break
+        return None
 
     async def post_approval(self, *, card: ApprovalCard) -> str:
         response = await self._client.chat_postMessage(
@@ -251,6 +279,11 @@ def message_chunks(snapshot: Snapshot) -> list[str]:
     return chunks or [PLACEHOLDER]
 
 
+def card_block_id(card_id: int) -> str:
+    """The block_id of a card's buttons: what finds a card message in the thread again."""
+    return f"tk-card-{card_id}"
+
+
 def card_blocks(card: CatchUpCard) -> list[dict[str, Any]]:
     """The card in Block Kit: a section, then the two buttons while it waits, or the outcome once chosen."""
     body = CARD_BODY if not card.note else f"{CARD_BODY}\n{card.note}"
@@ -261,7 +294,7 @@ def card_blocks(card: CatchUpCard) -> list[dict[str, Any]]:
         blocks.append(
             {
                 "type": "actions",
-                "block_id": f"tk-card-{card.card_id}",
+                "block_id": card_block_id(card.card_id),
                 "elements": [
                     _button(CATCH_UP_LABEL, card.button_id(CardAction.CATCH_UP), primary=True),
                     _button(FRESH_LABEL, card.button_id(CardAction.FRESH), primary=False),

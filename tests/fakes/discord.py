@@ -60,6 +60,7 @@ class RestCall:
     path: str
     json: Any
     at: float
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -506,7 +507,7 @@ class FakeDiscord:
                 body = await request.json()
             elif request.content_type.startswith("multipart/"):
                 body = await self._multipart_json(request)
-        self.calls.append(RestCall(request.method, path, body, time.monotonic()))
+        self.calls.append(RestCall(request.method, path, body, time.monotonic(), dict(request.query)))
         fault = self._fault_for(request.method, path)
         if fault is not None:
             status, payload = fault.status, {"message": "fake Discord fault", "code": fault.code}

@@ -334,6 +334,28 @@ class FakeSlack:
             message["thread_ts"] = call.params["thread_ts"]
         return {"ok": True, "channel": call.params.get("channel"), "ts": ts, "message": message}
 
+    def _conversations_replies(self, call: ApiCall) -> dict[str, Any]:
+        """The bot's messages in a thread as they look now, oldest first, paged by ``limit`` and ``cursor``.
+
+        The fake keeps only what the bot posted (people's messages arrive as events it never stores)."""
+        channel, thread_ts = call.params.get("channel"), call.params.get("ts")
+        if not channel or not thread_ts:
+            return self._refuse(call, "invalid_arguments")
+        deleted = {c.params.get("ts") for c in self.calls_to("chat.delete") if "_status" not in c.params}
+        messages: list[dict[str, Any]] = []
+        for post in self.posts(thread_ts=str(thread_ts)):
+            ts = str(post.params["_ts"])
+            if post.params.get("channel") == channel and ts not in deleted:
+                messages.append(
+                    {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "ts": ts, "thread_ts": thread_ts}
+                    | {"text": self.final_text(ts), "blocks": self.current_blocks(ts)}
+                )
+        start, limit = int(call.params.get("cursor") or 0), int(call.params.get("limit") or 1000)
+        page = messages[start : start + limit]
+        more = start + limit < len(messages)
+        metadata = {"next_cursor": str(start + limit) if more else ""}
+        return {"ok": True, "messages": page, "has_more": more, "response_metadata": metadata}
+
     def _chat_update(self, call: ApiCall) -> dict[str, Any]:
         return {
             "ok": True,
