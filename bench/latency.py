@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.common import Result, median, percentile, until
 from bots.slack.mrkdwn import to_mrkdwn
-from tests.fakes.discord import CHANNEL, FakeDiscord
+from tests.fakes.discord import CHANNEL, FakeDiscord, RestCall
 from tests.fakes.llm import FakeLLM, RecordedRequest
 from tests.fakes.process import child_process as process
 from tests.fakes.settings import fake_model_env
@@ -38,6 +38,11 @@ STARTS = int(os.environ.get("BENCH_P3_STARTS", "5"))
 def _answer_after(llm: FakeLLM, seen: int) -> RecordedRequest | None:
     """The finished answer (streamed) request among those after ``seen``; compaction summaries are skipped."""
     return next((r for r in llm.requests[seen:] if r.stream and r.finished_at), None)
+
+
+def _last_post(fake: FakeDiscord, content: str) -> RestCall:
+    """The last REST call that posted or edited ``content`` (the slash commands' registration body is a list)."""
+    return [c for c in fake.calls if isinstance(c.json, dict) and c.json.get("content") == content][-1]
 
 
 def bot_env(llm: FakeLLM, db: Path) -> dict[str, str]:
@@ -71,7 +76,7 @@ async def discord_latency(llm: FakeLLM, db: Path) -> tuple[list[float], list[flo
                 request = _answer_after(llm, seen)
                 assert request is not None
                 await until(lambda request=request, thread=thread: fake.texts_in(thread)[-1] == request.reply)
-                write = [c for c in fake.calls if isinstance(c.json, dict) and c.json.get("content") == request.reply][-1]
+                write = _last_post(fake, request.reply)
                 to_request.append(request.received_at - started)
                 to_posted.append(write.at - (request.finished_at or 0))
         async with process([str(ROOT / "bench" / "echo_discord.py")], discord_env(fake)):
@@ -81,7 +86,7 @@ async def discord_latency(llm: FakeLLM, db: Path) -> tuple[list[float], list[flo
                 started = time.monotonic()
                 await fake.user_says(f"echo {i}")
                 await until(lambda i=i: fake.texts_in(CHANNEL) and fake.texts_in(CHANNEL)[-1] == f"echo {i}")
-                write = [c for c in fake.calls if isinstance(c.json, dict) and c.json.get("content") == f"echo {i}"][-1]
+                write = _last_post(fake, f"echo {i}")
                 echo.append(write.at - started)
     return to_request, to_posted, echo
 
