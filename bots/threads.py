@@ -26,23 +26,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from agent.llm import LLMClient, LLMError
-from agent.session import AgentSession, UserTurn
+from agent.llm import LLMClient
+from agent.session import AgentSession
 from agent.steps import MAX_TOOL_STEPS
 from agent.summarize import Summarizer
-from bots import log_context, metrics
+from bots import log_context
+from bots.answering import AnsweringWorker
 from bots.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
 from bots.attachment_turns import TurnFiles
 from bots.attachments import AttachmentLimits
 from bots.cards import INTERRUPTED_NOTE, CardFlow
 from bots.commands import Command, CommandFlow, CommandResult, ForgetClick
 from bots.commands_models import ThreadModels
-from bots.forgetting import ErasureFollower, LogSource
+from bots.forgetting import Forgetting, LogSource
 from bots.messages import (
     ApprovalClick,
     Author,
@@ -56,16 +56,13 @@ from bots.messages import (
 )
 from bots.ownership import ThreadOwnership
 from bots.ports import BackgroundService, CardState, CatchUpCard, ClickResult, ThreadOutbox
-from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns, prompt_text
+from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns
 from bots.tool_turns import ThreadTools
 from bots.workers import OwnedThreads
 from storage.leases import Fence, LeaseLost, SoleOwner, Wake
-from storage.records import KIND_DELETED, KIND_EDITED, KIND_THREAD, CardRecord, Erasure, LoggedMessage, ThreadGone
+from storage.records import CardRecord, LoggedMessage, ThreadGone
 
 log = logging.getLogger(__name__)
-
-
-SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
 
 
 class ThreadRouter:
@@ -99,8 +96,6 @@ class ThreadRouter:
         self._erasures = stores.erasures
         self._trail = stores.trail
         self._feedback = stores.feedback
-        self._follower = ErasureFollower(erasures=stores.erasures, seen=erasures_seen, apply=self._apply_erasure)
-        self._usage = stores.usage
         self._summarizer = summarizer
         self._system_prompt = system_prompt
         self._assistant_name = assistant_name
@@ -111,6 +106,8 @@ class ThreadRouter:
             max_live=max_live_sessions,
             max_states=max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 100),
         )
+        self._forgetting = Forgetting(log=stores.log, erasures=stores.erasures, states=self._states, seen=erasures_seen)
+        self._follower = self._forgetting.follower
         self._models = models or ThreadModels(llm=llm)
         self._card_flow = CardFlow(
             stores=stores, summarizer=summarizer, follower=self._follower, clock=clock, host=self
@@ -124,10 +121,21 @@ class ThreadRouter:
         self._tool_servers = tool_servers
         self._tool_servers_started = False
         self._max_tool_steps = max_tool_steps
-        self._files = TurnFiles(log=stores.log, limits=attachment_limits)
         self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
         self._owned = OwnedThreads(
             ownership=self.ownership, states=self._states, reopen_interrupted=self._card_flow.reopen_interrupted
+        )
+        self._answering = AnsweringWorker(
+            stores=stores,
+            states=self._states,
+            owned=self._owned,
+            follower=self._follower,
+            files=TurnFiles(log=stores.log, limits=attachment_limits),
+            tools=tools,
+            outboxes=self._outboxes,
+            assistant_name=assistant_name,
+            clock=clock,
+            host=self,
         )
 
     # -- wiring ---------------------------------------------------------------------------------------------
@@ -187,12 +195,12 @@ class ThreadRouter:
         state.inflight.update(m.platform_message_id for m in new)
         if state.session is not None:
             self._states.touch(state)
-            self._kick(state)
+            self._answering.kick(state)
         elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=waiting[0].id):
             await self._post_card(state)
         else:
             await self.start_session(state, origin="fresh")
-            self._kick(state)
+            self._answering.kick(state)
 
     async def tools_settled(self) -> None:
         """Wait until every MCP server has connected or failed once (``check`` and tests; turns never wait)."""
@@ -262,14 +270,14 @@ class ThreadRouter:
             state.inflight.add(row.platform_message_id)
             if state.session is not None:
                 self._states.touch(state)
-                self._kick(state)
+                self._answering.kick(state)
             elif await self._card_flow.has_open_card(state):
                 return
             elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=row.id):
                 await self._post_card(state)
             else:
                 await self.start_session(state, origin="fresh")
-                self._kick(state)
+                self._answering.kick(state)
 
     async def _record(self, state: ThreadState, message: IncomingMessage) -> tuple[LoggedMessage, bool]:
         return await self._log.record_message(
@@ -286,41 +294,11 @@ class ThreadRouter:
 
     async def handle_edit(self, edit: MessageEdit) -> None:
         """Store the new text; the live session and any summary that saw the old one follow (rule 5)."""
-        thread_id = await self._log.find_thread(**key_columns(edit.thread))
-        if thread_id is not None and await self._erasures.edit_message(
-            thread_id=thread_id, platform_message_id=edit.message_id, content=edit.text, edited_utc=edit.edited_utc
-        ):
-            await self._follower.catch_up()
+        await self._forgetting.handle_edit(edit)
 
     async def handle_deletion(self, deletion: MessageDeletion) -> None:
         """Forget the message's text everywhere: log, stored summaries, live session, disk (rule 5)."""
-        thread_id = await self._log.find_thread(**key_columns(deletion.thread))
-        if thread_id is not None and await self._erasures.delete_message(
-            thread_id=thread_id, platform_message_id=deletion.message_id, deleted_utc=deletion.deleted_utc
-        ):
-            await self._follower.catch_up()
-
-    async def _apply_erasure(self, erasure: Erasure) -> None:
-        """One journal row reaches this process's memory: a thread dropped, or a message out of its session."""
-        state = self._states.by_thread_id(erasure.thread_id)
-        if state is None:
-            return
-        if erasure.kind == KIND_THREAD:
-            log.info("%s was forgotten; its live session and state are dropped", state.key)
-            if state.worker is not None:
-                state.worker.cancel()
-            self._states.drop(state)
-            return
-        state.catch_up.interrupt()  # a catch-up summary being written may hold the text: stop it, write it anew
-        if erasure.kind == KIND_DELETED and erasure.message_id is not None:
-            state.files.release([erasure.message_id])  # a deleted message's files leave memory too
-        if state.session is None or erasure.message_id is None:
-            return
-        new_text = None
-        if erasure.kind == KIND_EDITED:
-            rows = await self._log.visible(thread_id=state.thread_id, ids=[erasure.message_id])
-            new_text = prompt_text(rows[0], state.files.read.get(erasure.message_id)) if rows else None
-        state.session.forget(message_id=erasure.message_id, new_text=new_text)
+        await self._forgetting.handle_deletion(deletion)
 
     # -- the card -------------------------------------------------------------------------------------------
 
@@ -408,7 +386,7 @@ class ThreadRouter:
 
     async def answer_waiting(self, state: ThreadState) -> None:
         async with state.lock:
-            self._kick(state)
+            self._answering.kick(state)
 
     def install_session(
         self,
@@ -439,131 +417,6 @@ class ThreadRouter:
         )
         state.session_id = session_id
         self._states.touch(state)
-
-    # -- answering ------------------------------------------------------------------------------------------
-
-    def _kick(self, state: ThreadState) -> None:
-        """Make sure a worker will answer the thread's waiting messages (call with the thread's lock held)."""
-        if state.worker is None:
-            state.worker = self.spawn(self._work(state))
-        else:
-            state.wake = True
-
-    async def _work(self, state: ThreadState) -> None:
-        """Answer until nothing new came in during the last turn.
-
-        After a failed turn, messages that arrived during it get one more try (with the earlier ones, which
-        still wait); if that fails too, both have had a notice, and the next message tries again.
-        """
-        retried = False
-        try:
-            while True:
-                state.wake = False
-                answered = await self._answer(state)
-                async with state.lock:
-                    again = state.wake and (answered or not retried)
-                    retried = not answered
-                    if not again or state.forgotten:
-                        state.worker = None
-                        return
-        except BaseException:
-            state.worker = None
-            raise
-
-    async def _answer(self, state: ThreadState) -> bool:
-        """One turn over every waiting message; False when it failed (the messages stay waiting).
-
-        The reply is committed to the log (and what it answered marked answered) the moment the model has
-        finished and before the adapter writes the reply's last part: a crash in between leaves a reply cut
-        short on the platform, never a question that a restarted bot would answer a second time.
-        """
-        await self._follower.catch_up()
-        waiting = await self._log.waiting(thread_id=state.thread_id)
-        session = state.session
-        if not waiting or session is None:
-            return True
-        author_id = waiting[-1].author_id
-        if await self._usage.refuse_over_cap(outboxes=self._outboxes, thread=state.key, user_id=author_id):
-            state.inflight.difference_update(m.platform_message_id for m in waiting)
-            return True
-        inputs = await self._files.prepare(
-            held=state.files,
-            thread=state.key,
-            thread_id=state.thread_id,
-            waiting=waiting,
-            vision=await session.sees_images(),
-            outbox=self.outbox(state.key),
-        )
-        self._usage.begin(thread_id=state.thread_id, user_id=author_id)
-        ids = [m.id for m in waiting]
-        turns = [
-            UserTurn(author=m.author_name, text=i.text, message_id=m.id, images=i.images)
-            for m, i in zip(waiting, inputs, strict=True)
-        ]
-        provisional_id = f"local-{uuid.uuid4()}"
-        committed = False
-
-        tools = (
-            None
-            if self._tools is None
-            else self._tools.for_turn(thread=state.key, thread_id=state.thread_id, after_message_id=ids[-1])
-        )
-
-        async def commit_when_complete() -> AsyncIterator[str]:
-            nonlocal committed
-            turn = (
-                session.turn(turns)
-                if tools is None
-                else session.turn(turns, tools=tools.box, approve=tools.approve, on_result=tools.on_result)
-            )
-            async for delta in turn:
-                yield delta
-            reply_id = await self._log.record_reply(
-                thread_id=state.thread_id,
-                platform_message_id=provisional_id,
-                author_name=self._assistant_name,
-                content=session.last_reply,
-                answered_ids=ids,
-                now=self._clock(),
-                fence=self.fence(state),
-            )
-            if reply_id is not None:
-                session.bind_reply(reply_id)
-            committed = True
-
-        try:
-            posted = await self.outbox(state.key).stream_reply(thread=state.key, deltas=commit_when_complete())
-        except LeaseLost as exc:
-            self._usage.settle()
-            self._owned.refused(state, exc)
-            return True  # nothing to retry here: the thread's new owner answers what waits
-        except Exception as exc:
-            await self._report_failure(state, exc)
-            if not committed:
-                await self._events.mark_handled(message_ids=ids, now=self._clock())
-            posted = []
-        self._usage.settle()
-        if committed:
-            metrics.reply_posted(state.key.platform)
-            if posted:
-                await self._log.set_platform_id(thread_id=state.thread_id, old=provisional_id, new=posted[0])
-            state.answered_through = max(state.answered_through, *ids)
-            state.files.release(ids)
-            self._states.touch(state)
-        state.inflight.difference_update(m.platform_message_id for m in waiting)
-        return committed
-
-    async def _report_failure(self, state: ThreadState, exc: Exception) -> None:
-        if isinstance(exc, LLMError):
-            log.warning("no answer in %s: %s", state.key, exc)
-            text = exc.user_message
-        else:
-            log.error("answering in %s failed", state.key, exc_info=exc)
-            text = SOMETHING_WENT_WRONG
-        try:
-            await self.outbox(state.key).post_notice(thread=state.key, text=text)
-        except Exception:
-            log.exception("could not post the failure notice in %s", state.key)
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
