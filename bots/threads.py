@@ -31,7 +31,6 @@ from datetime import datetime
 from typing import Any
 
 from agent.llm import LLMClient
-from agent.session import AgentSession
 from agent.steps import MAX_TOOL_STEPS
 from agent.summarize import Summarizer
 from bots import log_context
@@ -39,10 +38,12 @@ from bots.answering import AnsweringWorker
 from bots.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
 from bots.attachment_turns import TurnFiles
 from bots.attachments import AttachmentLimits
-from bots.cards import INTERRUPTED_NOTE, CardFlow
+from bots.cards import CardFlow
 from bots.commands import Command, CommandFlow, CommandResult, ForgetClick
 from bots.commands_models import ThreadModels
-from bots.forgetting import Forgetting, LogSource
+from bots.forgetting import Forgetting
+from bots.intake import MessageIntake
+from bots.live_sessions import LiveSessions
 from bots.messages import (
     ApprovalClick,
     Author,
@@ -55,12 +56,12 @@ from bots.messages import (
     utc_now,
 )
 from bots.ownership import ThreadOwnership
-from bots.ports import BackgroundService, CardState, CatchUpCard, ClickResult, ThreadOutbox
-from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns
+from bots.ports import BackgroundService, ClickResult, ThreadOutbox
+from bots.thread_state import RouterStores, ThreadState, ThreadStates, key_columns
 from bots.tool_turns import ThreadTools
 from bots.workers import OwnedThreads
 from storage.leases import Fence, LeaseLost, SoleOwner, Wake
-from storage.records import CardRecord, LoggedMessage, ThreadGone
+from storage.records import CardRecord
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +91,9 @@ class ThreadRouter:
         ownership: ThreadOwnership | None = None,
     ) -> None:
         self._log = stores.log
-        self._sessions = stores.sessions
         self._cards = stores.cards
         self._events = stores.events
-        self._erasures = stores.erasures
-        self._trail = stores.trail
         self._feedback = stores.feedback
-        self._summarizer = summarizer
-        self._system_prompt = system_prompt
-        self._assistant_name = assistant_name
         self._clock = clock
         self._outboxes: dict[str, ThreadOutbox] = {}
         self._states = ThreadStates(
@@ -108,19 +103,33 @@ class ThreadRouter:
         )
         self._forgetting = Forgetting(log=stores.log, erasures=stores.erasures, states=self._states, seen=erasures_seen)
         self._follower = self._forgetting.follower
+        self._intake = MessageIntake(log=stores.log, states=self._states, follower=self._follower, clock=clock)
         self._models = models or ThreadModels(llm=llm)
+        self._live = LiveSessions(
+            stores=stores,
+            states=self._states,
+            models=self._models,
+            summarizer=summarizer,
+            system_prompt=system_prompt,
+            assistant_name=assistant_name,
+            max_tool_steps=max_tool_steps,
+            clock=clock,
+        )
         self._card_flow = CardFlow(
-            stores=stores, summarizer=summarizer, follower=self._follower, clock=clock, host=self
+            stores=stores,
+            summarizer=summarizer,
+            follower=self._follower,
+            clock=clock,
+            host=self,
+            interrupted=interrupted_cards,
         )
         self._commands = CommandFlow(
             stores=stores, models=self._models, follower=self._follower, admins=admin_users, clock=clock, host=self
         )
         self._tasks: set[asyncio.Task[None]] = set()
-        self._interrupted = list(interrupted_cards or [])
         self._tools = tools
         self._tool_servers = tool_servers
         self._tool_servers_started = False
-        self._max_tool_steps = max_tool_steps
         self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
         self._owned = OwnedThreads(
             ownership=self.ownership, states=self._states, reopen_interrupted=self._card_flow.reopen_interrupted
@@ -158,13 +167,7 @@ class ThreadRouter:
         if self._tool_servers is not None and not self._tool_servers_started:
             self._tool_servers_started = True  # connect in the background, now that a platform is up
             await self._tool_servers.start()
-        for card in list(self._interrupted):
-            thread = await self._log.thread(thread_id=card.thread_id)
-            if thread is None or thread.platform != platform:
-                continue
-            self._interrupted.remove(card)
-            key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
-            await self._card_flow.show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=INTERRUPTED_NOTE))
+        await self._card_flow.show_interrupted(platform)
         for record in await self._log.threads_with_waiting(platform=platform):
             key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
             state = await self._state(key, title=None)
@@ -193,10 +196,15 @@ class ThreadRouter:
         if not new:
             return
         state.inflight.update(m.platform_message_id for m in new)
+        await self._answer_or_card(state, first_waiting=waiting[0].id)
+
+    async def _answer_or_card(self, state: ThreadState, *, first_waiting: int) -> None:
+        """The one decision for what waits (call with the lock held, no open card): the live session answers;
+        else a thread with messages before ``first_waiting`` gets its card, and a thread without, a fresh one."""
         if state.session is not None:
             self._states.touch(state)
             self._answering.kick(state)
-        elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=waiting[0].id):
+        elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=first_waiting):
             await self._post_card(state)
         else:
             await self.start_session(state, origin="fresh")
@@ -230,29 +238,9 @@ class ThreadRouter:
     # -- messages -------------------------------------------------------------------------------------------
 
     async def handle_message(self, message: IncomingMessage) -> None:
-        """Log the message, then answer it, show a card, or let it wait (see module docstring).
-
-        The log write happens before the thread's lock is taken: writes are group-committed in arrival order,
-        so a busy thread's messages share one commit instead of queueing one commit each.
-        """
+        """Log the message (``bots/intake.py``), then answer it, show a card, or let it wait (module docstring)."""
         log_context.bind(thread=message.thread, event=message.event_key or message.message_id)
-        state = await self._state(message.thread, title=message.thread_title)
-        state.pinned += 1  # not dropped while the write is under way and the lock not yet taken
-        try:
-            row, created = await self._record(state, message)
-        except ThreadGone:
-            # Forgotten by another process since this one cached the thread: start it afresh.
-            log.info("%s was forgotten while the bot ran; starting it afresh", message.thread)
-            state.pinned -= 1
-            await self._follower.catch_up()
-            self._states.drop(state)
-            state = await self._state(message.thread, title=message.thread_title)
-            state.pinned += 1
-            row, created = await self._record(state, message)
-        finally:
-            state.pinned -= 1
-        if created:
-            state.files.hold(row.id, message.attachments)  # read by the turn that answers it
+        state, row, created = await self._intake.record(message)
         async with state.lock:
             if message.event_key and await self._events.record(
                 platform=message.thread.platform, event_key=message.event_key, message_id=row.id, now=self._clock()
@@ -268,29 +256,9 @@ class ThreadRouter:
                 await self.ownership.wake(owner, kind="thread", thread_id=state.thread_id)
                 return
             state.inflight.add(row.platform_message_id)
-            if state.session is not None:
-                self._states.touch(state)
-                self._answering.kick(state)
-            elif await self._card_flow.has_open_card(state):
+            if state.session is None and await self._card_flow.has_open_card(state):
                 return
-            elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=row.id):
-                await self._post_card(state)
-            else:
-                await self.start_session(state, origin="fresh")
-                self._answering.kick(state)
-
-    async def _record(self, state: ThreadState, message: IncomingMessage) -> tuple[LoggedMessage, bool]:
-        return await self._log.record_message(
-            thread_id=state.thread_id,
-            platform_message_id=message.message_id,
-            author_id=message.author.id,
-            author_name=message.author.display_name,
-            role="user",
-            content=message.text,
-            sent_utc=message.sent_utc,
-            attachments=[attachment_json(a) for a in message.attachments],
-            now=self._clock(),
-        )
+            await self._answer_or_card(state, first_waiting=row.id)
 
     async def handle_edit(self, edit: MessageEdit) -> None:
         """Store the new text; the live session and any summary that saw the old one follow (rule 5)."""
@@ -374,15 +342,11 @@ class ThreadRouter:
         return await self._state(key, title=None)
 
     async def thread_model(self, state: ThreadState) -> str:
-        return await self._models.model_for(state.thread_id)
+        return await self._live.model_for(state)
 
     async def start_session(self, state: ThreadState, *, origin: str) -> None:
         """A session with nothing in it yet (Start fresh, or a thread with no earlier messages)."""
-        model = await self.thread_model(state)
-        session_id = await self._sessions.record(
-            thread_id=state.thread_id, origin=origin, model=model, started_utc=self._clock()
-        )
-        self.install_session(state, session_id=session_id, model=model)
+        await self._live.start(state, origin=origin)
 
     async def answer_waiting(self, state: ThreadState) -> None:
         async with state.lock:
@@ -397,26 +361,7 @@ class ThreadRouter:
         summary: str | None = None,
         through: int | None = None,
     ) -> None:
-        source = LogSource(
-            log=self._log,
-            trail=self._trail,
-            sessions=self._sessions,
-            erasures=self._erasures,
-            thread_id=state.thread_id,
-            session_id=session_id,
-        )
-        state.session = AgentSession(
-            llm=self._models.client(model),
-            summarizer=self._summarizer,
-            system_prompt=self._system_prompt,
-            seed_summary=summary,
-            seed_through=through,
-            source=source,
-            assistant_name=self._assistant_name,
-            max_tool_steps=self._max_tool_steps,
-        )
-        state.session_id = session_id
-        self._states.touch(state)
+        self._live.install(state, session_id=session_id, model=model, summary=summary, through=through)
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
