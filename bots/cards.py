@@ -80,7 +80,9 @@ class CardFlow:
         follower: ErasureFollower,
         clock: Callable[[], datetime],
         host: SessionHost,
+        interrupted: list[CardRecord] | None = None,
     ) -> None:
+        self._interrupted = list(interrupted or [])  # left mid catch-up by the last run; shown again on resume
         self._cards = stores.cards
         self._log = stores.log
         self._sessions = stores.sessions
@@ -202,6 +204,16 @@ class CardFlow:
             detail = {"card_id": str(card.id), "action": click.action.value}
             detail |= {"user_id": click.user.id, "user_name": click.user.display_name}
             await self._host.wake_owner(owner, kind="card", thread_id=card.thread_id, detail=detail)
+
+    async def show_interrupted(self, platform: str) -> None:
+        """Cards the last run left mid catch-up, in ``platform``'s threads, get their buttons back (once)."""
+        for card in list(self._interrupted):
+            thread = await self._log.thread(thread_id=card.thread_id)
+            if thread is None or thread.platform != platform:
+                continue
+            self._interrupted.remove(card)
+            key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
+            await self.show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=INTERRUPTED_NOTE))
 
     async def reopen_interrupted(self, state: ThreadState) -> None:
         """A thread this worker just took: a card its last owner left mid catch-up (it died) is clickable again."""

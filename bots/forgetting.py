@@ -5,6 +5,8 @@ transaction that changes the log (``storage/erasure.py``). A router follows the 
 those of other processes (``threadkeeper forget --user`` run beside the bot), and hands each row to its live
 session, which drops the text and any summary that saw it. A session that must rebuild a summary reads the log
 through :class:`LogSource`, and stores the rebuilt seed only if nothing was forgotten meanwhile.
+:class:`Forgetting` is the router's flow for platform edits and deletions: the journal row is written by
+storage, then followed here into this process's memory.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from agent.summarize import trail_line, transcript_line
 from agent.tools import call_line
+from bots.messages import MessageDeletion, MessageEdit
 from bots.periodic import Periodic
-from bots.thread_state import prompt_text
+from bots.thread_state import ThreadStates, key_columns, prompt_text
 from storage.protocols import ErasureStore, SessionStore, ThreadLog, ToolTrail
-from storage.records import Erasure, LoggedMessage, TrailEntry, interleave
+from storage.records import KIND_DELETED, KIND_EDITED, KIND_THREAD, Erasure, LoggedMessage, TrailEntry, interleave
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +124,51 @@ class ErasureFollower:
 
     async def stop(self) -> None:
         await self._poller.stop()
+
+
+class Forgetting:
+    """Platform edits and deletions into the log, and every journal row into this process's live sessions."""
+
+    def __init__(self, *, log: ThreadLog, erasures: ErasureStore, states: ThreadStates, seen: int) -> None:
+        self._log = log
+        self._erasures = erasures
+        self._states = states
+        self.follower = ErasureFollower(erasures=erasures, seen=seen, apply=self._apply)
+
+    async def handle_edit(self, edit: MessageEdit) -> None:
+        """Store the new text; the live session and any summary that saw the old one follow."""
+        thread_id = await self._log.find_thread(**key_columns(edit.thread))
+        if thread_id is not None and await self._erasures.edit_message(
+            thread_id=thread_id, platform_message_id=edit.message_id, content=edit.text, edited_utc=edit.edited_utc
+        ):
+            await self.follower.catch_up()
+
+    async def handle_deletion(self, deletion: MessageDeletion) -> None:
+        """Forget the message's text everywhere: log, stored summaries, live session, disk."""
+        thread_id = await self._log.find_thread(**key_columns(deletion.thread))
+        if thread_id is not None and await self._erasures.delete_message(
+            thread_id=thread_id, platform_message_id=deletion.message_id, deleted_utc=deletion.deleted_utc
+        ):
+            await self.follower.catch_up()
+
+    async def _apply(self, erasure: Erasure) -> None:
+        """One journal row reaches this process's memory: a thread dropped, or a message out of its session."""
+        state = self._states.by_thread_id(erasure.thread_id)
+        if state is None:
+            return
+        if erasure.kind == KIND_THREAD:
+            log.info("%s was forgotten; its live session and state are dropped", state.key)
+            if state.worker is not None:
+                state.worker.cancel()
+            self._states.drop(state)
+            return
+        state.catch_up.interrupt()  # a catch-up summary being written may hold the text: stop it, write it anew
+        if erasure.kind == KIND_DELETED and erasure.message_id is not None:
+            state.files.release([erasure.message_id])  # a deleted message's files leave memory too
+        if state.session is None or erasure.message_id is None:
+            return
+        new_text = None
+        if erasure.kind == KIND_EDITED:
+            rows = await self._log.visible(thread_id=state.thread_id, ids=[erasure.message_id])
+            new_text = prompt_text(rows[0], state.files.read.get(erasure.message_id)) if rows else None
+        state.session.forget(message_id=erasure.message_id, new_text=new_text)

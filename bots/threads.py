@@ -26,23 +26,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from agent.llm import LLMClient, LLMError
-from agent.session import AgentSession, UserTurn
+from agent.llm import LLMClient
 from agent.steps import MAX_TOOL_STEPS
 from agent.summarize import Summarizer
-from bots import log_context, metrics
+from bots import log_context
+from bots.answering import AnsweringWorker
 from bots.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
 from bots.attachment_turns import TurnFiles
 from bots.attachments import AttachmentLimits
-from bots.cards import INTERRUPTED_NOTE, CardFlow
+from bots.cards import CardFlow
 from bots.commands import Command, CommandFlow, CommandResult, ForgetClick
 from bots.commands_models import ThreadModels
-from bots.forgetting import ErasureFollower, LogSource
+from bots.forgetting import Forgetting
+from bots.intake import MessageIntake
+from bots.live_sessions import LiveSessions
 from bots.messages import (
     ApprovalClick,
     Author,
@@ -55,17 +56,16 @@ from bots.messages import (
     utc_now,
 )
 from bots.ownership import ThreadOwnership
-from bots.ports import BackgroundService, CardState, CatchUpCard, ClickResult, ThreadOutbox
-from bots.thread_state import RouterStores, ThreadState, ThreadStates, attachment_json, key_columns, prompt_text
+from bots.ports import BackgroundService, ClickResult, ThreadOutbox
+from bots.thread_state import RouterStores, ThreadState, ThreadStates, key_columns
 from bots.tool_turns import ThreadTools
 from bots.workers import OwnedThreads
 from storage.leases import Fence, LeaseLost, SoleOwner, Wake
-from storage.records import KIND_DELETED, KIND_EDITED, KIND_THREAD, CardRecord, Erasure, LoggedMessage, ThreadGone
+from storage.records import CardRecord
 
 log = logging.getLogger(__name__)
 
 
-SOMETHING_WENT_WRONG = "Something went wrong on my side while answering. Try again in a minute."
 LATE_MENTION_GRACE_S = 1.0  # a mention is logged within milliseconds; Slack wants the ack within 3 s
 
 
@@ -94,17 +94,9 @@ class ThreadRouter:
         ownership: ThreadOwnership | None = None,
     ) -> None:
         self._log = stores.log
-        self._sessions = stores.sessions
         self._cards = stores.cards
         self._events = stores.events
-        self._erasures = stores.erasures
-        self._trail = stores.trail
         self._feedback = stores.feedback
-        self._follower = ErasureFollower(erasures=stores.erasures, seen=erasures_seen, apply=self._apply_erasure)
-        self._usage = stores.usage
-        self._summarizer = summarizer
-        self._system_prompt = system_prompt
-        self._assistant_name = assistant_name
         self._clock = clock
         self._outboxes: dict[str, ThreadOutbox] = {}
         self._states = ThreadStates(
@@ -112,23 +104,50 @@ class ThreadRouter:
             max_live=max_live_sessions,
             max_states=max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 100),
         )
+        self._forgetting = Forgetting(log=stores.log, erasures=stores.erasures, states=self._states, seen=erasures_seen)
+        self._follower = self._forgetting.follower
+        self._intake = MessageIntake(log=stores.log, states=self._states, follower=self._follower, clock=clock)
         self._models = models or ThreadModels(llm=llm)
+        self._live = LiveSessions(
+            stores=stores,
+            states=self._states,
+            models=self._models,
+            summarizer=summarizer,
+            system_prompt=system_prompt,
+            assistant_name=assistant_name,
+            max_tool_steps=max_tool_steps,
+            clock=clock,
+        )
         self._card_flow = CardFlow(
-            stores=stores, summarizer=summarizer, follower=self._follower, clock=clock, host=self
+            stores=stores,
+            summarizer=summarizer,
+            follower=self._follower,
+            clock=clock,
+            host=self,
+            interrupted=interrupted_cards,
         )
         self._commands = CommandFlow(
             stores=stores, models=self._models, follower=self._follower, admins=admin_users, clock=clock, host=self
         )
         self._tasks: set[asyncio.Task[None]] = set()
-        self._interrupted = list(interrupted_cards or [])
         self._tools = tools
         self._tool_servers = tool_servers
         self._tool_servers_started = False
-        self._max_tool_steps = max_tool_steps
-        self._files = TurnFiles(log=stores.log, limits=attachment_limits)
         self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
         self._owned = OwnedThreads(
             ownership=self.ownership, states=self._states, reopen_interrupted=self._card_flow.reopen_interrupted
+        )
+        self._answering = AnsweringWorker(
+            stores=stores,
+            states=self._states,
+            owned=self._owned,
+            follower=self._follower,
+            files=TurnFiles(log=stores.log, limits=attachment_limits),
+            tools=tools,
+            outboxes=self._outboxes,
+            assistant_name=assistant_name,
+            clock=clock,
+            host=self,
         )
 
     # -- wiring ---------------------------------------------------------------------------------------------
@@ -151,13 +170,7 @@ class ThreadRouter:
         if self._tool_servers is not None and not self._tool_servers_started:
             self._tool_servers_started = True  # connect in the background, now that a platform is up
             await self._tool_servers.start()
-        for card in list(self._interrupted):
-            thread = await self._log.thread(thread_id=card.thread_id)
-            if thread is None or thread.platform != platform:
-                continue
-            self._interrupted.remove(card)
-            key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
-            await self._card_flow.show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=INTERRUPTED_NOTE))
+        await self._card_flow.show_interrupted(platform)
         for record in await self._log.threads_with_waiting(platform=platform):
             key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
             state = await self._state(key, title=None)
@@ -187,14 +200,19 @@ class ThreadRouter:
         if not new:
             return
         state.inflight.update(m.platform_message_id for m in new)
+        await self._answer_or_card(state, first_waiting=waiting[0].id)
+
+    async def _answer_or_card(self, state: ThreadState, *, first_waiting: int) -> None:
+        """The one decision for what waits (call with the lock held, no open card): the live session answers;
+        else a thread with messages before ``first_waiting`` gets its card, and a thread without, a fresh one."""
         if state.session is not None:
             self._states.touch(state)
-            self._kick(state)
-        elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=waiting[0].id):
+            self._answering.kick(state)
+        elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=first_waiting):
             await self._post_card(state)
         else:
             await self.start_session(state, origin="fresh")
-            self._kick(state)
+            self._answering.kick(state)
 
     async def tools_settled(self) -> None:
         """Wait until every MCP server has connected or failed once (``check`` and tests; turns never wait)."""
@@ -242,29 +260,9 @@ class ThreadRouter:
     # -- messages -------------------------------------------------------------------------------------------
 
     async def handle_message(self, message: IncomingMessage) -> None:
-        """Log the message, then answer it, show a card, or let it wait (see module docstring).
-
-        The log write happens before the thread's lock is taken: writes are group-committed in arrival order,
-        so a busy thread's messages share one commit instead of queueing one commit each.
-        """
+        """Log the message (``bots/intake.py``), then answer it, show a card, or let it wait (module docstring)."""
         log_context.bind(thread=message.thread, event=message.event_key or message.message_id)
-        state = await self._state(message.thread, title=message.thread_title)
-        state.pinned += 1  # not dropped while the write is under way and the lock not yet taken
-        try:
-            row, created = await self._record(state, message)
-        except ThreadGone:
-            # Forgotten by another process since this one cached the thread: start it afresh.
-            log.info("%s was forgotten while the bot ran; starting it afresh", message.thread)
-            state.pinned -= 1
-            await self._follower.catch_up()
-            self._states.drop(state)
-            state = await self._state(message.thread, title=message.thread_title)
-            state.pinned += 1
-            row, created = await self._record(state, message)
-        finally:
-            state.pinned -= 1
-        if created:
-            state.files.hold(row.id, message.attachments)  # read by the turn that answers it
+        state, row, created = await self._intake.record(message)
         async with state.lock:
             if message.event_key and await self._events.record(
                 platform=message.thread.platform, event_key=message.event_key, message_id=row.id, now=self._clock()
@@ -280,68 +278,18 @@ class ThreadRouter:
                 await self.ownership.wake(owner, kind="thread", thread_id=state.thread_id)
                 return
             state.inflight.add(row.platform_message_id)
-            if state.session is not None:
-                self._states.touch(state)
-                self._kick(state)
-            elif await self._card_flow.has_open_card(state):
+            if state.session is None and await self._card_flow.has_open_card(state):
                 await self._card_flow.show_recorded_card(state)
                 return
-            elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=row.id):
-                await self._post_card(state)
-            else:
-                await self.start_session(state, origin="fresh")
-                self._kick(state)
-
-    async def _record(self, state: ThreadState, message: IncomingMessage) -> tuple[LoggedMessage, bool]:
-        return await self._log.record_message(
-            thread_id=state.thread_id,
-            platform_message_id=message.message_id,
-            author_id=message.author.id,
-            author_name=message.author.display_name,
-            role="user",
-            content=message.text,
-            sent_utc=message.sent_utc,
-            attachments=[attachment_json(a) for a in message.attachments],
-            now=self._clock(),
-        )
+            await self._answer_or_card(state, first_waiting=row.id)
 
     async def handle_edit(self, edit: MessageEdit) -> None:
         """Store the new text; the live session and any summary that saw the old one follow (rule 5)."""
-        thread_id = await self._log.find_thread(**key_columns(edit.thread))
-        if thread_id is not None and await self._erasures.edit_message(
-            thread_id=thread_id, platform_message_id=edit.message_id, content=edit.text, edited_utc=edit.edited_utc
-        ):
-            await self._follower.catch_up()
+        await self._forgetting.handle_edit(edit)
 
     async def handle_deletion(self, deletion: MessageDeletion) -> None:
         """Forget the message's text everywhere: log, stored summaries, live session, disk (rule 5)."""
-        thread_id = await self._log.find_thread(**key_columns(deletion.thread))
-        if thread_id is not None and await self._erasures.delete_message(
-            thread_id=thread_id, platform_message_id=deletion.message_id, deleted_utc=deletion.deleted_utc
-        ):
-            await self._follower.catch_up()
-
-    async def _apply_erasure(self, erasure: Erasure) -> None:
-        """One journal row reaches this process's memory: a thread dropped, or a message out of its session."""
-        state = self._states.by_thread_id(erasure.thread_id)
-        if state is None:
-            return
-        if erasure.kind == KIND_THREAD:
-            log.info("%s was forgotten; its live session and state are dropped", state.key)
-            if state.worker is not None:
-                state.worker.cancel()
-            self._states.drop(state)
-            return
-        state.catch_up.interrupt()  # a catch-up summary being written may hold the text: stop it, write it anew
-        if erasure.kind == KIND_DELETED and erasure.message_id is not None:
-            state.files.release([erasure.message_id])  # a deleted message's files leave memory too
-        if state.session is None or erasure.message_id is None:
-            return
-        new_text = None
-        if erasure.kind == KIND_EDITED:
-            rows = await self._log.visible(thread_id=state.thread_id, ids=[erasure.message_id])
-            new_text = prompt_text(rows[0], state.files.read.get(erasure.message_id)) if rows else None
-        state.session.forget(message_id=erasure.message_id, new_text=new_text)
+        await self._forgetting.handle_deletion(deletion)
 
     # -- the card -------------------------------------------------------------------------------------------
 
@@ -418,19 +366,15 @@ class ThreadRouter:
         return await self._state(key, title=None)
 
     async def thread_model(self, state: ThreadState) -> str:
-        return await self._models.model_for(state.thread_id)
+        return await self._live.model_for(state)
 
     async def start_session(self, state: ThreadState, *, origin: str) -> None:
         """A session with nothing in it yet (Start fresh, or a thread with no earlier messages)."""
-        model = await self.thread_model(state)
-        session_id = await self._sessions.record(
-            thread_id=state.thread_id, origin=origin, model=model, started_utc=self._clock()
-        )
-        self.install_session(state, session_id=session_id, model=model)
+        await self._live.start(state, origin=origin)
 
     async def answer_waiting(self, state: ThreadState) -> None:
         async with state.lock:
-            self._kick(state)
+            self._answering.kick(state)
 
     def install_session(
         self,
@@ -441,151 +385,7 @@ class ThreadRouter:
         summary: str | None = None,
         through: int | None = None,
     ) -> None:
-        source = LogSource(
-            log=self._log,
-            trail=self._trail,
-            sessions=self._sessions,
-            erasures=self._erasures,
-            thread_id=state.thread_id,
-            session_id=session_id,
-        )
-        state.session = AgentSession(
-            llm=self._models.client(model),
-            summarizer=self._summarizer,
-            system_prompt=self._system_prompt,
-            seed_summary=summary,
-            seed_through=through,
-            source=source,
-            assistant_name=self._assistant_name,
-            max_tool_steps=self._max_tool_steps,
-        )
-        state.session_id = session_id
-        self._states.touch(state)
-
-    # -- answering ------------------------------------------------------------------------------------------
-
-    def _kick(self, state: ThreadState) -> None:
-        """Make sure a worker will answer the thread's waiting messages (call with the thread's lock held)."""
-        if state.worker is None:
-            state.worker = self.spawn(self._work(state))
-        else:
-            state.wake = True
-
-    async def _work(self, state: ThreadState) -> None:
-        """Answer until nothing new came in during the last turn.
-
-        After a failed turn, messages that arrived during it get one more try (with the earlier ones, which
-        still wait); if that fails too, both have had a notice, and the next message tries again.
-        """
-        retried = False
-        try:
-            while True:
-                state.wake = False
-                answered = await self._answer(state)
-                async with state.lock:
-                    again = state.wake and (answered or not retried)
-                    retried = not answered
-                    if not again or state.forgotten:
-                        state.worker = None
-                        return
-        except BaseException:
-            state.worker = None
-            raise
-
-    async def _answer(self, state: ThreadState) -> bool:
-        """One turn over every waiting message; False when it failed (the messages stay waiting).
-
-        The reply is committed to the log (and what it answered marked answered) the moment the model has
-        finished and before the adapter writes the reply's last part: a crash in between leaves a reply cut
-        short on the platform, never a question that a restarted bot would answer a second time.
-        """
-        await self._follower.catch_up()
-        waiting = await self._log.waiting(thread_id=state.thread_id)
-        session = state.session
-        if not waiting or session is None:
-            return True
-        author_id = waiting[-1].author_id
-        if await self._usage.refuse_over_cap(outboxes=self._outboxes, thread=state.key, user_id=author_id):
-            state.inflight.difference_update(m.platform_message_id for m in waiting)
-            return True
-        inputs = await self._files.prepare(
-            held=state.files,
-            thread=state.key,
-            thread_id=state.thread_id,
-            waiting=waiting,
-            vision=await session.sees_images(),
-            outbox=self.outbox(state.key),
-        )
-        self._usage.begin(thread_id=state.thread_id, user_id=author_id)
-        ids = [m.id for m in waiting]
-        turns = [
-            UserTurn(author=m.author_name, text=i.text, message_id=m.id, images=i.images)
-            for m, i in zip(waiting, inputs, strict=True)
-        ]
-        provisional_id = f"local-{uuid.uuid4()}"
-        committed = False
-
-        tools = (
-            None
-            if self._tools is None
-            else self._tools.for_turn(thread=state.key, thread_id=state.thread_id, after_message_id=ids[-1])
-        )
-
-        async def commit_when_complete() -> AsyncIterator[str]:
-            nonlocal committed
-            turn = (
-                session.turn(turns)
-                if tools is None
-                else session.turn(turns, tools=tools.box, approve=tools.approve, on_result=tools.on_result)
-            )
-            async for delta in turn:
-                yield delta
-            reply_id = await self._log.record_reply(
-                thread_id=state.thread_id,
-                platform_message_id=provisional_id,
-                author_name=self._assistant_name,
-                content=session.last_reply,
-                answered_ids=ids,
-                now=self._clock(),
-                fence=self.fence(state),
-            )
-            if reply_id is not None:
-                session.bind_reply(reply_id)
-            committed = True
-
-        try:
-            posted = await self.outbox(state.key).stream_reply(thread=state.key, deltas=commit_when_complete())
-        except LeaseLost as exc:
-            self._usage.settle()
-            self._owned.refused(state, exc)
-            return True  # nothing to retry here: the thread's new owner answers what waits
-        except Exception as exc:
-            await self._report_failure(state, exc)
-            if not committed:
-                await self._events.mark_handled(message_ids=ids, now=self._clock())
-            posted = []
-        self._usage.settle()
-        if committed:
-            metrics.reply_posted(state.key.platform)
-            if posted:
-                await self._log.set_platform_id(thread_id=state.thread_id, old=provisional_id, new=posted[0])
-            state.answered_through = max(state.answered_through, *ids)
-            state.files.release(ids)
-            self._states.touch(state)
-        state.inflight.difference_update(m.platform_message_id for m in waiting)
-        return committed
-
-    async def _report_failure(self, state: ThreadState, exc: Exception) -> None:
-        if isinstance(exc, LLMError):
-            log.warning("no answer in %s: %s", state.key, exc)
-            text = exc.user_message
-        else:
-            log.error("answering in %s failed", state.key, exc_info=exc)
-            text = SOMETHING_WENT_WRONG
-        try:
-            await self.outbox(state.key).post_notice(thread=state.key, text=text)
-        except Exception:
-            log.exception("could not post the failure notice in %s", state.key)
+        self._live.install(state, session_id=session_id, model=model, summary=summary, through=through)
 
     # -- plumbing -------------------------------------------------------------------------------------------
 

@@ -13,9 +13,7 @@ The allowlists (``access.py``) are a global bolt middleware; the router decides 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -31,12 +29,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
-from bots.messages import ApprovalClick, Author, CardClick, IncomingMessage
-from bots.ports import ClickResult
+from bots.messages import Author, IncomingMessage
 from bots.slack import translate
 from bots.slack.access import checks_from, is_allowed, origin_of
 from bots.slack.agent_events import AgentEvents
 from bots.slack.assistant import AgentThreads
+from bots.slack.buttons import SlackButtons
 from bots.slack.feedback import FEEDBACK_ACTION
 from bots.slack.outbox import SlackOutbox
 from bots.slack.shortcuts import SlackCommands
@@ -45,8 +43,6 @@ from bots.threads import ThreadRouter
 log = logging.getLogger(__name__)
 
 DENIED = "Sorry, I'm not available to you here. Ask your workspace admin if you think that's wrong."
-BUTTON = re.compile(r"^tk-card:")
-APPROVAL_BUTTON = re.compile(r"^tk-approval:")
 REQUIRED_SCOPES = (
     "app_mentions:read",
     "assistant:write",
@@ -114,6 +110,7 @@ class SlackAdapter:
             after_ack=self._after_ack,
             named=self._named,
         )
+        self._buttons = SlackButtons(router=router, outbox=self.outbox, after_ack=self._after_ack, named=self._named)
         self._checks = checks_from(settings)
         self._names: BoundedCache[str, str] = BoundedCache(max_entries=DISPLAY_NAMES_MAX, ttl_s=DISPLAY_NAME_TTL_S)
         self.bot_user_id: str | None = None
@@ -237,11 +234,10 @@ class SlackAdapter:
         for event, listener in listeners.items():
             self.app.event(event)(listener)
         self.app.event("message")(self._on_message)
-        self.app.action(BUTTON)(self._on_button)
-        self.app.action(APPROVAL_BUTTON)(self._on_approval_button)
+        self._buttons.register(self.app)
         self.app.action(FEEDBACK_ACTION)(self.agent.on_feedback)
         self._commands.register(self.app)
-        self.app.action(re.compile(".*"))(self._on_unknown_button)
+        self._buttons.register_fallback(self.app)
         self.app.error(self._on_error)
 
     async def _allowlist(self, body: dict[str, Any], next_: Callable[[], Awaitable[None]]) -> BoltResponse | None:
@@ -349,53 +345,9 @@ class SlackAdapter:
         if message is not None and first:
             self._after_ack(self.agent.threads.set_title(message.thread, message.text), what="setting a thread title")
 
-    async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
-        """Acknowledge at once; the click itself runs after the ack (Slack never redelivers a click)."""
-        await ack()
-        click = translate.click_from(body, action)
-        if click is None:
-            log.info("ignoring an unknown button %r", action.get("action_id"))
-            return
-        self._after_ack(self._click(click, body), what="a card button click")
-
-    async def _on_approval_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
-        """Allow / Deny: acknowledged at once like a card button; the router decides after the ack."""
-        await ack()
-        click = translate.approval_click_from(body, action)
-        if click is None:
-            log.info("ignoring an unknown button %r", action.get("action_id"))
-            return
-        self._after_ack(self._approval_click(click, body), what="an approval button click")
-
-    async def _click(self, click: CardClick, body: Mapping[str, Any]) -> None:
-        click = dataclasses.replace(click, user=await self._named(click.user))
-        if click.thread is not None:
-            team = (body.get("user") or {}).get("team_id")  # the clicker's own team
-            self.outbox.remember_asker(click.thread, click.user.id, team=str(team) if team else None)
-        result = await self._router.handle_click(click)
-        await self._tell_clicker(result, click.user, body)
-
-    async def _approval_click(self, click: ApprovalClick, body: Mapping[str, Any]) -> None:
-        click = dataclasses.replace(click, user=await self._named(click.user))
-        result = await self._router.handle_approval_click(click)
-        await self._tell_clicker(result, click.user, body)
-
     async def _named(self, user: Author) -> Author:
         """The clicker with the display name the log uses (users.info, cached), not the account name."""
         return Author(user.id, await self._display_name(user.id))
-
-    async def _tell_clicker(self, result: ClickResult, user: Author, body: Mapping[str, Any]) -> None:
-        if result.private_note:
-            channel = (body.get("channel") or {}).get("id")
-            message = body.get("message") or {}
-            if channel:
-                await self.outbox.tell_privately(
-                    channel=channel, thread_ts=message.get("thread_ts"), user=user.id, text=result.private_note
-                )
-
-    async def _on_unknown_button(self, ack: Any, action: dict[str, Any]) -> None:
-        await ack()
-        log.info("ignoring an unknown button %r", action.get("action_id"))
 
     async def _display_name(self, user_id: str) -> str:
         """users.info, at most once an hour per user; the id itself when Slack cannot say or cannot be reached."""
