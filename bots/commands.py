@@ -41,6 +41,11 @@ ORPHANED = (
 BUSY = "I'm still answering here. Try again once the answer is finished."
 NOTHING_TO_RETRY = "There is no answer of mine since the thread started (or picked up again) to retry."
 RETRYING = "Writing a new answer; the old one stays above, marked as replaced in my log."
+RETRY_FORWARDED = "Asking for a new answer; it will appear in the thread shortly."
+MEMORY_ELSEWHERE = (
+    "Another of my processes holds this thread's conversation right now, so I can't show it from here. "
+    "Try again after my next answer in this thread."
+)
 UNKNOWN_MODEL = "I can't use {name!r} here. Choose one of: {choices}."
 MODEL_NOW = "This thread uses {model}. Choices: {choices} (the first is the default). Switch with: model NAME"
 MODEL_SWITCHED = "This thread now uses {model}. The next answer comes from it."
@@ -134,6 +139,10 @@ class CommandHost(Protocol):
 
     async def thread_state(self, key: ThreadKey) -> ThreadState: ...
 
+    async def claim_thread(self, state: ThreadState) -> str | None: ...
+
+    async def wake_owner(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str]) -> None: ...
+
     async def answer_waiting(self, state: ThreadState) -> None: ...
 
     def outbox(self, key: ThreadKey) -> ThreadOutbox: ...
@@ -190,8 +199,17 @@ class CommandFlow:
                 return CommandResult(private_note=FORGET_QUESTION, confirm_button=forget_button_id(thread_id))
 
     async def _retry(self, command: Command) -> CommandResult:
-        """Take the last answer out of the session and the log, and answer what it answered again."""
+        """Take the last answer out of the session and the log, and answer what it answered again.
+
+        The session lives in the worker that owns the thread: a retry received by another worker (several workers
+        on one Postgres) is handed to the owner, which runs it as if it had received it (:meth:`run_forwarded`).
+        """
         state = await self._host.thread_state(command.thread)
+        owner = await self._host.claim_thread(state)
+        if owner is not None:
+            detail = {"command": command.name.value, "user_id": command.user.id, "user_name": command.user.display_name}
+            await self._host.wake_owner(owner, kind="command", thread_id=state.thread_id, detail=detail)
+            return CommandResult(private_note=RETRY_FORWARDED)
         async with state.lock:
             session = state.session
             if session is None:
@@ -210,6 +228,12 @@ class CommandFlow:
         log.info("%s asked for a new answer to %d message(s) in %s", command.user.id, len(asked), state.key)
         await self._host.answer_waiting(state)
         return CommandResult(private_note=RETRYING)
+
+    async def run_forwarded(self, *, thread: ThreadKey, detail: dict[str, str]) -> None:
+        """A command another worker received for a thread this one owns; its private note has no one to go to."""
+        command = Command(thread, CommandName(detail["command"]), Author(detail["user_id"], detail["user_name"]))
+        outcome = await self.handle(command)
+        log.info("ran %s for %s, received by another worker: %s", command.name.value, thread, outcome.private_note)
 
     async def _model(self, command: Command, thread_id: int) -> CommandResult:
         choices = ", ".join(self._models.allowed)
@@ -231,6 +255,8 @@ class CommandFlow:
     async def _memory(self, command: Command, thread_id: int) -> CommandResult:
         model = await self._models.model_for(thread_id)
         state = await self._host.thread_state(command.thread)
+        if await self._host.claim_thread(state) is not None:
+            return CommandResult(private_note=MEMORY_ELSEWHERE)
         session = state.session
         if session is None:
             return CommandResult(private_note=f"{ORPHANED}\nModel: {model}")

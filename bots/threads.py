@@ -342,7 +342,8 @@ class ThreadRouter:
             self._owned.refused(state, exc)
 
     async def _on_wake(self, wake: Wake) -> None:
-        """A hint from another worker: a card click it won in a thread this one owns, or messages waiting."""
+        """A hint from another worker: a card click it won or a command it received in a thread this one owns, or
+        messages waiting."""
         if wake.kind == "card":
             click = CardClick(
                 int(wake.detail["card_id"]),
@@ -352,6 +353,9 @@ class ThreadRouter:
             await self._card_flow.resolve_won_elsewhere(click)
         elif wake.kind == "approval" and self._tools is not None:
             await self._tools.approvals.decided_elsewhere(int(wake.detail["approval_id"]))
+        elif wake.kind == "command" and (record := await self._log.thread(thread_id=wake.thread_id)) is not None:
+            key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
+            await self._commands.run_forwarded(thread=key, detail=wake.detail)
         else:
             await self.attend(wake.thread_id)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bots.commands import MEMORY_ELSEWHERE, RETRY_FORWARDED, Command, CommandName
 from bots.config import Settings
 from bots.messages import CardAction, CardClick
 from storage.leases import thread_resource
@@ -196,3 +197,26 @@ async def test_a_reply_that_overtakes_its_mention_to_another_worker_is_looked_up
         assert not second_look.done()
         await a.say("hello, bot")  # A logs the mention meanwhile
         assert await second_look  # so B takes the reply instead of dropping it
+
+
+async def test_a_retry_received_by_another_worker_is_done_by_the_owner_and_memory_says_where_it_is(
+    worker: Callable[..., Any], pg: PostgresDatabase, fake_llm: FakeLLM
+) -> None:
+    fake_llm.reply("The first, weak answer.")
+    fake_llm.reply("A better answer.")
+    async with worker() as a, worker() as b:
+        await a.say("Which queue should we use?")
+        retry = await b.router.handle_command(Command(thread_key(), CommandName.RETRY, ALICE))
+        assert retry.private_note == RETRY_FORWARDED
+        await wait_until(lambda: len(a.outbox.replies) == 2, timeout=10, what="the owner's new answer")
+        await a.router.idle()
+        assert a.outbox.replies_in(thread_key()) == ["The first, weak answer.", "A better answer."]
+        assert b.outbox.replies == []
+        memory = await b.router.handle_command(Command(thread_key(), CommandName.MEMORY, ALICE))
+        assert memory.private_note == MEMORY_ELSEWHERE
+    rows = await pg.fetchall("SELECT content, replaced_utc IS NOT NULL AS replaced FROM messages ORDER BY id")
+    assert [(r["content"], r["replaced"]) for r in rows] == [
+        ("Which queue should we use?", False),
+        ("The first, weak answer.", True),
+        ("A better answer.", False),
+    ]
