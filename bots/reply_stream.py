@@ -38,12 +38,15 @@ class MessageCalls(Protocol):
         """Held while the model has not answered yet (Discord's typing indicator)."""
         ...
 
-    async def post(self, text: str) -> str:
-        """Post a new message in the thread; its id."""
+    async def post(self, text: str, *, complete: bool = False) -> str:
+        """Post a new message in the thread; its id. ``complete``: the last message of a completed answer."""
         ...
 
-    async def edit(self, message_id: str, text: str) -> str:
-        """Replace a message's text; the id to edit next time (a new one if the platform had to repost)."""
+    async def edit(self, message_id: str, text: str, *, complete: bool = False) -> str:
+        """Replace a message's text; the id to edit next time (a new one if the platform had to repost).
+
+        ``complete``: this is the completed answer's last message in its final text (Slack adds the feedback
+        buttons in the same call)."""
         ...
 
     async def delete(self, message_id: str) -> None:
@@ -78,14 +81,15 @@ class PostedMessages:
         self.ids: list[str] = []
         self._shown: list[str] = []
 
-    async def show(self, chunks: list[str]) -> None:
+    async def show(self, chunks: list[str], *, complete: bool = False) -> None:
         for index, chunk in enumerate(chunks):
+            last = complete and index == len(chunks) - 1
             if index < len(self.ids):
                 if chunk != self._shown[index]:
-                    self.ids[index] = await self._calls.edit(self.ids[index], chunk)
+                    self.ids[index] = await self._calls.edit(self.ids[index], chunk, complete=last)
                     self._shown[index] = chunk
             else:
-                self.ids.append(await self._calls.post(chunk))
+                self.ids.append(await self._calls.post(chunk, complete=last))
                 self._shown.append(chunk)
         while len(self.ids) > len(chunks):  # a message that held only the status line
             self._shown.pop()
@@ -124,7 +128,7 @@ async def show_as_messages(
         async with calls.waiting():
             snapshot = await first_text
         while snapshot is not None:
-            await messages.show(calls.chunks(snapshot))
+            await messages.show(calls.chunks(snapshot), complete=snapshot.complete)
             snapshot = await anext(snapshots, None)
     except BaseException:
         first_text.cancel()

@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bots.messages import ThreadKey
 
@@ -27,6 +27,9 @@ class Snapshot:
 
     text: str
     status: str | None = None
+    # The reply's whole text, the stream having ended: the last write of a completed answer. Not part of what a
+    # snapshot shows, so it never makes an edit by itself.
+    complete: bool = field(default=False, compare=False)
 
     @property
     def blank(self) -> bool:
@@ -121,7 +124,7 @@ async def throttled_snapshots(
                 shown, last = current, now
                 yield current
         if Snapshot(text) != shown:
-            yield Snapshot(text)
+            yield Snapshot(text, complete=True)
     finally:
         pump.cancel()
         await asyncio.gather(pump, return_exceptions=True)

@@ -108,10 +108,10 @@ class DiscordMessages:
     def waiting(self) -> AbstractAsyncContextManager[None]:
         return typing_shown(self._channel)
 
-    async def post(self, text: str) -> str:
+    async def post(self, text: str, *, complete: bool = False) -> str:
         return self._keep(await self._channel.send(text, allowed_mentions=NO_PINGS))
 
-    async def edit(self, message_id: str, text: str) -> str:
+    async def edit(self, message_id: str, text: str, *, complete: bool = False) -> str:
         """Edit a reply in progress; if someone deleted it meanwhile, carry on in a new message."""
         message = self._messages.pop(message_id)
         try:

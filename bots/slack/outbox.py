@@ -110,7 +110,7 @@ class SlackOutbox:
                     interval_s=self._edit_interval_s,
                     status=status,
                 )
-                if not stream.ids:  # posted and updated: the buttons come with one last update
+                if not stream.ids and not messages.buttons_shown:  # the final text came before the stream ended
                     await messages.add_feedback(ids)
                 return ids
             finally:
@@ -212,9 +212,15 @@ class SlackMessages:
         self._client = client
         self._thread = thread
         self._texts: dict[str, str] = {}  # ts -> the text it shows
+        self._first: str | None = None  # the reply's first message: the id its feedback names
+        self.buttons_shown = False  # the completed answer's last write carried the feedback buttons
 
     def chunks(self, snapshot: Snapshot) -> list[str]:
         return message_chunks(snapshot)
+
+    def _final_blocks(self, text: str, ts: str) -> list[dict[str, Any]]:
+        """The last message of a completed answer in Block Kit: its text, then 👍 / 👎 naming the answer."""
+        return text_blocks(text, section_limit=SECTION_LIMIT) + feedback_blocks(answer_id=self._first or ts)
 
     async def add_feedback(self, ids: list[str]) -> None:
         """The feedback buttons under a completed answer's last message, naming the answer by its first."""
@@ -230,27 +236,37 @@ class SlackMessages:
     def waiting(self) -> AbstractAsyncContextManager[None]:
         return nullcontext()  # the placeholder says it
 
-    async def post(self, text: str) -> str:
+    async def post(self, text: str, *, complete: bool = False) -> str:
+        """A new message of the reply. Posted messages never carry blocks (those are the cards'): a completed
+        answer whose last message is new gets its buttons by one more update (:meth:`add_feedback`)."""
         response = await self._client.chat_postMessage(
             channel=self._thread.channel, thread_ts=self._thread.thread, text=text
         )
         ts = str(response["ts"])
         self._texts[ts] = text
+        if self._first is None:
+            self._first = ts
         return ts
 
-    async def edit(self, message_id: str, text: str) -> str:
+    async def edit(self, message_id: str, text: str, *, complete: bool = False) -> str:
         """Edit a reply in progress; if Slack refuses (deleted meanwhile, a network error), go on in a new message.
 
         Returns the ts the rest of the reply edits. The old message, if it still exists, is removed (best
         effort): the new one holds all its text, and a stale "Thinking…" must not stay behind.
         """
+        kwargs: dict[str, Any] = {"channel": self._thread.channel, "ts": message_id, "text": text}
+        if complete:
+            kwargs["blocks"] = self._final_blocks(text, message_id)
         try:
-            await self._client.chat_update(channel=self._thread.channel, ts=message_id, text=text)
+            await self._client.chat_update(**kwargs)
             self._texts[message_id] = text
+            self.buttons_shown = self.buttons_shown or complete
         except (SlackClientError, aiohttp.ClientError) as exc:
             reason = _reason(exc)
             log.info("could not update reply %s in %s (%s); posting the rest anew", message_id, self._thread, reason)
-            ts = await self.post(text)
+            if message_id == self._first:
+                self._first = None  # the answer now starts at the new message
+            ts = await self.post(text, complete=complete)
             if reason != "message_not_found":
                 await self.delete(message_id)
             return ts

@@ -174,6 +174,9 @@ async def test_a_workspace_that_refuses_streaming_gets_post_and_update_logged_on
     posted = fake_slack.posts(thread_ts=first["ts"])[0].params["_ts"]
     blocks = fake_slack.current_blocks(posted)
     assert blocks[0]["text"]["text"] == "First answer." and feedback_values(blocks)[0] == f"positive:{posted}"
+    # ... in the same update as its final text: no update repeats that text only to add them
+    finals = [c for c in fake_slack.calls_to("chat.update") if c.params["ts"] == posted]
+    assert [bool(c.params.get("blocks")) for c in finals if c.params.get("text") == "First answer."] == [True]
 
 
 async def test_after_a_restart_the_caught_up_answer_streams_to_the_clicker(
