@@ -218,16 +218,17 @@ class SlackMessages:
     def chunks(self, snapshot: Snapshot) -> list[str]:
         return message_chunks(snapshot)
 
-    def _final_blocks(self, text: str, ts: str) -> list[dict[str, Any]]:
+    @staticmethod
+    def _final_blocks(text: str, *, answer_id: str) -> list[dict[str, Any]]:
         """The last message of a completed answer in Block Kit: its text, then 👍 / 👎 naming the answer."""
-        return text_blocks(text, section_limit=SECTION_LIMIT) + feedback_blocks(answer_id=self._first or ts)
+        return text_blocks(text, section_limit=SECTION_LIMIT) + feedback_blocks(answer_id=answer_id)
 
     async def add_feedback(self, ids: list[str]) -> None:
         """The feedback buttons under a completed answer's last message, naming the answer by its first."""
         if not ids or ids[-1] not in self._texts:
             return
         text = self._texts[ids[-1]]
-        blocks = text_blocks(text, section_limit=SECTION_LIMIT) + feedback_blocks(answer_id=ids[0])
+        blocks = self._final_blocks(text, answer_id=ids[0])
         try:
             await self._client.chat_update(channel=self._thread.channel, ts=ids[-1], text=text, blocks=blocks)
         except (SlackClientError, aiohttp.ClientError) as exc:
@@ -256,7 +257,7 @@ class SlackMessages:
         """
         kwargs: dict[str, Any] = {"channel": self._thread.channel, "ts": message_id, "text": text}
         if complete:
-            kwargs["blocks"] = self._final_blocks(text, message_id)
+            kwargs["blocks"] = self._final_blocks(text, answer_id=self._first or message_id)
         try:
             await self._client.chat_update(**kwargs)
             self._texts[message_id] = text
