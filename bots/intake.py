@@ -2,22 +2,26 @@
 
 The write happens before the thread's lock is taken: writes are group-committed in arrival order, so a busy
 thread's messages share one commit instead of queueing one commit each. A thread forgotten by another process
-since this one cached it (``ThreadGone``) is started afresh and the message logged in the new thread.
+since this one cached it (``ThreadGone``) is started afresh and the message logged in the new thread. Whether a
+thread is one the bot takes part in (a message there is logged at all) is asked here too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
 from bots.forgetting import ErasureFollower
-from bots.messages import IncomingMessage
-from bots.thread_state import ThreadState, ThreadStates, attachment_json
+from bots.messages import IncomingMessage, ThreadKey
+from bots.thread_state import ThreadState, ThreadStates, attachment_json, key_columns
 from storage.protocols import ThreadLog
 from storage.records import LoggedMessage, ThreadGone
 
 log = logging.getLogger(__name__)
+
+LATE_MENTION_GRACE_S = 1.0  # a mention is logged within milliseconds; Slack wants the ack within 3 s
 
 
 class MessageIntake:
@@ -50,6 +54,24 @@ class MessageIntake:
         if created:
             state.files.hold(row.id, message.attachments)  # read by the turn that answers it
         return state, row, created
+
+    async def is_tracked(self, thread: ThreadKey, *, look_again: bool) -> bool:
+        """True when the bot takes part in the thread (it has a log).
+
+        ``look_again``: the mention that brings the bot into a thread can still be on its way into the log at
+        another worker when a quick reply in that thread reaches this one (Slack spreads events over the
+        connections), so an untracked thread is looked up once more after :data:`LATE_MENTION_GRACE_S` before the
+        message is ignored. The caller's ack waits for the answer: a crash meanwhile means a redelivery, not a loss.
+        """
+        if await self._has_log(thread):
+            return True
+        if not look_again:
+            return False
+        await asyncio.sleep(LATE_MENTION_GRACE_S)
+        return await self._has_log(thread)
+
+    async def _has_log(self, thread: ThreadKey) -> bool:
+        return thread in self._states or await self._log.find_thread(**key_columns(thread)) is not None
 
     async def _state(self, message: IncomingMessage) -> ThreadState:
         return await self._states.get(message.thread, title=message.thread_title, now=self._clock())

@@ -66,7 +66,6 @@ from storage.records import CardRecord
 log = logging.getLogger(__name__)
 
 
-LATE_MENTION_GRACE_S = 1.0  # a mention is logged within milliseconds; Slack wants the ack within 3 s
 
 
 class ThreadRouter:
@@ -229,23 +228,10 @@ class ThreadRouter:
         return len(self._states)
 
     async def is_tracked(self, thread: ThreadKey, *, mention_may_be_in_flight: bool = False) -> bool:
-        """True when the bot takes part in the thread (it has a log).
+        """True when the bot takes part in the thread (it has a log); see :meth:`MessageIntake.is_tracked`.
 
-        ``mention_may_be_in_flight``: with several workers, the mention that brings the bot into a thread can still
-        be on its way into the log at another worker when a quick reply in that thread reaches this one (Slack
-        spreads events over the connections), so an untracked thread is looked up once more after
-        :data:`LATE_MENTION_GRACE_S` before the message is ignored. The caller's ack waits for the answer: a crash
-        meanwhile means a redelivery, not a loss. One worker sees its events in order and never waits.
-        """
-        if await self._has_log(thread):
-            return True
-        if not (mention_may_be_in_flight and self.ownership.shared):
-            return False
-        await asyncio.sleep(LATE_MENTION_GRACE_S)
-        return await self._has_log(thread)
-
-    async def _has_log(self, thread: ThreadKey) -> bool:
-        return thread in self._states or await self._log.find_thread(**key_columns(thread)) is not None
+        Only with several workers can a mention still be in flight at another worker."""
+        return await self._intake.is_tracked(thread, look_again=mention_may_be_in_flight and self.ownership.shared)
 
     async def latest_logged_id(self, thread: ThreadKey) -> str | None:
         """The platform id of the last message logged in ``thread`` (adapters backfill what came after it)."""
