@@ -13,22 +13,25 @@ its whole job in one transaction:
   summary being written meanwhile is recognised as stale and redone.
 
 The tool trail rows whose results quoted a changed message (search_thread cites the ids it quotes) lose their
-excerpt too. The full-text index follows the rows through triggers, but FTS5 only marks deleted entries until
-its segments are merged; the SQLite this runs on (3.40) has no FTS5 ``secure-delete`` option, so the index is
-merged ('optimize') after each erasure: about 0.2 s for a 100,000-message log, and erasures are rare.
+excerpt too.
 
-Then the WAL is checkpointed with TRUNCATE. With ``secure_delete`` on (see ``storage/db.py``), SQLite zeroes
-freed cells and pages, so after the checkpoint no byte of the old text is left in the database file, the -wal
-or the -shm.
+The journal that running routers poll is read as "ids greater than the last one seen". On Postgres identity
+values are handed out at insert time but become visible at commit, so two workers' erasures could commit out of
+id order and a poller could skip the lower one for good: every transaction that writes the journal therefore
+first takes the lock ``JOURNAL_LOCK`` (SQLite's one writer is serialized already), so journal rows commit in id
+order. Erasures are rare; the lock ends with the transaction.
+
+Then the backend removes what it keeps of the old text outside the live rows (``SqlDatabase.scrub``): SQLite
+merges the FTS5 index (which only marks deleted entries until its segments are merged) and truncates the WAL,
+with ``secure_delete`` zeroing freed pages (storage/sqlite/db.py); Postgres VACUUMs the touched tables
+(storage/postgres/db.py says what that does and does not promise).
 """
 
 from __future__ import annotations
 
-import logging
-import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from storage.db import Database
 from storage.records import (
     KIND_DELETED,
     KIND_EDITED,
@@ -39,8 +42,9 @@ from storage.records import (
     group_by_thread,
     iso,
 )
+from storage.sql import Row, SqlDatabase, Transaction
 
-log = logging.getLogger(__name__)
+JOURNAL_LOCK = 7_318_112_002
 
 _INVALIDATE_SUMMARIES = (
     "UPDATE sessions SET summary = NULL, summary_through_message_id = NULL "
@@ -49,170 +53,158 @@ _INVALIDATE_SUMMARIES = (
 )
 
 
-def _journal(connection: sqlite3.Connection, *, thread_id: int, message_id: int | None, kind: str) -> None:
+_JOURNAL = "INSERT INTO erasures (thread_id, message_id, kind, created_utc) VALUES (?, ?, ?, ?)"
+
+
+async def _journal(tx: Transaction, *, thread_id: int, message_id: int | None, kind: str) -> None:
     """One journal row, stamped with when it was written (not the platform's time of the change)."""
-    connection.execute(
-        "INSERT INTO erasures (thread_id, message_id, kind, created_utc) VALUES (?, ?, ?, ?)",
-        (thread_id, message_id, kind, iso(datetime.now(UTC))),
-    )
-
-
-def _scrub_trail(connection: sqlite3.Connection, *, message_ids: list[int]) -> None:
-    """Tool results that quoted one of ``message_ids`` lose their excerpt."""
-    connection.executemany(
-        "UPDATE tool_calls SET result_excerpt = ? "
-        "WHERE EXISTS (SELECT 1 FROM json_each(tool_calls.cites_json) WHERE json_each.value = ?)",
-        [(REMOVED_EXCERPT, message_id) for message_id in message_ids],
-    )
-
-
-def _blank(connection: sqlite3.Connection, *, message_ids: list[int], now: str, erase_author: bool) -> None:
-    """Blank rows and mark them deleted; a waiting one stops waiting (there is nothing left to answer)."""
-    author = ", author_id = '', author_name = ''" if erase_author else ""
-    connection.executemany(
-        "UPDATE messages SET content = '', attachments_json = '[]', deleted_utc = COALESCE(deleted_utc, ?), "
-        f"reply_state = CASE WHEN reply_state = 'waiting' THEN 'answered' ELSE reply_state END{author} WHERE id = ?",
-        [(now, message_id) for message_id in message_ids],
-    )
-    _scrub_trail(connection, message_ids=message_ids)
+    await tx.execute(_JOURNAL, (thread_id, message_id, kind, iso(datetime.now(UTC))))
 
 
 class ErasureStore:
     """Deletions, edits, thread and person erasure, retention, and the journal live sessions follow."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
+
+    async def _scrub_trail(self, tx: Transaction, *, message_ids: list[int]) -> None:
+        """Tool results that quoted one of ``message_ids`` lose their excerpt."""
+        await tx.execute(
+            "UPDATE tool_calls SET result_excerpt = ? WHERE EXISTS "
+            "(SELECT 1 FROM {cited} WHERE CAST(cited.value AS BIGINT) {in_ids})",
+            (REMOVED_EXCERPT, self._db.dialect.array(message_ids)),
+        )
+
+    async def _blank(self, tx: Transaction, *, message_ids: list[int], now: str, erase_author: bool) -> None:
+        """Blank rows and mark them deleted; a waiting one stops waiting (there is nothing left to answer)."""
+        author = ", author_id = '', author_name = ''" if erase_author else ""
+        await tx.execute(
+            "UPDATE messages SET content = '', attachments_json = '[]', deleted_utc = COALESCE(deleted_utc, ?), "
+            f"reply_state = CASE WHEN reply_state = 'waiting' THEN 'answered' ELSE reply_state END{author} "
+            "WHERE id {in_ids}",
+            (now, self._db.dialect.array(message_ids)),
+        )
+        await self._scrub_trail(tx, message_ids=message_ids)
+
+    async def _erase_rows(self, tx: Transaction, *, rows: Sequence[Row], now: str, erase_author: bool) -> None:
+        """Blank ``rows`` (id, thread_id), invalidate the summaries that covered them, journal each one."""
+        if not rows:
+            return
+        await self._blank(tx, message_ids=[int(row["id"]) for row in rows], now=now, erase_author=erase_author)
+        oldest: dict[int, int] = {}
+        for row in rows:
+            oldest.setdefault(int(row["thread_id"]), int(row["id"]))
+        stamp = iso(datetime.now(UTC))
+        await tx.executemany(
+            _JOURNAL, [(int(row["thread_id"]), int(row["id"]), KIND_DELETED, stamp) for row in rows]
+        )
+        await tx.executemany(_INVALIDATE_SUMMARIES, list(oldest.items()))
 
     async def delete_message(self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime) -> int | None:
         """Blank a message deleted on the platform; return its log id (None when unknown or already deleted)."""
-        now = iso(deleted_utc)
-
-        def work(connection: sqlite3.Connection) -> int | None:
-            row = connection.execute(
-                "SELECT id FROM messages WHERE thread_id = ? AND platform_message_id = ? AND deleted_utc IS NULL",
+        async with self._db.atomic() as tx:
+            await tx.serialize(JOURNAL_LOCK)
+            row = await tx.fetchone(
+                "SELECT id FROM messages WHERE thread_id = ? AND platform_message_id = ? AND deleted_utc IS NULL"
+                "{for_update}",
                 (thread_id, platform_message_id),
-            ).fetchone()
+            )
             if row is None:
                 return None
             message_id = int(row["id"])
-            _blank(connection, message_ids=[message_id], now=now, erase_author=False)
-            connection.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
-            _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_DELETED)
-            return message_id
-
-        message_id = await self._db.run(work)
-        if message_id is not None:
-            await self._leave_no_trace()
+            await self._blank(tx, message_ids=[message_id], now=iso(deleted_utc), erase_author=False)
+            await tx.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
+            await _journal(tx, thread_id=thread_id, message_id=message_id, kind=KIND_DELETED)
+        await self._db.scrub()
         return message_id
 
     async def edit_message(
         self, *, thread_id: int, platform_message_id: str, content: str, edited_utc: datetime
     ) -> int | None:
         """Store a message's new text; return its log id (None when unknown, deleted or unchanged)."""
-        now = iso(edited_utc)
-
-        def work(connection: sqlite3.Connection) -> int | None:
-            row = connection.execute(
+        async with self._db.atomic() as tx:
+            await tx.serialize(JOURNAL_LOCK)
+            row = await tx.fetchone(
                 "SELECT id, content FROM messages WHERE thread_id = ? AND platform_message_id = ? "
-                "AND deleted_utc IS NULL",
+                "AND deleted_utc IS NULL{for_update}",
                 (thread_id, platform_message_id),
-            ).fetchone()
+            )
             if row is None or row["content"] == content:
                 return None
             message_id = int(row["id"])
-            connection.execute(
-                "UPDATE messages SET content = ?, edited_utc = ? WHERE id = ?", (content, now, message_id)
+            await tx.execute(
+                "UPDATE messages SET content = ?, edited_utc = ? WHERE id = ?", (content, iso(edited_utc), message_id)
             )
-            _scrub_trail(connection, message_ids=[message_id])
-            connection.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
-            _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_EDITED)
-            return message_id
-
-        message_id = await self._db.run(work)
-        if message_id is not None:
-            await self._leave_no_trace()
+            await self._scrub_trail(tx, message_ids=[message_id])
+            await tx.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
+            await _journal(tx, thread_id=thread_id, message_id=message_id, kind=KIND_EDITED)
+        await self._db.scrub()
         return message_id
 
     async def forget_thread(self, *, thread_id: int, now: datetime) -> int:
         """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went."""
-
-        def work(connection: sqlite3.Connection) -> int:
-            count = connection.execute("SELECT COUNT(*) FROM messages WHERE thread_id = ?", (thread_id,)).fetchone()
-            connection.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
-            _journal(connection, thread_id=thread_id, message_id=None, kind=KIND_THREAD)
-            return int(count[0])
-
-        count = await self._db.run(work)
-        await self._leave_no_trace()
-        return count
+        async with self._db.atomic() as tx:
+            await tx.serialize(JOURNAL_LOCK)
+            count = await tx.fetchone("SELECT COUNT(*) AS n FROM messages WHERE thread_id = ?", (thread_id,))
+            await tx.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+            await _journal(tx, thread_id=thread_id, message_id=None, kind=KIND_THREAD)
+        await self._db.scrub()
+        return 0 if count is None else int(count["n"])
 
     async def forget_user(self, *, platform: str, user_id: str, now: datetime) -> list[UserErasure]:
         """Erase one person's messages (text, attachments, name and id) in every thread of ``platform``."""
-        when = iso(now)
-
-        def work(connection: sqlite3.Connection) -> list[UserErasure]:
-            rows = connection.execute(
+        async with self._db.atomic() as tx:
+            await tx.serialize(JOURNAL_LOCK)
+            rows = await tx.fetchall(
                 "SELECT m.id, m.thread_id, t.thread, t.title FROM messages m JOIN threads t ON t.id = m.thread_id "
-                "WHERE t.platform = ? AND m.author_id = ? AND m.role = 'user' ORDER BY m.id",
+                "WHERE t.platform = ? AND m.author_id = ? AND m.role = 'user' ORDER BY m.id{for_update_of_m}",
                 (platform, user_id),
-            ).fetchall()
-            self._erase_rows(connection, rows=rows, now=when, erase_author=True)
-            return group_by_thread(rows)
-
-        erased = await self._db.run(work)
-        if erased:
-            await self._leave_no_trace()
-        return erased
+            )
+            await self._erase_rows(tx, rows=rows, now=iso(now), erase_author=True)
+        if rows:
+            await self._db.scrub()
+        return group_by_thread(list(rows))
 
     async def purge_older_than(self, *, cutoff: datetime, now: datetime) -> int:
         """Delete messages sent before ``cutoff`` (never one still waiting for an answer); return the count."""
-
-        def work(connection: sqlite3.Connection) -> int:
-            rows = connection.execute(
+        async with self._db.atomic() as tx:
+            await tx.serialize(JOURNAL_LOCK)
+            rows = await tx.fetchall(
                 "SELECT id, thread_id FROM messages WHERE sent_utc < ? AND "
-                "(reply_state IS NULL OR reply_state != 'waiting') ORDER BY id",
+                "(reply_state IS NULL OR reply_state != 'waiting') ORDER BY id{for_update}",
                 (iso(cutoff),),
-            ).fetchall()
-            self._erase_rows(connection, rows=rows, now=iso(now), erase_author=True)
-            connection.executemany("DELETE FROM messages WHERE id = ?", [(row["id"],) for row in rows])
-            return len(rows)
-
-        count = await self._db.run(work)
-        if count:
-            await self._leave_no_trace()
-        return count
-
-    async def _leave_no_trace(self) -> None:
-        """Merge the search index (dropping what it only marked deleted), then checkpoint and truncate the WAL."""
-        await self._db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
-        await self._db.checkpoint()
-
-    @staticmethod
-    def _erase_rows(connection: sqlite3.Connection, *, rows: list[sqlite3.Row], now: str, erase_author: bool) -> None:
-        """Blank ``rows`` (id, thread_id), invalidate the summaries that covered them, journal each one."""
-        _blank(connection, message_ids=[row["id"] for row in rows], now=now, erase_author=erase_author)
-        oldest: dict[int, int] = {}
-        for row in rows:
-            oldest.setdefault(row["thread_id"], row["id"])
-            _journal(connection, thread_id=row["thread_id"], message_id=row["id"], kind=KIND_DELETED)
-        connection.executemany(_INVALIDATE_SUMMARIES, list(oldest.items()))
+            )
+            await self._erase_rows(tx, rows=rows, now=iso(now), erase_author=True)
+            if rows:
+                await tx.execute(
+                    "DELETE FROM messages WHERE id {in_ids}", (self._db.dialect.array([int(r["id"]) for r in rows]),)
+                )
+        if rows:
+            await self._db.scrub()
+        return len(rows)
 
     # -- the journal ----------------------------------------------------------------------------------------
 
     async def latest_id(self, *, thread_id: int | None = None) -> int:
         """The newest journal id (of one thread when given), 0 when there is none."""
         if thread_id is None:
-            row = await self._db.fetchone("SELECT COALESCE(MAX(id), 0) FROM erasures")
+            row = await self._db.fetchone("SELECT COALESCE(MAX(id), 0) AS n FROM erasures")
         else:
-            row = await self._db.fetchone("SELECT COALESCE(MAX(id), 0) FROM erasures WHERE thread_id = ?", (thread_id,))
-        return int(row[0]) if row is not None else 0
+            row = await self._db.fetchone(
+                "SELECT COALESCE(MAX(id), 0) AS n FROM erasures WHERE thread_id = ?", (thread_id,)
+            )
+        return 0 if row is None else int(row["n"])
 
     async def since(self, *, after_id: int) -> list[Erasure]:
         """Journal rows newer than ``after_id``, oldest first."""
         rows = await self._db.fetchall(
             "SELECT id, thread_id, message_id, kind FROM erasures WHERE id > ? ORDER BY id", (after_id,)
         )
-        return [Erasure(row["id"], row["thread_id"], row["message_id"], row["kind"]) for row in rows]
+        return [
+            Erasure(int(r["id"]), int(r["thread_id"]), None if r["message_id"] is None else int(r["message_id"]),
+                    r["kind"])
+            for r in rows
+        ]  # fmt: skip
 
     async def prune_journal(self, *, before: datetime) -> int:
         """Drop journal rows older than ``before``: running routers have long applied them."""

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from storage.leases import Fence, LeaseLost, SoleOwner, Wake, thread_resource
+from storage.migrations import migrate
 from storage.postgres.db import PostgresDatabase, open_postgres
 from storage.postgres.leases import PostgresLeases, check_fence
-from storage.postgres.migrations import migrate
 from tests.fakes.waiting import wait_until
 
 A, B = "worker-a", "worker-b"

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.rows import dict_row
 
+from storage.migrations import migrations_for
 from storage.postgres.db import CONNECT_TIMEOUT_S, PostgresDatabase
-from storage.postgres.migrations import MIGRATIONS
 from storage.records import WAITING_THREADS
 
 
@@ -28,7 +28,7 @@ class PostgresReport:
 
 async def inspect_postgres(url: str) -> PostgresReport:
     """What ``threadkeeper run`` would find at ``url``, without changing anything."""
-    known = [migration.name for migration in MIGRATIONS]
+    known = [migration.name for migration in migrations_for("postgres")]
     try:
         connection = await psycopg.AsyncConnection.connect(
             url, connect_timeout=int(CONNECT_TIMEOUT_S), row_factory=dict_row, autocommit=True

@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 
 from bots.health import Health, serve_health
-from storage.db import open_database
-from storage.health import SqliteProbe
+from storage.sqlite.db import open_database
+from storage.sqlite.health import SqliteProbe
 from tests.conftest import MakeSettings
 from tests.discord.conftest import DiscordBotFactory
 from tests.fakes.discord import FakeDiscord

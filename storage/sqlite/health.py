@@ -17,9 +17,9 @@ from pathlib import Path
 
 import aiosqlite
 
-from storage.db import Database
-from storage.migrations import MIGRATIONS
+from storage.migrations import migrations_for
 from storage.records import WAITING_THREADS
+from storage.sqlite.db import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ async def inspect_database(path: Path) -> DatabaseReport:
     """What ``threadkeeper run`` would find at ``path``, without creating or changing anything."""
     exists = await asyncio.to_thread(path.is_file)
     writable, free = await asyncio.to_thread(_folder_facts, path)
-    known = [migration.__name__ for migration in MIGRATIONS]
+    known = [migration.name for migration in migrations_for("sqlite")]
     if not exists:
         return DatabaseReport(path=path, exists=False, writable=writable, pending=known, free_bytes=free)
     try:
