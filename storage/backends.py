@@ -52,6 +52,7 @@ __all__ = [
     "open_storage",
 ]
 
+
 @dataclass(frozen=True, slots=True)
 class Storage:
     """Every store of one database, and how to close it."""

@@ -95,9 +95,7 @@ class ErasureStore:
         for row in rows:
             oldest.setdefault(int(row["thread_id"]), int(row["id"]))
         stamp = iso(datetime.now(UTC))
-        await tx.executemany(
-            _JOURNAL, [(int(row["thread_id"]), int(row["id"]), KIND_DELETED, stamp) for row in rows]
-        )
+        await tx.executemany(_JOURNAL, [(int(row["thread_id"]), int(row["id"]), KIND_DELETED, stamp) for row in rows])
         await tx.executemany(_INVALIDATE_SUMMARIES, list(oldest.items()))
 
     async def delete_message(self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime) -> int | None:
