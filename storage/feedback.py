@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from storage.records import FeedbackEntry, Rating, feedback_from_row, iso
+from storage.records import FeedbackEntry, Rating, iso, record_from_row
 from storage.sql import SqlDatabase
 
 
@@ -53,4 +53,4 @@ class FeedbackStore:
             "ORDER BY f.message_id, f.given_utc, f.id",
             (thread_id,),
         )
-        return [feedback_from_row(row) for row in rows]
+        return [record_from_row(FeedbackEntry, row) for row in rows]

@@ -29,7 +29,7 @@ from storage.records import (
     NewMessage,
     ThreadRecord,
     iso,
-    thread_from_row,
+    record_from_row,
 )
 from storage.sql import SqlDatabase
 
@@ -72,7 +72,7 @@ class ThreadLog:
         rows = await self._db.fetchall(
             f"SELECT {THREAD_COLUMNS} FROM threads WHERE thread = ? OR title = ? ORDER BY id", (name, name)
         )
-        return [thread_from_row(row) for row in rows]
+        return [record_from_row(ThreadRecord, row) for row in rows]
 
     async def record_message(
         self,
@@ -149,7 +149,7 @@ class ThreadLog:
             "(SELECT thread_id FROM messages WHERE reply_state = 'waiting') ORDER BY id",
             (platform,),
         )
-        return [thread_from_row(row) for row in rows]
+        return [record_from_row(ThreadRecord, row) for row in rows]
 
     async def waiting(self, *, thread_id: int) -> list[LoggedMessage]:
         """User messages that no posted reply has covered yet, oldest first."""
@@ -245,4 +245,4 @@ class ThreadLog:
 
     async def thread(self, *, thread_id: int) -> ThreadRecord | None:
         row = await self._db.fetchone(f"SELECT {THREAD_COLUMNS} FROM threads WHERE id = ?", (thread_id,))
-        return None if row is None else thread_from_row(row)
+        return None if row is None else record_from_row(ThreadRecord, row)

@@ -171,11 +171,9 @@ class SessionStore(Protocol):
 
 
 class CardStore(Protocol):
-    """"Where were we?" cards; the first click wins in the database."""
+    """ "Where were we?" cards; the first click wins in the database."""
 
-    async def open_card(
-        self, *, thread_id: int, now: datetime, fence: Fence | None = None
-    ) -> tuple[CardRecord, bool]:
+    async def open_card(self, *, thread_id: int, now: datetime, fence: Fence | None = None) -> tuple[CardRecord, bool]:
         """The thread's open card, creating a pending one if there is none; True when created now (``fence``: as
         in :meth:`ThreadLog.record_reply`)."""
         ...

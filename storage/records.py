@@ -1,21 +1,23 @@
 """What the stores hand back, the same on every backend: plain frozen dataclasses and a few pure helpers.
 
-Both implementations (SQLite in ``storage/*.py``, Postgres in ``storage/postgres/``) build these from their rows,
-so the router, the CLI and the tests never see a driver's row type. Nothing here imports a database driver.
+The stores build these from either backend's rows (``record_from_row``), so the router, the CLI and the tests
+never see a driver's row type. Nothing here imports a database driver.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 # A reply is logged under ``local-<uuid>`` before it is posted, then given the platform's id (set_platform_id).
 PROVISIONAL_ID_PREFIX = "local-"
-MAX_BATCH = 500  # messages per group commit, and ids per IN (...) list
+MAX_BATCH = 500  # messages per group commit
 
 KIND_DELETED = "deleted"
 KIND_EDITED = "edited"
@@ -36,6 +38,19 @@ class ColumnRow(Protocol):
     """A row whose columns can be read by name: ``sqlite3.Row`` and psycopg's dict rows both are."""
 
     def __getitem__(self, key: str, /) -> Any: ...
+
+
+R = TypeVar("R")
+
+
+@functools.cache
+def _columns(record: type) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(record))
+
+
+def record_from_row(record: Callable[..., R], row: ColumnRow) -> R:
+    """The dataclass ``record`` built from the row's columns of the same names as its fields."""
+    return record(*(row[name] for name in _columns(record)))  # type: ignore[arg-type]
 
 
 class ThreadGone(LookupError):
@@ -143,19 +158,6 @@ class ThreadRecord:
 THREAD_COLUMNS = "id, platform, workspace, channel, thread, title, created_utc, last_message_utc"
 
 
-def thread_from_row(row: ColumnRow) -> ThreadRecord:
-    return ThreadRecord(
-        id=int(row["id"]),
-        platform=row["platform"],
-        workspace=row["workspace"],
-        channel=row["channel"],
-        thread=row["thread"],
-        title=row["title"],
-        created_utc=row["created_utc"],
-        last_message_utc=row["last_message_utc"],
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class StoredSummary:
     text: str
@@ -169,16 +171,6 @@ class CardRecord:
     card_message_id: str | None
     state: str
     resolved_by_name: str | None
-
-
-def card_from_row(row: ColumnRow) -> CardRecord:
-    return CardRecord(
-        id=int(row["id"]),
-        thread_id=int(row["thread_id"]),
-        card_message_id=row["card_message_id"],
-        state=row["state"],
-        resolved_by_name=row["resolved_by_name"],
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,18 +278,6 @@ class ApprovalRecord:
     decided_by_name: str | None
 
 
-def approval_from_row(row: ColumnRow) -> ApprovalRecord:
-    return ApprovalRecord(
-        id=int(row["id"]),
-        thread_id=int(row["thread_id"]),
-        tool=row["tool"],
-        arguments_preview=row["arguments_preview"],
-        state=row["state"],
-        card_message_id=row["card_message_id"],
-        decided_by_name=row["decided_by_name"],
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class UsageRow:
     thread_id: int | None
@@ -330,18 +310,6 @@ class UsageTotal:
     unpriced_calls: int  # calls whose model litellm's cost map does not know
 
 
-def usage_total_from_row(row: ColumnRow) -> UsageTotal:
-    return UsageTotal(
-        key=row["key"],
-        answers=int(row["answers"]),
-        summaries=int(row["summaries"]),
-        prompt_tokens=int(row["prompt_tokens"]),
-        completion_tokens=int(row["completion_tokens"]),
-        cost_usd=float(row["cost_usd"]),
-        unpriced_calls=int(row["unpriced_calls"]),
-    )
-
-
 Rating = Literal["positive", "negative"]
 
 
@@ -355,14 +323,3 @@ class FeedbackEntry:
     user_name: str
     rating: Rating
     given_utc: str
-
-
-def feedback_from_row(row: ColumnRow) -> FeedbackEntry:
-    return FeedbackEntry(
-        message_id=int(row["message_id"]),
-        platform_message_id=row["platform_message_id"],
-        user_id=row["user_id"],
-        user_name=row["user_name"],
-        rating=row["rating"],
-        given_utc=row["given_utc"],
-    )

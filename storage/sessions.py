@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from storage.leases import Fence
-from storage.records import CardRecord, StoredSummary, card_from_row, iso
+from storage.records import CardRecord, StoredSummary, iso, record_from_row
 from storage.sql import SqlDatabase
 
 _CARD_COLUMNS = "id, thread_id, card_message_id, state, resolved_by_name"
@@ -111,11 +111,11 @@ class CardStore:
             f"SELECT {_CARD_COLUMNS} FROM cards WHERE thread_id = ? AND state IN ('pending', 'catching_up')",
             (thread_id,),
         )
-        return None if row is None else card_from_row(row)
+        return None if row is None else record_from_row(CardRecord, row)
 
     async def get(self, *, card_id: int) -> CardRecord | None:
         row = await self._db.fetchone(f"SELECT {_CARD_COLUMNS} FROM cards WHERE id = ?", (card_id,))
-        return None if row is None else card_from_row(row)
+        return None if row is None else record_from_row(CardRecord, row)
 
     async def set_message_id(self, *, card_id: int, card_message_id: str) -> None:
         await self._db.execute("UPDATE cards SET card_message_id = ? WHERE id = ?", (card_message_id, card_id))
@@ -158,7 +158,7 @@ class CardStore:
                     "resolved_utc = NULL WHERE id {in_ids}",
                     (self._db.dialect.array([int(row["id"]) for row in rows]),),
                 )
-        return [card_from_row(row) for row in rows]
+        return [record_from_row(CardRecord, row) for row in rows]
 
 
 class DeliveredEvents:

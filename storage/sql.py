@@ -26,17 +26,15 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from storage.records import ColumnRow as Row
+
 if TYPE_CHECKING:
     from storage.leases import Fence
     from storage.records import LoggedMessage, NewMessage
 
+__all__ = ["Dialect", "Params", "Row", "SqlDatabase", "Transaction"]
+
 Params = Sequence[Any] | dict[str, Any]
-
-
-class Row(Protocol):
-    """A result row: columns by name (sqlite3.Row and psycopg's dict rows both are)."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from storage.records import ApprovalRecord, TrailEntry, approval_from_row, iso, trail_from_row
+from storage.records import ApprovalRecord, TrailEntry, iso, record_from_row, trail_from_row
 from storage.sql import SqlDatabase
 
 _TRAIL_COLUMNS = (
@@ -104,7 +104,7 @@ class ApprovalStore:
 
     async def get(self, *, approval_id: int) -> ApprovalRecord | None:
         row = await self._db.fetchone(f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,))
-        return None if row is None else approval_from_row(row)
+        return None if row is None else record_from_row(ApprovalRecord, row)
 
     async def expire_pending(self, *, now: datetime) -> int:
         """An earlier run's waiting calls died with it: their cards are stale. Returns how many."""

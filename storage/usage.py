@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from storage.records import Grouping, UsageRow, UsageTotal, iso, usage_total_from_row
+from storage.records import Grouping, UsageRow, UsageTotal, iso, record_from_row
 from storage.sql import SqlDatabase
 
 _GROUP_KEYS = {
@@ -74,4 +74,4 @@ class UsageLog:
             "WHERE u.created_utc >= ? GROUP BY 1 ORDER BY " + order,
             (iso(since) if since is not None else "",),
         )
-        return [usage_total_from_row(row) for row in rows]
+        return [record_from_row(UsageTotal, row) for row in rows]
