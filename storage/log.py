@@ -176,22 +176,24 @@ class ThreadLog:
         (which would answer them twice after a restart); the platform deliveries behind them are marked
         handled in the same commit. With several workers only the thread's owner (``fence``) may write it.
         """
-        async with self._db.atomic() as tx:
-            await tx.check_fence(fence)
-            row = await tx.fetchone(
-                "INSERT INTO messages (thread_id, platform_message_id, author_id, author_name, role, content, "
-                "sent_utc, logged_utc) VALUES (?, ?, 'assistant', ?, 'assistant', ?, ?, ?) ON CONFLICT DO NOTHING "
-                "RETURNING id",
-                (thread_id, platform_message_id, author_name, content, iso(now), iso(now)),
-            )
-            if answered_ids:
-                ids = self._db.dialect.array(answered_ids)
-                await tx.execute("UPDATE messages SET reply_state = 'answered' WHERE id {in_ids}", (ids,))
-                await tx.execute(
+        ids = self._db.dialect.array(answered_ids)
+        row, *_ = await self._db.script(
+            [
+                (
+                    "INSERT INTO messages (thread_id, platform_message_id, author_id, author_name, role, content, "
+                    "sent_utc, logged_utc) VALUES (?, ?, 'assistant', ?, 'assistant', ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING RETURNING id",
+                    (thread_id, platform_message_id, author_name, content, iso(now), iso(now)),
+                ),
+                ("UPDATE messages SET reply_state = 'answered' WHERE id {in_ids}", (ids,)),
+                (
                     "UPDATE delivered_events SET handled_utc = ? WHERE message_id {in_ids} AND handled_utc IS NULL",
                     (iso(now), ids),
-                )
-            await tx.execute("UPDATE threads SET last_message_utc = ? WHERE id = ?", (iso(now), thread_id))
+                ),
+                ("UPDATE threads SET last_message_utc = ? WHERE id = ?", (iso(now), thread_id)),
+            ],
+            fence=fence,
+        )
         return None if row is None else int(row["id"])
 
     async def replace_reply(self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime) -> bool:

@@ -169,16 +169,14 @@ class DeliveredEvents:
 
     async def record(self, *, platform: str, event_key: str, message_id: int, now: datetime) -> bool:
         """Remember a delivery; True when it was handled already (a redelivery to drop)."""
-        async with self._db.atomic() as tx:
-            await tx.execute(
-                "INSERT INTO delivered_events (platform, event_key, message_id, received_utc) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (platform, event_key, message_id, iso(now)),
-            )
-            row = await tx.fetchone(
-                "SELECT handled_utc FROM delivered_events WHERE platform = ? AND event_key = ?",
-                (platform, event_key),
-            )
+        await self._db.execute(
+            "INSERT INTO delivered_events (platform, event_key, message_id, received_utc) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (platform, event_key, message_id, iso(now)),
+        )
+        row = await self._db.fetchone(
+            "SELECT handled_utc FROM delivered_events WHERE platform = ? AND event_key = ?", (platform, event_key)
+        )
         return row is not None and row["handled_utc"] is not None
 
     async def prune(self, *, received_before: datetime) -> int:

@@ -105,6 +105,13 @@ class SqlDatabase(Protocol):
         """One statement for each of ``rows``, in one transaction."""
         ...
 
+    async def script(
+        self, statements: Sequence[tuple[str, Params]], *, fence: Fence | None = None
+    ) -> Sequence[Row | None]:
+        """Statements that need nothing from one another, in one transaction (fenced as ``check_fence``); the
+        first row each returned. One hop to SQLite's thread: the reply on the path to the user is logged so."""
+        ...
+
     async def write_messages(self, news: list[NewMessage]) -> list[tuple[LoggedMessage, bool]]:
         """The log's group-commit batch, in one transaction, written the fastest way the backend knows."""
         ...

@@ -170,6 +170,15 @@ class PostgresDatabase:
             cursor = await connection.execute(DIALECT.sql(sql), params)
             return await cursor.fetchone()
 
+    async def script(self, statements: Sequence[tuple[str, Params]], *, fence: Fence | None = None) -> list[Row | None]:
+        rows: list[Row | None] = []
+        async with self.transaction() as connection:
+            await check_fence(connection, fence)
+            for sql, params in statements:
+                cursor = await connection.execute(DIALECT.sql(sql), params)
+                rows.append(await cursor.fetchone() if cursor.description else None)
+        return rows
+
     async def write_messages(self, news: list[NewMessage]) -> list[tuple[LoggedMessage, bool]]:
         """The log's group-commit batch in one transaction (storage/postgres/log_batch.py)."""
         async with self.transaction() as connection:

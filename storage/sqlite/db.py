@@ -248,6 +248,11 @@ class Database:
         statement = DIALECT.sql(sql)
         return await self._statement(lambda raw: _one(raw, statement, params))
 
+    async def script(self, statements: Sequence[tuple[str, Params]], *, fence: Fence | None = None) -> list[Row | None]:
+        """In one hop (``fence`` ignored: SQLite's one worker owns every thread)."""
+        translated = [(DIALECT.sql(sql), params) for sql, params in statements]
+        return await self.run(lambda raw: [_one(raw, sql, params) for sql, params in translated])
+
     async def write_messages(self, news: list[NewMessage]) -> list[tuple[LoggedMessage, bool]]:
         """The log's group-commit batch: every row in one transaction, in one hop to the database thread."""
         return await self.run(lambda raw: write_messages(news, raw))
