@@ -22,7 +22,7 @@ from storage.leases import Leases, SoleOwner
 from storage.log import ThreadLog
 from storage.protocols import DatabaseProbe, ThreadSearch
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
-from storage.sql import SqlDatabase
+from storage.sql import ReadinessProbe, SqlDatabase
 from storage.thread_settings import ThreadSettings
 from storage.trail import ApprovalStore, ToolTrail
 from storage.urls import (
@@ -77,23 +77,18 @@ class Storage:
     close: Callable[[], Awaitable[None]]
 
 
-async def _open_sqlite(url: str) -> tuple[SqlDatabase, ThreadSearch, DatabaseProbe, Leases]:
-    from storage.sqlite import db, health, search
+async def _open_sqlite(url: str) -> tuple[SqlDatabase, ThreadSearch, Leases]:
+    from storage.sqlite import db, search
 
     database = await db.open_database(database_path_from_url(url))
-    return database, search.ThreadSearch(database), health.SqliteProbe(database), SoleOwner()
+    return database, search.ThreadSearch(database), SoleOwner()
 
 
-async def _open_postgres(url: str) -> tuple[SqlDatabase, ThreadSearch, DatabaseProbe, Leases]:
-    from storage.postgres import db, health, leases, search
+async def _open_postgres(url: str) -> tuple[SqlDatabase, ThreadSearch, Leases]:
+    from storage.postgres import db, leases, search
 
     database = await db.open_postgres(url)
-    return (
-        database,
-        search.PostgresThreadSearch(database),
-        health.PostgresProbe(database),
-        leases.PostgresLeases(database),
-    )
+    return database, search.PostgresThreadSearch(database), leases.PostgresLeases(database)
 
 
 @asynccontextmanager
@@ -101,7 +96,7 @@ async def open_storage(url: str, *, migrate: bool = True) -> AsyncIterator[Stora
     """The stores of the database ``url`` names, migrated first (unless ``migrate=False``), closed on exit."""
     backend = backend_of(url)
     opener = _open_sqlite if backend is Backend.SQLITE else _open_postgres
-    database, search, probe, leases = await opener(url)
+    database, search, leases = await opener(url)
     try:
         applied = await migrations.migrate(database) if migrate else []
     except BaseException:
@@ -123,7 +118,7 @@ async def open_storage(url: str, *, migrate: bool = True) -> AsyncIterator[Stora
         usage=UsageLog(database),
         feedback=FeedbackStore(database),
         thread_settings=ThreadSettings(database),
-        probe=probe,
+        probe=ReadinessProbe(database),
         leases=leases,
         applied=tuple(applied),
         database=database,

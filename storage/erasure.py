@@ -100,26 +100,20 @@ class ErasureStore:
 
     async def delete_message(self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime) -> int | None:
         """Blank a message deleted on the platform; return its log id (None when unknown or already deleted)."""
-        async with self._db.atomic() as tx:
-            await tx.serialize(JOURNAL_LOCK)
-            row = await tx.fetchone(
-                "SELECT id FROM messages WHERE thread_id = ? AND platform_message_id = ? AND deleted_utc IS NULL"
-                "{for_update}",
-                (thread_id, platform_message_id),
-            )
-            if row is None:
-                return None
-            message_id = int(row["id"])
-            await self._blank(tx, message_ids=[message_id], now=iso(deleted_utc), erase_author=False)
-            await tx.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
-            await _journal(tx, thread_id=thread_id, message_id=message_id, kind=KIND_DELETED)
-        await self._db.scrub()
-        return message_id
+        return await self._change(thread_id=thread_id, platform_message_id=platform_message_id, when=deleted_utc)
 
     async def edit_message(
         self, *, thread_id: int, platform_message_id: str, content: str, edited_utc: datetime
     ) -> int | None:
         """Store a message's new text; return its log id (None when unknown, deleted or unchanged)."""
+        return await self._change(
+            thread_id=thread_id, platform_message_id=platform_message_id, when=edited_utc, content=content
+        )
+
+    async def _change(
+        self, *, thread_id: int, platform_message_id: str, when: datetime, content: str | None = None
+    ) -> int | None:
+        """Delete (``content`` None) or edit one message, with the summaries, quotes and journal that follow."""
         async with self._db.atomic() as tx:
             await tx.serialize(JOURNAL_LOCK)
             row = await tx.fetchone(
@@ -130,12 +124,16 @@ class ErasureStore:
             if row is None or row["content"] == content:
                 return None
             message_id = int(row["id"])
-            await tx.execute(
-                "UPDATE messages SET content = ?, edited_utc = ? WHERE id = ?", (content, iso(edited_utc), message_id)
-            )
-            await self._scrub_trail(tx, message_ids=[message_id])
+            if content is None:
+                await self._blank(tx, message_ids=[message_id], now=iso(when), erase_author=False)
+            else:
+                await tx.execute(
+                    "UPDATE messages SET content = ?, edited_utc = ? WHERE id = ?", (content, iso(when), message_id)
+                )
+                await self._scrub_trail(tx, message_ids=[message_id])
             await tx.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
-            await _journal(tx, thread_id=thread_id, message_id=message_id, kind=KIND_EDITED)
+            kind = KIND_DELETED if content is None else KIND_EDITED
+            await _journal(tx, thread_id=thread_id, message_id=message_id, kind=kind)
         await self._db.scrub()
         return message_id
 

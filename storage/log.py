@@ -93,19 +93,12 @@ class ThreadLog:
         batch, and each batch is one transaction in one hop to the database thread. The call returns only
         once its row is committed.
         """
+        reply_state = "waiting" if role == "user" else None
+        attachments_json = json.dumps(attachments or [])
         return await self._writes.submit(
-            NewMessage.of(
-                thread_id=thread_id,
-                platform_message_id=platform_message_id,
-                author_id=author_id,
-                author_name=author_name,
-                role=role,
-                content=content,
-                sent_utc=sent_utc,
-                attachments=attachments,
-                now=now,
-            )
-        )
+            NewMessage(thread_id, platform_message_id, author_id, author_name, role, content, attachments_json,
+                       reply_state, iso(sent_utc), iso(now))
+        )  # fmt: skip
 
     async def latest_platform_id(self, *, thread_id: int, role: str | None = None) -> str | None:
         """The id the platform gave the thread's most recently logged message, if any.

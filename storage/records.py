@@ -25,8 +25,6 @@ KIND_THREAD = "thread"
 
 REMOVED_EXCERPT = "(removed: it quoted a message that was deleted or edited)"
 MAX_SEARCH_TERMS = 16
-# The gauge of threads holding user messages that no posted reply has covered (same SQL on every backend).
-WAITING_THREADS = "SELECT COUNT(DISTINCT thread_id) AS n FROM messages WHERE reply_state = 'waiting'"
 
 
 def iso(moment: datetime) -> str:
@@ -96,7 +94,7 @@ class LoggedMessage:
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
-    """A message on its way into the log (both backends' group commits write these)."""
+    """A message on its way into the log (both backends' group commits write these, in this column order)."""
 
     thread_id: int
     platform_message_id: str
@@ -108,33 +106,6 @@ class NewMessage:
     reply_state: str | None
     sent_utc: str
     logged_utc: str
-
-    @classmethod
-    def of(
-        cls,
-        *,
-        thread_id: int,
-        platform_message_id: str,
-        author_id: str,
-        author_name: str,
-        role: str,
-        content: str,
-        sent_utc: datetime,
-        attachments: list[dict[str, Any]] | None,
-        now: datetime,
-    ) -> NewMessage:
-        return cls(
-            thread_id=thread_id,
-            platform_message_id=platform_message_id,
-            author_id=author_id,
-            author_name=author_name,
-            role=role,
-            content=content,
-            attachments_json=json.dumps(attachments or []),
-            reply_state="waiting" if role == "user" else None,
-            sent_utc=iso(sent_utc),
-            logged_utc=iso(now),
-        )
 
 
 MESSAGE_COLUMNS = (

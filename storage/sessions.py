@@ -34,13 +34,13 @@ class SessionStore:
         summary: str | None = None,
         summary_through_message_id: int | None = None,
     ) -> int:
-        rowid = await self._db.insert(
+        row = await self._db.fetchone(
             "INSERT INTO sessions (thread_id, origin, model, started_utc, summary, summary_through_message_id) "
             "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (thread_id, origin, model, iso(started_utc), summary, summary_through_message_id),
         )
-        assert rowid is not None
-        return rowid
+        assert row is not None
+        return int(row["id"])
 
     async def record_with_summary(
         self,
@@ -58,11 +58,12 @@ class SessionStore:
         A deletion since then (in this process or another) may be in it, so it must not be stored: the caller
         summarizes again.
         """
-        return await self._db.insert(
+        row = await self._db.fetchone(
             "INSERT INTO sessions (thread_id, origin, model, started_utc, summary, summary_through_message_id) "
             f"SELECT ?, 'catch_up', ?, ?, ?, ? WHERE {_NO_ERASURE_SINCE} RETURNING id",
             (thread_id, model, iso(started_utc), summary, summary_through_message_id, thread_id, erasures_seen),
         )
+        return None if row is None else int(row["id"])
 
     async def replace_summary(
         self, *, session_id: int, thread_id: int, summary: str | None, through_message_id: int, erasures_seen: int

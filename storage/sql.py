@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from storage.leases import Fence
     from storage.records import LoggedMessage, NewMessage
 
-__all__ = ["Dialect", "Params", "Row", "SqlDatabase", "Transaction"]
+__all__ = ["Dialect", "Params", "ReadinessProbe", "Row", "SqlDatabase", "Transaction"]
 
 Params = Sequence[Any] | dict[str, Any]
 
@@ -63,11 +63,9 @@ class Transaction(Protocol):
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; return the rows it changed."""
-        ...
 
     async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         """One statement for each of ``rows`` (one hop on SQLite, pipelined on Postgres)."""
-        ...
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
 
@@ -75,11 +73,9 @@ class Transaction(Protocol):
 
     async def serialize(self, key: int) -> None:
         """Hold the lock ``key`` until the transaction ends (SQLite's one writer holds every lock already)."""
-        ...
 
     async def check_fence(self, fence: Fence | None) -> None:
         """Raise LeaseLost unless ``fence`` still holds, and keep it held until commit (see storage/leases.py)."""
-        ...
 
 
 class SqlDatabase(Protocol):
@@ -91,11 +87,6 @@ class SqlDatabase(Protocol):
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """One statement in its own transaction; the rows it changed."""
-        ...
-
-    async def insert(self, sql: str, params: Params = ()) -> int | None:
-        """One ``INSERT ... RETURNING id`` in its own transaction; the new id, None when nothing was inserted."""
-        ...
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
 
@@ -103,25 +94,40 @@ class SqlDatabase(Protocol):
 
     async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         """One statement for each of ``rows``, in one transaction."""
-        ...
 
     async def script(
         self, statements: Sequence[tuple[str, Params]], *, fence: Fence | None = None
     ) -> Sequence[Row | None]:
         """Statements that need nothing from one another, in one transaction (fenced as ``check_fence``); the
         first row each returned. One hop to SQLite's thread: the reply on the path to the user is logged so."""
-        ...
 
     async def write_messages(self, news: list[NewMessage]) -> list[tuple[LoggedMessage, bool]]:
         """The log's group-commit batch, in one transaction, written the fastest way the backend knows."""
-        ...
 
     def typed_error(self, exc: BaseException) -> BaseException:
         """A driver's error as the contract names it (a foreign-key failure on a message becomes ThreadGone)."""
-        ...
 
     async def scrub(self) -> None:
         """After an erasure: remove what the backend keeps of the old text outside live rows."""
-        ...
+
+    async def writable(self) -> bool:
+        """Whether a write could start now (SQLite's write lock can be taken; Postgres is up and no standby)."""
 
     async def close(self) -> None: ...
+
+
+class ReadinessProbe:
+    """The ``DatabaseProbe`` of a running bot (``/readyz`` and the metrics), on either backend."""
+
+    def __init__(self, db: SqlDatabase) -> None:
+        self._db = db
+
+    async def writable(self) -> bool:
+        return await self._db.writable()
+
+    async def waiting_threads(self) -> int:
+        """Threads holding user messages that no posted reply has covered yet."""
+        row = await self._db.fetchone(
+            "SELECT COUNT(DISTINCT thread_id) AS n FROM messages WHERE reply_state = 'waiting'"
+        )
+        return 0 if row is None else int(row["n"])

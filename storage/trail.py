@@ -80,13 +80,13 @@ class ApprovalStore:
         self._db = db
 
     async def open(self, *, thread_id: int, tool: str, arguments_preview: str, now: datetime) -> int:
-        rowid = await self._db.insert(
+        row = await self._db.fetchone(
             "INSERT INTO approvals (thread_id, tool, arguments_preview, state, created_utc) "
             "VALUES (?, ?, ?, 'pending', ?) RETURNING id",
             (thread_id, tool, arguments_preview, iso(now)),
         )
-        assert rowid is not None
-        return rowid
+        assert row is not None
+        return int(row["id"])
 
     async def set_message_id(self, *, approval_id: int, card_message_id: str) -> None:
         await self._db.execute("UPDATE approvals SET card_message_id = ? WHERE id = ?", (card_message_id, approval_id))

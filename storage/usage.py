@@ -30,23 +30,14 @@ class UsageLog:
         """Write a turn's calls in one transaction."""
         if not rows:
             return
+        values = [
+            (r.thread_id, r.user_id, r.purpose, r.model, r.prompt_tokens, r.completion_tokens, int(r.tokens_counted),
+             r.cost_usd, iso(r.created_utc)) for r in rows
+        ]  # fmt: skip
         await self._db.executemany(
             "INSERT INTO usage (thread_id, user_id, purpose, model, prompt_tokens, completion_tokens, "
             "tokens_counted, cost_usd, created_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    r.thread_id,
-                    r.user_id,
-                    r.purpose,
-                    r.model,
-                    r.prompt_tokens,
-                    r.completion_tokens,
-                    int(r.tokens_counted),
-                    r.cost_usd,
-                    iso(r.created_utc),
-                )
-                for r in rows
-            ],
+            values,
         )
 
     async def tokens_since(self, *, user_id: str, since: datetime) -> int:

@@ -155,11 +155,6 @@ class PostgresDatabase:
         async with self.transaction() as connection, connection.cursor() as cursor:
             await cursor.executemany(DIALECT.sql(sql), list(rows))
 
-    async def insert(self, sql: str, params: Params = ()) -> int | None:
-        """Run one ``INSERT ... RETURNING id``; return the new id, or None when the insert was skipped."""
-        row = await self.fetchone(sql, params)
-        return None if row is None else int(row["id"])
-
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         async with self.transaction() as connection:
             cursor = await connection.execute(DIALECT.sql(sql), params)
@@ -205,6 +200,14 @@ class PostgresDatabase:
         except Exception:
             # The erasure itself is committed; the next erasure's (or autovacuum's) VACUUM finishes the job.
             log.exception("VACUUM after an erasure failed; the dead row versions stay until the next one")
+
+    async def writable(self) -> bool:
+        """The server is up, not a read-only standby, and the pool lends a connection in time."""
+        try:
+            row = await self.fetchone("SELECT NOT pg_is_in_recovery() AS writable")
+        except Exception:  # the pool's timeout, a dropped server: "not ready", whatever the cause
+            return False
+        return bool(row and row["writable"])
 
     async def vacuum(self, tables: Iterable[str]) -> None:
         """VACUUM the tables (outside any transaction): dead tuples holding erased text become free space."""

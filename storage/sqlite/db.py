@@ -122,20 +122,16 @@ class SqliteTransaction:
         self._db = db
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        statement = DIALECT.sql(sql)
-        return await self._db._on_thread(lambda raw: _rowcount(raw, statement, params))
+        return await self._db._on_thread(lambda raw: _rowcount(raw, DIALECT.sql(sql), params))
 
     async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        statement = DIALECT.sql(sql)
-        await self._db._on_thread(lambda raw: raw.executemany(statement, rows).close())
+        await self._db._on_thread(lambda raw: raw.executemany(DIALECT.sql(sql), rows).close())
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        statement = DIALECT.sql(sql)
-        return await self._db._on_thread(lambda raw: _one(raw, statement, params))
+        return await self._db._on_thread(lambda raw: _one(raw, DIALECT.sql(sql), params))
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        statement = DIALECT.sql(sql)
-        return await self._db._on_thread(lambda raw: _all(raw, statement, params))
+        return await self._db._on_thread(lambda raw: _all(raw, DIALECT.sql(sql), params))
 
     async def serialize(self, key: int) -> None:
         """Nothing to take: the IMMEDIATE transaction holds SQLite's only write lock."""
@@ -228,25 +224,16 @@ class Database:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement in its own (autocommit) transaction; return the rows it changed."""
-        statement = DIALECT.sql(sql)
-        return await self._statement(lambda raw: _rowcount(raw, statement, params))
-
-    async def insert(self, sql: str, params: Params = ()) -> int | None:
-        """Run one ``INSERT ... RETURNING id``; return the new id, or None when the insert was ignored."""
-        row = await self.fetchone(sql, params)
-        return None if row is None else int(row["id"])
+        return await self._statement(lambda raw: _rowcount(raw, DIALECT.sql(sql), params))
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        async with self.transaction() as connection:
-            await connection.executemany(DIALECT.sql(sql), rows)
+        await self.run(lambda raw: raw.executemany(DIALECT.sql(sql), rows).close())
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        statement = DIALECT.sql(sql)
-        return await self._statement(lambda raw: _all(raw, statement, params))
+        return await self._statement(lambda raw: _all(raw, DIALECT.sql(sql), params))
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        statement = DIALECT.sql(sql)
-        return await self._statement(lambda raw: _one(raw, statement, params))
+        return await self._statement(lambda raw: _one(raw, DIALECT.sql(sql), params))
 
     async def script(self, statements: Sequence[tuple[str, Params]], *, fence: Fence | None = None) -> list[Row | None]:
         """In one hop (``fence`` ignored: SQLite's one worker owns every thread)."""
@@ -264,6 +251,15 @@ class Database:
         """Merge the search index (dropping what it only marked deleted), then checkpoint and truncate the WAL."""
         await self.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
         await self.checkpoint()
+
+    async def writable(self) -> bool:
+        """Take SQLite's write lock on this connection and release it at once, writing nothing."""
+        try:
+            async with self.transaction():
+                pass
+        except sqlite3.Error:
+            return False
+        return True
 
     async def checkpoint(self) -> bool:
         """Copy the WAL into the database file and truncate it to zero bytes; False when a reader blocked it.

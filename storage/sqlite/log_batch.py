@@ -29,21 +29,9 @@ def write_messages(news: list[NewMessage], connection: sqlite3.Connection) -> li
     results = []
     touched: dict[int, str] = {}
     for new in news:
-        row = connection.execute(
-            _INSERT,
-            (
-                new.thread_id,
-                new.platform_message_id,
-                new.author_id,
-                new.author_name,
-                new.role,
-                new.content,
-                new.attachments_json,
-                new.reply_state,
-                new.sent_utc,
-                new.logged_utc,
-            ),
-        ).fetchone()
+        params = (new.thread_id, new.platform_message_id, new.author_id, new.author_name, new.role, new.content,
+                  new.attachments_json, new.reply_state, new.sent_utc, new.logged_utc)  # fmt: skip
+        row = connection.execute(_INSERT, params).fetchone()
         created = row is not None
         if created:
             touched[new.thread_id] = new.logged_utc
