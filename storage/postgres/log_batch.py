@@ -9,14 +9,10 @@ their locks in the same order and cannot deadlock on each other; should one ever
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from psycopg import errors
+from psycopg import AsyncConnection, errors
+from psycopg.rows import DictRow
 
 from storage.records import MESSAGE_COLUMNS, LoggedMessage, NewMessage, ThreadGone
-
-if TYPE_CHECKING:
-    from storage.postgres.db import Connection
 
 
 def typed_error(exc: BaseException) -> BaseException:
@@ -45,7 +41,9 @@ _FIELDS = (
 )  # fmt: skip
 
 
-async def write_messages(connection: Connection, news: list[NewMessage]) -> list[tuple[LoggedMessage, bool]]:
+async def write_messages(
+    connection: AsyncConnection[DictRow], news: list[NewMessage]
+) -> list[tuple[LoggedMessage, bool]]:
     """The whole batch in three statements: insert what is new, read what was logged before, touch threads.
 
     Rows go in (thread, platform id) order so two workers' batches lock in the same order. A message twice in
