@@ -1,8 +1,8 @@
 """Forgetting: every way a message's text leaves the database, and the journal that tells live sessions.
 
 A deleted or edited message has copies beyond its row: the catch-up summaries stored in ``sessions`` that were
-written while it was there, and the bytes SQLite leaves in free pages and in the WAL. Each operation here does
-its whole job in one transaction:
+written while it was there, and the bytes the database keeps outside its live rows (SQLite's free pages and WAL,
+Postgres's dead tuples). Each operation here does its whole job in one transaction:
 
 - the rows change (a deletion blanks the text and attachments; the row stays as a tombstone so a redelivery of
   the same platform message cannot log the text again);

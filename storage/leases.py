@@ -16,7 +16,7 @@ thread it sends that worker a :class:`Wake`: a hint (LISTEN/NOTIFY on Postgres).
 the truth; workers also poll it (:meth:`Leases.claimable_waiting`), so a lost hint costs a poll interval, never
 a message.
 
-SQLite runs one worker per file (``storage/lock.py``): :class:`SoleOwner` owns everything, fences nothing and
+SQLite runs one worker per file (``storage/sqlite/lock.py``): :class:`SoleOwner` owns everything, fences nothing and
 wakes nobody, so a single worker behaves exactly as before.
 """
 

@@ -90,8 +90,8 @@ class ThreadLog:
         """Log a message once; return its row and whether this call created it.
 
         Concurrent calls are group-committed: whoever arrives while a batch is being written joins the next
-        batch, and each batch is one transaction in one hop to the database thread. The call returns only
-        once its row is committed.
+        batch, and each batch is one transaction (``SqlDatabase.write_messages``). The call returns only once
+        its row is committed.
         """
         reply_state = "waiting" if role == "user" else None
         attachments_json = json.dumps(attachments or [])
