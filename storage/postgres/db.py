@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
@@ -30,12 +29,11 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from storage.leases import Fence, LeaseLost
 from storage.postgres.log_batch import typed_error, write_messages
 from storage.records import LoggedMessage, NewMessage
-from storage.sql import Dialect
+from storage.sql import Dialect, Params
 from storage.urls import DatabaseUnavailable, describe_url
 
 log = logging.getLogger(__name__)
 
-Params = Sequence[Any] | dict[str, Any]
 Row = DictRow
 Connection = AsyncConnection[DictRow]
 

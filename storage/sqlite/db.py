@@ -27,11 +27,11 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, closing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import aiosqlite
 
-from storage.sql import Dialect
+from storage.sql import Dialect, Params
 from storage.sqlite.log_batch import typed_error, write_messages
 
 if TYPE_CHECKING:
@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 
 Row = sqlite3.Row
 T = TypeVar("T")
-Params = Sequence[Any] | dict[str, Any]
 
 
 def _prepare_file(path: Path) -> None:
