@@ -137,7 +137,7 @@ async def run(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     health = Health()
     async with (
-        serve_health(health, port=settings.metrics_port),
+        serve_health(health, port=settings.metrics_port, host=settings.metrics_host),
         open_router(settings, preload_model_client=False, health=health) as router,
     ):
         adapters = _adapters(settings, router)
