@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from agent.llm import preload_litellm
 from bots.app import open_router, open_storage_for
@@ -40,6 +41,7 @@ from storage.records import Grouping, ThreadRecord
 
 log = logging.getLogger("threadkeeper")
 
+CHAT_LOG_NAME = "threadkeeper-chat.log"
 NOTHING_TO_RUN = (
     "No chat platform is configured, so there is nothing to run. Set DISCORD_TOKEN to run the Discord bot, "
     "and/or SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode) to run the "
@@ -82,10 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"threadkeeper: {exc}", file=sys.stderr)
         return 2
-    # The terminal commands keep their output for the conversation; `run` logs at LOG_LEVEL.
-    level = settings.log_level if args.command == "run" else "WARNING"
-    configure_logging(secrets=configured_secrets(settings), level=level, log_format=settings.log_format)
+    # `run` logs at LOG_LEVEL to stderr or LOG_FILE. `chat` keeps the terminal for the conversation: its log
+    # lines go to a file, named once here, never into an answer. The other commands only warn.
+    log_file = chat_log_file(settings) if args.command == "chat" else settings.log_file
+    level = settings.log_level if args.command in ("run", "chat") else "WARNING"
     try:
+        configure_logging(
+            secrets=configured_secrets(settings), level=level, log_format=settings.log_format, path=log_file
+        )
+        if args.command == "chat":
+            print(f"threadkeeper chat: log lines go to {log_file}", file=sys.stderr, flush=True)
         if args.command in ("run", "chat"):
             # One bot per SQLite file (export and forget only read or purge, and stay usable meanwhile); any
             # number of workers share a Postgres database.
@@ -106,6 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def chat_log_file(settings: Settings) -> Path:
+    """LOG_FILE, else ``threadkeeper-chat.log`` in the database's folder (``data/`` with Postgres)."""
+    if settings.log_file is not None:
+        return settings.log_file
+    folder = settings.database_path.parent if settings.database_backend is Backend.SQLITE else Path("data")
+    return folder / CHAT_LOG_NAME
 
 
 def _single_process_lock(settings: Settings, *, command: str) -> contextlib.AbstractContextManager[object]:

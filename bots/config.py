@@ -44,6 +44,8 @@ HINTS: dict[str, str] = {
     "LOG_RETENTION_DAYS": "a whole number of days of at least 1, e.g. 90, or leave it unset to keep everything",
     "LLM_FUNCTION_CALLING": "true or false, or leave it unset to follow litellm's model map",
     "LOG_FORMAT": "text (the default) or json (one JSON object a line)",
+    "LOG_FILE": "the path of a file to append log lines to, e.g. data/threadkeeper.log, or leave it unset for "
+    "stderr (threadkeeper chat then logs to threadkeeper-chat.log next to the database)",
     "METRICS_PORT": "a TCP port number between 1 and 65535 for /metrics, /healthz and /readyz, or leave it empty",
     "METRICS_HOST": "the address to serve /metrics, /healthz and /readyz on: 127.0.0.1 (the default: this machine "
     "only), 0.0.0.0 or :: (every interface, e.g. for a scraper in another container), or one interface's address",
@@ -95,6 +97,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_retention_days: int | None = Field(default=None, ge=1)
     log_format: Literal["text", "json"] = "text"
+    log_file: Path | None = None  # unset: stderr, except in `chat`, where log lines would land inside answers
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"  # unauthenticated: this machine only unless the operator says otherwise
     user_daily_tokens: int | None = Field(default=None, ge=1)
@@ -200,6 +203,7 @@ class Settings(BaseSettings):
         "mcp_config",
         "llm_function_calling",
         "log_retention_days",
+        "log_file",
         mode="before",
     )
     @classmethod

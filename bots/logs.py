@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TextIO
 
+from bots.config import ConfigError
 from bots.log_context import ContextFilter, JsonFormatter
 from bots.log_escape import TextFormatter, format_exception
 from bots.redaction import REDACTED, Redactor
@@ -42,18 +44,38 @@ class RedactSecrets(logging.Filter):
 
 def log_handler(stream: TextIO, *, secrets: Iterable[str], log_format: str = "text") -> logging.Handler:
     """The handler every log line goes through: secrets redacted, context fields added, text or JSON lines."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    handler.addFilter(RedactSecrets(secrets))
-    handler.addFilter(ContextFilter())
-    return handler
+    return _dressed(logging.StreamHandler(stream), secrets=secrets, log_format=log_format)
 
 
-def configure_logging(*, secrets: Iterable[str], level: str, log_format: str = "text") -> None:
-    """Log to stderr at ``level`` (LOG_LEVEL) as text or JSON lines (LOG_FORMAT), secrets redacted."""
-    handler = log_handler(sys.stderr, secrets=secrets, log_format=log_format)
+def configure_logging(
+    *, secrets: Iterable[str], level: str, log_format: str = "text", path: Path | None = None
+) -> None:
+    """Log to stderr, or append to ``path`` (LOG_FILE), at ``level`` as text or JSON lines, secrets redacted.
+
+    A new file is created readable by this user only: log lines can quote file names and model errors.
+    """
+    if path is None:
+        handler = log_handler(sys.stderr, secrets=secrets, log_format=log_format)
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600, exist_ok=True)
+            file = logging.FileHandler(path, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"LOG_FILE={path} cannot be written ({exc.strerror or exc}). Set it to a file this user may "
+                "write, or leave it unset to log to stderr."
+            ) from None
+        handler = _dressed(file, secrets=secrets, log_format=log_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "discord.gateway"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _dressed(handler: logging.Handler, *, secrets: Iterable[str], log_format: str) -> logging.Handler:
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(RedactSecrets(secrets))
+    handler.addFilter(ContextFilter())
+    return handler
