@@ -21,6 +21,7 @@ from bots.check import preflight, run_check
 from bots.config import ConfigError, Settings, load_settings
 from bots.export import as_json, as_markdown
 from bots.health import Health, serve_health
+from bots.log_escape import escape_controls
 from bots.logs import configure_logging
 from bots.messages import ThreadKey, utc_now
 from bots.ports import PlatformAdapter
@@ -233,7 +234,7 @@ async def forget(settings: Settings, name: str) -> int:
     async with open_storage_for(settings) as storage:
         thread = await _resolve(storage.log, name)
         count = await storage.erasures.forget_thread(thread_id=thread.id, now=utc_now())
-    print(f"Forgot thread {thread.title or thread.thread}: {count} message(s) purged.")
+    print(f"Forgot thread {escape_controls(thread.title or thread.thread)}: {count} message(s) purged.")
     return 0
 
 
@@ -250,7 +251,7 @@ async def forget_user(settings: Settings, who: str) -> int:
         print(f"No messages of {who} in the log; nothing removed.")
         return 0
     for thread in erased:
-        print(f"Erased {thread.messages} message(s) in thread {thread.title or thread.thread}.")
+        print(f"Erased {thread.messages} message(s) in thread {escape_controls(thread.title or thread.thread)}.")
     total = sum(t.messages for t in erased)
     print(f"Erased {total} message(s) of {who} in {len(erased)} thread(s); summaries that covered them are gone too.")
     return 0

@@ -11,6 +11,10 @@ The formatter does it, once, rather than each call site, so a ``log.info("… %s
 safe as well. Backslashes are left alone: a literal ``\\n`` typed by someone can look like an escape, but it can
 never make a second line. The JSON format is one ``json.dumps`` per record, which escapes C0 controls itself;
 :func:`json_line` escapes the rest (DEL, C1, the Unicode line and paragraph separators, bidi controls).
+
+The same characters are a hazard wherever text that people or a model wrote reaches a terminal or a report:
+:func:`terminal_safe` escapes them but keeps line breaks and tabs, for the console's answers and exports, where
+lines are the text's own; a field that is one line by design (a name, a title) takes :func:`escape_controls`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ UNSAFE = (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), *LINE_AND_PARAGRAPH_SEPA
 _SHORT = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
 _TEXT_ESCAPES = {cp: _SHORT.get(cp) or (f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}") for cp in UNSAFE}
 # json.dumps already writes C0 as \u00XX; these are the ones it leaves raw with ensure_ascii=False.
+_TERMINAL_ESCAPES = {cp: text for cp, text in _TEXT_ESCAPES.items() if cp not in (0x09, 0x0A)}
 _JSON_ESCAPES = {cp: f"\\u{cp:04x}" for cp in UNSAFE if cp >= 0x7F}
 _GROUP_MARGIN = re.compile(r" *(?:[|+] )?")  # how traceback indents the parts of an exception group
 
@@ -36,6 +41,15 @@ _GROUP_MARGIN = re.compile(r" *(?:[|+] )?")  # how traceback indents the parts o
 def escape_controls(text: str) -> str:
     """``text`` with every control, line-breaking and bidi character written as an escape: one line."""
     return text.translate(_TEXT_ESCAPES)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with its line breaks and tabs, every other control, separator and bidi character escaped.
+
+    An answer printed raw could carry ``ESC]52`` (write the clipboard), ``ESC[2J`` (clear the screen) or a
+    carriage return that overwrites what the line said before it.
+    """
+    return text.translate(_TERMINAL_ESCAPES)
 
 
 def json_line(serialized: str) -> str:
