@@ -28,6 +28,7 @@ import aiohttp
 from agent.llm import LLMClient, LLMError
 from bots.app import build_llm
 from bots.config import ConfigError, Settings, load_settings
+from bots.log_escape import escape_controls
 from bots.redaction import Redactor, configured_secrets
 from storage.backends import Backend, describe_url
 from storage.health import inspect_database
@@ -51,8 +52,10 @@ class Check:
 
     def line(self) -> str:
         if self.ok:
-            return f"✓ {self.name}: {self.detail}"
-        return f"✗ {self.name}: {self.detail}" + (f"\n    fix: {self.fix}" if self.fix else "")
+            return escape_controls(f"✓ {self.name}: {self.detail}")  # names from servers, errors from providers
+        return escape_controls(f"✗ {self.name}: {self.detail}") + (
+            f"\n    fix: {escape_controls(self.fix)}" if self.fix else ""
+        )
 
 
 def passed(name: str, detail: str) -> Check:

@@ -23,6 +23,7 @@ from typing import TextIO
 
 from bots.attachments_console import files_to_attach, is_attach_command
 from bots.commands import Command, CommandResult, ForgetClick, parse_command
+from bots.log_escape import terminal_safe
 from bots.messages import (
     ApprovalAction,
     ApprovalClick,
@@ -64,7 +65,8 @@ class ConsoleOutbox:
         self._mid_reply = False  # the reply's line is open (a status goes on a line of its own)
 
     def _print(self, text: str = "", *, end: str = "\n") -> None:
-        self._out.write(text + end)
+        """Write text from the model or the log; its control characters are shown, never obeyed."""
+        self._out.write(terminal_safe(text) + end)
         self._out.flush()
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
@@ -124,8 +126,9 @@ class ConsoleOutbox:
         if not text:
             return
         self._end_reply_line()
-        line = f"({text[:1].lower()}{text[1:]})"
-        self._print(f"{DIM}{line}{PLAIN}" if self._out.isatty() else line)
+        line = terminal_safe(f"({text[:1].lower()}{text[1:]})")
+        self._out.write(f"{DIM}{line}{PLAIN}\n" if self._out.isatty() else f"{line}\n")
+        self._out.flush()
 
     def _end_reply_line(self) -> None:
         """A line of our own below a reply being printed; the reply goes on, prefixed again, after it."""
@@ -186,17 +189,17 @@ async def chat(
             click = ApprovalClick(approval_id=approval_id, action=approval, user=author, thread=key)
             note = (await router.handle_approval_click(click)).private_note
             if note:
-                out.write(f"(only you can see this) {note}\n")
+                out.write(terminal_safe(f"(only you can see this) {note}\n"))
         elif outbox.pending_card and choice:
             card_id = outbox.pending_card.card_id
             outbox.pending_card = None
             result = await router.handle_click(CardClick(card_id=card_id, action=choice, user=author, thread=key))
             if result.private_note:
-                out.write(f"(only you can see this) {result.private_note}\n")
+                out.write(terminal_safe(f"(only you can see this) {result.private_note}\n"))
         elif is_attach_command(text):
             attached, said = files_to_attach(text)
             files += attached
-            out.write(said + "\n")
+            out.write(terminal_safe(said) + "\n")
         elif text.strip():
             attached, files = files, ()
             await router.handle_message(
@@ -215,11 +218,11 @@ async def chat(
 def _private(out: TextIO, result: CommandResult, *, export_dir: Path | None = None) -> None:
     """What a command tells the asker alone; an export is written to a file in ``export_dir``."""
     if result.private_note:
-        out.write(f"(only you can see this) {result.private_note}\n")
+        out.write(terminal_safe(f"(only you can see this) {result.private_note}\n"))
     if result.file is not None and export_dir is not None:
         path = export_dir / result.file.filename
         path.write_bytes(result.file.data)
-        out.write(f"(saved to {path})\n")
+        out.write(terminal_safe(f"(saved to {path})") + "\n")
     out.flush()
 
 

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Sequence
 
+from bots.log_escape import escape_controls, json_line, terminal_safe
 from storage.records import FeedbackEntry, LoggedMessage, ThreadRecord, TrailEntry, interleave
 
 APPROVAL_WORDS = {
@@ -24,7 +25,7 @@ APPROVAL_WORDS = {
 
 def _approval(entry: TrailEntry) -> str:
     words = APPROVAL_WORDS.get(entry.approval)
-    return "" if words is None else f" ({words.format(who=entry.decided_by or 'someone')})"
+    return "" if words is None else f" ({words.format(who=escape_controls(entry.decided_by or 'someone'))})"
 
 
 FEEDBACK_MARKS = {"positive": "👍", "negative": "👎"}
@@ -33,12 +34,13 @@ FEEDBACK_MARKS = {"positive": "👍", "negative": "👎"}
 def as_markdown(
     thread: ThreadRecord, messages: list[LoggedMessage], trail: list[TrailEntry], feedback: Sequence[FeedbackEntry] = ()
 ) -> str:
-    lines = [f"# {thread.title or thread.thread}", ""]
+    """The thread as a Markdown document; names and titles kept on their line, control characters escaped."""
+    lines = [f"# {escape_controls(thread.title or thread.thread)}", ""]
     for item in interleave(messages, trail):
         if isinstance(item, TrailEntry):
             outcome = "error" if item.is_error else "result"
             lines += [
-                f"> 🔧 **{item.tool}**{_approval(item)} · {item.created_utc} · {item.duration_ms} ms",
+                f"> 🔧 **{escape_controls(item.tool)}**{_approval(item)} · {item.created_utc} · {item.duration_ms} ms",
                 f"> arguments: `{item.arguments_json}`",
                 f"> {outcome}: {' '.join(item.result_excerpt.split())[:500]}",
                 "",
@@ -49,11 +51,13 @@ def as_markdown(
         if item.replaced and not item.deleted:
             mark += " *(replaced by a retry)*"
             body = "\n".join(f"> {line}" for line in body.splitlines())
-        lines += [f"**{item.author_name}** · {item.sent_utc}{mark}", "", body, ""]
-        given = [f"{FEEDBACK_MARKS[f.rating]} {f.user_name}" for f in feedback if f.message_id == item.id]
+        lines += [f"**{escape_controls(item.author_name)}** · {item.sent_utc}{mark}", "", body, ""]
+        given = [
+            f"{FEEDBACK_MARKS[f.rating]} {escape_controls(f.user_name)}" for f in feedback if f.message_id == item.id
+        ]
         if given:
             lines += [f"> feedback: {', '.join(given)}", ""]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def as_json(
@@ -104,7 +108,7 @@ def as_json(
             for f in feedback
         ],
     }
-    return json.dumps(payload, indent=2, ensure_ascii=False)
+    return json_line(json.dumps(payload, indent=2, ensure_ascii=False))
 
 
 def markdown_filename(thread: ThreadRecord) -> str:

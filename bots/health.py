@@ -1,5 +1,9 @@
 """The operator's port (METRICS_PORT): ``/metrics`` for Prometheus, ``/healthz`` and ``/readyz``.
 
+None of them asks who is calling, so the port listens on 127.0.0.1 unless METRICS_HOST says otherwise (a
+scraper in another container needs ``0.0.0.0``). Slack's HTTP mode is a separate server, on PORT and every
+interface, since Slack itself must reach its ``/slack/events``; METRICS_HOST does not change it.
+
 ``/healthz`` answers 200 while the process's event loop runs. ``/readyz`` answers 200 only when every
 configured adapter is connected and the database takes a write lock, else 503 with what is not ready, so an
 orchestrator holds traffic and restarts. Both are served in every mode, Discord included; Slack's HTTP mode
@@ -85,8 +89,8 @@ def health_app(health: Health) -> web.Application:
 
 
 @asynccontextmanager
-async def serve_health(health: Health, *, port: int | None, host: str = "0.0.0.0") -> AsyncIterator[int | None]:
-    """Serve :func:`health_app` on ``port`` (nothing when None); yields the port actually bound."""
+async def serve_health(health: Health, *, port: int | None, host: str = "127.0.0.1") -> AsyncIterator[int | None]:
+    """Serve :func:`health_app` on ``host``:``port`` (nothing when ``port`` is None); yields the port bound."""
     if port is None:
         yield None
         return
@@ -100,11 +104,12 @@ async def serve_health(health: Health, *, port: int | None, host: str = "0.0.0.0
     except OSError as exc:
         await runner.cleanup()
         raise ConfigError(
-            f"METRICS_PORT={port} cannot be served ({exc.strerror or exc}). Set it to a free port, or leave it empty."
+            f"METRICS_PORT={port} on METRICS_HOST={host} cannot be served ({exc.strerror or exc}). Set METRICS_PORT "
+            "to a free port (or leave it empty), and METRICS_HOST to an address of this machine (e.g. 127.0.0.1)."
         ) from None
     server = site._server
     bound = int(server.sockets[0].getsockname()[1]) if server is not None else port  # type: ignore[attr-defined]
-    log.info("metrics and health on port %d (/metrics, /healthz, /readyz)", bound)
+    log.info("metrics and health on %s port %d (/metrics, /healthz, /readyz)", host, bound)
     try:
         yield bound
     finally:

@@ -5,7 +5,8 @@ asyncio copies the context into every task created afterwards, so the answering 
 the storage calls it makes all log with the same fields, without passing them around. :class:`ContextFilter`
 puts the fields on each record; :class:`JsonFormatter` writes one JSON object per line.
 
-Secrets are redacted by ``bots.logs.RedactSecrets`` before any formatter runs, this one included.
+Secrets are redacted by ``bots.logs.RedactSecrets`` before any formatter runs, this one included. A JSON line
+stays one line whatever a message holds: ``json.dumps`` escapes C0 controls, :func:`json_line` the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from bots.log_escape import json_line
 from bots.messages import ThreadKey
 
 FIELDS = ("thread", "platform", "event")
@@ -66,4 +68,4 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             entry["exception"] = record.exc_text
-        return json.dumps(entry, ensure_ascii=False)
+        return json_line(json.dumps(entry, ensure_ascii=False))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from agent.llm import ModelCall, price_calls
+from bots.log_escape import escape_controls
 from bots.messages import ThreadKey
 from bots.ports import ThreadOutbox
 from storage.protocols import UsageLog
@@ -129,7 +130,7 @@ def usage_table(totals: list[UsageTotal], *, by: Grouping) -> str:
     header = (by.value, "answers", "summaries", "tokens in", "tokens out", "cost USD")
     rows = [
         (
-            t.key,
+            escape_controls(t.key),  # holds a thread title or a person's name
             f"{t.answers:,}",
             f"{t.summaries:,}",
             f"{t.prompt_tokens:,}",

@@ -37,6 +37,7 @@ def run_cli(*args: str, env: dict[str, str], stdin: str = "", cwd: Path) -> subp
         ("LLM_CONTEXT_WINDOW", "12"),
         ("LOG_FORMAT", "xml"),
         ("METRICS_PORT", "0"),
+        ("METRICS_HOST", "http://0.0.0.0"),
         ("USER_DAILY_TOKENS", "-1"),
     ],
 )
