@@ -6,8 +6,9 @@ import json
 
 from bots.approval_arguments import argument_summary, full_arguments, ordered_arguments
 from bots.messages import ThreadKey
-from bots.ports import ApprovalCard, ApprovalState
+from bots.ports import ApprovalCard, ApprovalState, FullArguments
 from bots.render import approval_message
+from bots.slack.arguments import full_arguments_blocks
 from bots.slack.mrkdwn import escape
 
 SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}}}
@@ -72,3 +73,11 @@ def test_the_discord_card_stays_under_2000_characters_and_asks_for_show_all_only
 def test_show_all_gives_the_stored_arguments_indented_in_their_order_or_the_text_as_it_was() -> None:
     assert full_arguments('{"path": "a", "content": "b"}') == '{\n  "path": "a",\n  "content": "b"\n}'
     assert full_arguments('{"cut": "an older row\n…') == '{"cut": "an older row\n…'
+
+
+def test_slacks_show_all_splits_at_line_breaks_and_never_passes_50_blocks() -> None:
+    text = full_arguments(json.dumps({f"line{i}": "<&>" * 30 for i in range(3000)}))
+    blocks = full_arguments_blocks(FullArguments(7, "fs__write", text))
+    sections = [b["text"]["text"] for b in blocks[1:-1]]
+    assert len(blocks) == 50 and all(len(s) <= 3000 and s.endswith('",\n```') for s in sections)
+    assert blocks[-1]["type"] == "context" and "more characters are left off" in blocks[-1]["elements"][0]["text"]
