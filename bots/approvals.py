@@ -10,21 +10,26 @@ and with ``TOOL_APPROVERS`` set only those ids may decide.
 A waiting call lives in this process only. After a restart its card is stale: pending approvals are marked
 expired at start-up, a click on one says so, and the thread's waiting message takes the usual orphan path (the
 "Where were we?" card).
+
+The row keeps the call's full arguments (as JSON in the tool's schema order, in the column still named
+``arguments_preview``): the card shows each argument cut on its own (``bots/approval_arguments.py``), and "Show
+all" reads them back from the row for the clicker alone, after the same checks as a decision's click (the
+adapters' allowlists, the card's own thread). ``TOOL_APPROVERS`` does not apply: whoever may read the thread and
+its export may read what the bot wants to run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
 from agent.tools import Approver, Decision, ToolCall, ToolSpec
-from bots.messages import ApprovalAction, ApprovalClick, ThreadKey
-from bots.ports import ApprovalCard, ApprovalState, ClickResult, ThreadOutbox
-from bots.render import PREVIEW_CHARS
+from bots.approval_arguments import full_arguments, ordered_arguments
+from bots.messages import ApprovalAction, ApprovalClick, ArgumentsClick, ThreadKey
+from bots.ports import ApprovalCard, ApprovalState, ClickResult, FullArguments, ThreadOutbox
 from bots.thread_state import clicked_thread
 from storage.protocols import ApprovalStore, ThreadLog
 from storage.records import ApprovalRecord
@@ -45,15 +50,6 @@ class RemoteOwners(Protocol):
         ...
 
     async def wake(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str] | None = None) -> None: ...
-
-
-def arguments_preview(call: ToolCall) -> str:
-    """The call's arguments as indented JSON, cut to what a card can show."""
-    try:
-        text = json.dumps(call.arguments, indent=2, ensure_ascii=False, sort_keys=True)
-    except (TypeError, ValueError):
-        text = call.raw_arguments
-    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "\n…"
 
 
 class ApprovalFlow:
@@ -83,17 +79,17 @@ class ApprovalFlow:
         """The ``approve`` callback of one turn in ``thread``."""
 
         async def approve(call: ToolCall, spec: ToolSpec) -> Decision:
-            return await self.ask(call, thread=thread, thread_id=thread_id)
+            return await self.ask(call, thread=thread, thread_id=thread_id, spec=spec)
 
         return approve
 
-    async def ask(self, call: ToolCall, *, thread: ThreadKey, thread_id: int) -> Decision:
+    async def ask(self, call: ToolCall, *, thread: ThreadKey, thread_id: int, spec: ToolSpec | None = None) -> Decision:
         """Post the card and wait; a timeout or a card that cannot be posted is a refusal."""
-        preview = arguments_preview(call)
+        arguments = ordered_arguments(call.arguments, call.raw_arguments, spec.input_schema if spec else None)
         approval_id = await self._store.open(
-            thread_id=thread_id, tool=call.name, arguments_preview=preview, now=self._clock()
+            thread_id=thread_id, tool=call.name, arguments_preview=arguments, now=self._clock()
         )
-        card = ApprovalCard(approval_id, thread, call.name, preview, ApprovalState.PENDING)
+        card = ApprovalCard(approval_id, thread, call.name, arguments, ApprovalState.PENDING)
         decided: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._waiting[approval_id] = decided
         try:
@@ -116,12 +112,7 @@ class ApprovalFlow:
 
     async def handle_click(self, click: ApprovalClick) -> ClickResult:
         """Decide an approval once; everyone else gets a private note saying what happened."""
-        record = await self._store.get(approval_id=click.approval_id)
-        key = (
-            None
-            if record is None
-            else await clicked_thread(self._log, thread_id=record.thread_id, clicked_in=click.thread)
-        )
+        record, key = await self._clicked(click.approval_id, click.thread)
         if record is None or key is None:
             return ClickResult(private_note=STALE_NOTE)
         if self._approvers and click.user.id not in self._approvers:
@@ -158,6 +149,23 @@ class ApprovalFlow:
         await self._show_record(record, key, state, click.user.display_name)
         return ClickResult()
 
+    async def show_arguments(self, click: ArgumentsClick) -> ClickResult:
+        """ "Show all": the call's full arguments for the clicker alone, if the card belongs to the clicked thread."""
+        record, key = await self._clicked(click.approval_id, click.thread)
+        if record is None or key is None:
+            return ClickResult(private_note=STALE_NOTE)
+        shown = FullArguments(record.id, record.tool, full_arguments(record.arguments_preview))
+        return ClickResult(arguments=shown)
+
+    async def _clicked(
+        self, approval_id: int, clicked_in: ThreadKey | None
+    ) -> tuple[ApprovalRecord | None, ThreadKey | None]:
+        """The approval a button names, and its thread if the click came from that thread (else None)."""
+        record = await self._store.get(approval_id=approval_id)
+        if record is None:
+            return None, None
+        return record, await clicked_thread(self._log, thread_id=record.thread_id, clicked_in=clicked_in)
+
     async def decided_elsewhere(self, approval_id: int) -> None:
         """Another worker received the click and decided in the database: the call waiting here goes on."""
         waiting = self._waiting.get(approval_id)
@@ -193,7 +201,7 @@ class ApprovalFlow:
         await self._show(card, record.card_message_id, state, decided_by)
 
     async def _show(self, card: ApprovalCard, message_id: str, state: ApprovalState, decided_by: str | None) -> None:
-        view = ApprovalCard(card.approval_id, card.thread, card.tool, card.arguments_preview, state, decided_by)
+        view = ApprovalCard(card.approval_id, card.thread, card.tool, card.arguments_json, state, decided_by)
         try:
             await self._outbox(card.thread).update_approval(card=view, message_id=message_id)
         except Exception:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TextIO
 
+from bots.approval_arguments import full_arguments, printable
 from bots.attachments_console import files_to_attach, is_attach_command
 from bots.commands import Command, CommandResult, ForgetClick, parse_command
 from bots.log_escape import terminal_safe
@@ -109,7 +110,7 @@ class ConsoleOutbox:
         self.pending_approval = card
         self.approval_asked.set()
         self._print(f"┌ Allow this tool call? {card.tool}")
-        for line in card.arguments_preview.splitlines() or [""]:
+        for line in printable(full_arguments(card.arguments_json)).split("\n"):  # a terminal has room for all
             self._print(f"│ {line}")
         self._print(f"└ [y] {ALLOW_LABEL}   [n] {DENY_LABEL}")
         return f"approval-{card.approval_id}"

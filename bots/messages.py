@@ -147,6 +147,16 @@ class ApprovalClick:
 
 
 @dataclass(frozen=True, slots=True)
+class ArgumentsClick:
+    """Someone pressed "Show all" on an approval card; ``thread`` is where, when the platform says."""
+
+    approval_id: int
+    user: Author
+    thread: ThreadKey | None = None
+    raw: object = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class MessageEdit:
     """A logged message's text changed on the platform."""
 

@@ -118,18 +118,38 @@ def parse_approval_button_id(value: str) -> tuple[int, ApprovalAction] | None:
     return _parse_button_id(value, prefix=APPROVAL_BUTTON_PREFIX, actions=ApprovalAction)
 
 
+class ArgumentsAction(enum.StrEnum):
+    """The one button that shows a tool call's full arguments."""
+
+    SHOW_ALL = "show_all"
+
+
+ARGUMENTS_BUTTON_PREFIX = "tk-args"
+
+
+def arguments_button_id(approval_id: int) -> str:
+    """The custom_id / action value of "Show all": the approval id only; the arguments are read from its row."""
+    return _button_id(ARGUMENTS_BUTTON_PREFIX, approval_id, ArgumentsAction.SHOW_ALL)
+
+
+def parse_arguments_button_id(value: str) -> int | None:
+    """The approval id a "Show all" button names; None for anything else."""
+    parsed = _parse_button_id(value, prefix=ARGUMENTS_BUTTON_PREFIX, actions=ArgumentsAction)
+    return None if parsed is None else parsed[0]
+
+
 @dataclass(frozen=True, slots=True)
 class ApprovalCard:
     """A tool call waiting for a person's yes or no, as the router wants it shown (see bots/render.py).
 
-    ``arguments_preview`` is the call's arguments as JSON, already cut to a readable length; it is model
-    output, so adapters show it as code, never as markup.
+    ``arguments_json`` is the call's full arguments as JSON, keys in the tool's schema order; adapters show
+    :func:`bots.approval_arguments.argument_summary` of it. It is model output: shown as code, never as markup.
     """
 
     approval_id: int
     thread: ThreadKey
     tool: str
-    arguments_preview: str
+    arguments_json: str
     state: ApprovalState
     decided_by: str | None = None
 
@@ -139,6 +159,10 @@ class ApprovalCard:
 
     def button_id(self, action: ApprovalAction) -> str:
         return approval_button_id(self.approval_id, action)
+
+    @property
+    def show_all_id(self) -> str:
+        return arguments_button_id(self.approval_id)
 
 
 class ThreadOutbox(Protocol):
@@ -188,10 +212,20 @@ class ThreadOutbox(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class FullArguments:
+    """A tool call's full arguments for the person who pressed "Show all" (indented JSON, model output)."""
+
+    approval_id: int
+    tool: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClickResult:
-    """What the clicker alone should be told (a race lost, a stale card), or nothing."""
+    """What the clicker alone should be told (a race lost, a stale card) or shown (full arguments), or nothing."""
 
     private_note: str | None = None
+    arguments: FullArguments | None = None
 
 
 class BackgroundService(Protocol):

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 
+from bots.approval_arguments import argument_summary
 from bots.ports import ApprovalCard, ApprovalState, CardState, CatchUpCard
 from bots.streaming import throttled_snapshots
 
@@ -50,7 +51,9 @@ def card_text(card: CatchUpCard) -> str:
 APPROVAL_TITLE = "Allow this tool call?"
 ALLOW_LABEL = "Allow"
 DENY_LABEL = "Deny"
-PREVIEW_CHARS = 600
+SHOW_ALL_LABEL = "Show all"
+ARGUMENTS_CUT_NOTE = "Some arguments are cut short here; Show all has them in full."
+DISCORD_MESSAGE_CHARS = 2000
 
 
 def approval_status_line(card: ApprovalCard) -> str | None:
@@ -65,14 +68,25 @@ def approval_status_line(card: ApprovalCard) -> str | None:
     }[card.state]
 
 
-def approval_text(card: ApprovalCard) -> str:
-    """The approval card as plain text: the tool, its arguments as a code block, and the outcome if any."""
-    preview = card.arguments_preview.replace("```", "`\u200b``")
-    parts = [f"**{APPROVAL_TITLE}**", f"I want to run `{card.tool}` with:", f"```json\n{preview}\n```"]
-    status = approval_status_line(card)
-    if status:
-        parts.append(status)
-    return "\n".join(parts)
+def approval_intro(card: ApprovalCard) -> str:
+    return f"I want to run `{card.tool}` with:"
+
+
+def approval_text(card: ApprovalCard, *, limit: int = DISCORD_MESSAGE_CHARS) -> str:
+    """The approval card as at most ``limit`` characters of text: see :func:`approval_message`."""
+    return approval_message(card, limit=limit)[0]
+
+
+def approval_message(card: ApprovalCard, *, limit: int = DISCORD_MESSAGE_CHARS) -> tuple[str, bool]:
+    """The card's text: the tool, one line per argument as a code block (``bots/approval_arguments.py``), a
+    note when some are cut, and the outcome if any; and whether it needs a Show all button (something is cut)."""
+    head = [f"**{APPROVAL_TITLE}**", approval_intro(card)]
+    tail = [line for line in (ARGUMENTS_CUT_NOTE, approval_status_line(card)) if line]
+    room = limit - len("\n".join([*head, "```", "```", *tail])) - 1
+    summary = argument_summary(card.arguments_json, limit=room)
+    if summary.complete:
+        tail.remove(ARGUMENTS_CUT_NOTE)
+    return "\n".join([*head, f"```\n{summary.text}\n```", *tail]), not summary.complete
 
 
 def tool_status(tool: str) -> str:

@@ -46,6 +46,7 @@ from bots.intake import MessageIntake
 from bots.live_sessions import LiveSessions
 from bots.messages import (
     ApprovalClick,
+    ArgumentsClick,
     Author,
     CardAction,
     CardClick,
@@ -64,8 +65,6 @@ from storage.leases import Fence, LeaseLost, SoleOwner, Wake
 from storage.records import CardRecord
 
 log = logging.getLogger(__name__)
-
-
 
 
 class ThreadRouter:
@@ -288,6 +287,12 @@ class ThreadRouter:
         if self._tools is None:
             return ClickResult(private_note=STALE_APPROVAL_NOTE)
         return await self._tools.approvals.handle_click(click)
+
+    async def handle_arguments_click(self, click: ArgumentsClick) -> ClickResult:
+        """ "Show all" on an approval card: the call's full arguments, for the clicker alone."""
+        if self._tools is None:
+            return ClickResult(private_note=STALE_APPROVAL_NOTE)
+        return await self._tools.approvals.show_arguments(click)
 
     async def handle_feedback(self, *, thread: ThreadKey, answer_id: str, user: Author, positive: bool) -> bool:
         """👍 / 👎 on an answer: recorded, a person's second click replacing their first; False if it is no answer."""

@@ -106,7 +106,7 @@ async def test_a_side_effecting_call_waits_for_allow_and_the_first_click_wins(
         await bot.router.handle_message(message("File a ticket to rotate the keys"))
         await wait_until(lambda: bool(bot.outbox.approvals_posted), what="the approval card")
         card = bot.outbox.approvals_posted[0]
-        assert card.tool == "fake__create_ticket" and "Rotate the keys" in card.arguments_preview
+        assert card.tool == "fake__create_ticket" and "Rotate the keys" in card.arguments_json
         allow = ApprovalClick(card.approval_id, ApprovalAction.ALLOW, BOB, thread=thread_key())
         deny = ApprovalClick(card.approval_id, ApprovalAction.DENY, CAROL, thread=thread_key())
         clicks = bot.router.handle_approval_click(allow), bot.router.handle_approval_click(deny)

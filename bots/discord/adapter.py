@@ -19,13 +19,15 @@ from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
 from bots.discord import translate
 from bots.discord.access import NOT_AVAILABLE, checks_from, is_allowed, origin_of_click, origin_of_message
-from bots.discord.buttons import ApprovalButton, CardButton
+from bots.discord.arguments import full_arguments_reply
+from bots.discord.buttons import ApprovalButton, CardButton, ShowArgumentsButton
 from bots.discord.commands import ForgetButton, SlashCommands
 from bots.discord.outbox import NO_PINGS, DiscordOutbox
 from bots.discord.shards import ShardKeeper
 from bots.messages import (
     ApprovalAction,
     ApprovalClick,
+    ArgumentsClick,
     Author,
     CardAction,
     CardClick,
@@ -78,11 +80,12 @@ class DiscordClient(discord.Client):
         self.adapter = adapter
         self.card_click_handler = adapter.on_card_click
         self.approval_click_handler = adapter.on_approval_click
+        self.arguments_click_handler = adapter.on_arguments_click
         self.commands = commands
         self.tree = commands.tree_for(self)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(CardButton, ApprovalButton, ForgetButton)
+        self.add_dynamic_items(CardButton, ApprovalButton, ShowArgumentsButton, ForgetButton)
         await self.commands.sync(self.tree)
 
     async def on_ready(self) -> None:
@@ -372,6 +375,15 @@ class DiscordAdapter:
 
         await self._on_click(interaction, resolve, what=f"approval {approval_id}")
 
+    async def on_arguments_click(self, interaction: discord.Interaction[Any], approval_id: int) -> None:
+        """Show all on an approval card: the full arguments, for the clicker alone."""
+
+        async def resolve(author: Author, thread: ThreadKey | None) -> ClickResult:
+            click = ArgumentsClick(approval_id, author, thread=thread, raw=interaction)
+            return await self._router.handle_arguments_click(click)
+
+        await self._on_click(interaction, resolve, what=f"the arguments of approval {approval_id}")
+
     async def _on_click(
         self,
         interaction: discord.Interaction[Any],
@@ -389,6 +401,8 @@ class DiscordAdapter:
             result = await resolve(Author(str(user.id), user.display_name), translate.key_of_click(interaction))
             if result.private_note:
                 await interaction.followup.send(result.private_note, ephemeral=True)
+            if result.arguments is not None:
+                await interaction.followup.send(ephemeral=True, **full_arguments_reply(result.arguments))
         except discord.HTTPException as exc:
             log.error("Discord refused a call while handling a click on %s: %s", what, exc)
 

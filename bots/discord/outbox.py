@@ -20,7 +20,7 @@ import discord
 from bots.discord.buttons import approval_view, card_view
 from bots.messages import CardAction, ThreadKey
 from bots.ports import ApprovalCard, CatchUpCard, card_button_id
-from bots.render import CARD_BODY, CARD_TITLE, approval_text, card_status_line, split_message
+from bots.render import CARD_BODY, CARD_TITLE, approval_message, card_status_line, split_message
 from bots.reply_stream import stream_as_messages
 from bots.streaming import Snapshot, StreamingStatuses
 
@@ -82,15 +82,15 @@ class DiscordOutbox:
         return None
 
     async def post_approval(self, *, card: ApprovalCard) -> str:
-        message = await self._channel(card.thread).send(
-            approval_text(card), view=approval_view(card), allowed_mentions=NO_PINGS
-        )
+        text, show_all = approval_message(card)
+        view: Any = approval_view(card, show_all=show_all)
+        message = await self._channel(card.thread).send(text, view=view, allowed_mentions=NO_PINGS)
         return str(message.id)
 
     async def update_approval(self, *, card: ApprovalCard, message_id: str) -> None:
         partial = self._channel(card.thread).get_partial_message(int(message_id))
-        view: Any = approval_view(card) if card.buttons_live else None
-        await partial.edit(content=approval_text(card), view=view, allowed_mentions=NO_PINGS)
+        text, show_all = approval_message(card)
+        await partial.edit(content=text, view=approval_view(card, show_all=show_all), allowed_mentions=NO_PINGS)
 
 
 class DiscordMessages:

@@ -14,6 +14,7 @@ from typing import Any
 
 from bots.messages import (
     ApprovalClick,
+    ArgumentsClick,
     Attachment,
     Author,
     CardClick,
@@ -23,7 +24,7 @@ from bots.messages import (
     MessageEdit,
     ThreadKey,
 )
-from bots.ports import parse_approval_button_id, parse_card_button_id
+from bots.ports import parse_approval_button_id, parse_arguments_button_id, parse_card_button_id
 
 PLATFORM = "slack"
 USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
@@ -201,6 +202,15 @@ def approval_click_from(body: Mapping[str, Any], action: Mapping[str, Any]) -> A
     if parsed is None or user is None:
         return None
     return ApprovalClick(approval_id=parsed[0], action=parsed[1], user=user, thread=click_thread(body), raw=body)
+
+
+def arguments_click_from(body: Mapping[str, Any], action: Mapping[str, Any]) -> ArgumentsClick | None:
+    """A Show all press on an approval card, or None for a button that is not one."""
+    approval_id = parse_arguments_button_id(_button_value(action))
+    user = _clicker(body)
+    if approval_id is None or user is None:
+        return None
+    return ArgumentsClick(approval_id=approval_id, user=user, thread=click_thread(body), raw=body)
 
 
 def click_thread(body: Mapping[str, Any]) -> ThreadKey | None:
