@@ -271,9 +271,7 @@ class SlackAdapter:
         return BoltResponse(status=200, body="")
 
     def _is_users_message(self, event: Mapping[str, Any]) -> bool:
-        return event.get("subtype") in translate.USER_SUBTYPES and not translate.is_from_a_bot(
-            event, bot_user_id=self.bot_user_id
-        )
+        return translate.is_users_message(event, bot_user_id=self.bot_user_id)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack listener failed for %s: %s", body.get("type"), error, exc_info=error)
