@@ -35,7 +35,7 @@ async def test_a_file_whose_url_names_another_host_is_named_to_the_model_and_tha
         async with slack_bot() as bot:
             mention = with_files(Payloads.mention("what does this say?"), external)
             await fake_slack.send(Payloads.event_body(mention))
-            await wait_until(lambda: len(bot_texts(fake_slack, mention["ts"])) == 1, what="the answer")
+            await wait_until(lambda: len(fake_llm.requests) == 1, what="the model asked", timeout=15)
             await bot.router.idle()
     assert metadata.requests == []  # no request, so no token
     prompt = fake_llm.requests[-1].prompt_text
@@ -56,7 +56,7 @@ async def test_a_redirect_from_the_file_host_to_another_host_is_not_followed(
         async with slack_bot() as bot:
             mention = with_files(Payloads.mention("read my plan"), doc)
             await fake_slack.send(Payloads.event_body(mention))
-            await wait_until(lambda: len(bot_texts(fake_slack, mention["ts"])) == 2, what="the note and the answer")
+            await wait_until(lambda: len(fake_llm.requests) == 1, what="the model asked", timeout=15)
             await bot.router.idle()
     assert fake_slack.file_downloads == [(doc["id"], 302)]
     assert third_party.requests == []
@@ -75,7 +75,7 @@ async def test_a_redirect_within_the_file_host_is_followed_without_the_token(
     async with slack_bot() as bot:
         mention = with_files(Payloads.mention("read my plan"), moved)
         await fake_slack.send(Payloads.event_body(mention))
-        await wait_until(lambda: len(bot_texts(fake_slack, mention["ts"])) == 2, what="the note and the answer")
+        await wait_until(lambda: len(fake_llm.requests) == 1, what="the model asked", timeout=15)
         await bot.router.idle()
     # The second hop is on an allowed host, but carries no token: the file server refuses it.
     assert fake_slack.file_downloads == [(moved["id"], 302), (target["id"], 401)]
