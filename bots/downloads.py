@@ -148,13 +148,11 @@ class FetchPolicy:
         """None when ``source`` may be fetched; else the reason the model is told instead of the file."""
         if source.local_path is not None or self.allows(source.url, platform=source.platform):
             return None
-        hosts = self.platforms.get(source.platform)
-        where = hosts.label if hosts is not None else "the platform's own file hosts"
-        return f"it is not stored on {where}, so it was not downloaded"
+        return f"it is not stored on {self.label(source.platform)}, so it was not downloaded"
 
     def label(self, platform: str) -> str:
         hosts = self.platforms.get(platform)
-        return hosts.label if hosts is not None else "the platform's file hosts"
+        return hosts.label if hosts is not None else "the platform's own file hosts"
 
     def exempt(self) -> frozenset[tuple[str, int]]:
         """The configured hosts (host, port): the operator's choice, which may be a private address."""
@@ -241,7 +239,8 @@ class Downloader:
         if self.policy.why_not(source) is not None:
             raise Refused(f"it is not stored on {self.policy.label(source.platform)}")
         try:
-            return await self._fetch(source, html_expected=html_expected)
+            async with asyncio.timeout(self._timeout_s):  # for the whole file, redirects included
+                return await self._fetch(source, html_expected=html_expected)
         except TimeoutError:
             raise Refused(f"the download timed out after {self._timeout_s:g} s") from None
         except aiohttp.ClientConnectorError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -155,6 +156,7 @@ class Redirecting:
     async def serve(self, request: web.Request) -> web.StreamResponse:
         self.seen.append((request.path, request.headers.get("Authorization")))
         n = int(request.match_info["n"])
+        await asyncio.sleep(float(request.query.get("hop_s", "0")))  # a slow host, each hop within the limit
         if n < int(request.query.get("stop", "99")):
             raise web.HTTPFound(f"/f/{n + 1}?{request.query_string}")
         return web.Response(body=b"the file")
@@ -181,3 +183,12 @@ async def test_redirects_on_an_allowed_host_are_followed_without_the_token_up_to
             await files.download(FileSource(f"{base}/f/0", TOKEN, platform="slack"))
     assert redirecting.seen[:3] == [("/f/0", "Bearer xoxb-secret"), ("/f/1", None), ("/f/2", None)]
     assert [path for path, _ in redirecting.seen[3:]] == ["/f/0", "/f/1", "/f/2", "/f/3"]  # 1 request + 3 hops
+
+
+async def test_the_time_limit_is_for_the_whole_file_redirects_included(redirecting: Redirecting) -> None:
+    base = f"http://127.0.0.1:{redirecting.server.port}"
+    policy = FetchPolicy.for_platforms(slack_api_url=f"{base}/api/")
+    async with Downloader(policy=policy, max_bytes=1000, timeout_s=0.5) as files:
+        with pytest.raises(Refused, match=r"the download timed out after 0.5 s"):
+            await files.download(FileSource(f"{base}/f/0?stop=3&hop_s=0.2", TOKEN, platform="slack"))
+    assert len(redirecting.seen) == 3  # each hop took 0.2 s, under the limit; together they did not fit

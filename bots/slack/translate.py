@@ -113,8 +113,9 @@ def attachments_of(
     files = event.get("files")
     if not files:
         return ()
-    entries = files if isinstance(files, list) else [files]
-    attachments = tuple(_attachment(f, download_headers) for f in entries)
+    if not isinstance(files, list):
+        files = [None]  # not a list of descriptions: one file the bot cannot read
+    attachments = tuple(_attachment(f, download_headers) for f in files)
     odd = sum(a.unreadable is not None for a in attachments)
     if odd:
         log.warning("a Slack message %s carried %d malformed file description(s)", _ts(event), odd)

@@ -209,7 +209,8 @@ def test_any_files_field_gives_attachments_and_a_fetch_decision_never_an_excepti
 def test_a_files_field_that_is_not_a_list_of_descriptions_is_unreadable_files_not_a_crash() -> None:
     good = {"name": "a.txt", "mimetype": "text/plain", "size": 3, "url_private": "https://files.slack.com/a"}
     odd = [good, {"name": "b.txt", "size": "12kb"}, {"size": {}}, {"size": float("inf")}, {"size": float("nan")}, 5]
-    for files, readable in ((odd, ["a.txt"]), (5, []), ("x", [])):
+    lone = {"name": "c.txt", "size": 3, "url_private": "https://files.slack.com/c"}  # an object, not a list of them
+    for files, readable in ((odd, ["a.txt"]), (5, []), ("x", []), (lone, [])):
         event = Payloads.message("files", thread_ts="1.0") | {"files": files}
         attachments = translate.attachments_of(event, download_headers={"Authorization": "Bearer x"})
         assert [a.filename for a in attachments if a.unreadable is None] == readable
