@@ -88,7 +88,8 @@ class SlackAdapter:
         if settings.slack_api_url:
             client_args["base_url"] = settings.slack_api_url.rstrip("/") + "/"
         self.client = AsyncWebClient(**client_args)
-        # url_private downloads need the bot token as Bearer (scope files:read); kept out of every repr and log.
+        # url_private downloads need the bot token as Bearer (scope files:read); kept out of every repr and log,
+        # and sent only to Slack's file hosts (bots/downloads.py decides, not this adapter).
         self._file_headers = {"Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}"}
         # Slack answers 429 with Retry-After when a channel gets more than about a message a second.
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
