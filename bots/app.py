@@ -20,6 +20,7 @@ from bots.approvals import ApprovalFlow
 from bots.attachments import AttachmentLimits
 from bots.commands_models import ThreadModels
 from bots.config import ConfigError, Settings
+from bots.downloads import FetchPolicy
 from bots.health import Health
 from bots.housekeeping import Housekeeping
 from bots.messages import ThreadKey, utc_now
@@ -165,6 +166,10 @@ async def open_router(
             attachment_limits=AttachmentLimits(
                 max_download_bytes=int(settings.attachment_max_mb * 1_000_000),
                 download_timeout_s=settings.attachment_timeout_s,
+            ),
+            # Files come only from the platforms' file hosts and the configured API hosts: the token goes nowhere else.
+            fetch_policy=FetchPolicy.for_platforms(
+                slack_api_url=settings.slack_api_url, discord_api_base=settings.discord_api_base
             ),
             ownership=ownership,
         )

@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.parts import ImagePart
 from bots.attachments import AttachmentLimits, HeldFiles, ReadFile, Use, read_files, refusal_note
+from bots.downloads import FetchPolicy
 from bots.messages import Attachment, ThreadKey
 from bots.ports import ThreadOutbox
 from bots.thread_state import prompt_text
@@ -40,9 +41,12 @@ class TurnInput:
 class TurnFiles:
     """Reads a turn's held files and renders its messages (the router's one call per turn)."""
 
-    def __init__(self, *, log: ThreadLog, limits: AttachmentLimits | None = None) -> None:
+    def __init__(
+        self, *, log: ThreadLog, limits: AttachmentLimits | None = None, policy: FetchPolicy | None = None
+    ) -> None:
         self._log = log
         self._limits = limits or AttachmentLimits()
+        self._policy = policy or FetchPolicy.for_platforms()  # no configured hosts: the platforms' own only
 
     async def prepare(
         self,
@@ -58,7 +62,7 @@ class TurnFiles:
         for message in waiting:
             attachments = held.unread.pop(message.id, None)
             if attachments is not None:
-                read = await read_files(attachments, vision=vision, limits=self._limits)
+                read = await read_files(attachments, vision=vision, limits=self._limits, policy=self._policy)
             elif message.id not in held.read and any(a.get("used") == Use.PENDING for a in message.attachments):
                 read = [ReadFile(_described(a), Use.REFUSED, RESTARTED) for a in message.attachments]
             else:

@@ -1,7 +1,9 @@
 """The one attachment pipeline both platforms use: download with a cap and a timeout, sniff, read.
 
 Adapters only describe a file (name, the type and size the platform claims, a :class:`~bots.messages.FileSource`
-to download it from: a Discord CDN URL, a Slack ``url_private`` with the bot token as Bearer). The router reads
+to download it from: a Discord CDN URL, a Slack ``url_private`` with the bot token as Bearer). Where a file may be
+downloaded from, and so where the token may go, is ``bots/downloads.py``'s one policy: a file off its platform's
+hosts is named to the model and never fetched. The router reads
 the files of a turn's messages just before the turn (``bots/attachment_turns.py``), off any platform's
 acknowledgement path, so a slow download never costs a Slack ack or a Discord interaction.
 
@@ -29,11 +31,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from PIL import Image, UnidentifiedImageError
 
 from agent.parts import ImagePart
-from bots.messages import Attachment, FileSource
+from bots.downloads import Downloader, FetchPolicy, Refused, too_large
+from bots.messages import Attachment
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".
 SENT_IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 CUT_MARKER = "\n[… file cut here: {omitted:,} more characters not shown …]"
 JPEG_QUALITY = 85
-DOWNLOAD_CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +67,6 @@ class Use(enum.StrEnum):
     IMAGE = "image"
     NOTED = "noted"  # mentioned by name only: a kind the model cannot take
     REFUSED = "refused"  # a bad file: too large, corrupt, locked, or its download failed
-
-
-class Refused(Exception):
-    """A file the bot will not use; the message is the short reason people and the model are told."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +150,14 @@ def looks_like_image(attachment: Attachment) -> bool:
     return attachment.content_type.startswith("image/") or attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
 
 
-async def read_files(attachments: tuple[Attachment, ...], *, vision: bool, limits: AttachmentLimits) -> list[ReadFile]:
+async def read_files(
+    attachments: tuple[Attachment, ...], *, vision: bool, limits: AttachmentLimits, policy: FetchPolicy
+) -> list[ReadFile]:
     """Read a message's attachments concurrently, in order; every outcome is logged with its reason."""
     if not attachments:
         return []
-    timeout = aiohttp.ClientTimeout(total=limits.download_timeout_s)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
+    downloads = Downloader(policy=policy, max_bytes=limits.max_download_bytes, timeout_s=limits.download_timeout_s)
+    async with downloads as http:
         read = await asyncio.gather(*(_read(a, http=http, vision=vision, limits=limits) for a in attachments))
     for file in read:
         how = f"{file.use}" + (f" ({file.why})" if file.why else "")
@@ -174,19 +173,20 @@ async def read_files(attachments: tuple[Attachment, ...], *, vision: bool, limit
     return list(read)
 
 
-async def _read(
-    attachment: Attachment, *, http: aiohttp.ClientSession, vision: bool, limits: AttachmentLimits
-) -> ReadFile:
+async def _read(attachment: Attachment, *, http: Downloader, vision: bool, limits: AttachmentLimits) -> ReadFile:
+    if attachment.unreadable is not None:
+        return ReadFile(attachment, Use.REFUSED, attachment.unreadable)
     if not vision and looks_like_image(attachment):
         return ReadFile(attachment, Use.NOTED, "this model cannot see images")
     if attachment.size_bytes > limits.max_download_bytes:
         return ReadFile(attachment, Use.REFUSED, _too_large(limits))
     if attachment.source is None:
         return ReadFile(attachment, Use.NOTED, "the platform gave no link to download it")
+    off_host = http.why_not(attachment.source)
+    if off_host is not None:
+        return ReadFile(attachment, Use.NOTED, off_host)
     try:
-        data = await download(
-            attachment.source, http=http, limits=limits, html_expected=attachment.content_type == "text/html"
-        )
+        data = await http.download(attachment.source, html_expected=attachment.content_type == "text/html")
         return await asyncio.to_thread(_interpret, attachment, data, vision, limits)
     except Refused as exc:
         return ReadFile(attachment, Use.REFUSED, str(exc))
@@ -195,49 +195,8 @@ async def _read(
         return ReadFile(attachment, Use.REFUSED, "it could not be read")
 
 
-async def download(
-    source: FileSource, *, http: aiohttp.ClientSession, limits: AttachmentLimits, html_expected: bool = False
-) -> bytes:
-    """The file's bytes, at most ``max_download_bytes`` of them, within the session's timeout.
-
-    A web page where a file was expected is Slack's sign-in page (a token without ``files:read``): refused,
-    never inlined as if it were the file.
-    """
-    if source.local_path is not None:
-        return await asyncio.to_thread(_read_local, source.local_path, limits)
-    try:
-        async with http.get(source.url, headers=dict(source.headers)) as response:
-            if response.status != 200:
-                raise Refused(f"the download failed (HTTP {response.status})")
-            if response.content_type == "text/html" and not html_expected:
-                raise Refused("the download returned a sign-in page, not the file")
-            if (response.content_length or 0) > limits.max_download_bytes:
-                raise Refused(_too_large(limits))
-            data = bytearray()
-            async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
-                data += chunk
-                if len(data) > limits.max_download_bytes:
-                    raise Refused(_too_large(limits))
-            return bytes(data)
-    except TimeoutError:
-        raise Refused(f"the download timed out after {limits.download_timeout_s:g} s") from None
-    except aiohttp.ClientError as exc:
-        raise Refused(f"the download failed ({type(exc).__name__})") from None
-
-
-def _read_local(path: str, limits: AttachmentLimits) -> bytes:
-    try:
-        with open(path, "rb") as file:
-            data = file.read(limits.max_download_bytes + 1)
-    except OSError as exc:
-        raise Refused(f"the file could not be opened ({exc.strerror or type(exc).__name__})") from None
-    if len(data) > limits.max_download_bytes:
-        raise Refused(_too_large(limits))
-    return data
-
-
 def _too_large(limits: AttachmentLimits) -> str:
-    return f"larger than the {limits.max_download_bytes / 1_000_000:g} MB limit"
+    return too_large(limits.max_download_bytes)
 
 
 # -- what the bytes are (run on a worker thread: decoding and resizing are CPU work) --------------------------

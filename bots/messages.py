@@ -7,6 +7,7 @@ Adapters translate a discord.py or slack-bolt payload into one of these and noth
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,6 +71,7 @@ class FileSource:
     url: str
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     local_path: str | None = None  # a file on this machine: only the console, for its own user, makes these
+    platform: str = ""  # whose file hosts may serve it (``bots/downloads.py``); the adapter says, the policy decides
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,51 @@ class Attachment:
     content_type: str
     size_bytes: int
     source: FileSource | None = field(default=None, compare=False, repr=False)
+    unreadable: str | None = field(default=None, compare=False)  # why the platform's description is unusable
+
+    @classmethod
+    def described(cls, *, name: object, content_type: object, size: object, source: FileSource | None) -> Attachment:
+        """A file from a payload's untrusted fields: odd ones are made safe, never raised on.
+
+        A name or type that is not text gets a neutral one; a size that is not a whole number of bytes ("12kb",
+        ``{}``, inf, nan, a negative) makes the file unreadable, so it is named to the model and never fetched.
+        """
+        parsed = _size(size)
+        return cls(
+            filename=name if isinstance(name, str) and name else "file",
+            content_type=content_type if isinstance(content_type, str) and content_type else UNKNOWN_TYPE,
+            size_bytes=parsed if parsed is not None else 0,
+            source=source if parsed is not None else None,
+            unreadable=None if parsed is not None else MALFORMED_FILE,
+        )
+
+    @classmethod
+    def malformed(cls) -> Attachment:
+        """A file entry that is not a description at all (a number where an object should be)."""
+        return cls("file", UNKNOWN_TYPE, 0, unreadable=MALFORMED_FILE)
+
+
+UNKNOWN_TYPE = "application/octet-stream"
+MALFORMED_FILE = "the platform described it in a way the bot cannot read"
+MAX_SIZE_DIGITS = 18  # int() refuses text of more than 4,300 digits; no file has a size of more than 18
+
+
+def _size(value: object) -> int | None:
+    """A byte count from a payload, or None when it is not one (bools, text, non-finite or fractional floats).
+
+    A missing size is 0, as the platform not saying: the download's own cap still holds.
+    """
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and value >= 0:
+        return int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= MAX_SIZE_DIGITS:
+        return int(value)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

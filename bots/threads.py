@@ -41,6 +41,7 @@ from bots.attachments import AttachmentLimits
 from bots.cards import CardFlow
 from bots.commands import Command, CommandFlow, CommandResult, ForgetClick
 from bots.commands_models import ThreadModels
+from bots.downloads import FetchPolicy
 from bots.forgetting import Forgetting
 from bots.intake import MessageIntake
 from bots.live_sessions import LiveSessions
@@ -89,6 +90,7 @@ class ThreadRouter:
         models: ThreadModels | None = None,
         admin_users: frozenset[str] = frozenset(),
         attachment_limits: AttachmentLimits | None = None,
+        fetch_policy: FetchPolicy | None = None,
         ownership: ThreadOwnership | None = None,
     ) -> None:
         self._log = stores.log
@@ -140,7 +142,7 @@ class ThreadRouter:
             states=self._states,
             owned=self._owned,
             follower=self._follower,
-            files=TurnFiles(log=stores.log, limits=attachment_limits),
+            files=TurnFiles(log=stores.log, limits=attachment_limits, policy=fetch_policy),
             tools=tools,
             outboxes=self._outboxes,
             assistant_name=assistant_name,

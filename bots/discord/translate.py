@@ -51,16 +51,22 @@ def strip_mentions(text: str, mention_ids: tuple[int, ...]) -> str:
 
 
 def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
-    """Every attachment as the CDN describes it; ``bots/attachments.py`` downloads and reads it at answer time."""
-    return tuple(
-        Attachment(
-            filename=a.filename,
-            content_type=a.content_type or "application/octet-stream",
-            size_bytes=a.size,
-            source=FileSource(url=a.url),
+    """Every attachment as the CDN describes it; ``bots/attachments.py`` reads it at answer time, from where
+    ``bots/downloads.py`` allows (Discord's CDN hosts). discord.py keeps the gateway's fields as they came, so
+    an odd one (a size that is not a number) makes that file unreadable, never the message lost."""
+    attachments = tuple(
+        Attachment.described(
+            name=a.filename,
+            content_type=a.content_type,
+            size=a.size,
+            source=FileSource(url=a.url, platform=PLATFORM) if isinstance(a.url, str) and a.url else None,
         )
         for a in message.attachments
     )
+    odd = sum(a.unreadable is not None for a in attachments)
+    if odd:
+        log.warning("Discord message %s carried %d malformed attachment description(s)", message.id, odd)
+    return attachments
 
 
 async def incoming(

@@ -94,6 +94,7 @@ class FakeSlack:
     files: dict[str, bytes] = field(default_factory=dict)  # file id -> what url_private serves
     file_faults: dict[str, int | float | str] = field(default_factory=dict)  # id -> status, seconds, or "sign-in"
     file_downloads: list[tuple[str, int]] = field(default_factory=list)  # (file id, status answered), in order
+    file_redirects: dict[str, str] = field(default_factory=dict)  # id -> where its download redirects (302)
     spread: random.Random | None = None  # set: each envelope goes to a random live connection (several workers)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
@@ -283,9 +284,13 @@ class FakeSlack:
             status = 401  # Slack answers a login page or 401 without the token; never the file
         elif isinstance(fault, int):
             status = fault
+        elif file_id in self.file_redirects:
+            status = 302
         elif file_id not in self.files:
             status = 404
         self.file_downloads.append((file_id, status))
+        if status == 302:
+            raise web.HTTPFound(self.file_redirects[file_id])
         if status != 200:
             return web.Response(status=status, text="unauthorized" if status == 401 else "error")
         if isinstance(fault, float):
