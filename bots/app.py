@@ -165,6 +165,8 @@ async def open_router(
             attachment_limits=AttachmentLimits(
                 max_download_bytes=int(settings.attachment_max_mb * 1_000_000),
                 download_timeout_s=settings.attachment_timeout_s,
+                read_budget_s=settings.attachment_read_budget_s,
+                message_read_budget_s=settings.attachment_message_read_budget_s,
             ),
             ownership=ownership,
         )

@@ -20,6 +20,7 @@ from agent.parts import ImagePart
 from bots.attachments import AttachmentLimits, HeldFiles, ReadFile, Use, read_files, refusal_note
 from bots.messages import Attachment, ThreadKey
 from bots.ports import ThreadOutbox
+from bots.reading_box import ReadingBox
 from bots.thread_state import prompt_text
 from storage.protocols import ThreadLog
 from storage.records import LoggedMessage
@@ -38,11 +39,15 @@ class TurnInput:
 
 
 class TurnFiles:
-    """Reads a turn's held files and renders its messages (the router's one call per turn)."""
+    """Reads a turn's held files and renders its messages (the router's one call per turn).
+
+    It owns the router's reading box (its workers start with the first file); :meth:`close` ends them.
+    """
 
     def __init__(self, *, log: ThreadLog, limits: AttachmentLimits | None = None) -> None:
         self._log = log
         self._limits = limits or AttachmentLimits()
+        self._box = ReadingBox()
 
     async def prepare(
         self,
@@ -58,7 +63,7 @@ class TurnFiles:
         for message in waiting:
             attachments = held.unread.pop(message.id, None)
             if attachments is not None:
-                read = await read_files(attachments, vision=vision, limits=self._limits)
+                read = await read_files(attachments, vision=vision, limits=self._limits, box=self._box)
             elif message.id not in held.read and any(a.get("used") == Use.PENDING for a in message.attachments):
                 read = [ReadFile(_described(a), Use.REFUSED, RESTARTED) for a in message.attachments]
             else:
@@ -74,6 +79,9 @@ class TurnFiles:
                 except Exception:
                     log.exception("could not post the note about unreadable files in %s", thread)
         return [self.render(message, held.read.get(message.id)) for message in waiting]
+
+    async def close(self) -> None:
+        await self._box.close()
 
     @staticmethod
     def render(message: LoggedMessage, read: list[ReadFile] | None = None) -> TurnInput:
