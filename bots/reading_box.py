@@ -32,7 +32,7 @@ from bots.file_reading import FRAME, frame
 log = logging.getLogger(__name__)
 
 WORKERS = 2
-WORKER_MEMORY_BYTES = 768 * 1024 * 1024  # a 128 MB decoded image and its shrunk copy fit with room to spare
+WORKER_MEMORY_BYTES = 512 * 1024 * 1024  # ~55 MB at rest; a 128 MB decoded image and its shrunk copy fit
 MAX_REPLY_BYTES = 64 * 1024 * 1024  # a reply is an image under image_max_bytes or capped text: far less
 CLOSE_WAIT_S = 2.0
 _ROOT = str(Path(__file__).resolve().parent.parent)  # the tree this bot runs from: the worker imports the same
@@ -80,6 +80,11 @@ class ReadingBox:
     def busy(self) -> int:
         """How many workers are reading a file now (tests wait on it)."""
         return len(self._running) - len(self._idle)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The workers' process ids (tests look at what a worker holds)."""
+        return [worker.process.pid for worker in self._running]
 
     async def read(self, header: bytes, payload: bytes, *, budget_s: float, deadline: float) -> tuple[bytes, bytes]:
         """A worker's reply to one request: within ``budget_s`` of a worker taking it, and before ``deadline``
