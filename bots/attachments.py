@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -257,7 +258,11 @@ def _too_large(limits: AttachmentLimits) -> str:
 
 # -- what the bytes are: asked of the reading box ------------------------------------------------------------
 
-_READING = pydantic.TypeAdapter(Reading)  # a worker's reply is validated like any other input from outside
+
+@functools.cache
+def _reading() -> pydantic.TypeAdapter[Reading]:
+    """A worker's reply is validated like any other input from outside (built on first use: start-up stays cheap)."""
+    return pydantic.TypeAdapter(Reading)
 
 
 class _MessageClock:
@@ -301,7 +306,7 @@ async def _interpret(
         header, payload = await box.read(
             request.encode(), data, budget_s=limits.read_budget_s, deadline=clock.deadline()
         )
-        reading = _READING.validate_json(header)
+        reading = _reading().validate_json(header)
     except OverBudget:
         if clock.spent():
             return ReadFile(attachment, Use.REFUSED, f"its message's files took over {clock.budget_s:g} s to read")
