@@ -265,6 +265,10 @@ def _reading() -> pydantic.TypeAdapter[Reading]:
     return pydantic.TypeAdapter(Reading)
 
 
+def _parsed(header: bytes, payload: bytes) -> tuple[Reading, bytes]:
+    return _reading().validate_json(header), payload  # pydantic's ValidationError is a ValueError
+
+
 class _MessageClock:
     """One message's reading deadline, set when its first file is handed to the box (downloads not counted)."""
 
@@ -303,15 +307,14 @@ async def _interpret(
         cpu_budget_s=limits.read_budget_s,
     )
     try:
-        header, payload = await box.read(
-            request.encode(), data, budget_s=limits.read_budget_s, deadline=clock.deadline()
+        reading, payload = await box.read(
+            request.encode(), data, parse=_parsed, budget_s=limits.read_budget_s, deadline=clock.deadline()
         )
-        reading = _reading().validate_json(header)
     except OverBudget:
         if clock.spent():
             return ReadFile(attachment, Use.REFUSED, f"its message's files took over {clock.budget_s:g} s to read")
         return ReadFile(attachment, Use.REFUSED, f"it took over {limits.read_budget_s:g} s to read")
-    except (WorkerLost, pydantic.ValidationError) as exc:
+    except WorkerLost as exc:
         log.warning("the reading box failed on %s: %s", attachment.filename, exc)
         return ReadFile(attachment, Use.REFUSED, "it could not be read")
     if reading.error:

@@ -24,12 +24,16 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from bots.file_reading import FRAME, frame
 
 log = logging.getLogger(__name__)
+
+Parsed = TypeVar("Parsed")
 
 WORKERS = 2
 WORKER_MEMORY_BYTES = 512 * 1024 * 1024  # ~55 MB at rest; a 128 MB decoded image and its shrunk copy fit
@@ -86,9 +90,18 @@ class ReadingBox:
         """The workers' process ids (tests look at what a worker holds)."""
         return [worker.process.pid for worker in self._running]
 
-    async def read(self, header: bytes, payload: bytes, *, budget_s: float, deadline: float) -> tuple[bytes, bytes]:
-        """A worker's reply to one request: within ``budget_s`` of a worker taking it, and before ``deadline``
-        (the event loop's clock) in any case, else :class:`OverBudget` and the worker is killed."""
+    async def read(
+        self,
+        header: bytes,
+        payload: bytes,
+        *,
+        parse: Callable[[bytes, bytes], Parsed],
+        budget_s: float,
+        deadline: float,
+    ) -> Parsed:
+        """A worker's reply to one request, as ``parse`` reads it: within ``budget_s`` of a worker taking it, and
+        before ``deadline`` (the event loop's clock) in any case, else :class:`OverBudget`. A worker over budget,
+        or whose reply ``parse`` rejects (:class:`ValueError`), is killed."""
         if self._closed:
             raise WorkerLost("the reading box is closed")
         try:
@@ -100,11 +113,13 @@ class ReadingBox:
             worker = self._idle.pop() if self._idle else await self._start()
             try:
                 async with asyncio.timeout(min(budget_s, deadline - asyncio.get_running_loop().time())):
-                    reply = await worker.ask(header, payload)
-            except BaseException as exc:  # over budget, dead, or the turn was cancelled: its state is unknown
+                    reply = parse(*await worker.ask(header, payload))
+            except BaseException as exc:  # over budget, dead, lying, or the turn was cancelled: not to be trusted
                 await self._kill(worker)
                 if isinstance(exc, TimeoutError):
                     raise OverBudget("the worker was stopped") from None
+                if isinstance(exc, ValueError):
+                    raise WorkerLost(f"the worker's reply was not one ({exc})") from None
                 raise
             self._idle.append(worker)
             return reply

@@ -58,9 +58,9 @@ async def test_six_pdfs_that_would_take_minutes_are_refused_within_the_message_b
     assert answered >= 5  # the lookups ran during the reading, each within DNS_ANSWER_S
     assert elapsed < FAST.message_read_budget_s + 2.0  # the message's budget, plus starting two workers
     assert [f.use for f in read] == [Use.REFUSED] * 6
-    assert {f.why for f in read} <= {"it took over 1 s to read", "its message's files took over 2.5 s to read"}
-    assert read[0].why == "it took over 1 s to read"
-    assert read[-1].why == "its message's files took over 2.5 s to read"  # two workers, six files: no time left
+    reasons = [f.why for f in read]
+    assert set(reasons) == {"it took over 1 s to read", "its message's files took over 2.5 s to read"}
+    assert reasons.count("its message's files took over 2.5 s to read") >= 2  # two workers, six files: no time
 
 
 async def test_a_worker_over_budget_is_replaced_and_the_next_file_reads_normally(
@@ -136,3 +136,31 @@ def _ended(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+LYING_WORKER = """
+import json, sys
+from bots.file_reading import frame, read_frame
+while (request := read_frame(sys.stdin.buffer)) is not None:
+    if request[1] == b"die":
+        sys.exit(3)
+    sys.stdout.buffer.write(frame(json.dumps({"use": "run this", "text": 1}).encode(), b""))
+    sys.stdout.buffer.flush()
+"""
+
+
+async def test_a_worker_that_answers_nonsense_or_dies_costs_only_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boot = "import sys; sys.path.insert(0, sys.argv[1]); exec(" + repr(LYING_WORKER) + ")"
+    monkeypatch.setattr("bots.reading_box._BOOT", boot)  # a parser subverted by a hostile file
+    async with ReadingBox() as box:
+        nonsense, died = await read_files(
+            (on_disk(tmp_path, "a.txt", b"hello"), on_disk(tmp_path, "b.txt", b"die")),
+            vision=True,
+            limits=FAST,
+            box=box,
+        )
+        assert box.worker_pids == []  # neither the liar nor the dead one is kept for the next file
+    assert (nonsense.use, nonsense.why) == (Use.REFUSED, "it could not be read")
+    assert (died.use, died.why) == (Use.REFUSED, "it could not be read")
