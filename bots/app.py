@@ -166,6 +166,8 @@ async def open_router(
             attachment_limits=AttachmentLimits(
                 max_download_bytes=int(settings.attachment_max_mb * 1_000_000),
                 download_timeout_s=settings.attachment_timeout_s,
+                read_budget_s=settings.attachment_read_budget_s,
+                message_read_budget_s=settings.attachment_message_read_budget_s,
             ),
             # Files come only from the platforms' file hosts and the configured API hosts: the token goes nowhere else.
             fetch_policy=FetchPolicy.for_platforms(

@@ -21,6 +21,7 @@ from bots.attachments import AttachmentLimits, HeldFiles, ReadFile, Use, read_fi
 from bots.downloads import FetchPolicy
 from bots.messages import Attachment, ThreadKey
 from bots.ports import ThreadOutbox
+from bots.reading_box import ReadingBox
 from bots.thread_state import prompt_text
 from storage.protocols import ThreadLog
 from storage.records import LoggedMessage
@@ -39,7 +40,10 @@ class TurnInput:
 
 
 class TurnFiles:
-    """Reads a turn's held files and renders its messages (the router's one call per turn)."""
+    """Reads a turn's held files and renders its messages (the router's one call per turn).
+
+    It owns the router's reading box (its workers start with the first file); :meth:`close` ends them.
+    """
 
     def __init__(
         self, *, log: ThreadLog, limits: AttachmentLimits | None = None, policy: FetchPolicy | None = None
@@ -47,6 +51,7 @@ class TurnFiles:
         self._log = log
         self._limits = limits or AttachmentLimits()
         self._policy = policy or FetchPolicy.for_platforms()  # no configured hosts: the platforms' own only
+        self._box = ReadingBox()
 
     async def prepare(
         self,
@@ -62,7 +67,9 @@ class TurnFiles:
         for message in waiting:
             attachments = held.unread.pop(message.id, None)
             if attachments is not None:
-                read = await read_files(attachments, vision=vision, limits=self._limits, policy=self._policy)
+                read = await read_files(
+                    attachments, vision=vision, limits=self._limits, policy=self._policy, box=self._box
+                )
             elif message.id not in held.read and any(a.get("used") == Use.PENDING for a in message.attachments):
                 read = [ReadFile(_described(a), Use.REFUSED, RESTARTED) for a in message.attachments]
             else:
@@ -78,6 +85,9 @@ class TurnFiles:
                 except Exception:
                     log.exception("could not post the note about unreadable files in %s", thread)
         return [self.render(message, held.read.get(message.id)) for message in waiting]
+
+    async def close(self) -> None:
+        await self._box.close()
 
     @staticmethod
     def render(message: LoggedMessage, read: list[ReadFile] | None = None) -> TurnInput:

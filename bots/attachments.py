@@ -16,6 +16,10 @@ What a file becomes is decided by its bytes, not by its name or claimed type:
 - anything that decodes as text is inlined, capped with a visible marker;
 - anything else is noted by name.
 
+The reading itself (pypdf, Pillow) happens in the reading box (``bots/reading_box.py``,
+``bots/file_reading.py``): separate processes without the bot's secrets, with a time budget per file and per
+message, so a hostile file costs at most its budget and never the event loop's executor.
+
 Every outcome has a name (:class:`Use`) and, unless the file was used, a short reason: that is what the log
 keeps (name, type, size, use, reason, never the bytes) and what the model and the thread are told. A bad file
 is refused with a reason, never an exception out of a turn.
@@ -25,25 +29,24 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import io
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+import pydantic
 
 from agent.parts import ImagePart
 from bots.downloads import Downloader, FetchPolicy, Refused, too_large
+from bots.file_reading import Reading, ReadRequest
 from bots.messages import Attachment
+from bots.reading_box import OverBudget, ReadingBox, WorkerLost
 
 log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic")
-SENT_IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
-CUT_MARKER = "\n[… file cut here: {omitted:,} more characters not shown …]"
-JPEG_QUALITY = 85
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,9 @@ class AttachmentLimits:
     image_max_side_px: int = 1568
     image_max_bytes: int = 3_500_000  # under Anthropic's 5 MB per image once base64-encoded
     image_max_pixels: int = 50_000_000  # decompression-bomb guard, checked before decoding
+    image_max_decoded_bytes: int = 128_000_000  # the decoded pixels' memory, checked before decoding
+    read_budget_s: float = 5.0  # one file's reading in the reading box, once a worker has it
+    message_read_budget_s: float = 15.0  # all of one message's files, from the first one's reading
 
 
 class Use(enum.StrEnum):
@@ -139,26 +145,33 @@ def refusal_note(files: list[ReadFile]) -> str | None:
     return f"I could not read {parts}."
 
 
-def cap_text(text: str, *, max_chars: int) -> str:
-    """``text`` up to ``max_chars`` characters, then a visible marker saying how much was left out."""
-    if len(text) <= max_chars:
-        return text
-    return text[:max_chars] + CUT_MARKER.format(omitted=len(text) - max_chars)
-
-
 def looks_like_image(attachment: Attachment) -> bool:
     return attachment.content_type.startswith("image/") or attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
 
 
 async def read_files(
-    attachments: tuple[Attachment, ...], *, vision: bool, limits: AttachmentLimits, policy: FetchPolicy
+    attachments: tuple[Attachment, ...],
+    *,
+    vision: bool,
+    limits: AttachmentLimits,
+    policy: FetchPolicy,
+    box: ReadingBox | None = None,
 ) -> list[ReadFile]:
-    """Read a message's attachments concurrently, in order; every outcome is logged with its reason."""
+    """Read a message's attachments concurrently, in order; every outcome is logged with its reason.
+
+    ``box`` is the router's reading box; without one (a script, a test) the message gets a box of its own.
+    """
     if not attachments:
         return []
+    if box is None:
+        async with ReadingBox() as own:
+            return await read_files(attachments, vision=vision, limits=limits, policy=policy, box=own)
+    clock = _MessageClock(limits.message_read_budget_s)
     downloads = Downloader(policy=policy, max_bytes=limits.max_download_bytes, timeout_s=limits.download_timeout_s)
     async with downloads as http:
-        read = await asyncio.gather(*(_read(a, http=http, vision=vision, limits=limits) for a in attachments))
+        read = await asyncio.gather(
+            *(_read(a, http=http, vision=vision, limits=limits, box=box, clock=clock) for a in attachments)
+        )
     for file in read:
         how = f"{file.use}" + (f" ({file.why})" if file.why else "")
         level = logging.WARNING if file.use == Use.REFUSED else logging.INFO
@@ -173,7 +186,15 @@ async def read_files(
     return list(read)
 
 
-async def _read(attachment: Attachment, *, http: Downloader, vision: bool, limits: AttachmentLimits) -> ReadFile:
+async def _read(
+    attachment: Attachment,
+    *,
+    http: Downloader,
+    vision: bool,
+    limits: AttachmentLimits,
+    box: ReadingBox,
+    clock: _MessageClock,
+) -> ReadFile:
     if attachment.unreadable is not None:
         return ReadFile(attachment, Use.REFUSED, attachment.unreadable)
     if not vision and looks_like_image(attachment):
@@ -187,7 +208,7 @@ async def _read(attachment: Attachment, *, http: Downloader, vision: bool, limit
         return ReadFile(attachment, Use.NOTED, off_host)
     try:
         data = await http.download(attachment.source, html_expected=attachment.content_type == "text/html")
-        return await asyncio.to_thread(_interpret, attachment, data, vision, limits)
+        return await _interpret(attachment, data, vision=vision, limits=limits, box=box, clock=clock)
     except Refused as exc:
         return ReadFile(attachment, Use.REFUSED, str(exc))
     except Exception:  # a library's surprise on a hostile file: the file is refused, the turn goes on
@@ -199,117 +220,83 @@ def _too_large(limits: AttachmentLimits) -> str:
     return too_large(limits.max_download_bytes)
 
 
-# -- what the bytes are (run on a worker thread: decoding and resizing are CPU work) --------------------------
+# -- what the bytes are: asked of the reading box ------------------------------------------------------------
 
 
-def _interpret(attachment: Attachment, data: bytes, vision: bool, limits: AttachmentLimits) -> ReadFile:
-    sized = Attachment(attachment.filename, attachment.content_type, len(data))
-    if data.startswith(b"%PDF-"):
-        typed = _retyped(sized, "application/pdf")
-        pdf_text = _pdf_text(data, limits=limits)
-        if not pdf_text.strip():
-            return ReadFile(typed, Use.NOTED, "the PDF has no text layer (a scan?)")
-        return ReadFile(typed, Use.INLINED, text=cap_text(pdf_text, max_chars=limits.max_text_chars))
-    text = _as_text(data)
-    if text is not None:
-        kind = sized.content_type if sized.content_type.startswith("text/") else "text/plain"
-        return ReadFile(_retyped(sized, kind), Use.INLINED, text=cap_text(text, max_chars=limits.max_text_chars))
-    if looks_like_image(sized) or _opens_as_image(data):
-        if not vision:
-            return ReadFile(sized, Use.NOTED, "this model cannot see images")
-        original, image = _image_part(data, limits=limits)
-        return ReadFile(_retyped(sized, original), Use.IMAGE, image=image)
-    return ReadFile(sized, Use.NOTED, "not a text, PDF or image file")
+@functools.cache
+def _reading() -> pydantic.TypeAdapter[Reading]:
+    """A worker's reply is validated like any other input from outside (built on first use: start-up stays cheap)."""
+    return pydantic.TypeAdapter(Reading)
 
 
-def _retyped(attachment: Attachment, content_type: str) -> Attachment:
-    return Attachment(attachment.filename, content_type, attachment.size_bytes)
+def _parsed(header: bytes, payload: bytes) -> tuple[Reading, bytes]:
+    return _reading().validate_json(header), payload  # pydantic's ValidationError is a ValueError
 
 
-def _as_text(data: bytes) -> str | None:
-    """The bytes as text when they are text: UTF-8 (with or without a BOM) or UTF-16 with a BOM."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            return None
-    if b"\x00" in data[:8192]:
-        return None
+class _MessageClock:
+    """One message's reading deadline, set when its first file is handed to the box (downloads not counted)."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        self._deadline: float | None = None
+
+    def deadline(self) -> float:
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().time() + self.budget_s
+        return self._deadline
+
+    def spent(self) -> bool:
+        return self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
+
+
+async def _interpret(
+    attachment: Attachment,
+    data: bytes,
+    *,
+    vision: bool,
+    limits: AttachmentLimits,
+    box: ReadingBox,
+    clock: _MessageClock,
+) -> ReadFile:
+    request = ReadRequest(
+        content_type=attachment.content_type,
+        named_image=looks_like_image(attachment),
+        vision=vision,
+        max_text_chars=limits.max_text_chars,
+        max_pdf_pages=limits.max_pdf_pages,
+        image_max_side_px=limits.image_max_side_px,
+        image_max_bytes=limits.image_max_bytes,
+        image_max_pixels=limits.image_max_pixels,
+        image_max_decoded_bytes=limits.image_max_decoded_bytes,
+        cpu_budget_s=limits.read_budget_s,
+    )
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None
+        reading, payload = await box.read(
+            request.encode(), data, parse=_parsed, budget_s=limits.read_budget_s, deadline=clock.deadline()
+        )
+    except OverBudget:
+        if clock.spent():
+            return ReadFile(attachment, Use.REFUSED, f"its message's files took over {clock.budget_s:g} s to read")
+        return ReadFile(attachment, Use.REFUSED, f"it took over {limits.read_budget_s:g} s to read")
+    except WorkerLost as exc:
+        log.warning("the reading box failed on %s: %s", attachment.filename, exc)
+        return ReadFile(attachment, Use.REFUSED, "it could not be read")
+    if reading.error:
+        log.warning("reading %s failed inside the reading box: %s", attachment.filename, reading.error)
+    return _read_file(attachment, len(data), reading, payload, limits=limits)
 
 
-def _opens_as_image(data: bytes) -> bool:
-    try:
-        with Image.open(io.BytesIO(data)):
-            return True
-    except (UnidentifiedImageError, OSError, ValueError):
-        return False
-
-
-def _image_part(data: bytes, *, limits: AttachmentLimits) -> tuple[str, ImagePart]:
-    """The file's real image type, and the verified image to send: at most ``image_max_side_px`` a side and
-    ``image_max_bytes`` long."""
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            if probe.width * probe.height > limits.image_max_pixels:
-                raise Refused(f"the image is too large ({probe.width}×{probe.height} pixels)")
-            probe.verify()
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            original = Image.MIME.get(image.format or "", "image/" + (image.format or "unknown").lower())
-            mime = SENT_IMAGE_FORMATS.get(image.format or "")
-            fits = max(image.size) <= limits.image_max_side_px and len(data) <= limits.image_max_bytes
-            if mime is not None and fits and not getattr(image, "is_animated", False):
-                return original, ImagePart(mime=mime, data=data, width=image.width, height=image.height)
-            return original, _reencoded(image, limits=limits)
-    except Refused:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise Refused("the image is damaged or not an image") from None
-
-
-def _reencoded(image: Image.Image, *, limits: AttachmentLimits) -> ImagePart:
-    """Shrink to the side limit and re-encode (PNG when it has transparency, else JPEG) until it fits."""
-    frame = image.copy()
-    side = limits.image_max_side_px
-    for _ in range(4):
-        frame.thumbnail((side, side))
-        alpha = frame.mode in ("RGBA", "LA", "PA") or "transparency" in frame.info
-        out = io.BytesIO()
-        if alpha:
-            frame.convert("RGBA").save(out, format="PNG", optimize=True)
-        else:
-            frame.convert("RGB").save(out, format="JPEG", quality=JPEG_QUALITY)
-        if out.tell() <= limits.image_max_bytes:
-            mime = "image/png" if alpha else "image/jpeg"
-            return ImagePart(mime=mime, data=out.getvalue(), width=frame.width, height=frame.height)
-        side //= 2
-    raise Refused("the image is too large even when shrunk")
-
-
-def _pdf_text(data: bytes, *, limits: AttachmentLimits) -> str:
-    # pypdf's import costs about 50 ms: paid by the first PDF (on this worker thread), not by every start-up (P3)
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError, PyPdfError
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise Refused("the PDF is password-protected")
-        pages = reader.pages[: limits.max_pdf_pages]
-        text = "\n\n".join(page.extract_text() or "" for page in pages)
-        if len(reader.pages) > limits.max_pdf_pages:
-            text += f"\n[… only the first {limits.max_pdf_pages} of {len(reader.pages)} pages were read …]"
-        return text
-    except Refused:
-        raise
-    except (PdfReadError, PyPdfError, ValueError, KeyError, OSError):
-        raise Refused("the PDF is damaged") from None
-    except Exception as exc:  # pypdf raises assorted errors on hostile files; none may crash a turn
-        if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
-            raise Refused("the PDF is password-protected") from None
-        log.warning("pypdf could not read a PDF: %s", type(exc).__name__)
-        raise Refused("the PDF is damaged") from None
+def _read_file(
+    attachment: Attachment, size: int, reading: Reading, payload: bytes, *, limits: AttachmentLimits
+) -> ReadFile:
+    use = Use(reading.use)
+    if use == Use.REFUSED:
+        return ReadFile(attachment, Use.REFUSED, reading.why or "it could not be read")
+    sized = Attachment(attachment.filename, reading.content_type or attachment.content_type, size)
+    if use != Use.IMAGE:
+        return ReadFile(sized, use, reading.why, text=reading.text)
+    if reading.image_mime is None or not payload or len(payload) > limits.image_max_bytes:
+        log.warning("the reading box sent no usable image for %s", attachment.filename)
+        return ReadFile(attachment, Use.REFUSED, "it could not be read")
+    image = ImagePart(mime=reading.image_mime, data=payload, width=reading.image_width, height=reading.image_height)
+    return ReadFile(sized, Use.IMAGE, image=image)

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     user_daily_tokens: int | None = Field(default=None, ge=1)
     attachment_max_mb: float = Field(default=20.0, gt=0)  # larger files are refused with a note
     attachment_timeout_s: float = Field(default=20.0, gt=0)  # one file's download
+    attachment_read_budget_s: float = Field(default=5.0, gt=0)  # one file's reading (bots/reading_box.py)
+    attachment_message_read_budget_s: float = Field(default=15.0, gt=0)  # all the files of one message
 
     # Tools: wired by the composition root as agent/tools.py's module docstring shows.
     mcp_config: Path | None = None

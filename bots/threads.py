@@ -137,12 +137,13 @@ class ThreadRouter:
         self._owned = OwnedThreads(
             ownership=self.ownership, states=self._states, reopen_interrupted=self._card_flow.reopen_interrupted
         )
+        self._files = TurnFiles(log=stores.log, limits=attachment_limits, policy=fetch_policy)
         self._answering = AnsweringWorker(
             stores=stores,
             states=self._states,
             owned=self._owned,
             follower=self._follower,
-            files=TurnFiles(log=stores.log, limits=attachment_limits, policy=fetch_policy),
+            files=self._files,
             tools=tools,
             outboxes=self._outboxes,
             assistant_name=assistant_name,
@@ -415,4 +416,5 @@ class ThreadRouter:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._files.close()
         await self.ownership.stop()
