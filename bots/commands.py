@@ -292,7 +292,9 @@ class CommandFlow:
         key = await clicked_thread(self._log, thread_id=click.thread_id, clicked_in=click.thread)
         if key is None:
             return CommandResult(private_note=FORGET_ELSEWHERE)
-        count = await self._erasures.forget_thread(thread_id=click.thread_id, now=self._clock())
+        # The thread stays one the bot takes part in (a bare row: every worker's adapters still pass its messages
+        # on), so the next message there starts it afresh; the CLI's forget removes the thread entirely.
+        count = await self._erasures.forget_thread(thread_id=click.thread_id, now=self._clock(), keep_tracking=True)
         await self._follower.catch_up()  # the journal row drops the live session and state, as for the CLI
         log.info("%s had %s forgotten: %d message(s) purged", click.user.id, key, count)
         try:

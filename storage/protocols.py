@@ -232,8 +232,13 @@ class ErasureStore(Protocol):
         """Store a message's new text; return its log id (None when unknown, deleted or unchanged)."""
         ...
 
-    async def forget_thread(self, *, thread_id: int, now: datetime) -> int:
-        """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went."""
+    async def forget_thread(self, *, thread_id: int, now: datetime, keep_tracking: bool = False) -> int:
+        """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went.
+
+        ``keep_tracking``: the thread gets a bare row in the same transaction (its platform key under a new id, no
+        title, nothing else), so the bot still takes part in it and its next message starts it afresh (the
+        in-thread forget). Without it the thread is gone entirely (the operator's ``threadkeeper forget``).
+        """
         ...
 
     async def forget_user(self, *, platform: str, user_id: str, now: datetime) -> list[UserErasure]:
