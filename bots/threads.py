@@ -338,7 +338,7 @@ class ThreadRouter:
             )
             await self._card_flow.resolve_won_elsewhere(click)
         elif wake.kind == "approval" and self._tools is not None:
-            await self._tools.approvals.decided_elsewhere(int(wake.detail["approval_id"]))
+            await self._tools.approvals.clicked_elsewhere(wake.detail)
         elif wake.kind == "command" and (record := await self._log.thread(thread_id=wake.thread_id)) is not None:
             key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
             await self._commands.run_forwarded(thread=key, detail=wake.detail)
