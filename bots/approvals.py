@@ -30,7 +30,7 @@ from agent.tools import Approver, Decision, ToolCall, ToolSpec
 from bots.messages import ApprovalAction, ApprovalClick, Author, ThreadKey
 from bots.ports import ApprovalCard, ApprovalState, ClickResult, ThreadOutbox
 from bots.render import PREVIEW_CHARS
-from bots.thread_state import clicked_thread
+from bots.thread_state import clicked_thread, thread_key
 from storage.protocols import ApprovalStore, ThreadLog
 from storage.records import ApprovalRecord
 
@@ -156,7 +156,7 @@ class ApprovalFlow:
                 waiting.set_result(await self._decision_of(approval_id, waiting))
             return
         record = await self._store.get(approval_id=approval_id)
-        key = None if record is None else await clicked_thread(self._log, thread_id=record.thread_id, clicked_in=None)
+        key = None if record is None else await thread_key(self._log, thread_id=record.thread_id)  # place checked
         if record is None or key is None or record.state != "pending":
             return
         user = Author(detail["user_id"], detail["user_name"])
