@@ -318,6 +318,10 @@ class ThreadRouter:
     def fence(self, state: ThreadState) -> Fence | None:
         return self._owned.fence(state)
 
+    def lease_refused(self, state: ThreadState, exc: LeaseLost) -> None:
+        """A fenced write in the thread was refused: this worker lets the thread go (``bots/workers.py``)."""
+        self._owned.refused(state, exc)
+
     async def wake_owner(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str]) -> None:
         await self.ownership.wake(owner, kind=kind, thread_id=thread_id, detail=detail)
 

@@ -268,3 +268,19 @@ async def test_allow_clicked_at_another_worker_runs_the_call_waiting_in_the_owne
         assert (shown.state, shown.decided_by) == (ApprovalState.APPROVED, "Bob") and b.outbox.approval_updates == []
     row = await pg.fetchone("SELECT state, decided_by_name FROM approvals")
     assert row is not None and (row["state"], row["decided_by_name"]) == ("approved", "Bob")
+
+
+async def test_a_retry_at_a_worker_that_lost_the_thread_takes_no_answer_back(
+    worker: Callable[..., Any], pg: PostgresDatabase, fake_llm: FakeLLM
+) -> None:
+    fake_llm.reply("A's answer.")
+    async with worker() as a, worker() as b:
+        await a.say("Which queue should we use?")
+        await expire_lease(pg, await thread_id_of(pg))
+        await b.say("B takes the thread with this one")  # A's renewal has not run: A still thinks it owns it
+
+        retry = await a.router.handle_command(Command(thread_key(), CommandName.RETRY, ALICE))
+        assert retry.private_note == RETRY_FORWARDED  # the fence refused A's write; the owner is asked instead
+        assert a.router.fence(await a.router.thread_state(thread_key())) is None
+    rows = await pg.fetchall("SELECT content FROM messages WHERE replaced_utc IS NOT NULL")
+    assert rows == []
