@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bots.commands import MEMORY_ELSEWHERE, RETRY_FORWARDED, Command, CommandName
+from bots.commands import FORGOTTEN_PRIVATE, MEMORY_ELSEWHERE, RETRY_FORWARDED, Command, CommandName, ForgetClick
 from bots.config import Settings
 from bots.messages import ApprovalAction, ApprovalClick, CardAction, CardClick, utc_now
 from bots.ports import ApprovalState
@@ -284,3 +284,22 @@ async def test_a_retry_at_a_worker_that_lost_the_thread_takes_no_answer_back(
         assert a.router.fence(await a.router.thread_state(thread_key())) is None
     rows = await pg.fetchall("SELECT content FROM messages WHERE replaced_utc IS NOT NULL")
     assert rows == []
+
+
+async def test_after_forget_at_one_worker_every_worker_still_takes_part_in_the_thread(
+    worker: Callable[..., Any], pg: PostgresDatabase, fake_llm: FakeLLM
+) -> None:
+    fake_llm.reply("Noted.")
+    async with worker() as a, worker() as b:
+        await a.say("a secret plan")
+        forgotten = await a.router.handle_forget_click(ForgetClick(await thread_id_of(pg), ALICE, thread=thread_key()))
+        assert forgotten.private_note == FORGOTTEN_PRIVATE
+        assert await b.router.is_tracked(thread_key())  # what B's adapter asks of a plain message in the thread
+
+        fake_llm.reply("Starting afresh.")
+        await b.router.handle_message(message("shall we start over?"))
+        await wait_until(lambda: b.outbox.replies_in(thread_key()) == ["Starting afresh."], timeout=10, what="answer")
+        await b.router.idle()
+    assert "a secret plan" not in fake_llm.requests[-1].prompt_text
+    rows = await pg.fetchall("SELECT content FROM messages ORDER BY id")
+    assert [r["content"] for r in rows] == ["shall we start over?", "Starting afresh."]
