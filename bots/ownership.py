@@ -148,9 +148,10 @@ class ThreadOwnership:
 
     async def elsewhere(self, thread_id: int) -> str | None:
         """The live worker owning the thread when it is not this one (approvals ask, without taking it)."""
-        if not self.shared or thread_resource(thread_id) in self._held:
+        resource = thread_resource(thread_id)
+        if not self.shared or (resource in self._held and time.monotonic() < self._trusted_until.get(resource, 0.0)):
             return None
-        owner = await self._leases.holder_of(resource=thread_resource(thread_id))
+        owner = await self._leases.holder_of(resource=resource)
         return None if owner == self.worker_id else owner
 
     def forget(self, thread_id: int) -> None:
