@@ -175,13 +175,24 @@ class AnsweringWorker:
         self._usage.settle()
         if committed:
             metrics.reply_posted(state.key.platform)
-            if posted:
-                await self._log.set_platform_id(thread_id=state.thread_id, old=provisional_id, new=posted[0])
+            if posted and not await self._name_reply(state, provisional_id, posted[0]):
+                return True  # the thread's new owner goes on from the log
             state.answered_through = max(state.answered_through, *ids)
             state.files.release(ids)
             self._states.touch(state)
         state.inflight.difference_update(m.platform_message_id for m in waiting)
         return committed
+
+    async def _name_reply(self, state: ThreadState, provisional_id: str, posted_id: str) -> bool:
+        """The posted reply's platform id into the log; False when this worker no longer owns the thread."""
+        try:
+            await self._log.set_platform_id(
+                thread_id=state.thread_id, old=provisional_id, new=posted_id, fence=self._host.fence(state)
+            )
+        except LeaseLost as exc:  # the reply is logged (fenced) and posted; only its provisional id stays
+            self._owned.refused(state, exc)
+            return False
+        return True
 
     async def _report_failure(self, state: ThreadState, exc: Exception) -> None:
         if isinstance(exc, LLMError):

@@ -16,6 +16,11 @@ The row keeps the call's full arguments (as JSON in the tool's schema order, in 
 all" reads them back from the row for the clicker alone, after the same checks as a decision's click (the
 adapters' allowlists, the card's own thread). ``TOOL_APPROVERS`` does not apply: whoever may read the thread and
 its export may read what the bot wants to run.
+
+Several workers: only the process whose turn waits for the call may record a decision, since only it can make
+the decision true. A click received by another worker is handed to the thread's owner (a wake-up carrying the
+click), which decides it when its turn waits for that call and otherwise expires it: a worker that posted the
+card and died leaves a card that says "expired, nothing was run", never "allowed".
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ from typing import Protocol
 
 from agent.tools import Approver, Decision, ToolCall, ToolSpec
 from bots.approval_arguments import full_arguments, ordered_arguments
-from bots.messages import ApprovalAction, ApprovalClick, ArgumentsClick, ThreadKey
+from bots.messages import ApprovalAction, ApprovalClick, ArgumentsClick, Author, ThreadKey
 from bots.ports import ApprovalCard, ApprovalState, ClickResult, FullArguments, ThreadOutbox
-from bots.thread_state import clicked_thread
+from bots.thread_state import clicked_thread, thread_key
 from storage.protocols import ApprovalStore, ThreadLog
 from storage.records import ApprovalRecord
 
@@ -40,6 +45,7 @@ STALE_NOTE = "That request is no longer active."
 EXPIRED_NOTE = "That request expired when I restarted; nothing was run."
 NOT_AN_APPROVER_NOTE = "Only the people this bot's operator named can approve tool calls here."
 TIMEOUT_REASON = "nobody answered in time"
+EXPIRED_REASON = "the request expired before anyone decided"
 
 
 class RemoteOwners(Protocol):
@@ -122,11 +128,40 @@ class ApprovalFlow:
             return ClickResult(private_note=EXPIRED_NOTE)
         if record.state != "pending":
             return ClickResult(private_note=_decided_note(record))
+        owner = None
+        if record.id not in self._waiting and self.owners is not None:
+            owner = await self.owners.elsewhere(record.thread_id)
+        if owner is not None and self.owners is not None:  # the call, if any, waits in the owner: it decides
+            detail = {"approval_id": str(record.id), "action": click.action.value}
+            detail |= {"user_id": click.user.id, "user_name": click.user.display_name}
+            await self.owners.wake(owner, kind="approval", thread_id=record.thread_id, detail=detail)
+            return ClickResult()
+        return await self._decide_here(record, key, click)
+
+    async def clicked_elsewhere(self, detail: dict[str, str]) -> None:
+        """A click another worker received on an approval in a thread this worker owns (its wake-up detail)."""
+        approval_id = int(detail["approval_id"])
+        waiting = self._waiting.get(approval_id)
+        if "action" not in detail:  # a worker of an earlier version decided it in the database already
+            if waiting is not None and not waiting.done():
+                waiting.set_result(await self._decision_of(approval_id, waiting))
+            return
+        record = await self._store.get(approval_id=approval_id)
+        key = None if record is None else await thread_key(self._log, thread_id=record.thread_id)  # place checked
+        if record is None or key is None or record.state != "pending":
+            return
+        user = Author(detail["user_id"], detail["user_name"])
+        outcome = await self._decide_here(record, key, ApprovalClick(record.id, ApprovalAction(detail["action"]), user))
+        log.info("approval %s, clicked at another worker: %s", record.id, outcome.private_note or "decided")
+
+    async def _decide_here(self, record: ApprovalRecord, key: ThreadKey, click: ApprovalClick) -> ClickResult:
+        """Decide in this process: the waiting call gets the click's decision; nothing waiting, it expires."""
         waiting = self._waiting.get(record.id)
-        owner = None if waiting is not None or self.owners is None else await self.owners.elsewhere(record.thread_id)
-        if owner is None and (waiting is None or waiting.done()):
-            # Nothing in this process waits for it: an earlier run posted it and died.
-            await self._decide_unanswered(record.id, "expired")
+        if waiting is None or waiting.done():
+            # Nothing in this process waits for it: the run (or worker) that posted it died, or its turn ended.
+            if not await self._decide_unanswered(record.id, "expired"):
+                latest = await self._store.get(approval_id=record.id)
+                return ClickResult(private_note=_decided_note(latest or record))
             await self._show_record(record, key, ApprovalState.EXPIRED, None)
             return ClickResult(private_note=EXPIRED_NOTE)
         allowed = click.action is ApprovalAction.ALLOW
@@ -141,11 +176,8 @@ class ApprovalFlow:
         if not won:
             latest = await self._store.get(approval_id=record.id)
             return ClickResult(private_note=_decided_note(latest or record))
-        if waiting is not None and not waiting.done():
+        if not waiting.done():
             waiting.set_result(Decision(approved=allowed, decided_by=click.user.display_name))
-        elif owner is not None and self.owners is not None:  # the call waits in the thread's owner: tell it
-            detail = {"approval_id": str(record.id)}
-            await self.owners.wake(owner, kind="approval", thread_id=record.thread_id, detail=detail)
         await self._show_record(record, key, state, click.user.display_name)
         return ClickResult()
 
@@ -166,19 +198,15 @@ class ApprovalFlow:
             return None, None
         return record, await clicked_thread(self._log, thread_id=record.thread_id, clicked_in=clicked_in)
 
-    async def decided_elsewhere(self, approval_id: int) -> None:
-        """Another worker received the click and decided in the database: the call waiting here goes on."""
-        waiting = self._waiting.get(approval_id)
-        if waiting is not None and not waiting.done():
-            waiting.set_result(await self._decision_of(approval_id, waiting))
-
     async def _decision_of(self, approval_id: int, decided: asyncio.Future[Decision]) -> Decision:
-        """The decision a click made: this process's, or the database's (a click another worker received)."""
+        """The decision a click made in this process, or the one the database holds (the call was expired)."""
         if decided.done():
             return decided.result()
         record = await self._store.get(approval_id=approval_id)
         if record is not None and record.state in ("approved", "denied"):
             return Decision(approved=record.state == "approved", decided_by=record.decided_by_name)
+        if record is None or record.state != "pending":  # expired by a click while this worker lost the thread
+            return Decision(approved=False, decided_by=None, reason=EXPIRED_REASON)
         return await decided
 
     async def _decide_unanswered(self, approval_id: int, state: str) -> bool:

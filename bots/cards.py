@@ -24,7 +24,7 @@ from bots import log_context, metrics
 from bots.forgetting import ErasureFollower, thread_transcript
 from bots.messages import CardAction, CardClick, ThreadKey
 from bots.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
-from bots.thread_state import RouterStores, ThreadState, clicked_thread
+from bots.thread_state import RouterStores, ThreadState, clicked_thread, thread_key
 from storage.leases import Fence, LeaseLost
 from storage.records import CardRecord
 
@@ -194,7 +194,7 @@ class CardFlow:
         card = await self._cards.get(card_id=click.card_id)
         if card is None or card.state == "pending":
             return
-        key = await clicked_thread(self._log, thread_id=card.thread_id, clicked_in=None)
+        key = await thread_key(self._log, thread_id=card.thread_id)  # the receiving worker checked the place
         if key is None:
             return
         owner = await self._host.claim_thread(await self._host.thread_state(key))
@@ -338,9 +338,7 @@ class CardFlow:
             )
             if session_id is not None:
                 await self._follower.catch_up()
-                self._host.install_session(
-                    state, session_id=session_id, model=model, summary=summary, through=through
-                )
+                self._host.install_session(state, session_id=session_id, model=model, summary=summary, through=through)
                 return
             log.info("a message in %s was forgotten while it was summarized; summarizing again", state.key)
         raise LLMError(

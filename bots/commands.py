@@ -29,6 +29,7 @@ from bots.forgetting import ErasureFollower
 from bots.messages import Author, ThreadKey
 from bots.ports import ThreadOutbox, forget_button_id
 from bots.thread_state import RouterStores, ThreadState, clicked_thread, key_columns
+from storage.leases import Fence, LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,10 @@ class CommandHost(Protocol):
 
     async def claim_thread(self, state: ThreadState) -> str | None: ...
 
+    def fence(self, state: ThreadState) -> Fence | None: ...
+
+    def lease_refused(self, state: ThreadState, exc: LeaseLost) -> None: ...
+
     async def wake_owner(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str]) -> None: ...
 
     async def answer_waiting(self, state: ThreadState) -> None: ...
@@ -207,9 +212,7 @@ class CommandFlow:
         state = await self._host.thread_state(command.thread)
         owner = await self._host.claim_thread(state)
         if owner is not None:
-            detail = {"command": command.name.value, "user_id": command.user.id, "user_name": command.user.display_name}
-            await self._host.wake_owner(owner, kind="command", thread_id=state.thread_id, detail=detail)
-            return CommandResult(private_note=RETRY_FORWARDED)
+            return await self._forward_retry(command, state, owner)
         async with state.lock:
             session = state.session
             if session is None:
@@ -220,14 +223,31 @@ class CommandFlow:
             if retracted is None:
                 return CommandResult(private_note=NOTHING_TO_RETRY)
             answer_id, asked = retracted
-            if not await self._log.replace_reply(
-                thread_id=state.thread_id, reply_id=answer_id, answered_ids=asked, now=self._clock()
-            ):
+            try:
+                replaced = await self._log.replace_reply(
+                    thread_id=state.thread_id,
+                    reply_id=answer_id,
+                    answered_ids=asked,
+                    now=self._clock(),
+                    fence=self._host.fence(state),
+                )
+            except LeaseLost as exc:  # another worker took the thread meanwhile: the retry is its to do
+                self._host.lease_refused(state, exc)
+                owner = await self._host.claim_thread(state)
+                if owner is None:
+                    return CommandResult(private_note=ORPHANED)
+                return await self._forward_retry(command, state, owner)
+            if not replaced:
                 log.warning("answer %s in %s was gone before a retry could replace it", answer_id, state.key)
                 return CommandResult(private_note=NOTHING_TO_RETRY)
         log.info("%s asked for a new answer to %d message(s) in %s", command.user.id, len(asked), state.key)
         await self._host.answer_waiting(state)
         return CommandResult(private_note=RETRYING)
+
+    async def _forward_retry(self, command: Command, state: ThreadState, owner: str) -> CommandResult:
+        detail = {"command": command.name.value, "user_id": command.user.id, "user_name": command.user.display_name}
+        await self._host.wake_owner(owner, kind="command", thread_id=state.thread_id, detail=detail)
+        return CommandResult(private_note=RETRY_FORWARDED)
 
     async def run_forwarded(self, *, thread: ThreadKey, detail: dict[str, str]) -> None:
         """A command another worker received for a thread this one owns; its private note has no one to go to."""
@@ -292,7 +312,9 @@ class CommandFlow:
         key = await clicked_thread(self._log, thread_id=click.thread_id, clicked_in=click.thread)
         if key is None:
             return CommandResult(private_note=FORGET_ELSEWHERE)
-        count = await self._erasures.forget_thread(thread_id=click.thread_id, now=self._clock())
+        # The thread stays one the bot takes part in (a bare row: every worker's adapters still pass its messages
+        # on), so the next message there starts it afresh; the CLI's forget removes the thread entirely.
+        count = await self._erasures.forget_thread(thread_id=click.thread_id, now=self._clock(), keep_tracking=True)
         await self._follower.catch_up()  # the journal row drops the live session and state, as for the CLI
         log.info("%s had %s forgotten: %d message(s) purged", click.user.id, key, count)
         try:

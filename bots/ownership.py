@@ -3,7 +3,10 @@
 Several workers share one Postgres (``storage/leases.py`` has the rules). The router asks :meth:`claim` before it
 answers a thread, posts its card or resolves a click: the worker that sees a thread's waiting message first
 takes the free lease; when another live worker holds it, :meth:`claim` says who, and the router wakes that
-worker instead (:meth:`wake`). Beside the bot run three loops:
+worker instead (:meth:`wake`). A lease held here is taken on trust only until the time its last acquisition or
+renewal guarantees (the lease time, counted from before that statement was sent); past it (a renewal loop that
+stalled with the event loop, a slow database) :meth:`claim` asks the database again. Beside the bot run three
+loops:
 
 - **renewal**, every third of the lease time: one statement extends every lease of this worker; a lease that
   did not come back was lost (the worker stalled past its expiry and another may have taken it), and the router
@@ -25,6 +28,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -64,6 +68,7 @@ class ThreadOwnership:
         self.worker_id = worker_id or new_worker_id()
         self._lease_s = lease_s
         self._held: dict[str, Fence] = {}
+        self._trusted_until: dict[str, float] = {}  # monotonic time until which a held lease cannot have expired
         self._lost_handlers: dict[str, Callable[[str], Awaitable[None]]] = {}
         self._renewal = Periodic(name="lease renewal", interval_s=lambda: lease_s / 3, work=self.renew)
         self._poll = Periodic(name="waiting-thread poll", interval_s=lambda: poll_s, work=self.poll_once)
@@ -91,17 +96,34 @@ class ThreadOwnership:
             return Claim(fence=None, new=False)
         resource = thread_resource(thread_id)
         held = self._held.get(resource)
-        if held is not None:
-            return Claim(fence=held, new=False)  # renewal keeps it; a write's fence check has the last word
+        if held is not None and time.monotonic() < self._trusted_until.get(resource, 0.0):
+            return Claim(fence=held, new=False)  # cannot have expired yet; a write's fence check has the last word
         if self._stopped:
             return await self._leases.holder_of(resource=resource) or "nobody (this worker is stopping)"
+        # Not held, or held past the time its last renewal guaranteed (a stalled loop, a slow database): ask.
+        since = time.monotonic()
         fence = await self._leases.acquire(resource=resource, holder=self.worker_id, ttl_s=self._lease_s)
         if fence is None:
+            if held is not None:
+                self._drop(resource)
+                log.warning("lost the lease on thread %d (token %d) to another worker", thread_id, held.token)
+                await self._lost(resource)
             owner = await self._leases.holder_of(resource=resource)
             return owner or await self.claim(thread_id)  # it expired between the two statements: try again
-        self._held[resource] = fence
+        self._hold(resource, fence, since=since)
+        if fence == held:
+            return Claim(fence=fence, new=False)  # still this worker's, the same acquisition
         log.info("took the lease on thread %d (token %d)", thread_id, fence.token)
         return Claim(fence=fence, new=True)
+
+    def _hold(self, resource: str, fence: Fence, *, since: float) -> None:
+        """Keep ``fence``; the database set its expiry after ``since``, so it holds at least until then + lease."""
+        self._held[resource] = fence
+        self._trusted_until[resource] = since + self._lease_s
+
+    def _drop(self, resource: str) -> None:
+        self._held.pop(resource, None)
+        self._trusted_until.pop(resource, None)
 
     async def listening(self) -> None:
         """Return once wake-ups from other workers reach this one."""
@@ -117,22 +139,24 @@ class ThreadOwnership:
             return Fence(resource=resource, holder=self.worker_id, token=1)
         if self._stopped:
             return None
+        since = time.monotonic()
         fence = await self._leases.acquire(resource=resource, holder=self.worker_id, ttl_s=self._lease_s)
         if fence is not None:
-            self._held[resource] = fence
+            self._hold(resource, fence, since=since)
             self._lost_handlers[resource] = on_lost
         return fence
 
     async def elsewhere(self, thread_id: int) -> str | None:
         """The live worker owning the thread when it is not this one (approvals ask, without taking it)."""
-        if not self.shared or thread_resource(thread_id) in self._held:
+        resource = thread_resource(thread_id)
+        if not self.shared or (resource in self._held and time.monotonic() < self._trusted_until.get(resource, 0.0)):
             return None
-        owner = await self._leases.holder_of(resource=thread_resource(thread_id))
+        owner = await self._leases.holder_of(resource=resource)
         return None if owner == self.worker_id else owner
 
     def forget(self, thread_id: int) -> None:
         """The router let go of the thread after a write was refused: the lease is gone."""
-        self._held.pop(thread_resource(thread_id), None)
+        self._drop(thread_resource(thread_id))
 
     async def wake(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str] | None = None) -> None:
         """Hint the thread's owner; a lost hint costs a poll interval, nothing more."""
@@ -164,11 +188,13 @@ class ThreadOwnership:
         """Extend every lease; tell the owners of those that came back changed or not at all."""
         if not self.shared or not self._held:
             return
+        since = time.monotonic()
         still = await self._leases.renew(holder=self.worker_id, ttl_s=self._lease_s)
         for resource, fence in list(self._held.items()):
             if still.get(resource) == fence:
+                self._trusted_until[resource] = since + self._lease_s
                 continue
-            del self._held[resource]
+            self._drop(resource)
             log.warning("lost the lease on %s (token %d): another worker may own it now", resource, fence.token)
             await self._lost(resource)
 
@@ -227,3 +253,4 @@ class ThreadOwnership:
             except Exception:
                 log.exception("could not hand the leases back; they expire within %.0f s", self._lease_s)
         self._held.clear()
+        self._trusted_until.clear()

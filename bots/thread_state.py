@@ -79,14 +79,24 @@ class RouterStores:
     feedback: FeedbackStore | None = None  # 👍 / 👎 on answers, where a platform offers them
 
 
+async def thread_key(log_: ThreadLog, *, thread_id: int) -> ThreadKey | None:
+    """The key of a thread row, or None when the thread is gone."""
+    thread = await log_.thread(thread_id=thread_id)
+    return None if thread is None else ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
+
+
 async def clicked_thread(log_: ThreadLog, *, thread_id: int, clicked_in: ThreadKey | None) -> ThreadKey | None:
     """The key of the thread a card (or approval) belongs to, or None when the thread is gone or the click came
-    from another place: a button names its card by number only, so a click counts only in the card's thread."""
-    thread = await log_.thread(thread_id=thread_id)
-    if thread is None:
+    from another place: a button names its card by number only, so a click counts only in the card's thread.
+    A click whose place the platform did not say (``clicked_in`` None) counts nowhere: it is refused, not
+    taken as a click in whatever thread the number names."""
+    if clicked_in is None:
+        log.warning(
+            "refusing a click on a button of thread %d: the platform did not say where it was pressed", thread_id
+        )
         return None
-    key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
-    if clicked_in is not None and not clicked_in.is_same_place(key):
+    key = await thread_key(log_, thread_id=thread_id)
+    if key is not None and not clicked_in.is_same_place(key):
         log.warning("refusing a click from %s on a card that belongs to %s", clicked_in, key)
         return None
     return key

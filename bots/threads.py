@@ -326,6 +326,10 @@ class ThreadRouter:
     def fence(self, state: ThreadState) -> Fence | None:
         return self._owned.fence(state)
 
+    def lease_refused(self, state: ThreadState, exc: LeaseLost) -> None:
+        """A fenced write in the thread was refused: this worker lets the thread go (``bots/workers.py``)."""
+        self._owned.refused(state, exc)
+
     async def wake_owner(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str]) -> None:
         await self.ownership.wake(owner, kind=kind, thread_id=thread_id, detail=detail)
 
@@ -346,7 +350,7 @@ class ThreadRouter:
             )
             await self._card_flow.resolve_won_elsewhere(click)
         elif wake.kind == "approval" and self._tools is not None:
-            await self._tools.approvals.decided_elsewhere(int(wake.detail["approval_id"]))
+            await self._tools.approvals.clicked_elsewhere(wake.detail)
         elif wake.kind == "command" and (record := await self._log.thread(thread_id=wake.thread_id)) is not None:
             key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
             await self._commands.run_forwarded(thread=key, detail=wake.detail)

@@ -133,12 +133,27 @@ class ErasureStore:
             await self._leave_no_trace()
         return message_id
 
-    async def forget_thread(self, *, thread_id: int, now: datetime) -> int:
-        """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went."""
+    async def forget_thread(self, *, thread_id: int, now: datetime, keep_tracking: bool = False) -> int:
+        """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went.
+
+        ``keep_tracking`` leaves a bare row under a new id (see ``storage/protocols.py``). ``threads`` has a plain
+        rowid, which would hand the newest thread's id straight back, so the new id is set above every id so far.
+        """
 
         def work(connection: sqlite3.Connection) -> int:
             count = connection.execute("SELECT COUNT(*) FROM messages WHERE thread_id = ?", (thread_id,)).fetchone()
+            key = connection.execute(
+                "SELECT platform, workspace, channel, thread, (SELECT MAX(id) FROM threads) AS top FROM threads "
+                "WHERE id = ?",
+                (thread_id,),
+            ).fetchone()
             connection.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+            if keep_tracking and key is not None:
+                connection.execute(
+                    "INSERT INTO threads (id, platform, workspace, channel, thread, created_utc) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (key["top"] + 1, key["platform"], key["workspace"], key["channel"], key["thread"], iso(now)),
+                )
             _journal(connection, thread_id=thread_id, message_id=None, kind=KIND_THREAD)
             return int(count[0])
 

@@ -180,8 +180,9 @@ class ThreadLog:
             (json.dumps(attachments), thread_id, message_id),
         )
 
-    async def set_platform_id(self, *, thread_id: int, old: str, new: str) -> None:
-        """Give a reply logged before it was posted the id the platform gave it."""
+    async def set_platform_id(self, *, thread_id: int, old: str, new: str, fence: Fence | None = None) -> None:
+        """Give a reply logged before it was posted the id the platform gave it (``fence`` is ignored: SQLite's
+        one worker owns every thread)."""
         await self._db.execute(
             "UPDATE messages SET platform_message_id = ? WHERE thread_id = ? AND platform_message_id = ?",
             (new, thread_id, old),
@@ -244,11 +245,13 @@ class ThreadLog:
 
         return await self._db.run(write)
 
-    async def replace_reply(self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime) -> bool:
+    async def replace_reply(
+        self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime, fence: Fence | None = None
+    ) -> bool:
         """Mark the answer ``reply_id`` replaced and what it answered waiting again, in one transaction (retry).
 
         A crash before the new answer is posted then leaves the questions waiting, so the next start answers
-        them; False when the answer is gone or was replaced already.
+        them; False when the answer is gone or was replaced already. ``fence`` is ignored, as in record_reply.
         """
         marks = ",".join("?" * len(answered_ids))
 

@@ -115,7 +115,9 @@ class Bot:
 
     async def click(self, action: CardAction, *, card_id: int | None = None, user: Author = ALICE) -> ClickResult:
         card_id = card_id if card_id is not None else self.outbox.cards_posted[-1].card_id
-        result = await self.router.handle_click(CardClick(card_id=card_id, action=action, user=user))
+        shown = [c for c in self.outbox.cards_posted if c.card_id == card_id]
+        thread = shown[-1].thread if shown else thread_key()  # the click comes from the card's thread
+        result = await self.router.handle_click(CardClick(card_id=card_id, action=action, user=user, thread=thread))
         await self.router.idle()
         return result
 

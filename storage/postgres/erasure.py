@@ -139,12 +139,21 @@ class PostgresErasureStore:
         await self._leave_no_trace()
         return message_id
 
-    async def forget_thread(self, *, thread_id: int, now: datetime) -> int:
+    async def forget_thread(self, *, thread_id: int, now: datetime, keep_tracking: bool = False) -> int:
         async with self._db.transaction() as connection:
             await _lock_journal(connection)
             cursor = await connection.execute("SELECT COUNT(*) AS n FROM messages WHERE thread_id = %s", (thread_id,))
             count = await cursor.fetchone()
-            await connection.execute("DELETE FROM threads WHERE id = %s", (thread_id,))
+            cursor = await connection.execute(
+                "DELETE FROM threads WHERE id = %s RETURNING platform, workspace, channel, thread", (thread_id,)
+            )
+            key = await cursor.fetchone()
+            if keep_tracking and key is not None:  # the identity never hands an id out twice
+                await connection.execute(
+                    "INSERT INTO threads (platform, workspace, channel, thread, created_utc) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    (key["platform"], key["workspace"], key["channel"], key["thread"], iso(now)),
+                )
             await _journal(connection, thread_id=thread_id, message_id=None, kind=KIND_THREAD)
         await self._leave_no_trace()
         return 0 if count is None else int(count["n"])

@@ -181,11 +181,13 @@ class PostgresThreadLog:
             (json.dumps(attachments), thread_id, message_id),
         )
 
-    async def set_platform_id(self, *, thread_id: int, old: str, new: str) -> None:
-        await self._db.execute(
-            "UPDATE messages SET platform_message_id = %s WHERE thread_id = %s AND platform_message_id = %s",
-            (new, thread_id, old),
-        )
+    async def set_platform_id(self, *, thread_id: int, old: str, new: str, fence: Fence | None = None) -> None:
+        async with self._db.transaction() as connection:
+            await check_fence(connection, fence)  # a worker that lost the thread writes nothing more there
+            await connection.execute(
+                "UPDATE messages SET platform_message_id = %s WHERE thread_id = %s AND platform_message_id = %s",
+                (new, thread_id, old),
+            )
 
     async def threads_with_waiting(self, *, platform: str) -> list[ThreadRecord]:
         rows = await self._db.fetchall(
@@ -234,9 +236,12 @@ class PostgresThreadLog:
             await connection.execute("UPDATE threads SET last_message_utc = %s WHERE id = %s", (iso(now), thread_id))
         return None if row is None else int(row["id"])
 
-    async def replace_reply(self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime) -> bool:
+    async def replace_reply(
+        self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime, fence: Fence | None = None
+    ) -> bool:
         """Mark the answer replaced and what it answered waiting again, in one transaction (a retry)."""
         async with self._db.transaction() as connection:
+            await check_fence(connection, fence)  # only the thread's owner may take its answer back
             cursor = await connection.execute(
                 "UPDATE messages SET replaced_utc = %s WHERE id = %s AND thread_id = %s AND role = 'assistant' "
                 "AND replaced_utc IS NULL AND deleted_utc IS NULL",
