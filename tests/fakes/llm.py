@@ -80,7 +80,7 @@ class LoopingReply:
             yield piece
 
 
-LOOPING_MAX_CHARS = 2_000_000
+LOOPING_MAX_CHARS = 100_000
 Reply = str | ToolCallReply | LoopingReply
 ReplyFunction = Callable[[dict[str, Any]], Reply]
 
