@@ -33,3 +33,26 @@ async def test_a_looping_answer_is_posted_cut_short_with_the_note_and_logged_so(
     assert request.sent_chars < 10_000 < LOOPING_MAX_CHARS  # the model stopped writing soon after the cut
     [logged] = db_rows(db_path, "SELECT content FROM messages WHERE role = 'assistant'")
     assert logged["content"].endswith(LOOP_NOTE) and len(logged["content"]) < 2_000
+
+
+async def test_a_capped_persons_question_waits_while_someone_else_writing_after_it_is_answered(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    fake_llm.reply("A first answer that spends Alice's whole allowance for today.")
+    mention = Payloads.mention("first question, long enough to cost some tokens by itself")
+    async with slack_bot(user_daily_tokens=30) as bot:
+        await fake_slack.send(Payloads.event_body(mention))
+        await settle(bot)
+        await fake_slack.send(
+            Payloads.event_body(Payloads.message("what is the secret date?", thread_ts=mention["ts"]))
+        )
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 2, what="the daily limit note")
+        fake_llm.reply("Hello Bob.")
+        bob = Payloads.message("Bob here, hello", user="UBOB", thread_ts=mention["ts"])
+        await fake_slack.send(Payloads.event_body(bob))
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 3, what="Bob's answer")
+        await settle(bot)
+    _first, note, answer = replies_in(fake_slack, mention["ts"])
+    assert "today's limit of 30 tokens" in note
+    assert answer == "Hello Bob."
+    assert len(fake_llm.requests) == 2 and "secret date" not in fake_llm.requests[1].prompt_text
