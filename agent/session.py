@@ -16,7 +16,9 @@ entries and their token counts. ``agent/forgetting.py``: a deleted or edited mes
 at once, and throws away any summary that saw it; ``agent/rebuild.py`` writes that summary again from the log's
 remaining messages (through a :class:`~agent.rebuild.SessionSource`) before the next request.
 ``agent/budget.py``: the turn's own messages and tool results cut to the window; ``agent/compaction.py``: the
-history's middle folded into a summary when the request would pass 90% of the window.
+history's middle folded into a summary when the request would pass 90% of the window. ``agent/runaway.py``: an
+answer is cut, its model stream closed, when it starts repeating itself, and one the model ended at its
+``max_tokens`` says so; either way the answer ends with a short note, and that is what the history keeps.
 
 Tools: a turn given a :class:`~agent.tools.ToolBox` may run several model steps. A step whose answer asks for
 tool calls gets them run (concurrently when there are several; ``agent/steps.py``), their results go back as
