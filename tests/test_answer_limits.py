@@ -9,6 +9,8 @@ from agent.llm import LLMClient, LLMConfig, ModelCall
 from agent.runaway import LENGTH_NOTE, LOOP_NOTE, MIN_LOOP_CHARS, RepetitionWatch
 from agent.session import AgentSession, UserTurn
 from agent.summarize import Summarizer
+from bots.app import build_llm
+from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.fakes.waiting import wait_until
 
@@ -102,3 +104,8 @@ def test_a_loop_of_a_paragraph_or_of_a_short_phrase_is_cut() -> None:
 def test_legitimately_repetitive_text_is_not_cut(text: str) -> None:
     assert not fed(text)
     assert not fed(text, size=1)
+
+
+def test_llm_max_output_tokens_defaults_to_4096_and_reaches_the_client(make_settings: MakeSettings) -> None:
+    assert build_llm(make_settings()).config.max_output_tokens == 4096
+    assert build_llm(make_settings(llm_max_output_tokens=900)).config.max_output_tokens == 900
