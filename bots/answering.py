@@ -112,10 +112,13 @@ class AnsweringWorker:
         session = state.session
         if not waiting or session is None:
             return True
+        answerable = await self._usage.set_aside_capped(waiting, outboxes=self._outboxes, thread=state.key)
+        if len(answerable) < len(waiting):  # capped people's messages wait, unanswered, until their cap resets
+            state.inflight.difference_update(m.platform_message_id for m in waiting if m not in answerable)
+            waiting = answerable
+            if not waiting:
+                return True
         author_id = waiting[-1].author_id
-        if await self._usage.refuse_over_cap(outboxes=self._outboxes, thread=state.key, user_id=author_id):
-            state.inflight.difference_update(m.platform_message_id for m in waiting)
-            return True
         inputs = await self._files.prepare(
             held=state.files,
             thread=state.key,
@@ -139,12 +142,19 @@ class AnsweringWorker:
             else self._tools.for_turn(thread=state.key, thread_id=state.thread_id, after_message_id=ids[-1])
         )
 
+        async def still_within_cap() -> str | None:
+            """Before each further model step of a tool turn: a note to stop with once the author is capped."""
+            return self._usage.step_cap_note() if await self._usage.over_cap(user_id=author_id) else None
+
         async def commit_when_complete() -> AsyncIterator[str]:
             nonlocal committed
+            before_step = still_within_cap if self._usage.daily_cap is not None else None
             turn = (
-                session.turn(turns)
+                session.turn(turns, before_step=before_step)
                 if tools is None
-                else session.turn(turns, tools=tools.box, approve=tools.approve, on_result=tools.on_result)
+                else session.turn(
+                    turns, tools=tools.box, approve=tools.approve, on_result=tools.on_result, before_step=before_step
+                )
             )
             async for delta in turn:
                 yield delta

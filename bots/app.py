@@ -43,6 +43,7 @@ def build_llm(settings: Settings, *, observers: Sequence[CallObserver] = ()) -> 
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
         timeout_s=settings.llm_timeout_s,
         function_calling=settings.llm_function_calling,
+        max_output_tokens=settings.llm_max_output_tokens,
     )
     return LLMClient(config, context_window_fallback=settings.llm_context_window, observers=observers)
 

@@ -38,6 +38,7 @@ HINTS: dict[str, str] = {
     "LLM_API_BASE": "the base URL of an OpenAI-compatible or provider endpoint, e.g. http://localhost:11434",
     "LLM_CONTEXT_WINDOW": "a whole number of tokens of at least 256, e.g. 8192",
     "LLM_TIMEOUT_S": "a number of seconds greater than 0, e.g. 60",
+    "LLM_MAX_OUTPUT_TOKENS": "a whole number of tokens of at least 32 one answer may take, e.g. 4096",
     "MAX_LIVE_SESSIONS": "a whole number of at least 1, e.g. 1000",
     "PORT": "a TCP port number between 1 and 65535",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
@@ -88,6 +89,7 @@ class Settings(BaseSettings):
     llm_context_window: int = Field(default=8192, ge=256)
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_function_calling: bool | None = None  # None: litellm's model map decides
+    llm_max_output_tokens: int = Field(default=4096, ge=32)  # an answer's max_tokens (within a quarter window)
     system_prompt: str = (
         "You are threadkeeper, a helpful assistant taking part in a team chat thread. "
         "Several people may write in the thread; each user message starts with the author's name. "

@@ -6,15 +6,22 @@ turn or a catch-up. :meth:`settle` closes the scope once the reply is posted (or
 calls to a background task that counts tokens the provider did not report, prices them from litellm's local
 cost map on a worker thread, and writes them in one insert. Nothing of this runs before the first token.
 
-USER_DAILY_TOKENS caps the tokens spent for one person per UTC day: :meth:`refuse_over_cap` posts a polite
-note instead of an answer once the cap is reached. Calls are attributed to the author of the newest message
-a turn answers (a catch-up to whoever clicked).
+USER_DAILY_TOKENS caps the tokens spent for one person per UTC day. What a person has spent is what the usage
+log holds for today plus what this process has spent for them and not written yet (calls of turns under way, in
+any thread, and writes in flight), so parallel threads and the steps of a tool turn count at once. The cap is
+checked for the author of every waiting message before a turn (:meth:`set_aside_capped`): a capped person's
+messages are set aside with a polite note (once per message) and wait, unanswered, while the others' are
+answered; someone else writing after them does not get them answered. It is checked again before every further
+model step of a tool turn (:meth:`over_cap`), which then stops with a short note. A call under way always
+finishes, so a person can pass the cap by at most one model call per thread they write in at the same moment.
+Calls are attributed to the author of the newest message a turn answers (a catch-up to whoever clicked).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -25,7 +32,7 @@ from bots.log_escape import escape_controls
 from bots.messages import ThreadKey
 from bots.ports import ThreadOutbox
 from storage.protocols import UsageLog
-from storage.records import Grouping, UsageRow, UsageTotal
+from storage.records import Grouping, LoggedMessage, UsageRow, UsageTotal
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,7 @@ CAP_NOTE = (
     "You've reached today's limit of {cap:,} tokens with me, so I'll pause answering you until midnight UTC. "
     "Others in this thread can still ask me things."
 )
+STEP_CAP_NOTE = "(I stopped here: you've reached today's limit of {cap:,} tokens with me.)"
 
 
 @dataclass
@@ -40,6 +48,16 @@ class _Scope:
     thread_id: int | None
     user_id: str | None
     calls: list[ModelCall] = field(default_factory=list)
+    unsettled: int = 0  # tokens of these calls, counted against the user's cap until they are written
+
+
+def _rough_tokens(call: ModelCall) -> int:
+    """The call's tokens as reported, else a quick estimate (4 characters a token); the log counts exactly later."""
+    reported = call.usage.prompt_tokens + call.usage.completion_tokens
+    if reported:
+        return reported
+    chars = sum(len(str(m.get("content") or "")) for m in call.request) + len(call.reply)
+    return chars // 4 + 1
 
 
 _scope: ContextVar[_Scope | None] = ContextVar("threadkeeper_usage_scope", default=None)
@@ -52,6 +70,14 @@ class UsageRecorder:
         self._log = usage_log
         self._daily_cap = daily_cap
         self._writes: set[asyncio.Task[None]] = set()
+        self._unsettled: Counter[str] = Counter()  # per person: tokens spent, not in the log yet
+        self._noted: set[int] = set()  # messages set aside with a note (today)
+        self._noted_day: datetime | None = None
+
+    @property
+    def daily_cap(self) -> int | None:
+        """USER_DAILY_TOKENS, or None when nobody is capped (or usage is not logged)."""
+        return self._daily_cap if self._log is not None else None
 
     def begin(self, *, thread_id: int, user_id: str | None) -> None:
         """Attribute the model calls of this task, from now until :meth:`settle`, to a thread and a person."""
@@ -64,8 +90,12 @@ class UsageRecorder:
         scope = _scope.get()
         if scope is None:
             self._spawn(_Scope(thread_id=None, user_id=None, calls=[call]))
-        else:
-            scope.calls.append(call)
+            return
+        scope.calls.append(call)
+        if scope.user_id is not None:
+            tokens = _rough_tokens(call)
+            scope.unsettled += tokens
+            self._unsettled[scope.user_id] += tokens
 
     def settle(self) -> None:
         """Close the current scope; its calls are priced and written in the background."""
@@ -74,19 +104,40 @@ class UsageRecorder:
         if scope is not None and scope.calls:
             self._spawn(scope)
 
-    async def refuse_over_cap(self, *, outboxes: Mapping[str, ThreadOutbox], thread: ThreadKey, user_id: str) -> bool:
-        """True (and a polite note posted in ``thread``) when ``user_id`` has spent today's USER_DAILY_TOKENS."""
+    async def over_cap(self, *, user_id: str) -> bool:
+        """True when ``user_id`` has spent today's USER_DAILY_TOKENS (the log's count and what is not in it yet)."""
         if self._daily_cap is None or self._log is None:
             return False
-        day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        if await self._log.tokens_since(user_id=user_id, since=day) < self._daily_cap:
-            return False
-        log.info("%s reached USER_DAILY_TOKENS=%d; not answering in %s", user_id, self._daily_cap, thread)
-        try:
-            await outboxes[thread.platform].post_notice(thread=thread, text=CAP_NOTE.format(cap=self._daily_cap))
-        except Exception:
-            log.exception("could not post the daily limit note in %s", thread)
-        return True
+        spent = await self._log.tokens_since(user_id=user_id, since=_today()) + self._unsettled[user_id]
+        return spent >= self._daily_cap
+
+    def step_cap_note(self) -> str:
+        """What a tool turn stopped by the cap ends with."""
+        return STEP_CAP_NOTE.format(cap=self._daily_cap or 0)
+
+    async def set_aside_capped(
+        self, waiting: list[LoggedMessage], *, outboxes: Mapping[str, ThreadOutbox], thread: ThreadKey
+    ) -> list[LoggedMessage]:
+        """The waiting messages a turn may answer: those whose authors are within today's cap.
+
+        The others stay waiting; each gets the polite note once (per process and day), in ``thread``.
+        """
+        if self._daily_cap is None or self._log is None:
+            return waiting
+        capped = {a for a in dict.fromkeys(m.author_id for m in waiting) if await self.over_cap(user_id=a)}
+        if not capped:
+            return waiting
+        if self._noted_day != _today():
+            self._noted, self._noted_day = set(), _today()
+        new = [m for m in waiting if m.author_id in capped and m.id not in self._noted]
+        self._noted.update(m.id for m in new)
+        if new:
+            log.info("%d message(s) set aside in %s: USER_DAILY_TOKENS=%d reached", len(new), thread, self._daily_cap)
+            try:
+                await outboxes[thread.platform].post_notice(thread=thread, text=CAP_NOTE.format(cap=self._daily_cap))
+            except Exception:
+                log.exception("could not post the daily limit note in %s", thread)
+        return [m for m in waiting if m.author_id not in capped]
 
     async def close(self) -> None:
         """Finish the writes still running (before the database closes)."""
@@ -121,6 +172,15 @@ class UsageRecorder:
             )
         except Exception:
             log.exception("could not record the usage of %d model call(s)", len(scope.calls))
+        finally:
+            if scope.user_id is not None and scope.unsettled:
+                self._unsettled[scope.user_id] -= scope.unsettled
+                if self._unsettled[scope.user_id] <= 0:
+                    del self._unsettled[scope.user_id]
+
+
+def _today() -> datetime:
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def usage_table(totals: list[UsageTotal], *, by: Grouping) -> str:
