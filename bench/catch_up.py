@@ -61,7 +61,7 @@ async def _catch_up(fake: FakeLLM, db: Path, text: str, message_id: str) -> tupl
         await router.handle_message(IncomingMessage(KEY, message_id, ALICE, text))
         card = outbox.cards_posted[-1]
         started = time.perf_counter()
-        await router.handle_click(CardClick(card.card_id, CardAction.CATCH_UP, ALICE))
+        await router.handle_click(CardClick(card.card_id, CardAction.CATCH_UP, ALICE, thread=KEY))
         await until(lambda: any(view.state is CardState.CAUGHT_UP for _, view in outbox.card_updates))
         caught_up = time.perf_counter() - started
         await router.idle()
@@ -87,7 +87,9 @@ async def run() -> list[Result]:
             fake.latency_s = 0.0
             async with scratch_router(fake, db_path, llm_context_window=WINDOW) as (router, outbox):
                 await router.handle_message(IncomingMessage(KEY, "q2", ALICE, "Still there?"))
-                await router.handle_click(CardClick(outbox.cards_posted[-1].card_id, CardAction.CATCH_UP, ALICE))
+                await router.handle_click(
+                    CardClick(outbox.cards_posted[-1].card_id, CardAction.CATCH_UP, ALICE, thread=KEY)
+                )
                 await router.idle()
                 mark = len(fake.requests)
                 for i in range(20):

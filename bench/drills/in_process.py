@@ -71,10 +71,10 @@ async def r2_clicks(llm: FakeLLM) -> Result:
                 if restart_first:
                     await bot.say("anyone?")
                 clicks = [
-                    CardClick(card_id, CardAction.CATCH_UP, ALICE),
-                    CardClick(card_id, CardAction.FRESH, BOB),
-                    CardClick(card_id, CardAction.CATCH_UP, ALICE),
-                    CardClick(card_id, CardAction.CATCH_UP, ALICE),
+                    CardClick(card_id, CardAction.CATCH_UP, ALICE, thread=thread_key()),
+                    CardClick(card_id, CardAction.FRESH, BOB, thread=thread_key()),
+                    CardClick(card_id, CardAction.CATCH_UP, ALICE, thread=thread_key()),
+                    CardClick(card_id, CardAction.CATCH_UP, ALICE, thread=thread_key()),
                 ]
                 results = await asyncio.gather(*(bot.router.handle_click(c) for c in clicks))
                 await bot.router.idle()

@@ -190,6 +190,18 @@ class FakeSlack:
                 blocks = call.params["blocks"]
         return blocks
 
+    def click_on(self, value: str, *, user: str = "UALICE") -> dict[str, Any]:
+        """A click on the posted message that shows the button ``value``, as Slack sends it: the body names that
+        message, its channel and its thread (the bot refuses a click whose thread the body does not say)."""
+        for call in reversed(self.posts()):
+            ts = str(call.params["_ts"])
+            buttons = (e for b in self.current_blocks(ts) if b.get("type") == "actions" for e in b.get("elements", []))
+            if any(e.get("value") == value for e in buttons):
+                channel = str(call.params["channel"])
+                thread_ts = call.params.get("thread_ts")
+                return Payloads.click(value, user=user, channel=channel, message_ts=ts, thread_ts=thread_ts)
+        raise AssertionError(f"no posted message shows a button {value!r}")
+
     async def drop_connections(self) -> None:
         for ws in list(self._sockets):
             await ws.close()
@@ -473,7 +485,6 @@ class FakeSlack:
             "channel": {"id": channel, "name": None if is_im else f"channel-{channel.lower()}", "is_im": is_im},
         }
 
-
     # -- files upload v2 and DMs (the export command) -----------------------------------------------------------
 
     def _files_getUploadURLExternal(self, call: ApiCall) -> dict[str, Any]:
@@ -694,6 +705,8 @@ class AgentPayloads:
             "tab": "messages",
             "event_ts": Payloads.ts(),
         }
+
+
 def message_shortcut(
     callback_id: str, *, message_ts: str, thread_ts: str | None, user: str = "UALICE", channel: str = "C1"
 ) -> dict[str, Any]:
