@@ -13,9 +13,14 @@ its whole job in one transaction:
   summary being written meanwhile is recognised as stale and redone.
 
 The tool trail rows whose results quoted a changed message (search_thread cites the ids it quotes) lose their
-excerpt too. The full-text index follows the rows through triggers, but FTS5 only marks deleted entries until
-its segments are merged; the SQLite this runs on (3.40) has no FTS5 ``secure-delete`` option, so the index is
-merged ('optimize') after each erasure: about 0.2 s for a 100,000-message log, and erasures are rare.
+excerpt too, and so do the tool calls (arguments and result) and approval requests of the turn that answered a
+changed user message: the model's arguments often repeat the question's words. A thread title made from a
+changed message (``threads.title_message_id``) is blanked. ``forget --user`` also takes the person's id and name
+off every row that recorded what they did (usage, approvals, card choices, feedback, model choices).
+
+The full-text index follows the rows through triggers, but FTS5 only marks deleted entries until its segments
+are merged; the SQLite this runs on (3.40) has no FTS5 ``secure-delete`` option, so the index is merged
+('optimize') after each erasure: about 0.2 s for a 100,000-message log, and erasures are rare.
 
 Then the WAL is checkpointed with TRUNCATE. With ``secure_delete`` on (see ``storage/db.py``), SQLite zeroes
 freed cells and pages, so after the checkpoint no byte of the old text is left in the database file, the -wal
@@ -24,6 +29,7 @@ or the -shm.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from datetime import UTC, datetime
@@ -66,6 +72,55 @@ def _scrub_trail(connection: sqlite3.Connection, *, message_ids: list[int]) -> N
     )
 
 
+# The tool calls and approval requests of the turn that answered user message ?1: placed (or asked) from it
+# until the next reply of the bot ('9' sorts after every ISO time).
+_NEXT_REPLY = (
+    "(SELECT MIN(r.id) FROM messages r WHERE r.thread_id = q.thread_id AND r.role = 'assistant' AND r.id > q.id)"
+)
+_SCRUB_TURN_CALLS = (
+    "UPDATE tool_calls SET arguments_json = '{}', result_excerpt = ?2 WHERE EXISTS (SELECT 1 FROM messages q "
+    "WHERE q.id = ?1 AND q.role = 'user' AND q.thread_id = tool_calls.thread_id "
+    f"AND tool_calls.after_message_id >= q.id AND tool_calls.after_message_id < COALESCE({_NEXT_REPLY}, {2**62}))"
+)
+_SCRUB_TURN_APPROVALS = (
+    "UPDATE approvals SET arguments_preview = ?2 WHERE EXISTS (SELECT 1 FROM messages q "
+    "WHERE q.id = ?1 AND q.role = 'user' AND q.thread_id = approvals.thread_id "
+    "AND approvals.created_utc >= q.logged_utc AND approvals.created_utc < "
+    f"COALESCE((SELECT logged_utc FROM messages WHERE id = {_NEXT_REPLY}), '9'))"
+)
+_FORGET_TITLES = (
+    "UPDATE threads SET title = NULL, title_message_id = NULL WHERE title_message_id IS NOT NULL AND EXISTS "
+    "(SELECT 1 FROM messages m WHERE m.id = ? AND m.thread_id = threads.id "
+    "AND m.platform_message_id = threads.title_message_id)"
+)
+
+
+def _follow_copies(connection: sqlite3.Connection, *, message_ids: list[int]) -> None:
+    """What was made from ``message_ids`` goes with their text: quotes, the turn's tool calls, the title."""
+    _scrub_trail(connection, message_ids=message_ids)
+    connection.executemany(_SCRUB_TURN_CALLS, [(m, REMOVED_EXCERPT) for m in message_ids])
+    connection.executemany(_SCRUB_TURN_APPROVALS, [(m, REMOVED_EXCERPT) for m in message_ids])
+    connection.executemany(_FORGET_TITLES, [(m,) for m in message_ids])
+
+
+def _erase_person(connection: sqlite3.Connection, *, platform: str, user_id: str) -> None:
+    """Take ``user_id``'s id and name off the rows of what they did on ``platform`` (the facts stay)."""
+    threads = "SELECT id FROM threads WHERE platform = ?2"
+    for statement in (
+        "UPDATE tool_calls SET decided_by = NULL WHERE (thread_id, decided_by) IN "
+        f"(SELECT thread_id, decided_by_name FROM approvals WHERE decided_by_id = ?1 AND thread_id IN ({threads}))",
+        "UPDATE approvals SET decided_by_id = NULL, decided_by_name = NULL "
+        f"WHERE decided_by_id = ?1 AND thread_id IN ({threads})",
+        f"UPDATE cards SET resolved_by_id = NULL, resolved_by_name = NULL WHERE resolved_by_id = ?1 "
+        f"AND thread_id IN ({threads})",
+        f"UPDATE thread_settings SET changed_by_id = NULL WHERE changed_by_id = ?1 AND thread_id IN ({threads})",
+        f"UPDATE usage SET user_id = NULL WHERE user_id = ?1 AND (thread_id IS NULL OR thread_id IN ({threads}))",
+        "UPDATE feedback SET user_id = 'forgotten:' || id, user_name = '' WHERE user_id = ?1 AND message_id IN "
+        f"(SELECT id FROM messages WHERE thread_id IN ({threads}))",
+    ):
+        connection.execute(statement, (user_id, platform))
+
+
 def _blank(connection: sqlite3.Connection, *, message_ids: list[int], now: str, erase_author: bool) -> None:
     """Blank rows and mark them deleted; a waiting one stops waiting (there is nothing left to answer)."""
     author = ", author_id = '', author_name = ''" if erase_author else ""
@@ -74,7 +129,7 @@ def _blank(connection: sqlite3.Connection, *, message_ids: list[int], now: str, 
         f"reply_state = CASE WHEN reply_state = 'waiting' THEN 'answered' ELSE reply_state END{author} WHERE id = ?",
         [(now, message_id) for message_id in message_ids],
     )
-    _scrub_trail(connection, message_ids=message_ids)
+    _follow_copies(connection, message_ids=message_ids)
 
 
 class ErasureStore:
@@ -123,7 +178,7 @@ class ErasureStore:
             connection.execute(
                 "UPDATE messages SET content = ?, edited_utc = ? WHERE id = ?", (content, now, message_id)
             )
-            _scrub_trail(connection, message_ids=[message_id])
+            _follow_copies(connection, message_ids=[message_id])
             connection.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
             _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_EDITED)
             return message_id
@@ -152,16 +207,20 @@ class ErasureStore:
 
         def work(connection: sqlite3.Connection) -> list[UserErasure]:
             rows = connection.execute(
-                "SELECT m.id, m.thread_id, t.thread, t.title FROM messages m JOIN threads t ON t.id = m.thread_id "
+                "SELECT m.id, m.thread_id, t.thread FROM messages m JOIN threads t ON t.id = m.thread_id "
                 "WHERE t.platform = ? AND m.author_id = ? AND m.role = 'user' ORDER BY m.id",
                 (platform, user_id),
             ).fetchall()
             self._erase_rows(connection, rows=rows, now=when, erase_author=True)
-            return group_by_thread(rows)
+            _erase_person(connection, platform=platform, user_id=user_id)
+            titles = connection.execute(
+                "SELECT id, title FROM threads WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps([row["thread_id"] for row in rows]),),
+            ).fetchall()  # read after the erasure: a title made from their message is gone
+            return group_by_thread(rows, titles={row["id"]: row["title"] for row in titles})
 
         erased = await self._db.run(work)
-        if erased:
-            await self._leave_no_trace()
+        await self._leave_no_trace()
         return erased
 
     async def purge_older_than(self, *, cutoff: datetime, now: datetime) -> int:
