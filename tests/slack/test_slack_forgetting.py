@@ -9,6 +9,7 @@ from tests.fakes.slack import FakeSlack, Payloads
 from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 from tests.slack.conftest import SlackBotFactory
+from tests.slack.test_slack_commands import private, shortcut
 from tests.slack.test_slack_socket_mode import card_posts, card_value, replies_in, settle
 
 
@@ -53,3 +54,35 @@ async def test_a_deleted_thread_reply_is_gone_from_the_live_session_and_from_the
     for text in ("hunter2", "ghost-42"):
         assert text not in summary and text not in fake_llm.requests[-1].prompt_text
     assert fake_llm.requests[-1].body["messages"][-1]["content"] == "Alice: still there?"
+
+
+def _bytes_of(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file())
+
+
+async def test_a_deleted_mention_takes_its_thread_title_out_of_the_export_and_the_database_file(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_llm.reply_with(lambda body: "Noted.")
+    mention = Payloads.mention("my password is hunter2, rotate it")
+    root = mention["ts"]
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(mention))
+        await wait_until(lambda: len(replies_in(fake_slack, root)) == 1)
+        await settle(bot)
+        [thread] = db_rows(db_path, "SELECT title FROM threads")
+        assert thread["title"] == "my password is hunter2, rotate it"  # made from the mention
+        assert b"hunter2" in _bytes_of(db_path.parent)
+        await fake_slack.send(Payloads.event_body(Payloads.deleted(ts=root, thread_ts=root)))
+        await wait_until(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 1)
+        assert db_rows(db_path, "SELECT title FROM threads")[0]["title"] is None
+        await shortcut(fake_slack, "tk_export", root, user="UBOB")
+        await private(fake_slack, user="UBOB")
+        await settle(bot)
+        # While the bot still has the database open (its -wal and -shm exist)...
+        assert b"hunter2" not in _bytes_of(db_path.parent)
+    [(_, filename, content)] = fake_slack.shared_files()
+    assert filename == f"thread-slack-{root.replace('.', '')}.md"  # from ids, never from the text
+    assert "hunter2" not in content.decode() and "*(deleted)*" in content.decode()
+    # ...and once it has closed it.
+    assert b"hunter2" not in _bytes_of(db_path.parent)
