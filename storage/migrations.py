@@ -294,14 +294,14 @@ TITLE_OF_CHANGED_MESSAGES = (
 
 
 async def m008_ids_never_reused_and_title_source(connection: aiosqlite.Connection) -> None:
-    """Thread and message ids are never reused, and a thread's title remembers the message it was made from.
+    """Thread, message and session ids are never reused, and a thread's title remembers the message it came from.
 
-    The erasure journal, the buttons and the trail name threads and messages by id. With a plain INTEGER PRIMARY
-    KEY, forgetting the newest thread handed its id to the next new thread, and the journal row of the old one
-    then dropped the new one's state. SQLite cannot add AUTOINCREMENT to a table, so ``threads`` and ``messages``
-    are rebuilt with every row and id (``migrate`` turns foreign keys off meanwhile, so dropping the old tables
-    cascades nowhere), and the counters start above every id the journal names: ids forgotten before this
-    upgrade are not handed out again either.
+    The erasure journal, the buttons, the trail and live sessions name threads, messages and sessions by id. With
+    a plain INTEGER PRIMARY KEY, forgetting the newest thread handed its id to the next new thread, and the
+    journal row of the old one then dropped the new one's state. SQLite cannot add AUTOINCREMENT to a table, so
+    ``threads``, ``messages`` and ``sessions`` are rebuilt with every row and id (``migrate`` turns foreign keys
+    off meanwhile, so dropping the old tables cascades nowhere), and the counters start above every id the
+    journal names: ids forgotten before this upgrade are not handed out again either.
 
     ``title_message_id`` is the platform id of the message the title was made from (NULL when the platform named
     the thread): deleting, editing or forgetting that message blanks the title (storage/erasure.py).
@@ -355,6 +355,25 @@ async def m008_ids_never_reused_and_title_source(connection: aiosqlite.Connectio
     await connection.execute("DROP TABLE messages")  # its triggers and index go with it
     await connection.execute("ALTER TABLE messages_autoincrement RENAME TO messages")
     await connection.execute("CREATE INDEX messages_waiting ON messages (thread_id) WHERE reply_state = 'waiting'")
+    # A live session writes its rebuilt summary back by session id (storage/sessions.py, replace_summary).
+    await connection.execute(
+        """
+        CREATE TABLE sessions_autoincrement (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            thread_id INTEGER NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            origin TEXT NOT NULL CHECK (origin IN ('fresh', 'catch_up')),
+            model TEXT NOT NULL,
+            started_utc TEXT NOT NULL,
+            summary TEXT,
+            summary_through_message_id INTEGER REFERENCES messages (id) ON DELETE SET NULL
+        )
+        """
+    )
+    columns = "id, thread_id, origin, model, started_utc, summary, summary_through_message_id"
+    await connection.execute(f"INSERT INTO sessions_autoincrement ({columns}) SELECT {columns} FROM sessions")
+    await connection.execute("DROP TABLE sessions")
+    await connection.execute("ALTER TABLE sessions_autoincrement RENAME TO sessions")
+    await connection.execute("CREATE INDEX sessions_by_thread ON sessions (thread_id, id)")
     # The search index keeps its entries (every row kept its id); the triggers went with the old table.
     await connection.execute(
         "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN "

@@ -142,7 +142,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
         assert {r["name"]: r["tbl_name"] for r in indexes} == EXPECTED_INDEXES
         triggers = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'trigger'")
         assert {r["name"] for r in triggers} == EXPECTED_TRIGGERS
-        for table in ("cards", "threads", "messages"):  # ids the journal and buttons name are never reused
+        for table in ("cards", "threads", "messages", "sessions"):  # ids the journal and buttons name are never reused
             table_sql = await db.fetchone("SELECT sql FROM sqlite_master WHERE name = ?", (table,))
             assert table_sql is not None and "id INTEGER PRIMARY KEY AUTOINCREMENT" in table_sql["sql"], table
         names = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "secure_delete")

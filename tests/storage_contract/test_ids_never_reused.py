@@ -17,7 +17,7 @@ from tests.storage_contract.test_erasure_copies import rows
 NEW = "m008_ids_never_reused_and_title_source"
 
 
-async def test_a_forgotten_newest_thread_message_card_approval_and_journal_row_keep_their_ids(
+async def test_a_forgotten_newest_thread_message_session_card_approval_and_journal_row_keep_their_ids(
     storage: Storage,
 ) -> None:
     kept = await new_thread(storage, "kept")
@@ -25,6 +25,7 @@ async def test_a_forgotten_newest_thread_message_card_approval_and_journal_row_k
     newest = await new_thread(storage, "newest")
     newest_message = await say(storage, newest, "n1", "the newest message")
     card, _ = await storage.cards.open_card(thread_id=newest, now=NOW)
+    session = await storage.sessions.record(thread_id=newest, origin="fresh", model="m", started_utc=NOW)
     approval = await storage.approvals.open(thread_id=newest, tool="t", arguments_preview="{}", now=NOW)
     await storage.erasures.forget_thread(thread_id=newest, now=NOW)
     [journal] = await storage.erasures.since(after_id=0)
@@ -35,6 +36,7 @@ async def test_a_forgotten_newest_thread_message_card_approval_and_journal_row_k
     assert again > newest
     assert await say(storage, again, "x1", "a new message") > newest_message
     new_card, _ = await storage.cards.open_card(thread_id=again, now=NOW)
+    assert await storage.sessions.record(thread_id=again, origin="fresh", model="m", started_utc=NOW) > session
     assert new_card.id > card.id
     assert await storage.approvals.open(thread_id=again, tool="t", arguments_preview="{}", now=NOW) > approval
     await storage.erasures.delete_message(thread_id=again, platform_message_id="x1", deleted_utc=NOW)
@@ -164,6 +166,6 @@ async def test_the_sqlite_upgrade_leaves_a_consistent_file(tmp_path: Path) -> No
         assert (await db.fetchone("PRAGMA integrity_check"))[0] == "ok"
         assert await db.fetchall("PRAGMA foreign_key_check") == []
         assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
-        for table in ("threads", "messages"):
+        for table in ("threads", "messages", "sessions"):
             sql = await db.fetchone("SELECT sql FROM sqlite_master WHERE name = ?", (table,))
             assert "id INTEGER PRIMARY KEY AUTOINCREMENT" in sql["sql"]
