@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
+
+from bots.cli import forget
+from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads
 from tests.fakes.waiting import wait_until
@@ -86,3 +91,31 @@ async def test_a_deleted_mention_takes_its_thread_title_out_of_the_export_and_th
     assert "hunter2" not in content.decode() and "*(deleted)*" in content.decode()
     # ...and once it has closed it.
     assert b"hunter2" not in _bytes_of(db_path.parent)
+
+
+async def test_forgetting_the_newest_thread_beside_the_bot_leaves_the_next_new_thread_alone(
+    slack_bot: SlackBotFactory,
+    fake_slack: FakeSlack,
+    fake_llm: FakeLLM,
+    db_path: Path,
+    make_settings: MakeSettings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The journal row of the forgotten thread names its id; the next new thread must not get that id, or the
+    running bot drops that thread's state when it reads the row, and its next question waits behind a card."""
+    caplog.set_level(logging.INFO, logger="bots.forgetting")
+    fake_llm.reply_with(lambda body: "Noted.")
+    old, new = Payloads.mention("an old plan"), Payloads.mention("a new plan")
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(old))
+        await wait_until(lambda: len(replies_in(fake_slack, old["ts"])) == 1)
+        await settle(bot)
+        assert await forget(make_settings(), old["ts"]) == 0  # the CLI beside the running bot
+        await fake_slack.send(Payloads.event_body(new))  # before the bot has read the journal
+        await wait_until(lambda: len(replies_in(fake_slack, new["ts"])) == 1)
+        await wait_until(lambda: "was forgotten; its live session and state are dropped" in caplog.text)
+        await fake_slack.send(Payloads.event_body(Payloads.message("and then?", thread_ts=new["ts"])))
+        await wait_until(lambda: len(replies_in(fake_slack, new["ts"])) == 2, what="an answer, not a card")
+        await settle(bot)
+    assert card_posts(fake_slack) == []
+    assert old["ts"] in caplog.text and f"'{new['ts']}') was forgotten" not in caplog.text
