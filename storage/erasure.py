@@ -64,34 +64,36 @@ def _journal(connection: sqlite3.Connection, *, thread_id: int, message_id: int 
 
 
 def _scrub_trail(connection: sqlite3.Connection, *, message_ids: list[int]) -> None:
-    """Tool results that quoted one of ``message_ids`` lose their excerpt."""
-    connection.executemany(
-        "UPDATE tool_calls SET result_excerpt = ? "
-        "WHERE EXISTS (SELECT 1 FROM json_each(tool_calls.cites_json) WHERE json_each.value = ?)",
-        [(REMOVED_EXCERPT, message_id) for message_id in message_ids],
+    """Tool results that quoted one of ``message_ids`` lose their excerpt (one pass over the trail for all of
+    them: one pass per message made ``forget --user`` of 2,000 messages take 44 s beside a 50,000-call trail)."""
+    connection.execute(
+        "UPDATE tool_calls SET result_excerpt = ? WHERE cites_json != '[]' AND EXISTS (SELECT 1 FROM "
+        "json_each(tool_calls.cites_json) AS cited WHERE cited.value IN (SELECT value FROM json_each(?)))",
+        (REMOVED_EXCERPT, json.dumps(message_ids)),
     )
 
 
 # The tool calls and approval requests of the turn that answered user message ?1: placed (or asked) from it
 # until the next reply of the bot ('9' sorts after every ISO time).
+# Each statement starts from the message's row, so it reads the thread's rows by index, not whole tables.
+_QUESTION_THREAD = "(SELECT thread_id FROM messages WHERE id = ?1 AND role = 'user')"
 _NEXT_REPLY = (
-    "(SELECT MIN(r.id) FROM messages r WHERE r.thread_id = q.thread_id AND r.role = 'assistant' AND r.id > q.id)"
+    "(SELECT MIN(r.id) FROM messages q JOIN messages r ON r.thread_id = q.thread_id "
+    "WHERE q.id = ?1 AND r.role = 'assistant' AND r.id > ?1)"
 )
 _SCRUB_TURN_CALLS = (
-    "UPDATE tool_calls SET arguments_json = '{}', result_excerpt = ?2 WHERE EXISTS (SELECT 1 FROM messages q "
-    "WHERE q.id = ?1 AND q.role = 'user' AND q.thread_id = tool_calls.thread_id "
-    f"AND tool_calls.after_message_id >= q.id AND tool_calls.after_message_id < COALESCE({_NEXT_REPLY}, {2**62}))"
+    f"UPDATE tool_calls SET arguments_json = '{{}}', result_excerpt = ?2 WHERE thread_id = {_QUESTION_THREAD} "
+    f"AND after_message_id >= ?1 AND after_message_id < COALESCE({_NEXT_REPLY}, {2**62})"
 )
 _SCRUB_TURN_APPROVALS = (
-    "UPDATE approvals SET arguments_preview = ?2 WHERE EXISTS (SELECT 1 FROM messages q "
-    "WHERE q.id = ?1 AND q.role = 'user' AND q.thread_id = approvals.thread_id "
-    "AND approvals.created_utc >= q.logged_utc AND approvals.created_utc < "
-    f"COALESCE((SELECT logged_utc FROM messages WHERE id = {_NEXT_REPLY}), '9'))"
+    f"UPDATE approvals SET arguments_preview = ?2 WHERE thread_id = {_QUESTION_THREAD} "
+    "AND created_utc >= (SELECT logged_utc FROM messages WHERE id = ?1) "
+    f"AND created_utc < COALESCE((SELECT logged_utc FROM messages WHERE id = {_NEXT_REPLY}), '9')"
 )
 _FORGET_TITLES = (
-    "UPDATE threads SET title = NULL, title_message_id = NULL WHERE title_message_id IS NOT NULL AND EXISTS "
-    "(SELECT 1 FROM messages m WHERE m.id = ? AND m.thread_id = threads.id "
-    "AND m.platform_message_id = threads.title_message_id)"
+    "UPDATE threads SET title = NULL, title_message_id = NULL "
+    "WHERE id = (SELECT thread_id FROM messages WHERE id = ?1) "
+    "AND title_message_id = (SELECT platform_message_id FROM messages WHERE id = ?1)"
 )
 
 
