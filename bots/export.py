@@ -112,6 +112,9 @@ def as_json(
 
 
 def markdown_filename(thread: ThreadRecord) -> str:
-    """A safe file name for the thread's Markdown export: its title's words, else its id."""
-    stem = "-".join(re.findall(r"[A-Za-z0-9]+", thread.title or ""))[:60].strip("-").lower()
-    return f"{stem or 'thread-' + re.sub(r'[^A-Za-z0-9]', '', thread.thread)[:40]}.md"
+    """A safe file name for the thread's Markdown export, made from its ids only.
+
+    Never from its title: a title is made from a message, and a file name outlives the message wherever the
+    file was sent or saved.
+    """
+    return f"thread-{thread.platform}-{re.sub(r'[^A-Za-z0-9]', '', thread.thread)[:40]}.md"

@@ -74,7 +74,10 @@ class MessageIntake:
         return thread in self._states or await self._log.find_thread(**key_columns(thread)) is not None
 
     async def _state(self, message: IncomingMessage) -> ThreadState:
-        return await self._states.get(message.thread, title=message.thread_title, now=self._clock())
+        source = message.message_id if message.title_from_text else None
+        return await self._states.get(
+            message.thread, title=message.thread_title, now=self._clock(), title_message_id=source
+        )
 
     async def _write(self, state: ThreadState, message: IncomingMessage) -> tuple[LoggedMessage, bool]:
         return await self._log.record_message(

@@ -151,6 +151,9 @@ class IncomingMessage:
     thread_title: str | None = None
     event_key: str | None = None
     raw: object = field(default=None, compare=False, repr=False)
+    # The title was made from this message's text (not named by the platform or the console): it then follows
+    # the message, and goes when the message is deleted, edited or forgotten.
+    title_from_text: bool = False
 
 
 class CardAction(enum.StrEnum):

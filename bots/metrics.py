@@ -136,10 +136,24 @@ class MeteredThreadLog:
         self.thread = inner.thread
 
     async def ensure_thread(
-        self, *, platform: str, workspace: str, channel: str, thread: str, title: str | None, now: datetime
+        self,
+        *,
+        platform: str,
+        workspace: str,
+        channel: str,
+        thread: str,
+        title: str | None,
+        now: datetime,
+        title_message_id: str | None = None,
     ) -> int:
         thread_id = await self._inner.ensure_thread(
-            platform=platform, workspace=workspace, channel=channel, thread=thread, title=title, now=now
+            platform=platform,
+            workspace=workspace,
+            channel=channel,
+            thread=thread,
+            title=title,
+            now=now,
+            title_message_id=title_message_id,
         )
         self._platforms[thread_id] = platform
         return thread_id

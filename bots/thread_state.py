@@ -152,11 +152,15 @@ class ThreadStates:
     def __contains__(self, key: ThreadKey) -> bool:
         return key in self._states
 
-    async def get(self, key: ThreadKey, *, title: str | None, now: datetime) -> ThreadState:
+    async def get(
+        self, key: ThreadKey, *, title: str | None, now: datetime, title_message_id: str | None = None
+    ) -> ThreadState:
         """The thread's state, creating its row and state on first sight; marks it most recently used."""
         state = self._states.get(key)
         if state is None:
-            thread_id = await self._log.ensure_thread(**key_columns(key), title=title, now=now)
+            thread_id = await self._log.ensure_thread(
+                **key_columns(key), title=title, now=now, title_message_id=title_message_id
+            )
             state = self._states.setdefault(key, ThreadState(key=key, thread_id=thread_id))
             self._keys[state.thread_id] = key
             self._bound(keep=state)

@@ -88,14 +88,22 @@ class ThreadLog:
         )
 
     async def ensure_thread(
-        self, *, platform: str, workspace: str, channel: str, thread: str, title: str | None, now: datetime
+        self,
+        *,
+        platform: str,
+        workspace: str,
+        channel: str,
+        thread: str,
+        title: str | None,
+        now: datetime,
+        title_message_id: str | None = None,
     ) -> int:
         """The thread's row id, creating the row on first sight."""
         async with self._db.transaction() as connection:
             await connection.execute(
-                "INSERT INTO threads (platform, workspace, channel, thread, title, created_utc) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (platform, workspace, channel, thread, title, iso(now)),
+                "INSERT INTO threads (platform, workspace, channel, thread, title, title_message_id, created_utc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (platform, workspace, channel, thread, title, title_message_id if title else None, iso(now)),
             )
             cursor = await connection.execute(
                 "SELECT id FROM threads WHERE platform = ? AND workspace = ? AND channel = ? AND thread = ?",

@@ -276,6 +276,133 @@ async def m007_thread_settings(connection: aiosqlite.Connection) -> None:
     await connection.execute("ALTER TABLE messages ADD COLUMN replaced_utc TEXT")
 
 
+# The first user message of each titled thread, when the title could have been made from it: its text starts
+# with the title (Discord cuts a long first line with "…"), or it was deleted or edited since (its old text can
+# no longer be compared, and a title made from it must not outlive it).
+TITLE_SOURCE_BACKFILL = (
+    "UPDATE threads SET title_message_id = (SELECT m.platform_message_id FROM messages m "
+    "WHERE m.id = (SELECT MIN(f.id) FROM messages f WHERE f.thread_id = threads.id AND f.role = 'user') "
+    "AND (m.deleted_utc IS NOT NULL OR m.edited_utc IS NOT NULL "
+    "OR substr(m.content, 1, length(rtrim(threads.title, '…'))) = rtrim(threads.title, '…'))) "
+    "WHERE title IS NOT NULL"
+)
+# A title whose message was deleted or edited before this upgrade goes now, as it would have then.
+TITLE_OF_CHANGED_MESSAGES = (
+    "UPDATE threads SET title = NULL, title_message_id = NULL WHERE title_message_id IN (SELECT m.platform_message_id "
+    "FROM messages m WHERE m.thread_id = threads.id AND (m.deleted_utc IS NOT NULL OR m.edited_utc IS NOT NULL))"
+)
+
+
+async def m008_ids_never_reused_and_title_source(connection: aiosqlite.Connection) -> None:
+    """Thread, message and session ids are never reused, and a thread's title remembers the message it came from.
+
+    The erasure journal, the buttons, the trail and live sessions name threads, messages and sessions by id. With
+    a plain INTEGER PRIMARY KEY, forgetting the newest thread handed its id to the next new thread, and the
+    journal row of the old one then dropped the new one's state. SQLite cannot add AUTOINCREMENT to a table, so
+    ``threads``, ``messages`` and ``sessions`` are rebuilt with every row and id (``migrate`` turns foreign keys
+    off meanwhile, so dropping the old tables cascades nowhere), and the counters start above every id the
+    journal names: ids forgotten before this upgrade are not handed out again either.
+
+    ``title_message_id`` is the platform id of the message the title was made from (NULL when the platform named
+    the thread): deleting, editing or forgetting that message blanks the title (storage/erasure.py).
+    """
+    await connection.execute(
+        """
+        CREATE TABLE threads_autoincrement (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            platform TEXT NOT NULL,
+            workspace TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            thread TEXT NOT NULL,
+            title TEXT,
+            created_utc TEXT NOT NULL,
+            last_message_utc TEXT,
+            title_message_id TEXT,
+            UNIQUE (platform, workspace, channel, thread)
+        )
+        """
+    )
+    columns = "id, platform, workspace, channel, thread, title, created_utc, last_message_utc"
+    await connection.execute(f"INSERT INTO threads_autoincrement ({columns}) SELECT {columns} FROM threads")
+    await connection.execute("DROP TABLE threads")
+    await connection.execute("ALTER TABLE threads_autoincrement RENAME TO threads")
+    await connection.execute(
+        """
+        CREATE TABLE messages_autoincrement (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            thread_id INTEGER NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            platform_message_id TEXT NOT NULL,
+            author_id TEXT NOT NULL,
+            author_name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content TEXT NOT NULL,
+            attachments_json TEXT NOT NULL DEFAULT '[]',
+            reply_state TEXT CHECK (reply_state IN ('waiting', 'answered')),
+            sent_utc TEXT NOT NULL,
+            logged_utc TEXT NOT NULL,
+            edited_utc TEXT,
+            deleted_utc TEXT,
+            replaced_utc TEXT,
+            UNIQUE (thread_id, platform_message_id)
+        )
+        """
+    )
+    columns = (
+        "id, thread_id, platform_message_id, author_id, author_name, role, content, attachments_json, reply_state, "
+        "sent_utc, logged_utc, edited_utc, deleted_utc, replaced_utc"
+    )
+    await connection.execute(f"INSERT INTO messages_autoincrement ({columns}) SELECT {columns} FROM messages")
+    await connection.execute("DROP TABLE messages")  # its triggers and index go with it
+    await connection.execute("ALTER TABLE messages_autoincrement RENAME TO messages")
+    await connection.execute("CREATE INDEX messages_waiting ON messages (thread_id) WHERE reply_state = 'waiting'")
+    # A live session writes its rebuilt summary back by session id (storage/sessions.py, replace_summary).
+    await connection.execute(
+        """
+        CREATE TABLE sessions_autoincrement (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            thread_id INTEGER NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            origin TEXT NOT NULL CHECK (origin IN ('fresh', 'catch_up')),
+            model TEXT NOT NULL,
+            started_utc TEXT NOT NULL,
+            summary TEXT,
+            summary_through_message_id INTEGER REFERENCES messages (id) ON DELETE SET NULL
+        )
+        """
+    )
+    columns = "id, thread_id, origin, model, started_utc, summary, summary_through_message_id"
+    await connection.execute(f"INSERT INTO sessions_autoincrement ({columns}) SELECT {columns} FROM sessions")
+    await connection.execute("DROP TABLE sessions")
+    await connection.execute("ALTER TABLE sessions_autoincrement RENAME TO sessions")
+    await connection.execute("CREATE INDEX sessions_by_thread ON sessions (thread_id, id)")
+    # The search index keeps its entries (every row kept its id); the triggers went with the old table.
+    await connection.execute(
+        "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN "
+        "INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); END"
+    )
+    await connection.execute(
+        "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN "
+        "INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); END"
+    )
+    await connection.execute(
+        "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN "
+        "INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); "
+        "INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); END"
+    )
+    for table, journaled in (("threads", "thread_id"), ("messages", "message_id")):
+        await connection.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT ?, 0 WHERE NOT EXISTS "
+            "(SELECT 1 FROM sqlite_sequence WHERE name = ?)",
+            (table, table),
+        )
+        await connection.execute(
+            f"UPDATE sqlite_sequence SET seq = MAX(seq, (SELECT COALESCE(MAX({journaled}), 0) FROM erasures)) "
+            "WHERE name = ?",
+            (table,),
+        )
+    await connection.execute(TITLE_SOURCE_BACKFILL)
+    await connection.execute(TITLE_OF_CHANGED_MESSAGES)
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_cards_autoincrement,
@@ -284,6 +411,7 @@ MIGRATIONS: list[Migration] = [
     m005_search_and_trail,
     m006_feedback,
     m007_thread_settings,
+    m008_ids_never_reused_and_title_source,
 ]
 
 
@@ -297,15 +425,27 @@ async def migrate(db: Database, migrations: list[Migration] | None = None) -> li
     await db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)")
     done = set(await applied_migrations(db))
     applied = []
-    for migration in migrations if migrations is not None else MIGRATIONS:
-        name = migration.__name__
-        if name in done:
-            continue
-        async with db.transaction() as connection:
-            await migration(connection)
-            await connection.execute(
-                "INSERT INTO _migrations (name, applied_utc) VALUES (?, ?)",
-                (name, datetime.now(UTC).isoformat()),
-            )
-        applied.append(name)
+    # A rebuilt table (m002, m008) is dropped, and with foreign keys on, DROP TABLE first deletes every row,
+    # cascading into the tables that reference it. SQLite's own procedure for such changes: keys off around the
+    # migrations (the pragma cannot change inside a transaction), and a foreign_key_check before each commit.
+    await db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        for migration in migrations if migrations is not None else MIGRATIONS:
+            name = migration.__name__
+            if name in done:
+                continue
+            async with db.transaction() as connection:
+                await migration(connection)
+                cursor = await connection.execute("PRAGMA foreign_key_check")
+                broken = list(await cursor.fetchall())
+                await cursor.close()
+                if broken:
+                    raise RuntimeError(f"migration {name} would leave rows pointing nowhere: {tuple(broken[0])}")
+                await connection.execute(
+                    "INSERT INTO _migrations (name, applied_utc) VALUES (?, ?)",
+                    (name, datetime.now(UTC).isoformat()),
+                )
+            applied.append(name)
+    finally:
+        await db.execute("PRAGMA foreign_keys=ON")
     return applied

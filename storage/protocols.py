@@ -43,9 +43,21 @@ class ThreadLog(Protocol):
     """Threads and their messages, each message logged exactly once."""
 
     async def ensure_thread(
-        self, *, platform: str, workspace: str, channel: str, thread: str, title: str | None, now: datetime
+        self,
+        *,
+        platform: str,
+        workspace: str,
+        channel: str,
+        thread: str,
+        title: str | None,
+        now: datetime,
+        title_message_id: str | None = None,
     ) -> int:
-        """The thread's row id, creating the row on first sight."""
+        """The thread's row id, creating the row on first sight.
+
+        ``title_message_id``: the platform id of the message ``title`` was made from, if it was; the title then
+        follows that message (blanked when it is deleted, edited or forgotten).
+        """
         ...
 
     async def find_thread(self, *, platform: str, workspace: str, channel: str, thread: str) -> int | None: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -248,9 +249,10 @@ class DiscordAdapter:
             target = await self._thread_for(message, mentioned=self._mentions_me(message))
             if target is None:
                 return
-            key, title = target
+            key, title, named_after_it = target
             await self._backfill(message, key=key, title=title)
-            await self._router.handle_message(await self._incoming(message, key=key, title=title))
+            incoming = await self._incoming(message, key=key, title=title)
+            await self._router.handle_message(replace(incoming, title_from_text=named_after_it))
         except discord.HTTPException as exc:
             log.error("Discord refused a call while handling message %s: %s", message.id, exc)
 
@@ -304,15 +306,18 @@ class DiscordAdapter:
             missed += 1
         return missed
 
-    async def _thread_for(self, message: discord.Message, *, mentioned: bool) -> tuple[ThreadKey, str | None] | None:
-        """The thread a message belongs to, creating one for a mention in a channel; None to ignore it."""
+    async def _thread_for(
+        self, message: discord.Message, *, mentioned: bool
+    ) -> tuple[ThreadKey, str | None, bool] | None:
+        """The thread a message belongs to (creating one for a mention in a channel; None to ignore it), its name,
+        and whether the name was made from this message (a thread the bot creates, named after the mention)."""
         channel = message.channel
         if message.guild is None:
-            return translate.key_for(channel), None
+            return translate.key_for(channel), None, False
         if isinstance(channel, discord.Thread):
             key = translate.key_for(channel)
             if mentioned or await self._router.is_tracked(key):
-                return key, channel.name
+                return key, channel.name, False
             return None
         if mentioned and isinstance(channel, discord.TextChannel):
             name = translate.thread_name(
@@ -320,7 +325,7 @@ class DiscordAdapter:
                 author=message.author.display_name,
             )
             thread = await message.create_thread(name=name, auto_archive_duration=1440)
-            return translate.key_for(thread), thread.name
+            return translate.key_for(thread), thread.name, True
         return None
 
     async def _key_for_channel_id(self, channel_id: int, guild_id: int | None) -> ThreadKey | None:
@@ -339,22 +344,26 @@ class DiscordAdapter:
         message = payload.message
         if message.author.bot or message.edited_at is None:
             return
-        key = await self._key_for_channel_id(payload.channel_id, payload.guild_id)
-        if key is not None:
-            text = translate.strip_mentions(message.content, self._mention_ids(message.guild))
+        text = translate.strip_mentions(message.content, self._mention_ids(message.guild))
+        for key in await self._keys_of(payload.channel_id, payload.guild_id, payload.message_id):
             await self._router.handle_edit(MessageEdit(thread=key, message_id=str(payload.message_id), text=text))
 
     async def on_raw_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        key = await self._key_for_channel_id(payload.channel_id, payload.guild_id)
-        if key is not None:
+        for key in await self._keys_of(payload.channel_id, payload.guild_id, payload.message_id):
             await self._router.handle_deletion(MessageDeletion(thread=key, message_id=str(payload.message_id)))
 
     async def on_raw_bulk_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         """A moderator's purge: each message is forgotten as if deleted one by one."""
-        key = await self._key_for_channel_id(payload.channel_id, payload.guild_id)
-        if key is not None:
-            for message_id in sorted(payload.message_ids):
+        for message_id in sorted(payload.message_ids):
+            for key in await self._keys_of(payload.channel_id, payload.guild_id, message_id):
                 await self._router.handle_deletion(MessageDeletion(thread=key, message_id=str(message_id)))
+
+    async def _keys_of(self, channel_id: int, guild_id: int | None, message_id: int) -> list[ThreadKey]:
+        """Where a message was logged: its channel's thread, and for a server channel's message also the thread
+        it started (Discord gives that thread the message's id; the bot's threads start from the mention)."""
+        key = await self._key_for_channel_id(channel_id, guild_id)
+        started = translate.thread_started_by(key, message_id) if key is not None else None
+        return [k for k in (key, started) if k is not None]
 
     async def on_card_click(self, interaction: discord.Interaction[Any], card_id: int, action: CardAction) -> None:
         """A "Where were we?" button: the router resolves the card."""

@@ -28,6 +28,13 @@ def key_for(channel: discord.abc.Messageable | discord.abc.GuildChannel | discor
     return ThreadKey(PLATFORM, str(guild.id) if guild else "", channel_id, channel_id)
 
 
+def thread_started_by(channel: ThreadKey, message_id: int) -> ThreadKey | None:
+    """The thread a message of a server channel may have started (it has the message's id); None elsewhere."""
+    if not channel.workspace or channel.thread != channel.channel:
+        return None
+    return ThreadKey(PLATFORM, channel.workspace, channel.channel, str(message_id))
+
+
 def key_of_click(interaction: discord.Interaction[Any]) -> ThreadKey | None:
     """Where a button was pressed; Discord sends the channel (a thread, with its parent) with every click."""
     channel = interaction.channel

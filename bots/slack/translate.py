@@ -170,6 +170,7 @@ def message_from(
         thread_title=strip_mentions(str(text), bot_user_id=bot_user_id)[:100] or None,
         event_key=body.get("event_id") if isinstance(body.get("event_id"), str) else None,
         raw=body,
+        title_from_text=True,
     )
 
 

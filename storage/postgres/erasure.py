@@ -39,8 +39,11 @@ from storage.records import (
 log = logging.getLogger(__name__)
 
 JOURNAL_LOCK = 7_318_112_002
-# Every table that can hold a forgotten message's text (or, for a thread, its title) in a row version.
-ERASED_TABLES = ("messages", "sessions", "tool_calls", "threads", "approvals", "feedback")
+# Every table that can hold a forgotten message's text (or, for a thread, its title), or a forgotten person's id
+# or name, in a row version.
+ERASED_TABLES = (
+    "messages", "sessions", "tool_calls", "threads", "approvals", "feedback", "cards", "usage", "thread_settings"
+)  # fmt: skip
 
 _INVALIDATE_SUMMARIES = (
     "UPDATE sessions SET summary = NULL, summary_through_message_id = NULL "
@@ -69,6 +72,54 @@ async def _scrub_trail(connection: Connection, *, message_ids: list[int]) -> Non
     )
 
 
+# The tool calls and approval requests of the turn that answered user message q: placed (or asked) from it until
+# the next reply of the bot, as in storage/erasure.py ('9' sorts after every ISO time).
+_NEXT_REPLY = (
+    "(SELECT MIN(r.id) FROM messages r WHERE r.thread_id = q.thread_id AND r.role = 'assistant' AND r.id > q.id)"
+)
+_SCRUB_TURN_CALLS = (
+    "UPDATE tool_calls SET arguments_json = '{}', result_excerpt = %s FROM messages q "
+    "WHERE q.id = ANY(%s) AND q.role = 'user' AND q.thread_id = tool_calls.thread_id "
+    f"AND tool_calls.after_message_id >= q.id AND tool_calls.after_message_id < COALESCE({_NEXT_REPLY}, {2**62})"
+)
+_SCRUB_TURN_APPROVALS = (
+    "UPDATE approvals SET arguments_preview = %s FROM messages q "
+    "WHERE q.id = ANY(%s) AND q.role = 'user' AND q.thread_id = approvals.thread_id "
+    "AND approvals.created_utc >= q.logged_utc AND approvals.created_utc < "
+    f"COALESCE((SELECT logged_utc FROM messages WHERE id = {_NEXT_REPLY}), '9')"
+)
+_FORGET_TITLES = (
+    "UPDATE threads SET title = NULL, title_message_id = NULL FROM messages m "
+    "WHERE m.id = ANY(%s) AND m.thread_id = threads.id AND m.platform_message_id = threads.title_message_id"
+)
+
+
+async def _follow_copies(connection: Connection, *, message_ids: list[int]) -> None:
+    """What was made from ``message_ids`` goes with their text: quotes, the turn's tool calls, the title."""
+    await _scrub_trail(connection, message_ids=message_ids)
+    await connection.execute(_SCRUB_TURN_CALLS, (REMOVED_EXCERPT, message_ids))
+    await connection.execute(_SCRUB_TURN_APPROVALS, (REMOVED_EXCERPT, message_ids))
+    await connection.execute(_FORGET_TITLES, (message_ids,))
+
+
+async def _erase_person(connection: Connection, *, platform: str, user_id: str) -> None:
+    """Take ``user_id``'s id and name off the rows of what they did on ``platform`` (the facts stay)."""
+    threads = "SELECT id FROM threads WHERE platform = %(platform)s"
+    for statement in (
+        "UPDATE tool_calls SET decided_by = NULL WHERE (thread_id, decided_by) IN (SELECT thread_id, "
+        f"decided_by_name FROM approvals WHERE decided_by_id = %(user)s AND thread_id IN ({threads}))",
+        "UPDATE approvals SET decided_by_id = NULL, decided_by_name = NULL "
+        f"WHERE decided_by_id = %(user)s AND thread_id IN ({threads})",
+        "UPDATE cards SET resolved_by_id = NULL, resolved_by_name = NULL WHERE resolved_by_id = %(user)s "
+        f"AND thread_id IN ({threads})",
+        f"UPDATE thread_settings SET changed_by_id = NULL WHERE changed_by_id = %(user)s AND thread_id IN ({threads})",
+        f"UPDATE usage SET user_id = NULL WHERE user_id = %(user)s AND (thread_id IS NULL OR thread_id IN ({threads}))",
+        "UPDATE feedback SET user_id = 'forgotten:' || id, user_name = '' WHERE user_id = %(user)s AND message_id IN "
+        f"(SELECT id FROM messages WHERE thread_id IN ({threads}))",
+    ):
+        await connection.execute(statement, {"user": user_id, "platform": platform})
+
+
 async def _blank(connection: Connection, *, message_ids: list[int], now: str, erase_author: bool) -> None:
     author = ", author_id = '', author_name = ''" if erase_author else ""
     await connection.execute(
@@ -77,7 +128,7 @@ async def _blank(connection: Connection, *, message_ids: list[int], now: str, er
         "WHERE id = ANY(%s)",
         (now, message_ids),
     )
-    await _scrub_trail(connection, message_ids=message_ids)
+    await _follow_copies(connection, message_ids=message_ids)
 
 
 async def _erase_rows(connection: Connection, *, rows: list[Any], now: str, erase_author: bool) -> None:
@@ -133,7 +184,7 @@ class PostgresErasureStore:
                 "UPDATE messages SET content = %s, edited_utc = %s WHERE id = %s",
                 (content, iso(edited_utc), message_id),
             )
-            await _scrub_trail(connection, message_ids=[message_id])
+            await _follow_copies(connection, message_ids=[message_id])
             await connection.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
             await _journal(connection, thread_id=thread_id, message_id=message_id, kind=KIND_EDITED)
         await self._leave_no_trace()
@@ -162,15 +213,19 @@ class PostgresErasureStore:
         async with self._db.transaction() as connection:
             await _lock_journal(connection)
             cursor = await connection.execute(
-                "SELECT m.id, m.thread_id, t.thread, t.title FROM messages m JOIN threads t ON t.id = m.thread_id "
+                "SELECT m.id, m.thread_id, t.thread FROM messages m JOIN threads t ON t.id = m.thread_id "
                 "WHERE t.platform = %s AND m.author_id = %s AND m.role = 'user' ORDER BY m.id FOR UPDATE OF m",
                 (platform, user_id),
             )
             rows = await cursor.fetchall()
             await _erase_rows(connection, rows=rows, now=iso(now), erase_author=True)
-        if rows:
-            await self._leave_no_trace()
-        return group_by_thread(rows)
+            await _erase_person(connection, platform=platform, user_id=user_id)
+            cursor = await connection.execute(
+                "SELECT id, title FROM threads WHERE id = ANY(%s)", ([int(row["thread_id"]) for row in rows],)
+            )  # read after the erasure: a title made from their message is gone
+            titles = {int(row["id"]): row["title"] for row in await cursor.fetchall()}
+        await self._leave_no_trace()
+        return group_by_thread(rows, titles=titles)
 
     async def purge_older_than(self, *, cutoff: datetime, now: datetime) -> int:
         async with self._db.transaction() as connection:

@@ -222,6 +222,22 @@ MIGRATIONS: list[PostgresMigration] = [
             "ALTER TABLE messages ADD COLUMN replaced_utc TEXT",
         ),
     ),
+    # Ids are identity values here, never reused; SQLite's m008 rebuilds its tables to get there. What both
+    # need is the title's source (see storage/migrations.py: the same backfill, in Postgres' words).
+    PostgresMigration(
+        "m008_ids_never_reused_and_title_source",
+        (
+            "ALTER TABLE threads ADD COLUMN title_message_id TEXT",
+            "UPDATE threads SET title_message_id = (SELECT m.platform_message_id FROM messages m "
+            "WHERE m.id = (SELECT MIN(f.id) FROM messages f WHERE f.thread_id = threads.id AND f.role = 'user') "
+            "AND (m.deleted_utc IS NOT NULL OR m.edited_utc IS NOT NULL "
+            "OR left(m.content, length(rtrim(threads.title, '…'))) = rtrim(threads.title, '…'))) "
+            "WHERE title IS NOT NULL",
+            "UPDATE threads SET title = NULL, title_message_id = NULL WHERE title_message_id IN "
+            "(SELECT m.platform_message_id FROM messages m WHERE m.thread_id = threads.id "
+            "AND (m.deleted_utc IS NOT NULL OR m.edited_utc IS NOT NULL))",
+        ),
+    ),
 ]
 
 # Worker leases (storage/postgres/leases.py) have no SQLite twin: one SQLite worker owns everything. Appended

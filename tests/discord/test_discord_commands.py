@@ -108,7 +108,7 @@ async def test_memory_and_export_are_ephemeral_and_export_is_a_markdown_file(
     assert "Messages in my session: 2" in private_text(fake_discord, memory)
     assert "Here is this thread's log" in private_text(fake_discord, export)
     [upload] = fake_discord.uploads
-    assert upload.path.endswith(f"token-{export}") and upload.filename == "when-do-we-ship.md"
+    assert upload.path.endswith(f"token-{export}") and upload.filename == f"thread-discord-{thread}.md"
     assert "when do we ship?" in upload.content.decode() and "The 14th." in upload.content.decode()
     assert fake_discord.texts_in(thread) == ["The 14th."]  # nothing in the thread itself
 

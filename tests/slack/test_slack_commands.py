@@ -103,7 +103,7 @@ async def test_export_shortcut_sends_a_markdown_file_to_the_askers_dm(
         [note] = await private(fake_slack, user="UBOB")
     [(channel, title, content)] = fake_slack.shared_files()
     assert fake_slack.calls_to("conversations.open")[0].params["users"] == "UBOB"
-    assert channel == "DUBOB" and title == "when-do-we-ship.md"
+    assert channel == "DUBOB" and title == f"thread-slack-{thread.replace('.', '')}.md"  # ids, never the text
     assert "when do we ship?" in content.decode() and "The 14th." in content.decode()
     assert "DM" in note["text"] and note["thread_ts"] == thread
 
