@@ -26,5 +26,5 @@ async def test_an_answer_with_terminal_escapes_is_printed_and_exported_as_text(
     printed = out.getvalue()
     assert f"bot> {SHOWN}\nSecond line.\n" in printed
     assert not {"\x1b", "\x07", "\r", "\u202e"} & set(printed)
-    exported = (tmp_path / "escapes.md").read_text(encoding="utf-8")
+    exported = (tmp_path / "thread-console-escapes.md").read_text(encoding="utf-8")  # named from ids, not the title
     assert f"{SHOWN}\nSecond line." in exported and "\x1b" not in exported
