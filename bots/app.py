@@ -3,7 +3,7 @@
 This is the one place that knows every concrete class. It opens the database and migrates it before anything
 else, starts litellm's slow import on a worker thread (so adapters connect meanwhile), and hands the router its
 repositories and LLM client. Adapters receive the router; nothing below this module reads settings. Delivery
-records past their use are pruned at start-up and then hourly (``bots/housekeeping.py``).
+records past their use are pruned at start-up and then hourly (``bots/operator/housekeeping.py``).
 """
 
 from __future__ import annotations
@@ -15,22 +15,22 @@ from contextlib import asynccontextmanager
 from agent.llm import CallObserver, LLMClient, LLMConfig, preload_litellm
 from agent.summarize import Summarizer
 from agent.tools import ToolBox, ToolProvider
-from bots import metrics
-from bots.approvals import ApprovalFlow
-from bots.attachments import AttachmentLimits
-from bots.commands_models import ThreadModels
 from bots.config import ConfigError, Settings
-from bots.downloads import FetchPolicy
-from bots.health import Health
-from bots.housekeeping import Housekeeping
-from bots.messages import ThreadKey, utc_now
-from bots.metrics import MeteredThreadLog
-from bots.ownership import ThreadOwnership
-from bots.ports import BackgroundService, ThreadOutbox
-from bots.thread_state import RouterStores
-from bots.threads import ThreadRouter
-from bots.tool_turns import ThreadTools
-from bots.usage import UsageRecorder
+from bots.files.attachments import AttachmentLimits
+from bots.files.downloads import FetchPolicy
+from bots.operator import metrics
+from bots.operator.health import Health
+from bots.operator.housekeeping import Housekeeping
+from bots.operator.metrics import MeteredThreadLog
+from bots.operator.usage import UsageRecorder
+from bots.router.commands_models import ThreadModels
+from bots.router.messages import ThreadKey, utc_now
+from bots.router.ports import BackgroundService, ThreadOutbox
+from bots.router.thread_state import RouterStores
+from bots.router.threads import ThreadRouter
+from bots.tools.approvals import ApprovalFlow
+from bots.tools.tool_turns import ThreadTools
+from bots.workers.ownership import ThreadOwnership
 from storage.backends import Storage, open_storage
 
 log = logging.getLogger(__name__)

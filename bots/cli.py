@@ -17,17 +17,17 @@ from pathlib import Path
 
 from agent.llm import preload_litellm
 from bots.app import open_router, open_storage_for
-from bots.check import preflight, run_check
 from bots.config import ConfigError, Settings, load_settings
-from bots.export import as_json, as_markdown
-from bots.health import Health, serve_health
-from bots.log_escape import escape_controls
-from bots.logs import configure_logging
-from bots.messages import ThreadKey, utc_now
-from bots.ports import PlatformAdapter
-from bots.redaction import configured_secrets
-from bots.threads import ThreadRouter
-from bots.usage import usage_table
+from bots.operator.check import preflight, run_check
+from bots.operator.export import as_json, as_markdown
+from bots.operator.health import Health, serve_health
+from bots.operator.log_escape import escape_controls
+from bots.operator.logs import configure_logging
+from bots.operator.redaction import configured_secrets
+from bots.operator.usage import usage_table
+from bots.router.messages import ThreadKey, utc_now
+from bots.router.ports import PlatformAdapter
+from bots.router.threads import ThreadRouter
 from storage.backends import (
     Backend,
     DatabaseUnavailable,
@@ -182,7 +182,7 @@ async def run(settings: Settings) -> int:
 
 
 async def _chat(settings: Settings, thread: str) -> int:
-    from bots.console import chat
+    from bots.console.adapter import chat
 
     async with open_router(settings) as router:
         await preflight(settings)
@@ -210,7 +210,7 @@ async def _resolve(log_: ThreadLog, name: str) -> ThreadRecord:
 
 
 async def export(settings: Settings, name: str, fmt: str) -> int:
-    """Print a thread's log, with its tool trail, as Markdown or JSON (``bots/export.py``)."""
+    """Print a thread's log, with its tool trail, as Markdown or JSON (``bots/operator/export.py``)."""
     async with open_storage_for(settings) as storage:
         thread = await _resolve(storage.log, name)
         messages = await storage.log.all_messages(thread_id=thread.id)

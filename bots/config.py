@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     user_daily_tokens: int | None = Field(default=None, ge=1)
     attachment_max_mb: float = Field(default=20.0, gt=0)  # larger files are refused with a note
     attachment_timeout_s: float = Field(default=20.0, gt=0)  # one file's download
-    attachment_read_budget_s: float = Field(default=5.0, gt=0)  # one file's reading (bots/reading_box.py)
+    attachment_read_budget_s: float = Field(default=5.0, gt=0)  # one file's reading (bots/files/reading_box.py)
     attachment_message_read_budget_s: float = Field(default=15.0, gt=0)  # all the files of one message
 
     # Tools: wired by the composition root as agent/tools.py's module docstring shows.
@@ -116,10 +116,10 @@ class Settings(BaseSettings):
     tool_approvers: IdList = frozenset()
     approval_timeout_s: float = Field(default=600.0, gt=0)
 
-    # In-thread commands (bots/commands.py).
+    # In-thread commands (bots/router/commands.py).
     llm_models: NameList = ()  # empty: LLM_MODEL alone
     admin_users: IdList = frozenset()
-    # Several workers on one Postgres (bots/ownership.py): how long a lease lasts unrenewed, how often to poll.
+    # Several workers on one Postgres (bots/workers/ownership.py): how long a lease lasts unrenewed, how often to poll.
     worker_lease_s: float = Field(default=15.0, ge=3)
     worker_poll_s: float = Field(default=2.0, gt=0)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from bots.app import open_router
 from bots.config import Settings
-from bots.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
-from bots.ports import ApprovalCard, CatchUpCard, ClickResult
-from bots.threads import ThreadRouter
+from bots.router.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
+from bots.router.ports import ApprovalCard, CatchUpCard, ClickResult
+from bots.router.threads import ThreadRouter
 
 PLATFORM = "test"
 _ids = itertools.count(1)

@@ -1,15 +1,15 @@
-"""The approval card's argument lines (``bots/approval_arguments.py``): every key visible, each value cut alone."""
+"""The approval card's argument lines (``bots/tools/approval_arguments.py``): every key shown, each value cut alone."""
 
 from __future__ import annotations
 
 import json
 
-from bots.approval_arguments import argument_summary, full_arguments, ordered_arguments
-from bots.messages import ThreadKey
-from bots.ports import ApprovalCard, ApprovalState, FullArguments
-from bots.render import approval_message
+from bots.replies.render import approval_message
+from bots.router.messages import ThreadKey
+from bots.router.ports import ApprovalCard, ApprovalState, FullArguments
 from bots.slack.arguments import full_arguments_blocks
 from bots.slack.mrkdwn import escape
+from bots.tools.approval_arguments import argument_summary, full_arguments, ordered_arguments
 
 SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}}}
 

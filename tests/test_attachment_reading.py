@@ -11,9 +11,9 @@ from aiohttp import web
 from PIL import Image
 from pypdf import PdfWriter
 
-from bots.attachments import AttachmentLimits, ReadFile, Use, read_files
-from bots.downloads import FetchPolicy
-from bots.messages import Attachment, FileSource
+from bots.files.attachments import AttachmentLimits, ReadFile, Use, read_files
+from bots.files.downloads import FetchPolicy
+from bots.router.messages import Attachment, FileSource
 from tests.attachment_files import pdf, png
 from tests.fakes.server import LoopbackServer
 

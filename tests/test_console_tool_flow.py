@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bots.app import open_router
-from bots.console import chat
+from bots.console.adapter import chat
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import stdio_entry, write_config

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.llm import ModelCall, Usage
-from bots.messages import Author
-from bots.usage import CAP_NOTE, STEP_CAP_NOTE, UsageRecorder
+from bots.operator.usage import CAP_NOTE, STEP_CAP_NOTE, UsageRecorder
+from bots.router.messages import Author
 from storage.backends import open_storage
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall

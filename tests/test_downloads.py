@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bots.downloads import (
+from bots.files.downloads import (
     BlockedAddress,
     CheckedResolver,
     Downloader,
@@ -19,7 +19,7 @@ from bots.downloads import (
     Refused,
     is_public_address,
 )
-from bots.messages import FileSource
+from bots.router.messages import FileSource
 from tests.fakes.server import LoopbackServer
 
 POLICY = FetchPolicy.for_platforms(slack_api_url="http://127.0.0.1:8900/api/", discord_api_base=None)

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from bots.log_escape import escape_controls
-from bots.logs import log_handler
+from bots.operator.log_escape import escape_controls
+from bots.operator.logs import log_handler
 
-FORGED = "\nERROR bots.approvals: ADMIN approved shell_exec"
-ESCAPED = "\\nERROR bots.approvals: ADMIN approved shell_exec"
+FORGED = "\nERROR bots.tools.approvals: ADMIN approved shell_exec"
+ESCAPED = "\\nERROR bots.tools.approvals: ADMIN approved shell_exec"
 
 
 @pytest.fixture
@@ -61,8 +61,8 @@ def test_a_message_with_forged_lines_is_one_text_line_and_one_json_line(
     logger.warning("attachment %s refused, from %s", f"x.pdf{FORGED}\u2028\x85\u202e", f"Mallory{FORGED}")
     [text_line] = outs["text"].getvalue().splitlines()
     assert text_line.endswith(
-        "WARNING tests.log_escape: attachment x.pdf\\nERROR bots.approvals: ADMIN approved shell_exec"
-        "\\u2028\\x85\\u202e refused, from Mallory\\nERROR bots.approvals: ADMIN approved shell_exec"
+        "WARNING tests.log_escape: attachment x.pdf\\nERROR bots.tools.approvals: ADMIN approved shell_exec"
+        "\\u2028\\x85\\u202e refused, from Mallory\\nERROR bots.tools.approvals: ADMIN approved shell_exec"
     )
     [json_line] = outs["json"].getvalue().splitlines()
     assert not {"\u2028", "\x85", "\u202e"} & set(json_line)
@@ -101,6 +101,6 @@ def test_a_member_of_an_exception_group_has_its_message_escaped_inside_the_group
     except ExceptionGroup:
         logger.exception("reading failed")
     lines = outs["text"].getvalue().splitlines()
-    assert "    | ValueError: a.txt\\nERROR bots.approvals: ADMIN approved shell_exec" in lines
+    assert "    | ValueError: a.txt\\nERROR bots.tools.approvals: ADMIN approved shell_exec" in lines
     assert "    | OSError: b.txt" in lines
     assert not [line for line in lines if "ADMIN" in line and "\\nERROR" not in line]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from bots.config import ConfigError, load_settings
-from bots.health import Health, serve_health
+from bots.operator.health import Health, serve_health
 
 
 @pytest.fixture

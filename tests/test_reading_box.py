@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bots.attachments import AttachmentLimits, ReadFile, Use, read_files
-from bots.downloads import FetchPolicy
-from bots.messages import Attachment, FileSource
-from bots.reading_box import ReadingBox
+from bots.files.attachments import AttachmentLimits, ReadFile, Use, read_files
+from bots.files.downloads import FetchPolicy
+from bots.files.reading_box import ReadingBox
+from bots.router.messages import Attachment, FileSource
 from tests.attachment_files import declared_png, pdf, png, slow_pdf
 from tests.fakes.waiting import wait_until
 
@@ -152,7 +152,7 @@ def _ended(pid: int) -> bool:
 
 LYING_WORKER = """
 import json, sys
-from bots.file_reading import frame, read_frame
+from bots.files.file_reading import frame, read_frame
 while (request := read_frame(sys.stdin.buffer)) is not None:
     if request[1] == b"die":
         sys.exit(3)
@@ -165,7 +165,7 @@ async def test_a_worker_that_answers_nonsense_or_dies_costs_only_its_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     boot = "import sys; sys.path.insert(0, sys.argv[1]); exec(" + repr(LYING_WORKER) + ")"
-    monkeypatch.setattr("bots.reading_box._BOOT", boot)  # a parser subverted by a hostile file
+    monkeypatch.setattr("bots.files.reading_box._BOOT", boot)  # a parser subverted by a hostile file
     async with ReadingBox() as box:
         nonsense, died = await read_files(
             (on_disk(tmp_path, "a.txt", b"hello"), on_disk(tmp_path, "b.txt", b"die")),

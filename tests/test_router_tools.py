@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bots.approvals import EXPIRED_NOTE
 from bots.cli import export
-from bots.messages import ApprovalAction, ApprovalClick, Author, CardAction
-from bots.ports import ApprovalState
+from bots.router.messages import ApprovalAction, ApprovalClick, Author, CardAction
+from bots.router.ports import ApprovalState
+from bots.tools.approvals import EXPIRED_NOTE
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import stdio_entry, write_config

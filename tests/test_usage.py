@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bots.messages import CardAction
+from bots.router.messages import CardAction
 from storage.db import open_database
 from storage.migrations import m001_initial, migrate
 from tests.conftest import MakeSettings

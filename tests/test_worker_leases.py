@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bots.ownership import Claim, ThreadOwnership
+from bots.workers.ownership import Claim, ThreadOwnership
 from storage.leases import Fence, LeaseLost, SoleOwner, Wake, thread_resource
 from storage.postgres.db import PostgresDatabase, open_postgres
 from storage.postgres.leases import PostgresLeases, check_fence

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from bots.commands import FORGOTTEN_PRIVATE, MEMORY_ELSEWHERE, RETRY_FORWARDED, Command, CommandName, ForgetClick
 from bots.config import Settings
-from bots.messages import ApprovalAction, ApprovalClick, CardAction, CardClick, utc_now
-from bots.ports import ApprovalState
+from bots.router.commands import FORGOTTEN_PRIVATE, MEMORY_ELSEWHERE, RETRY_FORWARDED, Command, CommandName, ForgetClick
+from bots.router.messages import ApprovalAction, ApprovalClick, CardAction, CardClick, utc_now
+from bots.router.ports import ApprovalState
 from storage.leases import thread_resource
 from storage.postgres.db import PostgresDatabase, open_postgres
 from storage.postgres.leases import PostgresLeases

@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 from bench.common import Result, settings_for
 from bots.app import open_router
-from bots.downloads import FetchPolicy
-from bots.messages import Attachment, CardAction, CardClick, IncomingMessage
-from bots.ports import parse_card_button_id
+from bots.files.downloads import FetchPolicy
+from bots.router.messages import Attachment, CardAction, CardClick, IncomingMessage
+from bots.router.ports import parse_card_button_id
 from bots.slack import SlackAdapter, translate
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads, post_event, post_interaction, signed_headers
@@ -382,7 +382,7 @@ async def r5_security(llm: FakeLLM) -> list[Result]:
     captured = io.StringIO()
     handler = logging.StreamHandler(captured)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-    from bots.logs import RedactSecrets
+    from bots.operator.logs import RedactSecrets
 
     secrets = ("xoxb-secret-r5-token", "sk-secret-r5-key")
     handler.addFilter(RedactSecrets(secrets))

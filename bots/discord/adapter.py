@@ -16,7 +16,6 @@ from typing import Any
 import discord
 import yarl
 
-from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
 from bots.discord import translate
 from bots.discord.access import NOT_AVAILABLE, checks_from, is_allowed, origin_of_click, origin_of_message
@@ -25,7 +24,8 @@ from bots.discord.buttons import ApprovalButton, CardButton, ShowArgumentsButton
 from bots.discord.commands import ForgetButton, SlashCommands
 from bots.discord.outbox import NO_PINGS, DiscordOutbox
 from bots.discord.shards import ShardKeeper
-from bots.messages import (
+from bots.router.bounded import BoundedCache
+from bots.router.messages import (
     ApprovalAction,
     ApprovalClick,
     ArgumentsClick,
@@ -37,8 +37,8 @@ from bots.messages import (
     MessageEdit,
     ThreadKey,
 )
-from bots.ports import ClickResult
-from bots.threads import ThreadRouter
+from bots.router.ports import ClickResult
+from bots.router.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
 

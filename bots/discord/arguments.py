@@ -12,8 +12,8 @@ from typing import Any
 
 import discord
 
-from bots.ports import FullArguments
-from bots.render import DISCORD_MESSAGE_CHARS
+from bots.replies.render import DISCORD_MESSAGE_CHARS
+from bots.router.ports import FullArguments
 
 
 def full_arguments_reply(shown: FullArguments) -> dict[str, Any]:

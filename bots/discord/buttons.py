@@ -14,8 +14,9 @@ from typing import Any
 
 import discord
 
-from bots.messages import ApprovalAction, CardAction
-from bots.ports import (
+from bots.replies.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL, SHOW_ALL_LABEL
+from bots.router.messages import ApprovalAction, CardAction
+from bots.router.ports import (
     APPROVAL_BUTTON_PREFIX,
     ARGUMENTS_BUTTON_PREFIX,
     CARD_BUTTON_PREFIX,
@@ -25,7 +26,6 @@ from bots.ports import (
     arguments_button_id,
     card_button_id,
 )
-from bots.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL, SHOW_ALL_LABEL
 
 ClickHandler = Callable[[discord.Interaction[Any], int, CardAction], Awaitable[None]]
 ApprovalClickHandler = Callable[[discord.Interaction[Any], int, ApprovalAction], Awaitable[None]]

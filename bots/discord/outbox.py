@@ -5,7 +5,7 @@ penalties. Replies over 2,000 characters continue in new messages, split on para
 never inside a code block. The card is a message with two persistent buttons (``CardButton``), which any later
 process can still answer because their custom ids carry the card; a tool-call approval is one too, with Allow
 and Deny (``ApprovalButton``). While a tool runs, its status is an italic line at the end of the streaming
-message, drawn by the same throttle as the text (``bots/streaming.py``) and gone from the final reply.
+message, drawn by the same throttle as the text (``bots/replies/streaming.py``) and gone from the final reply.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 import discord
 
 from bots.discord.buttons import approval_view, card_view
-from bots.messages import CardAction, ThreadKey
-from bots.ports import ApprovalCard, CatchUpCard, card_button_id
-from bots.render import CARD_BODY, CARD_TITLE, approval_message, card_status_line, split_message
-from bots.reply_stream import stream_as_messages
-from bots.streaming import Snapshot, StreamingStatuses
+from bots.replies.render import CARD_BODY, CARD_TITLE, approval_message, card_status_line, split_message
+from bots.replies.reply_stream import stream_as_messages
+from bots.replies.streaming import Snapshot, StreamingStatuses
+from bots.router.messages import CardAction, ThreadKey
+from bots.router.ports import ApprovalCard, CatchUpCard, card_button_id
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class DiscordOutbox:
     async def find_card(self, *, card: CatchUpCard) -> str | None:
         """The id of the bot's own message among the thread's last ``FIND_CARD_LIMIT`` whose buttons are ``card``'s.
 
-        Recovery only: an earlier run died between posting a card and storing its id (``bots/cards.py``).
+        Recovery only: an earlier run died between posting a card and storing its id (``bots/router/cards.py``).
         Replies never read the history (the "0 history reads" of docs/PERFORMANCE.md); this does, in that case alone.
         """
         me = self._client.user
@@ -94,7 +94,7 @@ class DiscordOutbox:
 
 
 class DiscordMessages:
-    """The platform calls the reply streamer (``bots/reply_stream.py``) needs, in one Discord channel."""
+    """The platform calls the reply streamer (``bots/replies/reply_stream.py``) needs, in one Discord channel."""
 
     placeholder: str | None = None  # Discord shows typing instead
 

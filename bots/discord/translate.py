@@ -1,7 +1,7 @@
 """discord.py objects to threadkeeper events, and the thread keys both directions need.
 
 A Discord thread's key is (guild, parent channel, thread channel); a DM channel is a thread of its own. Only
-this module and the adapter know discord.py's types; the router sees ``bots.messages`` values.
+this module and the adapter know discord.py's types; the router sees ``bots.router.messages`` values.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import discord
 
-from bots.messages import Attachment, Author, FileSource, IncomingMessage, ThreadKey
+from bots.router.messages import Attachment, Author, FileSource, IncomingMessage, ThreadKey
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,8 @@ def strip_mentions(text: str, mention_ids: tuple[int, ...]) -> str:
 
 
 def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
-    """Every attachment as the CDN describes it; ``bots/attachments.py`` reads it at answer time, from where
-    ``bots/downloads.py`` allows (Discord's CDN hosts). discord.py keeps the gateway's fields as they came, so
+    """Every attachment as the CDN describes it; ``bots/files/attachments.py`` reads it at answer time, from where
+    ``bots/files/downloads.py`` allows (Discord's CDN hosts). discord.py keeps the gateway's fields as they came, so
     an odd one (a size that is not a number) makes that file unreadable, never the message lost."""
     attachments = tuple(
         Attachment.described(

@@ -2,7 +2,7 @@
 
 Slack caps a section's text at 3,000 characters and a message at 50 blocks, and its escaping (``&``, ``<``,
 ``>``) lengthens text, so every size here is measured after escaping. The card's summary comes from
-``bots/approval_arguments.py`` already fitted to one section. "Show all" answers the clicker alone
+``bots/tools/approval_arguments.py`` already fitted to one section. "Show all" answers the clicker alone
 (``chat.postEphemeral``) with the full arguments as code, split over as many sections as needed, at line breaks
 where it can; arguments longer than a whole message (about 140,000 characters) end with a line saying how much
 is left off.
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bots.approval_arguments import ArgumentSummary, argument_summary, break_fences
-from bots.ports import FullArguments
+from bots.router.ports import FullArguments
 from bots.slack.mrkdwn import escape
+from bots.tools.approval_arguments import ArgumentSummary, argument_summary, break_fences
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50

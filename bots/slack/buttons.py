@@ -14,13 +14,13 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bots.messages import ApprovalClick, ArgumentsClick, Author, CardClick
-from bots.ports import ClickResult
+from bots.router.messages import ApprovalClick, ArgumentsClick, Author, CardClick
+from bots.router.ports import ClickResult
+from bots.router.threads import ThreadRouter
 from bots.slack import translate
 from bots.slack.agent_events import AfterAck
 from bots.slack.arguments import full_arguments_blocks
 from bots.slack.outbox import SlackOutbox
-from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ inside a code block. A completed answer carries the feedback buttons (``feedback
 While the model thinks or a tool runs, the thread shows Slack's own assistant status where Slack allows it
 (assistant and agent threads, ``status.py``), cleared when the answer starts. Elsewhere a tool's progress is
 a task in the native stream's timeline, or an italic line at the end of the posted message, drawn by the same
-throttle as the text (``bots/streaming.py``). The "Where were we?" card and the tool-call approval card are
+throttle as the text (``bots/replies/streaming.py``). The "Where were we?" card and the tool-call approval card are
 Block Kit messages whose buttons carry their ids.
 """
 
@@ -27,11 +27,8 @@ import aiohttp
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.bounded import BoundedCache
-from bots.messages import ApprovalAction, CardAction, ThreadKey
-from bots.native_stream import stream_natively
-from bots.ports import ApprovalCard, CatchUpCard
-from bots.render import (
+from bots.replies.native_stream import stream_natively
+from bots.replies.render import (
     ALLOW_LABEL,
     APPROVAL_TITLE,
     ARGUMENTS_CUT_NOTE,
@@ -48,6 +45,10 @@ from bots.render import (
     card_text,
     split_message,
 )
+from bots.replies.streaming import Snapshot, StreamingStatuses
+from bots.router.bounded import BoundedCache
+from bots.router.messages import ApprovalAction, CardAction, ThreadKey
+from bots.router.ports import ApprovalCard, CatchUpCard
 from bots.slack.arguments import summary_section
 from bots.slack.errors import reason_of as _reason
 from bots.slack.feedback import feedback_blocks, text_blocks
@@ -55,7 +56,6 @@ from bots.slack.mrkdwn import escape, to_mrkdwn
 from bots.slack.status import AssistantStatus
 from bots.slack.stream import Asker, NativeStreaming, SlackStream
 from bots.slack.translate import is_dm
-from bots.streaming import Snapshot, StreamingStatuses
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class SlackOutbox:
 
         ``conversations.replies`` reads a thread oldest first, so the bound is on pages: at most
         ``FIND_CARD_PAGES`` of ``FIND_CARD_PAGE`` replies. It runs only when an earlier run died between posting
-        a card and storing its ts (``bots/cards.py``); replies never read the history, so P6's "0 history reads"
+        a card and storing its ts (``bots/router/cards.py``); replies never read the history, so P6's "0 history reads"
         (docs/PERFORMANCE.md) is unaffected.
         """
         me = await self._client.auth_test()
@@ -212,7 +212,7 @@ class SlackOutbox:
 
 
 class SlackMessages:
-    """The platform calls the reply streamer (``bots/reply_stream.py``) needs, in one Slack thread."""
+    """The platform calls the reply streamer (``bots/replies/reply_stream.py``) needs, in one Slack thread."""
 
     placeholder: str | None = PLACEHOLDER
 

@@ -1,6 +1,6 @@
 """Slack payloads to threadkeeper events, kept apart from any network code.
 
-Every function takes the plain dicts slack-bolt hands a listener and returns one of ``bots.messages``'
+Every function takes the plain dicts slack-bolt hands a listener and returns one of ``bots.router.messages``'
 types, or None for anything the bot should not act on. A malformed payload is a ``SlackPayloadError``, never a
 crash deep in a handler; a malformed file description is a file the bot names as unreadable, and the message
 still counts.
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from bots.messages import (
+from bots.router.messages import (
     ApprovalClick,
     ArgumentsClick,
     Attachment,
@@ -26,7 +26,7 @@ from bots.messages import (
     MessageEdit,
     ThreadKey,
 )
-from bots.ports import parse_approval_button_id, parse_arguments_button_id, parse_card_button_id
+from bots.router.ports import parse_approval_button_id, parse_arguments_button_id, parse_card_button_id
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def attachments_of(
     event: Mapping[str, Any], *, download_headers: Mapping[str, str] | None = None
 ) -> tuple[Attachment, ...]:
     """The message's files, as Slack describes them, each with ``url_private`` and ``download_headers`` (the
-    bot token) to download it; ``bots/downloads.py`` decides whether that URL is fetched and gets the token.
+    bot token) to download it; ``bots/files/downloads.py`` decides whether that URL is fetched and gets the token.
 
     Anything in ``files`` that is not a file description (``files: 5``, a number in the list, a size of "12kb")
     is an unreadable file, logged here and named as such to the model: never an exception that loses the message.

@@ -1,7 +1,7 @@
 """Tool calls end to end on Discord: the router's approval flow, the real MCP server over stdio, discord.py.
 
-These need the router side of tools (``bots/approvals.py``, ``bots/tool_turns.py``), which lives on main; on a
-branch without it they are skipped, and they run once both sides are merged.
+These need the router side of tools (``bots/tools/approvals.py``, ``bots/tools/tool_turns.py``), which lives on
+main; on a branch without it they are skipped, and they run once both sides are merged.
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ async def test_forgetting_the_newest_thread_beside_the_bot_leaves_the_next_new_t
 ) -> None:
     """The journal row of the forgotten thread names its id; the next new thread must not get that id, or the
     running bot drops that thread's state when it reads the row, and its next question waits behind a card."""
-    caplog.set_level(logging.INFO, logger="bots.forgetting")
+    caplog.set_level(logging.INFO, logger="bots.router.forgetting")
     fake_llm.reply_with(lambda body: "Noted.")
     old, new = Payloads.mention("an old plan"), Payloads.mention("a new plan")
     async with slack_bot() as bot:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import bots.slack.adapter as adapter_module
-from bots.bounded import BoundedCache
+from bots.router.bounded import BoundedCache
 from bots.slack import SlackAdapter
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bots.messages import ThreadKey
-from bots.render import tool_status
-from bots.reply_stream import INTERRUPTED
+from bots.replies.render import tool_status
+from bots.replies.reply_stream import INTERRUPTED
+from bots.router.messages import ThreadKey
 from bots.slack.feedback import FEEDBACK_ACTION
 from bots.slack.stream import STREAM_LIMIT
 from tests.fakes.llm import FakeLLM

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from bots.downloads import FetchPolicy
-from bots.messages import MALFORMED_FILE, CardAction, ThreadKey
-from bots.ports import CardState, CatchUpCard
+from bots.files.downloads import FetchPolicy
+from bots.router.messages import MALFORMED_FILE, CardAction, ThreadKey
+from bots.router.ports import CardState, CatchUpCard
 from bots.slack import translate
 from bots.slack.access import Origin, origin_of
 from bots.slack.mrkdwn import to_mrkdwn

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bots.approvals import EXPIRED_NOTE
-from bots.messages import ApprovalAction, ApprovalClick, CardAction, MessageDeletion, utc_now
-from bots.ports import ApprovalState, CardState
+from bots.router.messages import ApprovalAction, ApprovalClick, CardAction, MessageDeletion, utc_now
+from bots.router.ports import ApprovalState, CardState
+from bots.tools.approvals import EXPIRED_NOTE
 from storage.backends import open_storage
 from storage.records import Grouping
 from tests.conftest import MakeSettings
