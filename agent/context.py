@@ -2,7 +2,10 @@
 
 The window is the model's max input tokens (litellm's model map, else ``LLM_CONTEXT_WINDOW``). Requests are
 kept under 90% of it, with room left for the answer, so the count litellm makes and the count a provider makes
-may differ a little without a request ever being refused.
+may differ a little without a request ever being refused. The room left for the answer is also the most the
+model may write (the request's ``max_tokens``): ``LLM_MAX_OUTPUT_TOKENS``, but never more than a quarter of the
+window, so on a small window the conversation keeps room and a model sharing its context with its answer (a
+local model) cannot run out of it mid-answer.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 TokenCount = Callable[[str], int]
 
 COMPACT_AT = 0.9
+SUMMARY_MAX_TOKENS = 1024  # summaries are asked to be short; answers have LLM_MAX_OUTPUT_TOKENS
 MESSAGE_OVERHEAD_TOKENS = 4
 ESTIMATE_MARGIN = 1.05
 TRUNCATION_MARKER = "\n[… truncated: {omitted} characters omitted …]\n"
@@ -23,11 +27,12 @@ class ContextBudget:
     """The numbers every request is planned against."""
 
     window: int
+    max_output: int = SUMMARY_MAX_TOKENS
 
     @property
     def output_tokens(self) -> int:
-        """Room kept for the model's answer."""
-        return max(32, min(1024, self.window // 8))
+        """Room kept for the model's answer, and its ``max_tokens``: ``max_output`` within a quarter of the window."""
+        return max(32, min(self.max_output, self.window // 4))
 
     @property
     def input_limit(self) -> int:

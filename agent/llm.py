@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -34,6 +34,7 @@ from agent.chunks import (
     finish_reason,
     nobody_reads_litellm_logging,
 )
+from agent.context import ContextBudget
 from agent.costs import CallObserver, Message, ModelCall, PricedCall, Usage, price_calls
 from agent.failures import (
     FailureKind,
@@ -59,12 +60,32 @@ __all__ = [
     "ModelCall",
     "PricedCall",
     "RequestedCall",
+    "StreamEnd",
     "Usage",
     "classify",
     "litellm_module",
     "preload_litellm",
     "price_calls",
 ]
+
+
+@dataclass(slots=True)
+class StreamEnd:
+    """Why a streamed completion ended, as the provider said (``"stop"``, ``"length"``, ``"tool_calls"``)."""
+
+    finish_reason: str | None = None
+
+
+async def _close_quietly(response: Any, *, timeout_s: float) -> None:
+    """Close a litellm stream the reader gave up on: the connection goes, and with it the model's work."""
+    close = getattr(response, "aclose", None)
+    if close is None:
+        return
+    try:
+        async with asyncio.timeout(timeout_s):
+            await close()
+    except Exception as exc:
+        log.debug("closing an abandoned model stream failed: %r", exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +99,7 @@ class LLMConfig:
     backoff_max_s: float = 8.0
     retry_after_max_s: float = 30.0
     function_calling: bool | None = None  # None: litellm's model info decides
+    max_output_tokens: int = 4096  # LLM_MAX_OUTPUT_TOKENS: an answer's max_tokens (within its budget)
 
 
 class LLMClient:
@@ -113,6 +135,10 @@ class LLMClient:
             known = await self.known_window()
             self._max_input_tokens = known or self.context_window_fallback
         return self._max_input_tokens
+
+    async def budget(self) -> ContextBudget:
+        """What an answer's requests are planned against: the window, and the answer's room within it."""
+        return ContextBudget(window=await self.max_input_tokens(), max_output=self.config.max_output_tokens)
 
     async def known_window(self) -> int | None:
         """The input window litellm's model map gives for this model, or None when it does not know it."""
@@ -232,11 +258,15 @@ class LLMClient:
         max_tokens: int | None = None,
         tools: list[dict[str, Any]] | None = None,
         calls: list[RequestedCall] | None = None,
-    ) -> AsyncIterator[str]:
+        ending: StreamEnd | None = None,
+    ) -> AsyncGenerator[str, None]:
         """Yield text deltas of one completion; retry only while nothing has been yielded yet.
 
         With ``tools`` (OpenAI-format definitions) the model may also ask for tool calls: they arrive in pieces
         (by index, the arguments split across chunks) and are appended, whole, to ``calls`` when the stream ends.
+        ``ending`` hears why the model stopped. A reader that closes this generator early (an answer cut for
+        repeating itself, a reply the platform interrupted) closes the provider's stream too, so the model
+        stops writing, and the call is still reported with what it wrote (so its tokens are charged).
         """
         litellm = await litellm_module()
         self.last_usage = Usage()
@@ -246,6 +276,7 @@ class LLMClient:
         usage = Usage()
         for attempt in range(1, self.config.max_tries + 1):
             pieces: dict[int, CallPieces] = {}
+            response: Any = None
             try:
                 args = self._request_args(messages, stream=True, max_tokens=max_tokens)
                 if tools:
@@ -267,7 +298,10 @@ class LLMClient:
                             first_token_s = time.monotonic() - started
                         reply.append(delta)
                         yield delta
-                    if finish_reason(chunk) and nobody_reads_litellm_logging(litellm, response):
+                    reason = finish_reason(chunk)
+                    if reason and ending is not None:
+                        ending.finish_reason = reason
+                    if reason and nobody_reads_litellm_logging(litellm, response):
                         drained = await drain_provider_stream(response, timeout_s=self.config.timeout_s)
                         if drained is not None:
                             self.last_usage = drained
@@ -278,6 +312,10 @@ class LLMClient:
                 self._observe(messages, "".join(reply), usage, started=started, first_token_s=first_token_s)
                 return
             except LLMError:
+                raise
+            except GeneratorExit:
+                await _close_quietly(response, timeout_s=self.config.timeout_s)
+                self._observe(messages, "".join(reply), usage, started=started, first_token_s=first_token_s)
                 raise
             except Exception as exc:
                 if reply or attempt == self.config.max_tries or not is_retryable(exc):

@@ -16,7 +16,9 @@ entries and their token counts. ``agent/forgetting.py``: a deleted or edited mes
 at once, and throws away any summary that saw it; ``agent/rebuild.py`` writes that summary again from the log's
 remaining messages (through a :class:`~agent.rebuild.SessionSource`) before the next request.
 ``agent/budget.py``: the turn's own messages and tool results cut to the window; ``agent/compaction.py``: the
-history's middle folded into a summary when the request would pass 90% of the window.
+history's middle folded into a summary when the request would pass 90% of the window. ``agent/runaway.py``: an
+answer is cut, its model stream closed, when it starts repeating itself, and one the model ended at its
+``max_tokens`` says so; either way the answer ends with a short note, and that is what the history keeps.
 
 Tools: a turn given a :class:`~agent.tools.ToolBox` may run several model steps. A step whose answer asks for
 tool calls gets them run (concurrently when there are several; ``agent/steps.py``), their results go back as
@@ -31,11 +33,12 @@ to a short note when that message is forgotten.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 
 from agent.budget import squeeze_results, within_budget
 from agent.compaction import Compaction, compact_to_fit
-from agent.context import MESSAGE_OVERHEAD_TOKENS, ContextBudget
+from agent.context import MESSAGE_OVERHEAD_TOKENS
 from agent.forgetting import Forgotten, withhold_quotes
 from agent.history import (
     Conversation,
@@ -47,9 +50,10 @@ from agent.history import (
     tokens_of,
     without_images,
 )
-from agent.llm import FailureKind, LLMClient, LLMError, Message, RequestedCall
+from agent.llm import FailureKind, LLMClient, LLMError, Message, RequestedCall, StreamEnd
 from agent.parts import supports_vision
 from agent.rebuild import SeedSummary, SessionSource, rebuild_summaries
+from agent.runaway import LENGTH_NOTE, LOOP_NOTE, RepetitionWatch
 from agent.steps import (
     MAX_TOOL_STEPS,
     STEP_LIMIT_NOTE,
@@ -63,7 +67,9 @@ from agent.steps import (
 from agent.summarize import Summarizer, neutralize_fences
 from agent.tools import Approver, ToolBox
 
-__all__ = ["AgentSession", "UserTurn"]  # UserTurn: the router and tests take it from here
+StepCheck = Callable[[], Awaitable[str | None]]
+
+__all__ = ["AgentSession", "StepCheck", "UserTurn"]  # UserTurn: the router and tests take it from here
 
 SUMMARY_INTRO = (
     "Below, between <{tag}> tags, are notes you wrote earlier about this thread. They record what people "
@@ -189,18 +195,22 @@ class AgentSession:
         tools: ToolBox | None = None,
         approve: Approver | None = None,
         on_result: ResultHook | None = None,
+        before_step: StepCheck | None = None,
     ) -> AsyncIterator[str]:
         """Stream the reply to ``turns``; commit them, every tool step and the reply only if it completes.
 
         ``tools`` offers the model tool calls (none for a model without function calling); ``approve`` is asked
         about calls that need a person's yes; ``on_result`` hears of every finished call (the router's trail).
+        ``before_step`` is asked before every model step after the first: a note it returns ends the turn
+        there, as its answer (the router's daily token cap). An answer that loops or reaches its token limit
+        ends with a note saying so (``agent/runaway.py``); the history keeps it as it was shown.
         """
         entries = self._entries
         if self._next_llm is not None:
             self._llm, self._next_llm = self._next_llm, None
             for entry in entries.history:
                 entry.tokens = None  # measured again against the new model's window
-        budget = ContextBudget(window=await self._llm.max_input_tokens())
+        budget = await self._llm.budget()
         count = await self._llm.text_counter()
         meter = entries.meter = Meter(budget=budget, count=count)
         entries.pending = self._forgotten.revised(
@@ -225,6 +235,12 @@ class AgentSession:
             spoken = ""
             for step in range(self._max_tool_steps + 1):
                 last_step = step == self._max_tool_steps
+                stop_note = await before_step() if before_step is not None and step > 0 else None
+                if stop_note:
+                    text = ("\n\n" if spoken else "") + stop_note
+                    spoken += text
+                    yield text
+                    break
                 self._squeeze_results(room=budget.input_limit * 3 // 4, with_history=False)
                 await compact_to_fit(
                     entries,
@@ -238,13 +254,32 @@ class AgentSession:
                 request = [*self.messages, *(e.message for e in entries.pending)]
                 requested: list[RequestedCall] = []
                 text = ""
-                stream = self._llm.stream(request, tools=None if last_step else offered, calls=requested)
-                async for delta in stream:
-                    if not text and spoken and not spoken.endswith("\n"):
-                        delta = "\n\n" + delta
-                    text += delta
-                    yield delta
+                ending, watch, stop_note = StreamEnd(), RepetitionWatch(), None
+                stream = self._llm.stream(
+                    request,
+                    max_tokens=budget.output_tokens,
+                    tools=None if last_step else offered,
+                    calls=requested,
+                    ending=ending,
+                )
+                async with aclosing(stream):  # leaving early closes the model's stream: it stops writing
+                    async for delta in stream:
+                        if not text and spoken and not spoken.endswith("\n"):
+                            delta = "\n\n" + delta
+                        text += delta
+                        yield delta
+                        if watch.loops(delta):
+                            stop_note = LOOP_NOTE
+                            break
                 spoken += text
+                if stop_note is None and ending.finish_reason == "length":
+                    stop_note = LENGTH_NOTE.format(tokens=budget.output_tokens)
+                if stop_note is not None:
+                    note = ("\n\n" if spoken.strip() else "") + stop_note
+                    text += note
+                    spoken += note
+                    yield note
+                    break
                 if requested and tools is not None and offered is not None and not last_step:
                     await self._run_step(text, requested, tools, approve=approve, on_result=on_result)
                     continue

@@ -18,8 +18,8 @@ from pathlib import Path
 from agent.llm import litellm_module
 from agent.summarize import PREVIOUS_LABEL
 from bench.common import Result, scratch_router, until
-from bots.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
-from bots.ports import CardState
+from bots.router.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
+from bots.router.ports import CardState
 from storage.migrations import migrate
 from storage.sqlite.db import open_database
 from tests.fakes.llm import FakeLLM
@@ -61,7 +61,7 @@ async def _catch_up(fake: FakeLLM, db: Path, text: str, message_id: str) -> tupl
         await router.handle_message(IncomingMessage(KEY, message_id, ALICE, text))
         card = outbox.cards_posted[-1]
         started = time.perf_counter()
-        await router.handle_click(CardClick(card.card_id, CardAction.CATCH_UP, ALICE))
+        await router.handle_click(CardClick(card.card_id, CardAction.CATCH_UP, ALICE, thread=KEY))
         await until(lambda: any(view.state is CardState.CAUGHT_UP for _, view in outbox.card_updates))
         caught_up = time.perf_counter() - started
         await router.idle()
@@ -87,7 +87,9 @@ async def run() -> list[Result]:
             fake.latency_s = 0.0
             async with scratch_router(fake, db_path, llm_context_window=WINDOW) as (router, outbox):
                 await router.handle_message(IncomingMessage(KEY, "q2", ALICE, "Still there?"))
-                await router.handle_click(CardClick(outbox.cards_posted[-1].card_id, CardAction.CATCH_UP, ALICE))
+                await router.handle_click(
+                    CardClick(outbox.cards_posted[-1].card_id, CardAction.CATCH_UP, ALICE, thread=KEY)
+                )
                 await router.idle()
                 mark = len(fake.requests)
                 for i in range(20):

@@ -16,7 +16,7 @@ from typing import Any
 
 from bots.app import open_router
 from bots.config import Settings
-from bots.threads import ThreadRouter
+from bots.router.threads import ThreadRouter
 from tests.fakes.llm import FakeLLM
 from tests.fakes.settings import fake_model_settings
 from tests.fakes.waiting import FINE_POLL_S, wait_until

@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.common import ROOT, Result, settings_for
 from bench.drills.workers import postgres_database
 from bots.app import open_router
-from bots.messages import Author, IncomingMessage, ThreadKey
+from bots.router.messages import Author, IncomingMessage, ThreadKey
 from storage.migrations import migrate
 from storage.postgres.db import open_postgres
 from tests.fakes.llm import FakeLLM

@@ -3,7 +3,7 @@
 This is the one place that knows every concrete class. It opens the database and migrates it before anything
 else, starts litellm's slow import on a worker thread (so adapters connect meanwhile), and hands the router its
 repositories and LLM client. Adapters receive the router; nothing below this module reads settings. Delivery
-records past their use are pruned at start-up and then hourly (``bots/housekeeping.py``).
+records past their use are pruned at start-up and then hourly (``bots/operator/housekeeping.py``).
 """
 
 from __future__ import annotations
@@ -15,21 +15,22 @@ from contextlib import asynccontextmanager
 from agent.llm import CallObserver, LLMClient, LLMConfig, preload_litellm
 from agent.summarize import Summarizer
 from agent.tools import ToolBox, ToolProvider
-from bots import metrics
-from bots.approvals import ApprovalFlow
-from bots.attachments import AttachmentLimits
-from bots.commands_models import ThreadModels
 from bots.config import ConfigError, Settings
-from bots.health import Health
-from bots.housekeeping import Housekeeping
-from bots.messages import ThreadKey, utc_now
-from bots.metrics import MeteredThreadLog
-from bots.ownership import ThreadOwnership
-from bots.ports import BackgroundService, ThreadOutbox
-from bots.thread_state import RouterStores
-from bots.threads import ThreadRouter
-from bots.tool_turns import ThreadTools
-from bots.usage import UsageRecorder
+from bots.files.attachments import AttachmentLimits
+from bots.files.downloads import FetchPolicy
+from bots.operator import metrics
+from bots.operator.health import Health
+from bots.operator.housekeeping import Housekeeping
+from bots.operator.metrics import MeteredThreadLog
+from bots.operator.usage import UsageRecorder
+from bots.router.commands_models import ThreadModels
+from bots.router.messages import ThreadKey, utc_now
+from bots.router.ports import BackgroundService, ThreadOutbox
+from bots.router.thread_state import RouterStores
+from bots.router.threads import ThreadRouter
+from bots.tools.approvals import ApprovalFlow
+from bots.tools.tool_turns import ThreadTools
+from bots.workers.ownership import ThreadOwnership
 from storage.backends import Storage, open_storage
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def build_llm(settings: Settings, *, observers: Sequence[CallObserver] = ()) -> 
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
         timeout_s=settings.llm_timeout_s,
         function_calling=settings.llm_function_calling,
+        max_output_tokens=settings.llm_max_output_tokens,
     )
     return LLMClient(config, context_window_fallback=settings.llm_context_window, observers=observers)
 
@@ -165,6 +167,12 @@ async def open_router(
             attachment_limits=AttachmentLimits(
                 max_download_bytes=int(settings.attachment_max_mb * 1_000_000),
                 download_timeout_s=settings.attachment_timeout_s,
+                read_budget_s=settings.attachment_read_budget_s,
+                message_read_budget_s=settings.attachment_message_read_budget_s,
+            ),
+            # Files come only from the platforms' file hosts and the configured API hosts: the token goes nowhere else.
+            fetch_policy=FetchPolicy.for_platforms(
+                slack_api_url=settings.slack_api_url, discord_api_base=settings.discord_api_base
             ),
             ownership=ownership,
         )

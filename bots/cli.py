@@ -13,19 +13,21 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from agent.llm import preload_litellm
 from bots.app import open_router, open_storage_for
-from bots.check import preflight, run_check
 from bots.config import ConfigError, Settings, load_settings
-from bots.export import as_json, as_markdown
-from bots.health import Health, serve_health
-from bots.logs import configure_logging
-from bots.messages import ThreadKey, utc_now
-from bots.ports import PlatformAdapter
-from bots.redaction import configured_secrets
-from bots.threads import ThreadRouter
-from bots.usage import usage_table
+from bots.operator.check import preflight, run_check
+from bots.operator.export import as_json, as_markdown
+from bots.operator.health import Health, serve_health
+from bots.operator.log_escape import escape_controls
+from bots.operator.logs import configure_logging
+from bots.operator.redaction import configured_secrets
+from bots.operator.usage import usage_table
+from bots.router.messages import ThreadKey, utc_now
+from bots.router.ports import PlatformAdapter
+from bots.router.threads import ThreadRouter
 from storage.backends import (
     Backend,
     DatabaseUnavailable,
@@ -40,6 +42,7 @@ from storage.sqlite.lock import DatabaseInUse, exclusive_database_lock
 
 log = logging.getLogger("threadkeeper")
 
+CHAT_LOG_NAME = "threadkeeper-chat.log"
 NOTHING_TO_RUN = (
     "No chat platform is configured, so there is nothing to run. Set DISCORD_TOKEN to run the Discord bot, "
     "and/or SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode) to run the "
@@ -82,10 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"threadkeeper: {exc}", file=sys.stderr)
         return 2
-    # The terminal commands keep their output for the conversation; `run` logs at LOG_LEVEL.
-    level = settings.log_level if args.command == "run" else "WARNING"
-    configure_logging(secrets=configured_secrets(settings), level=level, log_format=settings.log_format)
+    # `run` logs at LOG_LEVEL to stderr or LOG_FILE. `chat` keeps the terminal for the conversation: its log
+    # lines go to a file, named once here, never into an answer. The other commands only warn.
+    log_file = chat_log_file(settings) if args.command == "chat" else settings.log_file
+    level = settings.log_level if args.command in ("run", "chat") else "WARNING"
     try:
+        configure_logging(
+            secrets=configured_secrets(settings), level=level, log_format=settings.log_format, path=log_file
+        )
+        if args.command == "chat":
+            print(f"threadkeeper chat: log lines go to {log_file}", file=sys.stderr, flush=True)
         if args.command in ("run", "chat"):
             # One bot per SQLite file (export and forget only read or purge, and stay usable meanwhile); any
             # number of workers share a Postgres database.
@@ -106,6 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def chat_log_file(settings: Settings) -> Path:
+    """LOG_FILE, else ``threadkeeper-chat.log`` in the database's folder (``data/`` with Postgres)."""
+    if settings.log_file is not None:
+        return settings.log_file
+    folder = settings.database_path.parent if settings.database_backend is Backend.SQLITE else Path("data")
+    return folder / CHAT_LOG_NAME
 
 
 def _single_process_lock(settings: Settings, *, command: str) -> contextlib.AbstractContextManager[object]:
@@ -137,7 +154,7 @@ async def run(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     health = Health()
     async with (
-        serve_health(health, port=settings.metrics_port),
+        serve_health(health, port=settings.metrics_port, host=settings.metrics_host),
         open_router(settings, preload_model_client=False, health=health) as router,
     ):
         adapters = _adapters(settings, router)
@@ -165,7 +182,7 @@ async def run(settings: Settings) -> int:
 
 
 async def _chat(settings: Settings, thread: str) -> int:
-    from bots.console import chat
+    from bots.console.adapter import chat
 
     async with open_router(settings) as router:
         await preflight(settings)
@@ -193,7 +210,7 @@ async def _resolve(log_: ThreadLog, name: str) -> ThreadRecord:
 
 
 async def export(settings: Settings, name: str, fmt: str) -> int:
-    """Print a thread's log, with its tool trail, as Markdown or JSON (``bots/export.py``)."""
+    """Print a thread's log, with its tool trail, as Markdown or JSON (``bots/operator/export.py``)."""
     async with open_storage_for(settings) as storage:
         thread = await _resolve(storage.log, name)
         messages = await storage.log.all_messages(thread_id=thread.id)
@@ -217,7 +234,7 @@ async def forget(settings: Settings, name: str) -> int:
     async with open_storage_for(settings) as storage:
         thread = await _resolve(storage.log, name)
         count = await storage.erasures.forget_thread(thread_id=thread.id, now=utc_now())
-    print(f"Forgot thread {thread.title or thread.thread}: {count} message(s) purged.")
+    print(f"Forgot thread {escape_controls(thread.title or thread.thread)}: {count} message(s) purged.")
     return 0
 
 
@@ -234,7 +251,7 @@ async def forget_user(settings: Settings, who: str) -> int:
         print(f"No messages of {who} in the log; nothing removed.")
         return 0
     for thread in erased:
-        print(f"Erased {thread.messages} message(s) in thread {thread.title or thread.thread}.")
+        print(f"Erased {thread.messages} message(s) in thread {escape_controls(thread.title or thread.thread)}.")
     total = sum(t.messages for t in erased)
     print(f"Erased {total} message(s) of {who} in {len(erased)} thread(s); summaries that covered them are gone too.")
     return 0

@@ -7,7 +7,9 @@ variable and the fix (exit code 2) rather than a traceback from deep inside a li
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +27,7 @@ DEFAULT_SUGGESTED_PROMPTS = (
 )
 NameList = Annotated[tuple[str, ...], NoDecode]
 BUILTIN_TOOL_NAMES = ("search_thread",)
+HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 
 HINTS: dict[str, str] = {
     "DATABASE_URL": "a SQLite URL such as sqlite:///data/threadkeeper.db (relative) or "
@@ -35,13 +38,18 @@ HINTS: dict[str, str] = {
     "LLM_API_BASE": "the base URL of an OpenAI-compatible or provider endpoint, e.g. http://localhost:11434",
     "LLM_CONTEXT_WINDOW": "a whole number of tokens of at least 256, e.g. 8192",
     "LLM_TIMEOUT_S": "a number of seconds greater than 0, e.g. 60",
+    "LLM_MAX_OUTPUT_TOKENS": "a whole number of tokens of at least 32 one answer may take, e.g. 4096",
     "MAX_LIVE_SESSIONS": "a whole number of at least 1, e.g. 1000",
     "PORT": "a TCP port number between 1 and 65535",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "LOG_RETENTION_DAYS": "a whole number of days of at least 1, e.g. 90, or leave it unset to keep everything",
     "LLM_FUNCTION_CALLING": "true or false, or leave it unset to follow litellm's model map",
     "LOG_FORMAT": "text (the default) or json (one JSON object a line)",
+    "LOG_FILE": "the path of a file to append log lines to, e.g. data/threadkeeper.log, or leave it unset for "
+    "stderr (threadkeeper chat then logs to threadkeeper-chat.log next to the database)",
     "METRICS_PORT": "a TCP port number between 1 and 65535 for /metrics, /healthz and /readyz, or leave it empty",
+    "METRICS_HOST": "the address to serve /metrics, /healthz and /readyz on: 127.0.0.1 (the default: this machine "
+    "only), 0.0.0.0 or :: (every interface, e.g. for a scraper in another container), or one interface's address",
     "USER_DAILY_TOKENS": "a whole number of tokens of at least 1 per person per UTC day, or leave it empty",
     "MCP_CONFIG": 'the path of a JSON file in the mcpServers shape, e.g. mcp.json holding {"mcpServers": '
     '{"files": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/srv/docs"]}}}, '
@@ -81,6 +89,7 @@ class Settings(BaseSettings):
     llm_context_window: int = Field(default=8192, ge=256)
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_function_calling: bool | None = None  # None: litellm's model map decides
+    llm_max_output_tokens: int = Field(default=4096, ge=32)  # an answer's max_tokens (within a quarter window)
     system_prompt: str = (
         "You are threadkeeper, a helpful assistant taking part in a team chat thread. "
         "Several people may write in the thread; each user message starts with the author's name. "
@@ -90,10 +99,14 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_retention_days: int | None = Field(default=None, ge=1)
     log_format: Literal["text", "json"] = "text"
+    log_file: Path | None = None  # unset: stderr, except in `chat`, where log lines would land inside answers
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"  # unauthenticated: this machine only unless the operator says otherwise
     user_daily_tokens: int | None = Field(default=None, ge=1)
     attachment_max_mb: float = Field(default=20.0, gt=0)  # larger files are refused with a note
     attachment_timeout_s: float = Field(default=20.0, gt=0)  # one file's download
+    attachment_read_budget_s: float = Field(default=5.0, gt=0)  # one file's reading (bots/files/reading_box.py)
+    attachment_message_read_budget_s: float = Field(default=15.0, gt=0)  # all the files of one message
 
     # Tools: wired by the composition root as agent/tools.py's module docstring shows.
     mcp_config: Path | None = None
@@ -103,10 +116,10 @@ class Settings(BaseSettings):
     tool_approvers: IdList = frozenset()
     approval_timeout_s: float = Field(default=600.0, gt=0)
 
-    # In-thread commands (bots/commands.py).
+    # In-thread commands (bots/router/commands.py).
     llm_models: NameList = ()  # empty: LLM_MODEL alone
     admin_users: IdList = frozenset()
-    # Several workers on one Postgres (bots/ownership.py): how long a lease lasts unrenewed, how often to poll.
+    # Several workers on one Postgres (bots/workers/ownership.py): how long a lease lasts unrenewed, how often to poll.
     worker_lease_s: float = Field(default=15.0, ge=3)
     worker_poll_s: float = Field(default=2.0, gt=0)
 
@@ -194,12 +207,26 @@ class Settings(BaseSettings):
         "mcp_config",
         "llm_function_calling",
         "log_retention_days",
+        "log_file",
         mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         """``VAR=`` in a .env file means "not set", as in .env.example."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("metrics_host", mode="before")
+    @classmethod
+    def _host_or_default(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        host = value.strip() or "127.0.0.1"
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not HOST_NAME.fullmatch(host):
+                raise ValueError(f"{host!r} is not an IP address or a host name") from None
+        return host
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -13,7 +13,10 @@ Postgres's dead tuples). Each operation here does its whole job in one transacti
   summary being written meanwhile is recognised as stale and redone.
 
 The tool trail rows whose results quoted a changed message (search_thread cites the ids it quotes) lose their
-excerpt too.
+excerpt too, and so do the tool calls (arguments and result) and approval requests of the turn that answered a
+changed user message: the model's arguments often repeat the question's words. A thread title made from a
+changed message (``threads.title_message_id``) is blanked. ``forget --user`` also takes the person's id and name
+off every row that recorded what they did (usage, approvals, card choices, feedback, model choices).
 
 The journal that running routers poll is read as "ids greater than the last one seen". On Postgres identity
 values are handed out at insert time but become visible at commit, so two workers' erasures could commit out of
@@ -53,6 +56,41 @@ _INVALIDATE_SUMMARIES = (
 )
 
 
+# The tool calls and approval requests of the turn that answered user message ? (each statement runs once per
+# message, starting from its row, so it reads the thread's rows by index): placed (or asked) from it until the
+# next reply of the bot ('9' sorts after every ISO time).
+_QUESTION_THREAD = "(SELECT thread_id FROM messages WHERE id = ? AND role = 'user')"
+_NEXT_REPLY = (
+    "(SELECT MIN(r.id) FROM messages q JOIN messages r ON r.thread_id = q.thread_id "
+    "WHERE q.id = ? AND r.role = 'assistant' AND r.id > q.id)"
+)
+_SCRUB_TURN_CALLS = (
+    f"UPDATE tool_calls SET arguments_json = ?, result_excerpt = ? WHERE thread_id = {_QUESTION_THREAD} "
+    f"AND after_message_id >= ? AND after_message_id < COALESCE({_NEXT_REPLY}, {2**62})"
+)
+_SCRUB_TURN_APPROVALS = (
+    f"UPDATE approvals SET arguments_preview = ? WHERE thread_id = {_QUESTION_THREAD} "
+    "AND created_utc >= (SELECT logged_utc FROM messages WHERE id = ?) "
+    f"AND created_utc < COALESCE((SELECT logged_utc FROM messages WHERE id = {_NEXT_REPLY}), '9')"
+)
+_FORGET_TITLES = (
+    "UPDATE threads SET title = NULL, title_message_id = NULL WHERE id = (SELECT thread_id FROM messages WHERE id = ?) "
+    "AND title_message_id = (SELECT platform_message_id FROM messages WHERE id = ?)"
+)
+# What a person did, on one platform: each statement takes (user id, platform).
+_THREADS_OF = "(SELECT id FROM threads WHERE platform = ?)"
+_ERASE_PERSON = (
+    "UPDATE tool_calls SET decided_by = NULL WHERE (thread_id, decided_by) IN (SELECT thread_id, decided_by_name "
+    f"FROM approvals WHERE decided_by_id = ? AND thread_id IN {_THREADS_OF})",
+    f"UPDATE approvals SET decided_by_id = NULL, decided_by_name = NULL WHERE decided_by_id = ? "
+    f"AND thread_id IN {_THREADS_OF}",
+    "UPDATE cards SET resolved_by_id = NULL, resolved_by_name = NULL WHERE resolved_by_id = ? "
+    f"AND thread_id IN {_THREADS_OF}",
+    f"UPDATE thread_settings SET changed_by_id = NULL WHERE changed_by_id = ? AND thread_id IN {_THREADS_OF}",
+    f"UPDATE usage SET user_id = NULL WHERE user_id = ? AND (thread_id IS NULL OR thread_id IN {_THREADS_OF})",
+    "UPDATE feedback SET user_id = 'forgotten:' || id, user_name = '' WHERE user_id = ? AND message_id IN "
+    f"(SELECT id FROM messages WHERE thread_id IN {_THREADS_OF})",
+)
 _JOURNAL = "INSERT INTO erasures (thread_id, message_id, kind, created_utc) VALUES (?, ?, ?, ?)"
 
 
@@ -67,13 +105,17 @@ class ErasureStore:
     def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
-    async def _scrub_trail(self, tx: Transaction, *, message_ids: list[int]) -> None:
-        """Tool results that quoted one of ``message_ids`` lose their excerpt."""
+    async def _follow_copies(self, tx: Transaction, *, message_ids: list[int]) -> None:
+        """What was made from ``message_ids`` goes with their text: quotes (one pass over the trail for all of
+        them), the turn's tool calls and approvals, the title."""
         await tx.execute(
-            "UPDATE tool_calls SET result_excerpt = ? WHERE EXISTS "
+            "UPDATE tool_calls SET result_excerpt = ? WHERE cites_json != '[]' AND EXISTS "
             "(SELECT 1 FROM {cited} WHERE CAST(cited.value AS BIGINT) {in_ids})",
             (REMOVED_EXCERPT, self._db.dialect.array(message_ids)),
         )
+        await tx.executemany(_SCRUB_TURN_CALLS, [("{}", REMOVED_EXCERPT, m, m, m) for m in message_ids])
+        await tx.executemany(_SCRUB_TURN_APPROVALS, [(REMOVED_EXCERPT, m, m, m) for m in message_ids])
+        await tx.executemany(_FORGET_TITLES, [(m, m) for m in message_ids])
 
     async def _blank(self, tx: Transaction, *, message_ids: list[int], now: str, erase_author: bool) -> None:
         """Blank rows and mark them deleted; a waiting one stops waiting (there is nothing left to answer)."""
@@ -84,7 +126,7 @@ class ErasureStore:
             "WHERE id {in_ids}",
             (now, self._db.dialect.array(message_ids)),
         )
-        await self._scrub_trail(tx, message_ids=message_ids)
+        await self._follow_copies(tx, message_ids=message_ids)
 
     async def _erase_rows(self, tx: Transaction, *, rows: Sequence[Row], now: str, erase_author: bool) -> None:
         """Blank ``rows`` (id, thread_id), invalidate the summaries that covered them, journal each one."""
@@ -130,19 +172,30 @@ class ErasureStore:
                 await tx.execute(
                     "UPDATE messages SET content = ?, edited_utc = ? WHERE id = ?", (content, iso(when), message_id)
                 )
-                await self._scrub_trail(tx, message_ids=[message_id])
+                await self._follow_copies(tx, message_ids=[message_id])
             await tx.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
             kind = KIND_DELETED if content is None else KIND_EDITED
             await _journal(tx, thread_id=thread_id, message_id=message_id, kind=kind)
         await self._db.scrub()
         return message_id
 
-    async def forget_thread(self, *, thread_id: int, now: datetime) -> int:
-        """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went."""
+    async def forget_thread(self, *, thread_id: int, now: datetime, keep_tracking: bool = False) -> int:
+        """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went.
+
+        ``keep_tracking`` leaves a bare row under a new id (see ``storage/protocols.py``): ids are never reused
+        (AUTOINCREMENT since m008 on SQLite, identities on Postgres), so the new id is above the forgotten one.
+        """
         async with self._db.atomic() as tx:
             await tx.serialize(JOURNAL_LOCK)
             count = await tx.fetchone("SELECT COUNT(*) AS n FROM messages WHERE thread_id = ?", (thread_id,))
-            await tx.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+            key = await tx.fetchone(
+                "DELETE FROM threads WHERE id = ? RETURNING platform, workspace, channel, thread", (thread_id,)
+            )
+            if keep_tracking and key is not None:
+                await tx.execute(
+                    "INSERT INTO threads (platform, workspace, channel, thread, created_utc) VALUES (?, ?, ?, ?, ?)",
+                    (key["platform"], key["workspace"], key["channel"], key["thread"], iso(now)),
+                )
             await _journal(tx, thread_id=thread_id, message_id=None, kind=KIND_THREAD)
         await self._db.scrub()
         return 0 if count is None else int(count["n"])
@@ -152,14 +205,19 @@ class ErasureStore:
         async with self._db.atomic() as tx:
             await tx.serialize(JOURNAL_LOCK)
             rows = await tx.fetchall(
-                "SELECT m.id, m.thread_id, t.thread, t.title FROM messages m JOIN threads t ON t.id = m.thread_id "
+                "SELECT m.id, m.thread_id, t.thread FROM messages m JOIN threads t ON t.id = m.thread_id "
                 "WHERE t.platform = ? AND m.author_id = ? AND m.role = 'user' ORDER BY m.id{for_update_of_m}",
                 (platform, user_id),
             )
             await self._erase_rows(tx, rows=rows, now=iso(now), erase_author=True)
-        if rows:
-            await self._db.scrub()
-        return group_by_thread(list(rows))
+            for statement in _ERASE_PERSON:
+                await tx.execute(statement, (user_id, platform))
+            titles = await tx.fetchall(
+                "SELECT id, title FROM threads WHERE id {in_ids}",
+                (self._db.dialect.array([int(row["thread_id"]) for row in rows]),),
+            )  # read after the erasure: a title made from their message is gone
+        await self._db.scrub()
+        return group_by_thread(list(rows), titles={int(row["id"]): row["title"] for row in titles})
 
     async def purge_older_than(self, *, cutoff: datetime, now: datetime) -> int:
         """Delete messages sent before ``cutoff`` (never one still waiting for an answer); return the count."""

@@ -63,7 +63,8 @@ class Wake:
     """A hint for worker ``to``: something in thread ``thread_id`` wants its attention.
 
     ``kind`` is ``thread`` (messages wait), ``card`` (a card click another worker received and won; ``detail``
-    carries the action and the clicker) or ``approval`` (an approval was decided elsewhere).
+    carries the action and the clicker) or ``approval`` (a click on an approval another worker received; ``detail``
+    carries the approval, the action and the clicker, and the owner decides).
     """
 
     to: str

@@ -44,14 +44,22 @@ class ThreadLog:
         )
 
     async def ensure_thread(
-        self, *, platform: str, workspace: str, channel: str, thread: str, title: str | None, now: datetime
+        self,
+        *,
+        platform: str,
+        workspace: str,
+        channel: str,
+        thread: str,
+        title: str | None,
+        now: datetime,
+        title_message_id: str | None = None,
     ) -> int:
         """The thread's row id, creating the row on first sight."""
         async with self._db.atomic() as tx:
             await tx.execute(
-                "INSERT INTO threads (platform, workspace, channel, thread, title, created_utc) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (platform, workspace, channel, thread, title, iso(now)),
+                "INSERT INTO threads (platform, workspace, channel, thread, title, title_message_id, created_utc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (platform, workspace, channel, thread, title, title_message_id if title else None, iso(now)),
             )
             row = await tx.fetchone(
                 "SELECT id FROM threads WHERE platform = ? AND workspace = ? AND channel = ? AND thread = ?",
@@ -128,11 +136,17 @@ class ThreadLog:
             (json.dumps(attachments), thread_id, message_id),
         )
 
-    async def set_platform_id(self, *, thread_id: int, old: str, new: str) -> None:
-        """Give a reply logged before it was posted the id the platform gave it."""
-        await self._db.execute(
-            "UPDATE messages SET platform_message_id = ? WHERE thread_id = ? AND platform_message_id = ?",
-            (new, thread_id, old),
+    async def set_platform_id(self, *, thread_id: int, old: str, new: str, fence: Fence | None = None) -> None:
+        """Give a reply logged before it was posted the id the platform gave it (a worker that lost the thread,
+        ``fence``, writes nothing more there)."""
+        await self._db.script(
+            [
+                (
+                    "UPDATE messages SET platform_message_id = ? WHERE thread_id = ? AND platform_message_id = ?",
+                    (new, thread_id, old),
+                )
+            ],
+            fence=fence,
         )
 
     async def threads_with_waiting(self, *, platform: str) -> list[ThreadRecord]:
@@ -189,13 +203,17 @@ class ThreadLog:
         )
         return None if row is None else int(row["id"])
 
-    async def replace_reply(self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime) -> bool:
+    async def replace_reply(
+        self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime, fence: Fence | None = None
+    ) -> bool:
         """Mark the answer ``reply_id`` replaced and what it answered waiting again, in one transaction (retry).
 
         A crash before the new answer is posted then leaves the questions waiting, so the next start answers
-        them; False when the answer is gone or was replaced already.
+        them; False when the answer is gone or was replaced already. Only the thread's owner (``fence``) may
+        take its answer back.
         """
         async with self._db.atomic() as tx:
+            await tx.check_fence(fence)
             changed = await tx.execute(
                 "UPDATE messages SET replaced_utc = ? WHERE id = ? AND thread_id = ? AND role = 'assistant' "
                 "AND replaced_utc IS NULL AND deleted_utc IS NULL",

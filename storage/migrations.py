@@ -35,18 +35,62 @@ _CREATE_LEDGER = "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY,
 @dataclass(frozen=True, slots=True)
 class Migration:
     name: str
-    statements: tuple[str, ...] = ()  # both backends
-    sqlite: tuple[str, ...] = ()  # then these on SQLite only
-    postgres: tuple[str, ...] = ()  # or these on Postgres only
+    statements: tuple[str, ...] = ()  # both backends, after the backend's own below
+    sqlite: tuple[str, ...] = ()  # SQLite only
+    postgres: tuple[str, ...] = ()  # Postgres only
     only: str | None = None  # the one backend ("sqlite", "postgres") that applies and records it
 
     def statements_for(self, dialect: str) -> tuple[str, ...]:
-        return self.statements + (self.sqlite if dialect == "sqlite" else self.postgres)
+        return (self.sqlite if dialect == "sqlite" else self.postgres) + self.statements
 
 
+_THREADS = """
+    CREATE TABLE threads (
+        {id},
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        thread TEXT NOT NULL,
+        title TEXT,
+        created_utc TEXT NOT NULL,
+        last_message_utc TEXT,
+        UNIQUE (platform, workspace, channel, thread)
+    )
+    """
+_MESSAGES = """
+    CREATE TABLE messages (
+        {id},
+        thread_id {bigint} NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+        platform_message_id TEXT NOT NULL,
+        author_id TEXT NOT NULL,
+        author_name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        content TEXT NOT NULL,
+        attachments_json TEXT NOT NULL DEFAULT '[]',
+        reply_state TEXT CHECK (reply_state IN ('waiting', 'answered')),
+        sent_utc TEXT NOT NULL,
+        logged_utc TEXT NOT NULL,
+        edited_utc TEXT,
+        deleted_utc TEXT,
+        UNIQUE (thread_id, platform_message_id)
+    )
+    """
+_MESSAGES_WAITING = "CREATE INDEX messages_waiting ON messages (thread_id) WHERE reply_state = 'waiting'"
+_SESSIONS = """
+    CREATE TABLE sessions (
+        {id},
+        thread_id {bigint} NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+        origin TEXT NOT NULL CHECK (origin IN ('fresh', 'catch_up')),
+        model TEXT NOT NULL,
+        started_utc TEXT NOT NULL,
+        summary TEXT,
+        summary_through_message_id {bigint} REFERENCES messages (id) ON DELETE SET NULL
+    )
+    """
+_SESSIONS_BY_THREAD = "CREATE INDEX sessions_by_thread ON sessions (thread_id, id)"
 _CARDS = """
-    CREATE TABLE {table} (
-        {id_kind},
+    CREATE TABLE cards (
+        {id},
         thread_id {bigint} NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
         card_message_id TEXT,
         state TEXT NOT NULL CHECK (state IN ('pending', 'catching_up', 'caught_up', 'fresh')),
@@ -55,61 +99,45 @@ _CARDS = """
         resolved_by_name TEXT,
         resolved_utc TEXT
     )
-"""
+    """
 _CARDS_INDEX = (
     "CREATE UNIQUE INDEX cards_one_open_per_thread ON cards (thread_id) WHERE state IN ('pending', 'catching_up')"
 )
+# SQLite's full-text index follows the rows through these (m005; m008 makes them again on the rebuilt table).
+_FTS_TRIGGERS = (
+    "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN "
+    "INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); END",
+    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN "
+    "INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); END",
+    "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN "
+    "INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); "
+    "INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); END",
+)
+
+
+def _rebuild(table: str, create: str, columns: str, *after: str) -> tuple[str, ...]:
+    """SQLite's way to change a table it cannot ALTER: a new one, every row copied with its id, then renamed."""
+    return (
+        create.replace(f"CREATE TABLE {table} (", f"CREATE TABLE {table}_autoincrement ("),
+        f"INSERT INTO {table}_autoincrement ({columns}) SELECT {columns} FROM {table}",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_autoincrement RENAME TO {table}",
+        *after,
+    )
+
+
 _CARD_COLUMNS = "id, thread_id, card_message_id, state, created_utc, resolved_by_id, resolved_by_name, resolved_utc"
 
 MIGRATIONS: list[Migration] = [
     Migration(
         "m001_initial",
         (
-            """
-            CREATE TABLE threads (
-                {id},
-                platform TEXT NOT NULL,
-                workspace TEXT NOT NULL,
-                channel TEXT NOT NULL,
-                thread TEXT NOT NULL,
-                title TEXT,
-                created_utc TEXT NOT NULL,
-                last_message_utc TEXT,
-                UNIQUE (platform, workspace, channel, thread)
-            )
-            """,
-            """
-            CREATE TABLE messages (
-                {id},
-                thread_id {bigint} NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
-                platform_message_id TEXT NOT NULL,
-                author_id TEXT NOT NULL,
-                author_name TEXT NOT NULL,
-                role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
-                content TEXT NOT NULL,
-                attachments_json TEXT NOT NULL DEFAULT '[]',
-                reply_state TEXT CHECK (reply_state IN ('waiting', 'answered')),
-                sent_utc TEXT NOT NULL,
-                logged_utc TEXT NOT NULL,
-                edited_utc TEXT,
-                deleted_utc TEXT,
-                UNIQUE (thread_id, platform_message_id)
-            )
-            """,
-            "CREATE INDEX messages_waiting ON messages (thread_id) WHERE reply_state = 'waiting'",
-            """
-            CREATE TABLE sessions (
-                {id},
-                thread_id {bigint} NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
-                origin TEXT NOT NULL CHECK (origin IN ('fresh', 'catch_up')),
-                model TEXT NOT NULL,
-                started_utc TEXT NOT NULL,
-                summary TEXT,
-                summary_through_message_id {bigint} REFERENCES messages (id) ON DELETE SET NULL
-            )
-            """,
-            "CREATE INDEX sessions_by_thread ON sessions (thread_id, id)",
-            _CARDS.replace("{table}", "cards").replace("{id_kind}", "{id}"),
+            _THREADS,
+            _MESSAGES,
+            _MESSAGES_WAITING,
+            _SESSIONS,
+            _SESSIONS_BY_THREAD,
+            _CARDS,
             _CARDS_INDEX,
             """
             CREATE TABLE delivered_events (
@@ -130,13 +158,7 @@ MIGRATIONS: list[Migration] = [
     # and the partial unique index kept); nothing references ``cards``, so the rebuild touches no other table.
     Migration(
         "m002_cards_autoincrement",
-        sqlite=(
-            _CARDS.replace("{table}", "cards_autoincrement").replace("{id_kind}", "{id_never_reused}"),
-            f"INSERT INTO cards_autoincrement ({_CARD_COLUMNS}) SELECT {_CARD_COLUMNS} FROM cards",
-            "DROP TABLE cards",
-            "ALTER TABLE cards_autoincrement RENAME TO cards",
-            _CARDS_INDEX,
-        ),
+        sqlite=_rebuild("cards", _CARDS.replace("{id}", "{id_never_reused}"), _CARD_COLUMNS, _CARDS_INDEX),
         only="sqlite",
     ),
     # The journal of forgotten messages and threads that running routers follow (storage/erasure.py). No foreign
@@ -223,13 +245,7 @@ MIGRATIONS: list[Migration] = [
         sqlite=(
             "CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id', "
             "tokenize='unicode61 remove_diacritics 2')",
-            "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN "
-            "INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); END",
-            "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN "
-            "INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); END",
-            "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN "
-            "INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); "
-            "INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); END",
+            *_FTS_TRIGGERS,
             "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
         ),
     ),
@@ -267,6 +283,66 @@ MIGRATIONS: list[Migration] = [
             "ALTER TABLE messages ADD COLUMN replaced_utc TEXT",
         ),
     ),
+    # Thread, message and session ids are never reused, and a thread's title remembers the message it came from.
+    # The erasure journal, the buttons, the trail and live sessions name them by id; with a plain INTEGER PRIMARY
+    # KEY, forgetting the newest thread handed its id to the next new thread. SQLite cannot add AUTOINCREMENT to a
+    # table, so the three are rebuilt with every row and id (``migrate`` turns foreign keys off meanwhile, so
+    # dropping the old tables cascades nowhere), and the counters start above every id the journal names.
+    # Postgres's identities never reuse an id: it only adds the column. ``title_message_id`` is the platform id
+    # of the message the title was made from (NULL when the platform named the thread): deleting, editing or
+    # forgetting that message blanks the title (storage/erasure.py). The backfill takes the first user message
+    # of each titled thread when the title could have been made from it (its text starts with the title, which
+    # Discord cuts with "…", or it was changed since); a title whose message was changed goes now.
+    Migration(
+        "m008_ids_never_reused_and_title_source",
+        (
+            "UPDATE threads SET title_message_id = (SELECT m.platform_message_id FROM messages m "
+            "WHERE m.id = (SELECT MIN(f.id) FROM messages f WHERE f.thread_id = threads.id AND f.role = 'user') "
+            "AND (m.deleted_utc IS NOT NULL OR m.edited_utc IS NOT NULL "
+            "OR substr(m.content, 1, length(rtrim(threads.title, '…'))) = rtrim(threads.title, '…'))) "
+            "WHERE title IS NOT NULL",
+            "UPDATE threads SET title = NULL, title_message_id = NULL WHERE title_message_id IN "
+            "(SELECT m.platform_message_id FROM messages m WHERE m.thread_id = threads.id "
+            "AND (m.deleted_utc IS NOT NULL OR m.edited_utc IS NOT NULL))",
+        ),
+        sqlite=(
+            *_rebuild(
+                "threads",
+                _THREADS.replace("{id}", "{id_never_reused}").replace(
+                    "last_message_utc TEXT,", "last_message_utc TEXT,\n                title_message_id TEXT,"
+                ),
+                "id, platform, workspace, channel, thread, title, created_utc, last_message_utc",
+            ),
+            *_rebuild(
+                "messages",
+                _MESSAGES.replace("{id}", "{id_never_reused}").replace(
+                    "deleted_utc TEXT,", "deleted_utc TEXT,\n                replaced_utc TEXT,"
+                ),
+                "id, thread_id, platform_message_id, author_id, author_name, role, content, attachments_json, "
+                "reply_state, sent_utc, logged_utc, edited_utc, deleted_utc, replaced_utc",
+                _MESSAGES_WAITING,  # the index and the search triggers went with the old table; the index
+                *_FTS_TRIGGERS,  # itself keeps its entries (every row kept its id)
+            ),
+            # A live session writes its rebuilt summary back by session id (storage/sessions.py).
+            *_rebuild(
+                "sessions",
+                _SESSIONS.replace("{id}", "{id_never_reused}"),
+                "id, thread_id, origin, model, started_utc, summary, summary_through_message_id",
+                _SESSIONS_BY_THREAD,
+            ),
+            *(
+                statement
+                for table, journaled in (("threads", "thread_id"), ("messages", "message_id"))
+                for statement in (
+                    f"INSERT INTO sqlite_sequence (name, seq) SELECT '{table}', 0 WHERE NOT EXISTS "
+                    f"(SELECT 1 FROM sqlite_sequence WHERE name = '{table}')",
+                    f"UPDATE sqlite_sequence SET seq = MAX(seq, (SELECT COALESCE(MAX({journaled}), 0) FROM erasures)) "
+                    f"WHERE name = '{table}'",
+                )
+            ),
+        ),
+        postgres=("ALTER TABLE threads ADD COLUMN title_message_id TEXT",),
+    ),
     # Worker leases (storage/postgres/leases.py): live state of the workers, referencing nothing.
     Migration(
         "pg_leases",
@@ -302,23 +378,40 @@ async def applied_migrations(db: SqlDatabase) -> list[str]:
 
 
 async def migrate(db: SqlDatabase, migrations: Sequence[Migration] | None = None) -> list[str]:
-    """Apply every step not yet recorded, each in its own locked transaction; return the names applied now."""
+    """Apply every step not yet recorded, each in its own locked transaction; return the names applied now.
+
+    A table SQLite rebuilds (m002, m008) is dropped, and with foreign keys on, DROP TABLE first deletes every row,
+    cascading into the tables that reference it. SQLite's own procedure for such changes: keys off around the
+    migrations (the pragma cannot change inside a transaction), and a foreign_key_check before each commit
+    (``{foreign_keys_off}`` and its siblings do nothing on Postgres, whose schema changes never cascade).
+    """
     dialect = db.dialect.name
     done = set(await applied_migrations(db))
+    pending = [m for m in migrations_for(dialect, migrations) if m.name not in done]
+    if not pending:
+        return []
     applied = []
-    for migration in migrations_for(dialect, migrations):
-        if migration.name in done:
-            continue
-        async with db.atomic() as tx:
-            await tx.serialize(MIGRATION_LOCK)
-            await tx.execute(_CREATE_LEDGER)
-            if await tx.fetchone("SELECT 1 AS done FROM _migrations WHERE name = ?", (migration.name,)):
-                continue  # another worker applied it meanwhile
-            for statement in migration.statements_for(dialect):
-                await tx.execute(statement)
-            await tx.execute(
-                "INSERT INTO _migrations (name, applied_utc) VALUES (?, ?)",
-                (migration.name, datetime.now(UTC).isoformat()),
-            )
-        applied.append(migration.name)
+    await db.execute("{foreign_keys_off}")
+    try:
+        for migration in pending:
+            async with db.atomic() as tx:
+                await tx.serialize(MIGRATION_LOCK)
+                await tx.execute(_CREATE_LEDGER)
+                if await tx.fetchone("SELECT 1 AS done FROM _migrations WHERE name = ?", (migration.name,)):
+                    continue  # another worker applied it meanwhile
+                for statement in migration.statements_for(dialect):
+                    await tx.execute(statement)
+                if broken := await tx.fetchall("{foreign_key_check}"):
+                    first = broken[0]
+                    raise RuntimeError(
+                        f"migration {migration.name} would leave rows pointing nowhere: {first['table']} row "
+                        f"{first['rowid']} -> {first['parent']}"
+                    )
+                await tx.execute(
+                    "INSERT INTO _migrations (name, applied_utc) VALUES (?, ?)",
+                    (migration.name, datetime.now(UTC).isoformat()),
+                )
+            applied.append(migration.name)
+    finally:
+        await db.execute("{foreign_keys_on}")
     return applied

@@ -43,9 +43,21 @@ class ThreadLog(Protocol):
     """Threads and their messages, each message logged exactly once."""
 
     async def ensure_thread(
-        self, *, platform: str, workspace: str, channel: str, thread: str, title: str | None, now: datetime
+        self,
+        *,
+        platform: str,
+        workspace: str,
+        channel: str,
+        thread: str,
+        title: str | None,
+        now: datetime,
+        title_message_id: str | None = None,
     ) -> int:
-        """The thread's row id, creating the row on first sight."""
+        """The thread's row id, creating the row on first sight.
+
+        ``title_message_id``: the platform id of the message ``title`` was made from, if it was; the title then
+        follows that message (blanked when it is deleted, edited or forgotten).
+        """
         ...
 
     async def find_thread(self, *, platform: str, workspace: str, channel: str, thread: str) -> int | None: ...
@@ -83,8 +95,9 @@ class ThreadLog(Protocol):
         """Replace a message's attachment metadata once its files were read (a deleted message stays blank)."""
         ...
 
-    async def set_platform_id(self, *, thread_id: int, old: str, new: str) -> None:
-        """Give a reply logged before it was posted the id the platform gave it."""
+    async def set_platform_id(self, *, thread_id: int, old: str, new: str, fence: Fence | None = None) -> None:
+        """Give a reply logged before it was posted the id the platform gave it (``fence``: as for
+        :meth:`record_reply`)."""
         ...
 
     async def threads_with_waiting(self, *, platform: str) -> list[ThreadRecord]:
@@ -112,9 +125,11 @@ class ThreadLog(Protocol):
         :class:`storage.leases.LeaseLost` when it does not)."""
         ...
 
-    async def replace_reply(self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime) -> bool:
+    async def replace_reply(
+        self, *, thread_id: int, reply_id: int, answered_ids: list[int], now: datetime, fence: Fence | None = None
+    ) -> bool:
         """Mark the answer replaced and what it answered waiting again, in one transaction (a retry); False when
-        the answer is gone or was replaced already."""
+        the answer is gone or was replaced already (``fence``: as for :meth:`record_reply`)."""
         ...
 
     async def transcript(
@@ -230,8 +245,13 @@ class ErasureStore(Protocol):
         """Store a message's new text; return its log id (None when unknown, deleted or unchanged)."""
         ...
 
-    async def forget_thread(self, *, thread_id: int, now: datetime) -> int:
-        """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went."""
+    async def forget_thread(self, *, thread_id: int, now: datetime, keep_tracking: bool = False) -> int:
+        """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went.
+
+        ``keep_tracking``: the thread gets a bare row in the same transaction (its platform key under a new id, no
+        title, nothing else), so the bot still takes part in it and its next message starts it afresh (the
+        in-thread forget). Without it the thread is gone entirely (the operator's ``threadkeeper forget``).
+        """
         ...
 
     async def forget_user(self, *, platform: str, user_id: str, now: datetime) -> list[UserErasure]:

@@ -164,13 +164,14 @@ class UserErasure:
     messages: int
 
 
-def group_by_thread(rows: list[Any]) -> list[UserErasure]:
-    """Rows (thread_id, thread, title) of one person's messages, counted per thread in first-seen order."""
+def group_by_thread(rows: list[Any], *, titles: dict[int, str | None]) -> list[UserErasure]:
+    """Rows (thread_id, thread) of one person's messages, counted per thread in first-seen order, with the titles
+    the threads have after the erasure."""
     by_thread: dict[int, UserErasure] = {}
     for row in rows:
         seen = by_thread.get(row["thread_id"])
         by_thread[row["thread_id"]] = UserErasure(
-            int(row["thread_id"]), row["thread"], row["title"], 1 + (seen.messages if seen else 0)
+            int(row["thread_id"]), row["thread"], titles.get(int(row["thread_id"])), 1 + (seen.messages if seen else 0)
         )
     return list(by_thread.values())
 

@@ -1,6 +1,6 @@
 """UsageLog: the tokens and cost of every model call behind an answer or a summary.
 
-Rows are written after the reply is posted (bots/usage.py batches a turn's calls into one insert), read for
+Rows are written after the reply is posted (bots/operator/usage.py batches a turn's calls into one insert), read for
 ``threadkeeper stats`` and for the per-person daily cap. Days are UTC days: ``created_utc`` is an ISO string,
 so a day's rows are a prefix range and the ``(user_id, created_utc)`` index serves the cap's query. Postgres
 sums integers into ``numeric``: the totals are cast back, so both backends return ints and floats.

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from bots.app import open_router
 from bots.config import Settings
-from bots.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
-from bots.ports import ApprovalCard, CatchUpCard, ClickResult
-from bots.threads import ThreadRouter
+from bots.router.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
+from bots.router.ports import ApprovalCard, CatchUpCard, ClickResult
+from bots.router.threads import ThreadRouter
 
 PLATFORM = "test"
 _ids = itertools.count(1)
@@ -115,7 +115,9 @@ class Bot:
 
     async def click(self, action: CardAction, *, card_id: int | None = None, user: Author = ALICE) -> ClickResult:
         card_id = card_id if card_id is not None else self.outbox.cards_posted[-1].card_id
-        result = await self.router.handle_click(CardClick(card_id=card_id, action=action, user=user))
+        shown = [c for c in self.outbox.cards_posted if c.card_id == card_id]
+        thread = shown[-1].thread if shown else thread_key()  # the click comes from the card's thread
+        result = await self.router.handle_click(CardClick(card_id=card_id, action=action, user=user, thread=thread))
         await self.router.idle()
         return result
 

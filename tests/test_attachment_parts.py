@@ -6,7 +6,8 @@ from agent.llm import LLMClient, LLMConfig
 from agent.parts import ImagePart, images_within
 from agent.session import AgentSession, UserTurn
 from agent.summarize import Summarizer
-from bots.attachments import cap_text, label
+from bots.files.attachments import label
+from bots.files.file_reading import cap_text
 from tests.attachment_files import png
 from tests.fakes.llm import FakeLLM
 

@@ -11,8 +11,9 @@ from aiohttp import web
 from PIL import Image
 from pypdf import PdfWriter
 
-from bots.attachments import AttachmentLimits, ReadFile, Use, read_files
-from bots.messages import Attachment, FileSource
+from bots.files.attachments import AttachmentLimits, ReadFile, Use, read_files
+from bots.files.downloads import FetchPolicy
+from bots.router.messages import Attachment, FileSource
 from tests.attachment_files import pdf, png
 from tests.fakes.server import LoopbackServer
 
@@ -32,7 +33,8 @@ class Files:
     def attachment(self, name: str, data: bytes, *, content_type: str = "application/octet-stream") -> Attachment:
         self.data[name] = data
         url = f"http://127.0.0.1:{self.server.port}/{name}"
-        return Attachment(name, content_type, len(data), FileSource(url, {"Authorization": "Bearer xoxb-secret"}))
+        source = FileSource(url, {"Authorization": "Bearer xoxb-secret"}, platform="slack")
+        return Attachment(name, content_type, len(data), source)
 
 
 @pytest.fixture
@@ -46,7 +48,8 @@ async def files() -> AsyncIterator[Files]:
 
 
 async def read_one(attachment: Attachment, *, vision: bool = True, **limits: int) -> ReadFile:
-    [read] = await read_files((attachment,), vision=vision, limits=AttachmentLimits(**limits))  # type: ignore[arg-type]
+    policy = FetchPolicy.for_platforms(slack_api_url=attachment.source.url if attachment.source else None)  # its host
+    [read] = await read_files((attachment,), vision=vision, limits=AttachmentLimits(**limits), policy=policy)  # type: ignore[arg-type]
     return read
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bots.bounded import BoundedCache
+from bots.router.bounded import BoundedCache
 
 
 def test_the_least_recently_used_entry_goes_first_when_the_cap_is_reached() -> None:

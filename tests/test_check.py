@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bots.check import run_check
 from bots.config import Settings
+from bots.operator.check import run_check
 from tests.conftest import MakeSettings
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM

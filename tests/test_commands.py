@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bots.check import preflight
-from bots.commands import (
+from bots.config import ConfigError, load_settings
+from bots.operator.check import preflight
+from bots.router.commands import (
     ADMINS_ONLY,
     BUSY,
     NOT_HERE,
@@ -24,9 +25,8 @@ from bots.commands import (
     ForgetClick,
     parse_command,
 )
-from bots.config import ConfigError, load_settings
-from bots.messages import Author, CardAction
-from bots.ports import parse_forget_button_id
+from bots.router.messages import Author, CardAction
+from bots.router.ports import parse_forget_button_id
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.waiting import wait_until

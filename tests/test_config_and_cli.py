@@ -37,7 +37,10 @@ def run_cli(*args: str, env: dict[str, str], stdin: str = "", cwd: Path) -> subp
         ("LLM_CONTEXT_WINDOW", "12"),
         ("LOG_FORMAT", "xml"),
         ("METRICS_PORT", "0"),
+        ("METRICS_HOST", "http://0.0.0.0"),
         ("USER_DAILY_TOKENS", "-1"),
+        ("LLM_MAX_OUTPUT_TOKENS", "lots"),
+        ("LLM_MAX_OUTPUT_TOKENS", "8"),
     ],
 )
 def test_an_invalid_setting_names_the_variable_and_the_fix(

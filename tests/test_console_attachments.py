@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from bots.app import open_router
-from bots.console import chat
+from bots.console.adapter import chat
 from tests.attachment_files import pdf, png
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from bots.app import open_router
-from bots.console import chat
+from bots.console.adapter import chat
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.router_harness import db_rows
@@ -38,7 +38,7 @@ async def test_every_command_in_the_console_including_forget_after_y(
     assert "(only you can see this) Writing a new answer" in printed
     assert "(only you can see this) This thread now uses openai/fake-big." in printed
     assert "Model: openai/fake-big\nMessages in my session: 2\n" in printed
-    exported = tmp_path / "plans.md"
+    exported = tmp_path / "thread-console-plans.md"
     assert f"(saved to {exported})" in printed
     assert "> First try." in exported.read_text() and "*(replaced by a retry)*" in exported.read_text()
     assert printed.count("[y] Forget this thread") == 2

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bots.app import open_router
-from bots.console import chat
+from bots.console.adapter import chat
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import stdio_entry, write_config
@@ -61,3 +61,25 @@ async def test_y_allows_the_call_the_reply_is_waiting_on(
     assert "┌ Allow this tool call? fake__create_ticket" in printed and "Rotate the keys" in printed
     assert "(running fake__create_ticket…)" in printed
     assert tuple(db_rows(db_path, "SELECT state FROM approvals")[0]) == ("approved",)
+
+
+async def test_the_console_prints_every_argument_in_full_in_the_tools_order(
+    make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "mcp.json", {"fake": stdio_entry()})
+    typed, out = TypedLines(), io.StringIO()
+    note = ("Ship on Friday. " * 400)[:4995] + "<END>"
+    call = ScriptedCall("fake__write_note", {"content": note, "path": "notes/plan.md\x1b[2J"})
+    fake_llm.call_tools(call, text="Writing it.")
+    fake_llm.reply("Written.")
+    async with open_router(make_settings(mcp_config=config, llm_function_calling=True)) as router:
+        session = asyncio.create_task(chat(router, thread_name="ops", source=typed, out=out))
+        await asyncio.wait_for(router.tools_settled(), timeout=30)  # type: ignore[attr-defined]
+        typed.type("write the plan down\n")
+        await wait_until(lambda: "[y] Allow   [n] Deny" in out.getvalue(), timeout=15, what="the approval card")
+        typed.type("n\n")
+        await wait_until(lambda: "Denied by" in out.getvalue(), timeout=15, what="the refusal")
+        typed.type("")
+        await asyncio.wait_for(session, timeout=5)
+    card = out.getvalue().split("┌ Allow this tool call? fake__write_note\n")[1].split("└")[0]
+    assert card == f'│ {{\n│   "path": "notes/plan.md\\u001b[2J",\n│   "content": "{note}"\n│ }}\n'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bots.redaction import configured_secrets
+from bots.operator.redaction import configured_secrets
 from storage.backends import Backend, UnsupportedDatabaseURL, backend_of, describe_url
 from tests.conftest import MakeSettings
 

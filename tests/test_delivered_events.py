@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import bots.housekeeping as housekeeping
+import bots.operator.housekeeping as housekeeping
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.fakes.waiting import wait_until

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bots.cli import forget, forget_user
-from bots.messages import CardAction, CardClick, MessageDeletion, MessageEdit
+from bots.router.messages import CardAction, CardClick, MessageDeletion, MessageEdit
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.fakes.waiting import wait_until
@@ -112,7 +112,9 @@ async def test_a_delete_while_the_catch_up_summary_is_written_stops_it_and_summa
         fake_llm.reply("FRESH SUMMARY: shipping Friday.")
         fake_llm.reply("Shipping Friday.")
         card_id = bot.outbox.cards_posted[0].card_id
-        await bot.router.handle_click(CardClick(card_id=card_id, action=CardAction.CATCH_UP, user=ALICE))
+        await bot.router.handle_click(
+            CardClick(card_id=card_id, action=CardAction.CATCH_UP, user=ALICE, thread=thread_key())
+        )
         await wait_until(lambda: len(fake_llm.requests) > before, what="the summary request")
         await bot.router.handle_deletion(MessageDeletion(thread=thread_key(), message_id=secret.message_id))
         await bot.router.idle()

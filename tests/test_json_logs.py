@@ -8,10 +8,10 @@ import json
 import logging
 from pathlib import Path
 
-from bots import log_context
-from bots.log_context import ContextFilter, JsonFormatter
-from bots.logs import RedactSecrets
-from bots.messages import ThreadKey
+from bots.operator import log_context
+from bots.operator.log_context import ContextFilter, JsonFormatter
+from bots.operator.logs import RedactSecrets
+from bots.router.messages import ThreadKey
 from tests.fakes.llm import FakeLLM
 from tests.fakes.settings import fake_model_env
 from tests.test_config_and_cli import run_cli
@@ -60,11 +60,13 @@ async def test_chat_with_log_format_json_logs_a_failed_answer_with_its_thread_an
     result = await asyncio.to_thread(run_cli, "chat", "--thread", "logs", env=env, stdin="hello\n", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "API key is missing or invalid" in result.stdout
-    entries = [json.loads(line) for line in result.stderr.splitlines()]
+    assert result.stderr == f"threadkeeper chat: log lines go to {tmp_path / 'threadkeeper-chat.log'}\n"
+    written = (tmp_path / "threadkeeper-chat.log").read_text(encoding="utf-8")
+    entries = [json.loads(line) for line in written.splitlines()]
     failure = next(e for e in entries if e["logger"] == "agent.llm")
     assert failure["level"] == "ERROR" and "LLM_API_KEY is set but the provider rejected it" in failure["message"]
     assert failure["thread"] == "console:local:terminal:logs" and failure["platform"] == "console"
     assert len(failure["event"]) == 36  # the console's message id, a uuid
     assert "You sent: Bearer [redacted]" in failure["message"]
-    assert "sk-json-log-secret" not in result.stderr + result.stdout
+    assert "sk-json-log-secret" not in written + result.stdout
     assert fake_llm.requests[0].headers["Authorization"] == "Bearer sk-json-log-secret"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from bots.config import Settings
-from bots.logs import RedactSecrets
-from bots.redaction import configured_secrets, is_secret_variable
+from bots.operator.logs import RedactSecrets
+from bots.operator.redaction import configured_secrets, is_secret_variable
 
 PROVIDER_KEYS = {
     "OPENAI_API_KEY": "sk-openai-0001",

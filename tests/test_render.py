@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bots.render import split_message, throttled_text
+from bots.replies.render import split_message, throttled_text
 
 
 def fences_balanced(chunk: str) -> bool:

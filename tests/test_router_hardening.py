@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bots.app import open_router
 from bots.cli import forget
-from bots.messages import Author, CardAction, CardClick
-from bots.ports import CardState, CatchUpCard
+from bots.router.messages import Author, CardAction, CardClick
+from bots.router.ports import CardState, CatchUpCard
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.fakes.waiting import wait_until
@@ -72,7 +72,9 @@ async def test_a_catch_up_that_fails_on_a_locked_database_reopens_the_card(
         fake_llm.hang(0.3)
         fake_llm.reply("SUMMARY: before the restart.")
         card_id = bot.outbox.cards_posted[0].card_id
-        await bot.router.handle_click(CardClick(card_id=card_id, action=CardAction.CATCH_UP, user=ALICE))
+        await bot.router.handle_click(
+            CardClick(card_id=card_id, action=CardAction.CATCH_UP, user=ALICE, thread=thread_key())
+        )
         await wait_until(lambda: len(fake_llm.requests) > before, what="the summary request")
         locked, release = threading.Event(), threading.Event()
 
@@ -162,7 +164,9 @@ async def test_a_session_being_resolved_is_never_evicted_by_another_thread(
         await router.resume(PLATFORM)
         fake_llm.reply("Answer for A.")
         fake_llm.reply("Answer for B.")
-        await router.handle_click(CardClick(card_id=card_id, action=CardAction.FRESH, user=ALICE))
+        await router.handle_click(
+            CardClick(card_id=card_id, action=CardAction.FRESH, user=ALICE, thread=thread_key("a"))
+        )
         await asyncio.sleep(0.1)  # A's session has started; its card is being updated...
         await router.handle_message(message("Thread B.", thread=thread_key("b")))  # ...when B needs a session
         await router.idle()

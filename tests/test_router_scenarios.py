@@ -6,8 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bots.messages import CardAction, CardClick, MessageDeletion, MessageEdit
-from bots.ports import CardState
+from bots.router.messages import CardAction, CardClick, MessageDeletion, MessageEdit
+from bots.router.ports import CardState
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.router_harness import ALICE, BOB, db_rows, message, running_router, thread_key
@@ -112,10 +112,10 @@ async def test_two_users_on_two_buttons_at_once_get_one_outcome(
         await bot.say("Second topic?")
         card_id = bot.outbox.cards_posted[0].card_id
         clicks = [
-            CardClick(card_id=card_id, action=CardAction.CATCH_UP, user=ALICE),
-            CardClick(card_id=card_id, action=CardAction.FRESH, user=BOB),
-            CardClick(card_id=card_id, action=CardAction.FRESH, user=BOB),
-            CardClick(card_id=card_id, action=CardAction.CATCH_UP, user=ALICE),
+            CardClick(card_id=card_id, action=CardAction.CATCH_UP, user=ALICE, thread=thread_key()),
+            CardClick(card_id=card_id, action=CardAction.FRESH, user=BOB, thread=thread_key()),
+            CardClick(card_id=card_id, action=CardAction.FRESH, user=BOB, thread=thread_key()),
+            CardClick(card_id=card_id, action=CardAction.CATCH_UP, user=ALICE, thread=thread_key()),
         ]
         results = await asyncio.gather(*(bot.router.handle_click(c) for c in clicks))
         await bot.router.idle()
@@ -373,7 +373,7 @@ async def test_a_card_left_mid_catch_up_by_a_dead_process_gets_its_buttons_back(
     async with running_router(make_settings()) as bot:
         await bot.say("Catch me up please")
         await bot.router.handle_click(
-            CardClick(card_id=bot.outbox.cards_posted[0].card_id, action=CardAction.CATCH_UP, user=ALICE)
+            CardClick(bot.outbox.cards_posted[0].card_id, CardAction.CATCH_UP, ALICE, thread=thread_key())
         )
         await asyncio.sleep(0.2)
         await bot.router.close()  # dies while summarizing
@@ -398,7 +398,7 @@ async def test_a_question_whose_answer_died_with_the_process_gets_the_card_at_th
     async with running_router(make_settings()) as bot:
         await bot.router.handle_message(message("The question nobody repeats"))
         await bot.router.handle_click(  # the answer starts, the model hangs...
-            CardClick(card_id=bot.outbox.cards_posted[0].card_id, action=CardAction.FRESH, user=ALICE)
+            CardClick(bot.outbox.cards_posted[0].card_id, CardAction.FRESH, ALICE, thread=thread_key())
         )
         await asyncio.sleep(0.2)
         await bot.router.close()  # ...and the process dies

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bots.approvals import EXPIRED_NOTE
 from bots.cli import export
-from bots.messages import ApprovalAction, ApprovalClick, Author, CardAction
-from bots.ports import ApprovalState
+from bots.router.messages import ApprovalAction, ApprovalClick, Author, CardAction
+from bots.router.ports import ApprovalState
+from bots.tools.approvals import EXPIRED_NOTE
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import stdio_entry, write_config
@@ -106,7 +106,7 @@ async def test_a_side_effecting_call_waits_for_allow_and_the_first_click_wins(
         await bot.router.handle_message(message("File a ticket to rotate the keys"))
         await wait_until(lambda: bool(bot.outbox.approvals_posted), what="the approval card")
         card = bot.outbox.approvals_posted[0]
-        assert card.tool == "fake__create_ticket" and "Rotate the keys" in card.arguments_preview
+        assert card.tool == "fake__create_ticket" and "Rotate the keys" in card.arguments_json
         allow = ApprovalClick(card.approval_id, ApprovalAction.ALLOW, BOB, thread=thread_key())
         deny = ApprovalClick(card.approval_id, ApprovalAction.DENY, CAROL, thread=thread_key())
         clicks = bot.router.handle_approval_click(allow), bot.router.handle_approval_click(deny)
@@ -133,7 +133,9 @@ async def test_deny_and_no_answer_in_time_both_tell_the_model_the_call_was_refus
         await bot.router.handle_message(message("File one"))
         await wait_until(lambda: len(bot.outbox.approvals_posted) == 1, what="the first card")
         card = bot.outbox.approvals_posted[0]
-        await bot.router.handle_approval_click(ApprovalClick(card.approval_id, ApprovalAction.DENY, BOB))
+        await bot.router.handle_approval_click(
+            ApprovalClick(card.approval_id, ApprovalAction.DENY, BOB, thread=thread_key())
+        )
         await bot.router.idle()
         fake_llm.call_tools(ScriptedCall("fake__create_ticket", {"title": "second"}))
         fake_llm.reply("Nobody approved it.")
@@ -160,7 +162,9 @@ async def test_after_a_restart_an_approval_card_is_stale_and_the_thread_gets_whe
         card = bot.outbox.approvals_posted[0]
         await bot.router.close()  # the process dies while the call waits
     async with running_router(settings) as bot:
-        result = await bot.router.handle_approval_click(ApprovalClick(card.approval_id, ApprovalAction.ALLOW, ALICE))
+        result = await bot.router.handle_approval_click(
+            ApprovalClick(card.approval_id, ApprovalAction.ALLOW, ALICE, thread=thread_key())
+        )
         assert result.private_note == EXPIRED_NOTE
         shown = bot.outbox.approval_updates[-1][1]
         assert shown.approval_id == card.approval_id and shown.state is ApprovalState.EXPIRED and not shown.buttons_live

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from storage.backends import UnsupportedDatabaseURL, database_path_from_url
-from storage.log import ThreadLog
 from storage.migrations import MIGRATIONS, applied_migrations, migrate, migrations_for
 from storage.sessions import CardRecord, CardStore
 from storage.sqlite.db import open_database
@@ -18,7 +17,17 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 EXPECTED_COLUMNS = {
     "_migrations": ["name", "applied_utc"],
-    "threads": ["id", "platform", "workspace", "channel", "thread", "title", "created_utc", "last_message_utc"],
+    "threads": [
+        "id",
+        "platform",
+        "workspace",
+        "channel",
+        "thread",
+        "title",
+        "created_utc",
+        "last_message_utc",
+        "title_message_id",
+    ],
     "messages": [
         "id",
         "thread_id",
@@ -122,6 +131,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m005_search_and_trail",
             "m006_feedback",
             "m007_thread_settings",
+            "m008_ids_never_reused_and_title_source",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -132,8 +142,9 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
         assert {r["name"]: r["tbl_name"] for r in indexes} == EXPECTED_INDEXES
         triggers = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'trigger'")
         assert {r["name"] for r in triggers} == EXPECTED_TRIGGERS
-        cards_sql = await db.fetchone("SELECT sql FROM sqlite_master WHERE name = 'cards'")
-        assert cards_sql is not None and "id INTEGER PRIMARY KEY AUTOINCREMENT" in cards_sql["sql"]
+        for table in ("cards", "threads", "messages", "sessions"):  # ids the journal and buttons name are never reused
+            table_sql = await db.fetchone("SELECT sql FROM sqlite_master WHERE name = ?", (table,))
+            assert table_sql is not None and "id INTEGER PRIMARY KEY AUTOINCREMENT" in table_sql["sql"], table
         names = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "secure_delete")
         pragmas = [(await db.fetchone(f"PRAGMA {p}")) for p in names]
         assert [p[0] for p in pragmas if p is not None] == ["wal", 1, 5000, 2, 1]  # synchronous 2 = FULL
@@ -169,9 +180,17 @@ async def _cards_made_by_m001(path: Path) -> tuple[CardRecord, CardRecord]:
     db = await open_database(path)
     try:
         assert await migrate(db, MIGRATIONS[:1]) == ["m001_initial"]
-        log, cards = ThreadLog(db), CardStore(db)
-        t1 = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t1", title=None, now=NOW)
-        t2 = await log.ensure_thread(platform="p", workspace="w", channel="c", thread="t2", title=None, now=NOW)
+        cards = CardStore(db)
+        made = [
+            await db.fetchone(  # the m001 columns: today's ThreadLog writes a column m008 adds
+                "INSERT INTO threads (platform, workspace, channel, thread, created_utc) VALUES ('p', 'w', 'c', ?, ?) "
+                "RETURNING id",
+                (name, NOW.isoformat()),
+            )
+            for name in ("t1", "t2")
+        ]
+        assert made[0] is not None and made[1] is not None
+        t1, t2 = int(made[0]["id"]), int(made[1]["id"])
         done, _ = await cards.open_card(thread_id=t1, now=NOW)
         assert await cards.claim(card_id=done.id, state="fresh", by_id="u", by_name="U", now=NOW)
         await cards.finish(card_id=done.id, state="fresh", now=NOW)
@@ -193,6 +212,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m005_search_and_trail",
             "m006_feedback",
             "m007_thread_settings",
+            "m008_ids_never_reused_and_title_source",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")

@@ -1,4 +1,4 @@
-"""The streaming throttle with a status line (bots/streaming.py): what a reply shows, and when."""
+"""The streaming throttle with a status line (bots/replies/streaming.py): what a reply shows, and when."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import aclosing
 
 import pytest
 
-from bots.streaming import ReplyStatus, Snapshot, throttled_snapshots
+from bots.replies.streaming import ReplyStatus, Snapshot, throttled_snapshots
 
 
 async def test_a_status_set_while_the_model_is_silent_shows_and_the_next_text_removes_it() -> None:

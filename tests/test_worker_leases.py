@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
+from bots.workers.ownership import Claim, ThreadOwnership
 from storage.leases import Fence, LeaseLost, SoleOwner, Wake, thread_resource
 from storage.migrations import migrate
 from storage.postgres.db import PostgresDatabase, open_postgres
@@ -184,3 +186,20 @@ async def test_sqlite_has_one_worker_that_owns_everything() -> None:
     assert await leases.acquire(resource=thread_resource(1), holder=B, ttl_s=1) is not None
     assert await leases.holder_of(resource=thread_resource(1)) is None
     assert [w async for w in leases.wakes(holder=A)] == []
+
+
+async def test_a_claim_past_the_leases_own_expiry_asks_again_instead_of_trusting_the_cache(
+    pg: PostgresDatabase,
+) -> None:
+    """A worker whose renewal stalled must not go on as the owner after another took the thread over."""
+    leases = PostgresLeases(pg)
+    a = ThreadOwnership(leases=leases, worker_id=A, lease_s=0.3)  # no loops started: renewal never runs
+    claim = await a.claim(9)
+    lease_time_over = time.monotonic() + 0.3
+    assert isinstance(claim, Claim) and claim.new and claim.fence is not None
+    assert await a.claim(9) == Claim(fence=claim.fence, new=False)  # within the lease: the cache answers
+    await expire(pg, thread_resource(9))
+    assert await leases.acquire(resource=thread_resource(9), holder=B, ttl_s=30) is not None
+    await wait_until(lambda: time.monotonic() > lease_time_over, what="A's lease time to run out")
+    assert await a.claim(9) == B
+    assert a.fence(9) is None

@@ -10,17 +10,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bots.commands import MEMORY_ELSEWHERE, RETRY_FORWARDED, Command, CommandName
 from bots.config import Settings
-from bots.messages import CardAction, CardClick
+from bots.router.commands import FORGOTTEN_PRIVATE, MEMORY_ELSEWHERE, RETRY_FORWARDED, Command, CommandName, ForgetClick
+from bots.router.messages import ApprovalAction, ApprovalClick, CardAction, CardClick, utc_now
+from bots.router.ports import ApprovalState
 from storage.leases import thread_resource
 from storage.postgres.db import PostgresDatabase, open_postgres
 from storage.postgres.leases import PostgresLeases
-from tests.fakes.llm import FakeLLM
+from storage.trail import ApprovalStore
+from tests.fakes.llm import FakeLLM, ScriptedCall
+from tests.fakes.mcp_server import stdio_entry, write_config
 from tests.fakes.waiting import wait_until
 from tests.router_harness import ALICE, BOB, Bot, message, running_router, thread_key
 
@@ -220,3 +224,82 @@ async def test_a_retry_received_by_another_worker_is_done_by_the_owner_and_memor
         ("The first, weak answer.", True),
         ("A better answer.", False),
     ]
+
+
+async def test_a_click_on_a_dead_workers_approval_expires_it_when_the_threads_owner_waits_for_nothing(
+    worker: Callable[..., Any], pg: PostgresDatabase
+) -> None:
+    async with worker() as a, worker() as b:
+        await a.say("hello")  # A owns the thread now
+        thread_id = await thread_id_of(pg)
+        store = ApprovalStore(pg)  # the card a worker posted before it died, its call gone with it
+        approval_id = await store.open(thread_id=thread_id, tool="files__write", arguments_preview="{}", now=utc_now())
+        await store.set_message_id(approval_id=approval_id, card_message_id="the-dead-workers-card")
+
+        click = ApprovalClick(approval_id, ApprovalAction.ALLOW, BOB, thread=thread_key())
+        result = await b.router.handle_approval_click(click)
+        await wait_until(lambda: bool(a.outbox.approval_updates), timeout=10, what="the owner's answer to the click")
+        [(message_id, card)] = a.outbox.approval_updates
+        assert (message_id, card.state, card.decided_by) == ("the-dead-workers-card", ApprovalState.EXPIRED, None)
+        assert result.private_note is None and b.outbox.approval_updates == []
+        late = await b.router.handle_approval_click(click)
+        assert late.private_note == "That request expired when I restarted; nothing was run."
+    row = await pg.fetchone("SELECT state, decided_by_name FROM approvals WHERE id = %s", (approval_id,))
+    assert row is not None and (row["state"], row["decided_by_name"]) == ("expired", None)
+
+
+async def test_allow_clicked_at_another_worker_runs_the_call_waiting_in_the_owner(
+    worker: Callable[..., Any], pg: PostgresDatabase, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    tools = {"mcp_config": write_config(tmp_path / "mcp.json", {"fake": stdio_entry()}), "llm_function_calling": True}
+    async with worker(**tools) as a, worker(**tools) as b:
+        await asyncio.wait_for(a.router.tools_settled(), timeout=30)
+        fake_llm.call_tools(ScriptedCall("fake__create_ticket", {"title": "Rotate the keys"}))
+        fake_llm.reply("Ticket filed.")
+        await a.router.handle_message(message("File a ticket to rotate the keys"))
+        await wait_until(lambda: bool(a.outbox.approvals_posted), timeout=10, what="the approval card")
+        card = a.outbox.approvals_posted[0]
+
+        click = ApprovalClick(card.approval_id, ApprovalAction.ALLOW, BOB, thread=thread_key())
+        assert (await b.router.handle_approval_click(click)).private_note is None
+        await wait_until(lambda: a.outbox.replies_in(thread_key()) == ["Ticket filed."], timeout=10, what="answer")
+        await a.router.idle()
+        shown = a.outbox.approval_updates[-1][1]
+        assert (shown.state, shown.decided_by) == (ApprovalState.APPROVED, "Bob") and b.outbox.approval_updates == []
+    row = await pg.fetchone("SELECT state, decided_by_name FROM approvals")
+    assert row is not None and (row["state"], row["decided_by_name"]) == ("approved", "Bob")
+
+
+async def test_a_retry_at_a_worker_that_lost_the_thread_takes_no_answer_back(
+    worker: Callable[..., Any], pg: PostgresDatabase, fake_llm: FakeLLM
+) -> None:
+    fake_llm.reply("A's answer.")
+    async with worker() as a, worker() as b:
+        await a.say("Which queue should we use?")
+        await expire_lease(pg, await thread_id_of(pg))
+        await b.say("B takes the thread with this one")  # A's renewal has not run: A still thinks it owns it
+
+        retry = await a.router.handle_command(Command(thread_key(), CommandName.RETRY, ALICE))
+        assert retry.private_note == RETRY_FORWARDED  # the fence refused A's write; the owner is asked instead
+        assert a.router.fence(await a.router.thread_state(thread_key())) is None
+    rows = await pg.fetchall("SELECT content FROM messages WHERE replaced_utc IS NOT NULL")
+    assert rows == []
+
+
+async def test_after_forget_at_one_worker_every_worker_still_takes_part_in_the_thread(
+    worker: Callable[..., Any], pg: PostgresDatabase, fake_llm: FakeLLM
+) -> None:
+    fake_llm.reply("Noted.")
+    async with worker() as a, worker() as b:
+        await a.say("a secret plan")
+        forgotten = await a.router.handle_forget_click(ForgetClick(await thread_id_of(pg), ALICE, thread=thread_key()))
+        assert forgotten.private_note == FORGOTTEN_PRIVATE
+        assert await b.router.is_tracked(thread_key())  # what B's adapter asks of a plain message in the thread
+
+        fake_llm.reply("Starting afresh.")
+        await b.router.handle_message(message("shall we start over?"))
+        await wait_until(lambda: b.outbox.replies_in(thread_key()) == ["Starting afresh."], timeout=10, what="answer")
+        await b.router.idle()
+    assert "a secret plan" not in fake_llm.requests[-1].prompt_text
+    rows = await pg.fetchall("SELECT content FROM messages ORDER BY id")
+    assert [r["content"] for r in rows] == ["shall we start over?", "Starting afresh."]

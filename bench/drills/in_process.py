@@ -25,13 +25,15 @@ from hypothesis import strategies as st
 
 from bench.common import Result, settings_for
 from bots.app import open_router
-from bots.messages import Attachment, CardAction, CardClick, IncomingMessage
-from bots.ports import parse_card_button_id
+from bots.files.downloads import FetchPolicy
+from bots.router.messages import Attachment, CardAction, CardClick, IncomingMessage
+from bots.router.ports import parse_card_button_id
 from bots.slack import SlackAdapter, translate
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads, post_event, post_interaction, signed_headers
 from tests.fakes.waiting import wait_until
 from tests.router_harness import ALICE, BOB, PLATFORM, Bot, RecordingOutbox, message, thread_key
+from tests.slack_payloads import json_values, messages_with_files
 
 TRIALS = int(os.environ.get("BENCH_R2_TRIALS", "20"))
 SECRET = "drill-signing-secret"
@@ -69,10 +71,10 @@ async def r2_clicks(llm: FakeLLM) -> Result:
                 if restart_first:
                     await bot.say("anyone?")
                 clicks = [
-                    CardClick(card_id, CardAction.CATCH_UP, ALICE),
-                    CardClick(card_id, CardAction.FRESH, BOB),
-                    CardClick(card_id, CardAction.CATCH_UP, ALICE),
-                    CardClick(card_id, CardAction.CATCH_UP, ALICE),
+                    CardClick(card_id, CardAction.CATCH_UP, ALICE, thread=thread_key()),
+                    CardClick(card_id, CardAction.FRESH, BOB, thread=thread_key()),
+                    CardClick(card_id, CardAction.CATCH_UP, ALICE, thread=thread_key()),
+                    CardClick(card_id, CardAction.CATCH_UP, ALICE, thread=thread_key()),
                 ]
                 results = await asyncio.gather(*(bot.router.handle_click(c) for c in clicks))
                 await bot.router.idle()
@@ -224,6 +226,17 @@ async def r4_slack_inputs(llm: FakeLLM) -> dict[str, int]:
                     (json.dumps({"type": "event_callback"}).encode(), "application/json", True),
                     (json.dumps(Payloads.event_body({"type": "app_mention"})).encode(), "application/json", True),
                     (json.dumps(Payloads.event_body(Payloads.mention("forged"))).encode(), "application/json", False),
+                    # Malformed file entries: each message is still logged, its odd files named unreadable.
+                    (
+                        json.dumps(Payloads.event_body(_with_files(Payloads.mention("odd sizes"), ODD_FILES))).encode(),
+                        "application/json",
+                        True,
+                    ),
+                    (
+                        json.dumps(Payloads.event_body(_with_files(Payloads.mention("files: 5"), 5))).encode(),
+                        "application/json",
+                        True,
+                    ),
                 ]
                 async with aiohttp.ClientSession() as session:
                     for raw, kind, signed in bodies:
@@ -252,14 +265,21 @@ async def r4_slack_inputs(llm: FakeLLM) -> dict[str, int]:
     return counts
 
 
+ODD_FILES = [{"name": "a.txt", "size": "12kb"}, {"size": {}}, {"size": float("inf")}, {"size": float("nan")}, 5]
+
+
+def _with_files(event: dict[str, Any], files: object) -> dict[str, Any]:
+    return event | {"files": files}
+
+
 def r4_hypothesis() -> tuple[int, int]:
-    """Generated Slack payloads through the translators: only SlackPayloadError or None may come out."""
+    """Generated Slack payloads through the translators: only SlackPayloadError or None may come out.
+
+    Besides arbitrary JSON, well-formed messages carry generated ``files`` (wrong types, sizes of "12kb", inf,
+    nan, entries that are not descriptions), whose attachments then go through the download policy.
+    """
     examples = crashes = 0
-    json_values = st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-        lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-        max_leaves=12,
-    )
+    policy = FetchPolicy.for_platforms(slack_api_url="http://127.0.0.1:1/api/")
     event_keys = st.sampled_from(
         [
             "type",
@@ -279,12 +299,21 @@ def r4_hypothesis() -> tuple[int, int]:
     )
     events = st.dictionaries(event_keys, json_values, max_size=8)
 
+    def with_files(event: dict[str, Any]) -> None:
+        headers = {"Authorization": "Bearer x"}
+        message = translate.message_from({}, event, bot_user_id="UBOT", display_name="x", download_headers=headers)
+        for attachment in message.attachments:
+            if attachment.source is not None:
+                policy.why_not(attachment.source)
+
     @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(events, events)
-    def check(body: dict[str, Any], event: dict[str, Any]) -> None:
+    @given(events, events, messages_with_files)
+    def check(body: dict[str, Any], event: dict[str, Any], sharing: dict[str, Any]) -> None:
         nonlocal examples, crashes
         examples += 1
         for call in (
+            lambda: with_files(sharing),
+            lambda: translate.is_users_message(event, bot_user_id="UBOT"),
             lambda: translate.message_from(body, event, bot_user_id="UBOT", display_name="x"),
             lambda: translate.edit_from(body, event, bot_user_id="UBOT"),
             lambda: translate.deletion_from(body, event),
@@ -326,16 +355,17 @@ async def r4_inputs(llm: FakeLLM) -> list[Result]:
         ),
         Result(
             "R4",
-            "Slack HTTP: non-UTF-8, bad JSON, bad form, missing fields, bad signature, unknown buttons",
+            "Slack HTTP: non-UTF-8, bad JSON, bad form, missing fields, bad signature, unknown buttons, "
+            "malformed file entries",
             ", ".join(f"{k} {v}" for k, v in slack.items()),
             "-",
             "-",
-            "no 5xx, 401 for forgeries, real one logged",
-            slack["5xx"] == 0 and slack["401 for bad signatures"] == 1 and slack["logged"] == 1,
+            "no 5xx, 401 for forgeries, real ones logged (3)",
+            slack["5xx"] == 0 and slack["401 for bad signatures"] == 1 and slack["logged"] == 3,
         ),
         Result(
             "R4",
-            "hypothesis-generated Slack payloads through the translators",
+            "hypothesis-generated Slack payloads (and files fields) through the translators",
             f"{examples} examples, {translator_crashes} unexpected exceptions",
             "-",
             "-",
@@ -352,7 +382,7 @@ async def r5_security(llm: FakeLLM) -> list[Result]:
     captured = io.StringIO()
     handler = logging.StreamHandler(captured)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-    from bots.logs import RedactSecrets
+    from bots.operator.logs import RedactSecrets
 
     secrets = ("xoxb-secret-r5-token", "sk-secret-r5-key")
     handler.addFilter(RedactSecrets(secrets))

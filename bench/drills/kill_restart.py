@@ -83,9 +83,7 @@ class Traffic:
             actions = next(b for b in blocks if b["type"] == "actions")["elements"]
             for _ in range(self.rng.choice((1, 2))):  # sometimes a double click or a second user
                 value = self.rng.choice(actions)["value"]
-                await self.slack.send(
-                    Payloads.click(value, user=self.rng.choice(USERS), message_ts=ts), kind="interactive"
-                )
+                await self.slack.send(self.slack.click_on(value, user=self.rng.choice(USERS)), kind="interactive")
 
 
 # What the audit reads from the log; the same SQL on SQLite and Postgres (R6 reads a Postgres log).

@@ -10,22 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import discord
 import yarl
 
-from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
 from bots.discord import translate
 from bots.discord.access import NOT_AVAILABLE, checks_from, is_allowed, origin_of_click, origin_of_message
-from bots.discord.buttons import ApprovalButton, CardButton
+from bots.discord.arguments import full_arguments_reply
+from bots.discord.buttons import ApprovalButton, CardButton, ShowArgumentsButton
 from bots.discord.commands import ForgetButton, SlashCommands
 from bots.discord.outbox import NO_PINGS, DiscordOutbox
 from bots.discord.shards import ShardKeeper
-from bots.messages import (
+from bots.router.bounded import BoundedCache
+from bots.router.messages import (
     ApprovalAction,
     ApprovalClick,
+    ArgumentsClick,
     Author,
     CardAction,
     CardClick,
@@ -34,8 +37,8 @@ from bots.messages import (
     MessageEdit,
     ThreadKey,
 )
-from bots.ports import ClickResult
-from bots.threads import ThreadRouter
+from bots.router.ports import ClickResult
+from bots.router.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +81,12 @@ class DiscordClient(discord.Client):
         self.adapter = adapter
         self.card_click_handler = adapter.on_card_click
         self.approval_click_handler = adapter.on_approval_click
+        self.arguments_click_handler = adapter.on_arguments_click
         self.commands = commands
         self.tree = commands.tree_for(self)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(CardButton, ApprovalButton, ForgetButton)
+        self.add_dynamic_items(CardButton, ApprovalButton, ShowArgumentsButton, ForgetButton)
         await self.commands.sync(self.tree)
 
     async def on_ready(self) -> None:
@@ -245,9 +249,10 @@ class DiscordAdapter:
             target = await self._thread_for(message, mentioned=self._mentions_me(message))
             if target is None:
                 return
-            key, title = target
+            key, title, named_after_it = target
             await self._backfill(message, key=key, title=title)
-            await self._router.handle_message(await self._incoming(message, key=key, title=title))
+            incoming = await self._incoming(message, key=key, title=title)
+            await self._router.handle_message(replace(incoming, title_from_text=named_after_it))
         except discord.HTTPException as exc:
             log.error("Discord refused a call while handling message %s: %s", message.id, exc)
 
@@ -301,15 +306,18 @@ class DiscordAdapter:
             missed += 1
         return missed
 
-    async def _thread_for(self, message: discord.Message, *, mentioned: bool) -> tuple[ThreadKey, str | None] | None:
-        """The thread a message belongs to, creating one for a mention in a channel; None to ignore it."""
+    async def _thread_for(
+        self, message: discord.Message, *, mentioned: bool
+    ) -> tuple[ThreadKey, str | None, bool] | None:
+        """The thread a message belongs to (creating one for a mention in a channel; None to ignore it), its name,
+        and whether the name was made from this message (a thread the bot creates, named after the mention)."""
         channel = message.channel
         if message.guild is None:
-            return translate.key_for(channel), None
+            return translate.key_for(channel), None, False
         if isinstance(channel, discord.Thread):
             key = translate.key_for(channel)
             if mentioned or await self._router.is_tracked(key):
-                return key, channel.name
+                return key, channel.name, False
             return None
         if mentioned and isinstance(channel, discord.TextChannel):
             name = translate.thread_name(
@@ -317,7 +325,7 @@ class DiscordAdapter:
                 author=message.author.display_name,
             )
             thread = await message.create_thread(name=name, auto_archive_duration=1440)
-            return translate.key_for(thread), thread.name
+            return translate.key_for(thread), thread.name, True
         return None
 
     async def _key_for_channel_id(self, channel_id: int, guild_id: int | None) -> ThreadKey | None:
@@ -336,22 +344,26 @@ class DiscordAdapter:
         message = payload.message
         if message.author.bot or message.edited_at is None:
             return
-        key = await self._key_for_channel_id(payload.channel_id, payload.guild_id)
-        if key is not None:
-            text = translate.strip_mentions(message.content, self._mention_ids(message.guild))
+        text = translate.strip_mentions(message.content, self._mention_ids(message.guild))
+        for key in await self._keys_of(payload.channel_id, payload.guild_id, payload.message_id):
             await self._router.handle_edit(MessageEdit(thread=key, message_id=str(payload.message_id), text=text))
 
     async def on_raw_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        key = await self._key_for_channel_id(payload.channel_id, payload.guild_id)
-        if key is not None:
+        for key in await self._keys_of(payload.channel_id, payload.guild_id, payload.message_id):
             await self._router.handle_deletion(MessageDeletion(thread=key, message_id=str(payload.message_id)))
 
     async def on_raw_bulk_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         """A moderator's purge: each message is forgotten as if deleted one by one."""
-        key = await self._key_for_channel_id(payload.channel_id, payload.guild_id)
-        if key is not None:
-            for message_id in sorted(payload.message_ids):
+        for message_id in sorted(payload.message_ids):
+            for key in await self._keys_of(payload.channel_id, payload.guild_id, message_id):
                 await self._router.handle_deletion(MessageDeletion(thread=key, message_id=str(message_id)))
+
+    async def _keys_of(self, channel_id: int, guild_id: int | None, message_id: int) -> list[ThreadKey]:
+        """Where a message was logged: its channel's thread, and for a server channel's message also the thread
+        it started (Discord gives that thread the message's id; the bot's threads start from the mention)."""
+        key = await self._key_for_channel_id(channel_id, guild_id)
+        started = translate.thread_started_by(key, message_id) if key is not None else None
+        return [k for k in (key, started) if k is not None]
 
     async def on_card_click(self, interaction: discord.Interaction[Any], card_id: int, action: CardAction) -> None:
         """A "Where were we?" button: the router resolves the card."""
@@ -372,6 +384,15 @@ class DiscordAdapter:
 
         await self._on_click(interaction, resolve, what=f"approval {approval_id}")
 
+    async def on_arguments_click(self, interaction: discord.Interaction[Any], approval_id: int) -> None:
+        """Show all on an approval card: the full arguments, for the clicker alone."""
+
+        async def resolve(author: Author, thread: ThreadKey | None) -> ClickResult:
+            click = ArgumentsClick(approval_id, author, thread=thread, raw=interaction)
+            return await self._router.handle_arguments_click(click)
+
+        await self._on_click(interaction, resolve, what=f"the arguments of approval {approval_id}")
+
     async def _on_click(
         self,
         interaction: discord.Interaction[Any],
@@ -389,6 +410,8 @@ class DiscordAdapter:
             result = await resolve(Author(str(user.id), user.display_name), translate.key_of_click(interaction))
             if result.private_note:
                 await interaction.followup.send(result.private_note, ephemeral=True)
+            if result.arguments is not None:
+                await interaction.followup.send(ephemeral=True, **full_arguments_reply(result.arguments))
         except discord.HTTPException as exc:
             log.error("Discord refused a call while handling a click on %s: %s", what, exc)
 

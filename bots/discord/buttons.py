@@ -2,8 +2,8 @@
 
 discord.py routes a click on any message (one this process never sent, too) to the item whose template
 matches the custom id: ``tk-card:<card id>:<action>`` for the "Where were we?" card, ``tk-approval:<approval
-id>:<allow|deny>`` for a tool-call approval. The id leads the router to the thread through SQLite; nothing
-about a card lives in memory.
+id>:<allow|deny>`` for a tool-call approval, ``tk-args:<approval id>:show_all`` for its full arguments. The id
+leads the router to the thread through SQLite; nothing about a card lives in memory.
 """
 
 from __future__ import annotations
@@ -14,19 +14,22 @@ from typing import Any
 
 import discord
 
-from bots.messages import ApprovalAction, CardAction
-from bots.ports import (
+from bots.replies.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL, SHOW_ALL_LABEL
+from bots.router.messages import ApprovalAction, CardAction
+from bots.router.ports import (
     APPROVAL_BUTTON_PREFIX,
+    ARGUMENTS_BUTTON_PREFIX,
     CARD_BUTTON_PREFIX,
     ApprovalCard,
     CatchUpCard,
     approval_button_id,
+    arguments_button_id,
     card_button_id,
 )
-from bots.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL
 
 ClickHandler = Callable[[discord.Interaction[Any], int, CardAction], Awaitable[None]]
 ApprovalClickHandler = Callable[[discord.Interaction[Any], int, ApprovalAction], Awaitable[None]]
+ArgumentsClickHandler = Callable[[discord.Interaction[Any], int], Awaitable[None]]
 
 
 class CardButton(
@@ -94,8 +97,37 @@ class ApprovalButton(
         await handler(interaction, self.approval_id, self.action)
 
 
-def approval_view(card: ApprovalCard) -> discord.ui.View:
+class ShowArgumentsButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=rf"{ARGUMENTS_BUTTON_PREFIX}:(?P<approval_id>[0-9]+):show_all",
+):
+    """Show all (grey): the call's full arguments, for the clicker alone (the client's ``arguments_click_handler``)."""
+
+    def __init__(self, approval_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=SHOW_ALL_LABEL, style=discord.ButtonStyle.secondary, custom_id=arguments_button_id(approval_id)
+            )
+        )
+        self.approval_id = approval_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ShowArgumentsButton:
+        return cls(int(match["approval_id"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        handler: ArgumentsClickHandler = interaction.client.arguments_click_handler
+        await handler(interaction, self.approval_id)
+
+
+def approval_view(card: ApprovalCard, *, show_all: bool) -> discord.ui.View | None:
+    """Allow / Deny while the call waits, and Show all when the card cuts some arguments; None for no buttons."""
     view = discord.ui.View(timeout=None)
-    for action in (ApprovalAction.ALLOW, ApprovalAction.DENY):
-        view.add_item(ApprovalButton(card.approval_id, action))
-    return view
+    if card.buttons_live:
+        for action in (ApprovalAction.ALLOW, ApprovalAction.DENY):
+            view.add_item(ApprovalButton(card.approval_id, action))
+    if show_all:
+        view.add_item(ShowArgumentsButton(card.approval_id))
+    return view if view.children else None

@@ -2,7 +2,7 @@
 
 ``/retry``, ``/model [name]`` (autocompleted from ``LLM_MODELS``), ``/memory``, ``/export`` and ``/forget`` are
 registered with one bulk overwrite from ``setup_hook``, for servers and DMs. Each is acknowledged at once
-(deferred, ephemeral: only the asker sees the reply), turned into a :class:`bots.commands.Command` for the thread
+(deferred, ephemeral: only the asker sees the reply), turned into a :class:`bots.router.commands.Command` for the thread
 it was used in, and the router's answer goes back as an ephemeral follow-up: a note, the export as a Markdown
 file, or the "Forget this thread" button. That button is a ``DynamicItem`` (``tk-forget:<thread row id>:confirm``)
 so a click works after a restart too. Allowlists are checked here, as for every event; the router decides the rest.
@@ -18,12 +18,20 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bots.commands import COMMAND_FAILED, FORGET_LABEL, NOT_HERE, Command, CommandName, CommandResult, ForgetClick
 from bots.discord import translate
 from bots.discord.access import NOT_AVAILABLE, Check, is_allowed, origin_of_click
-from bots.messages import Author, ThreadKey
-from bots.ports import FORGET_BUTTON_PREFIX, forget_button_id, parse_forget_button_id
-from bots.threads import ThreadRouter
+from bots.router.commands import (
+    COMMAND_FAILED,
+    FORGET_LABEL,
+    NOT_HERE,
+    Command,
+    CommandName,
+    CommandResult,
+    ForgetClick,
+)
+from bots.router.messages import Author, ThreadKey
+from bots.router.ports import FORGET_BUTTON_PREFIX, forget_button_id, parse_forget_button_id
+from bots.router.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
 

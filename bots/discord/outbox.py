@@ -5,7 +5,7 @@ penalties. Replies over 2,000 characters continue in new messages, split on para
 never inside a code block. The card is a message with two persistent buttons (``CardButton``), which any later
 process can still answer because their custom ids carry the card; a tool-call approval is one too, with Allow
 and Deny (``ApprovalButton``). While a tool runs, its status is an italic line at the end of the streaming
-message, drawn by the same throttle as the text (``bots/streaming.py``) and gone from the final reply.
+message, drawn by the same throttle as the text (``bots/replies/streaming.py``) and gone from the final reply.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 import discord
 
 from bots.discord.buttons import approval_view, card_view
-from bots.messages import CardAction, ThreadKey
-from bots.ports import ApprovalCard, CatchUpCard, card_button_id
-from bots.render import CARD_BODY, CARD_TITLE, approval_text, card_status_line, split_message
-from bots.reply_stream import stream_as_messages
-from bots.streaming import Snapshot, StreamingStatuses
+from bots.replies.render import CARD_BODY, CARD_TITLE, approval_message, card_status_line, split_message
+from bots.replies.reply_stream import stream_as_messages
+from bots.replies.streaming import Snapshot, StreamingStatuses
+from bots.router.messages import CardAction, ThreadKey
+from bots.router.ports import ApprovalCard, CatchUpCard, card_button_id
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class DiscordOutbox:
     async def find_card(self, *, card: CatchUpCard) -> str | None:
         """The id of the bot's own message among the thread's last ``FIND_CARD_LIMIT`` whose buttons are ``card``'s.
 
-        Recovery only: an earlier run died between posting a card and storing its id (``bots/cards.py``).
+        Recovery only: an earlier run died between posting a card and storing its id (``bots/router/cards.py``).
         Replies never read the history (the "0 history reads" of docs/PERFORMANCE.md); this does, in that case alone.
         """
         me = self._client.user
@@ -82,19 +82,19 @@ class DiscordOutbox:
         return None
 
     async def post_approval(self, *, card: ApprovalCard) -> str:
-        message = await self._channel(card.thread).send(
-            approval_text(card), view=approval_view(card), allowed_mentions=NO_PINGS
-        )
+        text, show_all = approval_message(card)
+        view: Any = approval_view(card, show_all=show_all)
+        message = await self._channel(card.thread).send(text, view=view, allowed_mentions=NO_PINGS)
         return str(message.id)
 
     async def update_approval(self, *, card: ApprovalCard, message_id: str) -> None:
         partial = self._channel(card.thread).get_partial_message(int(message_id))
-        view: Any = approval_view(card) if card.buttons_live else None
-        await partial.edit(content=approval_text(card), view=view, allowed_mentions=NO_PINGS)
+        text, show_all = approval_message(card)
+        await partial.edit(content=text, view=approval_view(card, show_all=show_all), allowed_mentions=NO_PINGS)
 
 
 class DiscordMessages:
-    """The platform calls the reply streamer (``bots/reply_stream.py``) needs, in one Discord channel."""
+    """The platform calls the reply streamer (``bots/replies/reply_stream.py``) needs, in one Discord channel."""
 
     placeholder: str | None = None  # Discord shows typing instead
 

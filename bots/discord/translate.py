@@ -1,7 +1,7 @@
 """discord.py objects to threadkeeper events, and the thread keys both directions need.
 
 A Discord thread's key is (guild, parent channel, thread channel); a DM channel is a thread of its own. Only
-this module and the adapter know discord.py's types; the router sees ``bots.messages`` values.
+this module and the adapter know discord.py's types; the router sees ``bots.router.messages`` values.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import discord
 
-from bots.messages import Attachment, Author, FileSource, IncomingMessage, ThreadKey
+from bots.router.messages import Attachment, Author, FileSource, IncomingMessage, ThreadKey
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,13 @@ def key_for(channel: discord.abc.Messageable | discord.abc.GuildChannel | discor
     channel_id = str(getattr(channel, "id", ""))
     guild = getattr(channel, "guild", None)
     return ThreadKey(PLATFORM, str(guild.id) if guild else "", channel_id, channel_id)
+
+
+def thread_started_by(channel: ThreadKey, message_id: int) -> ThreadKey | None:
+    """The thread a message of a server channel may have started (it has the message's id); None elsewhere."""
+    if not channel.workspace or channel.thread != channel.channel:
+        return None
+    return ThreadKey(PLATFORM, channel.workspace, channel.channel, str(message_id))
 
 
 def key_of_click(interaction: discord.Interaction[Any]) -> ThreadKey | None:
@@ -51,16 +58,22 @@ def strip_mentions(text: str, mention_ids: tuple[int, ...]) -> str:
 
 
 def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
-    """Every attachment as the CDN describes it; ``bots/attachments.py`` downloads and reads it at answer time."""
-    return tuple(
-        Attachment(
-            filename=a.filename,
-            content_type=a.content_type or "application/octet-stream",
-            size_bytes=a.size,
-            source=FileSource(url=a.url),
+    """Every attachment as the CDN describes it; ``bots/files/attachments.py`` reads it at answer time, from where
+    ``bots/files/downloads.py`` allows (Discord's CDN hosts). discord.py keeps the gateway's fields as they came, so
+    an odd one (a size that is not a number) makes that file unreadable, never the message lost."""
+    attachments = tuple(
+        Attachment.described(
+            name=a.filename,
+            content_type=a.content_type,
+            size=a.size,
+            source=FileSource(url=a.url, platform=PLATFORM) if isinstance(a.url, str) and a.url else None,
         )
         for a in message.attachments
     )
+    odd = sum(a.unreadable is not None for a in attachments)
+    if odd:
+        log.warning("Discord message %s carried %d malformed attachment description(s)", message.id, odd)
+    return attachments
 
 
 async def incoming(

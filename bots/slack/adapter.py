@@ -27,9 +27,10 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.bounded import BoundedCache
 from bots.config import ConfigError, Settings
-from bots.messages import Author, IncomingMessage
+from bots.router.bounded import BoundedCache
+from bots.router.messages import Author, IncomingMessage
+from bots.router.threads import ThreadRouter
 from bots.slack import translate
 from bots.slack.access import checks_from, is_allowed, origin_of
 from bots.slack.agent_events import AgentEvents
@@ -38,7 +39,6 @@ from bots.slack.buttons import SlackButtons
 from bots.slack.feedback import FEEDBACK_ACTION
 from bots.slack.outbox import SlackOutbox
 from bots.slack.shortcuts import SlackCommands
-from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,8 @@ class SlackAdapter:
         if settings.slack_api_url:
             client_args["base_url"] = settings.slack_api_url.rstrip("/") + "/"
         self.client = AsyncWebClient(**client_args)
-        # url_private downloads need the bot token as Bearer (scope files:read); kept out of every repr and log.
+        # url_private downloads need the bot token as Bearer (scope files:read); kept out of every repr and log,
+        # and sent only to Slack's file hosts (bots/files/downloads.py decides, not this adapter).
         self._file_headers = {"Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}"}
         # Slack answers 429 with Retry-After when a channel gets more than about a message a second.
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
@@ -271,9 +272,7 @@ class SlackAdapter:
         return BoltResponse(status=200, body="")
 
     def _is_users_message(self, event: Mapping[str, Any]) -> bool:
-        return event.get("subtype") in translate.USER_SUBTYPES and not translate.is_from_a_bot(
-            event, bot_user_id=self.bot_user_id
-        )
+        return translate.is_users_message(event, bot_user_id=self.bot_user_id)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack listener failed for %s: %s", body.get("type"), error, exc_info=error)

@@ -10,12 +10,12 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
-from bots.messages import Author
+from bots.router.messages import Author
+from bots.router.threads import ThreadRouter
 from bots.slack import translate
 from bots.slack.assistant import AgentThreads
 from bots.slack.feedback import FEEDBACK_THANKS, NEGATIVE, POSITIVE, FeedbackClick, feedback_click_from
 from bots.slack.outbox import SlackOutbox
-from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The Slack listeners of the bot's own buttons: the "Where were we?" card and a tool call's Allow / Deny.
+"""The Slack listeners of the bot's own buttons: the "Where were we?" card, a tool call's Allow / Deny / Show all.
 
 A click is acknowledged at once (Slack never redelivers one); the router resolves it after the ack, in a task
 of the adapter (``after_ack``), and a note for the clicker, if the router has one, is shown to them privately.
@@ -14,17 +14,19 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bots.messages import ApprovalClick, Author, CardClick
-from bots.ports import ClickResult
+from bots.router.messages import ApprovalClick, ArgumentsClick, Author, CardClick
+from bots.router.ports import ClickResult
+from bots.router.threads import ThreadRouter
 from bots.slack import translate
 from bots.slack.agent_events import AfterAck
+from bots.slack.arguments import full_arguments_blocks
 from bots.slack.outbox import SlackOutbox
-from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
 
 BUTTON = re.compile(r"^tk-card:")
 APPROVAL_BUTTON = re.compile(r"^tk-approval:")
+ARGUMENTS_BUTTON = re.compile(r"^tk-args:")
 
 
 class SlackButtons:
@@ -46,6 +48,7 @@ class SlackButtons:
     def register(self, app: AsyncApp) -> None:
         app.action(BUTTON)(self._on_button)
         app.action(APPROVAL_BUTTON)(self._on_approval_button)
+        app.action(ARGUMENTS_BUTTON)(self._on_arguments_button)
 
     def register_fallback(self, app: AsyncApp) -> None:
         """Last of all the actions: a button nobody else claims is acknowledged and logged."""
@@ -69,6 +72,15 @@ class SlackButtons:
             return
         self._after_ack(self._approval_click(click, body), what="an approval button click")
 
+    async def _on_arguments_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """Show all: acknowledged at once; the full arguments go to the clicker alone after the ack."""
+        await ack()
+        click = translate.arguments_click_from(body, action)
+        if click is None:
+            log.info("ignoring an unknown button %r", action.get("action_id"))
+            return
+        self._after_ack(self._arguments_click(click, body), what="a Show all click")
+
     async def _click(self, click: CardClick, body: Mapping[str, Any]) -> None:
         click = dataclasses.replace(click, user=await self._named(click.user))
         if click.thread is not None:
@@ -82,14 +94,28 @@ class SlackButtons:
         result = await self._router.handle_approval_click(click)
         await self._tell_clicker(result, click.user, body)
 
+    async def _arguments_click(self, click: ArgumentsClick, body: Mapping[str, Any]) -> None:
+        result = await self._router.handle_arguments_click(click)
+        await self._tell_clicker(result, click.user, body)
+
     async def _tell_clicker(self, result: ClickResult, user: Author, body: Mapping[str, Any]) -> None:
+        channel = (body.get("channel") or {}).get("id")
+        thread_ts = (body.get("message") or {}).get("thread_ts")
+        if not channel:
+            return
         if result.private_note:
-            channel = (body.get("channel") or {}).get("id")
-            message = body.get("message") or {}
-            if channel:
-                await self._outbox.tell_privately(
-                    channel=channel, thread_ts=message.get("thread_ts"), user=user.id, text=result.private_note
-                )
+            await self._outbox.tell_privately(
+                channel=channel, thread_ts=thread_ts, user=user.id, text=result.private_note
+            )
+        if result.arguments is not None:
+            shown = result.arguments
+            await self._outbox.tell_privately(
+                channel=channel,
+                thread_ts=thread_ts,
+                user=user.id,
+                text=f"The full arguments of {shown.tool}",
+                blocks=full_arguments_blocks(shown),
+            )
 
     async def _on_unknown_button(self, ack: Any, action: dict[str, Any]) -> None:
         await ack()

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bots.messages import Author, ThreadKey
-from bots.render import split_message
+from bots.replies.render import split_message
+from bots.router.messages import Author, ThreadKey
 from bots.slack.translate import click_thread
 
 FEEDBACK_ACTION = "tk-feedback"

@@ -11,7 +11,7 @@ inside a code block. A completed answer carries the feedback buttons (``feedback
 While the model thinks or a tool runs, the thread shows Slack's own assistant status where Slack allows it
 (assistant and agent threads, ``status.py``), cleared when the answer starts. Elsewhere a tool's progress is
 a task in the native stream's timeline, or an italic line at the end of the posted message, drawn by the same
-throttle as the text (``bots/streaming.py``). The "Where were we?" card and the tool-call approval card are
+throttle as the text (``bots/replies/streaming.py``). The "Where were we?" card and the tool-call approval card are
 Block Kit messages whose buttons carry their ids.
 """
 
@@ -27,31 +27,35 @@ import aiohttp
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.bounded import BoundedCache
-from bots.messages import ApprovalAction, CardAction, ThreadKey
-from bots.native_stream import stream_natively
-from bots.ports import ApprovalCard, CatchUpCard
-from bots.render import (
+from bots.replies.native_stream import stream_natively
+from bots.replies.render import (
     ALLOW_LABEL,
     APPROVAL_TITLE,
+    ARGUMENTS_CUT_NOTE,
     CARD_BODY,
     CARD_TITLE,
     CATCH_UP_LABEL,
     DENY_LABEL,
     FRESH_LABEL,
+    SHOW_ALL_LABEL,
+    approval_intro,
     approval_status_line,
     approval_text,
     card_status_line,
     card_text,
     split_message,
 )
+from bots.replies.streaming import Snapshot, StreamingStatuses
+from bots.router.bounded import BoundedCache
+from bots.router.messages import ApprovalAction, CardAction, ThreadKey
+from bots.router.ports import ApprovalCard, CatchUpCard
+from bots.slack.arguments import summary_section
 from bots.slack.errors import reason_of as _reason
 from bots.slack.feedback import feedback_blocks, text_blocks
 from bots.slack.mrkdwn import escape, to_mrkdwn
 from bots.slack.status import AssistantStatus
 from bots.slack.stream import Asker, NativeStreaming, SlackStream
 from bots.slack.translate import is_dm
-from bots.streaming import Snapshot, StreamingStatuses
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +164,7 @@ class SlackOutbox:
 
         ``conversations.replies`` reads a thread oldest first, so the bound is on pages: at most
         ``FIND_CARD_PAGES`` of ``FIND_CARD_PAGE`` replies. It runs only when an earlier run died between posting
-        a card and storing its ts (``bots/cards.py``); replies never read the history, so P6's "0 history reads"
+        a card and storing its ts (``bots/router/cards.py``); replies never read the history, so P6's "0 history reads"
         (docs/PERFORMANCE.md) is unaffected.
         """
         me = await self._client.auth_test()
@@ -196,15 +200,19 @@ class SlackOutbox:
             channel=card.thread.channel, ts=message_id, text=text, blocks=approval_blocks(card)
         )
 
-    async def tell_privately(self, *, channel: str, thread_ts: str | None, user: str, text: str) -> None:
+    async def tell_privately(
+        self, *, channel: str, thread_ts: str | None, user: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
         kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+        if blocks:
+            kwargs["blocks"] = blocks
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         await self._client.chat_postEphemeral(**kwargs)
 
 
 class SlackMessages:
-    """The platform calls the reply streamer (``bots/reply_stream.py``) needs, in one Slack thread."""
+    """The platform calls the reply streamer (``bots/replies/reply_stream.py``) needs, in one Slack thread."""
 
     placeholder: str | None = PLACEHOLDER
 
@@ -324,42 +332,30 @@ def card_blocks(card: CatchUpCard) -> list[dict[str, Any]]:
 
 
 def approval_blocks(card: ApprovalCard) -> list[dict[str, Any]]:
-    """The approval in Block Kit: what runs, its arguments as code, then Allow / Deny or the outcome.
+    """The approval in Block Kit: what runs, one line per argument as code, then Allow / Deny or the outcome.
 
-    The arguments are model output: escaped for mrkdwn (no forged mentions or links) and fenced as code, with
-    any fence inside broken up, and cut to fit a section's 3,000 characters.
+    The arguments are model output: the summary (``bots/slack/arguments.py``) is escaped for mrkdwn (no forged
+    mentions or links), fenced as code and fitted to a section. When it cuts something, a Show all button
+    (carrying only the approval id) answers the clicker with the full arguments.
     """
-    intro = f"*{APPROVAL_TITLE}*\nI want to run `{escape(card.tool)}` with:"
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": intro}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": code_block(card.arguments_preview)}},
-    ]
+    intro = f"*{APPROVAL_TITLE}*\n{escape(approval_intro(card))}"
+    arguments, summary = summary_section(card.arguments_json)
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": intro}}, arguments]
+    elements: list[dict[str, Any]] = []
     if card.buttons_live:
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"tk-approval-{card.approval_id}",
-                "elements": [
-                    _button(ALLOW_LABEL, card.button_id(ApprovalAction.ALLOW), style="primary"),
-                    _button(DENY_LABEL, card.button_id(ApprovalAction.DENY), style="danger"),
-                ],
-            }
-        )
-    else:
+        elements += [
+            _button(ALLOW_LABEL, card.button_id(ApprovalAction.ALLOW), style="primary"),
+            _button(DENY_LABEL, card.button_id(ApprovalAction.DENY), style="danger"),
+        ]
+    if not summary.complete:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": ARGUMENTS_CUT_NOTE}]})
+        elements.append(_button(SHOW_ALL_LABEL, card.show_all_id))
+    if elements:
+        blocks.append({"type": "actions", "block_id": f"tk-approval-{card.approval_id}", "elements": elements})
+    if not card.buttons_live:
         status = escape(approval_status_line(card) or "")
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": status}]})
     return blocks
-
-
-def code_block(text: str, *, limit: int = SECTION_LIMIT) -> str:
-    """``text`` as a mrkdwn code block of at most ``limit`` characters: escaped, inner fences broken, cut with …"""
-    raw = text.replace("```", "`\u200b``")
-    body = escape(raw)
-    while len(body) + 6 > limit:
-        excess = len(body) + 7 - limit  # one more for the ellipsis
-        raw = raw[: len(raw) - max(1, excess // 5)]  # an escaped character is at most 5 long
-        body = escape(raw) + "…"
-    return f"```{body}```"
 
 
 def _button(label: str, value: str, *, primary: bool = False, style: str | None = None) -> dict[str, Any]:

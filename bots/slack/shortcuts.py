@@ -23,13 +23,21 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.bounded import BoundedCache
-from bots.commands import COMMAND_FAILED, FORGET_LABEL, Command, CommandName, CommandResult, ForgetClick, parse_command
-from bots.messages import Author, ThreadKey
-from bots.ports import FORGET_BUTTON_PREFIX, parse_forget_button_id
+from bots.router.bounded import BoundedCache
+from bots.router.commands import (
+    COMMAND_FAILED,
+    FORGET_LABEL,
+    Command,
+    CommandName,
+    CommandResult,
+    ForgetClick,
+    parse_command,
+)
+from bots.router.messages import Author, ThreadKey
+from bots.router.ports import FORGET_BUTTON_PREFIX, parse_forget_button_id
+from bots.router.threads import ThreadRouter
 from bots.slack import translate
 from bots.slack.outbox import SECTION_LIMIT, _button
-from bots.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.messages import ThreadKey
+from bots.router.messages import ThreadKey
 from bots.slack.errors import reason_of
 from bots.slack.translate import is_dm
 

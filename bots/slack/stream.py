@@ -1,6 +1,6 @@
 """Slack's native text streaming (``chat.startStream`` / ``appendStream`` / ``stopStream``) for one reply.
 
-``SlackStream`` is the :class:`bots.native_stream.NativeStream` of a Slack thread: markdown as the model wrote
+``SlackStream`` is the :class:`bots.replies.native_stream.NativeStream` of a Slack thread: markdown as the model wrote
 it (the streaming methods render markdown themselves, up to 12,000 characters a call), the asker as
 ``recipient_user_id`` / ``recipient_team_id`` outside DMs (Slack requires them there), the tool progress line
 as a ``task_update`` chunk in the stream's timeline (which works in any thread, where
@@ -26,8 +26,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.messages import ThreadKey
-from bots.native_stream import StreamRefused
+from bots.replies.native_stream import StreamRefused
+from bots.router.messages import ThreadKey
 from bots.slack.errors import reason_of as _reason
 from bots.slack.feedback import feedback_blocks
 from bots.slack.translate import is_dm
@@ -78,7 +78,7 @@ class NativeStreaming:
 
 
 class SlackStream:
-    """The native stream calls of one reply in one thread (see ``bots/native_stream.py``)."""
+    """The native stream calls of one reply in one thread (see ``bots/replies/native_stream.py``)."""
 
     limit = STREAM_LIMIT
 

@@ -1,19 +1,22 @@
 """Slack payloads to threadkeeper events, kept apart from any network code.
 
-Every function takes the plain dicts slack-bolt hands a listener and returns one of ``bots.messages``'
+Every function takes the plain dicts slack-bolt hands a listener and returns one of ``bots.router.messages``'
 types, or None for anything the bot should not act on. A malformed payload is a ``SlackPayloadError``, never a
-crash deep in a handler.
+crash deep in a handler; a malformed file description is a file the bot names as unreadable, and the message
+still counts.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from bots.messages import (
+from bots.router.messages import (
     ApprovalClick,
+    ArgumentsClick,
     Attachment,
     Author,
     CardClick,
@@ -23,7 +26,9 @@ from bots.messages import (
     MessageEdit,
     ThreadKey,
 )
-from bots.ports import parse_approval_button_id, parse_card_button_id
+from bots.router.ports import parse_approval_button_id, parse_arguments_button_id, parse_card_button_id
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
@@ -61,8 +66,10 @@ def team_of(body: Mapping[str, Any], event: Mapping[str, Any]) -> str:
         installed = authorizations[0].get("team_id")
         if isinstance(installed, str) and installed:
             return installed
-    team = body.get("team_id") or _mapping(body.get("team")).get("id") or event.get("team") or ""
-    return str(team)
+    for team in (body.get("team_id"), _mapping(body.get("team")).get("id"), event.get("team")):
+        if isinstance(team, str) and team:
+            return team
+    return ""
 
 
 def thread_of(*, team: str, channel: str, ts: str, thread_ts: str | None) -> ThreadKey:
@@ -72,6 +79,13 @@ def thread_of(*, team: str, channel: str, ts: str, thread_ts: str | None) -> Thr
 def is_dm(thread: ThreadKey) -> bool:
     """A direct message (or the assistant / agent thread in one): Slack's DM channel ids start with D."""
     return thread.channel.startswith("D")
+
+
+def is_users_message(event: Mapping[str, Any], *, bot_user_id: str | None) -> bool:
+    """A person's message (a plain one, a file share, a broadcast reply, a /me), not a bot's or a change."""
+    subtype = event.get("subtype")
+    plain = subtype is None or (isinstance(subtype, str) and subtype in USER_SUBTYPES)
+    return plain and not is_from_a_bot(event, bot_user_id=bot_user_id)
 
 
 def is_from_a_bot(event: Mapping[str, Any], *, bot_user_id: str | None) -> bool:
@@ -91,17 +105,32 @@ def strip_mentions(text: str, *, bot_user_id: str | None) -> str:
 def attachments_of(
     event: Mapping[str, Any], *, download_headers: Mapping[str, str] | None = None
 ) -> tuple[Attachment, ...]:
-    """The message's files; each downloadable from ``url_private`` with ``download_headers`` (the bot token)."""
-    files = event.get("files") or []
-    return tuple(
-        Attachment(
-            filename=str(f.get("name") or f.get("title") or "file"),
-            content_type=str(f.get("mimetype") or "application/octet-stream"),
-            size_bytes=int(f.get("size") or 0),
-            source=_source(f, download_headers),
-        )
-        for f in files
-        if isinstance(f, Mapping)
+    """The message's files, as Slack describes them, each with ``url_private`` and ``download_headers`` (the
+    bot token) to download it; ``bots/files/downloads.py`` decides whether that URL is fetched and gets the token.
+
+    Anything in ``files`` that is not a file description (``files: 5``, a number in the list, a size of "12kb")
+    is an unreadable file, logged here and named as such to the model: never an exception that loses the message.
+    """
+    files = event.get("files")
+    if not files:
+        return ()
+    if not isinstance(files, list):
+        files = [None]  # not a list of descriptions: one file the bot cannot read
+    attachments = tuple(_attachment(f, download_headers) for f in files)
+    odd = sum(a.unreadable is not None for a in attachments)
+    if odd:
+        log.warning("a Slack message %s carried %d malformed file description(s)", _ts(event), odd)
+    return attachments
+
+
+def _attachment(file: object, headers: Mapping[str, str] | None) -> Attachment:
+    if not isinstance(file, Mapping):
+        return Attachment.malformed()
+    return Attachment.described(
+        name=file.get("name") or file.get("title"),
+        content_type=file.get("mimetype"),
+        size=file.get("size"),
+        source=_source(file, headers),
     )
 
 
@@ -109,7 +138,12 @@ def _source(file: Mapping[str, Any], headers: Mapping[str, str] | None) -> FileS
     url = file.get("url_private_download") or file.get("url_private")
     if not isinstance(url, str) or not url or headers is None:
         return None
-    return FileSource(url=url, headers=dict(headers))
+    return FileSource(url=url, headers=dict(headers), platform=PLATFORM)
+
+
+def _ts(event: Mapping[str, Any]) -> str:
+    ts = event.get("ts")
+    return ts if isinstance(ts, str) else "?"
 
 
 def message_from(
@@ -136,6 +170,7 @@ def message_from(
         thread_title=strip_mentions(str(text), bot_user_id=bot_user_id)[:100] or None,
         event_key=body.get("event_id") if isinstance(body.get("event_id"), str) else None,
         raw=body,
+        title_from_text=True,
     )
 
 
@@ -201,6 +236,15 @@ def approval_click_from(body: Mapping[str, Any], action: Mapping[str, Any]) -> A
     if parsed is None or user is None:
         return None
     return ApprovalClick(approval_id=parsed[0], action=parsed[1], user=user, thread=click_thread(body), raw=body)
+
+
+def arguments_click_from(body: Mapping[str, Any], action: Mapping[str, Any]) -> ArgumentsClick | None:
+    """A Show all press on an approval card, or None for a button that is not one."""
+    approval_id = parse_arguments_button_id(_button_value(action))
+    user = _clicker(body)
+    if approval_id is None or user is None:
+        return None
+    return ArgumentsClick(approval_id=approval_id, user=user, thread=click_thread(body), raw=body)
 
 
 def click_thread(body: Mapping[str, Any]) -> ThreadKey | None:

@@ -14,7 +14,7 @@ import yarl
 
 from bots.app import open_router
 from bots.discord import DiscordAdapter
-from bots.threads import ThreadRouter
+from bots.router.threads import ThreadRouter
 from tests.conftest import MakeSettings
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.waiting import wait_until

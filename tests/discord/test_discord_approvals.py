@@ -7,12 +7,13 @@ card through the real outbox); every click goes through discord.py's persistent 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
-from bots.messages import ThreadKey
-from bots.render import tool_status
-from tests.approval_rows import approval_row, post_approval
+from bots.replies.render import tool_status
+from bots.router.messages import ThreadKey
+from tests.approval_rows import ARGUMENTS, approval_row, post_approval
 from tests.discord.conftest import DiscordBot, DiscordBotFactory, button, buttons, open_thread, settle
 from tests.fakes.discord import ALICE, BOB, CHANNEL, GUILD, FakeDiscord
 from tests.fakes.llm import FakeLLM
@@ -25,9 +26,11 @@ def key(thread: str) -> ThreadKey:
     return ThreadKey("discord", GUILD, CHANNEL, thread)
 
 
-async def approval_card(fake: FakeDiscord, bot: DiscordBot, db_path: Path, thread: str) -> tuple[int, dict[str, Any]]:
+async def approval_card(
+    fake: FakeDiscord, bot: DiscordBot, db_path: Path, thread: str, *, arguments: str = ARGUMENTS
+) -> tuple[int, dict[str, Any]]:
     """Post an approval card; return its id and the message as posted (a copy: later edits do not change it)."""
-    approval_id, message_id = await post_approval(db_path, bot.adapter.outbox, key(thread))
+    approval_id, message_id = await post_approval(db_path, bot.adapter.outbox, key(thread), arguments=arguments)
     return approval_id, copy.deepcopy(fake.messages[message_id])
 
 
@@ -87,3 +90,61 @@ async def test_a_tool_status_shows_at_the_end_of_the_streaming_reply_and_never_i
     assert fake_discord.messages[reply_id]["content"].count("Running") == 0
     shown = [c.json["content"] for c in fake_discord.calls_to("PATCH", rf"/channels/{thread}/messages/{reply_id}")]
     assert shown[0] == f"Let me look.\n\n{status_line}"
+
+
+HOSTILE = json.dumps({f"k{i}\n@everyone <!here> `": "```\n**bold** <@1>" for i in range(1000)})
+
+
+async def test_a_thousand_hostile_keys_fit_the_card_say_how_many_are_hidden_and_show_all_has_them_all(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with discord_bot() as bot:
+        thread = await open_thread(fake_discord, bot, "tidy the notes")
+        approval_id, card = await approval_card(fake_discord, bot, db_path, thread, arguments=HOSTILE)
+        shown = await fake_discord.click(button(card, "show_all"), message=card, who=BOB)
+        await wait_until(lambda: bool(fake_discord.followups_of(shown)))
+        await settle(bot)
+    text = card["content"]
+    assert len(text) <= 2000 and text.count("```") == 2  # no argument closes the code block
+    inside = text.split("```")[1].strip("\n").split("\n")
+    hidden = 1000 - (len(inside) - 1)
+    assert inside[-1] == f"… {hidden:,} more arguments are not shown here; Show all has them." and hidden < 1000
+    assert all(line.startswith('"k') and line.endswith('<@1>"') for line in inside[:-1])  # one line per key
+    assert inside[0].startswith('"k0\\n@everyone <!here> `": "`\u200b`\u200b`\\n**bold** <@1>')
+    posted = fake_discord.calls_to("POST", rf"/channels/{thread}/messages")[-1].json
+    assert posted["allowed_mentions"]["parse"] == []  # nobody is pinged
+    [reply] = [c.json for c in fake_discord.followups_of(shown)]
+    assert reply["flags"] & EPHEMERAL
+    [upload] = fake_discord.uploads
+    assert upload.filename == f"arguments-{approval_id}.json" and json.loads(upload.content) == json.loads(HOSTILE)
+
+
+async def test_show_all_from_another_thread_or_outside_the_allowlist_shows_nothing(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with discord_bot(discord_allowed_users=frozenset({ALICE["id"]})) as bot:
+        thread = await open_thread(fake_discord, bot, "tidy the notes")
+        other = await open_thread(fake_discord, bot, "lunch plans")
+        _, card = await approval_card(fake_discord, bot, db_path, thread, arguments=HOSTILE)
+        elsewhere = await fake_discord.click(button(card, "show_all"), message=card | {"channel_id": other})
+        stranger = await fake_discord.click(button(card, "show_all"), message=card, who=BOB)
+        await wait_until(lambda: bool(fake_discord.followups_of(elsewhere) and fake_discord.callbacks(stranger)))
+        await settle(bot)
+    assert fake_discord.followups_of(elsewhere)[0].json["content"] == "That request is no longer active."
+    assert "not available to you" in fake_discord.callbacks(stranger)[0].json["data"]["content"]
+    assert fake_discord.uploads == [] and fake_discord.followups_of(stranger) == []
+
+
+async def test_show_all_on_a_card_an_earlier_run_posted_still_answers(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    arguments = json.dumps({"path": "notes/plan.md", "content": "x" * 3000})
+    async with discord_bot() as bot:
+        thread = await open_thread(fake_discord, bot, "tidy the notes")
+        _, card = await approval_card(fake_discord, bot, db_path, thread, arguments=arguments)
+    async with discord_bot() as bot:  # a new process: only the DynamicItem template knows the button
+        shown = await fake_discord.click(button(card, "show_all"), message=card, who=BOB)
+        await wait_until(lambda: bool(fake_discord.followups_of(shown)))
+        await settle(bot)
+    [upload] = fake_discord.uploads
+    assert json.loads(upload.content) == json.loads(arguments)

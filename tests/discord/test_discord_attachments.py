@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from tests.attachment_files import corrupt_png, pdf, png
+from tests.attachment_files import corrupt_png, pdf, png, slow_pdf
 from tests.discord.conftest import DiscordBotFactory, button, settle
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM
@@ -138,6 +138,32 @@ async def test_bad_files_get_a_short_note_in_the_thread_and_the_turn_still_answe
     assert "salaries" not in prompt
     assert [(a["filename"], a["used"]) for a in logged_attachments(db_path)] == [
         (name, "refused") for name in ("huge.zip", "broken.png", "locked.pdf", "gone.txt", "slow.txt")
+    ]
+
+
+async def test_a_pdf_that_would_take_minutes_to_read_gets_a_note_and_the_turn_still_answers(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    slow = slow_pdf()
+    files = [
+        fake_discord.attachment_file("slow.pdf", slow, content_type=PDF),
+        fake_discord.attachment_file("question.txt", b"what is 6 x 7?", content_type="text/plain"),
+    ]
+    fake_llm.reply("42, and the PDF could not be read.")
+    async with discord_bot(attachment_read_budget_s=1) as bot:
+        message = await fake_discord.user_says("read these", mention_bot=True, attachments=files)
+        await wait_until(lambda: "42, and the PDF could not be read." in fake_discord.texts_in(message["id"]))
+        await settle(bot)
+    assert fake_discord.texts_in(message["id"]) == [
+        "I could not read slow.pdf (it took over 1 s to read).",
+        "42, and the PDF could not be read.",
+    ]
+    prompt = last_user_content(fake_llm)
+    assert f"[attachment: slow.pdf (application/pdf, {len(slow)} bytes), could not be read: it took over 1 s" in prompt
+    assert "what is 6 x 7?" in prompt  # the other file of the message was read as usual
+    assert [(a["filename"], a["used"]) for a in logged_attachments(db_path)] == [
+        ("slow.pdf", "refused"),
+        ("question.txt", "inlined"),
     ]
 
 

@@ -108,7 +108,7 @@ async def test_memory_and_export_are_ephemeral_and_export_is_a_markdown_file(
     assert "Messages in my session: 2" in private_text(fake_discord, memory)
     assert "Here is this thread's log" in private_text(fake_discord, export)
     [upload] = fake_discord.uploads
-    assert upload.path.endswith(f"token-{export}") and upload.filename == "when-do-we-ship.md"
+    assert upload.path.endswith(f"token-{export}") and upload.filename == f"thread-discord-{thread}.md"
     assert "when do we ship?" in upload.content.decode() and "The 14th." in upload.content.decode()
     assert fake_discord.texts_in(thread) == ["The 14th."]  # nothing in the thread itself
 
@@ -135,6 +135,30 @@ async def test_forget_asks_with_a_button_then_purges_and_notes_it_in_the_thread(
     done = fake_discord.calls_to("PATCH", rf"/webhooks/\d+/token-{click}/.+")[0].json
     assert done["content"] == "Done: I have forgotten this thread." and done["components"] == []
     assert db_rows(db_path, "SELECT COUNT(*) AS n FROM messages")[0]["n"] == 0
+
+
+async def test_after_forget_in_the_thread_the_next_plain_message_is_answered_afresh(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_llm.reply("Noted.")
+    fake_llm.reply("Hello again.")
+    async with discord_bot() as bot:
+        thread = await open_thread(fake_discord, bot, "a secret plan")
+        asked = await fake_discord.use_command("forget", channel_id=thread)
+        [question] = await answered(fake_discord, asked)
+        [confirm] = [b for row in question["components"] for b in row["components"]]
+        ephemeral = fake_discord.message_payload(channel_id=thread, author=BOT_USER, content=question["content"])
+        ephemeral |= {"components": question["components"], "flags": EPHEMERAL}
+        await fake_discord.click(confirm["custom_id"], message=ephemeral)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 2, what="the forget note")
+        await settle(bot)
+        await fake_discord.user_says("shall we start over?", channel_id=thread)  # no mention
+        await wait_until(lambda: "Hello again." in fake_discord.texts_in(thread), what="the answer after forget")
+        await settle(bot)
+    assert not fake_discord.cards_in(thread)  # nothing to catch up on: a fresh start, not a card
+    assert "a secret plan" not in fake_llm.requests[-1].prompt_text
+    rows = db_rows(db_path, "SELECT content FROM messages ORDER BY id")
+    assert [r["content"] for r in rows] == ["shall we start over?", "Hello again."]
 
 
 async def test_commands_work_in_a_dm_with_the_bot(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.discord.conftest import DiscordBotFactory, button, open_thread, settle
+from tests.discord.test_discord_commands import answered
 from tests.fakes.discord import BOB, FakeDiscord
 from tests.fakes.llm import FakeLLM
 from tests.fakes.waiting import wait_until
@@ -48,3 +49,24 @@ async def test_a_purge_and_a_delete_leave_no_trace_in_later_requests_or_the_catc
     assert "release planning" in summary
     rows = db_rows(db_path, "SELECT content FROM messages WHERE deleted_utc IS NOT NULL")
     assert [r["content"] for r in rows] == ["", "", ""]
+
+
+async def test_a_deleted_mention_that_started_a_thread_takes_its_text_and_the_title_made_from_it(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    """The bot named the thread after the mention; the mention lives in the parent channel, so Discord's
+    MESSAGE_DELETE names that channel, not the thread (whose id is the mention's)."""
+    fake_llm.reply_with(lambda body: "Noted.")
+    async with discord_bot() as bot:
+        thread = await open_thread(fake_discord, bot, "my password is hunter2, rotate it")
+        assert db_rows(db_path, "SELECT title FROM threads")[0]["title"] == "my password is hunter2, rotate it"
+        await fake_discord.user_deletes(fake_discord.messages[thread])
+        await wait_until(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 1)
+        export = await fake_discord.use_command("export", channel_id=thread)
+        await answered(fake_discord, export)
+        await settle(bot)
+    assert [tuple(r) for r in db_rows(db_path, "SELECT title, (SELECT content FROM messages) FROM threads")] == [
+        (None, "")
+    ]
+    [upload] = fake_discord.uploads
+    assert upload.filename == f"thread-discord-{thread}.md" and b"hunter2" not in upload.content

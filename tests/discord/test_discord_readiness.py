@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from bots.health import Health, serve_health
+from bots.operator.health import Health, serve_health
 from storage.sql import ReadinessProbe
 from storage.sqlite.db import open_database
 from tests.conftest import MakeSettings

@@ -6,6 +6,10 @@ streaming, so retries, timeouts and broken streams are exercised for real rather
 user message. A reply can be tool calls (:meth:`FakeLLM.call_tools` with :class:`ScriptedCall`): OpenAI-format
 ``tool_calls`` in the JSON answer, and in SSE deltas the way OpenAI streams them (the id and name first, then
 the arguments in pieces, by index), optionally interleaving parallel calls' pieces.
+A reply can also loop (:meth:`FakeLLM.reply_looping`): a span streamed over and over, as a small model stuck in
+a loop does, until the client goes away; the request records how much was sent and whether the client left.
+With ``enforce_max_tokens`` a reply longer than the request's ``max_tokens`` (4 characters a token) is cut there
+and ends with finish reason ``length``, as a provider does.
 Faults (an HTTP status, a hang, a stream cut short) are queued and each one is consumed by one request before
 any reply is; ``fail_always`` stands for a model that is down. Every request is recorded, the
 faulted ones included, so tests assert on exactly what the model was sent and how many times.
@@ -55,7 +59,29 @@ class ToolCallReply:
     interleave: bool = False  # stream the calls' argument pieces round-robin rather than call after call
 
 
-Reply = str | ToolCallReply
+@dataclass(frozen=True)
+class LoopingReply:
+    """A reply that is ``text``, then ``span`` again and again: ``times`` copies, or until the client leaves."""
+
+    text: str
+    span: str
+    times: int | None = None  # None: until the client disconnects (at most LOOPING_MAX_CHARS)
+
+    def pieces(self, size: int) -> Iterator[str]:
+        """The reply in pieces of ``size`` characters, lazily (a runaway reply is never built whole)."""
+        limit = LOOPING_MAX_CHARS if self.times is None else len(self.text) + len(self.span) * self.times
+        buffer, sent = self.text, 0
+        while sent < limit:
+            while len(buffer) < size:
+                buffer += self.span
+            piece = buffer[: min(size, limit - sent)]
+            buffer = buffer[len(piece) :]
+            sent += len(piece)
+            yield piece
+
+
+LOOPING_MAX_CHARS = 100_000
+Reply = str | ToolCallReply | LoopingReply
 ReplyFunction = Callable[[dict[str, Any]], Reply]
 
 _DISCONNECT_POLL_S = 0.02
@@ -82,6 +108,14 @@ class RecordedRequest:
     reply: str | None = None
     tool_calls: tuple[ScriptedCall, ...] = ()  # the calls this request was answered with
     finished_at: float | None = None
+    sent_chars: int = 0  # characters of reply text streamed
+    client_gone: bool = False  # the client closed the stream before the reply ended
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The request's ``max_tokens`` (None when it set none)."""
+        value = self.body.get("max_tokens")
+        return int(value) if value is not None else None
 
     @property
     def prompt_text(self) -> str:
@@ -131,6 +165,7 @@ class FakeLLM:
     keep_requests: bool = True  # benchmarks that measure memory switch the recording off
     report_usage: bool = True  # False: like a provider that reports no token usage at all
     echo_key_in_errors: bool = False  # error bodies quote the request's bearer token (worst case for redaction)
+    enforce_max_tokens: bool = False  # cut a reply at the request's max_tokens (finish reason "length")
     requests: list[RecordedRequest] = field(default_factory=list)
     max_seen_tokens: int | None = None
     _replies: deque[Reply] = field(default_factory=deque)
@@ -155,6 +190,10 @@ class FakeLLM:
         """
         self._pause = (chars, asyncio.Event())
         return self._pause[1]
+
+    def reply_looping(self, text: str, *, span: str, times: int | None = None) -> None:
+        """Queue one reply that streams ``text`` and then ``span`` over and over (see :class:`LoopingReply`)."""
+        self._replies.append(LoopingReply(text=text, span=span, times=times))
 
     def call_tools(self, *calls: ScriptedCall, text: str = "", interleave: bool = False) -> None:
         """Queue one reply that asks for ``calls`` (in parallel when several), after ``text`` if given."""
@@ -250,7 +289,8 @@ class FakeLLM:
             await asyncio.sleep(self.latency_s)
         answer = self._next_reply(body)
         calls = answer.calls if isinstance(answer, ToolCallReply) else ()
-        text = answer.text if isinstance(answer, ToolCallReply) else answer
+        looping = answer if isinstance(answer, LoopingReply) else None
+        text = answer.text if isinstance(answer, ToolCallReply | LoopingReply) else answer
         calls = tuple(c if c.id else replace(c, id=f"call_{next(self._ids)}") for c in calls)
         interleave = isinstance(answer, ToolCallReply) and answer.interleave
         record.reply, record.tool_calls = text, calls
@@ -267,6 +307,8 @@ class FakeLLM:
                 del completion["usage"]
             return _json(completion)
         after_chars = fault.after_chars if fault is not None and breaking else None
+        if looping is not None:
+            return await self._stream_looping(request, record, completion_id, body, looping)
         response = await self._stream(request, completion_id, body, text, after_chars, calls, interleave)
         if not breaking:
             record.finished_at = time.monotonic()
@@ -286,6 +328,10 @@ class FakeLLM:
         await response.prepare(request)
         model = str(body.get("model", "fake"))
         sent_text = text if after_chars is None else text[:after_chars]
+        finish = "tool_calls" if calls else "stop"
+        limit = body.get("max_tokens")
+        if self.enforce_max_tokens and limit and after_chars is None and len(sent_text) > int(limit) * 4:
+            sent_text, finish = sent_text[: int(limit) * 4], "length"
         size = max(1, self.chunk_chars)
         pieces = [sent_text[i : i + size] for i in range(0, len(sent_text), size)]
         if after_chars is None and not pieces and not calls:
@@ -308,7 +354,7 @@ class FakeLLM:
             await response.write(_sse(_chunk(completion_id, model, delta, None)))
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
-        await response.write(_sse(_chunk(completion_id, model, {}, "tool_calls" if calls else "stop")))
+        await response.write(_sse(_chunk(completion_id, model, {}, finish)))
         if self.report_usage and (body.get("stream_options") or {}).get("include_usage"):
             usage_chunk = _chunk(completion_id, model, {}, None)
             usage_chunk["choices"] = []
@@ -317,6 +363,35 @@ class FakeLLM:
         await response.write(b"data: [DONE]\n\n")
         with contextlib.suppress(ConnectionError):
             await response.write_eof()
+        return response
+
+    async def _stream_looping(
+        self,
+        request: web.Request,
+        record: RecordedRequest,
+        completion_id: str,
+        body: dict[str, Any],
+        reply: LoopingReply,
+    ) -> web.StreamResponse:
+        """Stream a looping reply until it ends or the client leaves (then record that, and stop sending)."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        model = str(body.get("model", "fake"))
+        try:
+            await response.write(_sse(_chunk(completion_id, model, {"role": "assistant", "content": ""}, None)))
+            for piece in reply.pieces(max(1, self.chunk_chars)):
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    raise ConnectionResetError("the client closed the stream")
+                await response.write(_sse(_chunk(completion_id, model, {"content": piece}, None)))
+                record.sent_chars += len(piece)
+                await asyncio.sleep(self.chunk_delay_s)  # at least a yield: the client's close is noticed
+            await response.write(_sse(_chunk(completion_id, model, {}, "stop")))
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+            record.finished_at = time.monotonic()
+        except ConnectionError:
+            record.client_gone = True
         return response
 
 

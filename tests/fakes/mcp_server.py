@@ -84,6 +84,10 @@ def build_server() -> MCPServer:
     def echo(text: str, repeat: int = 1) -> str:
         return text * repeat
 
+    @server.tool(description="Write a note (pretends to); its schema lists path before content.")
+    def write_note(path: str, content: str) -> str:
+        return f"wrote {len(content)} characters to {path}"
+
     @server.tool(description="This server's process id.", annotations=ToolAnnotations(read_only_hint=True))
     def pid() -> str:
         return str(os.getpid())

@@ -94,6 +94,7 @@ class FakeSlack:
     files: dict[str, bytes] = field(default_factory=dict)  # file id -> what url_private serves
     file_faults: dict[str, int | float | str] = field(default_factory=dict)  # id -> status, seconds, or "sign-in"
     file_downloads: list[tuple[str, int]] = field(default_factory=list)  # (file id, status answered), in order
+    file_redirects: dict[str, str] = field(default_factory=dict)  # id -> where its download redirects (302)
     spread: random.Random | None = None  # set: each envelope goes to a random live connection (several workers)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
@@ -189,6 +190,18 @@ class FakeSlack:
                 blocks = call.params["blocks"]
         return blocks
 
+    def click_on(self, value: str, *, user: str = "UALICE") -> dict[str, Any]:
+        """A click on the posted message that shows the button ``value``, as Slack sends it: the body names that
+        message, its channel and its thread (the bot refuses a click whose thread the body does not say)."""
+        for call in reversed(self.posts()):
+            ts = str(call.params["_ts"])
+            buttons = (e for b in self.current_blocks(ts) if b.get("type") == "actions" for e in b.get("elements", []))
+            if any(e.get("value") == value for e in buttons):
+                channel = str(call.params["channel"])
+                thread_ts = call.params.get("thread_ts")
+                return Payloads.click(value, user=user, channel=channel, message_ts=ts, thread_ts=thread_ts)
+        raise AssertionError(f"no posted message shows a button {value!r}")
+
     async def drop_connections(self) -> None:
         for ws in list(self._sockets):
             await ws.close()
@@ -283,9 +296,13 @@ class FakeSlack:
             status = 401  # Slack answers a login page or 401 without the token; never the file
         elif isinstance(fault, int):
             status = fault
+        elif file_id in self.file_redirects:
+            status = 302
         elif file_id not in self.files:
             status = 404
         self.file_downloads.append((file_id, status))
+        if status == 302:
+            raise web.HTTPFound(self.file_redirects[file_id])
         if status != 200:
             return web.Response(status=status, text="unauthorized" if status == 401 else "error")
         if isinstance(fault, float):
@@ -467,7 +484,6 @@ class FakeSlack:
             "ok": True,
             "channel": {"id": channel, "name": None if is_im else f"channel-{channel.lower()}", "is_im": is_im},
         }
-
 
     # -- files upload v2 and DMs (the export command) -----------------------------------------------------------
 
@@ -689,6 +705,8 @@ class AgentPayloads:
             "tab": "messages",
             "event_ts": Payloads.ts(),
         }
+
+
 def message_shortcut(
     callback_id: str, *, message_ts: str, thread_ts: str | None, user: str = "UALICE", channel: str = "C1"
 ) -> dict[str, Any]:

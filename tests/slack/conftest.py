@@ -12,8 +12,8 @@ import pytest
 
 from bots.app import open_router
 from bots.config import Settings
+from bots.router.threads import ThreadRouter
 from bots.slack import SlackAdapter
-from bots.threads import ThreadRouter
 from tests.conftest import MakeSettings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.waiting import wait_until

@@ -37,7 +37,7 @@ async def test_a_click_is_acknowledged_at_once_even_when_slack_is_slow_to_update
         await wait_until(lambda: len(card_posts(fake_slack)) == 1)
         fake_slack.delays_s["chat.update"] = 2.0
         fake_llm.reply("Fresh start: which database do you mean?")
-        envelope = await fake_slack.send(Payloads.click(card_value(fake_slack, "fresh")), kind="interactive")
+        envelope = await fake_slack.send(fake_slack.click_on(card_value(fake_slack, "fresh")), kind="interactive")
         await wait_until(lambda: envelope in fake_slack.acked_at)
         assert fake_slack.acked_at[envelope] - fake_slack.sent_at[envelope] < 0.5
         fake_slack.delays_s.clear()

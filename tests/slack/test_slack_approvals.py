@@ -6,12 +6,13 @@ card through the real outbox); every click goes through bolt's listeners and mid
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from bots.messages import ApprovalAction, ThreadKey
-from bots.ports import approval_button_id
-from bots.render import tool_status
+from bots.replies.render import tool_status
+from bots.router.messages import ApprovalAction, ThreadKey
+from bots.router.ports import approval_button_id, arguments_button_id
 from tests.approval_rows import approval_row, post_approval
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import TEAM, FakeSlack, Payloads
@@ -136,3 +137,54 @@ async def test_a_refused_assistant_status_falls_back_to_a_line_in_the_reply_aske
         c.params.get("text") == "Let me look.\n\n_Running files__read_file…_"
         for c in fake_slack.calls_to("chat.update")
     )
+
+
+HOSTILE = json.dumps({f"k{i}\n<!here> *bold* `": "```\n<@UALICE> & <https://x|y>" for i in range(1000)})
+
+
+def show_all(approval_id: int, *, user: str, card_ts: str, thread_ts: str) -> dict[str, Any]:
+    return Payloads.click(arguments_button_id(approval_id), user=user, message_ts=card_ts, thread_ts=thread_ts)
+
+
+async def test_a_thousand_hostile_keys_fit_the_slack_card_forge_nothing_and_show_all_has_them_all(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with slack_bot() as bot:
+        thread = await open_thread(fake_slack, bot, "tidy the notes")
+        approval_id, card_ts = await post_approval(db_path, bot.adapter.outbox, key(thread), arguments=HOSTILE)
+        await fake_slack.send(show_all(approval_id, user="UBOB", card_ts=card_ts, thread_ts=thread), kind="interactive")
+        await wait_until(lambda: bool(fake_slack.ephemerals(user="UBOB")))
+        await settle(bot)
+    blocks = blocks_of(fake_slack, card_ts)
+    code = blocks[1]["text"]["text"]
+    assert len(blocks) <= 50 and len(code) <= 3000 and code.startswith("```") and code.endswith("```")
+    assert code.count("```") == 2 and "<" not in code and ">" not in code.replace("&gt;", "")  # no mention, no link
+    lines = code[3:-3].split("\n")
+    hidden = 1000 - (len(lines) - 1)
+    assert lines[-1] == f"… {hidden:,} more arguments are not shown here; Show all has them." and hidden < 1000
+    assert lines[0].startswith('"k0\\n&lt;!here&gt; *bold* `": "`\u200b`\u200b`\\n&lt;@UALICE&gt; &amp; &lt;htt')
+    assert all(line.startswith('"k') and line.endswith(" chars)") for line in lines[:-1])  # one line per key
+    [actions] = [b for b in blocks if b["type"] == "actions"]
+    assert [e["text"]["text"] for e in actions["elements"]] == ["Allow", "Deny", "Show all"]
+    assert actions["elements"][2]["value"] == f"tk-args:{approval_id}:show_all"
+    [reply] = fake_slack.ephemerals(user="UBOB")
+    assert reply["thread_ts"] == thread and len(reply["blocks"]) <= 50
+    sections = [b["text"]["text"] for b in reply["blocks"][1:]]
+    assert all(len(s) <= 3000 and s.startswith("```") and s.endswith("```") for s in sections)
+    full = "".join(s[3:-3] for s in sections).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert json.loads(full.replace("\u200b", "")) == json.loads(HOSTILE)
+
+
+async def test_show_all_pressed_in_another_thread_shows_nothing(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with slack_bot() as bot:
+        thread = await open_thread(fake_slack, bot, "tidy the notes")
+        other = await open_thread(fake_slack, bot, "lunch plans")
+        approval_id, card_ts = await post_approval(db_path, bot.adapter.outbox, key(thread), arguments=HOSTILE)
+        await fake_slack.send(show_all(approval_id, user="UBOB", card_ts=card_ts, thread_ts=other), kind="interactive")
+        await wait_until(lambda: bool(fake_slack.ephemerals(user="UBOB")))
+        await settle(bot)
+    assert fake_slack.ephemerals(user="UBOB") == [
+        {"channel": "C1", "user": "UBOB", "text": "That request is no longer active.", "thread_ts": other}
+    ]

@@ -103,7 +103,7 @@ async def test_export_shortcut_sends_a_markdown_file_to_the_askers_dm(
         [note] = await private(fake_slack, user="UBOB")
     [(channel, title, content)] = fake_slack.shared_files()
     assert fake_slack.calls_to("conversations.open")[0].params["users"] == "UBOB"
-    assert channel == "DUBOB" and title == "when-do-we-ship.md"
+    assert channel == "DUBOB" and title == f"thread-slack-{thread.replace('.', '')}.md"  # ids, never the text
     assert "when do we ship?" in content.decode() and "The 14th." in content.decode()
     assert "DM" in note["text"] and note["thread_ts"] == thread
 
@@ -127,6 +127,48 @@ async def test_forget_shortcut_asks_with_a_button_then_purges_and_notes_it_in_th
     assert note == "Bob asked me to forget this thread: its log, summaries and session are gone."
     assert "forgotten" in fake_slack.ephemerals(user="UBOB")[0]["text"]
     assert db_rows(db_path, "SELECT COUNT(*) AS n FROM messages")[0]["n"] == 0
+
+
+async def test_after_the_forget_shortcut_the_next_plain_message_is_answered_afresh(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_llm.reply("Noted.")
+    fake_llm.reply("Hello again.")
+    async with slack_bot() as bot:
+        thread = await open_thread(fake_slack, bot, "a secret plan")
+        await shortcut(fake_slack, "tk_forget", thread)
+        [question] = await private(fake_slack)
+        [button] = question["blocks"][1]["elements"]
+        click = Payloads.click(button["value"], thread_ts=thread)
+        click["container"] |= {"is_ephemeral": True, "thread_ts": thread}
+        await fake_slack.send(click, kind="interactive")
+        await private(fake_slack, count=2)
+        await settle(bot)
+        await fake_slack.send(Payloads.event_body(Payloads.message("shall we start over?", thread_ts=thread)))
+        await wait_until(lambda: "Hello again." in replies_in(fake_slack, thread), what="the answer after forget")
+        await settle(bot)
+    assert "Where were we?" not in str(fake_slack.calls_to("chat.postMessage"))  # a fresh start, not a card
+    assert "a secret plan" not in fake_llm.requests[-1].prompt_text
+    rows = db_rows(db_path, "SELECT content FROM messages ORDER BY id")
+    assert [r["content"] for r in rows] == ["shall we start over?", "Hello again."]
+
+
+async def test_a_forget_click_whose_thread_slack_does_not_say_forgets_nothing(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    async with slack_bot() as bot:
+        thread = await open_thread(fake_slack, bot, "a secret plan")
+        await shortcut(fake_slack, "tk_forget", thread)
+        [question] = await private(fake_slack)
+        [button] = question["blocks"][1]["elements"]
+        click = Payloads.click(button["value"], user="UBOB")  # neither message nor container names the thread
+        click["container"] |= {"is_ephemeral": True}
+        await fake_slack.send(click, kind="interactive")
+        [refused] = await private(fake_slack, user="UBOB")
+        await settle(bot)
+    assert refused["text"] == "That button belongs to another thread; nothing was forgotten."
+    assert db_rows(db_path, "SELECT COUNT(*) AS n FROM messages")[0]["n"] == 2
+    assert len(fake_slack.posts(thread_ts=thread)) == 1  # the answer; no forget note
 
 
 async def test_on_an_orphaned_thread_retry_explains_the_card(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import bots.slack.adapter as adapter_module
-from bots.bounded import BoundedCache
+from bots.router.bounded import BoundedCache
 from bots.slack import SlackAdapter
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
@@ -40,6 +40,25 @@ async def test_a_card_button_pressed_in_another_thread_is_refused_privately(
     note = fake_slack.calls_to("chat.postEphemeral")[0].params
     assert (note["channel"], note["thread_ts"], note["text"]) == ("C2", other, "That card is no longer active.")
     assert [r["state"] for r in db_rows(db_path, "SELECT state FROM cards")] == ["fresh"]
+
+
+async def test_a_card_click_whose_thread_slack_does_not_say_is_refused_not_taken_for_the_cards_thread(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    thread = await _orphaned_thread_with_a_card(slack_bot, fake_slack)
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(Payloads.message("which database?", thread_ts=thread)))
+        await wait_until(lambda: len(card_posts(fake_slack)) == 1)
+        answered = len(replies_in(fake_slack, thread))
+        card_ts = card_posts(fake_slack)[0]["_ts"]
+        await fake_slack.send(Payloads.click(card_value(fake_slack, "fresh")), kind="interactive")  # no thread_ts
+        await wait_until(lambda: len(fake_slack.calls_to("chat.postEphemeral")) == 1, what="the refusal")
+        await settle(bot)
+        assert not [c for c in fake_slack.calls_to("chat.update") if c.params["ts"] == card_ts]
+        assert len(replies_in(fake_slack, thread)) == answered
+    assert len(fake_slack.acks) == len(fake_slack.envelopes)
+    assert fake_slack.calls_to("chat.postEphemeral")[0].params["text"] == "That card is no longer active."
+    assert [r["state"] for r in db_rows(db_path, "SELECT state FROM cards")] == ["pending"]
 
 
 async def test_a_network_error_in_the_name_lookup_costs_the_name_not_the_message(

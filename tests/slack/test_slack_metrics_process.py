@@ -48,6 +48,7 @@ async def test_run_serves_readiness_and_metrics_on_metrics_port(tmp_path: Path, 
             SLACK_APP_TOKEN="xapp-metrics",
             SLACK_API_URL=fake.api_url,
             METRICS_PORT=str(port),
+            LOG_LEVEL="INFO",
         )
         fake_llm.reply("Counted.")
         async with child_process(["-m", "bots", "run"], env, log=tmp_path / "bot.log") as bot:
@@ -63,3 +64,4 @@ async def test_run_serves_readiness_and_metrics_on_metrics_port(tmp_path: Path, 
     assert 'threadkeeper_messages_logged_total{platform="slack"} 1.0' in text
     assert 'threadkeeper_replies_total{platform="slack"} 1.0' in text
     assert "threadkeeper_live_sessions 1.0" in text
+    assert f"metrics and health on 127.0.0.1 port {port}" in (tmp_path / "bot.log").read_text()  # METRICS_HOST

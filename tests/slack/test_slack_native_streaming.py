@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bots.messages import ThreadKey
-from bots.render import tool_status
-from bots.reply_stream import INTERRUPTED
+from bots.replies.render import tool_status
+from bots.replies.reply_stream import INTERRUPTED
+from bots.router.messages import ThreadKey
 from bots.slack.feedback import FEEDBACK_ACTION
 from bots.slack.stream import STREAM_LIMIT
 from tests.fakes.llm import FakeLLM
@@ -61,8 +61,9 @@ async def test_a_reply_longer_than_a_streamed_message_continues_in_a_new_one_wit
     slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
 ) -> None:
     fake_slack.streaming = True
-    paragraph = "A sentence that fills the reply up, one paragraph at a time, for the long answer test.\n\n"
-    reply = paragraph * (2 * STREAM_LIMIT // len(paragraph) + 3)
+    paragraph = "{:04d}: a sentence that fills the reply up, one paragraph at a time, for the long answer test.\n\n"
+    count = 2 * STREAM_LIMIT // len(paragraph.format(0)) + 3
+    reply = "".join(paragraph.format(i) for i in range(count))  # numbered: the same paragraph over and over is a loop
     fake_llm.reply(reply)
     fake_llm.chunk_chars = 4000
     mention = Payloads.mention("write a lot")

@@ -74,7 +74,7 @@ async def test_killed_before_the_ack_then_the_redelivered_event_gets_the_card_an
             catch_up = card.params["blocks"][1]["elements"][0]["value"]
             fake_llm.reply("SUMMARY: the team ships on Friday.")
             fake_llm.reply("On Friday.")
-            await fake.send(Payloads.click(catch_up, user="UBOB", channel="C5"), kind="interactive")
+            await fake.send(fake.click_on(catch_up, user="UBOB"), kind="interactive")
             await wait_until(lambda: "On Friday." in _replies(fake, mention["ts"]), timeout=30)
             retry = await fake.send(follow_up_body, retry_attempt=2)  # Slack's next retry, now after the ack: a no-op
             await wait_until(lambda: retry in fake.acks, timeout=30)  # handled (acked after the listener)

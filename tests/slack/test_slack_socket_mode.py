@@ -131,7 +131,7 @@ async def test_restart_then_start_fresh_sends_none_of_the_earlier_text(
         await fake_slack.send(Payloads.event_body(Payloads.message("new topic", thread_ts=mention["ts"])))
         await wait_until(lambda: len(card_posts(fake_slack)) == 1)
         fake_llm.reply("Fresh answer.")
-        await fake_slack.send(Payloads.click(card_value(fake_slack, "fresh")), kind="interactive")
+        await fake_slack.send(fake_slack.click_on(card_value(fake_slack, "fresh")), kind="interactive")
         await wait_until(lambda: "Fresh answer." in replies_in(fake_slack, mention["ts"]))
         await settle(bot)
     assert "BLUEBIRD" not in fake_llm.requests[-1].prompt_text
@@ -199,7 +199,7 @@ async def test_a_card_still_works_after_a_second_restart(
     async with slack_bot() as bot:
         fake_llm.reply("SUMMARY: topic A")
         fake_llm.reply("Back on topic A.")
-        await fake_slack.send(Payloads.click(card_value(fake_slack, "catch_up")), kind="interactive")
+        await fake_slack.send(fake_slack.click_on(card_value(fake_slack, "catch_up")), kind="interactive")
         await wait_until(lambda: "Back on topic A." in replies_in(fake_slack, mention["ts"]))
     assert len(card_posts(fake_slack)) == 1
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bots.reply_stream import INTERRUPTED
+from bots.replies.reply_stream import INTERRUPTED
+from bots.replies.streaming import Snapshot
 from bots.slack.outbox import message_chunks
-from bots.streaming import Snapshot
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads
 from tests.fakes.waiting import wait_until

@@ -6,15 +6,18 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
-from bots.messages import CardAction, ThreadKey
-from bots.ports import CardState, CatchUpCard
+from bots.files.downloads import FetchPolicy
+from bots.router.messages import MALFORMED_FILE, CardAction, ThreadKey
+from bots.router.ports import CardState, CatchUpCard
 from bots.slack import translate
 from bots.slack.access import Origin, origin_of
 from bots.slack.mrkdwn import to_mrkdwn
 from bots.slack.outbox import card_blocks
 from bots.slack.stream import guarded
 from tests.fakes.slack import BOT_USER, TEAM, Payloads
+from tests.slack_payloads import messages_with_files
 
 
 def test_a_top_level_mention_starts_a_thread_under_itself_and_loses_the_mention() -> None:
@@ -46,8 +49,9 @@ def test_files_become_attachments() -> None:
         "files": [{"name": "notes.txt", "mimetype": "text/plain", "size": 12}, "not-a-file"],
     }
     message = translate.message_from(Payloads.event_body(event), event, bot_user_id=BOT_USER, display_name="A")
-    assert [(a.filename, a.content_type, a.size_bytes) for a in message.attachments] == [
-        ("notes.txt", "text/plain", 12)
+    assert [(a.filename, a.content_type, a.size_bytes, a.unreadable) for a in message.attachments] == [
+        ("notes.txt", "text/plain", 12, None),
+        ("file", "application/octet-stream", 0, MALFORMED_FILE),  # named to the model as unreadable, not dropped
     ]
 
 
@@ -185,3 +189,31 @@ def test_no_split_of_streamed_text_between_two_appends_can_form_a_mention() -> N
         shown = guarded(text[:cut]) + guarded(text[cut:])
         assert forms_mention.search(shown) is None, cut
         assert shown.replace("\u200b", "") == text
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(messages_with_files)
+def test_any_files_field_gives_attachments_and_a_fetch_decision_never_an_exception(event: dict[str, Any]) -> None:
+    message = translate.message_from(
+        Payloads.event_body(event), event, bot_user_id=BOT_USER, display_name="", download_headers={"A": "b"}
+    )
+    policy = FetchPolicy.for_platforms(slack_api_url="http://127.0.0.1:1/api/")
+    for attachment in message.attachments:
+        assert isinstance(attachment.filename, str) and isinstance(attachment.content_type, str)
+        assert isinstance(attachment.size_bytes, int) and attachment.size_bytes >= 0
+        if attachment.source is not None:
+            policy.why_not(attachment.source)
+    translate.is_users_message(event, bot_user_id=BOT_USER)
+
+
+def test_a_files_field_that_is_not_a_list_of_descriptions_is_unreadable_files_not_a_crash() -> None:
+    good = {"name": "a.txt", "mimetype": "text/plain", "size": 3, "url_private": "https://files.slack.com/a"}
+    odd = [good, {"name": "b.txt", "size": "12kb"}, {"size": {}}, {"size": float("inf")}, {"size": float("nan")}, 5]
+    lone = {"name": "c.txt", "size": 3, "url_private": "https://files.slack.com/c"}  # an object, not a list of them
+    for files, readable in ((odd, ["a.txt"]), (5, []), ("x", []), (lone, [])):
+        event = Payloads.message("files", thread_ts="1.0") | {"files": files}
+        attachments = translate.attachments_of(event, download_headers={"Authorization": "Bearer x"})
+        assert [a.filename for a in attachments if a.unreadable is None] == readable
+        assert all(a.size_bytes == 0 and a.source is None for a in attachments if a.unreadable is not None)
+    [good_file] = translate.attachments_of({"files": [good]}, download_headers={"Authorization": "Bearer x"})
+    assert good_file.source is not None and good_file.source.platform == "slack"

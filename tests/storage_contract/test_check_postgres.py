@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bots.check import check_database
+from bots.operator.check import check_database
 from storage.backends import open_storage
 from tests.conftest import MakeSettings
 

@@ -59,6 +59,28 @@ async def test_forgetting_a_thread_removes_everything_of_it_but_its_journal_row(
     assert [m.content for m in await storage.log.all_messages(thread_id=kept)] == ["three"]
 
 
+async def test_forgetting_a_thread_in_it_keeps_a_bare_row_under_a_new_id(storage: Storage) -> None:
+    """The in-thread forget: the bot still takes part in the thread, which holds nothing and no old id."""
+    older = await new_thread(storage, "older")
+    # The newest thread, whose id a plain SQLite rowid would hand straight back; its title is content too.
+    gone = await storage.log.ensure_thread(
+        platform="p", workspace="w", channel="c", thread="gone", title="Secret plan", now=NOW
+    )
+    await say(storage, gone, "m1", "a secret plan")
+    await storage.sessions.record(thread_id=gone, origin="fresh", model="m", started_utc=NOW)
+    assert await storage.erasures.forget_thread(thread_id=gone, now=NOW, keep_tracking=True) == 1
+    assert await storage.log.thread(thread_id=gone) is None
+    again = await storage.log.find_thread(platform="p", workspace="w", channel="c", thread="gone")
+    assert again is not None and again > gone
+    record = await storage.log.thread(thread_id=again)
+    assert record is not None and record.title is None
+    assert await storage.log.all_messages(thread_id=again) == []
+    assert [e.thread_id for e in await storage.erasures.since(after_id=0)] == [gone]
+    assert await storage.log.find_thread(platform="p", workspace="w", channel="c", thread="older") == older
+    assert await storage.erasures.forget_thread(thread_id=again, now=NOW) == 0  # the CLI: gone entirely
+    assert await storage.log.find_thread(platform="p", workspace="w", channel="c", thread="gone") is None
+
+
 async def test_forget_user_erases_one_person_on_one_platform_in_every_thread(storage: Storage) -> None:
     one, two = await new_thread(storage, "one"), await new_thread(storage, "two")
     elsewhere = await new_thread(storage, "three", platform="other")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from bots.messages import CardAction, MessageDeletion
-from bots.ports import CardState
+from bots.router.messages import ApprovalAction, ApprovalClick, CardAction, MessageDeletion, utc_now
+from bots.router.ports import ApprovalState, CardState
+from bots.tools.approvals import EXPIRED_NOTE
 from storage.backends import open_storage
 from storage.records import Grouping
 from tests.conftest import MakeSettings
@@ -65,3 +66,25 @@ async def test_a_deleted_message_is_blanked_and_never_reaches_the_next_summary(
         contents = [m.content for m in await storage.log.all_messages(thread_id=thread.id)]
         assert "The door code is 4417." not in contents and "" in contents
         assert [e.kind for e in await storage.erasures.since(after_id=0)] == ["deleted"]
+
+
+async def test_a_click_on_an_approval_nothing_waits_for_expires_it_and_nothing_runs(
+    make_settings: MakeSettings, fake_llm: FakeLLM, database_url: str
+) -> None:
+    """One worker: an approval left pending by a turn that ended (or a run that died) is never "allowed"."""
+    async with running_router(make_settings(database_url=database_url)) as bot:
+        await bot.say("hello")
+        async with open_storage(database_url) as storage:
+            [thread] = await storage.log.find_threads(name=thread_key().thread)
+            approval_id = await storage.approvals.open(
+                thread_id=thread.id, tool="files__write", arguments_preview="{}", now=utc_now()
+            )
+            await storage.approvals.set_message_id(approval_id=approval_id, card_message_id="an-old-card")
+        click = ApprovalClick(approval_id, ApprovalAction.ALLOW, BOB, thread=thread_key())
+        result = await bot.router.handle_approval_click(click)
+        assert result.private_note == EXPIRED_NOTE
+        [(message_id, card)] = bot.outbox.approval_updates
+        assert (message_id, card.state) == ("an-old-card", ApprovalState.EXPIRED)
+    async with open_storage(database_url) as storage:
+        record = await storage.approvals.get(approval_id=approval_id)
+        assert record is not None and (record.state, record.decided_by_name) == ("expired", None)

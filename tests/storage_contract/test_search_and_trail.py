@@ -53,10 +53,18 @@ async def test_a_trail_entry_that_quoted_a_deleted_message_loses_its_excerpt(sto
         sent_utc=NOW,
         now=NOW,
     )
+    await log.record_reply(
+        thread_id=thread_id, platform_message_id="r1", author_name="bot", content="noted", answered_ids=[row.id],
+        now=NOW,
+    )  # fmt: skip
+    later, _ = await log.record_message(  # a later question's turn: only what quoted m1 goes with it
+        thread_id=thread_id, platform_message_id="m2", author_id="u", author_name="Alice", role="user",
+        content="what was the code?", sent_utc=NOW, now=NOW,
+    )  # fmt: skip
     for cites, excerpt in (((row.id,), "Alice: the code is 4417"), ((), "no matches")):
         await trail.record(
             thread_id=thread_id,
-            after_message_id=row.id,
+            after_message_id=later.id,
             call_id="c1",
             tool="search_thread",
             arguments={"query": "code"},

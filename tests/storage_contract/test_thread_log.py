@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from storage.backends import Storage
+from storage.leases import LeaseLost, thread_resource
 from storage.records import ThreadGone
 from tests.storage_contract.conftest import NOW, new_thread, say
 
@@ -86,6 +87,40 @@ async def test_the_latest_platform_id_skips_provisional_ones_until_the_post_name
     await storage.log.set_platform_id(thread_id=thread_id, old="local-123", new="m2")
     assert await storage.log.latest_platform_id(thread_id=thread_id) == "m2"
     assert await storage.log.latest_platform_id(thread_id=thread_id, role="user") == "m1"
+
+
+async def test_a_retry_and_a_posted_replys_id_carry_the_fence_and_a_stale_one_writes_nothing(storage: Storage) -> None:
+    """Several workers (Postgres): after a takeover, the old owner can neither take an answer back nor name one.
+    SQLite's one worker owns every thread, so a fence there is accepted as it is."""
+    thread_id = await new_thread(storage)
+    asked = await say(storage, thread_id, "m1", "which queue?")
+    reply = await storage.log.record_reply(
+        thread_id=thread_id, platform_message_id="local-1", author_name="bot", content="SKIP LOCKED.",
+        answered_ids=[asked], now=NOW,
+    )  # fmt: skip
+    assert reply is not None
+    resource = thread_resource(thread_id)
+    stale = await storage.leases.acquire(resource=resource, holder="worker-a", ttl_s=30)
+    assert stale is not None
+    await storage.leases.release(holder="worker-a")  # A stalls; B takes the thread
+    fresh = await storage.leases.acquire(resource=resource, holder="worker-b", ttl_s=30)
+    assert fresh is not None
+    if storage.leases.shared:
+        with pytest.raises(LeaseLost):
+            await storage.log.set_platform_id(thread_id=thread_id, old="local-1", new="p1", fence=stale)
+        with pytest.raises(LeaseLost):
+            await storage.log.replace_reply(
+                thread_id=thread_id, reply_id=reply, answered_ids=[asked], now=NOW, fence=stale
+            )
+        rows = await storage.log.all_messages(thread_id=thread_id)
+        assert [(m.platform_message_id, m.replaced) for m in rows] == [("m1", False), ("local-1", False)]
+        assert await storage.log.waiting(thread_id=thread_id) == []
+    await storage.log.set_platform_id(thread_id=thread_id, old="local-1", new="p1", fence=fresh)
+    assert await storage.log.replace_reply(
+        thread_id=thread_id, reply_id=reply, answered_ids=[asked], now=NOW, fence=fresh
+    )
+    assert [m.id for m in await storage.log.waiting(thread_id=thread_id)] == [asked]
+    assert await storage.log.latest_platform_id(thread_id=thread_id) == "p1"
 
 
 async def test_visible_returns_the_current_text_of_what_is_still_there(storage: Storage) -> None:

@@ -1,0 +1,246 @@
+"""Tool approvals: a card with Allow and Deny, the same rules as the "Where were we?" card.
+
+A call the ToolBox says needs a person (``agent.tools.needs_approval``) waits on :meth:`ApprovalFlow.ask`: an
+approval row is written, the card is posted in the thread, and the turn waits until someone clicks or
+``APPROVAL_TIMEOUT_S`` passes. The first decision wins through a conditional UPDATE (``storage/trail.py``), so a
+double click, two people clicking Allow and Deny at once, or a click racing the timeout all end in one outcome;
+the others are told privately what was decided. Only people the adapters' allowlists admit can click at all,
+and with ``TOOL_APPROVERS`` set only those ids may decide.
+
+A waiting call lives in this process only. After a restart its card is stale: pending approvals are marked
+expired at start-up, a click on one says so, and the thread's waiting message takes the usual orphan path (the
+"Where were we?" card).
+
+The row keeps the call's full arguments (as JSON in the tool's schema order, in the column still named
+``arguments_preview``): the card shows each argument cut on its own (``bots/tools/approval_arguments.py``), and "Show
+all" reads them back from the row for the clicker alone, after the same checks as a decision's click (the
+adapters' allowlists, the card's own thread). ``TOOL_APPROVERS`` does not apply: whoever may read the thread and
+its export may read what the bot wants to run.
+
+Several workers: only the process whose turn waits for the call may record a decision, since only it can make
+the decision true. A click received by another worker is handed to the thread's owner (a wake-up carrying the
+click), which decides it when its turn waits for that call and otherwise expires it: a worker that posted the
+card and died leaves a card that says "expired, nothing was run", never "allowed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from agent.tools import Approver, Decision, ToolCall, ToolSpec
+from bots.router.messages import ApprovalAction, ApprovalClick, ArgumentsClick, Author, ThreadKey
+from bots.router.ports import ApprovalCard, ApprovalState, ClickResult, FullArguments, ThreadOutbox
+from bots.router.thread_state import clicked_thread, thread_key
+from bots.tools.approval_arguments import full_arguments, ordered_arguments
+from storage.protocols import ApprovalStore, ThreadLog
+from storage.records import ApprovalRecord
+
+log = logging.getLogger(__name__)
+
+STALE_NOTE = "That request is no longer active."
+EXPIRED_NOTE = "That request expired when I restarted; nothing was run."
+NOT_AN_APPROVER_NOTE = "Only the people this bot's operator named can approve tool calls here."
+TIMEOUT_REASON = "nobody answered in time"
+EXPIRED_REASON = "the request expired before anyone decided"
+
+
+class RemoteOwners(Protocol):
+    """Several workers on one database (``bots/workers/ownership.py``): a call may wait in another worker."""
+
+    async def elsewhere(self, thread_id: int) -> str | None:
+        """The live worker owning the thread when it is not this one; None otherwise."""
+        ...
+
+    async def wake(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str] | None = None) -> None: ...
+
+
+class ApprovalFlow:
+    """Posts approval cards, waits for a decision or the timeout, and resolves clicks."""
+
+    def __init__(
+        self,
+        *,
+        store: ApprovalStore,
+        log: ThreadLog,
+        outbox: Callable[[ThreadKey], ThreadOutbox],
+        clock: Callable[[], datetime],
+        timeout_s: float,
+        approvers: frozenset[str] = frozenset(),
+        owners: RemoteOwners | None = None,
+    ) -> None:
+        self._store = store
+        self._log = log
+        self._outbox = outbox
+        self._clock = clock
+        self._timeout_s = timeout_s
+        self._approvers = approvers
+        self._waiting: dict[int, asyncio.Future[Decision]] = {}
+        self.owners = owners
+
+    def approver(self, *, thread: ThreadKey, thread_id: int) -> Approver:
+        """The ``approve`` callback of one turn in ``thread``."""
+
+        async def approve(call: ToolCall, spec: ToolSpec) -> Decision:
+            return await self.ask(call, thread=thread, thread_id=thread_id, spec=spec)
+
+        return approve
+
+    async def ask(self, call: ToolCall, *, thread: ThreadKey, thread_id: int, spec: ToolSpec | None = None) -> Decision:
+        """Post the card and wait; a timeout or a card that cannot be posted is a refusal."""
+        arguments = ordered_arguments(call.arguments, call.raw_arguments, spec.input_schema if spec else None)
+        approval_id = await self._store.open(
+            thread_id=thread_id, tool=call.name, arguments_preview=arguments, now=self._clock()
+        )
+        card = ApprovalCard(approval_id, thread, call.name, arguments, ApprovalState.PENDING)
+        decided: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._waiting[approval_id] = decided
+        try:
+            try:
+                message_id = await self._outbox(thread).post_approval(card=card)
+            except Exception:
+                log.exception("could not post the approval card for %s in %s; the call is refused", call.name, thread)
+                await self._decide_unanswered(approval_id, "timed_out")
+                return Decision(approved=False, decided_by=None, reason="I could not ask anyone to approve it")
+            await self._store.set_message_id(approval_id=approval_id, card_message_id=message_id)
+            try:
+                return await asyncio.wait_for(asyncio.shield(decided), timeout=self._timeout_s)
+            except TimeoutError:
+                if await self._decide_unanswered(approval_id, "timed_out"):
+                    await self._show(card, message_id, ApprovalState.TIMED_OUT, None)
+                    return Decision(approved=False, decided_by=None, reason=TIMEOUT_REASON)
+                return await self._decision_of(approval_id, decided)  # a click won the race against the timeout
+        finally:
+            self._waiting.pop(approval_id, None)
+
+    async def handle_click(self, click: ApprovalClick) -> ClickResult:
+        """Decide an approval once; everyone else gets a private note saying what happened."""
+        record, key = await self._clicked(click.approval_id, click.thread)
+        if record is None or key is None:
+            return ClickResult(private_note=STALE_NOTE)
+        if self._approvers and click.user.id not in self._approvers:
+            return ClickResult(private_note=NOT_AN_APPROVER_NOTE)
+        if record.state == "expired":
+            await self._show_record(record, key, ApprovalState.EXPIRED, None)  # an earlier run's card loses its buttons
+            return ClickResult(private_note=EXPIRED_NOTE)
+        if record.state != "pending":
+            return ClickResult(private_note=_decided_note(record))
+        owner = None
+        if record.id not in self._waiting and self.owners is not None:
+            owner = await self.owners.elsewhere(record.thread_id)
+        if owner is not None and self.owners is not None:  # the call, if any, waits in the owner: it decides
+            detail = {"approval_id": str(record.id), "action": click.action.value}
+            detail |= {"user_id": click.user.id, "user_name": click.user.display_name}
+            await self.owners.wake(owner, kind="approval", thread_id=record.thread_id, detail=detail)
+            return ClickResult()
+        return await self._decide_here(record, key, click)
+
+    async def clicked_elsewhere(self, detail: dict[str, str]) -> None:
+        """A click another worker received on an approval in a thread this worker owns (its wake-up detail)."""
+        approval_id = int(detail["approval_id"])
+        waiting = self._waiting.get(approval_id)
+        if "action" not in detail:  # a worker of an earlier version decided it in the database already
+            if waiting is not None and not waiting.done():
+                waiting.set_result(await self._decision_of(approval_id, waiting))
+            return
+        record = await self._store.get(approval_id=approval_id)
+        key = None if record is None else await thread_key(self._log, thread_id=record.thread_id)  # place checked
+        if record is None or key is None or record.state != "pending":
+            return
+        user = Author(detail["user_id"], detail["user_name"])
+        outcome = await self._decide_here(record, key, ApprovalClick(record.id, ApprovalAction(detail["action"]), user))
+        log.info("approval %s, clicked at another worker: %s", record.id, outcome.private_note or "decided")
+
+    async def _decide_here(self, record: ApprovalRecord, key: ThreadKey, click: ApprovalClick) -> ClickResult:
+        """Decide in this process: the waiting call gets the click's decision; nothing waiting, it expires."""
+        waiting = self._waiting.get(record.id)
+        if waiting is None or waiting.done():
+            # Nothing in this process waits for it: the run (or worker) that posted it died, or its turn ended.
+            if not await self._decide_unanswered(record.id, "expired"):
+                latest = await self._store.get(approval_id=record.id)
+                return ClickResult(private_note=_decided_note(latest or record))
+            await self._show_record(record, key, ApprovalState.EXPIRED, None)
+            return ClickResult(private_note=EXPIRED_NOTE)
+        allowed = click.action is ApprovalAction.ALLOW
+        state = ApprovalState.APPROVED if allowed else ApprovalState.DENIED
+        won = await self._store.decide(
+            approval_id=record.id,
+            state=state.value,
+            by_id=click.user.id,
+            by_name=click.user.display_name,
+            now=self._clock(),
+        )
+        if not won:
+            latest = await self._store.get(approval_id=record.id)
+            return ClickResult(private_note=_decided_note(latest or record))
+        if not waiting.done():
+            waiting.set_result(Decision(approved=allowed, decided_by=click.user.display_name))
+        await self._show_record(record, key, state, click.user.display_name)
+        return ClickResult()
+
+    async def show_arguments(self, click: ArgumentsClick) -> ClickResult:
+        """ "Show all": the call's full arguments for the clicker alone, if the card belongs to the clicked thread."""
+        record, key = await self._clicked(click.approval_id, click.thread)
+        if record is None or key is None:
+            return ClickResult(private_note=STALE_NOTE)
+        shown = FullArguments(record.id, record.tool, full_arguments(record.arguments_preview))
+        return ClickResult(arguments=shown)
+
+    async def _clicked(
+        self, approval_id: int, clicked_in: ThreadKey | None
+    ) -> tuple[ApprovalRecord | None, ThreadKey | None]:
+        """The approval a button names, and its thread if the click came from that thread (else None)."""
+        record = await self._store.get(approval_id=approval_id)
+        if record is None:
+            return None, None
+        return record, await clicked_thread(self._log, thread_id=record.thread_id, clicked_in=clicked_in)
+
+    async def _decision_of(self, approval_id: int, decided: asyncio.Future[Decision]) -> Decision:
+        """The decision a click made in this process, or the one the database holds (the call was expired)."""
+        if decided.done():
+            return decided.result()
+        record = await self._store.get(approval_id=approval_id)
+        if record is not None and record.state in ("approved", "denied"):
+            return Decision(approved=record.state == "approved", decided_by=record.decided_by_name)
+        if record is None or record.state != "pending":  # expired by a click while this worker lost the thread
+            return Decision(approved=False, decided_by=None, reason=EXPIRED_REASON)
+        return await decided
+
+    async def _decide_unanswered(self, approval_id: int, state: str) -> bool:
+        now = self._clock()
+        return await self._store.decide(approval_id=approval_id, state=state, by_id=None, by_name=None, now=now)
+
+    async def expire_earlier_runs(self) -> int:
+        """At start-up: an earlier run's waiting calls died with it."""
+        expired = await self._store.expire_pending(now=self._clock())
+        if expired:
+            log.info("%d approval request(s) of an earlier run expired", expired)
+        return expired
+
+    async def _show_record(
+        self, record: ApprovalRecord, key: ThreadKey, state: ApprovalState, decided_by: str | None
+    ) -> None:
+        if record.card_message_id is None:
+            return
+        card = ApprovalCard(record.id, key, record.tool, record.arguments_preview, state, decided_by)
+        await self._show(card, record.card_message_id, state, decided_by)
+
+    async def _show(self, card: ApprovalCard, message_id: str, state: ApprovalState, decided_by: str | None) -> None:
+        view = ApprovalCard(card.approval_id, card.thread, card.tool, card.arguments_json, state, decided_by)
+        try:
+            await self._outbox(card.thread).update_approval(card=view, message_id=message_id)
+        except Exception:
+            log.exception("could not update approval card %s in %s", card.approval_id, card.thread)
+
+
+def _decided_note(record: ApprovalRecord) -> str:
+    who = record.decided_by_name or "Someone"
+    return {
+        "approved": f"{who} already allowed that call.",
+        "denied": f"{who} already denied that call.",
+        "timed_out": "That request timed out; the call was not made.",
+        "expired": EXPIRED_NOTE,
+    }.get(record.state, STALE_NOTE)
