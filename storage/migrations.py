@@ -13,9 +13,8 @@ then advance the sequence); timestamps are ISO-8601 UTC text in ``*_utc`` column
 start at once: each step's transaction first takes ``MIGRATION_LOCK`` (``Transaction.serialize``, a lock that
 ends with the transaction), so the second worker waits, then finds the step recorded and skips it.
 
-Deduplication lives in the schema, not in Python: ``UNIQUE(thread_id, platform_message_id)`` makes logging a
-redelivered message a no-op, the partial unique index on open cards makes a second card for the same orphaning
-impossible, and the delivered-events primary key records each platform delivery once.
+Deduplication lives in the schema: a message's unique (thread, platform id), the partial unique index on open
+cards, the delivered-events primary key.
 """
 
 from __future__ import annotations
@@ -152,10 +151,8 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX delivered_events_by_message ON delivered_events (message_id)",
         ),
     ),
-    # Card ids are never reused. A card whose post timed out is discarded, but it may have reached the platform
-    # with its buttons; with a plain rowid its id went to the next card, in another thread, and a click on the
-    # old buttons resolved that one. SQLite cannot add AUTOINCREMENT to a table, so ``cards`` is rebuilt (rows
-    # and the partial unique index kept); nothing references ``cards``, so the rebuild touches no other table.
+    # Card ids are never reused: a card whose post timed out may have reached the platform with its buttons, and
+    # with a plain rowid its id went to the next card. SQLite cannot add AUTOINCREMENT to a table: it is rebuilt.
     Migration(
         "m002_cards_autoincrement",
         sqlite=_rebuild("cards", _CARDS.replace("{id}", "{id_never_reused}"), _CARD_COLUMNS, _CARDS_INDEX),
@@ -178,10 +175,8 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX erasures_by_thread ON erasures (thread_id, id)",
         ),
     ),
-    # Tokens and cost of every model call behind an answer or a summary. A forgotten thread keeps its usage rows,
-    # unlinked (``thread_id`` NULL): they hold no message text, and the spend they record stays true. ``cost_usd``
-    # is NULL when litellm's cost map does not know the model; ``tokens_counted`` is 1 when the provider
-    # reported no usage and the tokens were counted locally.
+    # Tokens and cost of every model call. A forgotten thread keeps its usage rows, unlinked (they hold no text);
+    # ``cost_usd`` is NULL for a model litellm cannot price; ``tokens_counted`` 1 when they were counted locally.
     Migration(
         "m004_usage",
         (
@@ -266,9 +261,7 @@ MIGRATIONS: list[Migration] = [
             """,
         ),
     ),
-    # Per-thread choices made in the thread (the model), and answers a retry replaced. A replaced answer keeps its
-    # row (the log is the record of what was said) with ``replaced_utc`` set, so the catch-up transcript and the
-    # export never present it as the thread's current answer.
+    # Per-thread choices (the model), and answers a retry replaced: kept in the log, never presented as current.
     Migration(
         "m007_thread_settings",
         (
@@ -283,16 +276,12 @@ MIGRATIONS: list[Migration] = [
             "ALTER TABLE messages ADD COLUMN replaced_utc TEXT",
         ),
     ),
-    # Thread, message and session ids are never reused, and a thread's title remembers the message it came from.
-    # The erasure journal, the buttons, the trail and live sessions name them by id; with a plain INTEGER PRIMARY
-    # KEY, forgetting the newest thread handed its id to the next new thread. SQLite cannot add AUTOINCREMENT to a
-    # table, so the three are rebuilt with every row and id (``migrate`` turns foreign keys off meanwhile, so
-    # dropping the old tables cascades nowhere), and the counters start above every id the journal names.
-    # Postgres's identities never reuse an id: it only adds the column. ``title_message_id`` is the platform id
-    # of the message the title was made from (NULL when the platform named the thread): deleting, editing or
-    # forgetting that message blanks the title (storage/erasure.py). The backfill takes the first user message
-    # of each titled thread when the title could have been made from it (its text starts with the title, which
-    # Discord cuts with "…", or it was changed since); a title whose message was changed goes now.
+    # Thread, message and session ids are never reused (the journal, buttons, trail and live sessions name them),
+    # and a title remembers the message it came from (``title_message_id``; storage/erasure.py blanks it with the
+    # message). SQLite rebuilds the three tables with every row and id (foreign keys off meanwhile, see
+    # ``migrate``), counters above every id the journal names; Postgres's identities never reuse one. The
+    # backfill takes each titled thread's first user message if the title could come from it (its text starts
+    # with the title, which Discord cuts with "…", or it changed since); a title whose message changed goes now.
     Migration(
         "m008_ids_never_reused_and_title_source",
         (
