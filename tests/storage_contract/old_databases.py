@@ -1,10 +1,11 @@
-"""Databases made by the code before the stores were written once (main at 61e6243), for the upgrade test.
+"""Databases made by the code before the stores were written once, for the upgrade test.
 
-``fixtures/`` holds a SQLite file and a ``pg_dump`` of a Postgres database that the code of that commit created
-and filled (every migration of its own applied), and what its stores returned right after. They were made by
-running this file with that code first on the path::
+``fixtures/`` holds, for main at 61e6243 (before issue 18's m008) and at 813e5d3 (the last main before this
+change), a SQLite file and a ``pg_dump`` of a Postgres database that the code of that commit created and filled
+(every migration of its own applied), with the migrations it recorded and what its stores returned right after.
+Each was made by running this file with that code first on the path::
 
-    PYTHONPATH=/path/to/main-at-61e6243 python tests/storage_contract/old_databases.py
+    PYTHONPATH=/path/to/main-at-813e5d3 python tests/storage_contract/old_databases.py main-813e5d3
 
 It uses only ``open_storage`` and the stores' Protocols, so the same :func:`snapshot` reads the fixtures back
 with today's code (tests/storage_contract/test_upgrade_in_place.py).
@@ -17,34 +18,15 @@ import dataclasses
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 FIXTURES = Path(__file__).parent / "fixtures"
-NAME = "main-61e6243"
+NAMES = ("main-61e6243", "main-813e5d3")
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-LEDGERS = {
-    "sqlite": [
-        "m001_initial",
-        "m002_cards_autoincrement",
-        "m003_erasures",
-        "m004_usage",
-        "m005_search_and_trail",
-        "m006_feedback",
-        "m007_thread_settings",
-    ],
-    "postgres": [
-        "m001_initial",
-        "m003_erasures",
-        "m004_usage",
-        "m005_search_and_trail",
-        "m006_feedback",
-        "m007_thread_settings",
-        "pg_leases",
-    ],
-}
 
 
 async def populate(storage: Any) -> None:
@@ -133,21 +115,22 @@ async def snapshot(storage: Any) -> dict[str, Any]:
 
 
 async def _make(url: str) -> dict[str, Any]:
+    """The ledger a new database got (every migration of that code) and what the stores return once filled."""
     from storage.backends import open_storage
 
     async with open_storage(url) as storage:
         await populate(storage)
-        return await snapshot(storage)
+        return {"ledger": list(storage.applied), "snapshot": await snapshot(storage)}
 
 
-def main() -> None:
+def main(name: str) -> None:
     from tests.fakes.postgres import PostgresServer
 
     FIXTURES.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         sqlite_file = Path(tmp) / "bot.db"
         expected = {"sqlite": asyncio.run(_make(f"sqlite:///{sqlite_file}"))}
-        shutil.copyfile(sqlite_file, FIXTURES / f"{NAME}.sqlite3")
+        shutil.copyfile(sqlite_file, FIXTURES / f"{name}.sqlite3")
     server = PostgresServer.start()
     try:
         url = server.create_database()
@@ -159,9 +142,9 @@ def main() -> None:
     finally:
         server.stop()
     script = "\n".join(line for line in dump.splitlines() if not line.startswith("\\"))  # psql meta-commands
-    (FIXTURES / f"{NAME}.postgres.sql").write_text(script + "\n")
-    (FIXTURES / f"{NAME}.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    (FIXTURES / f"{name}.postgres.sql").write_text(script + "\n")
+    (FIXTURES / f"{name}.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1])

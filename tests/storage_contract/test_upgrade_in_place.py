@@ -1,8 +1,9 @@
 """A database made before the stores were written once opens under today's code with nothing lost.
 
-The SQLite file and the Postgres dump in ``fixtures/`` were made by main at 61e6243 (old_databases.py says how),
-each with every migration of its own list applied. Today's single migration list must recognise what they
-have by name, apply only what is newer, and every store must read back what the old stores returned.
+The SQLite files and the Postgres dumps in ``fixtures/`` were made by main at 61e6243 and at 813e5d3
+(old_databases.py says how), each with every migration of its own lists applied. Today's single migration list
+must recognise what they have by name, apply only what is newer, and every store must read back what the old
+stores returned.
 """
 
 from __future__ import annotations
@@ -17,29 +18,30 @@ import pytest
 from storage.backends import open_storage
 from storage.migrations import migrations_for
 from tests.storage_contract.conftest import NOW, new_thread, say
-from tests.storage_contract.old_databases import FIXTURES, LEDGERS, NAME, snapshot
+from tests.storage_contract.old_databases import FIXTURES, NAMES, snapshot
 
 
-def _old_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+def _old_database(name: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if backend == "sqlite":
         copy = tmp_path / "old.db"
-        shutil.copyfile(FIXTURES / f"{NAME}.sqlite3", copy)
+        shutil.copyfile(FIXTURES / f"{name}.sqlite3", copy)
         return f"sqlite:///{copy}"
     url = str(request.getfixturevalue("postgres_url"))
     with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute((FIXTURES / f"{NAME}.postgres.sql").read_text())  # type: ignore[arg-type]
+        connection.execute((FIXTURES / f"{name}.postgres.sql").read_text())  # type: ignore[arg-type]
     return url
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("name", NAMES)
 async def test_a_database_made_by_the_old_stores_opens_with_nothing_lost(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    name: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = _old_database(backend, tmp_path, request)
-    expected = json.loads((FIXTURES / f"{NAME}.json").read_text())[backend]
+    url = _old_database(name, backend, tmp_path, request)
+    made = json.loads((FIXTURES / f"{name}.json").read_text())[backend]
+    ledger, expected = made["ledger"], made["snapshot"]
     async with open_storage(url) as storage:
-        newer = tuple(m.name for m in migrations_for(backend) if m.name not in LEDGERS[backend])
-        assert storage.applied == newer
+        assert storage.applied == tuple(m.name for m in migrations_for(backend) if m.name not in ledger)
         assert await snapshot(storage) == expected
         # and it goes on: new rows get ids after the old ones, the old thread takes new messages
         first = expected["threads"][0]["id"]
