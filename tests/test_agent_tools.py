@@ -345,7 +345,9 @@ async def test_a_turn_whose_results_overflow_the_window_drops_its_oldest_results
     fake_llm.max_context_tokens = window
     fake_llm.reply("Noted.")
     for step in range(3):  # six different calls: the loop guard stays out of it
-        flood = [ScriptedCall("fake__echo", {"text": "padding words here ", "repeat": 200 + 2 * step + i}) for i in (0, 1)]
+        flood = [
+            ScriptedCall("fake__echo", {"text": "padding words here ", "repeat": 200 + 2 * step + i}) for i in (0, 1)
+        ]
         fake_llm.call_tools(*flood)
     fake_llm.reply_with(lambda body: "SUMMARY: codename HERON" if not body.get("stream") else "Done.")
     session = session_for(client(fake_llm, window=window))
