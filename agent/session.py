@@ -67,6 +67,7 @@ from agent.steps import (
     run_calls,
     withheld_if_forgotten,
 )
+from agent.stopping import TurnStop, until_stopped
 from agent.summarize import Summarizer, neutralize_fences
 from agent.tools import Approver, ToolBox
 
@@ -199,6 +200,7 @@ class AgentSession:
         approve: Approver | None = None,
         on_result: ResultHook | None = None,
         before_step: StepCheck | None = None,
+        stop: TurnStop | None = None,
     ) -> AsyncIterator[str]:
         """Stream the reply to ``turns``; commit them, every tool step and the reply only if it completes.
 
@@ -206,7 +208,8 @@ class AgentSession:
         about calls that need a person's yes; ``on_result`` hears of every finished call (the router's trail).
         ``before_step`` is asked before every model step after the first: a note it returns ends the turn
         there, as its answer (the router's daily token cap). An answer that loops or reaches its token limit
-        ends with a note saying so (``agent/runaway.py``); the history keeps it as it was shown.
+        ends with a note saying so (``agent/runaway.py``); the history keeps it as it was shown. ``stop``, once
+        requested, ends the turn as it stands (``agent/stopping.py``): what was said, and a note naming who stopped.
         """
         entries = self._entries
         if self._next_llm is not None:
@@ -240,6 +243,7 @@ class AgentSession:
             for step in range(self._max_tool_steps + 1):
                 last_step = step == self._max_tool_steps or guard.note is not None
                 stop_note = await before_step() if before_step is not None and step > 0 else None
+                stop_note = stop.note if stop is not None and stop.requested else stop_note
                 if stop_note:
                     text = ("\n\n" if spoken else "") + stop_note
                     spoken += text
@@ -267,7 +271,7 @@ class AgentSession:
                     ending=ending,
                 )
                 async with aclosing(stream):  # leaving early closes the model's stream: it stops writing
-                    async for delta in stream:
+                    async for delta in until_stopped(stream, stop):
                         if not text and spoken and not spoken.endswith("\n"):
                             delta = "\n\n" + delta
                         text += delta
@@ -276,6 +280,8 @@ class AgentSession:
                             stop_note = LOOP_NOTE
                             break
                 spoken += text
+                if stop is not None and stop.requested:
+                    stop_note = stop.note
                 if stop_note is None and ending.finish_reason == "length":
                     stop_note = LENGTH_NOTE.format(tokens=budget.output_tokens)
                 if stop_note is not None:

@@ -35,7 +35,7 @@ from bots.router.messages import (
     IncomingMessage,
     ThreadKey,
 )
-from bots.router.ports import ApprovalCard, CatchUpCard, parse_forget_button_id
+from bots.router.ports import ApprovalCard, CatchUpCard, SessionStatus, parse_forget_button_id
 from bots.router.threads import ThreadRouter
 from bots.tools.approval_arguments import full_arguments, printable
 
@@ -130,6 +130,9 @@ class ConsoleOutbox:
         line = terminal_safe(f"({text[:1].lower()}{text[1:]})")
         self._out.write(f"{DIM}{line}{PLAIN}\n" if self._out.isatty() else f"{line}\n")
         self._out.flush()
+
+    async def set_session_status(self, *, thread: ThreadKey, status: SessionStatus, title: str | None = None) -> None:
+        """The terminal has no agent sessions: nothing to show."""
 
     def _end_reply_line(self) -> None:
         """A line of our own below a reply being printed; the reply goes on, prefixed again, after it."""

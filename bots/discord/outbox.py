@@ -22,7 +22,7 @@ from bots.replies.render import CARD_BODY, CARD_TITLE, approval_message, card_st
 from bots.replies.reply_stream import stream_as_messages
 from bots.replies.streaming import Snapshot, StreamingStatuses
 from bots.router.messages import CardAction, ThreadKey
-from bots.router.ports import ApprovalCard, CatchUpCard, card_button_id
+from bots.router.ports import ApprovalCard, CatchUpCard, SessionStatus, card_button_id
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,9 @@ class DiscordOutbox:
             self._statuses.show(thread, text)
         except Exception:
             log.exception("could not show a status in %s", thread)
+
+    async def set_session_status(self, *, thread: ThreadKey, status: SessionStatus, title: str | None = None) -> None:
+        """Discord has no agent sessions: nothing to show."""
 
     async def post_notice(self, *, thread: ThreadKey, text: str) -> None:
         await self._channel(thread).send(text, allowed_mentions=NO_PINGS)

@@ -1,0 +1,119 @@
+"""Slack agent sessions and Stop: a thread's session status follows its turns, a restart and a stop, and Slack's
+Stop button ends the answer being written, through the real slack-bolt app and the loopback Slack."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from bots.router.stopping import NOTHING_TO_STOP
+from tests.fakes.llm import FakeLLM
+from tests.fakes.slack import AgentPayloads, FakeSlack, Payloads
+from tests.fakes.waiting import wait_until
+from tests.router_harness import db_rows
+from tests.slack.conftest import SlackBotFactory
+from tests.slack.test_slack_socket_mode import replies_in, settle
+
+PARTIAL = "The first half of the answer."
+
+
+async def test_a_turn_moves_the_session_to_processing_with_its_title_then_back_to_active(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    fake_llm.reply("Here you go.")
+    fake_llm.reply("And again.")
+    mention = Payloads.mention("plan the launch")
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(mention))
+        await wait_until(lambda: fake_slack.session_statuses(mention["ts"]) == ["processing", "active"])
+        await fake_slack.send(Payloads.event_body(Payloads.message("and?", thread_ts=mention["ts"])))
+        await wait_until(lambda: len(fake_slack.session_statuses(mention["ts"])) == 4)
+        await settle(bot)
+    session = fake_slack.sessions[("C1", mention["ts"])]
+    assert session.statuses == ["processing", "active", "processing", "active", "suspended"]  # then the bot stopped
+    assert session.title and "plan the launch" in session.title
+
+
+async def test_a_restart_suspends_live_sessions_and_the_card_keeps_them_suspended_until_answered(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    fake_llm.reply("First answer.")
+    mention = Payloads.mention("hello")
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(mention))
+        await wait_until(lambda: fake_slack.session_statuses(mention["ts"]) == ["processing", "active"])
+        await settle(bot)
+    assert fake_slack.session_statuses(mention["ts"])[-1] == "suspended"  # the bot stopped (SIGTERM's path)
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(Payloads.message("still there?", thread_ts=mention["ts"])))
+        await wait_until(lambda: len(fake_slack.session_statuses(mention["ts"])) == 4)  # the card is posted
+        await settle(bot)
+    assert fake_slack.session_statuses(mention["ts"])[:4] == ["processing", "active", "suspended", "suspended"]
+
+
+async def test_slack_stop_ends_a_streaming_answer_keeps_what_was_shown_and_the_next_turn_knows(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_llm.chunk_chars = 5
+    fake_llm.reply(PARTIAL + " The second half, which nobody should ever see.")
+    held = fake_llm.pause_after(len(PARTIAL))
+    fake_llm.reply("Picking up where I was stopped.")
+    mention = Payloads.mention("explain it all")
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(mention))
+        await wait_until(lambda: any(PARTIAL in t for t in replies_in(fake_slack, mention["ts"])))
+        stopped_at = time.monotonic()
+        await fake_slack.send(Payloads.event_body(AgentPayloads.session_stopped(thread_ts=mention["ts"], user="UBOB")))
+        await wait_until(lambda: fake_slack.session_statuses(mention["ts"])[-1:] == ["active"])
+        left_processing = time.monotonic() - stopped_at
+        await wait_until(lambda: any("(Stopped by Bob.)" in t for t in replies_in(fake_slack, mention["ts"])))
+        held.set()
+        await settle(bot)
+        await fake_slack.send(Payloads.event_body(Payloads.message("go on", thread_ts=mention["ts"])))
+        await wait_until(lambda: len(fake_llm.requests) == 2)
+        await settle(bot)
+    assert left_processing < 1.0
+    [shown, *_] = replies_in(fake_slack, mention["ts"])
+    assert shown.startswith(PARTIAL) and shown.endswith("(Stopped by Bob.)") and "second half" not in shown
+    logged = db_rows(db_path, "SELECT content FROM messages WHERE role = 'assistant' ORDER BY id")
+    assert logged[0]["content"].endswith("(Stopped by Bob.)")
+    history = [m for m in fake_llm.requests[1].messages if m["role"] == "assistant"]
+    assert history[0]["content"].startswith(PARTIAL) and history[0]["content"].endswith("(Stopped by Bob.)")
+    assert fake_slack.session_statuses(mention["ts"])[:2] == ["processing", "active"]
+
+
+async def test_stop_when_nothing_runs_tells_the_clicker_privately(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    fake_llm.reply("Done already.")
+    mention = Payloads.mention("quick one")
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(mention))
+        await wait_until(lambda: fake_slack.session_statuses(mention["ts"]) == ["processing", "active"])
+        await settle(bot)
+        await fake_slack.send(Payloads.event_body(AgentPayloads.session_stopped(thread_ts=mention["ts"], user="UBOB")))
+        await wait_until(lambda: bool(fake_slack.ephemerals(user="UBOB")))
+        await settle(bot)
+    assert [e["text"] for e in fake_slack.ephemerals(user="UBOB")] == [NOTHING_TO_STOP]
+
+
+async def test_a_workspace_that_refuses_agent_sessions_is_answered_as_today_and_told_once(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_slack.agent_sessions_error = "not_allowed_token_type"
+    fake_llm.reply("One.")
+    fake_llm.reply("Two.")
+    mention = Payloads.mention("hi")
+    with caplog.at_level(logging.WARNING, logger="bots.slack.status"):
+        async with slack_bot() as bot:
+            await fake_slack.send(Payloads.event_body(mention))
+            await wait_until(lambda: replies_in(fake_slack, mention["ts"]) == ["One."])
+            await fake_slack.send(Payloads.event_body(Payloads.message("again", thread_ts=mention["ts"])))
+            await wait_until(lambda: replies_in(fake_slack, mention["ts"]) == ["One.", "Two."])
+            await settle(bot)
+    assert len(fake_slack.calls_to("agents.sessions.setStatus")) == 1  # refused once: not asked again for an hour
+    assert [r.getMessage() for r in caplog.records if "refused agent sessions" in r.getMessage()] != []
+    assert len([r for r in caplog.records if "refused agent sessions" in r.getMessage()]) == 1
