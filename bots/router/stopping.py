@@ -53,7 +53,7 @@ class StopFlow:
         log.info("%s (%s) stopped the answer in %s", request.user.display_name, request.user.id, request.thread)
         await self._outbox(request.thread).set_session_status(thread=request.thread, status=SessionStatus.ACTIVE)
         if self._approvals is not None:
-            expired = await self._approvals.expire_thread(thread_id=thread_id)
+            expired = await self._approvals.expire_thread(thread_id=thread_id, stopped_by=request.user.display_name)
             if expired:
                 log.info("%d approval request(s) in %s expired with the stop", expired, request.thread)
         return ClickResult()

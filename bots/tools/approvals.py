@@ -120,9 +120,9 @@ class ApprovalFlow:
             self._waiting.pop(approval_id, None)
             self._thread_of.pop(approval_id, None)
 
-    async def expire_thread(self, *, thread_id: int) -> int:
-        """A stopped turn: the calls waiting for a decision in the thread are expired (their cards say so) and
-        refused to the turn, which then starts no other. Returns how many."""
+    async def expire_thread(self, *, thread_id: int, stopped_by: str) -> int:
+        """A stopped turn: the calls waiting for a decision in the thread are expired (their cards say who stopped
+        the answer) and refused to the turn, which then starts no other. Returns how many."""
         expired = 0
         for approval_id, owner in list(self._thread_of.items()):
             waiting = self._waiting.get(approval_id)
@@ -135,7 +135,7 @@ class ApprovalFlow:
             record = await self._store.get(approval_id=approval_id)
             key = await thread_key(self._log, thread_id=thread_id)
             if record is not None and key is not None:
-                await self._show_record(record, key, ApprovalState.EXPIRED, None)
+                await self._show_record(record, key, ApprovalState.EXPIRED, stopped_by)
             expired += 1
         return expired
 

@@ -3,6 +3,7 @@ Stop button ends the answer being written, through the real slack-bolt app and t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -10,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from bots.router.stopping import NOTHING_TO_STOP
-from tests.fakes.llm import FakeLLM
+from tests.fakes.llm import FakeLLM, ScriptedCall
+from tests.fakes.mcp_server import stdio_entry, write_config
 from tests.fakes.slack import AgentPayloads, FakeSlack, Payloads
 from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 from tests.slack.conftest import SlackBotFactory
 from tests.slack.test_slack_socket_mode import replies_in, settle
+from tests.slack.test_slack_tool_flow import approval_posts
 
 PARTIAL = "The first half of the answer."
 
@@ -117,3 +120,40 @@ async def test_a_workspace_that_refuses_agent_sessions_is_answered_as_today_and_
     assert len(fake_slack.calls_to("agents.sessions.setStatus")) == 1  # refused once: not asked again for an hour
     assert [r.getMessage() for r in caplog.records if "refused agent sessions" in r.getMessage()] != []
     assert len([r for r in caplog.records if "refused agent sessions" in r.getMessage()]) == 1
+
+
+@pytest.mark.slow  # starts the MCP fake's process
+async def test_slack_stop_during_tool_calls_expires_the_approval_lets_the_running_call_finish_and_starts_no_other(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "mcp.json", {"fake": stdio_entry()})
+    fake_llm.call_tools(
+        ScriptedCall("fake__slow", {"seconds": 1.5}),
+        ScriptedCall("fake__create_ticket", {"title": "Rotate the keys"}),
+        text="Working on it.",
+    )
+    fake_llm.reply("A step the stop should have prevented.")
+    async with slack_bot(mcp_config=config, llm_function_calling=True) as bot:
+        await asyncio.wait_for(bot.router.tools_settled(), timeout=30)
+        mention = Payloads.mention("rotate the keys")
+        await fake_slack.send(Payloads.event_body(mention))
+        await wait_until(lambda: bool(approval_posts(fake_slack, mention["ts"])), timeout=15)
+        stopped_at = time.monotonic()
+        await fake_slack.send(Payloads.event_body(AgentPayloads.session_stopped(thread_ts=mention["ts"], user="UBOB")))
+        await wait_until(lambda: fake_slack.session_statuses(mention["ts"])[-1:] == ["active"])
+        left_processing = time.monotonic() - stopped_at
+        await wait_until(
+            lambda: any("(Stopped by Bob.)" in t for t in replies_in(fake_slack, mention["ts"])), timeout=15
+        )
+        await settle(bot)
+    assert left_processing < 1.0  # while the slow call still ran
+    assert len(fake_llm.requests) == 1  # no model step after the stop
+    card = approval_posts(fake_slack, mention["ts"])[0]
+    blocks = fake_slack.current_blocks(str(card["_ts"]))
+    assert not any(b["type"] == "actions" for b in blocks) and "Bob stopped the answer" in str(blocks)
+    assert tuple(db_rows(db_path, "SELECT state FROM approvals")[0]) == ("expired",)
+    calls = {r["tool"]: r["result_excerpt"] for r in db_rows(db_path, "SELECT tool, result_excerpt FROM tool_calls")}
+    assert calls["fake__slow"] == "slept 1.5s"  # the running call was let finish, and is in the trail
+    assert "did not run" in calls["fake__create_ticket"]
+    [shown] = replies_in(fake_slack, mention["ts"])
+    assert shown.startswith("Working on it.") and shown.endswith("(Stopped by Bob.)")
