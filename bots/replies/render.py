@@ -52,6 +52,7 @@ APPROVAL_TITLE = "Allow this tool call?"
 ALLOW_LABEL = "Allow"
 DENY_LABEL = "Deny"
 SHOW_ALL_LABEL = "Show all"
+STOP_LABEL = "Stop"
 ARGUMENTS_CUT_NOTE = "Some arguments are cut short here; Show all has them in full."
 DISCORD_MESSAGE_CHARS = 2000
 

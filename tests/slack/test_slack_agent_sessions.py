@@ -65,9 +65,9 @@ async def test_slack_stop_ends_a_streaming_answer_keeps_what_was_shown_and_the_n
     held = fake_llm.pause_after(len(PARTIAL))
     fake_llm.reply("Picking up where I was stopped.")
     mention = Payloads.mention("explain it all")
-    async with slack_bot() as bot:
+    async with slack_bot(llm_timeout_s=30) as bot:
         await fake_slack.send(Payloads.event_body(mention))
-        await wait_until(lambda: any(PARTIAL in t for t in replies_in(fake_slack, mention["ts"])))
+        await wait_until(lambda: any(PARTIAL in t for t in replies_in(fake_slack, mention["ts"])), timeout=15)
         stopped_at = time.monotonic()
         await fake_slack.send(Payloads.event_body(AgentPayloads.session_stopped(thread_ts=mention["ts"], user="UBOB")))
         await wait_until(lambda: fake_slack.session_statuses(mention["ts"])[-1:] == ["active"])
