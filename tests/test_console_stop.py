@@ -1,0 +1,72 @@
+"""Ctrl-C in the terminal: while an answer is being written it stops that answer (the router's stop flow) and the
+console goes on; at the prompt Ctrl-C keeps its usual meaning."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import io
+import os
+import queue
+import signal
+from pathlib import Path
+
+from bots.app import open_router
+from bots.console.adapter import chat
+from tests.conftest import MakeSettings
+from tests.fakes.llm import FakeLLM
+from tests.fakes.waiting import wait_until
+from tests.router_harness import db_rows
+
+PARTIAL = "The first half of the answer."
+
+
+class TypedLines(io.StringIO):
+    """A terminal the test types into: ``readline`` waits for the next line; ``end`` is Ctrl-D."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines: queue.Queue[str] = queue.Queue()
+
+    def type(self, line: str) -> None:
+        self._lines.put(line + "\n")
+
+    def end(self) -> None:
+        self._lines.put("")
+
+    def readline(self, size: int | None = -1, /) -> str:
+        return self._lines.get(timeout=30)
+
+    def isatty(self) -> bool:
+        return False
+
+
+async def test_ctrl_c_while_an_answer_streams_stops_it_and_the_next_question_is_answered(
+    make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_llm.chunk_chars = 5
+    fake_llm.reply(PARTIAL + " The second half, which nobody should ever see.")
+    held = fake_llm.pause_after(len(PARTIAL))
+    fake_llm.reply("Picking up where I was stopped.")
+    out, terminal = io.StringIO(), TypedLines()
+    prompt_handler = signal.getsignal(signal.SIGINT)
+    async with open_router(make_settings(llm_timeout_s=30)) as router:
+        chatting = asyncio.create_task(chat(router, thread_name="ops", source=terminal, out=out))
+        terminal.type("explain it all")
+        await wait_until(lambda: PARTIAL in out.getvalue(), timeout=15)
+        await wait_until(lambda: signal.getsignal(signal.SIGINT) is not prompt_handler)  # the answer's Ctrl-C is ours
+        os.kill(os.getpid(), signal.SIGINT)
+        await wait_until(lambda: "(Stopped by" in out.getvalue())
+        held.set()
+        terminal.type("go on")
+        await wait_until(lambda: "Picking up where I was stopped." in out.getvalue(), timeout=15)
+        terminal.end()
+        await asyncio.wait_for(chatting, timeout=10)
+    assert signal.getsignal(signal.SIGINT) is prompt_handler  # Ctrl-C at the prompt quits, as before
+    printed = out.getvalue()
+    assert printed.startswith(f"bot> {PARTIAL}") and "second half" not in printed
+    assert f"\n\n(Stopped by {getpass.getuser()}.)\nbot> Picking up where I was stopped.\n" in printed
+    logged = db_rows(db_path, "SELECT content FROM messages WHERE role = 'assistant' ORDER BY id")
+    assert logged[0]["content"].endswith(f"(Stopped by {getpass.getuser()}.)")
+    history = [m for m in fake_llm.requests[1].messages if m["role"] == "assistant"]
+    assert history[0]["content"].endswith(f"(Stopped by {getpass.getuser()}.)")
