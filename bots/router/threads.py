@@ -392,6 +392,8 @@ class ThreadRouter:
         await self._live.start(state, origin=origin)
 
     async def answer_waiting(self, state: ThreadState) -> None:
+        """After a card's choice: the thread's session is live again, and what waits is answered."""
+        await self.outbox(state.key).set_session_status(thread=state.key, status=SessionStatus.ACTIVE)
         async with state.lock:
             self._answering.kick(state)
 

@@ -17,7 +17,9 @@ from tests.fakes.slack import AgentPayloads, FakeSlack, Payloads
 from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 from tests.slack.conftest import SlackBotFactory
-from tests.slack.test_slack_socket_mode import replies_in, settle
+from tests.slack.test_slack_approvals import open_thread
+from tests.slack.test_slack_commands import private, shortcut
+from tests.slack.test_slack_socket_mode import card_posts, card_value, replies_in, settle
 from tests.slack.test_slack_tool_flow import approval_posts
 
 PARTIAL = "The first half of the answer."
@@ -40,7 +42,7 @@ async def test_a_turn_moves_the_session_to_processing_with_its_title_then_back_t
     assert session.title and "plan the launch" in session.title
 
 
-async def test_a_restart_suspends_live_sessions_and_the_card_keeps_them_suspended_until_answered(
+async def test_a_restart_suspends_live_sessions_the_card_keeps_them_so_and_catch_me_up_makes_them_active(
     slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
 ) -> None:
     fake_llm.reply("First answer.")
@@ -50,11 +52,41 @@ async def test_a_restart_suspends_live_sessions_and_the_card_keeps_them_suspende
         await wait_until(lambda: fake_slack.session_statuses(mention["ts"]) == ["processing", "active"])
         await settle(bot)
     assert fake_slack.session_statuses(mention["ts"])[-1] == "suspended"  # the bot stopped (SIGTERM's path)
+    fake_llm.reply_with(lambda body: "SUMMARY: said hello" if not body.get("stream") else "Caught up, hello again.")
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(Payloads.message("still there?", thread_ts=mention["ts"])))
+        await wait_until(lambda: bool(card_posts(fake_slack)))
         await wait_until(lambda: len(fake_slack.session_statuses(mention["ts"])) == 4)  # the card is posted
+        catch_up = Payloads.click(card_value(fake_slack, "catch_up"), thread_ts=mention["ts"])
+        await fake_slack.send(catch_up, kind="interactive")
+        await wait_until(lambda: "Caught up, hello again." in replies_in(fake_slack, mention["ts"]), timeout=15)
         await settle(bot)
-    assert fake_slack.session_statuses(mention["ts"])[:4] == ["processing", "active", "suspended", "suspended"]
+    assert fake_slack.session_statuses(mention["ts"]) == [
+        "processing",
+        "active",
+        "suspended",  # the first run stopped
+        "suspended",  # the card
+        "active",  # Catch me up
+        "processing",
+        "active",
+        "suspended",  # the second run stopped
+    ]
+
+
+async def test_forget_closes_the_threads_agent_session(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    async with slack_bot() as bot:
+        thread = await open_thread(fake_slack, bot, "a secret plan")
+        await shortcut(fake_slack, "tk_forget", thread)
+        [question] = await private(fake_slack)
+        [button] = question["blocks"][1]["elements"]
+        click = Payloads.click(button["value"], user="UBOB", thread_ts=thread)
+        click["container"] |= {"is_ephemeral": True, "thread_ts": thread}
+        await fake_slack.send(click, kind="interactive")
+        await private(fake_slack, user="UBOB")
+        await settle(bot)
+    assert fake_slack.session_statuses(thread)[:3] == ["processing", "active", "closed"]
 
 
 async def test_slack_stop_ends_a_streaming_answer_keeps_what_was_shown_and_the_next_turn_knows(
