@@ -1,5 +1,6 @@
-"""Ctrl-C in the terminal: while an answer is being written it stops that answer (the router's stop flow) and the
-console goes on; at the prompt Ctrl-C keeps its usual meaning."""
+"""Stops in the terminal. Ctrl-C while an answer is being written stops that answer (the router's stop flow) and
+the console goes on; at the prompt Ctrl-C keeps its usual meaning. And the loop guard: a model calling the same
+tool with the same arguments a third time is stopped, and the answer says so."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import queue
 import signal
 from pathlib import Path
 
+import pytest
+
 from bots.app import open_router
 from bots.console.adapter import chat
 from tests.conftest import MakeSettings
-from tests.fakes.llm import FakeLLM
+from tests.fakes.llm import FakeLLM, ScriptedCall, ToolCallReply
+from tests.fakes.mcp_server import stdio_entry, write_config
 from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 
@@ -70,3 +74,32 @@ async def test_ctrl_c_while_an_answer_streams_stops_it_and_the_next_question_is_
     assert logged[0]["content"].endswith(f"(Stopped by {getpass.getuser()}.)")
     history = [m for m in fake_llm.requests[1].messages if m["role"] == "assistant"]
     assert history[0]["content"].endswith(f"(Stopped by {getpass.getuser()}.)")
+
+
+@pytest.mark.slow  # starts the MCP fake's process
+async def test_the_same_lookup_a_third_time_is_not_run_and_the_answer_says_a_loop_was_stopped(
+    make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "mcp.json", {"fake": stdio_entry()})
+    fake_llm.reply_with(
+        lambda body: (
+            ToolCallReply(calls=(ScriptedCall("fake__lookup", {"key": "k"}),))
+            if body.get("tools")
+            else "I kept getting the same value."
+        )
+    )
+    out, terminal = io.StringIO(), TypedLines()
+    async with open_router(make_settings(mcp_config=config, llm_function_calling=True)) as router:
+        chatting = asyncio.create_task(chat(router, thread_name="ops", source=terminal, out=out))
+        await asyncio.wait_for(router.tools_settled(), timeout=30)  # type: ignore[attr-defined]
+        terminal.type("look k up until it changes")
+        await wait_until(lambda: "I stopped a loop here" in out.getvalue(), timeout=15)
+        terminal.end()
+        await asyncio.wait_for(chatting, timeout=10)
+    assert "bot> I kept getting the same value.\n\n(I stopped a loop here: fake__lookup was asked for 3 times" in (
+        out.getvalue()
+    )
+    rows = db_rows(db_path, "SELECT tool, is_error, result_excerpt FROM tool_calls ORDER BY id")
+    assert [(r["tool"], r["is_error"]) for r in rows] == [("fake__lookup", 0), ("fake__lookup", 0), ("fake__lookup", 1)]
+    assert "Not run" in rows[2]["result_excerpt"]
+    assert len(fake_llm.requests) == 4 and fake_llm.requests[-1].tools is None
