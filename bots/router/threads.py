@@ -69,6 +69,8 @@ from storage.records import CardRecord
 
 log = logging.getLogger(__name__)
 
+SUSPEND_TIMEOUT_S = 5.0  # at shutdown, for showing every live thread as suspended
+
 
 class ThreadRouter:
     """Platform-neutral brain of the bot; see the module docstring for its rules."""
@@ -369,10 +371,19 @@ class ThreadRouter:
             await self.attend(wake.thread_id)
 
     async def _suspend_live(self) -> None:
-        """Shutting down: every thread with a live session shows as suspended until a later run picks it up."""
-        for key in self._states.live_keys():
-            if key.platform in self._outboxes:
-                await self._outboxes[key.platform].set_session_status(thread=key, status=SessionStatus.SUSPENDED)
+        """Shutting down: every thread with a live session shows as suspended until a later run picks it up.
+
+        All at once and within ``SUSPEND_TIMEOUT_S``: a slow platform never holds the shutdown up."""
+        calls = [
+            self._outboxes[key.platform].set_session_status(thread=key, status=SessionStatus.SUSPENDED)
+            for key in self._states.live_keys()
+            if key.platform in self._outboxes
+        ]
+        try:
+            async with asyncio.timeout(SUSPEND_TIMEOUT_S):
+                await asyncio.gather(*calls, return_exceptions=True)
+        except TimeoutError:
+            log.warning("not every live thread was shown as suspended within %.0fs", SUSPEND_TIMEOUT_S)
 
     def _platforms(self) -> list[str]:
         return list(self._outboxes)

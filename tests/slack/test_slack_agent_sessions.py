@@ -189,3 +189,29 @@ async def test_slack_stop_during_tool_calls_expires_the_approval_lets_the_runnin
     assert "did not run" in calls["fake__create_ticket"]
     [shown] = replies_in(fake_slack, mention["ts"])
     assert shown.startswith("Working on it.") and shown.endswith("(Stopped by Bob.)")
+
+
+async def test_slack_stop_of_a_natively_streamed_answer_slack_already_ended_posts_the_note_after_it(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    fake_slack.streaming = True
+    fake_llm.chunk_chars = 5
+    fake_llm.reply(PARTIAL + " The second half, which nobody should ever see.")
+    held = fake_llm.pause_after(len(PARTIAL))
+    mention = Payloads.mention("explain it all")
+    async with slack_bot(llm_timeout_s=30) as bot:
+        await fake_slack.send(Payloads.event_body(mention))
+        await wait_until(lambda: any(PARTIAL in s.text for s in fake_slack.streamed_in(mention["ts"])), timeout=15)
+        [stream_ts] = [c.params["_ts"] for c in fake_slack.calls_to("chat.startStream")]
+        fake_slack.streams[stream_ts].stopped = True  # Slack ends the streams it names in the event itself
+        stopped = AgentPayloads.session_stopped(thread_ts=mention["ts"], user="UBOB", streams=(stream_ts,))
+        await fake_slack.send(Payloads.event_body(stopped))
+        await wait_until(lambda: bool(fake_slack.posts(thread_ts=mention["ts"])), timeout=15)
+        held.set()
+        await settle(bot)
+    [stream] = fake_slack.streamed_in(mention["ts"])
+    assert stream.text.startswith(PARTIAL) and "second half" not in stream.text
+    [note] = fake_slack.posts(thread_ts=mention["ts"])
+    assert note.params["markdown_text"] == "(Stopped by Bob.)"  # no "interrupted", no failure notice
+    logged = db_rows(db_path, "SELECT content, platform_message_id FROM messages WHERE role = 'assistant'")
+    assert logged[0]["content"].endswith("(Stopped by Bob.)") and logged[0]["platform_message_id"] == stream_ts
