@@ -103,3 +103,28 @@ async def test_the_same_lookup_a_third_time_is_not_run_and_the_answer_says_a_loo
     assert [(r["tool"], r["is_error"]) for r in rows] == [("fake__lookup", 0), ("fake__lookup", 0), ("fake__lookup", 1)]
     assert "Not run" in rows[2]["result_excerpt"]
     assert len(fake_llm.requests) == 4 and fake_llm.requests[-1].tools is None
+
+
+@pytest.mark.slow  # starts the MCP fake's process
+async def test_ctrl_c_while_a_tool_runs_lets_it_finish_and_starts_no_further_step(
+    make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "mcp.json", {"fake": stdio_entry()})
+    fake_llm.call_tools(ScriptedCall("fake__slow", {"seconds": 1.5}), text="Let me wait.")
+    fake_llm.reply("A step the stop should have prevented.")
+    out, terminal = io.StringIO(), TypedLines()
+    prompt_handler = signal.getsignal(signal.SIGINT)
+    async with open_router(make_settings(mcp_config=config, llm_function_calling=True)) as router:
+        chatting = asyncio.create_task(chat(router, thread_name="ops", source=terminal, out=out))
+        await asyncio.wait_for(router.tools_settled(), timeout=30)  # type: ignore[attr-defined]
+        terminal.type("wait a bit")
+        await wait_until(lambda: "(running fake__slow" in out.getvalue().lower(), timeout=15)
+        await wait_until(lambda: signal.getsignal(signal.SIGINT) is not prompt_handler)
+        os.kill(os.getpid(), signal.SIGINT)
+        await wait_until(lambda: "(Stopped by" in out.getvalue(), timeout=15)
+        terminal.end()
+        await asyncio.wait_for(chatting, timeout=10)
+    assert len(fake_llm.requests) == 1  # no model step after the stop
+    rows = db_rows(db_path, "SELECT tool, result_excerpt FROM tool_calls")
+    assert [(r["tool"], r["result_excerpt"]) for r in rows] == [("fake__slow", "slept 1.5s")]  # let finish
+    assert "Let me wait." in out.getvalue() and "should have prevented" not in out.getvalue()

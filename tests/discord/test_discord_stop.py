@@ -3,14 +3,18 @@ loopback Discord."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bots.router.stopping import NOTHING_TO_STOP
-from tests.discord.conftest import DiscordBotFactory, open_thread, settle
+from tests.discord.conftest import DiscordBotFactory, buttons, open_thread, settle
 from tests.discord.test_discord_commands import answered, private_text
 from tests.fakes.discord import BOB, FakeDiscord
-from tests.fakes.llm import FakeLLM
+from tests.fakes.llm import FakeLLM, ScriptedCall
+from tests.fakes.mcp_server import stdio_entry, write_config
 from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 
@@ -87,3 +91,32 @@ async def test_slash_stop_ends_a_streaming_answer(
         held.set()
         await settle(bot)
     assert private_text(fake_discord, interaction) == "Stopped."
+
+
+@pytest.mark.slow  # starts the MCP fake's process
+async def test_stop_during_tool_calls_expires_the_approval_and_lets_the_running_call_finish(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "mcp.json", {"fake": stdio_entry()})
+    fake_llm.call_tools(
+        ScriptedCall("fake__slow", {"seconds": 1.5}),
+        ScriptedCall("fake__create_ticket", {"title": "Rotate the keys"}),
+        text="Working on it.",
+    )
+    fake_llm.reply("A step the stop should have prevented.")
+    async with discord_bot(mcp_config=config, llm_function_calling=True) as bot:
+        await asyncio.wait_for(bot.router.tools_settled(), timeout=30)  # type: ignore[attr-defined]
+        mention = await fake_discord.user_says("rotate the keys", mention_bot=True)
+        thread = str(mention["id"])
+        await wait_until(lambda: any(buttons(m) for m in fake_discord.sent_in(thread)), timeout=15)  # the card
+        await wait_until(lambda: bool(stop_buttons(fake_discord, thread)), timeout=15)
+        answer = next(m for m in fake_discord.sent_in(thread) if "tk-stop:" in str(m.get("components")))
+        await fake_discord.click(stop_buttons(fake_discord, thread)[0], message=answer, who=BOB)
+        await wait_until(lambda: any(t.endswith("(Stopped by Bob.)") for t in shown(fake_discord, thread)), timeout=15)
+        await settle(bot)
+    assert len(fake_llm.requests) == 1  # no model step after the stop
+    card = next(m for m in fake_discord.sent_in(thread) if "fake__create_ticket" in m["content"])
+    assert buttons(card) == [] and "Bob stopped the answer" in card["content"]
+    calls = {r["tool"]: r["result_excerpt"] for r in db_rows(db_path, "SELECT tool, result_excerpt FROM tool_calls")}
+    assert calls["fake__slow"] == "slept 1.5s" and "did not run" in calls["fake__create_ticket"]
+    assert stop_buttons(fake_discord, thread) == []
