@@ -23,7 +23,9 @@ answer is cut, its model stream closed, when it starts repeating itself, and one
 Tools: a turn given a :class:`~agent.tools.ToolBox` may run several model steps. A step whose answer asks for
 tool calls gets them run (concurrently when there are several; ``agent/steps.py``), their results go back as
 ``tool`` messages, and the next step follows, until the model answers in text or ``max_tool_steps`` steps have
-asked for tools (then one last request without tools, and the answer says the limit was hit). Text the model
+asked for tools (then one last request without tools, and the answer says the limit was hit). The third identical
+call (same tool, same canonical JSON arguments) in a turn is not run: the model is told the loop was stopped, gets
+one last request without tools, and the answer ends with a note (`steps.RepeatGuard`). Text the model
 streams in any step is yielded as it comes. A step's assistant message with its ``tool_calls`` and the ``tool``
 messages of their results are one unit everywhere: compaction and the budget's last resort cut between units,
 never inside one, so no request carries a ``tool`` message without its call. A tool result is always a ``tool``
@@ -58,12 +60,14 @@ from agent.steps import (
     MAX_TOOL_STEPS,
     STEP_LIMIT_NOTE,
     TOOLS_NOTE,
+    RepeatGuard,
     ResultHook,
     calls_of,
     offered_tools,
     run_calls,
     withheld_if_forgotten,
 )
+from agent.stopping import TurnStop, until_stopped
 from agent.summarize import Summarizer, neutralize_fences
 from agent.tools import Approver, ToolBox
 
@@ -196,6 +200,7 @@ class AgentSession:
         approve: Approver | None = None,
         on_result: ResultHook | None = None,
         before_step: StepCheck | None = None,
+        stop: TurnStop | None = None,
     ) -> AsyncIterator[str]:
         """Stream the reply to ``turns``; commit them, every tool step and the reply only if it completes.
 
@@ -203,7 +208,8 @@ class AgentSession:
         about calls that need a person's yes; ``on_result`` hears of every finished call (the router's trail).
         ``before_step`` is asked before every model step after the first: a note it returns ends the turn
         there, as its answer (the router's daily token cap). An answer that loops or reaches its token limit
-        ends with a note saying so (``agent/runaway.py``); the history keeps it as it was shown.
+        ends with a note saying so (``agent/runaway.py``); the history keeps it as it was shown. ``stop``, once
+        requested, ends the turn as it stands (``agent/stopping.py``): what was said, and a note naming who stopped.
         """
         entries = self._entries
         if self._next_llm is not None:
@@ -233,9 +239,11 @@ class AgentSession:
             room = budget.input_limit - count(self._system_text()) - 2 * MESSAGE_OVERHEAD_TOKENS
             entries.pending = within_budget(entries.pending, room=room, count=count)
             spoken = ""
+            guard = RepeatGuard()
             for step in range(self._max_tool_steps + 1):
-                last_step = step == self._max_tool_steps
+                last_step = step == self._max_tool_steps or guard.note is not None
                 stop_note = await before_step() if before_step is not None and step > 0 else None
+                stop_note = stop.note if stop is not None and stop.requested else stop_note
                 if stop_note:
                     text = ("\n\n" if spoken else "") + stop_note
                     spoken += text
@@ -263,7 +271,7 @@ class AgentSession:
                     ending=ending,
                 )
                 async with aclosing(stream):  # leaving early closes the model's stream: it stops writing
-                    async for delta in stream:
+                    async for delta in until_stopped(stream, stop):
                         if not text and spoken and not spoken.endswith("\n"):
                             delta = "\n\n" + delta
                         text += delta
@@ -272,6 +280,8 @@ class AgentSession:
                             stop_note = LOOP_NOTE
                             break
                 spoken += text
+                if stop is not None and stop.requested:
+                    stop_note = stop.note
                 if stop_note is None and ending.finish_reason == "length":
                     stop_note = LENGTH_NOTE.format(tokens=budget.output_tokens)
                 if stop_note is not None:
@@ -281,10 +291,11 @@ class AgentSession:
                     yield note
                     break
                 if requested and tools is not None and offered is not None and not last_step:
-                    await self._run_step(text, requested, tools, approve=approve, on_result=on_result)
+                    await self._run_step(text, requested, tools, approve=approve, on_result=on_result, guard=guard)
                     continue
                 if last_step and step > 0:
-                    note = ("\n\n" if spoken else "") + STEP_LIMIT_NOTE.format(steps=self._max_tool_steps)
+                    limit = guard.note or STEP_LIMIT_NOTE.format(steps=self._max_tool_steps)
+                    note = ("\n\n" if spoken else "") + limit
                     text += note
                     spoken += note
                     yield note
@@ -320,6 +331,7 @@ class AgentSession:
         *,
         approve: Approver | None,
         on_result: ResultHook | None,
+        guard: RepeatGuard | None = None,
     ) -> None:
         """Run a step's calls; append the step and its results, in call order, as one unit."""
         meter = self._entries.meter
@@ -327,7 +339,7 @@ class AgentSession:
         calls = calls_of(requested)
         forgotten = self._forgotten.changes
         results = await run_calls(
-            calls, tools, approve=approve, on_result=on_result, count=meter.count, forgotten=forgotten
+            calls, tools, approve=approve, on_result=on_result, count=meter.count, forgotten=forgotten, guard=guard
         )
         results = [withheld_if_forgotten(r, forgotten) for r in results]  # forgotten after on_result
         step = [

@@ -149,6 +149,10 @@ class ThreadStates:
     def __len__(self) -> int:
         return len(self._states)
 
+    def live_keys(self) -> list[ThreadKey]:
+        """The threads with a live session, least recently used first."""
+        return list(self._live)
+
     def __contains__(self, key: ThreadKey) -> bool:
         return key in self._states
 

@@ -46,6 +46,7 @@ EXPIRED_NOTE = "That request expired when I restarted; nothing was run."
 NOT_AN_APPROVER_NOTE = "Only the people this bot's operator named can approve tool calls here."
 TIMEOUT_REASON = "nobody answered in time"
 EXPIRED_REASON = "the request expired before anyone decided"
+STOPPED_REASON = "the answer was stopped before anyone decided"
 
 
 class RemoteOwners(Protocol):
@@ -79,6 +80,7 @@ class ApprovalFlow:
         self._timeout_s = timeout_s
         self._approvers = approvers
         self._waiting: dict[int, asyncio.Future[Decision]] = {}
+        self._thread_of: dict[int, int] = {}  # approval id -> thread row id, while its call waits here
         self.owners = owners
 
     def approver(self, *, thread: ThreadKey, thread_id: int) -> Approver:
@@ -98,6 +100,7 @@ class ApprovalFlow:
         card = ApprovalCard(approval_id, thread, call.name, arguments, ApprovalState.PENDING)
         decided: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._waiting[approval_id] = decided
+        self._thread_of[approval_id] = thread_id
         try:
             try:
                 message_id = await self._outbox(thread).post_approval(card=card)
@@ -115,6 +118,26 @@ class ApprovalFlow:
                 return await self._decision_of(approval_id, decided)  # a click won the race against the timeout
         finally:
             self._waiting.pop(approval_id, None)
+            self._thread_of.pop(approval_id, None)
+
+    async def expire_thread(self, *, thread_id: int, stopped_by: str) -> int:
+        """A stopped turn: the calls waiting for a decision in the thread are expired (their cards say who stopped
+        the answer) and refused to the turn, which then starts no other. Returns how many."""
+        expired = 0
+        for approval_id, owner in list(self._thread_of.items()):
+            waiting = self._waiting.get(approval_id)
+            if owner != thread_id or waiting is None or waiting.done():
+                continue
+            if not await self._decide_unanswered(approval_id, "expired"):
+                continue  # a click decided it first; that decision stands
+            if not waiting.done():
+                waiting.set_result(Decision(approved=False, decided_by=None, reason=STOPPED_REASON))
+            record = await self._store.get(approval_id=approval_id)
+            key = await thread_key(self._log, thread_id=thread_id)
+            if record is not None and key is not None:
+                await self._show_record(record, key, ApprovalState.EXPIRED, stopped_by)
+            expired += 1
+        return expired
 
     async def handle_click(self, click: ApprovalClick) -> ClickResult:
         """Decide an approval once; everyone else gets a private note saying what happened."""
