@@ -109,3 +109,9 @@ def test_run_with_a_missing_secret_file_exits_2_naming_it_and_an_invalid_url_fro
     assert invalid.returncode == 2
     assert invalid.stderr.count("DATABASE_URL is invalid") == 1
     assert "hunter2" not in invalid.stderr and "Traceback" not in invalid.stderr
+
+
+def test_env_example_shows_a_FILE_line_for_every_secret_setting() -> None:
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text(encoding="utf-8")
+    for name in SECRET_SETTINGS:
+        assert f"# {name.upper()}_FILE=/run/secrets/{name}\n" in example
