@@ -1,8 +1,9 @@
 """The container image, built for real and its command run as a process (issue 21).
 
-One story: the image's ``threadkeeper run``, as its own user, on a read-only root with /data a volume, with the
-environment compose.yaml gives the SQLite bot, against the loopback Slack (Socket Mode) and model: it connects,
-answers a mention, serves /healthz (the image's own HEALTHCHECK passes), and exits 0 on its STOPSIGNAL.
+The image's ``threadkeeper run``, as its own user, on a read-only root with /data a volume, against the
+loopback Slack (Socket Mode) and model: with the environment compose.yaml gives the SQLite bot, it connects,
+answers a mention, serves /healthz (the image's own HEALTHCHECK passes), and exits 0 on its STOPSIGNAL; with the
+environment of compose's Postgres bot, three of them (``--scale bot=3``) share one database and answer once.
 """
 
 from __future__ import annotations
@@ -42,6 +43,36 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def prepare_data(data: Path, secrets: dict[str, str]) -> None:
+    """/data as a volume the image's user owns, with ``secrets`` as files under /data/secrets."""
+    (data / "secrets").mkdir(parents=True)
+    for name, value in secrets.items():
+        (data / "secrets" / name).write_text(value + "\n")
+    for path in (data, data / "secrets", *(data / "secrets").iterdir()):
+        os.chown(path, IMAGE_UID, IMAGE_UID)
+    data.chmod(0o700)
+
+
+def slack_and_model_env(fake: FakeSlack, fake_llm: FakeLLM) -> dict[str, str]:
+    """The loopback Slack and model, the Slack tokens read through *_FILE from /data/secrets."""
+    return {
+        "LLM_MODEL": "openai/fake",
+        "LLM_API_BASE": fake_llm.base_url,
+        "LLM_API_KEY": "sk-test-not-a-secret",
+        "SLACK_BOT_TOKEN_FILE": "/data/secrets/slack_bot_token",
+        "SLACK_APP_TOKEN_FILE": "/data/secrets/slack_app_token",
+        "SLACK_API_URL": fake.api_url,
+        "LOG_LEVEL": "INFO",
+    }
+
+
+SLACK_SECRETS = {"slack_bot_token": "xoxb-image-test", "slack_app_token": "xapp-image-test"}
+
+
+def answers_in(fake: FakeSlack, thread_ts: str, text: str) -> int:
+    return sum(fake.final_text(c.params["_ts"]) == text for c in fake.posts(thread_ts=thread_ts))
+
+
 def healthz(port: int) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
         return int(answer.status)
@@ -61,12 +92,7 @@ async def test_the_images_command_answers_in_slack_serves_healthz_and_stops_clea
     built_image: BuiltImage, tmp_path: Path, fake_llm: FakeLLM
 ) -> None:
     data = tmp_path / "data"
-    (data / "secrets").mkdir(parents=True)
-    (data / "secrets" / "slack_bot_token").write_text("xoxb-image-test\n")
-    (data / "secrets" / "slack_app_token").write_text("xapp-image-test\n")
-    for path in (data, data / "secrets", *(data / "secrets").iterdir()):
-        os.chown(path, IMAGE_UID, IMAGE_UID)
-    data.chmod(0o700)
+    prepare_data(data, SLACK_SECRETS)
     fake_llm.reply("Hello from the image.")
     port = free_port()
     with image_root(built_image.name, data) as root:
@@ -74,16 +100,8 @@ async def test_the_images_command_answers_in_slack_serves_healthz_and_stops_clea
             env = (
                 built_image.env
                 | compose_environment("bot-sqlite")
-                | {
-                    "METRICS_PORT": str(port),  # compose's 9090 may be taken on a shared machine
-                    "LLM_MODEL": "openai/fake",
-                    "LLM_API_BASE": fake_llm.base_url,
-                    "LLM_API_KEY": "sk-test-not-a-secret",
-                    "SLACK_BOT_TOKEN_FILE": "/data/secrets/slack_bot_token",
-                    "SLACK_APP_TOKEN_FILE": "/data/secrets/slack_app_token",
-                    "SLACK_API_URL": fake.api_url,
-                    "LOG_LEVEL": "INFO",
-                }
+                | slack_and_model_env(fake, fake_llm)
+                | {"METRICS_PORT": str(port)}  # compose's 9090 may be taken on a shared machine
             )
             command = in_image(root, built_image.user, built_image.workdir, built_image.cmd)
             with open(tmp_path / "bot.log", "wb") as log:  # noqa: ASYNC230 - once, before the child starts
@@ -99,10 +117,7 @@ async def test_the_images_command_answers_in_slack_serves_healthz_and_stops_clea
                 mention = Payloads.mention("hello, image")
                 await fake.send(Payloads.event_body(mention))
                 await wait_until(
-                    lambda: any(
-                        fake.final_text(c.params["_ts"]) == "Hello from the image."
-                        for c in fake.posts(thread_ts=mention["ts"])
-                    ),
+                    lambda: answers_in(fake, mention["ts"], "Hello from the image.") == 1,
                     timeout=60,
                     what="the answer in the thread",
                 )
@@ -119,3 +134,53 @@ async def test_the_images_command_answers_in_slack_serves_healthz_and_stops_clea
     with sqlite3.connect(database) as db:
         rows = db.execute("SELECT role, author_name, content FROM messages ORDER BY id").fetchall()
     assert rows == [("user", "Alice", "hello, image"), ("assistant", "threadkeeper", "Hello from the image.")]
+
+
+async def test_three_of_the_images_workers_share_one_postgres_as_compose_scale_runs_them(
+    built_image: BuiltImage, tmp_path: Path, fake_llm: FakeLLM, postgres_url: str
+) -> None:
+    """`docker compose up --scale bot=3`: compose's Postgres bot, three times, its database here the test server."""
+    compose_url = compose_environment("bot")["DATABASE_URL"]
+    assert compose_url.startswith("postgresql://") and "@db:5432/" in compose_url
+    data = tmp_path / "data"
+    prepare_data(data, SLACK_SECRETS)
+    fake_llm.reply("Answered once, by one of three.")
+    logs = [tmp_path / f"worker-{n}.log" for n in range(3)]
+    with image_root(built_image.name, data) as root:
+        async with FakeSlack() as fake:
+            env = (
+                built_image.env
+                | compose_environment("bot")
+                | slack_and_model_env(fake, fake_llm)
+                | {"DATABASE_URL": postgres_url}  # the test's server in place of compose's `db` service
+            )
+            command = in_image(root, built_image.user, built_image.workdir, built_image.cmd)
+            workers = []
+            try:
+                for log_path in logs:
+                    with open(log_path, "wb") as log:  # noqa: ASYNC230 - once, before the child starts
+                        workers.append(
+                            await asyncio.create_subprocess_exec(
+                                *command, env=env | {"METRICS_PORT": str(free_port())}, stdout=log, stderr=log
+                            )
+                        )
+                await wait_until(lambda: fake.connected == 3, timeout=120, what="three workers connected")
+                mention = Payloads.mention("which of you answers?")
+                await fake.send(Payloads.event_body(mention))
+                await wait_until(
+                    lambda: answers_in(fake, mention["ts"], "Answered once, by one of three.") == 1,
+                    timeout=60,
+                    what="the answer in the thread",
+                )
+                for worker in workers:
+                    worker.send_signal(signal.SIGTERM)
+                codes = [await asyncio.wait_for(worker.wait(), timeout=30) for worker in workers]
+                assert codes == [0, 0, 0], [log.read_text()[-2000:] for log in logs]
+            finally:
+                for worker in workers:
+                    if worker.returncode is None:
+                        worker.kill()
+                        await worker.wait()
+            assert answers_in(fake, mention["ts"], "Answered once, by one of three.") == 1
+    assert len(fake_llm.requests) == 1
+    assert not (data / "threadkeeper.db").exists()
