@@ -107,7 +107,10 @@ async def test_the_images_command_answers_in_slack_serves_healthz_and_stops_clea
             with open(tmp_path / "bot.log", "wb") as log:  # noqa: ASYNC230 - once, before the child starts
                 bot = await asyncio.create_subprocess_exec(*command, env=env, stdout=log, stderr=log)
             try:
-                await wait_until(lambda: fake.connected == 1, timeout=90, what="the image's bot connected")
+                await wait_until(
+                    lambda: fake.connected == 1 or bot.returncode is not None, timeout=90, what="the bot connected"
+                )
+                assert bot.returncode is None, (tmp_path / "bot.log").read_text()
                 assert await asyncio.to_thread(healthz, port) == 200
                 probe = built_image.healthcheck[1:]
                 checked = await asyncio.to_thread(
@@ -164,7 +167,12 @@ async def test_three_of_the_images_workers_share_one_postgres_as_compose_scale_r
                                 *command, env=env | {"METRICS_PORT": str(free_port())}, stdout=log, stderr=log
                             )
                         )
-                await wait_until(lambda: fake.connected == 3, timeout=120, what="three workers connected")
+                await wait_until(
+                    lambda: fake.connected == 3 or any(w.returncode is not None for w in workers),
+                    timeout=120,
+                    what="three workers connected",
+                )
+                assert all(w.returncode is None for w in workers), [log.read_text()[-2000:] for log in logs]
                 mention = Payloads.mention("which of you answers?")
                 await fake.send(Payloads.event_body(mention))
                 await wait_until(

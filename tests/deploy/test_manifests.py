@@ -92,7 +92,7 @@ def test_compose_runs_workers_on_postgres_by_default_and_one_bot_on_sqlite_in_it
     assert int(db["image"].split(":")[1]) >= 15
     assert "profiles" not in bot and "profiles" not in db and alone["profiles"] == ["sqlite"]
     assert alone["environment"]["DATABASE_URL"] == "sqlite:////data/threadkeeper.db"
-    assert "data:/data" in alone["volumes"] and {"postgres", "data"} <= set(volumes)
+    assert "data:/data" in alone["volumes"] and bot["volumes"] == ["/data"] and {"postgres", "data"} <= set(volumes)
     for service in (bot, alone):
         assert service["read_only"] is True and service["env_file"][0]["path"] == ".env"
         assert service["environment"]["METRICS_HOST"] == "0.0.0.0"
