@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,7 @@ async def test_the_images_command_answers_in_slack_serves_healthz_and_stops_clea
     assert "Traceback" not in log_text and "xoxb-image-test" not in log_text
     database = data / "threadkeeper.db"
     assert database.stat().st_uid == IMAGE_UID
-    with sqlite3.connect(database) as db:
+    with closing(sqlite3.connect(database)) as db:
         rows = db.execute("SELECT role, author_name, content FROM messages ORDER BY id").fetchall()
     assert rows == [("user", "Alice", "hello, image"), ("assistant", "threadkeeper", "Hello from the image.")]
 
