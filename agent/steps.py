@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.context import TokenCount
 from agent.llm import LLMClient, RequestedCall
-from agent.tools import Approver, ToolBox, ToolCall, ToolResult
+from agent.tools import Approver, CallHook, ToolBox, ToolCall, ToolResult
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,16 @@ async def run_calls(
     on_result: ResultHook | None,
     count: TokenCount,
     forgotten: Container[int],
+    on_start: CallHook | None = None,
 ) -> list[ToolResult]:
-    """Run ``calls`` concurrently; their results in call order, each reported to ``on_result`` when done."""
+    """Run ``calls`` concurrently; their results in call order, each reported to ``on_result`` when done.
+
+    ``on_start`` hears of each call just before it is sent (the turn journal's ``running``).
+    """
 
     async def run(call: ToolCall) -> ToolResult:
-        result = withheld_if_forgotten(await tools.execute(call, approve=approve, count=count), forgotten)
+        executed = await tools.execute(call, approve=approve, count=count, on_start=on_start)
+        result = withheld_if_forgotten(executed, forgotten)
         if on_result is not None:
             try:
                 await on_result(result)

@@ -101,6 +101,7 @@ async def _build_tools(
         builtins=tuple(settings.builtin_tools),
         search=storage.search,
         trail=stores.trail,
+        journal=stores.journal,
         approvals=approvals,
         outbox=outboxes,
         clock=utc_now,
@@ -145,6 +146,7 @@ async def open_router(
             events=events,
             erasures=erasures,
             trail=storage.trail,
+            journal=storage.journal,
             usage=usage,
             feedback=storage.feedback,
         )

@@ -86,6 +86,7 @@ class CardFlow:
         self._cards = stores.cards
         self._log = stores.log
         self._sessions = stores.sessions
+        self._journal = stores.journal
         self._erasures = stores.erasures
         self._trail = stores.trail
         self._usage = stores.usage
@@ -256,6 +257,8 @@ class CardFlow:
         """The session the click asked for, or None (and the card open again) when it could not be made."""
         try:
             if click.action is CardAction.FRESH:
+                if self._journal is not None:  # the interrupted turn stays in the log, and is not resumed
+                    await self._journal.close_turn(thread_id=state.thread_id, now=self._clock())
                 await self._host.start_session(state, origin="fresh")
                 return CardState.FRESH
             self._usage.begin(thread_id=state.thread_id, user_id=click.user.id)

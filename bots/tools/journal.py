@@ -1,0 +1,165 @@
+"""The turn journal of one thread's turn: the agent's journal port written to the log, and an interrupted turn
+read back from it.
+
+:class:`TurnRecord` is what ``AgentSession.turn`` reports to (``agent/journal.py``): each step with its calls is
+recorded as ``requested`` before any runs, a call that waits for a card is ``waiting`` and then ``allowed``, a
+call is ``running`` (committed) before it is sent to its server, and it ends ``done``, ``failed``, ``denied`` or
+``expired`` with its result as the model saw it (the turn's ``on_result``). ``storage/journal.py`` says where.
+
+:func:`resumed_steps` turns the interrupted turn back into what the session replays: a call that ended is replayed
+from its row and never run again; one that had not started runs now (an ``allowed`` one without a second card);
+a read-only call that was running runs again; any other call that was running is *not* run again: the model is
+told its outcome is unknown (and the row says so, so a second restart does not tell it twice), and the router
+posts a short note in the thread naming the call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from agent.journal import OUTCOME_UNKNOWN_NOTE, ResumedStep
+from agent.tools import Approver, Decision, ToolCall, ToolResult, ToolSpec
+from storage.protocols import TurnJournal
+from storage.records import JournalCall, JournalStep
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED_CALL_NOTE = (
+    "I restarted while {name} was running, so I don't know whether it took effect; I did not run it again."
+)
+
+
+def call_state(result: ToolResult) -> str:
+    """The journal state a finished call ends in."""
+    if result.approved is False:
+        return "denied" if result.decided_by else "expired"
+    return "failed" if result.is_error else "done"
+
+
+def journal_arguments(call: ToolCall) -> str:
+    """A call's arguments as the trail has always stored them (a JSON object, keys sorted)."""
+    return json.dumps(call.arguments, ensure_ascii=False, sort_keys=True)
+
+
+class TurnRecord:
+    """One turn's journal in one thread (an ``agent.journal.TurnJournal``)."""
+
+    def __init__(
+        self,
+        *,
+        store: TurnJournal,
+        thread_id: int,
+        after_message_id: int,
+        clock: Callable[[], datetime],
+        steps: Mapping[str, int] | None = None,
+    ) -> None:
+        self._store = store
+        self._thread_id = thread_id
+        self._after = after_message_id
+        self._clock = clock
+        self._step_of: dict[str, int] = dict(steps or {})  # call id -> the step that asked for it
+
+    async def step(self, *, text: str, calls: Sequence[ToolCall]) -> None:
+        rows = [(c.id, c.name, journal_arguments(c)) for c in calls]
+        step_id = await self._store.open_step(
+            thread_id=self._thread_id, after_message_id=self._after, text=text, calls=rows, now=self._clock()
+        )
+        self._step_of.update((c.id, step_id) for c in calls)
+
+    def knows(self, call: ToolCall) -> bool:
+        """Whether ``call`` was journaled (its step was recorded)."""
+        return call.id in self._step_of
+
+    async def running(self, call: ToolCall) -> None:
+        step_id = self._step_of[call.id]  # an unrecorded step: the KeyError keeps the call from running
+        await self._store.set_state(step_id=step_id, call_id=call.id, state="running")
+
+    async def mark(self, call: ToolCall, state: str) -> None:
+        """``waiting`` or ``allowed``: where an approval stands (a failure here only loses detail)."""
+        step_id = self._step_of.get(call.id)
+        if step_id is None:
+            return
+        try:
+            await self._store.set_state(step_id=step_id, call_id=call.id, state=state)
+        except Exception:
+            log.exception("could not record that %s is %s", call.name, state)
+
+    async def ended(self, result: ToolResult, *, approval: str) -> None:
+        step_id = self._step_of.get(result.call.id)
+        if step_id is None:
+            return
+        await self._store.finish(
+            step_id=step_id,
+            call_id=result.call.id,
+            state=call_state(result),
+            result=result.text,
+            is_error=result.is_error,
+            duration_ms=result.duration_ms,
+            approval=approval,
+            decided_by=result.decided_by,
+            cites=result.cites,
+        )
+
+    def approver(self, approve: Approver, *, allowed: Mapping[str, str | None]) -> Approver:
+        """``approve`` with the call's approval states journaled; ``allowed`` calls (id -> who) ask no one again."""
+
+        async def journaled(call: ToolCall, spec: ToolSpec) -> Decision:
+            if call.id in allowed:
+                return Decision(approved=True, decided_by=allowed[call.id])
+            await self.mark(call, "waiting")
+            decision = await approve(call, spec)
+            if decision.approved:
+                await self.mark(call, "allowed")
+            return decision
+
+        return journaled
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """An interrupted turn, ready to replay: its steps, the calls allowed already, and the calls lost mid-run."""
+
+    steps: tuple[ResumedStep, ...]
+    step_of: dict[str, int]  # call id -> step id, for the calls that still get journaled
+    allowed: dict[str, str | None]  # call id -> who allowed it
+    unknown: tuple[JournalCall, ...]  # side-effecting calls that were running: not run again
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps
+
+
+def _replayed(call: ToolCall, row: JournalCall) -> ToolResult:
+    approved = {"denied": False, "expired": False}.get(row.state, True if row.decided_by else None)
+    return ToolResult(call, row.result, row.is_error, 0, decided_by=row.decided_by, approved=approved)
+
+
+def resumed_steps(steps: Sequence[JournalStep], *, read_only: Callable[[str], bool]) -> Interrupted:
+    """What the session replays of ``steps``; see the module docstring for what becomes of each call."""
+    resumed: list[ResumedStep] = []
+    step_of: dict[str, int] = {}
+    allowed: dict[str, str | None] = {}
+    unknown: list[JournalCall] = []
+    for step in steps:
+        calls: list[ToolCall] = []
+        results: list[ToolResult | None] = []
+        for row in step.calls:
+            call = ToolCall.from_raw(id=row.call_id, name=row.tool, raw_arguments=row.arguments_json)
+            calls.append(call)
+            if row.state in ("done", "failed", "denied", "expired"):
+                results.append(_replayed(call, row))
+            elif row.state == "running" and not read_only(row.tool):
+                unknown.append(row)
+                results.append(ToolResult(call, OUTCOME_UNKNOWN_NOTE.format(name=row.tool), True, 0))
+            else:
+                if row.state == "allowed":
+                    allowed[row.call_id] = row.decided_by
+                step_of[row.call_id] = step.id
+                results.append(None)
+            step_of.setdefault(row.call_id, step.id)
+        resumed.append(ResumedStep(step.text, tuple(calls), tuple(results)))
+    return Interrupted(tuple(resumed), step_of, allowed, tuple(unknown))

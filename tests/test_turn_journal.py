@@ -1,0 +1,118 @@
+"""A tool turn cut short resumes exactly once: the router, the real MCP server over stdio, litellm, a SQLite file.
+
+The first router dies (it is closed while the model's next step is under way, its tasks cancelled) after a
+side-effecting call ran; the second finds the thread orphaned, and Catch me up resumes the turn from the journal
+instead of starting it again, or Start fresh drops it. The MCP server writes a line per call that really ran.
+A call cut short *while it runs* needs a real SIGKILL (a polite close ends the call as failed): that and the
+other kills are in tests/test_kill_and_restart.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bots.router.messages import ApprovalAction, ApprovalClick, CardAction
+from tests.conftest import MakeSettings
+from tests.fakes.llm import FakeLLM, ScriptedCall
+from tests.fakes.mcp_server import calls_made, stdio_entry, write_config
+from tests.fakes.waiting import wait_until
+from tests.router_harness import BOB, Bot, db_rows, message, running_router, thread_key
+
+pytestmark = pytest.mark.slow  # each test starts MCP server processes
+
+
+@pytest.fixture
+def calls_file(tmp_path: Path) -> Path:
+    return tmp_path / "mcp-calls.txt"
+
+
+@pytest.fixture
+def tool_settings(make_settings: MakeSettings, tmp_path: Path, calls_file: Path) -> MakeSettings:
+    entry = stdio_entry(env={"FAKE_MCP_CALLS_FILE": str(calls_file)})
+    config = write_config(tmp_path / "mcp.json", {"fake": entry})
+
+    def make(**overrides: object) -> object:
+        return make_settings(**{"mcp_config": config, "llm_function_calling": True, **overrides})
+
+    return make  # type: ignore[return-value]
+
+
+async def allow_the_card(bot: Bot) -> None:
+    await wait_until(lambda: bool(bot.outbox.approvals_posted), what="the approval card")
+    card = bot.outbox.approvals_posted[-1]
+    await bot.router.handle_approval_click(
+        ApprovalClick(card.approval_id, ApprovalAction.ALLOW, BOB, thread=thread_key())
+    )
+
+
+def call_states(db_path: Path) -> list[tuple[str, str]]:
+    return [tuple(r) for r in db_rows(db_path, "SELECT tool, state FROM tool_calls ORDER BY id")]  # type: ignore[misc]
+
+
+def continuing_messages(fake_llm: FakeLLM) -> list[dict[str, object]]:
+    """The messages of the last streamed request, without the system prompt."""
+    request = [r for r in fake_llm.requests if r.stream][-1]
+    return [m for m in request.body["messages"] if m["role"] != "system"]
+
+
+async def test_catch_me_up_resumes_after_a_completed_call_without_running_it_again(
+    tool_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path, calls_file: Path
+) -> None:
+    settings = tool_settings()
+    async with running_router(settings) as bot:
+        fake_llm.reply("Hello.")
+        await bot.say("Hi")  # the thread has a past: after the restart it gets the card
+        await asyncio.wait_for(bot.router.tools_settled(), timeout=30)
+        fake_llm.call_tools(ScriptedCall("fake__create_ticket", {"title": "Rotate the keys"}, id="call_rot"))
+        await bot.router.handle_message(message("File a ticket to rotate the keys"))
+        await wait_until(lambda: bool(bot.outbox.approvals_posted), what="the approval card")
+        fake_llm.hang(120)  # the model's next step never ends: the process dies during it
+        await allow_the_card(bot)
+        await wait_until(lambda: call_states(db_path) == [("fake__create_ticket", "done")], what="the done row")
+        await wait_until(lambda: len([r for r in fake_llm.requests if r.stream]) == 2, what="the next step")
+        await bot.router.close()
+    assert calls_made(calls_file) == ["create_ticket Rotate the keys"]
+    fake_llm.clear_faults()
+    async with running_router(settings) as bot:
+        await asyncio.wait_for(bot.router.tools_settled(), timeout=30)
+        await bot.say("are you back?")
+        fake_llm.reply("SUMMARY: nothing yet.")
+        fake_llm.reply("Filed: ticket #1, rotate the keys.")
+        await bot.click(CardAction.CATCH_UP)
+        assert bot.outbox.replies_in(thread_key()) == ["Filed: ticket #1, rotate the keys."]
+    assert calls_made(calls_file) == ["create_ticket Rotate the keys"]  # exactly once
+    sent = continuing_messages(fake_llm)
+    assert [m["role"] for m in sent] == ["user", "user", "assistant", "tool"]
+    assert [m["content"] for m in sent[:2]] == ["Alice: File a ticket to rotate the keys", "Alice: are you back?"]
+    assert [c["id"] for c in sent[2]["tool_calls"]] == ["call_rot"]  # type: ignore[index]
+    assert sent[3]["tool_call_id"] == "call_rot" and "created ticket #1: Rotate the keys" in str(sent[3]["content"])
+    assert db_rows(db_path, "SELECT COUNT(*) FROM turn_steps WHERE closed_utc IS NULL")[0][0] == 0
+
+
+async def test_start_fresh_drops_the_interrupted_turn_but_keeps_it_in_the_log(
+    tool_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path, calls_file: Path
+) -> None:
+    settings = tool_settings()
+    async with running_router(settings) as bot:
+        fake_llm.reply("Hello.")
+        await bot.say("Hi")  # the thread has a past: after the restart it gets the card
+        await asyncio.wait_for(bot.router.tools_settled(), timeout=30)
+        fake_llm.call_tools(ScriptedCall("fake__create_ticket", {"title": "Once"}, id="call_once"))
+        await bot.router.handle_message(message("File Once"))
+        await wait_until(lambda: bool(bot.outbox.approvals_posted), what="the approval card")
+        fake_llm.hang(120)
+        await allow_the_card(bot)
+        await wait_until(lambda: call_states(db_path) == [("fake__create_ticket", "done")], what="the done row")
+        await bot.router.close()
+    fake_llm.clear_faults()
+    async with running_router(settings) as bot:
+        await bot.say("again")
+        fake_llm.reply("Starting over.")
+        await bot.click(CardAction.FRESH)
+        assert bot.outbox.replies_in(thread_key()) == ["Starting over."]
+    assert [m["role"] for m in continuing_messages(fake_llm)] == ["user", "user"]  # after the summary: what waited
+    assert call_states(db_path) == [("fake__create_ticket", "done")]  # still in the log and the export
+    assert calls_made(calls_file) == ["create_ticket Once"]
