@@ -250,3 +250,73 @@ async def test_discord_killed_while_a_side_effecting_call_ran_does_not_run_it_ag
     sent = last_streamed(fake_llm)
     assert [m["role"] for m in sent] == ["user", "user", "assistant", "tool"]
     assert sent[3]["tool_call_id"] == "call_slow" and "may or may not have taken effect" in sent[3]["content"]
+
+
+def slack_buttons(fake: FakeSlack, ending: str) -> list[str]:
+    """The values of every button the bot's posts show now that end with ``ending``."""
+    return [
+        str(e["value"])
+        for call in fake.posts()
+        for b in fake.current_blocks(str(call.params["_ts"]))
+        if b.get("type") == "actions"
+        for e in b.get("elements", [])
+        if str(e.get("value", "")).endswith(ending)
+    ]
+
+
+def slack_said(fake: FakeSlack, text: str) -> bool:
+    return any(text in fake.final_text(c.params["_ts"]) for c in fake.posts())
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["completed", "running"])
+async def test_slack_killed_in_a_tool_turn_resumes_it_at_catch_up_without_running_a_call_twice(
+    tmp_path: Path, fake_llm: FakeLLM, backend_env: dict[str, str], running: bool
+) -> None:
+    log, calls = tmp_path / "bot.log", tmp_path / "calls.txt"
+    if running:
+        call = ScriptedCall("fake__slow_ticket", {"title": "T-9", "seconds": 120}, id="call_t9")
+        killed_when = lambda: bool(calls_made(calls))  # noqa: E731
+    else:
+        call = ScriptedCall("fake__create_ticket", {"title": "Rotate"}, id="call_t9")
+        killed_when = lambda: bool(calls_made(calls)) and len([r for r in fake_llm.requests if r.stream]) == 3  # noqa: E731
+    async with FakeSlack() as fake:
+        env = llm_env(fake_llm, tmp_path) | tools_env(tmp_path, calls) | backend_env | {
+            "SLACK_BOT_TOKEN": "xoxb-secret-token",
+            "SLACK_APP_TOKEN": "xapp-secret-token",
+            "SLACK_API_URL": fake.api_url,
+        }  # fmt: skip
+        mention = Payloads.mention("hi")
+        thread = mention["ts"]
+        async with bot_process(env, log) as first:
+            await wait_until(lambda: fake.connected == 1, timeout=60)
+            fake_llm.reply("Hello.")
+            await fake.send(Payloads.event_body(mention))
+            await wait_until(lambda: slack_said(fake, "Hello."), timeout=30)
+            fake_llm.call_tools(call)
+            await fake.send(Payloads.event_body(Payloads.message("file a ticket", thread_ts=thread)))
+            await wait_until(lambda: bool(slack_buttons(fake, "allow")), timeout=60)
+            fake_llm.hang(120)
+            await fake.send(fake.click_on(slack_buttons(fake, "allow")[0]), kind="interactive")
+            await wait_until(killed_when, timeout=30)
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+        fake_llm.clear_faults()
+        async with bot_process(env, log) as second:
+            await wait_until(
+                lambda: fake.connected == 1 and len(fake.calls_to("apps.connections.open")) == 2, timeout=60
+            )
+            await fake.send(Payloads.event_body(Payloads.message("are you back?", thread_ts=thread)))
+            await wait_until(lambda: bool(slack_buttons(fake, "catch_up")), timeout=30)
+            fake_llm.reply("SUMMARY: Alice said hi.")
+            fake_llm.reply("Back: the ticket is handled.")
+            await fake.send(fake.click_on(slack_buttons(fake, "catch_up")[0]), kind="interactive")
+            await wait_until(lambda: slack_said(fake, "Back: the ticket is handled."), timeout=60)
+            assert slack_said(fake, "I restarted while fake__slow_ticket was running") == running
+            second.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(second.wait(), timeout=30) == 0
+    assert calls_made(calls) == (["slow_ticket T-9"] if running else ["create_ticket Rotate"])  # exactly once
+    sent = last_streamed(fake_llm)
+    assert [m["role"] for m in sent] == ["user", "user", "assistant", "tool"]
+    assert [c["id"] for c in sent[2]["tool_calls"]] == ["call_t9"] and sent[3]["tool_call_id"] == "call_t9"
+    expected = "may or may not have taken effect" if running else "created ticket #1: Rotate"
+    assert expected in sent[3]["content"]
