@@ -10,10 +10,12 @@ other kills are in tests/test_kill_and_restart.py.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
 
+from bots.cli import export
 from bots.router.messages import ApprovalAction, ApprovalClick, CardAction
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
@@ -72,7 +74,7 @@ async def test_catch_me_up_resumes_after_a_completed_call_without_running_it_aga
         fake_llm.hang(120)  # the model's next step never ends: the process dies during it
         await allow_the_card(bot)
         await wait_until(lambda: call_states(db_path) == [("fake__create_ticket", "done")], what="the done row")
-        await wait_until(lambda: len([r for r in fake_llm.requests if r.stream]) == 2, what="the next step")
+        await wait_until(lambda: len([r for r in fake_llm.requests if r.stream]) >= 3, what="the next step")
         await bot.router.close()
     assert calls_made(calls_file) == ["create_ticket Rotate the keys"]
     fake_llm.clear_faults()
@@ -93,7 +95,7 @@ async def test_catch_me_up_resumes_after_a_completed_call_without_running_it_aga
 
 
 async def test_start_fresh_drops_the_interrupted_turn_but_keeps_it_in_the_log(
-    tool_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path, calls_file: Path
+    tool_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path, calls_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = tool_settings()
     async with running_router(settings) as bot:
@@ -116,3 +118,7 @@ async def test_start_fresh_drops_the_interrupted_turn_but_keeps_it_in_the_log(
     assert [m["role"] for m in continuing_messages(fake_llm)] == ["user", "user"]  # after the summary: what waited
     assert call_states(db_path) == [("fake__create_ticket", "done")]  # still in the log and the export
     assert calls_made(calls_file) == ["create_ticket Once"]
+    capsys.readouterr()
+    assert await export(settings, thread_key().thread, "json") == 0
+    [exported] = json.loads(capsys.readouterr().out)["tool_calls"]
+    assert (exported["tool"], exported["state"], exported["approval"]) == ("fake__create_ticket", "done", "approved")

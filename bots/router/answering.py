@@ -177,9 +177,9 @@ class AnsweringWorker:
             if reply_id is not None:
                 session.bind_reply(reply_id)
             committed = True
-            if self._tools is not None:
+            if self._tools is not None and tools is not None:
                 try:
-                    await self._tools.turn_ended(thread_id=state.thread_id)
+                    await self._tools.turn_ended(thread_id=state.thread_id, turn=tools)
                 except Exception:  # the next turn finds its messages answered and closes the steps then
                     log.exception("could not close the turn journal in %s", state.key)
 

@@ -62,6 +62,7 @@ class TurnRecord:
         self._after = after_message_id
         self._clock = clock
         self._step_of: dict[str, int] = dict(steps or {})  # call id -> the step that asked for it
+        self.open = bool(steps)  # whether this turn has steps in the journal (to close when it ends)
 
     async def step(self, *, text: str, calls: Sequence[ToolCall]) -> None:
         rows = [(c.id, c.name, journal_arguments(c)) for c in calls]
@@ -69,6 +70,7 @@ class TurnRecord:
             thread_id=self._thread_id, after_message_id=self._after, text=text, calls=rows, now=self._clock()
         )
         self._step_of.update((c.id, step_id) for c in calls)
+        self.open = True
 
     def knows(self, call: ToolCall) -> bool:
         """Whether ``call`` was journaled (its step was recorded)."""

@@ -129,9 +129,9 @@ class ThreadTools:
                 log.exception("could not post the interrupted-call note in %s", thread)
         return found
 
-    async def turn_ended(self, *, thread_id: int) -> None:
-        """The turn's answer is logged: its journal steps are closed (they stay in the log)."""
-        if self._journal is not None:
+    async def turn_ended(self, *, thread_id: int, turn: TurnTools) -> None:
+        """The turn's answer is logged: its journal steps, if it has any, are closed (they stay in the log)."""
+        if self._journal is not None and turn.journal is not None and turn.journal.open:
             await self._journal.close_turn(thread_id=thread_id, now=self._clock())
 
     def for_turn(
