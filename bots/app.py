@@ -94,8 +94,6 @@ async def _build_tools(
         approvers=settings.tool_approvers,
         owners=ownership if ownership.shared else None,
     )
-    if not ownership.shared:  # several workers: a click on a dead worker's approval expires it then
-        await approvals.expire_earlier_runs()
     tools = ThreadTools(
         shared=ToolBox(providers, timeout_s=settings.tool_timeout_s),
         builtins=tuple(settings.builtin_tools),

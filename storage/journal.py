@@ -29,13 +29,14 @@ OPEN_CALL = (
     "VALUES (?, ?, ?, ?, ?, '', 0, 0, 'not_needed', NULL, '[]', ?, ?, 'requested')"
 )
 SET_STATE = "UPDATE tool_calls SET state = ? WHERE step_id = ? AND call_id = ?"
+SET_WAITING = "UPDATE tool_calls SET state = 'waiting', approval_id = ? WHERE step_id = ? AND call_id = ?"
 FINISH = (
     "UPDATE tool_calls SET state = ?, result_excerpt = ?, is_error = ?, duration_ms = ?, approval = ?, "
     "decided_by = ?, cites_json = ? WHERE step_id = ? AND call_id = ?"
 )
 OPEN_TURN = (
     "SELECT s.id AS step_id, s.after_message_id, s.text, c.call_id, c.tool, c.arguments_json, c.state, "
-    "c.result_excerpt, c.is_error, c.decided_by FROM turn_steps s JOIN tool_calls c ON c.step_id = s.id "
+    "c.result_excerpt, c.is_error, c.decided_by, c.approval_id FROM turn_steps s JOIN tool_calls c ON c.step_id = s.id "
     "WHERE s.thread_id = ? AND s.closed_utc IS NULL ORDER BY s.id, c.id"
 )
 CLOSE_TURN = "UPDATE turn_steps SET closed_utc = ? WHERE thread_id = ? AND closed_utc IS NULL"
@@ -75,6 +76,7 @@ def steps_of(rows: Sequence[Any]) -> list[JournalStep]:
             result=row["result_excerpt"],
             is_error=bool(row["is_error"]),
             decided_by=row["decided_by"],
+            approval_id=None if row["approval_id"] is None else int(row["approval_id"]),
         )
         step_id = int(row["step_id"])
         if (step := steps.get(step_id)) is None:
@@ -110,8 +112,12 @@ class TurnJournal:
         return await self._db.run(write)
 
     async def set_state(self, *, step_id: int, call_id: str, state: str) -> None:
-        """Move a call to ``waiting``, ``allowed`` or ``running`` (committed when this returns)."""
+        """Move a call to ``allowed`` or ``running`` (committed when this returns)."""
         await self._db.execute(SET_STATE, (state, step_id, call_id))
+
+    async def set_waiting(self, *, step_id: int, call_id: str, approval_id: int) -> None:
+        """The call waits on approval card ``approval_id`` (which outlives the process)."""
+        await self._db.execute(SET_WAITING, (approval_id, step_id, call_id))
 
     async def finish(
         self,

@@ -433,6 +433,7 @@ TURN_JOURNAL_SCHEMA = (
     "CREATE INDEX turn_steps_open ON turn_steps (thread_id, closed_utc, id)",
     "ALTER TABLE tool_calls ADD COLUMN step_id BIGINT",
     "ALTER TABLE tool_calls ADD COLUMN state TEXT NOT NULL DEFAULT 'done'",
+    "ALTER TABLE tool_calls ADD COLUMN approval_id BIGINT",
     "CREATE UNIQUE INDEX tool_calls_by_step ON tool_calls (step_id, call_id)",
 )
 

@@ -322,7 +322,11 @@ class TurnJournal(Protocol):
         ...
 
     async def set_state(self, *, step_id: int, call_id: str, state: str) -> None:
-        """Move a call to ``waiting``, ``allowed`` or ``running``, committed when this returns."""
+        """Move a call to ``allowed`` or ``running``, committed when this returns."""
+        ...
+
+    async def set_waiting(self, *, step_id: int, call_id: str, approval_id: int) -> None:
+        """The call waits on approval ``approval_id`` (the card outlives the process)."""
         ...
 
     async def finish(

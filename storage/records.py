@@ -275,6 +275,7 @@ class JournalCall:
     result: str  # the result as the model saw it ('' until the call ends)
     is_error: bool
     decided_by: str | None
+    approval_id: int | None = None  # the approval card the call waits on (or waited on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +315,7 @@ class ApprovalRecord:
     state: str
     card_message_id: str | None
     decided_by_name: str | None
+    created_utc: str | None = None  # when the card was asked for: its APPROVAL_TIMEOUT_S counts from here
 
 
 def approval_from_row(row: ColumnRow) -> ApprovalRecord:
@@ -325,6 +327,7 @@ def approval_from_row(row: ColumnRow) -> ApprovalRecord:
         state=row["state"],
         card_message_id=row["card_message_id"],
         decided_by_name=row["decided_by_name"],
+        created_utc=row["created_utc"],
     )
 
 

@@ -79,6 +79,7 @@ EXPECTED_COLUMNS = {
         "created_utc",
         "step_id",
         "state",
+        "approval_id",
     ],
     "turn_steps": ["id", "thread_id", "after_message_id", "text", "created_utc", "closed_utc"],
     "approvals": [

@@ -17,6 +17,7 @@ import pytest
 
 from bots.cli import export
 from bots.router.messages import ApprovalAction, ApprovalClick, CardAction
+from bots.router.ports import CardState
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import calls_made, stdio_entry, write_config
@@ -122,3 +123,58 @@ async def test_start_fresh_drops_the_interrupted_turn_but_keeps_it_in_the_log(
     assert await export(settings, thread_key().thread, "json") == 0
     [exported] = json.loads(capsys.readouterr().out)["tool_calls"]
     assert (exported["tool"], exported["state"], exported["approval"]) == ("fake__create_ticket", "done", "approved")
+
+
+@pytest.mark.parametrize(
+    ("action", "timeout_s", "ran", "told"),
+    [
+        (ApprovalAction.ALLOW, 600.0, True, "created ticket #1: Card"),
+        (ApprovalAction.DENY, 600.0, False, "refused by Bob"),
+        (ApprovalAction.ALLOW, 3.0, False, "nobody answered in time"),
+    ],
+    ids=["allow", "deny", "timed-out"],
+)
+async def test_an_approval_card_outlives_a_restart_and_its_click_resumes_the_turn(
+    tool_settings: MakeSettings,
+    fake_llm: FakeLLM,
+    db_path: Path,
+    calls_file: Path,
+    action: ApprovalAction,
+    timeout_s: float,
+    ran: bool,
+    told: str,
+) -> None:
+    settings = tool_settings(approval_timeout_s=timeout_s)
+    async with running_router(settings) as bot:
+        fake_llm.reply("Hello.")
+        await bot.say("Hi")
+        await asyncio.wait_for(bot.router.tools_settled(), timeout=30)
+        fake_llm.call_tools(ScriptedCall("fake__create_ticket", {"title": "Card"}, id="call_card"))
+        await bot.router.handle_message(message("File Card"))
+        await wait_until(lambda: bool(bot.outbox.approvals_posted), what="the approval card")
+        card = bot.outbox.approvals_posted[0]
+        await wait_until(lambda: call_states(db_path) == [("fake__create_ticket", "waiting")], what="the waiting row")
+        await bot.router.close()  # the process dies while the call waits
+    if timeout_s < 60:
+        await asyncio.sleep(timeout_s)  # the card's time runs out while no process is there
+    async with running_router(settings) as bot:
+        await asyncio.wait_for(bot.router.tools_settled(), timeout=30)
+        fake_llm.reply("SUMMARY: Alice said hi.")
+        fake_llm.reply("Done with the ticket question.")
+        click = ApprovalClick(card.approval_id, action, BOB, thread=thread_key())
+        result = await bot.router.handle_approval_click(click)
+        await bot.router.idle()
+        assert bot.outbox.replies_in(thread_key()) == ["Done with the ticket question."]
+        if timeout_s > 60:
+            assert bot.outbox.cards_posted == []  # no "Where were we?" card in that thread
+            assert result.private_note is None
+        else:  # a card whose time ran out no longer holds the thread: it got its card, which the click resolves
+            assert result.private_note == "That request timed out; the call was not made."
+            assert bot.outbox.card_updates[-1][1].state is CardState.CAUGHT_UP
+            assert bot.outbox.card_updates[-1][1].chosen_by == "Bob"
+    assert calls_made(calls_file) == (["create_ticket Card"] if ran else [])
+    sent = continuing_messages(fake_llm)
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
+    assert sent[2]["tool_call_id"] == "call_card" and told in str(sent[2]["content"])
+    expected = "done" if ran else "denied" if action is ApprovalAction.DENY else "expired"
+    assert call_states(db_path) == [("fake__create_ticket", expected)]

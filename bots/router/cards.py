@@ -22,7 +22,7 @@ from agent.llm import LLMError
 from agent.summarize import Purpose, Summarizer
 from bots.operator import log_context, metrics
 from bots.router.forgetting import ErasureFollower, thread_transcript
-from bots.router.messages import CardAction, CardClick, ThreadKey
+from bots.router.messages import Author, CardAction, CardClick, ThreadKey
 from bots.router.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.router.thread_state import RouterStores, ThreadState, clicked_thread, thread_key
 from storage.leases import Fence, LeaseLost
@@ -189,6 +189,26 @@ class CardFlow:
             detail |= {"user_id": click.user.id, "user_name": click.user.display_name}
             await self._host.wake_owner(owner, kind="card", thread_id=card.thread_id, detail=detail)
         return ClickResult()
+
+    async def resume_for_approval(self, thread_id: int, key: ThreadKey, user: Author) -> None:
+        """A click decided an approval no live turn waited on: resume the thread's turn as Catch me up would.
+
+        The click counts as choosing Catch me up: the thread's open card (or one recorded now, never shown) is
+        resolved with it, so no "Where were we?" card is needed; a thread with a live session just answers
+        what waits, its interrupted turn resumed from the journal.
+        """
+        state = await self._host.thread_state(key)
+        if state.session is not None:
+            await self._host.answer_waiting(state)
+            return
+        owner = await self._host.claim_thread(
+            state
+        )  # the owner-to-be resumes it (or, owned, its owner: the card's wake-up)
+        card, _ = await self._cards.open_card(
+            thread_id=thread_id, now=self._clock(), fence=None if owner is not None else self._host.fence(state)
+        )
+        state.card_open = True
+        await self.handle_click(CardClick(card_id=card.id, action=CardAction.CATCH_UP, user=user, thread=key))
 
     async def resolve_won_elsewhere(self, click: CardClick) -> None:
         """A click another worker received and won, in a thread this worker owns: do what it chose."""

@@ -6,23 +6,26 @@ recorded as ``requested`` before any runs, a call that waits for a card is ``wai
 call is ``running`` (committed) before it is sent to its server, and it ends ``done``, ``failed``, ``denied`` or
 ``expired`` with its result as the model saw it (the turn's ``on_result``). ``storage/journal.py`` says where.
 
-:func:`resumed_steps` turns the interrupted turn back into what the session replays: a call that ended is replayed
-from its row and never run again; one that had not started runs now (an ``allowed`` one without a second card);
-a read-only call that was running runs again; any other call that was running is *not* run again: the model is
-told its outcome is unknown (and the row says so, so a second restart does not tell it twice), and the router
-posts a short note in the thread naming the call.
+:func:`resumed_steps` turns the interrupted turn back into what the session replays: a call that ended is
+replayed from its row and never run again; one that had not started runs now (an ``allowed`` one without a
+second card; one that waited on an approval card waits on that same card, which outlived the process, and its
+decision, if made meanwhile, applies at once); a read-only call that was running runs again; any other call that
+was running is *not* run again: the model is told its outcome is unknown (and the row says so, so a second
+restart does not tell it twice), and the router posts a short note in the thread naming the call.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from agent.journal import OUTCOME_UNKNOWN_NOTE, ResumedStep
-from agent.tools import Approver, Decision, ToolCall, ToolResult, ToolSpec
+from agent.tools import Decision, ToolCall, ToolResult, ToolSpec
+from bots.router.messages import ThreadKey
+from bots.tools.approvals import ApprovalFlow
 from storage.protocols import TurnJournal
 from storage.records import JournalCall, JournalStep
 
@@ -106,19 +109,36 @@ class TurnRecord:
             cites=result.cites,
         )
 
-    def approver(self, approve: Approver, *, allowed: Mapping[str, str | None]) -> Approver:
-        """``approve`` with the call's approval states journaled; ``allowed`` calls (id -> who) ask no one again."""
+    async def waiting(self, call: ToolCall, approval_id: int) -> None:
+        """``call`` waits on approval card ``approval_id``."""
+        step_id = self._step_of.get(call.id)
+        if step_id is not None:
+            await self._store.set_waiting(step_id=step_id, call_id=call.id, approval_id=approval_id)
 
-        async def journaled(call: ToolCall, spec: ToolSpec) -> Decision:
+    def approver(
+        self, flow: ApprovalFlow, *, thread: ThreadKey, thread_id: int, interrupted: Interrupted | None
+    ) -> Callable[[ToolCall, ToolSpec], Awaitable[Decision]]:
+        """The turn's ``approve``: cards linked to their calls in the journal; a resumed call that was allowed asks
+        no one again, and one that waited on a card waits on that same card (it outlived the process)."""
+        allowed = interrupted.allowed if interrupted is not None else {}
+        cards = interrupted.cards if interrupted is not None else {}
+
+        async def approve(call: ToolCall, spec: ToolSpec) -> Decision:
             if call.id in allowed:
                 return Decision(approved=True, decided_by=allowed[call.id])
-            await self.mark(call, "waiting")
-            decision = await approve(call, spec)
+            if call.id in cards:
+                decision = await flow.wait_on(cards[call.id], thread=thread)
+            else:
+
+                async def opened(approval_id: int) -> None:
+                    await self.waiting(call, approval_id)
+
+                decision = await flow.ask(call, thread=thread, thread_id=thread_id, spec=spec, on_open=opened)
             if decision.approved:
                 await self.mark(call, "allowed")
             return decision
 
-        return journaled
+        return approve
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +148,7 @@ class Interrupted:
     steps: tuple[ResumedStep, ...]
     step_of: dict[str, int]  # call id -> step id, for the calls that still get journaled
     allowed: dict[str, str | None]  # call id -> who allowed it
+    cards: dict[str, int]  # call id -> the approval card it waits on
     unknown: tuple[JournalCall, ...]  # side-effecting calls that were running: not run again
 
     @property
@@ -145,6 +166,7 @@ def resumed_steps(steps: Sequence[JournalStep], *, read_only: Callable[[str], bo
     resumed: list[ResumedStep] = []
     step_of: dict[str, int] = {}
     allowed: dict[str, str | None] = {}
+    cards: dict[str, int] = {}
     unknown: list[JournalCall] = []
     for step in steps:
         calls: list[ToolCall] = []
@@ -160,8 +182,10 @@ def resumed_steps(steps: Sequence[JournalStep], *, read_only: Callable[[str], bo
             else:
                 if row.state == "allowed":
                     allowed[row.call_id] = row.decided_by
+                elif row.state == "waiting" and row.approval_id is not None:
+                    cards[row.call_id] = row.approval_id
                 step_of[row.call_id] = step.id
                 results.append(None)
             step_of.setdefault(row.call_id, step.id)
         resumed.append(ResumedStep(step.text, tuple(calls), tuple(results)))
-    return Interrupted(tuple(resumed), step_of, allowed, tuple(unknown))
+    return Interrupted(tuple(resumed), step_of, allowed, cards, tuple(unknown))

@@ -93,6 +93,8 @@ class ThreadTools:
     ) -> None:
         self._shared = shared
         self._journal = journal
+        if journal is not None:
+            approvals.journaled = self._call_waits_on
         self._builtins = builtins
         self._search = search
         self._trail = trail
@@ -128,6 +130,23 @@ class ThreadTools:
             except Exception:
                 log.exception("could not post the interrupted-call note in %s", thread)
         return found
+
+    async def _call_waits_on(self, thread_id: int, approval_id: int) -> bool:
+        """Whether a call of the thread's interrupted turn waits on approval ``approval_id``."""
+        assert self._journal is not None
+        steps = await self._journal.open_turn(thread_id=thread_id)
+        return any(c.approval_id == approval_id and c.state == "waiting" for s in steps for c in s.calls)
+
+    async def waits_on_card(self, thread_id: int) -> bool:
+        """Whether the thread's interrupted turn waits on an approval card that is still live."""
+        if self._journal is None:
+            return False
+        steps = await self._journal.open_turn(thread_id=thread_id)
+        cards = [c.approval_id for s in steps for c in s.calls if c.state == "waiting" and c.approval_id is not None]
+        for approval_id in cards:
+            if await self.approvals.is_live(approval_id):
+                return True
+        return False
 
     async def turn_ended(self, *, thread_id: int, turn: TurnTools) -> None:
         """The turn's answer is logged: its journal steps, if it has any, are closed (they stay in the log)."""
@@ -175,6 +194,6 @@ class ThreadTools:
 
         approve = self.approvals.approver(thread=thread, thread_id=thread_id)
         if record is not None:
-            approve = record.approver(approve, allowed=interrupted.allowed if interrupted is not None else {})
+            approve = record.approver(self.approvals, thread=thread, thread_id=thread_id, interrupted=interrupted)
         resumed = interrupted.steps if interrupted is not None else ()
         return TurnTools(box=box, approve=approve, on_result=on_result, journal=record, resumed=resumed)

@@ -15,6 +15,7 @@ def _pg(sql: str) -> str:
 
 
 OPEN_STEP, OPEN_CALL, SET_STATE = _pg(journal.OPEN_STEP), _pg(journal.OPEN_CALL), _pg(journal.SET_STATE)
+SET_WAITING = _pg(journal.SET_WAITING)
 FINISH, OPEN_TURN, CLOSE_TURN = _pg(journal.FINISH), _pg(journal.OPEN_TURN), _pg(journal.CLOSE_TURN)
 
 
@@ -45,6 +46,9 @@ class PostgresTurnJournal:
 
     async def set_state(self, *, step_id: int, call_id: str, state: str) -> None:
         await self._db.execute(SET_STATE, (state, step_id, call_id))
+
+    async def set_waiting(self, *, step_id: int, call_id: str, approval_id: int) -> None:
+        await self._db.execute(SET_WAITING, (approval_id, step_id, call_id))
 
     async def finish(
         self,

@@ -16,7 +16,7 @@ async def test_a_step_and_its_calls_move_through_their_states_and_show_in_the_tr
     question = await say(storage, thread_id, "m1", "file a ticket")
     journal = storage.journal
     step = await journal.open_step(thread_id=thread_id, after_message_id=question, text="On it.", calls=CALLS, now=NOW)
-    await journal.set_state(step_id=step, call_id="c1", state="waiting")
+    await journal.set_waiting(step_id=step, call_id="c1", approval_id=5)
     await journal.set_state(step_id=step, call_id="c1", state="running")
     await journal.finish(
         step_id=step, call_id="c2", state="done", result="a is 1", is_error=False, duration_ms=3,
@@ -25,7 +25,7 @@ async def test_a_step_and_its_calls_move_through_their_states_and_show_in_the_tr
     [opened] = await journal.open_turn(thread_id=thread_id)
     assert (opened.id, opened.after_message_id, opened.text) == (step, question, "On it.")
     assert opened.calls == (
-        JournalCall("c1", "fake__create_ticket", '{"title": "printer"}', "running", "", False, None),
+        JournalCall("c1", "fake__create_ticket", '{"title": "printer"}', "running", "", False, None, 5),
         JournalCall("c2", "fake__lookup", '{"key": "a"}', "done", "a is 1", False, None),
     )
     trail = await storage.trail.for_thread(thread_id=thread_id)
