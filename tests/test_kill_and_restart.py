@@ -320,3 +320,41 @@ async def test_slack_killed_in_a_tool_turn_resumes_it_at_catch_up_without_runnin
     assert [c["id"] for c in sent[2]["tool_calls"]] == ["call_t9"] and sent[3]["tool_call_id"] == "call_t9"
     expected = "may or may not have taken effect" if running else "created ticket #1: Rotate"
     assert expected in sent[3]["content"]
+
+
+async def test_discord_approval_card_posted_before_a_sigkill_is_allowed_after_the_restart(
+    tmp_path: Path, fake_llm: FakeLLM, backend_env: dict[str, str]
+) -> None:
+    log, calls = tmp_path / "bot.log", tmp_path / "calls.txt"
+    async with FakeDiscord() as fake:
+        env = llm_env(fake_llm, tmp_path) | tools_env(tmp_path, calls) | backend_env | {
+            "DISCORD_TOKEN": "fake-token",
+            "DISCORD_API_BASE": fake.api_base,
+            "DISCORD_GATEWAY_URL": fake.gateway_url,
+        }  # fmt: skip
+        async with bot_process(env, log) as first:
+            await wait_until(lambda: fake.identified == 1, timeout=60)
+            fake_llm.reply("Hello.")
+            message = await fake.user_says("hi", mention_bot=True)
+            thread = str(message["id"])
+            await wait_until(lambda: "Hello." in fake.texts_in(thread), timeout=30)
+            fake_llm.call_tools(ScriptedCall("fake__create_ticket", {"title": "Later"}, id="call_later"))
+            await fake.user_says("file a ticket", channel_id=thread)
+            await wait_until(lambda: any(buttons(m) for m in fake.sent_in(thread)), timeout=60)
+            card = copy.deepcopy(next(m for m in fake.sent_in(thread) if buttons(m)))
+            first.send_signal(signal.SIGKILL)
+            assert await first.wait() == -signal.SIGKILL
+        async with bot_process(env, log) as second:
+            await wait_until(lambda: fake.identified == 2, timeout=60)
+            fake_llm.reply("SUMMARY: Alice said hi.")
+            fake_llm.reply("Filed the ticket for later.")
+            await fake.click(button(card, "allow"), message=card)
+            await wait_until(lambda: "Filed the ticket for later." in fake.texts_in(thread), timeout=60)
+            assert fake.cards_in(thread) == []  # no "Where were we?" card in that thread
+            assert "Allowed by Alice." in fake.messages[card["id"]]["content"]
+            second.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(second.wait(), timeout=30) == 0
+    assert calls_made(calls) == ["create_ticket Later"]
+    sent = last_streamed(fake_llm)
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
+    assert sent[2]["tool_call_id"] == "call_later" and "created ticket #1: Later" in sent[2]["content"]
