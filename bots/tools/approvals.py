@@ -13,8 +13,8 @@ on a card whose turn no process holds is decided here, in the database (first cl
 the turn is resumed (``resume_turn``: as Catch me up would, the click counting as that choice): Allow runs the
 call once, Deny tells the model it was refused. A click after the timeout says so, and the turn goes on with the
 call refused. A card no journaled call waits on (its turn ended, or an earlier version posted it) expires on a
-click, as before: never "allowed" without the call running. A resumed turn whose call waits on a card still pending waits on that same card
-(:meth:`ApprovalFlow.wait_on`) for the rest of its time.
+click, as before: never "allowed" without the call running. A resumed turn whose call waits on a card still
+pending waits on that same card (:meth:`ApprovalFlow.wait_on`) for the rest of its time.
 
 The row keeps the call's full arguments (as JSON in the tool's schema order, in the column still named
 ``arguments_preview``): the card shows each argument cut on its own (``bots/tools/approval_arguments.py``), and "Show

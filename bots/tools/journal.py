@@ -151,10 +151,6 @@ class Interrupted:
     cards: dict[str, int]  # call id -> the approval card it waits on
     unknown: tuple[JournalCall, ...]  # side-effecting calls that were running: not run again
 
-    @property
-    def empty(self) -> bool:
-        return not self.steps
-
 
 def _replayed(call: ToolCall, row: JournalCall) -> ToolResult:
     approved = {"denied": False, "expired": False}.get(row.state, True if row.decided_by else None)
