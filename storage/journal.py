@@ -98,8 +98,10 @@ class TurnJournal:
         text: str,
         calls: Sequence[tuple[str, str, str]],
         now: datetime,
+        running: str | None = None,
     ) -> int:
-        """Record a step and its ``(call_id, tool, arguments_json)`` calls as requested, in one transaction."""
+        """Record a step and its ``(call_id, tool, arguments_json)`` calls as requested, the call ``running``
+        names as running, in one transaction."""
 
         def write(raw: sqlite3.Connection) -> int:
             step_id = int(raw.execute(OPEN_STEP, (thread_id, after_message_id, text, iso(now))).fetchone()[0])
@@ -107,6 +109,8 @@ class TurnJournal:
                 thread_id=thread_id, after_message_id=after_message_id, step_id=step_id, calls=calls, now=now
             )
             raw.executemany(OPEN_CALL, rows)
+            if running is not None:
+                raw.execute(SET_STATE, ("running", step_id, running))
             return step_id
 
         return await self._db.run(write)

@@ -317,8 +317,10 @@ class TurnJournal(Protocol):
         text: str,
         calls: Sequence[tuple[str, str, str]],
         now: datetime,
+        running: str | None = None,
     ) -> int:
-        """Record a step and its ``(call_id, tool, arguments_json)`` calls as requested; returns the step's id."""
+        """Record a step and its ``(call_id, tool, arguments_json)`` calls as requested (the one ``running``
+        names as running), in one transaction; returns the step's id."""
         ...
 
     async def set_state(self, *, step_id: int, call_id: str, state: str) -> None:

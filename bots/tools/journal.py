@@ -16,6 +16,7 @@ restart does not tell it twice), and the router posts a short note in the thread
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -65,38 +66,58 @@ class TurnRecord:
         self._after = after_message_id
         self._clock = clock
         self._step_of: dict[str, int] = dict(steps or {})  # call id -> the step that asked for it
+        self._unwritten: tuple[str, tuple[ToolCall, ...]] | None = None  # the last step, until a call moves
+        self._writing = asyncio.Lock()
         self.open = bool(steps)  # whether this turn has steps in the journal (to close when it ends)
 
     async def step(self, *, text: str, calls: Sequence[ToolCall]) -> None:
-        rows = [(c.id, c.name, journal_arguments(c)) for c in calls]
-        step_id = await self._store.open_step(
-            thread_id=self._thread_id, after_message_id=self._after, text=text, calls=rows, now=self._clock()
-        )
-        self._step_of.update((c.id, step_id) for c in calls)
-        self.open = True
+        """Kept until one of its calls starts, waits or ends: then written with that in one transaction (one
+        write less in the tool step; a step none of whose calls started has nothing to resume)."""
+        self._unwritten = (text, tuple(calls))
+
+    async def _step_id(self, call: ToolCall, *, running: bool = False) -> tuple[int, bool]:
+        """The id of ``call``'s step, written now if it was not (``running``: with ``call`` as running); the
+        flag says whether that write marked it running. KeyError: the call belongs to no step of this turn."""
+        async with self._writing:
+            if call.id in self._step_of:
+                return self._step_of[call.id], False
+            if self._unwritten is None or all(c.id != call.id for c in self._unwritten[1]):
+                raise KeyError(call.id)
+            text, calls = self._unwritten
+            step_id = await self._store.open_step(
+                thread_id=self._thread_id,
+                after_message_id=self._after,
+                text=text,
+                calls=[(c.id, c.name, journal_arguments(c)) for c in calls],
+                now=self._clock(),
+                running=call.id if running else None,
+            )
+            self._unwritten = None
+            self._step_of.update((c.id, step_id) for c in calls)
+            self.open = True
+            return step_id, running
 
     def knows(self, call: ToolCall) -> bool:
-        """Whether ``call`` was journaled (its step was recorded)."""
-        return call.id in self._step_of
+        """Whether ``call`` belongs to a step of this turn (written or about to be)."""
+        return call.id in self._step_of or (
+            self._unwritten is not None and any(c.id == call.id for c in self._unwritten[1])
+        )
 
     async def running(self, call: ToolCall) -> None:
-        step_id = self._step_of[call.id]  # an unrecorded step: the KeyError keeps the call from running
-        await self._store.set_state(step_id=step_id, call_id=call.id, state="running")
+        step_id, written = await self._step_id(call, running=True)  # KeyError: the call is not run
+        if not written:
+            await self._store.set_state(step_id=step_id, call_id=call.id, state="running")
 
     async def mark(self, call: ToolCall, state: str) -> None:
-        """``waiting`` or ``allowed``: where an approval stands (a failure here only loses detail)."""
-        step_id = self._step_of.get(call.id)
-        if step_id is None:
-            return
+        """``allowed``: where an approval stands (a failure here only loses detail)."""
         try:
+            step_id, _ = await self._step_id(call)
             await self._store.set_state(step_id=step_id, call_id=call.id, state=state)
         except Exception:
             log.exception("could not record that %s is %s", call.name, state)
 
     async def ended(self, result: ToolResult, *, approval: str) -> None:
-        step_id = self._step_of.get(result.call.id)
-        if step_id is None:
-            return
+        step_id, _ = await self._step_id(result.call)
         await self._store.finish(
             step_id=step_id,
             call_id=result.call.id,
@@ -111,9 +132,8 @@ class TurnRecord:
 
     async def waiting(self, call: ToolCall, approval_id: int) -> None:
         """``call`` waits on approval card ``approval_id``."""
-        step_id = self._step_of.get(call.id)
-        if step_id is not None:
-            await self._store.set_waiting(step_id=step_id, call_id=call.id, approval_id=approval_id)
+        step_id, _ = await self._step_id(call)
+        await self._store.set_waiting(step_id=step_id, call_id=call.id, approval_id=approval_id)
 
     def approver(
         self, flow: ApprovalFlow, *, thread: ThreadKey, thread_id: int, interrupted: Interrupted | None

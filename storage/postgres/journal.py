@@ -31,6 +31,7 @@ class PostgresTurnJournal:
         text: str,
         calls: Sequence[tuple[str, str, str]],
         now: datetime,
+        running: str | None = None,
     ) -> int:
         async with self._db.transaction() as connection:
             cursor = await connection.execute(OPEN_STEP, (thread_id, after_message_id, text, iso(now)))
@@ -42,6 +43,8 @@ class PostgresTurnJournal:
             )
             async with connection.cursor() as many:
                 await many.executemany(OPEN_CALL, rows)
+            if running is not None:
+                await connection.execute(SET_STATE, ("running", step_id, running))
         return step_id
 
     async def set_state(self, *, step_id: int, call_id: str, state: str) -> None:

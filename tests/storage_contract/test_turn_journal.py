@@ -68,3 +68,13 @@ async def test_forgetting_reaches_the_journal(storage: Storage) -> None:
     assert "printer" not in call.arguments_json and "printer" not in call.result
     await storage.erasures.forget_thread(thread_id=thread_id, now=NOW)
     assert await storage.journal.open_turn(thread_id=thread_id) == []
+
+
+async def test_a_step_can_be_written_with_its_first_call_already_running(storage: Storage) -> None:
+    thread_id = await new_thread(storage)
+    question = await say(storage, thread_id, "m1", "look it up")
+    await storage.journal.open_step(
+        thread_id=thread_id, after_message_id=question, text="", calls=CALLS, now=NOW, running="c2"
+    )
+    [step] = await storage.journal.open_turn(thread_id=thread_id)
+    assert [(c.call_id, c.state) for c in step.calls] == [("c1", "requested"), ("c2", "running")]
