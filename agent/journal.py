@@ -1,7 +1,8 @@
 """The turn journal as the agent sees it: a port it reports a tool turn's progress to, and a turn to resume.
 
 A tool turn cut short by a restart must not run a call twice. So the session reports, as they happen, each
-model step that asked for tools (:meth:`TurnJournal.step`, before any of its calls runs) and each call about to
+model step that asked for tools (:meth:`TurnJournal.step`, before any of its calls runs; the router may write it
+with the first call's ``running``) and each call about to
 be sent to its server (:meth:`TurnJournal.running`, which returns only once that is recorded: when it fails, the
 call is not run); the end of every call reaches the turn's ``on_result`` hook as before. The router writes all of
 it to the thread's log (``bots/tools/journal.py``); ``agent/`` knows nothing of storage.
