@@ -18,6 +18,8 @@ import pytest
 from bots.cli import export
 from bots.router.messages import ApprovalAction, ApprovalClick, CardAction
 from bots.router.ports import CardState
+from bots.tools.journal import resumed_steps
+from storage.records import JournalCall, JournalStep
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import calls_made, stdio_entry, write_config
@@ -178,3 +180,30 @@ async def test_an_approval_card_outlives_a_restart_and_its_click_resumes_the_tur
     assert sent[2]["tool_call_id"] == "call_card" and told in str(sent[2]["content"])
     expected = "done" if ran else "denied" if action is ApprovalAction.DENY else "expired"
     assert call_states(db_path) == [("fake__create_ticket", expected)]
+
+
+def test_what_an_interrupted_turn_replays_runs_again_or_reports_unknown_for_each_call_state() -> None:
+    def row(call_id: str, tool: str, state: str, **kw: object) -> JournalCall:
+        fields: dict[str, object] = {"result": "", "is_error": False, "decided_by": None} | kw
+        return JournalCall(call_id, tool, "{}", state, **fields)  # type: ignore[arg-type]
+
+    step = JournalStep(7, 3, "Let me see.", (
+        row("a", "fake__lookup", "done", result="42"),
+        row("b", "fake__create_ticket", "denied", result="refused", is_error=True, decided_by="Bob"),
+        row("c", "fake__lookup", "running"),
+        row("d", "fake__create_ticket", "running"),
+        row("e", "fake__create_ticket", "allowed"),
+        row("f", "fake__create_ticket", "waiting", approval_id=12),
+        row("g", "fake__create_ticket", "requested"),
+    ))  # fmt: skip
+    found = resumed_steps([step], read_only=lambda tool: tool == "fake__lookup")
+    [resumed] = found.steps
+    assert resumed.text == "Let me see." and [c.id for c in resumed.calls] == list("abcdefg")
+    replayed = {c.id: r for c, r in zip(resumed.calls, resumed.results, strict=True)}
+    assert replayed["a"] is not None and replayed["a"].text == "42"  # ended: replayed, never run again
+    assert replayed["b"] is not None and replayed["b"].approved is False and replayed["b"].decided_by == "Bob"
+    assert replayed["c"] is None  # read-only and running: run again
+    assert replayed["d"] is not None and "may or may not have taken effect" in replayed["d"].text  # not re-run
+    assert [r is None for r in (replayed["e"], replayed["f"], replayed["g"])] == [True, True, True]  # run now
+    assert [c.call_id for c in found.unknown] == ["d"]
+    assert found.allowed == {"e": None} and found.cards == {"f": 12}
