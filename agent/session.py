@@ -35,7 +35,8 @@ to a short note when that message is forgotten.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 
 from agent.budget import squeeze_results, within_budget
@@ -52,6 +53,7 @@ from agent.history import (
     tokens_of,
     without_images,
 )
+from agent.journal import ResumedStep, TurnJournal
 from agent.llm import FailureKind, LLMClient, LLMError, Message, RequestedCall, StreamEnd
 from agent.parts import supports_vision
 from agent.rebuild import SeedSummary, SessionSource, rebuild_summaries
@@ -69,8 +71,9 @@ from agent.steps import (
 )
 from agent.stopping import TurnStop, until_stopped
 from agent.summarize import Summarizer, neutralize_fences
-from agent.tools import Approver, ToolBox
+from agent.tools import Approver, ToolBox, ToolCall, ToolResult
 
+log = logging.getLogger(__name__)
 StepCheck = Callable[[], Awaitable[str | None]]
 
 __all__ = ["AgentSession", "StepCheck", "UserTurn"]  # UserTurn: the router and tests take it from here
@@ -201,6 +204,8 @@ class AgentSession:
         on_result: ResultHook | None = None,
         before_step: StepCheck | None = None,
         stop: TurnStop | None = None,
+        journal: TurnJournal | None = None,
+        resumed: Sequence[ResumedStep] = (),
     ) -> AsyncIterator[str]:
         """Stream the reply to ``turns``; commit them, every tool step and the reply only if it completes.
 
@@ -210,6 +215,9 @@ class AgentSession:
         there, as its answer (the router's daily token cap). An answer that loops or reaches its token limit
         ends with a note saying so (``agent/runaway.py``); the history keeps it as it was shown. ``stop``, once
         requested, ends the turn as it stands (``agent/stopping.py``): what was said, and a note naming who stopped.
+        ``journal`` hears of every step and every call about to run (``agent/journal.py``); ``resumed`` are the
+        steps of this turn that an earlier process took before it died: they follow ``turns``, their calls
+        without a result run now, and the model continues from there (they count against ``max_tool_steps``).
         """
         entries = self._entries
         if self._next_llm is not None:
@@ -238,9 +246,11 @@ class AgentSession:
                 meter.measure(entry)
             room = budget.input_limit - count(self._system_text()) - 2 * MESSAGE_OVERHEAD_TOKENS
             entries.pending = within_budget(entries.pending, room=room, count=count)
+            for earlier in resumed:
+                await self._resume_step(earlier, tools if offered else None, approve, on_result, journal)
             spoken = ""
             guard = RepeatGuard()
-            for step in range(self._max_tool_steps + 1):
+            for step in range(min(len(resumed), self._max_tool_steps), self._max_tool_steps + 1):
                 last_step = step == self._max_tool_steps or guard.note is not None
                 stop_note = await before_step() if before_step is not None and step > 0 else None
                 stop_note = stop.note if stop is not None and stop.requested else stop_note
@@ -291,7 +301,9 @@ class AgentSession:
                     yield note
                     break
                 if requested and tools is not None and offered is not None and not last_step:
-                    await self._run_step(text, requested, tools, approve=approve, on_result=on_result, guard=guard)
+                    await self._run_step(
+                        text, requested, tools, approve=approve, on_result=on_result, guard=guard, journal=journal
+                    )
                     continue
                 if last_step and step > 0:
                     limit = guard.note or STEP_LIMIT_NOTE.format(steps=self._max_tool_steps)
@@ -332,15 +344,63 @@ class AgentSession:
         approve: Approver | None,
         on_result: ResultHook | None,
         guard: RepeatGuard | None = None,
+        journal: TurnJournal | None = None,
     ) -> None:
         """Run a step's calls; append the step and its results, in call order, as one unit."""
         meter = self._entries.meter
         assert meter is not None
         calls = calls_of(requested)
+        if journal is not None:
+            try:
+                await journal.step(text=text.strip(), calls=calls)
+            except Exception:  # its calls are not run: their ``running`` cannot be recorded either
+                log.exception("could not record a tool step in the turn journal")
         forgotten = self._forgotten.changes
         results = await run_calls(
-            calls, tools, approve=approve, on_result=on_result, count=meter.count, forgotten=forgotten, guard=guard
+            calls,
+            tools,
+            approve=approve,
+            on_result=on_result,
+            count=meter.count,
+            forgotten=forgotten,
+            guard=guard,
+            on_start=journal.running if journal is not None else None,
         )
+        self._append_step(text, calls, results)
+
+    async def _resume_step(
+        self,
+        step: ResumedStep,
+        tools: ToolBox | None,
+        approve: Approver | None,
+        on_result: ResultHook | None,
+        journal: TurnJournal | None,
+    ) -> None:
+        """An interrupted step: replay the calls that ended, run those that had not (never a call that ran)."""
+        meter = self._entries.meter
+        assert meter is not None
+        unfinished = [call for call, result in zip(step.calls, step.results, strict=True) if result is None]
+        if unfinished and tools is not None:
+            ran = await run_calls(
+                unfinished,
+                tools,
+                approve=approve,
+                on_result=on_result,
+                count=meter.count,
+                forgotten=self._forgotten.changes,
+                on_start=journal.running if journal is not None else None,
+            )
+        else:
+            ran = [ToolResult(c, f"Error: {c.name} is not available now; it did not run.", True, 0) for c in unfinished]
+        by_id = {r.call.id: r for r in ran}
+        results = [r if r is not None else by_id[c.id] for c, r in zip(step.calls, step.results, strict=True)]
+        self._append_step(step.text, list(step.calls), results)
+
+    def _append_step(self, text: str, calls: list[ToolCall], results: list[ToolResult]) -> None:
+        """Append a step and its results, in call order, as one unit."""
+        meter = self._entries.meter
+        assert meter is not None
+        forgotten = self._forgotten.changes
         results = [withheld_if_forgotten(r, forgotten) for r in results]  # forgotten after on_result
         step = [
             HistoryEntry("assistant", self._assistant_name, text.strip(), None, calls=calls),

@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.context import TokenCount
 from agent.llm import LLMClient, RequestedCall
-from agent.tools import Approver, ToolBox, ToolCall, ToolResult
+from agent.tools import Approver, CallHook, ToolBox, ToolCall, ToolResult
 
 log = logging.getLogger(__name__)
 
@@ -119,17 +119,20 @@ async def run_calls(
     count: TokenCount,
     forgotten: Container[int],
     guard: RepeatGuard | None = None,
+    on_start: CallHook | None = None,
 ) -> list[ToolResult]:
     """Run ``calls`` concurrently; their results in call order, each reported to ``on_result`` when done.
 
-    A call ``guard`` does not admit is not run (its result says why)."""
+    A call ``guard`` does not admit is not run (its result says why). ``on_start`` hears of each call just before
+    it is sent (the turn journal's ``running``).
+    """
     admitted = {call.id: guard is None or guard.admits(call) for call in calls}  # counted in call order
 
     async def run(call: ToolCall) -> ToolResult:
         if not admitted[call.id] and guard is not None:
             outcome = guard.result(call)
         else:
-            outcome = await tools.execute(call, approve=approve, count=count)
+            outcome = await tools.execute(call, approve=approve, count=count, on_start=on_start)
         result = withheld_if_forgotten(outcome, forgotten)
         if on_result is not None:
             try:

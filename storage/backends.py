@@ -29,6 +29,7 @@ from storage.protocols import (
     ThreadSearch,
     ThreadSettings,
     ToolTrail,
+    TurnJournal,
     UsageLog,
 )
 
@@ -99,6 +100,7 @@ class Storage:
     erasures: ErasureStore
     search: ThreadSearch
     trail: ToolTrail
+    journal: TurnJournal  # the trail's calls as they happen, with the steps that asked for them
     approvals: ApprovalStore
     usage: UsageLog
     feedback: FeedbackStore
@@ -111,7 +113,20 @@ class Storage:
 
 
 async def _open_sqlite(url: str, *, migrate: bool) -> Storage:
-    from storage import db, erasure, feedback, health, log, migrations, search, sessions, thread_settings, trail, usage
+    from storage import (
+        db,
+        erasure,
+        feedback,
+        health,
+        journal,
+        log,
+        migrations,
+        search,
+        sessions,
+        thread_settings,
+        trail,
+        usage,
+    )
 
     database = await db.open_database(database_path_from_url(url))
     try:
@@ -129,6 +144,7 @@ async def _open_sqlite(url: str, *, migrate: bool) -> Storage:
         erasures=erasure.ErasureStore(database),
         search=search.ThreadSearch(database),
         trail=trail.ToolTrail(database),
+        journal=journal.TurnJournal(database),
         approvals=trail.ApprovalStore(database),
         usage=usage.UsageLog(database),
         feedback=feedback.FeedbackStore(database),
@@ -147,6 +163,7 @@ async def _open_postgres(url: str, *, migrate: bool) -> Storage:
         erasure,
         feedback,
         health,
+        journal,
         leases,
         log,
         migrations,
@@ -173,6 +190,7 @@ async def _open_postgres(url: str, *, migrate: bool) -> Storage:
         erasures=erasure.PostgresErasureStore(database),
         search=search.PostgresThreadSearch(database),
         trail=trail.PostgresToolTrail(database),
+        journal=journal.PostgresTurnJournal(database),
         approvals=trail.PostgresApprovalStore(database),
         usage=usage.PostgresUsageLog(database),
         feedback=feedback.PostgresFeedbackStore(database),

@@ -100,7 +100,6 @@ async def waiting_thread_count(db: Database) -> int:
     return 0 if row is None else int(row["n"])
 
 
-
 class SqliteProbe:
     """The DatabaseProbe of a running bot on SQLite."""
 

@@ -257,6 +257,8 @@ async def m006_feedback(connection: aiosqlite.Connection) -> None:
         )
         """
     )
+
+
 async def m007_thread_settings(connection: aiosqlite.Connection) -> None:
     """Per-thread choices made in the thread (the model), and answers a retry replaced.
 
@@ -403,6 +405,39 @@ async def m008_ids_never_reused_and_title_source(connection: aiosqlite.Connectio
     await connection.execute(TITLE_OF_CHANGED_MESSAGES)
 
 
+async def m009_turn_journal(connection: aiosqlite.Connection) -> None:
+    """The turn journal: a tool turn's steps and each call's state, so an interrupted turn can resume.
+
+    The trail becomes the journal: a call's ``tool_calls`` row is written when the model asks for it (``state``
+    'requested') and moves through its states to 'done' (or 'failed', 'denied', 'expired'); rows written before
+    this upgrade were finished calls, hence the default. ``turn_steps`` holds each model step that asked for tools
+    (its text so far); ``closed_utc`` is set when the turn's answer is logged or the turn is dropped.
+    """
+    for statement in TURN_JOURNAL_SCHEMA:
+        await connection.execute(statement)
+
+
+# The same statements run on Postgres (storage/postgres/migrations.py), but for the id column (BIGINT is INTEGER
+# to SQLite).
+TURN_JOURNAL_SCHEMA = (
+    """
+    CREATE TABLE turn_steps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        thread_id BIGINT NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+        after_message_id BIGINT NOT NULL,
+        text TEXT NOT NULL,
+        created_utc TEXT NOT NULL,
+        closed_utc TEXT
+    )
+    """,
+    "CREATE INDEX turn_steps_open ON turn_steps (thread_id, closed_utc, id)",
+    "ALTER TABLE tool_calls ADD COLUMN step_id BIGINT",
+    "ALTER TABLE tool_calls ADD COLUMN state TEXT NOT NULL DEFAULT 'done'",
+    "ALTER TABLE tool_calls ADD COLUMN approval_id BIGINT",
+    "CREATE UNIQUE INDEX tool_calls_by_step ON tool_calls (step_id, call_id)",
+)
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_cards_autoincrement,
@@ -412,6 +447,7 @@ MIGRATIONS: list[Migration] = [
     m006_feedback,
     m007_thread_settings,
     m008_ids_never_reused_and_title_source,
+    m009_turn_journal,
 ]
 
 

@@ -143,11 +143,12 @@ class AnsweringWorker:
         provisional_id = f"local-{uuid.uuid4()}"
         committed = False
 
-        tools = (
-            None
-            if self._tools is None
-            else self._tools.for_turn(thread=state.key, thread_id=state.thread_id, after_message_id=ids[-1])
-        )
+        tools = None
+        if self._tools is not None:  # a turn a restart cut short resumes from its journal (bots/tools/journal.py)
+            interrupted = await self._tools.interrupted(thread=state.key, thread_id=state.thread_id, waiting=ids)
+            tools = self._tools.for_turn(
+                thread=state.key, thread_id=state.thread_id, after_message_id=ids[-1], interrupted=interrupted
+            )
 
         async def still_within_cap() -> str | None:
             """Before each further model step of a tool turn: a note to stop with once the author is capped."""
@@ -168,6 +169,8 @@ class AnsweringWorker:
                     on_result=tools.on_result,
                     before_step=before_step,
                     stop=stop,
+                    journal=tools.journal,
+                    resumed=tools.resumed,
                 )
             )
             async for delta in turn:
@@ -184,6 +187,11 @@ class AnsweringWorker:
             if reply_id is not None:
                 session.bind_reply(reply_id)
             committed = True
+            if self._tools is not None and tools is not None:
+                try:
+                    await self._tools.turn_ended(thread_id=state.thread_id, turn=tools)
+                except Exception:  # the next turn finds its messages answered and closes the steps then
+                    log.exception("could not close the turn journal in %s", state.key)
 
         outbox = self._host.outbox(state.key)
         record = await self._log.thread(thread_id=state.thread_id)

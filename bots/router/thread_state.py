@@ -24,6 +24,7 @@ from storage.protocols import (
     SessionStore,
     ThreadLog,
     ToolTrail,
+    TurnJournal,
 )
 from storage.records import CardRecord, LoggedMessage
 
@@ -77,6 +78,7 @@ class RouterStores:
     trail: ToolTrail
     usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
     feedback: FeedbackStore | None = None  # 👍 / 👎 on answers, where a platform offers them
+    journal: TurnJournal | None = None  # tool turns as they happen; Start fresh drops an interrupted one
 
 
 async def thread_key(log_: ThreadLog, *, thread_id: int) -> ThreadKey | None:

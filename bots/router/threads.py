@@ -135,6 +135,8 @@ class ThreadRouter:
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._tools = tools
+        if tools is not None:  # a click on an approval whose turn died with its process resumes that turn
+            tools.approvals.resume_turn = self._card_flow.resume_for_approval
         self._tool_servers = tool_servers
         self._tool_servers_started = False
         self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
@@ -207,6 +209,8 @@ class ThreadRouter:
         new = [m for m in waiting if m.id > state.answered_through and m.platform_message_id not in state.inflight]
         if not new:
             return
+        if state.session is None and self._tools is not None and await self._tools.waits_on_card(state.thread_id):
+            return  # its approval card outlived the process: a click there resumes the turn, no card needed
         state.inflight.update(m.platform_message_id for m in new)
         await self._answer_or_card(state, first_waiting=waiting[0].id)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from storage.migrations import TURN_JOURNAL_SCHEMA
 from storage.postgres.db import PostgresDatabase
 from storage.postgres.leases import SCHEMA as LEASES_SCHEMA
 
@@ -237,6 +238,11 @@ MIGRATIONS: list[PostgresMigration] = [
             "(SELECT m.platform_message_id FROM messages m WHERE m.thread_id = threads.id "
             "AND (m.deleted_utc IS NOT NULL OR m.edited_utc IS NOT NULL))",
         ),
+    ),
+    # The turn journal: the statements of storage/migrations.py's m009, with Postgres' identity column.
+    PostgresMigration(
+        "m009_turn_journal",
+        tuple(s.replace("id INTEGER PRIMARY KEY AUTOINCREMENT", _id()) for s in TURN_JOURNAL_SCHEMA),
     ),
 ]
 

@@ -80,9 +80,7 @@ class PostgresCardStore:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
 
-    async def open_card(
-        self, *, thread_id: int, now: datetime, fence: Fence | None = None
-    ) -> tuple[CardRecord, bool]:
+    async def open_card(self, *, thread_id: int, now: datetime, fence: Fence | None = None) -> tuple[CardRecord, bool]:
         async with self._db.transaction() as connection:
             await check_fence(connection, fence)  # only the thread's owner posts its card
             cursor = await connection.execute(

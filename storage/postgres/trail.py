@@ -8,7 +8,7 @@ from datetime import datetime
 from storage.postgres.db import PostgresDatabase
 from storage.records import ApprovalRecord, TrailEntry, approval_from_row, iso, trail_from_row
 
-_APPROVAL_COLUMNS = "id, thread_id, tool, arguments_preview, state, card_message_id, decided_by_name"
+_APPROVAL_COLUMNS = "id, thread_id, tool, arguments_preview, state, card_message_id, decided_by_name, created_utc"
 
 
 class PostgresToolTrail:
