@@ -313,7 +313,7 @@ class LLMClient:
                 return
             except LLMError:
                 raise
-            except GeneratorExit:
+            except (GeneratorExit, asyncio.CancelledError):  # closed early, or a read cancelled (a turn stopped)
                 await _close_quietly(response, timeout_s=self.config.timeout_s)
                 self._observe(messages, "".join(reply), usage, started=started, first_token_s=first_token_s)
                 raise

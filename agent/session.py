@@ -23,7 +23,9 @@ answer is cut, its model stream closed, when it starts repeating itself, and one
 Tools: a turn given a :class:`~agent.tools.ToolBox` may run several model steps. A step whose answer asks for
 tool calls gets them run (concurrently when there are several; ``agent/steps.py``), their results go back as
 ``tool`` messages, and the next step follows, until the model answers in text or ``max_tool_steps`` steps have
-asked for tools (then one last request without tools, and the answer says the limit was hit). Text the model
+asked for tools (then one last request without tools, and the answer says the limit was hit). The third identical
+call (same tool, same canonical JSON arguments) in a turn is not run: the model is told the loop was stopped, gets
+one last request without tools, and the answer ends with a note (`steps.RepeatGuard`). Text the model
 streams in any step is yielded as it comes. A step's assistant message with its ``tool_calls`` and the ``tool``
 messages of their results are one unit everywhere: compaction and the budget's last resort cut between units,
 never inside one, so no request carries a ``tool`` message without its call. A tool result is always a ``tool``
@@ -33,7 +35,8 @@ to a short note when that message is forgotten.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 
 from agent.budget import squeeze_results, within_budget
@@ -50,6 +53,7 @@ from agent.history import (
     tokens_of,
     without_images,
 )
+from agent.journal import ResumedStep, TurnJournal
 from agent.llm import FailureKind, LLMClient, LLMError, Message, RequestedCall, StreamEnd
 from agent.parts import supports_vision
 from agent.rebuild import SeedSummary, SessionSource, rebuild_summaries
@@ -58,15 +62,18 @@ from agent.steps import (
     MAX_TOOL_STEPS,
     STEP_LIMIT_NOTE,
     TOOLS_NOTE,
+    RepeatGuard,
     ResultHook,
     calls_of,
     offered_tools,
     run_calls,
     withheld_if_forgotten,
 )
+from agent.stopping import TurnStop, until_stopped
 from agent.summarize import Summarizer, neutralize_fences
-from agent.tools import Approver, ToolBox
+from agent.tools import Approver, ToolBox, ToolCall, ToolResult
 
+log = logging.getLogger(__name__)
 StepCheck = Callable[[], Awaitable[str | None]]
 
 __all__ = ["AgentSession", "StepCheck", "UserTurn"]  # UserTurn: the router and tests take it from here
@@ -196,6 +203,9 @@ class AgentSession:
         approve: Approver | None = None,
         on_result: ResultHook | None = None,
         before_step: StepCheck | None = None,
+        stop: TurnStop | None = None,
+        journal: TurnJournal | None = None,
+        resumed: Sequence[ResumedStep] = (),
     ) -> AsyncIterator[str]:
         """Stream the reply to ``turns``; commit them, every tool step and the reply only if it completes.
 
@@ -203,7 +213,11 @@ class AgentSession:
         about calls that need a person's yes; ``on_result`` hears of every finished call (the router's trail).
         ``before_step`` is asked before every model step after the first: a note it returns ends the turn
         there, as its answer (the router's daily token cap). An answer that loops or reaches its token limit
-        ends with a note saying so (``agent/runaway.py``); the history keeps it as it was shown.
+        ends with a note saying so (``agent/runaway.py``); the history keeps it as it was shown. ``stop``, once
+        requested, ends the turn as it stands (``agent/stopping.py``): what was said, and a note naming who stopped.
+        ``journal`` hears of every step and every call about to run (``agent/journal.py``); ``resumed`` are the
+        steps of this turn that an earlier process took before it died: they follow ``turns``, their calls
+        without a result run now, and the model continues from there (they count against ``max_tool_steps``).
         """
         entries = self._entries
         if self._next_llm is not None:
@@ -232,10 +246,14 @@ class AgentSession:
                 meter.measure(entry)
             room = budget.input_limit - count(self._system_text()) - 2 * MESSAGE_OVERHEAD_TOKENS
             entries.pending = within_budget(entries.pending, room=room, count=count)
+            for earlier in resumed:
+                await self._resume_step(earlier, tools if offered else None, approve, on_result, journal)
             spoken = ""
-            for step in range(self._max_tool_steps + 1):
-                last_step = step == self._max_tool_steps
+            guard = RepeatGuard()
+            for step in range(min(len(resumed), self._max_tool_steps), self._max_tool_steps + 1):
+                last_step = step == self._max_tool_steps or guard.note is not None
                 stop_note = await before_step() if before_step is not None and step > 0 else None
+                stop_note = stop.note if stop is not None and stop.requested else stop_note
                 if stop_note:
                     text = ("\n\n" if spoken else "") + stop_note
                     spoken += text
@@ -263,7 +281,7 @@ class AgentSession:
                     ending=ending,
                 )
                 async with aclosing(stream):  # leaving early closes the model's stream: it stops writing
-                    async for delta in stream:
+                    async for delta in until_stopped(stream, stop):
                         if not text and spoken and not spoken.endswith("\n"):
                             delta = "\n\n" + delta
                         text += delta
@@ -272,6 +290,8 @@ class AgentSession:
                             stop_note = LOOP_NOTE
                             break
                 spoken += text
+                if stop is not None and stop.requested:
+                    stop_note = stop.note
                 if stop_note is None and ending.finish_reason == "length":
                     stop_note = LENGTH_NOTE.format(tokens=budget.output_tokens)
                 if stop_note is not None:
@@ -281,10 +301,13 @@ class AgentSession:
                     yield note
                     break
                 if requested and tools is not None and offered is not None and not last_step:
-                    await self._run_step(text, requested, tools, approve=approve, on_result=on_result)
+                    await self._run_step(
+                        text, requested, tools, approve=approve, on_result=on_result, guard=guard, journal=journal
+                    )
                     continue
                 if last_step and step > 0:
-                    note = ("\n\n" if spoken else "") + STEP_LIMIT_NOTE.format(steps=self._max_tool_steps)
+                    limit = guard.note or STEP_LIMIT_NOTE.format(steps=self._max_tool_steps)
+                    note = ("\n\n" if spoken else "") + limit
                     text += note
                     spoken += note
                     yield note
@@ -320,15 +343,64 @@ class AgentSession:
         *,
         approve: Approver | None,
         on_result: ResultHook | None,
+        guard: RepeatGuard | None = None,
+        journal: TurnJournal | None = None,
     ) -> None:
         """Run a step's calls; append the step and its results, in call order, as one unit."""
         meter = self._entries.meter
         assert meter is not None
         calls = calls_of(requested)
+        if journal is not None:
+            try:
+                await journal.step(text=text.strip(), calls=calls)
+            except Exception:  # its calls are not run: their ``running`` cannot be recorded either
+                log.exception("could not record a tool step in the turn journal")
         forgotten = self._forgotten.changes
         results = await run_calls(
-            calls, tools, approve=approve, on_result=on_result, count=meter.count, forgotten=forgotten
+            calls,
+            tools,
+            approve=approve,
+            on_result=on_result,
+            count=meter.count,
+            forgotten=forgotten,
+            guard=guard,
+            on_start=journal.running if journal is not None else None,
         )
+        self._append_step(text, calls, results)
+
+    async def _resume_step(
+        self,
+        step: ResumedStep,
+        tools: ToolBox | None,
+        approve: Approver | None,
+        on_result: ResultHook | None,
+        journal: TurnJournal | None,
+    ) -> None:
+        """An interrupted step: replay the calls that ended, run those that had not (never a call that ran)."""
+        meter = self._entries.meter
+        assert meter is not None
+        unfinished = [call for call, result in zip(step.calls, step.results, strict=True) if result is None]
+        if unfinished and tools is not None:
+            ran = await run_calls(
+                unfinished,
+                tools,
+                approve=approve,
+                on_result=on_result,
+                count=meter.count,
+                forgotten=self._forgotten.changes,
+                on_start=journal.running if journal is not None else None,
+            )
+        else:
+            ran = [ToolResult(c, f"Error: {c.name} is not available now; it did not run.", True, 0) for c in unfinished]
+        by_id = {r.call.id: r for r in ran}
+        results = [r if r is not None else by_id[c.id] for c, r in zip(step.calls, step.results, strict=True)]
+        self._append_step(step.text, list(step.calls), results)
+
+    def _append_step(self, text: str, calls: list[ToolCall], results: list[ToolResult]) -> None:
+        """Append a step and its results, in call order, as one unit."""
+        meter = self._entries.meter
+        assert meter is not None
+        forgotten = self._forgotten.changes
         results = [withheld_if_forgotten(r, forgotten) for r in results]  # forgotten after on_result
         step = [
             HistoryEntry("assistant", self._assistant_name, text.strip(), None, calls=calls),

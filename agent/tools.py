@@ -129,6 +129,8 @@ class Decision:
 
 
 Approver = Callable[[ToolCall, ToolSpec], Awaitable[Decision]]
+CallHook = Callable[[ToolCall], Awaitable[None]]  # told just before a call is sent to its provider
+NOT_JOURNALED_NOTE = "Error: {name} was not run: I could not record that it was starting. Nothing happened."
 
 
 class ToolProvider(Protocol):
@@ -218,11 +220,19 @@ class ToolBox:
                 index.setdefault(spec.name, (spec, provider))
         return index
 
-    async def execute(self, call: ToolCall, *, approve: Approver | None, count: TokenCount | None = None) -> ToolResult:
+    async def execute(
+        self,
+        call: ToolCall,
+        *,
+        approve: Approver | None,
+        count: TokenCount | None = None,
+        on_start: CallHook | None = None,
+    ) -> ToolResult:
         """Run ``call``; every failure is an error result for the model, never an exception.
 
         ``approve`` is asked when :func:`needs_approval` says so (no approver means the call is refused);
-        ``count`` is the model's token counter for the result cap (a rough estimate without one).
+        ``count`` is the model's token counter for the result cap (a rough estimate without one). ``on_start``
+        (the turn journal's ``running`` row) returns before the call is sent; when it fails, the call is not run.
         """
         started = time.monotonic()
         found = self._index().get(call.name)
@@ -238,6 +248,8 @@ class ToolBox:
                 decision = await self._ask(call, spec, approve)
             if decision is not None and not decision.approved:
                 output = ToolOutput(_refusal(call, decision), is_error=True)
+            elif not await _started(call, on_start):
+                output = ToolOutput(NOT_JOURNALED_NOTE.format(name=call.name), is_error=True)
             else:
                 output = await self._run(call, provider)
         text = await self._capped(output.text, count=count or _rough_count)
@@ -324,6 +336,18 @@ def call_line(*, name: str, raw_arguments: str, result: str, is_error: bool) -> 
     return f"called tool {name} with {one_line(raw_arguments or '{}', limit=300)}; {outcome}: {one_line(result)}"
 
 
+async def _started(call: ToolCall, on_start: CallHook | None) -> bool:
+    """Whether ``on_start`` recorded the call (a call that may have effects runs only once it is recorded)."""
+    if on_start is None:
+        return True
+    try:
+        await on_start(call)
+    except Exception:
+        log.exception("could not record that %s is starting; it is not run", call.name)
+        return False
+    return True
+
+
 def _refusal(call: ToolCall, decision: Decision) -> str:
     who = decision.decided_by or "no one (the request went unanswered)"
     why = f": {decision.reason}" if decision.reason else ""
@@ -335,6 +359,7 @@ __all__ = [
     "TOOL_TIMEOUT_S",
     "Approval",
     "Approver",
+    "CallHook",
     "Decision",
     "ToolBox",
     "ToolCall",

@@ -94,13 +94,12 @@ async def _build_tools(
         approvers=settings.tool_approvers,
         owners=ownership if ownership.shared else None,
     )
-    if not ownership.shared:  # several workers: a click on a dead worker's approval expires it then
-        await approvals.expire_earlier_runs()
     tools = ThreadTools(
         shared=ToolBox(providers, timeout_s=settings.tool_timeout_s),
         builtins=tuple(settings.builtin_tools),
         search=storage.search,
         trail=stores.trail,
+        journal=stores.journal,
         approvals=approvals,
         outbox=outboxes,
         clock=utc_now,
@@ -145,6 +144,7 @@ async def open_router(
             events=events,
             erasures=erasures,
             trail=storage.trail,
+            journal=storage.journal,
             usage=usage,
             feedback=storage.feedback,
         )

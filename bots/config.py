@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from storage.backends import Backend, UnsupportedDatabaseURL, backend_of, database_path_from_url
 
@@ -71,6 +78,76 @@ HINTS: dict[str, str] = {
 }
 
 
+# Settings that may hold a secret (a database URL can carry a password): each can also be read from the file that
+# NAME_FILE names, as Docker and Kubernetes secrets are mounted (README, "Deploy").
+SECRET_SETTINGS = (
+    "discord_token",
+    "slack_bot_token",
+    "slack_app_token",
+    "slack_signing_secret",
+    "llm_api_key",
+    "database_url",
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid. The message names the variable and what to put there."""
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """``NAME_FILE=/run/secrets/name`` sets NAME to that file's content, less one trailing newline.
+
+    It reads the ``*_FILE`` variables from the environment and the .env file; setting a secret both ways is
+    refused (which one should win is a guess), as is a file that cannot be read. A blank NAME counts as unset,
+    as everywhere in these settings, so ``DISCORD_TOKEN=`` from a copied .env.example does not clash.
+    """
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        init: InitSettingsSource,
+        env: EnvSettingsSource,
+        dotenv: EnvSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        self._sources = (init.init_kwargs, env.env_vars, dotenv.env_vars)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything happens in __call__
+
+    def _lookup(self, name: str) -> str | None:
+        for source in self._sources:
+            value = source.get(name)
+            if isinstance(value, str) and value.strip():
+                return value
+            if value is not None and not isinstance(value, str):
+                return str(value)
+        return None
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in SECRET_SETTINGS:
+            path = self._lookup(f"{name}_file")
+            if path is None:
+                continue
+            variable = name.upper()
+            if self._lookup(name) is not None:
+                raise ConfigError(
+                    f"{variable} and {variable}_FILE are both set. Set only one: {variable}_FILE for a secret "
+                    f"mounted as a file, or {variable} for the value itself."
+                )
+            try:
+                content = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise ConfigError(
+                    f"{variable}_FILE is invalid: cannot read {path} ({reason}). Set it to the path of a file "
+                    f"this process can read, holding the value of {variable}."
+                ) from None
+            values[name] = content.removesuffix("\n").removesuffix("\r")
+        return values
+
+
 def _split_ids(value: Any) -> Any:
     if isinstance(value, str):
         return frozenset(part.strip() for part in value.split(",") if part.strip())
@@ -81,6 +158,21 @@ class Settings(BaseSettings):
     """All of threadkeeper's configuration. Field names are the environment variables, upper-cased."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, and NAME_FILE for the secret settings (SecretFilesSource)."""
+        assert isinstance(init_settings, InitSettingsSource)
+        assert isinstance(env_settings, EnvSettingsSource) and isinstance(dotenv_settings, EnvSettingsSource)
+        files = SecretFilesSource(settings_cls, init_settings, env_settings, dotenv_settings)
+        return init_settings, files, env_settings, dotenv_settings, file_secret_settings
 
     database_url: str = "sqlite:///data/threadkeeper.db"
     llm_model: str = "openai/gpt-4o-mini"
@@ -285,10 +377,6 @@ class Settings(BaseSettings):
     @property
     def slack_enabled(self) -> bool:
         return self.slack_bot_token is not None and bool(self.slack_bot_token.get_secret_value())
-
-
-class ConfigError(Exception):
-    """A setting is missing or invalid. The message names the variable and what to put there."""
 
 
 def load_settings(**overrides: Any) -> Settings:

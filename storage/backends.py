@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from storage import migrations, protocols
 from storage.erasure import ErasureStore
 from storage.feedback import FeedbackStore
+from storage.journal import TurnJournal
 from storage.leases import Leases, SoleOwner
 from storage.log import ThreadLog
 from storage.protocols import DatabaseProbe, ThreadSearch
@@ -66,6 +67,7 @@ class Storage:
     erasures: protocols.ErasureStore
     search: ThreadSearch
     trail: protocols.ToolTrail
+    journal: protocols.TurnJournal  # the trail's calls as they happen, with the steps that asked for them
     approvals: protocols.ApprovalStore
     usage: protocols.UsageLog
     feedback: protocols.FeedbackStore
@@ -114,6 +116,7 @@ async def open_storage(url: str, *, migrate: bool = True) -> AsyncIterator[Stora
         erasures=ErasureStore(database),
         search=search,
         trail=ToolTrail(database),
+        journal=TurnJournal(database),
         approvals=ApprovalStore(database),
         usage=UsageLog(database),
         feedback=FeedbackStore(database),

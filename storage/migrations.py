@@ -332,6 +332,31 @@ MIGRATIONS: list[Migration] = [
         ),
         postgres=("ALTER TABLE threads ADD COLUMN title_message_id TEXT",),
     ),
+    # The turn journal: a tool turn's steps and each call's state, so an interrupted turn can resume
+    # (storage/journal.py). The trail becomes the journal: a call's ``tool_calls`` row is written when the model
+    # asks for it ('requested') and moves through its states to 'done' (or 'failed', 'denied', 'expired'); rows
+    # written before this upgrade were finished calls, hence the default. ``turn_steps`` holds each model step
+    # that asked for tools; ``closed_utc`` is set when the turn's answer is logged or the turn is dropped.
+    Migration(
+        "m009_turn_journal",
+        (
+            """
+            CREATE TABLE turn_steps (
+                {id_never_reused},
+                thread_id BIGINT NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+                after_message_id BIGINT NOT NULL,
+                text TEXT NOT NULL,
+                created_utc TEXT NOT NULL,
+                closed_utc TEXT
+            )
+            """,
+            "CREATE INDEX turn_steps_open ON turn_steps (thread_id, closed_utc, id)",
+            "ALTER TABLE tool_calls ADD COLUMN step_id BIGINT",
+            "ALTER TABLE tool_calls ADD COLUMN state TEXT NOT NULL DEFAULT 'done'",
+            "ALTER TABLE tool_calls ADD COLUMN approval_id BIGINT",
+            "CREATE UNIQUE INDEX tool_calls_by_step ON tool_calls (step_id, call_id)",
+        ),
+    ),
     # Worker leases (storage/postgres/leases.py): live state of the workers, referencing nothing.
     Migration(
         "pg_leases",

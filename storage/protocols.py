@@ -16,6 +16,7 @@ schemas must have the same tables and columns), and ``migrate-db`` copies any ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from storage.records import (
     Erasure,
     FeedbackEntry,
     Grouping,
+    JournalStep,
     LoggedMessage,
     Rating,
     SearchHit,
@@ -300,6 +302,56 @@ class ToolTrail(Protocol):
 
     async def for_thread(self, *, thread_id: int, after_id: int = 0, through_id: int | None = None) -> list[TrailEntry]:
         """Trail entries placed after a message in (``after_id``, ``through_id``], in order."""
+        ...
+
+
+class TurnJournal(Protocol):
+    """A tool turn's steps and each call's state, as they happen (storage/journal.py says why)."""
+
+    async def open_step(
+        self,
+        *,
+        thread_id: int,
+        after_message_id: int,
+        text: str,
+        calls: Sequence[tuple[str, str, str]],
+        now: datetime,
+        running: str | None = None,
+    ) -> int:
+        """Record a step and its ``(call_id, tool, arguments_json)`` calls as requested (the one ``running``
+        names as running), in one transaction; returns the step's id."""
+        ...
+
+    async def set_state(self, *, step_id: int, call_id: str, state: str) -> None:
+        """Move a call to ``allowed`` or ``running``, committed when this returns."""
+        ...
+
+    async def set_waiting(self, *, step_id: int, call_id: str, approval_id: int) -> None:
+        """The call waits on approval ``approval_id`` (the card outlives the process)."""
+        ...
+
+    async def finish(
+        self,
+        *,
+        step_id: int,
+        call_id: str,
+        state: str,
+        result: str,
+        is_error: bool,
+        duration_ms: int,
+        approval: str,
+        decided_by: str | None,
+        cites: tuple[int, ...],
+    ) -> None:
+        """End a call (``done``, ``failed``, ``denied``, ``expired``) with its result as the model saw it."""
+        ...
+
+    async def open_turn(self, *, thread_id: int) -> list[JournalStep]:
+        """The steps of the thread's open turn, oldest first, each with its calls in order; empty when none."""
+        ...
+
+    async def close_turn(self, *, thread_id: int, now: datetime) -> int:
+        """The open turn ended (answered or dropped); its rows stay in the log. Returns the steps closed."""
         ...
 
 

@@ -204,6 +204,7 @@ class TrailEntry:
     approval: str
     decided_by: str | None
     created_utc: str
+    state: str = "done"  # the call's journal state (storage/journal.py); 'done' for every finished call
 
 
 def trail_from_row(row: ColumnRow) -> TrailEntry:
@@ -218,7 +219,36 @@ def trail_from_row(row: ColumnRow) -> TrailEntry:
         approval=row["approval"],
         decided_by=row["decided_by"],
         created_utc=row["created_utc"],
+        state=row["state"],
     )
+
+
+CALL_STATES = ("requested", "waiting", "allowed", "running", "done", "failed", "denied", "expired")
+FINISHED_CALL_STATES = ("done", "failed", "denied", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class JournalCall:
+    """One call of a journaled step, as far as it got."""
+
+    call_id: str
+    tool: str
+    arguments_json: str
+    state: str  # one of CALL_STATES
+    result: str  # the result as the model saw it ('' until the call ends)
+    is_error: bool
+    decided_by: str | None
+    approval_id: int | None = None  # the approval card the call waits on (or waited on)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalStep:
+    """One model step of a turn not yet closed: its text so far and its calls, in the order asked."""
+
+    id: int
+    after_message_id: int
+    text: str
+    calls: tuple[JournalCall, ...]
 
 
 def interleave(messages: list[LoggedMessage], trail: list[TrailEntry]) -> list[LoggedMessage | TrailEntry]:
@@ -248,6 +278,7 @@ class ApprovalRecord:
     state: str
     card_message_id: str | None
     decided_by_name: str | None
+    created_utc: str | None = None  # when the card was asked for: its APPROVAL_TIMEOUT_S counts from here
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ from storage.sql import SqlDatabase
 
 _TRAIL_COLUMNS = (
     "id, thread_id, after_message_id, call_id, tool, arguments_json, result_excerpt, is_error, duration_ms, "
-    "approval, decided_by, cites_json, created_utc"
+    "approval, decided_by, cites_json, created_utc, state"
 )
-_APPROVAL_COLUMNS = "id, thread_id, tool, arguments_preview, state, card_message_id, decided_by_name"
+_APPROVAL_COLUMNS = "id, thread_id, tool, arguments_preview, state, card_message_id, decided_by_name, created_utc"
 
 
 class ToolTrail:

@@ -17,7 +17,7 @@ from pathlib import Path
 from bots.app import open_router
 from bots.config import Settings
 from bots.router.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
-from bots.router.ports import ApprovalCard, CatchUpCard, ClickResult
+from bots.router.ports import ApprovalCard, CatchUpCard, ClickResult, SessionStatus
 from bots.router.threads import ThreadRouter
 
 PLATFORM = "test"
@@ -40,6 +40,7 @@ class RecordingOutbox:
     approvals_posted: list[ApprovalCard] = field(default_factory=list)
     approval_updates: list[tuple[str, ApprovalCard]] = field(default_factory=list)
     statuses: list[tuple[ThreadKey, str | None]] = field(default_factory=list)
+    session_statuses: list[tuple[ThreadKey, SessionStatus]] = field(default_factory=list)
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
         text = ""
@@ -72,6 +73,9 @@ class RecordingOutbox:
 
     async def show_status(self, *, thread: ThreadKey, text: str | None) -> None:
         self.statuses.append((thread, text))
+
+    async def set_session_status(self, *, thread: ThreadKey, status: SessionStatus, title: str | None = None) -> None:
+        self.session_statuses.append((thread, status))
 
     def replies_in(self, thread: ThreadKey) -> list[str]:
         return [r.text for r in self.replies if r.thread == thread]

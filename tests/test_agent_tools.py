@@ -18,6 +18,7 @@ import pytest
 from agent.llm import LLMClient, LLMConfig
 from agent.mcp_servers import MCPServers
 from agent.session import AgentSession, UserTurn
+from agent.steps import RepeatGuard
 from agent.summarize import Summarizer
 from agent.tools import Decision, ToolBox, ToolCall, ToolOutput, ToolResult, ToolSpec
 from tests.fakes.llm import FakeLLM, RecordedRequest, ScriptedCall, ToolCallReply
@@ -181,7 +182,8 @@ async def test_a_server_that_never_starts_leaves_the_bot_answering_without_it(
 
 
 async def test_max_tool_steps_ends_the_turn_with_an_answer_that_says_so(fake_llm: FakeLLM, mcp: MCPServers) -> None:
-    fake_llm.reply_with(lambda body: ToolCallReply(calls=(ScriptedCall("fake__lookup", {"key": "again"}),)))
+    keys = iter(range(100))  # a different lookup each step: the loop guard does not trip
+    fake_llm.reply_with(lambda body: ToolCallReply(calls=(ScriptedCall("fake__lookup", {"key": f"k{next(keys)}"}),)))
     session = session_for(client(fake_llm), max_tool_steps=3)
     reply = await say(session, "loop forever", tools=ToolBox([mcp]))
     assert "limit of 3 tool steps" in reply
@@ -189,6 +191,38 @@ async def test_max_tool_steps_ends_the_turn_with_an_answer_that_says_so(fake_llm
     assert [r.tools is not None for r in fake_llm.requests] == [True, True, True, False]
     assert_every_tool_message_follows_its_call(fake_llm.requests[-1])
     assert len(tool_messages(fake_llm.requests[-1])) == 3
+
+
+async def test_the_third_identical_call_is_not_run_and_the_answer_says_a_loop_was_stopped(
+    fake_llm: FakeLLM, mcp: MCPServers
+) -> None:
+    fake_llm.reply_with(
+        lambda body: (
+            ToolCallReply(calls=(ScriptedCall("fake__lookup", {"key": "same"}),))
+            if body.get("tools")
+            else "I could not get a better answer."
+        )
+    )
+    trail = Trail()
+    reply = await say(session_for(client(fake_llm)), "look it up", tools=ToolBox([mcp]), on_result=trail.record)
+    assert [r.tools is not None for r in fake_llm.requests] == [True, True, True, False]
+    first, second, third = tool_messages(fake_llm.requests[-1])
+    assert first["content"] == second["content"] == "value of same is 42"
+    assert "Not run" in third["content"] and "loop was stopped" in third["content"]
+    assert [r.is_error for r in trail.results] == [False, False, True]
+    assert reply.startswith("I could not get a better answer.")
+    assert reply.endswith("(I stopped a loop here: fake__lookup was asked for 3 times with the same arguments.)")
+
+
+def test_argument_order_does_not_hide_a_loop() -> None:
+    guard = RepeatGuard()
+    calls = [
+        ToolCall.from_raw(id=str(i), name="fake__t", raw_arguments=raw)
+        for i, raw in enumerate(['{"a": 1, "b": [2]}', '{"b": [2], "a": 1}', '{"a":1,"b":[2]}'])
+    ]
+    other = ToolCall.from_raw(id="x", name="fake__t", raw_arguments='{"a": 2, "b": [2]}')
+    assert [guard.admits(c) for c in [calls[0], other, calls[1], calls[2]]] == [True, True, True, False]
+    assert guard.tripped is calls[2] and guard.note is not None and "fake__t" in guard.note
 
 
 async def test_forged_system_text_in_a_result_stays_a_tool_message(fake_llm: FakeLLM, mcp: MCPServers) -> None:
@@ -310,9 +344,11 @@ async def test_a_turn_whose_results_overflow_the_window_drops_its_oldest_results
     window = 1500
     fake_llm.max_context_tokens = window
     fake_llm.reply("Noted.")
-    flood = ScriptedCall("fake__echo", {"text": "padding words here ", "repeat": 200})
-    for _step in range(3):
-        fake_llm.call_tools(flood, flood)
+    for step in range(3):  # six different calls: the loop guard stays out of it
+        flood = [
+            ScriptedCall("fake__echo", {"text": "padding words here ", "repeat": 200 + 2 * step + i}) for i in (0, 1)
+        ]
+        fake_llm.call_tools(*flood)
     fake_llm.reply_with(lambda body: "SUMMARY: codename HERON" if not body.get("stream") else "Done.")
     session = session_for(client(fake_llm, window=window))
     await say(session, "Project codename is HERON.", tools=ToolBox([mcp]), message_id=1)

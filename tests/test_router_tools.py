@@ -14,12 +14,11 @@ import pytest
 from bots.cli import export
 from bots.router.messages import ApprovalAction, ApprovalClick, Author, CardAction
 from bots.router.ports import ApprovalState
-from bots.tools.approvals import EXPIRED_NOTE
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import stdio_entry, write_config
 from tests.fakes.waiting import wait_until
-from tests.router_harness import ALICE, BOB, Bot, db_rows, message, running_router, thread_key
+from tests.router_harness import BOB, Bot, db_rows, message, running_router, thread_key
 
 pytestmark = pytest.mark.slow  # each test starts an MCP server process
 
@@ -148,26 +147,4 @@ async def test_deny_and_no_answer_in_time_both_tell_the_model_the_call_was_refus
     assert [r[0] for r in rows] == ["denied", "timed_out"]
 
 
-async def test_after_a_restart_an_approval_card_is_stale_and_the_thread_gets_where_were_we(
-    tool_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path
-) -> None:
-    settings = tool_settings()
-    async with running_router(settings) as bot:
-        fake_llm.reply("Hello.")
-        await bot.say("Hi")
-        await ready(bot)
-        fake_llm.call_tools(ScriptedCall("fake__create_ticket", {"title": "never"}))
-        await bot.router.handle_message(message("File a ticket"))
-        await wait_until(lambda: bool(bot.outbox.approvals_posted), what="the approval card")
-        card = bot.outbox.approvals_posted[0]
-        await bot.router.close()  # the process dies while the call waits
-    async with running_router(settings) as bot:
-        result = await bot.router.handle_approval_click(
-            ApprovalClick(card.approval_id, ApprovalAction.ALLOW, ALICE, thread=thread_key())
-        )
-        assert result.private_note == EXPIRED_NOTE
-        shown = bot.outbox.approval_updates[-1][1]
-        assert shown.approval_id == card.approval_id and shown.state is ApprovalState.EXPIRED and not shown.buttons_live
-        assert len(bot.outbox.cards_posted) == 1  # the waiting message takes the orphan path
-    assert db_rows(db_path, "SELECT state FROM approvals")[0][0] == "expired"
-    assert tool_messages(fake_llm) == []  # the call never ran
+# An approval card across a restart: tests/test_turn_journal.py (the card outlives the process).

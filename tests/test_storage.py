@@ -77,7 +77,11 @@ EXPECTED_COLUMNS = {
         "decided_by",
         "cites_json",
         "created_utc",
+        "step_id",
+        "state",
+        "approval_id",
     ],
+    "turn_steps": ["id", "thread_id", "after_message_id", "text", "created_utc", "closed_utc"],
     "approvals": [
         "id",
         "thread_id",
@@ -113,6 +117,8 @@ EXPECTED_INDEXES = {
     "delivered_events_by_message": "delivered_events",
     "erasures_by_thread": "erasures",
     "tool_calls_by_thread": "tool_calls",
+    "tool_calls_by_step": "tool_calls",
+    "turn_steps_open": "turn_steps",
     "usage_by_user": "usage",
     "usage_by_thread": "usage",
 }
@@ -132,6 +138,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m006_feedback",
             "m007_thread_settings",
             "m008_ids_never_reused_and_title_source",
+            "m009_turn_journal",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -213,6 +220,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m006_feedback",
             "m007_thread_settings",
             "m008_ids_never_reused_and_title_source",
+            "m009_turn_journal",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")

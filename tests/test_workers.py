@@ -24,7 +24,7 @@ from storage.postgres.db import PostgresDatabase, open_postgres
 from storage.postgres.leases import PostgresLeases
 from storage.trail import ApprovalStore
 from tests.fakes.llm import FakeLLM, ScriptedCall
-from tests.fakes.mcp_server import stdio_entry, write_config
+from tests.fakes.mcp_server import calls_made, stdio_entry, write_config
 from tests.fakes.waiting import wait_until
 from tests.router_harness import ALICE, BOB, Bot, message, running_router, thread_key
 
@@ -303,3 +303,35 @@ async def test_after_forget_at_one_worker_every_worker_still_takes_part_in_the_t
     assert "a secret plan" not in fake_llm.requests[-1].prompt_text
     rows = await pg.fetchall("SELECT content FROM messages ORDER BY id")
     assert [r["content"] for r in rows] == ["shall we start over?", "Starting afresh."]
+
+
+async def test_an_approval_whose_owner_died_is_resumed_by_the_worker_that_gets_the_click(
+    worker: Callable[..., Any], pg: PostgresDatabase, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    calls = tmp_path / "calls.txt"
+    config = write_config(tmp_path / "mcp.json", {"fake": stdio_entry(env={"FAKE_MCP_CALLS_FILE": str(calls)})})
+    tools = {"mcp_config": config, "llm_function_calling": True}
+    async with worker(**tools) as a, worker(**tools) as b:
+        fake_llm.reply("Hello.")
+        await a.say("Hi")  # A owns the thread
+        await asyncio.wait_for(a.router.tools_settled(), timeout=30)
+        await asyncio.wait_for(b.router.tools_settled(), timeout=30)
+        fake_llm.call_tools(ScriptedCall("fake__create_ticket", {"title": "Failover"}, id="call_failover"))
+        await a.router.handle_message(message("File Failover"))
+        await wait_until(lambda: bool(a.outbox.approvals_posted), timeout=10, what="the approval card")
+        card = a.outbox.approvals_posted[0]
+        await a.router.close()  # the owner dies while the call waits; its lease runs out
+        await expire_lease(pg, await thread_id_of(pg))
+
+        fake_llm.reply("SUMMARY: Alice said hi.")
+        fake_llm.reply("Failover ticket filed.")
+        click = ApprovalClick(card.approval_id, ApprovalAction.ALLOW, BOB, thread=thread_key())
+        assert (await b.router.handle_approval_click(click)).private_note is None
+        await wait_until(lambda: b.outbox.replies_in(thread_key()) == ["Failover ticket filed."], timeout=20)
+        await b.router.idle()
+        assert b.outbox.cards_posted == []  # no "Where were we?" card: the click chose to go on
+    assert calls_made(calls) == ["create_ticket Failover"]
+    tool = [m for m in fake_llm.requests[-1].body["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool] == ["call_failover"] and "created ticket" in tool[0]["content"]
+    row = await pg.fetchone("SELECT state, decided_by_name FROM approvals")
+    assert row is not None and (row["state"], row["decided_by_name"]) == ("approved", "Bob")

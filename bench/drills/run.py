@@ -9,14 +9,21 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from bench.common import Result, print_table
-from bench.drills import in_process, kill_restart, r6_workers, r7_rolling
+from bench.drills import bad_input, in_process, kill_restart, r6_workers, r7_rolling, security
 
 
 async def run_all(only: list[str] | None = None) -> list[Result]:
-    drills = {"R2-R5": in_process.run, "R1": kill_restart.run, "R6": r6_workers.run, "R7": r7_rolling.run}
+    drills = {
+        "R2 R3": in_process.run,
+        "R4": bad_input.run,
+        "R5": security.run,
+        "R1": kill_restart.run,
+        "R6": r6_workers.run,
+        "R7": r7_rolling.run,
+    }
     results: list[Result] = []
     for ids, drill in drills.items():
-        if only and not set(only) & set(ids.replace("R2-R5", "R2 R3 R4 R5").split()):
+        if only and not set(only) & set(ids.split()):
             continue
         print(f"running {ids} ...", flush=True)
         results += await drill()

@@ -7,6 +7,8 @@ When the router shows a "Where were we?" card, the next line ``1`` (or ``c``) me
 dim ``(running NAME…)`` line says so. ``/attach PATH…`` attaches files to the next message. ``/retry``,
 ``/model [NAME]``, ``/memory``, ``/export`` (a Markdown file in the export folder, the current one by default)
 and ``/forget`` (then ``y`` to confirm) are the in-thread commands of ``bots/router/commands.py``. Quit with Ctrl-D.
+Ctrl-C while an answer is being written stops that answer (the router's stop flow, ``bots/router/stopping.py``)
+and returns to the prompt; Ctrl-C at the prompt quits, as before.
 It drives the very router the Discord and Slack adapters use; an approval is asked while a reply is under way,
 so input is read again as soon as one is.
 """
@@ -14,10 +16,13 @@ so input is read again as soon as one is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
+import signal
 import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -33,9 +38,10 @@ from bots.router.messages import (
     CardAction,
     CardClick,
     IncomingMessage,
+    StopRequest,
     ThreadKey,
 )
-from bots.router.ports import ApprovalCard, CatchUpCard, parse_forget_button_id
+from bots.router.ports import ApprovalCard, CatchUpCard, SessionStatus, parse_forget_button_id
 from bots.router.threads import ThreadRouter
 from bots.tools.approval_arguments import full_arguments, printable
 
@@ -131,6 +137,14 @@ class ConsoleOutbox:
         self._out.write(f"{DIM}{line}{PLAIN}\n" if self._out.isatty() else f"{line}\n")
         self._out.flush()
 
+    async def set_session_status(self, *, thread: ThreadKey, status: SessionStatus, title: str | None = None) -> None:
+        """The terminal has no agent sessions: nothing to show."""
+
+    def note_privately(self, text: str) -> None:
+        """A note for the person at the terminal alone ("Nothing to stop.")."""
+        self._end_reply_line()
+        self._print(f"(only you can see this) {text}")
+
     def _end_reply_line(self) -> None:
         """A line of our own below a reply being printed; the reply goes on, prefixed again, after it."""
         if self._mid_reply:
@@ -180,7 +194,7 @@ async def chat(
             if outcome.confirm_button is not None:
                 forget_pending = parse_forget_button_id(outcome.confirm_button)
                 out.write("[y] Forget this thread   (any other line keeps it)\n")
-            await _until_idle_or_asked(router, outbox)
+            await _until_idle_or_asked(router, outbox, stop=StopRequest(key, author))
             continue
         choice = CHOICES.get(text.strip().lower()) if outbox.pending_card else None
         approval = APPROVAL_CHOICES.get(text.strip().lower()) if outbox.pending_approval else None
@@ -213,7 +227,7 @@ async def chat(
                     attachments=attached,
                 )
             )
-        await _until_idle_or_asked(router, outbox)
+        await _until_idle_or_asked(router, outbox, stop=StopRequest(key, author))
 
 
 def _private(out: TextIO, result: CommandResult, *, export_dir: Path | None = None) -> None:
@@ -227,10 +241,47 @@ def _private(out: TextIO, result: CommandResult, *, export_dir: Path | None = No
     out.flush()
 
 
-async def _until_idle_or_asked(router: ThreadRouter, outbox: ConsoleOutbox) -> None:
-    """Wait for the bot to finish, or for it to ask for an approval (the reply waits on the answer)."""
+async def _until_idle_or_asked(router: ThreadRouter, outbox: ConsoleOutbox, *, stop: StopRequest) -> None:
+    """Wait for the bot to finish, or for it to ask for an approval (the reply waits on the answer).
+
+    Meanwhile Ctrl-C stops the answer (``stop``) instead of quitting; the prompt's own Ctrl-C comes back after.
+    """
     if outbox.pending_approval is not None:
         return
+    with _interrupt_stops(router, outbox, stop):
+        await _wait_idle_or_asked(router, outbox)
+
+
+@contextlib.contextmanager
+def _interrupt_stops(router: ThreadRouter, outbox: ConsoleOutbox, stop: StopRequest) -> Iterator[None]:
+    """While the block runs, SIGINT asks the router to stop the thread's answer; the handler before comes back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; elsewhere Ctrl-C keeps its usual meaning
+        return
+    loop = asyncio.get_running_loop()
+    before = signal.getsignal(signal.SIGINT)
+    pending: set[asyncio.Task[None]] = set()
+
+    async def stop_answer() -> None:
+        result = await router.handle_stop(stop)
+        if result.private_note:
+            outbox.note_privately(result.private_note)
+
+    def interrupted() -> None:
+        task = loop.create_task(stop_answer())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, before)
+
+
+async def _wait_idle_or_asked(router: ThreadRouter, outbox: ConsoleOutbox) -> None:
+    """Until no worker runs or an approval is asked, whichever comes first."""
     outbox.approval_asked.clear()
     # router.idle() gathers the workers: it runs in a task of its own, so that leaving it behind here (an
     # approval was asked) cancels nothing; it ends with the reply.

@@ -20,7 +20,7 @@ from bots.config import ConfigError, Settings
 from bots.discord import translate
 from bots.discord.access import NOT_AVAILABLE, checks_from, is_allowed, origin_of_click, origin_of_message
 from bots.discord.arguments import full_arguments_reply
-from bots.discord.buttons import ApprovalButton, CardButton, ShowArgumentsButton
+from bots.discord.buttons import ApprovalButton, CardButton, ShowArgumentsButton, StopButton
 from bots.discord.commands import ForgetButton, SlashCommands
 from bots.discord.outbox import NO_PINGS, DiscordOutbox
 from bots.discord.shards import ShardKeeper
@@ -82,11 +82,12 @@ class DiscordClient(discord.Client):
         self.card_click_handler = adapter.on_card_click
         self.approval_click_handler = adapter.on_approval_click
         self.arguments_click_handler = adapter.on_arguments_click
+        self.stop_click_handler = commands.on_stop
         self.commands = commands
         self.tree = commands.tree_for(self)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(CardButton, ApprovalButton, ShowArgumentsButton, ForgetButton)
+        self.add_dynamic_items(CardButton, ApprovalButton, ShowArgumentsButton, ForgetButton, StopButton)
         await self.commands.sync(self.tree)
 
     async def on_ready(self) -> None:

@@ -3,7 +3,8 @@
 discord.py routes a click on any message (one this process never sent, too) to the item whose template
 matches the custom id: ``tk-card:<card id>:<action>`` for the "Where were we?" card, ``tk-approval:<approval
 id>:<allow|deny>`` for a tool-call approval, ``tk-args:<approval id>:show_all`` for its full arguments. The id
-leads the router to the thread through SQLite; nothing about a card lives in memory.
+leads the router to the thread through SQLite; nothing about a card lives in memory. ``tk-stop:<thread id>`` is
+the Stop button on an answer being written; the thread it stops is the one it is clicked in.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import discord
 
-from bots.replies.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL, SHOW_ALL_LABEL
+from bots.replies.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL, SHOW_ALL_LABEL, STOP_LABEL
 from bots.router.messages import ApprovalAction, CardAction
 from bots.router.ports import (
     APPROVAL_BUTTON_PREFIX,
@@ -30,6 +31,8 @@ from bots.router.ports import (
 ClickHandler = Callable[[discord.Interaction[Any], int, CardAction], Awaitable[None]]
 ApprovalClickHandler = Callable[[discord.Interaction[Any], int, ApprovalAction], Awaitable[None]]
 ArgumentsClickHandler = Callable[[discord.Interaction[Any], int], Awaitable[None]]
+StopClickHandler = Callable[[discord.Interaction[Any]], Awaitable[None]]
+STOP_BUTTON_PREFIX = "tk-stop"
 
 
 class CardButton(
@@ -120,6 +123,37 @@ class ShowArgumentsButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         handler: ArgumentsClickHandler = interaction.client.arguments_click_handler
         await handler(interaction, self.approval_id)
+
+
+class StopButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=rf"{STOP_BUTTON_PREFIX}:(?P<thread>[0-9]+)",
+):
+    """Stop (grey) under an answer being written; the click goes to the client's ``stop_click_handler``."""
+
+    def __init__(self, thread: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=STOP_LABEL, style=discord.ButtonStyle.secondary, custom_id=f"{STOP_BUTTON_PREFIX}:{thread}"
+            )
+        )
+        self.thread = thread
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> StopButton:
+        return cls(int(match["thread"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        handler: StopClickHandler = interaction.client.stop_click_handler
+        await handler(interaction)
+
+
+def stop_view(thread: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(StopButton(thread))
+    return view
 
 
 def approval_view(card: ApprovalCard, *, show_all: bool) -> discord.ui.View | None:

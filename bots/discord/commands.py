@@ -6,6 +6,8 @@ registered with one bulk overwrite from ``setup_hook``, for servers and DMs. Eac
 it was used in, and the router's answer goes back as an ephemeral follow-up: a note, the export as a Markdown
 file, or the "Forget this thread" button. That button is a ``DynamicItem`` (``tk-forget:<thread row id>:confirm``)
 so a click works after a restart too. Allowlists are checked here, as for every event; the router decides the rest.
+``/stop`` and the Stop button under an answer being written (``bots/discord/buttons.py``) both become a
+``StopRequest`` for the thread they are used in (``bots/router/stopping.py``); only "Nothing to stop." is said back.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from bots.router.commands import (
     CommandResult,
     ForgetClick,
 )
-from bots.router.messages import Author, ThreadKey
+from bots.router.messages import Author, StopRequest, ThreadKey
 from bots.router.ports import FORGET_BUTTON_PREFIX, forget_button_id, parse_forget_button_id
 from bots.router.threads import ThreadRouter
 
@@ -42,6 +44,8 @@ DESCRIPTIONS = {
     CommandName.EXPORT: "This thread's log as a Markdown file (only you get it)",
     CommandName.FORGET: "Make me forget this thread: its log, summaries and session",
 }
+STOP_DESCRIPTION = "Stop the answer I am writing in this thread"
+STOPPED = "Stopped."
 AUTOCOMPLETE_MAX = 25  # Discord shows at most 25 choices
 
 
@@ -97,7 +101,14 @@ class SlashCommands:
         for name in (CommandName.RETRY, CommandName.MEMORY, CommandName.EXPORT, CommandName.FORGET):
             tree.add_command(self._plain(name))
         tree.add_command(self._model())
+        tree.add_command(self._stop())
         return tree
+
+    def _stop(self) -> app_commands.Command[Any, Any, None]:
+        async def run(interaction: discord.Interaction[Any]) -> None:
+            await self.on_stop(interaction)
+
+        return app_commands.Command(name="stop", description=STOP_DESCRIPTION, callback=run)
 
     def _plain(self, name: CommandName) -> app_commands.Command[Any, Any, None]:
         async def run(interaction: discord.Interaction[Any]) -> None:
@@ -162,6 +173,26 @@ class SlashCommands:
             view.add_item(ForgetButton(thread_id))
             extra["view"] = view
         await interaction.followup.send(result.private_note or "Done.", ephemeral=True, **extra)
+
+    async def on_stop(self, interaction: discord.Interaction[Any]) -> None:
+        """``/stop`` or the Stop button: the router stops the thread's answer; the asker alone hears back."""
+        button = interaction.type is discord.InteractionType.component
+        try:
+            key = key_of_command(interaction)
+            if not self._allowed(interaction) or key is None:
+                await interaction.response.send_message(NOT_AVAILABLE if key is not None else NOT_HERE, ephemeral=True)
+                return
+            if button:
+                await interaction.response.defer()  # the answer itself shows the stop
+            else:
+                await interaction.response.defer(ephemeral=True, thinking=True)
+            user = interaction.user
+            request = StopRequest(key, Author(str(user.id), user.display_name), raw=interaction)
+            result = await self._router.handle_stop(request)
+            if result.private_note or not button:
+                await interaction.followup.send(result.private_note or STOPPED, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.error("Discord refused a call while stopping an answer: %s", exc)
 
     async def on_forget_click(self, interaction: discord.Interaction[Any], thread_id: int) -> None:
         """The confirmation: the router purges the thread; the button's message then says it is done."""

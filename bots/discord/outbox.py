@@ -17,12 +17,12 @@ from typing import Any
 
 import discord
 
-from bots.discord.buttons import approval_view, card_view
+from bots.discord.buttons import approval_view, card_view, stop_view
 from bots.replies.render import CARD_BODY, CARD_TITLE, approval_message, card_status_line, split_message
 from bots.replies.reply_stream import stream_as_messages
 from bots.replies.streaming import Snapshot, StreamingStatuses
 from bots.router.messages import CardAction, ThreadKey
-from bots.router.ports import ApprovalCard, CatchUpCard, card_button_id
+from bots.router.ports import ApprovalCard, CatchUpCard, SessionStatus, card_button_id
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,11 @@ class DiscordOutbox:
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
         with self._statuses.streaming(thread) as status:
-            return await stream_as_messages(
-                DiscordMessages(self._channel(thread)), deltas, interval_s=self._edit_interval_s, status=status
-            )
+            messages = DiscordMessages(self._channel(thread))
+            try:
+                return await stream_as_messages(messages, deltas, interval_s=self._edit_interval_s, status=status)
+            finally:
+                await messages.drop_stop()  # a last text that needed no edit, or an interrupted reply, keeps none
 
     async def show_status(self, *, thread: ThreadKey, text: str | None) -> None:
         """A line at the end of the reply streaming in ``thread`` (the throttle shows it); else nothing."""
@@ -55,6 +57,9 @@ class DiscordOutbox:
             self._statuses.show(thread, text)
         except Exception:
             log.exception("could not show a status in %s", thread)
+
+    async def set_session_status(self, *, thread: ThreadKey, status: SessionStatus, title: str | None = None) -> None:
+        """Discord has no agent sessions: nothing to show."""
 
     async def post_notice(self, *, thread: ThreadKey, text: str) -> None:
         await self._channel(thread).send(text, allowed_mentions=NO_PINGS)
@@ -101,6 +106,7 @@ class DiscordMessages:
     def __init__(self, channel: discord.PartialMessageable) -> None:
         self._channel = channel
         self._messages: dict[str, discord.Message] = {}
+        self._stoppable: str | None = None  # the message showing the Stop button while the answer is written
 
     def chunks(self, snapshot: Snapshot) -> list[str]:
         return message_chunks(snapshot)
@@ -109,13 +115,33 @@ class DiscordMessages:
         return typing_shown(self._channel)
 
     async def post(self, text: str, *, complete: bool = False) -> str:
-        return self._keep(await self._channel.send(text, allowed_mentions=NO_PINGS))
+        """A new message of the reply; the Stop button moves to it while the answer is being written."""
+        await self.drop_stop()
+        if complete:
+            return self._keep(await self._channel.send(text, allowed_mentions=NO_PINGS))
+        message = await self._channel.send(text, view=stop_view(self._channel.id), allowed_mentions=NO_PINGS)
+        self._stoppable = str(message.id)
+        return self._keep(message)
+
+    async def drop_stop(self) -> None:
+        """The Stop button goes from the message that shows it (best effort: a click on a stale one is harmless)."""
+        stoppable, self._stoppable = self._stoppable, None
+        message = self._messages.get(stoppable) if stoppable is not None else None
+        if message is None:
+            return
+        try:
+            self._messages[str(message.id)] = await message.edit(view=None)
+        except discord.HTTPException as exc:
+            log.info("could not take the Stop button off message %s: %s", message.id, exc)
 
     async def edit(self, message_id: str, text: str, *, complete: bool = False) -> str:
         """Edit a reply in progress; if someone deleted it meanwhile, carry on in a new message."""
         message = self._messages.pop(message_id)
+        extra: dict[str, Any] = {"view": None} if complete and message_id == self._stoppable else {}
+        if extra:
+            self._stoppable = None
         try:
-            return self._keep(await message.edit(content=text, allowed_mentions=NO_PINGS))
+            return self._keep(await message.edit(content=text, allowed_mentions=NO_PINGS, **extra))
         except discord.NotFound:
             log.info("reply message %s was deleted while streaming; posting the rest anew", message.id)
             return await self.post(text)

@@ -40,7 +40,8 @@ def as_markdown(
         if isinstance(item, TrailEntry):
             outcome = "error" if item.is_error else "result"
             lines += [
-                f"> 🔧 **{escape_controls(item.tool)}**{_approval(item)} · {item.created_utc} · {item.duration_ms} ms",
+                f"> 🔧 **{escape_controls(item.tool)}**{_approval(item)}{_state(item)} · {item.created_utc} · "
+                f"{item.duration_ms} ms",
                 f"> arguments: `{item.arguments_json}`",
                 f"> {outcome}: {' '.join(item.result_excerpt.split())[:500]}",
                 "",
@@ -93,6 +94,7 @@ def as_json(
                 "duration_ms": e.duration_ms,
                 "approval": e.approval,
                 "decided_by": e.decided_by,
+                "state": e.state,  # the turn journal's: where the call ended (or stopped)
                 "at_utc": e.created_utc,
             }
             for e in sorted(trail, key=lambda e: (e.after_message_id, e.id))
@@ -118,3 +120,8 @@ def markdown_filename(thread: ThreadRecord) -> str:
     file was sent or saved.
     """
     return f"thread-{thread.platform}-{re.sub(r'[^A-Za-z0-9]', '', thread.thread)[:40]}.md"
+
+
+def _state(entry: TrailEntry) -> str:
+    """A call that did not end as a plain run says where it stopped (the turn journal's state)."""
+    return "" if entry.state in ("done", "failed") else f" · {entry.state}"

@@ -52,6 +52,7 @@ APPROVAL_TITLE = "Allow this tool call?"
 ALLOW_LABEL = "Allow"
 DENY_LABEL = "Deny"
 SHOW_ALL_LABEL = "Show all"
+STOP_LABEL = "Stop"
 ARGUMENTS_CUT_NOTE = "Some arguments are cut short here; Show all has them in full."
 DISCORD_MESSAGE_CHARS = 2000
 
@@ -64,7 +65,11 @@ def approval_status_line(card: ApprovalCard) -> str | None:
         ApprovalState.APPROVED: f"Allowed by {who}.",
         ApprovalState.DENIED: f"Denied by {who}.",
         ApprovalState.TIMED_OUT: "Nobody answered in time, so the call was not made.",
-        ApprovalState.EXPIRED: "This request expired when I restarted.",
+        ApprovalState.EXPIRED: (
+            f"{card.decided_by} stopped the answer, so the call was not made."  # a stop names who (router/stopping.py)
+            if card.decided_by
+            else "This request expired when I restarted."
+        ),
     }[card.state]
 
 

@@ -17,11 +17,12 @@ from typing import Any, Protocol
 
 from agent.llm import LLMError
 from agent.session import UserTurn
+from agent.stopping import TurnStop
 from bots.files.attachment_turns import TurnFiles
 from bots.operator import metrics
 from bots.router.forgetting import ErasureFollower
 from bots.router.messages import ThreadKey
-from bots.router.ports import ThreadOutbox
+from bots.router.ports import SessionStatus, ThreadOutbox
 from bots.router.thread_state import RouterStores, ThreadState, ThreadStates
 from bots.tools.tool_turns import ThreadTools
 from bots.workers.owned_threads import OwnedThreads
@@ -71,6 +72,12 @@ class AnsweringWorker:
         self._assistant_name = assistant_name
         self._clock = clock
         self._host = host
+        self._running: dict[int, TurnStop] = {}  # thread row id -> the stop switch of its turn under way
+
+    def stop(self, thread_id: int, *, by: str) -> bool:
+        """Stop the turn under way in the thread (``agent/stopping.py``); False when none runs or it is stopping."""
+        running = self._running.get(thread_id)
+        return running is not None and running.request(by=by)
 
     def kick(self, state: ThreadState) -> None:
         """Make sure a worker will answer the thread's waiting messages (call with the thread's lock held)."""
@@ -136,24 +143,34 @@ class AnsweringWorker:
         provisional_id = f"local-{uuid.uuid4()}"
         committed = False
 
-        tools = (
-            None
-            if self._tools is None
-            else self._tools.for_turn(thread=state.key, thread_id=state.thread_id, after_message_id=ids[-1])
-        )
+        tools = None
+        if self._tools is not None:  # a turn a restart cut short resumes from its journal (bots/tools/journal.py)
+            interrupted = await self._tools.interrupted(thread=state.key, thread_id=state.thread_id, waiting=ids)
+            tools = self._tools.for_turn(
+                thread=state.key, thread_id=state.thread_id, after_message_id=ids[-1], interrupted=interrupted
+            )
 
         async def still_within_cap() -> str | None:
             """Before each further model step of a tool turn: a note to stop with once the author is capped."""
             return self._usage.step_cap_note() if await self._usage.over_cap(user_id=author_id) else None
 
+        stop = self._running[state.thread_id] = TurnStop()
+
         async def commit_when_complete() -> AsyncIterator[str]:
             nonlocal committed
             before_step = still_within_cap if self._usage.daily_cap is not None else None
             turn = (
-                session.turn(turns, before_step=before_step)
+                session.turn(turns, before_step=before_step, stop=stop)
                 if tools is None
                 else session.turn(
-                    turns, tools=tools.box, approve=tools.approve, on_result=tools.on_result, before_step=before_step
+                    turns,
+                    tools=tools.box,
+                    approve=tools.approve,
+                    on_result=tools.on_result,
+                    before_step=before_step,
+                    stop=stop,
+                    journal=tools.journal,
+                    resumed=tools.resumed,
                 )
             )
             async for delta in turn:
@@ -170,9 +187,19 @@ class AnsweringWorker:
             if reply_id is not None:
                 session.bind_reply(reply_id)
             committed = True
+            if self._tools is not None and tools is not None:
+                try:
+                    await self._tools.turn_ended(thread_id=state.thread_id, turn=tools)
+                except Exception:  # the next turn finds its messages answered and closes the steps then
+                    log.exception("could not close the turn journal in %s", state.key)
 
+        outbox = self._host.outbox(state.key)
+        record = await self._log.thread(thread_id=state.thread_id)
+        await outbox.set_session_status(
+            thread=state.key, status=SessionStatus.PROCESSING, title=record.title if record is not None else None
+        )
         try:
-            posted = await self._host.outbox(state.key).stream_reply(thread=state.key, deltas=commit_when_complete())
+            posted = await outbox.stream_reply(thread=state.key, deltas=commit_when_complete())
         except LeaseLost as exc:
             self._usage.settle()
             self._owned.refused(state, exc)
@@ -182,6 +209,12 @@ class AnsweringWorker:
             if not committed:
                 await self._events.mark_handled(message_ids=ids, now=self._clock())
             posted = []
+        finally:
+            self._running.pop(state.thread_id, None)
+        if not stop.requested:  # a stop moved the status on already
+            await outbox.set_session_status(thread=state.key, status=SessionStatus.ACTIVE)
+        if stop.by is not None:
+            log.info("the answer in %s was stopped by %s", state.key, stop.by)
         self._usage.settle()
         if committed:
             metrics.reply_posted(state.key.platform)

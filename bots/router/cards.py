@@ -22,7 +22,7 @@ from agent.llm import LLMError
 from agent.summarize import Purpose, Summarizer
 from bots.operator import log_context, metrics
 from bots.router.forgetting import ErasureFollower, thread_transcript
-from bots.router.messages import CardAction, CardClick, ThreadKey
+from bots.router.messages import Author, CardAction, CardClick, ThreadKey
 from bots.router.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.router.thread_state import RouterStores, ThreadState, clicked_thread, thread_key
 from storage.leases import Fence, LeaseLost
@@ -86,6 +86,7 @@ class CardFlow:
         self._cards = stores.cards
         self._log = stores.log
         self._sessions = stores.sessions
+        self._journal = stores.journal
         self._erasures = stores.erasures
         self._trail = stores.trail
         self._usage = stores.usage
@@ -189,6 +190,26 @@ class CardFlow:
             await self._host.wake_owner(owner, kind="card", thread_id=card.thread_id, detail=detail)
         return ClickResult()
 
+    async def resume_for_approval(self, thread_id: int, key: ThreadKey, user: Author) -> None:
+        """A click decided an approval no live turn waited on: resume the thread's turn as Catch me up would.
+
+        The click counts as choosing Catch me up: the thread's open card (or one recorded now, never shown) is
+        resolved with it, so no "Where were we?" card is needed; a thread with a live session just answers
+        what waits, its interrupted turn resumed from the journal.
+        """
+        state = await self._host.thread_state(key)
+        if state.session is not None:
+            await self._host.answer_waiting(state)
+            return
+        owner = await self._host.claim_thread(
+            state
+        )  # the owner-to-be resumes it (or, owned, its owner: the card's wake-up)
+        card, _ = await self._cards.open_card(
+            thread_id=thread_id, now=self._clock(), fence=None if owner is not None else self._host.fence(state)
+        )
+        state.card_open = True
+        await self.handle_click(CardClick(card_id=card.id, action=CardAction.CATCH_UP, user=user, thread=key))
+
     async def resolve_won_elsewhere(self, click: CardClick) -> None:
         """A click another worker received and won, in a thread this worker owns: do what it chose."""
         card = await self._cards.get(card_id=click.card_id)
@@ -256,6 +277,8 @@ class CardFlow:
         """The session the click asked for, or None (and the card open again) when it could not be made."""
         try:
             if click.action is CardAction.FRESH:
+                if self._journal is not None:  # the interrupted turn stays in the log, and is not resumed
+                    await self._journal.close_turn(thread_id=state.thread_id, now=self._clock())
                 await self._host.start_session(state, origin="fresh")
                 return CardState.FRESH
             self._usage.begin(thread_id=state.thread_id, user_id=click.user.id)

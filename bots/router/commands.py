@@ -27,7 +27,7 @@ from bots.operator.export import as_markdown, markdown_filename
 from bots.router.commands_models import ThreadModels
 from bots.router.forgetting import ErasureFollower
 from bots.router.messages import Author, ThreadKey
-from bots.router.ports import ThreadOutbox, forget_button_id
+from bots.router.ports import SessionStatus, ThreadOutbox, forget_button_id
 from bots.router.thread_state import RouterStores, ThreadState, clicked_thread, key_columns
 from storage.leases import Fence, LeaseLost
 
@@ -317,6 +317,7 @@ class CommandFlow:
         count = await self._erasures.forget_thread(thread_id=click.thread_id, now=self._clock(), keep_tracking=True)
         await self._follower.catch_up()  # the journal row drops the live session and state, as for the CLI
         log.info("%s had %s forgotten: %d message(s) purged", click.user.id, key, count)
+        await self._host.outbox(key).set_session_status(thread=key, status=SessionStatus.CLOSED)
         try:
             note = FORGOTTEN_NOTE.format(who=click.user.display_name)
             await self._host.outbox(key).post_notice(thread=key, text=note)

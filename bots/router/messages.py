@@ -223,3 +223,13 @@ class MessageDeletion:
     thread: ThreadKey
     message_id: str
     deleted_utc: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequest:
+    """Someone asked to stop the answer being written in ``thread`` (Slack's Stop, Discord's button or /stop,
+    the console's Ctrl-C). The router decides; see ``bots/router/stopping.py``."""
+
+    thread: ThreadKey
+    user: Author
+    raw: object = field(default=None, compare=False, repr=False)

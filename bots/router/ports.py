@@ -165,6 +165,19 @@ class ApprovalCard:
         return arguments_button_id(self.approval_id)
 
 
+class SessionStatus(enum.StrEnum):
+    """A thread's state as a platform with agent sessions shows it (Slack's ``agents.sessions.setStatus``).
+
+    ``processing`` while a turn runs, ``active`` between turns, ``suspended`` while the bot is down or the thread
+    waits on its "Where were we?" card, ``closed`` once forgotten.
+    """
+
+    PROCESSING = "processing"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
 class ThreadOutbox(Protocol):
     """What the router may do on a platform. One instance per platform, registered with the router."""
 
@@ -208,6 +221,12 @@ class ThreadOutbox(Protocol):
     async def show_status(self, *, thread: ThreadKey, text: str | None) -> None:
         """Show a transient progress line ("Running files__read_file…") for the reply being streamed in
         ``thread``, or clear it (``None``). It is never part of the reply's text. Best effort: never raises."""
+        ...
+
+    async def set_session_status(self, *, thread: ThreadKey, status: SessionStatus, title: str | None = None) -> None:
+        """Show the thread's state natively where the platform has agent sessions (Slack); a no-op elsewhere.
+
+        ``title`` names a session the call creates. Best effort: never raises."""
         ...
 
 

@@ -24,6 +24,7 @@ from storage.protocols import (
     SessionStore,
     ThreadLog,
     ToolTrail,
+    TurnJournal,
 )
 from storage.records import CardRecord, LoggedMessage
 
@@ -77,6 +78,7 @@ class RouterStores:
     trail: ToolTrail
     usage: UsageRecorder = field(default_factory=lambda: UsageRecorder(None))
     feedback: FeedbackStore | None = None  # 👍 / 👎 on answers, where a platform offers them
+    journal: TurnJournal | None = None  # tool turns as they happen; Start fresh drops an interrupted one
 
 
 async def thread_key(log_: ThreadLog, *, thread_id: int) -> ThreadKey | None:
@@ -148,6 +150,10 @@ class ThreadStates:
 
     def __len__(self) -> int:
         return len(self._states)
+
+    def live_keys(self) -> list[ThreadKey]:
+        """The threads with a live session, least recently used first."""
+        return list(self._live)
 
     def __contains__(self, key: ThreadKey) -> bool:
         return key in self._states

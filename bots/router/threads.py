@@ -53,10 +53,12 @@ from bots.router.messages import (
     IncomingMessage,
     MessageDeletion,
     MessageEdit,
+    StopRequest,
     ThreadKey,
     utc_now,
 )
-from bots.router.ports import BackgroundService, ClickResult, ThreadOutbox
+from bots.router.ports import BackgroundService, ClickResult, SessionStatus, ThreadOutbox
+from bots.router.stopping import StopFlow
 from bots.router.thread_state import RouterStores, ThreadState, ThreadStates, key_columns
 from bots.tools.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
 from bots.tools.tool_turns import ThreadTools
@@ -66,6 +68,8 @@ from storage.leases import Fence, LeaseLost, SoleOwner, Wake
 from storage.records import CardRecord
 
 log = logging.getLogger(__name__)
+
+SUSPEND_TIMEOUT_S = 5.0  # at shutdown, for showing every live thread as suspended
 
 
 class ThreadRouter:
@@ -131,6 +135,8 @@ class ThreadRouter:
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._tools = tools
+        if tools is not None:  # a click on an approval whose turn died with its process resumes that turn
+            tools.approvals.resume_turn = self._card_flow.resume_for_approval
         self._tool_servers = tool_servers
         self._tool_servers_started = False
         self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
@@ -149,6 +155,9 @@ class ThreadRouter:
             assistant_name=assistant_name,
             clock=clock,
             host=self,
+        )
+        self._stopping = StopFlow(
+            log=stores.log, answering=self._answering, approvals=tools.approvals if tools else None, outbox=self.outbox
         )
 
     # -- wiring ---------------------------------------------------------------------------------------------
@@ -200,6 +209,8 @@ class ThreadRouter:
         new = [m for m in waiting if m.id > state.answered_through and m.platform_message_id not in state.inflight]
         if not new:
             return
+        if state.session is None and self._tools is not None and await self._tools.waits_on_card(state.thread_id):
+            return  # its approval card outlived the process: a click there resumes the turn, no card needed
         state.inflight.update(m.platform_message_id for m in new)
         await self._answer_or_card(state, first_waiting=waiting[0].id)
 
@@ -317,6 +328,10 @@ class ThreadRouter:
     async def handle_forget_click(self, click: ForgetClick) -> CommandResult:
         return await self._commands.confirm_forget(click)
 
+    async def handle_stop(self, request: StopRequest) -> ClickResult:
+        """Stop the answer being written in the thread (``bots/router/stopping.py``); a note when none is."""
+        return await self._stopping.handle(request)
+
     # -- ownership (several workers on one database; bots/workers/ownership.py) ---------------------------------------
 
     async def claim_thread(self, state: ThreadState) -> str | None:
@@ -338,6 +353,8 @@ class ThreadRouter:
             await self._card_flow.post_card(state)
         except LeaseLost as exc:
             self._owned.refused(state, exc)
+            return
+        await self.outbox(state.key).set_session_status(thread=state.key, status=SessionStatus.SUSPENDED)
 
     async def _on_wake(self, wake: Wake) -> None:
         """A hint from another worker: a card click it won or a command it received in a thread this one owns, or
@@ -357,6 +374,21 @@ class ThreadRouter:
         else:
             await self.attend(wake.thread_id)
 
+    async def _suspend_live(self) -> None:
+        """Shutting down: every thread with a live session shows as suspended until a later run picks it up.
+
+        All at once and within ``SUSPEND_TIMEOUT_S``: a slow platform never holds the shutdown up."""
+        calls = [
+            self._outboxes[key.platform].set_session_status(thread=key, status=SessionStatus.SUSPENDED)
+            for key in self._states.live_keys()
+            if key.platform in self._outboxes
+        ]
+        try:
+            async with asyncio.timeout(SUSPEND_TIMEOUT_S):
+                await asyncio.gather(*calls, return_exceptions=True)
+        except TimeoutError:
+            log.warning("not every live thread was shown as suspended within %.0fs", SUSPEND_TIMEOUT_S)
+
     def _platforms(self) -> list[str]:
         return list(self._outboxes)
 
@@ -375,6 +407,8 @@ class ThreadRouter:
         await self._live.start(state, origin=origin)
 
     async def answer_waiting(self, state: ThreadState) -> None:
+        """After a card's choice: the thread's session is live again, and what waits is answered."""
+        await self.outbox(state.key).set_session_status(thread=state.key, status=SessionStatus.ACTIVE)
         async with state.lock:
             self._answering.kick(state)
 
@@ -420,5 +454,6 @@ class ThreadRouter:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._suspend_live()
         await self._files.close()
         await self.ownership.stop()

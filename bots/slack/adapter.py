@@ -55,7 +55,13 @@ REQUIRED_SCOPES = (
     "im:write",  # ... sent to the asker's DM with the bot (conversations.open)
     "files:read",  # download the files shared in its threads (url_private)
 )
-LISTENED_EVENTS = ("app_home_opened", "app_mention", "assistant_thread_context_changed", "assistant_thread_started")
+LISTENED_EVENTS = (
+    "agent_session_stopped",
+    "app_home_opened",
+    "app_mention",
+    "assistant_thread_context_changed",
+    "assistant_thread_started",
+)
 MESSAGE_EVENTS = ("message.channels", "message.groups", "message.im")  # what "message" subscribes to
 EVENTS = LISTENED_EVENTS + MESSAGE_EVENTS  # the Events API subscriptions; slack-manifest.yml asks for exactly these
 STOP_GRACE_S = 20.0
@@ -226,6 +232,7 @@ class SlackAdapter:
     def _register(self) -> None:
         self.app.use(self._allowlist)
         listeners: dict[str, Callable[..., Awaitable[None]]] = {
+            "agent_session_stopped": self.agent.on_session_stopped,
             "app_home_opened": self.agent.on_home_opened,
             "app_mention": self._on_mention,
             "assistant_thread_context_changed": self.agent.on_assistant_context_changed,

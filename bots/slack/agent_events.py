@@ -1,4 +1,5 @@
-"""The Slack listeners of the AI-app features: the assistant side panel, the messages tab, feedback clicks.
+"""The Slack listeners of the AI-app features: the assistant side panel, the messages tab, feedback clicks, and
+the Stop of an agent session (``agent_session_stopped``, handed to the router as a ``StopRequest``).
 
 They translate and hand over, like the adapter's other listeners: every Web API call runs after the ack
 (``after_ack``), a feedback click is recorded by the router, and the clicker is thanked privately.
@@ -10,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
-from bots.router.messages import Author
+from bots.router.messages import Author, StopRequest
 from bots.router.threads import ThreadRouter
 from bots.slack import translate
 from bots.slack.assistant import AgentThreads
@@ -65,6 +66,26 @@ class AgentEvents:
             self._after_ack(
                 self.threads.suggest_prompts(workspace=translate.team_of(body, event), channel=channel),
                 what="suggesting prompts",
+            )
+
+    async def on_session_stopped(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """Someone pressed Slack's Stop on the thread's agent session: the router stops the turn, after the ack.
+
+        Slack has already stopped the streams it names (``streaming_message_ts``); the router ends the turn.
+        """
+        channel, thread_ts, user = event.get("channel"), event.get("thread_ts"), event.get("user")
+        if not (isinstance(channel, str) and isinstance(thread_ts, str) and isinstance(user, str)):
+            log.info("ignoring an agent_session_stopped event that names no thread or user")
+            return
+        thread = translate.thread_of(team=translate.team_of(body, event), channel=channel, ts=thread_ts, thread_ts=None)
+        self._after_ack(self._stop(StopRequest(thread, Author(user, user), raw=event)), what="a stop")
+
+    async def _stop(self, request: StopRequest) -> None:
+        user = await self._named(request.user)
+        result = await self._router.handle_stop(StopRequest(request.thread, user, raw=request.raw))
+        if result.private_note:
+            await self._outbox.tell_privately(
+                channel=request.thread.channel, thread_ts=request.thread.thread, user=user.id, text=result.private_note
             )
 
     async def on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:

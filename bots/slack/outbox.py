@@ -48,12 +48,12 @@ from bots.replies.render import (
 from bots.replies.streaming import Snapshot, StreamingStatuses
 from bots.router.bounded import BoundedCache
 from bots.router.messages import ApprovalAction, CardAction, ThreadKey
-from bots.router.ports import ApprovalCard, CatchUpCard
+from bots.router.ports import ApprovalCard, CatchUpCard, SessionStatus
 from bots.slack.arguments import summary_section
 from bots.slack.errors import reason_of as _reason
 from bots.slack.feedback import feedback_blocks, text_blocks
 from bots.slack.mrkdwn import escape, to_mrkdwn
-from bots.slack.status import AssistantStatus
+from bots.slack.status import AgentSessions, AssistantStatus
 from bots.slack.stream import Asker, NativeStreaming, SlackStream
 from bots.slack.translate import is_dm
 
@@ -86,6 +86,7 @@ class SlackOutbox:
         self._statuses = StreamingStatuses()
         self._status = AssistantStatus(client)
         self.native = NativeStreaming()
+        self.sessions = AgentSessions(client)
         self._askers: BoundedCache[tuple[str, str], Asker] = BoundedCache(max_entries=ASKERS_MAX, ttl_s=ASKER_TTL_S)
 
     def remember_asker(self, thread: ThreadKey, user: str, *, team: str | None = None) -> None:
@@ -132,6 +133,13 @@ class SlackOutbox:
                 await asyncio.gather(thinking, return_exceptions=True)
                 await self._status.clear(thread)
             yield delta
+
+    async def set_session_status(self, *, thread: ThreadKey, status: SessionStatus, title: str | None = None) -> None:
+        """The thread's agent session (``status.py``); never raises, never holds a reply up for long."""
+        try:
+            await self.sessions.set_status(thread, status, title=title)
+        except Exception:
+            log.exception("could not set the agent session status of %s", thread)
 
     async def show_status(self, *, thread: ThreadKey, text: str | None) -> None:
         """Slack's own assistant status where the workspace allows it, else a line in the streaming message."""

@@ -5,18 +5,32 @@ refused where the workspace or the thread does not allow it (an error such as ``
 ``missing_scope``); a workspace that refused once is remembered and not asked again, and the caller falls back
 to a line in the streaming message. A network error or a slow answer costs one status only, never the reply:
 the caller falls back for that call and the workspace is asked again next time.
+
+Agent sessions (:class:`AgentSessions`): every thread the bot answers in is one.
+
+``agents.sessions.setStatus`` moves a thread's session between ``processing`` (a turn runs; Slack shows its own
+Stop button, whose click arrives as ``agent_session_stopped``), ``active``, ``suspended`` and ``closed``, and
+creates the session on first use (the title is sent only then; ``agents.sessions.rename`` would change it). The
+router drives it through the outbox (``SessionStatus``); this module only calls Slack.
+
+A workspace or app that refuses the methods (not declared as an agent, a missing scope, an older plan) gets
+today's behaviour: said once in the log, asked again after an hour, like native streaming (``stream.py``). A
+network error or a slow answer costs that one status only. A call is never allowed to hold up a reply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.router.messages import ThreadKey
+from bots.router.ports import SessionStatus
 from bots.slack.errors import reason_of
 from bots.slack.translate import is_dm
 
@@ -77,3 +91,54 @@ class AssistantStatus:
         """At the end of a reply: a status of ours left set goes (Slack would keep it up to two minutes)."""
         if thread in self._shown:
             await self.set(thread, None)
+
+
+AGENT_SESSIONS_RETRY_AFTER_S = 3600.0
+AGENT_SESSIONS_TIMEOUT_S = 2.0
+TITLE_LIMIT = 200
+
+
+class AgentSessions:
+    """setStatus per thread, with the workspaces that refused it remembered for an hour."""
+
+    def __init__(self, client: AsyncWebClient, *, retry_after_s: float = AGENT_SESSIONS_RETRY_AFTER_S) -> None:
+        self._client = client
+        self._retry_after_s = retry_after_s
+        self._refused: dict[str, float] = {}  # workspace -> when it last refused
+
+    def refused_in(self, workspace: str) -> bool:
+        at = self._refused.get(workspace)
+        return at is not None and time.monotonic() - at < self._retry_after_s
+
+    async def set_status(self, thread: ThreadKey, status: SessionStatus, *, title: str | None = None) -> bool:
+        """Move the thread's session to ``status`` (creating it, named ``title``); False when Slack did not."""
+        if self.refused_in(thread.workspace):
+            return False
+        body: dict[str, Any] = {"status": status.value, "channel_id": thread.channel, "thread_ts": thread.thread}
+        if title:
+            body["title"] = title[:TITLE_LIMIT]
+        try:
+            async with asyncio.timeout(AGENT_SESSIONS_TIMEOUT_S):
+                response = await self._client.api_call("agents.sessions.setStatus", json=body)
+        except SlackApiError as exc:
+            self._refuse(thread.workspace, reason_of(exc))
+            return False
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.info("could not set the agent session status of %s (%s)", thread, type(exc).__name__)
+            return False
+        self._refused.pop(thread.workspace, None)
+        warning = response.get("warning") if isinstance(response.data, dict) else None
+        if warning:
+            log.debug("agents.sessions.setStatus in %s warned: %s", thread, warning)
+        return True
+
+    def _refuse(self, workspace: str, reason: str) -> None:
+        if workspace not in self._refused:
+            log.warning(
+                "Slack refused agent sessions in workspace %s (%s); threads there show no session status, "
+                "trying again every %.0f minutes",
+                workspace,
+                reason,
+                self._retry_after_s / 60,
+            )
+        self._refused[workspace] = time.monotonic()

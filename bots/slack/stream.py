@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 STREAM_LIMIT = 11_500  # characters a streamed message holds: Slack takes 12,000 a call; mention guards add some
 NATIVE_RETRY_AFTER_S = 3600.0
+ENDED_BY_SLACK = "message_not_in_streaming_state"  # Slack's own Stop ended the stream (agent sessions)
 # Slack would read <@U…>, <!here>, <#C…> as a mention or a link. A "<" that ends a call is guarded too: the next
 # append may begin with "!here>", and Slack renders the stream's calls as one text.
 _MENTION = re.compile(r"<(?=[@!#]|\Z)")
@@ -98,6 +99,8 @@ class SlackStream:
         self._tasks = itertools.count(1)
         self._task: tuple[str, str] | None = None  # the task chunk in progress: id, title
         self.ids: list[str] = []
+        self._ended: set[str] = set()  # streams Slack's Stop ended: what follows goes in a plain message
+        self._held = ""
         # Where the assistant status says "thinking" the stream opens with the first text; elsewhere the opened
         # stream is the only sign of life, so it opens while the model is asked.
         self.start_at_once = not status_shown
@@ -128,17 +131,42 @@ class SlackStream:
 
     async def append(self, message_id: str, text: str, *, status: str | None) -> None:
         chunks = self._status_chunks(status) + self._text_chunks(text)
-        if chunks:
-            await self._client.chat_appendStream(channel=self._thread.channel, ts=message_id, chunks=chunks)
+        if message_id in self._ended:
+            self._held += text
+        elif chunks:
+            try:
+                await self._client.chat_appendStream(channel=self._thread.channel, ts=message_id, chunks=chunks)
+            except SlackApiError as exc:
+                self._ended_by_slack(message_id, exc)
+                self._held += text
 
     async def stop(self, message_id: str, text: str, *, complete: bool) -> None:
+        """End the stream with ``text``; after Slack's own Stop ended it, ``text`` is posted as a message instead
+        (the answer's closing note saying who stopped it)."""
         kwargs: dict[str, Any] = {"channel": self._thread.channel, "ts": message_id}
         chunks = self._status_chunks(None) + self._text_chunks(text)
         if chunks:
             kwargs["chunks"] = chunks
         if complete:
             kwargs["blocks"] = feedback_blocks(answer_id=self.ids[0])
-        await self._client.chat_stopStream(**kwargs)
+        if message_id not in self._ended:
+            try:
+                await self._client.chat_stopStream(**kwargs)
+                return
+            except SlackApiError as exc:
+                self._ended_by_slack(message_id, exc)
+        rest, self._held = (self._held + text).strip(), ""
+        if rest:
+            await self._client.chat_postMessage(
+                channel=self._thread.channel, thread_ts=self._thread.thread, markdown_text=guarded(rest)
+            )
+
+    def _ended_by_slack(self, message_id: str, exc: SlackApiError) -> None:
+        """Re-raise ``exc`` unless it says Slack ended the stream itself (its Stop button)."""
+        if _reason(exc) != ENDED_BY_SLACK:
+            raise exc
+        log.info("Slack ended the stream %s in %s (its Stop); the rest goes in a message", message_id, self._thread)
+        self._ended.add(message_id)
 
     async def delete(self, message_id: str) -> None:
         try:

@@ -7,9 +7,14 @@ double click, two people clicking Allow and Deny at once, or a click racing the 
 the others are told privately what was decided. Only people the adapters' allowlists admit can click at all,
 and with ``TOOL_APPROVERS`` set only those ids may decide.
 
-A waiting call lives in this process only. After a restart its card is stale: pending approvals are marked
-expired at start-up, a click on one says so, and the thread's waiting message takes the usual orphan path (the
-"Where were we?" card).
+A card outlives the process that posted it, until its ``APPROVAL_TIMEOUT_S`` (counted from when it was asked
+for) or a decision. The turn journal (``bots/tools/journal.py``) records which call waits on which card. A click
+on a card whose turn no process holds is decided here, in the database (first click wins, as always), and then
+the turn is resumed (``resume_turn``: as Catch me up would, the click counting as that choice): Allow runs the
+call once, Deny tells the model it was refused. A click after the timeout says so, and the turn goes on with the
+call refused. A card no journaled call waits on (its turn ended, or an earlier version posted it) expires on a
+click, as before: never "allowed" without the call running. A resumed turn whose call waits on a card still
+pending waits on that same card (:meth:`ApprovalFlow.wait_on`) for the rest of its time.
 
 The row keeps the call's full arguments (as JSON in the tool's schema order, in the column still named
 ``arguments_preview``): the card shows each argument cut on its own (``bots/tools/approval_arguments.py``), and "Show
@@ -19,16 +24,16 @@ its export may read what the bot wants to run.
 
 Several workers: only the process whose turn waits for the call may record a decision, since only it can make
 the decision true. A click received by another worker is handed to the thread's owner (a wake-up carrying the
-click), which decides it when its turn waits for that call and otherwise expires it: a worker that posted the
-card and died leaves a card that says "expired, nothing was run", never "allowed".
+click), which decides it and resumes the turn when no turn of its own waits for that call. A click on a card
+whose owner died is decided by the worker that received it, which takes the thread over and resumes the turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from agent.tools import Approver, Decision, ToolCall, ToolSpec
@@ -46,6 +51,12 @@ EXPIRED_NOTE = "That request expired when I restarted; nothing was run."
 NOT_AN_APPROVER_NOTE = "Only the people this bot's operator named can approve tool calls here."
 TIMEOUT_REASON = "nobody answered in time"
 EXPIRED_REASON = "the request expired before anyone decided"
+STOPPED_REASON = "the answer was stopped before anyone decided"
+TIMED_OUT_NOTE = "That request timed out; the call was not made."
+
+ResumeTurn = Callable[[int, ThreadKey, Author], Awaitable[None]]  # thread id, its key, who clicked
+ApprovalOpened = Callable[[int], Awaitable[None]]  # told the new approval's id (the turn journal links it)
+CallWaits = Callable[[int, int], Awaitable[bool]]  # thread id, approval id: a journaled call waits on it
 
 
 class RemoteOwners(Protocol):
@@ -79,7 +90,10 @@ class ApprovalFlow:
         self._timeout_s = timeout_s
         self._approvers = approvers
         self._waiting: dict[int, asyncio.Future[Decision]] = {}
+        self._thread_of: dict[int, int] = {}  # approval id -> thread row id, while its call waits here
         self.owners = owners
+        self.resume_turn: ResumeTurn | None = None  # set by the router: resume a thread's turn as Catch me up would
+        self.journaled: CallWaits | None = None  # set by ThreadTools: does an interrupted turn's call wait on it?
 
     def approver(self, *, thread: ThreadKey, thread_id: int) -> Approver:
         """The ``approve`` callback of one turn in ``thread``."""
@@ -89,15 +103,29 @@ class ApprovalFlow:
 
         return approve
 
-    async def ask(self, call: ToolCall, *, thread: ThreadKey, thread_id: int, spec: ToolSpec | None = None) -> Decision:
+    async def ask(
+        self,
+        call: ToolCall,
+        *,
+        thread: ThreadKey,
+        thread_id: int,
+        spec: ToolSpec | None = None,
+        on_open: ApprovalOpened | None = None,
+    ) -> Decision:
         """Post the card and wait; a timeout or a card that cannot be posted is a refusal."""
         arguments = ordered_arguments(call.arguments, call.raw_arguments, spec.input_schema if spec else None)
         approval_id = await self._store.open(
             thread_id=thread_id, tool=call.name, arguments_preview=arguments, now=self._clock()
         )
+        if on_open is not None:
+            try:
+                await on_open(approval_id)
+            except Exception:
+                log.exception("could not link approval %s to its call in the turn journal", approval_id)
         card = ApprovalCard(approval_id, thread, call.name, arguments, ApprovalState.PENDING)
         decided: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._waiting[approval_id] = decided
+        self._thread_of[approval_id] = thread_id
         try:
             try:
                 message_id = await self._outbox(thread).post_approval(card=card)
@@ -115,6 +143,62 @@ class ApprovalFlow:
                 return await self._decision_of(approval_id, decided)  # a click won the race against the timeout
         finally:
             self._waiting.pop(approval_id, None)
+            self._thread_of.pop(approval_id, None)
+
+    async def expire_thread(self, *, thread_id: int, stopped_by: str) -> int:
+        """A stopped turn: the calls waiting for a decision in the thread are expired (their cards say who stopped
+        the answer) and refused to the turn, which then starts no other. Returns how many."""
+        expired = 0
+        for approval_id, owner in list(self._thread_of.items()):
+            waiting = self._waiting.get(approval_id)
+            if owner != thread_id or waiting is None or waiting.done():
+                continue
+            if not await self._decide_unanswered(approval_id, "expired"):
+                continue  # a click decided it first; that decision stands
+            if not waiting.done():
+                waiting.set_result(Decision(approved=False, decided_by=None, reason=STOPPED_REASON))
+            record = await self._store.get(approval_id=approval_id)
+            key = await thread_key(self._log, thread_id=thread_id)
+            if record is not None and key is not None:
+                await self._show_record(record, key, ApprovalState.EXPIRED, stopped_by)
+            expired += 1
+        return expired
+
+    async def wait_on(self, approval_id: int, *, thread: ThreadKey) -> Decision:
+        """A resumed call whose card an earlier process posted: its decision, or wait the rest of its time."""
+        record = await self._store.get(approval_id=approval_id)
+        if record is None or record.state in ("expired", "timed_out"):
+            reason = TIMEOUT_REASON if record is not None and record.state == "timed_out" else EXPIRED_REASON
+            return Decision(approved=False, decided_by=None, reason=reason)
+        if record.state != "pending":
+            return Decision(approved=record.state == "approved", decided_by=record.decided_by_name)
+        decided: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._waiting[approval_id] = decided
+        try:
+            try:
+                left = self._time_left(record)
+                if left <= 0:
+                    raise TimeoutError
+                return await asyncio.wait_for(asyncio.shield(decided), timeout=left)
+            except TimeoutError:
+                if await self._decide_unanswered(approval_id, "timed_out"):
+                    await self._show_record(record, thread, ApprovalState.TIMED_OUT, None)
+                    return Decision(approved=False, decided_by=None, reason=TIMEOUT_REASON)
+                return await self._decision_of(approval_id, decided)
+        finally:
+            self._waiting.pop(approval_id, None)
+
+    async def is_live(self, approval_id: int) -> bool:
+        """Whether the approval still waits for a click, within its time."""
+        record = await self._store.get(approval_id=approval_id)
+        return record is not None and record.state == "pending" and self._time_left(record) > 0
+
+    def _time_left(self, record: ApprovalRecord) -> float:
+        """Seconds until ``record`` times out (``APPROVAL_TIMEOUT_S`` from when it was asked for)."""
+        if record.created_utc is None:
+            return self._timeout_s
+        asked = datetime.fromisoformat(record.created_utc)
+        return (asked + timedelta(seconds=self._timeout_s) - self._clock()).total_seconds()
 
     async def handle_click(self, click: ApprovalClick) -> ClickResult:
         """Decide an approval once; everyone else gets a private note saying what happened."""
@@ -155,10 +239,13 @@ class ApprovalFlow:
         log.info("approval %s, clicked at another worker: %s", record.id, outcome.private_note or "decided")
 
     async def _decide_here(self, record: ApprovalRecord, key: ThreadKey, click: ApprovalClick) -> ClickResult:
-        """Decide in this process: the waiting call gets the click's decision; nothing waiting, it expires."""
+        """Decide in this process: the waiting call gets the click's decision; nothing waiting, the journaled turn
+        resumes, and a card no journaled call waits on (its turn ended, or a run before the journal) expires."""
         waiting = self._waiting.get(record.id)
         if waiting is None or waiting.done():
-            # Nothing in this process waits for it: the run (or worker) that posted it died, or its turn ended.
+            # Nothing in this process waits for it: the run (or worker) that posted it died.
+            if self.journaled is not None and await self.journaled(record.thread_id, record.id):
+                return await self._decide_orphaned(record, key, click)
             if not await self._decide_unanswered(record.id, "expired"):
                 latest = await self._store.get(approval_id=record.id)
                 return ClickResult(private_note=_decided_note(latest or record))
@@ -180,6 +267,30 @@ class ApprovalFlow:
             waiting.set_result(Decision(approved=allowed, decided_by=click.user.display_name))
         await self._show_record(record, key, state, click.user.display_name)
         return ClickResult()
+
+    async def _decide_orphaned(self, record: ApprovalRecord, key: ThreadKey, click: ApprovalClick) -> ClickResult:
+        """A click on a card no live turn waits on: decide it in the database, then resume the thread's turn."""
+        timed_out = self._time_left(record) <= 0
+        allowed = click.action is ApprovalAction.ALLOW and not timed_out
+        state = ApprovalState.TIMED_OUT if timed_out else ApprovalState.APPROVED if allowed else ApprovalState.DENIED
+        by = None if timed_out else click.user
+        won = await self._store.decide(
+            approval_id=record.id,
+            state=state.value,
+            by_id=by.id if by else None,
+            by_name=by.display_name if by else None,
+            now=self._clock(),
+        )
+        if not won:
+            latest = await self._store.get(approval_id=record.id)
+            return ClickResult(private_note=_decided_note(latest or record))
+        await self._show_record(record, key, state, by.display_name if by else None)
+        if self.resume_turn is not None:
+            try:
+                await self.resume_turn(record.thread_id, key, click.user)
+            except Exception:
+                log.exception("could not resume the turn in %s after approval %s", key, record.id)
+        return ClickResult(private_note=TIMED_OUT_NOTE if timed_out else None)
 
     async def show_arguments(self, click: ArgumentsClick) -> ClickResult:
         """ "Show all": the call's full arguments for the clicker alone, if the card belongs to the clicked thread."""
@@ -212,13 +323,6 @@ class ApprovalFlow:
     async def _decide_unanswered(self, approval_id: int, state: str) -> bool:
         now = self._clock()
         return await self._store.decide(approval_id=approval_id, state=state, by_id=None, by_name=None, now=now)
-
-    async def expire_earlier_runs(self) -> int:
-        """At start-up: an earlier run's waiting calls died with it."""
-        expired = await self._store.expire_pending(now=self._clock())
-        if expired:
-            log.info("%d approval request(s) of an earlier run expired", expired)
-        return expired
 
     async def _show_record(
         self, record: ApprovalRecord, key: ThreadKey, state: ApprovalState, decided_by: str | None

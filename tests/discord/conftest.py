@@ -87,7 +87,9 @@ async def open_thread(fake: FakeDiscord, bot: DiscordBot, text: str) -> str:
 
 
 def buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
-    return [b for row in card.get("components") or [] for b in row["components"]]
+    """A card's buttons (the Stop button under an answer being written is no card's: see test_discord_stop.py)."""
+    every = [b for row in card.get("components") or [] for b in row["components"]]
+    return [b for b in every if not str(b.get("custom_id", "")).startswith("tk-stop:")]
 
 
 def button(card: dict[str, Any], action: str) -> str:

@@ -35,7 +35,14 @@ async def test_the_five_commands_are_registered_at_start_up_for_servers_and_dms(
         pass
     puts = fake_discord.calls_to("PUT", r"/applications/\d+/commands")
     assert len(puts) == 1  # one bulk overwrite
-    assert sorted(c["name"] for c in fake_discord.app_commands) == ["export", "forget", "memory", "model", "retry"]
+    assert sorted(c["name"] for c in fake_discord.app_commands) == [
+        "export",
+        "forget",
+        "memory",
+        "model",
+        "retry",
+        "stop",
+    ]
     model = fake_discord.app_command("model")
     assert [(o["name"], o["required"], o["autocomplete"]) for o in model["options"]] == [("name", False, True)]
     assert all(sorted(c["contexts"]) == [0, 1] for c in fake_discord.app_commands)

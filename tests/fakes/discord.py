@@ -153,7 +153,8 @@ class FakeDiscord:
         return [m for m in self.messages.values() if m["channel_id"] == channel_id and m["author"]["id"] == BOT_ID]
 
     def texts_in(self, channel_id: str) -> list[str]:
-        return [m["content"] for m in self.sent_in(channel_id) if not m.get("components")]
+        """The bot's replies and notes in a channel: cards left out (an answer's Stop button is no card)."""
+        return [m["content"] for m in self.sent_in(channel_id) if not _card_buttons(m)]
 
     def cards_in(self, channel_id: str) -> list[dict[str, Any]]:
         return [m for m in self.sent_in(channel_id) if "Where were we?" in (m.get("content") or "")]
@@ -690,9 +691,7 @@ class FakeDiscord:
             await asyncio.sleep(fault)  # a CDN that never answers within the bot's timeout
         return web.Response(body=self.cdn_files.get(name, f"contents of {name}".encode()))
 
-    def attachment_file(
-        self, name: str, data: bytes, *, content_type: str, size: int | None = None
-    ) -> dict[str, Any]:
+    def attachment_file(self, name: str, data: bytes, *, content_type: str, size: int | None = None) -> dict[str, Any]:
         """An attachment the CDN serves as ``data``; ``size`` is what the message claims (default: the truth)."""
         self.cdn_files[name] = data
         return self.attachment(name, content_type=content_type, size=len(data) if size is None else size)
@@ -706,3 +705,9 @@ class FakeDiscord:
             "url": f"{self.base}/attachments/{name}",
             "proxy_url": f"{self.base}/attachments/{name}",
         }
+
+
+def _card_buttons(message: dict[str, Any]) -> list[str]:
+    """The custom ids of a message's buttons, the Stop button of an answer being written left out."""
+    ids = [str(b.get("custom_id")) for row in message.get("components") or [] for b in row.get("components") or []]
+    return [i for i in ids if not i.startswith("tk-stop:")]

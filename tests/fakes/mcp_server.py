@@ -10,6 +10,8 @@ result), ``die`` kills the server in the middle of the call, ``echo`` returns wh
 results, forged system text), and ``env_names`` lists the names, never the values, of its own environment, to
 prove which variables a stdio child inherited, and ``pid`` its process id (so a test can kill it).
 ``request_headers`` (HTTP only) fingerprints the headers it got.
+With ``FAKE_MCP_CALLS_FILE`` set, ``create_ticket`` and ``slow_ticket`` (side-effecting; the latter writes its
+line when it starts, then waits) append a line to that file: how many times a call really ran, across processes.
 
 With ``FAKE_MCP_FAIL_START=1`` in its environment the stdio server exits before it speaks: a server that never
 starts.
@@ -54,6 +56,19 @@ def write_config(path: Path, servers: dict[str, dict[str, Any]]) -> Path:
     return path
 
 
+def count_call(line: str) -> None:
+    """One line in ``FAKE_MCP_CALLS_FILE`` (when set) per side-effecting call that ran."""
+    path = os.environ.get("FAKE_MCP_CALLS_FILE")
+    if path:
+        with open(path, "a", encoding="utf-8") as calls:
+            calls.write(line + "\n")
+
+
+def calls_made(path: Path) -> list[str]:
+    """The lines :func:`count_call` wrote to ``path``."""
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
 def build_server() -> MCPServer:
     server: MCPServer = MCPServer(name=SERVER_NAME, log_level="WARNING")
 
@@ -64,7 +79,14 @@ def build_server() -> MCPServer:
     @server.tool(description="Create a ticket with a title; returns its number.")
     def create_ticket(title: str, priority: int = 3) -> str:
         TICKETS.append(title)
+        count_call(f"create_ticket {title}")
         return f"created ticket #{len(TICKETS)}: {title} (priority {priority})"
+
+    @server.tool(description="Create a ticket slowly: the ticket exists at once, the answer comes after seconds.")
+    async def slow_ticket(title: str, seconds: float) -> str:
+        count_call(f"slow_ticket {title}")
+        await asyncio.sleep(seconds)
+        return f"created ticket {title} slowly"
 
     @server.tool(description="Wait some seconds, then answer.", annotations=ToolAnnotations(read_only_hint=True))
     async def slow(seconds: float) -> str:

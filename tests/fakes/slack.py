@@ -66,6 +66,14 @@ class Stream:
 
 
 @dataclass
+class AgentSession:
+    """A thread's agent session as Slack keeps it: its title and every status it was set to."""
+
+    title: str | None = None
+    statuses: list[str] = field(default_factory=list)
+
+
+@dataclass
 class FakeSlack:
     users: dict[str, str] = field(default_factory=lambda: {"UALICE": "Alice", "UBOB": "Bob", "UCAROL": "Carol"})
     auth_error: str | None = None
@@ -96,6 +104,9 @@ class FakeSlack:
     file_downloads: list[tuple[str, int]] = field(default_factory=list)  # (file id, status answered), in order
     file_redirects: dict[str, str] = field(default_factory=dict)  # id -> where its download redirects (302)
     spread: random.Random | None = None  # set: each envelope goes to a random live connection (several workers)
+    # agents.sessions.*: set, every call is refused with this error (an app not declared as an agent, say)
+    agent_sessions_error: str | None = None
+    sessions: dict[tuple[str, str], AgentSession] = field(default_factory=dict)  # (channel, thread_ts) -> session
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -462,6 +473,33 @@ class FakeSlack:
         call.params["_status"] = error
         return {"ok": False, "error": error}
 
+    # -- agent sessions -----------------------------------------------------------------------------------------
+
+    def session_statuses(self, thread_ts: str, *, channel: str = "C1") -> list[str]:
+        """Every status the thread's agent session has had, in order (empty: no session)."""
+        session = self.sessions.get((channel, thread_ts))
+        return [] if session is None else list(session.statuses)
+
+    def _agents_sessions_setStatus(self, call: ApiCall) -> dict[str, Any]:
+        """Creates the thread's session on first use (the title only then); statuses change only when told."""
+        if self.agent_sessions_error:
+            return self._refuse(call, self.agent_sessions_error)
+        channel, thread_ts, status = (call.params.get(k) for k in ("channel_id", "thread_ts", "status"))
+        if not (channel and thread_ts) or status not in ("processing", "active", "suspended", "closed"):
+            return self._refuse(call, "invalid_arguments")
+        session = self.sessions.setdefault((channel, thread_ts), AgentSession(title=call.params.get("title")))
+        session.statuses.append(status)
+        return {"ok": True}
+
+    def _agents_sessions_rename(self, call: ApiCall) -> dict[str, Any]:
+        if self.agent_sessions_error:
+            return self._refuse(call, self.agent_sessions_error)
+        session = self.sessions.get((call.params.get("channel_id"), call.params.get("thread_ts")))  # type: ignore[arg-type]
+        if session is None or not call.params.get("title"):
+            return self._refuse(call, "invalid_arguments")
+        session.title = call.params["title"]
+        return {"ok": True}
+
     def _assistant_threads_setTitle(self, call: ApiCall) -> dict[str, Any]:
         if not (call.params.get("channel_id") and call.params.get("thread_ts") and call.params.get("title")):
             return self._refuse(call, "invalid_arguments")
@@ -693,6 +731,20 @@ class AgentPayloads:
                 "channel_id": channel,
                 "thread_ts": thread_ts,
             },
+            "event_ts": Payloads.ts(),
+        }
+
+    @staticmethod
+    def session_stopped(
+        *, thread_ts: str, channel: str = "C1", user: str = "UALICE", streams: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """Someone pressed Slack's Stop on the thread's agent session; ``streams`` Slack stopped itself."""
+        return {
+            "type": "agent_session_stopped",
+            "channel": channel,
+            "thread_ts": thread_ts,
+            "user": user,
+            "streaming_message_ts": list(streams),
             "event_ts": Payloads.ts(),
         }
 
