@@ -9,7 +9,7 @@ Postgres.
 
 Every method is keyword-only and returns the dataclasses of ``storage/records.py``, never a driver's row. Adding
 a store: its records in records.py, its Protocol here, its class (statements in the neutral SQL of sql.py), its
-tables in the one migration list (storage/migrations.py), a field in ``Storage`` (storage/backends.py), and its
+tables in the one migration list (storage/revisions.py), a field in ``Storage`` (storage/backends.py), and its
 contract tests in tests/storage_contract/. A table missing on one side fails test_postgres_foundation (both
 schemas must have the same tables and columns), and ``migrate-db`` copies any new table without a change.
 """

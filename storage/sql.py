@@ -12,7 +12,7 @@ statement (cached). The words:
   holds the whole database);
 - ``{cited}``: the message ids a tool call's ``cites_json`` holds, as a table of ``cited.value``;
 - ``{id}``, ``{id_never_reused}``, ``{bigint}``, ``{real}``: column types for the migrations
-  (``storage/migrations.py``), ``{ledger_exists}``, whether their ledger is there yet, and the foreign-key
+  (``storage/revisions.py``), ``{ledger_exists}``, whether their ledger is there yet, and the foreign-key
   switches SQLite's table rebuilds need (``{foreign_keys_off}``...; nothing on Postgres).
 
 Everything else is the SQL both understand: ``RETURNING``, ``ON CONFLICT``, partial indexes, ``CAST``. What only

@@ -36,7 +36,7 @@ WAKE_CHANNEL = "threadkeeper_wake"
 RECONNECT_S = 1.0
 
 # Live state of the workers, not part of the log (migrate-db copies none of it); the table is made by the
-# migration ``pg_leases`` (storage/migrations.py).
+# migration ``pg_leases`` (storage/revisions.py).
 WORKER_TABLES = ("leases",)
 
 _ACQUIRE = """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -32,6 +33,16 @@ def _old_database(name: str, backend: str, tmp_path: Path, request: pytest.Fixtu
     return url
 
 
+def _as_far_as_known(now: Any, then: Any) -> Any:
+    """``now`` with only the fields ``then`` had: records gained fields since (a trail entry's state), and the
+    old rows must read back the same in every field the old code returned."""
+    if isinstance(then, dict) and isinstance(now, dict):
+        return {key: _as_far_as_known(now.get(key), value) for key, value in then.items()}
+    if isinstance(then, list) and isinstance(now, list):
+        return [_as_far_as_known(n, t) for n, t in zip(now, then, strict=False)] + now[len(then) :]
+    return now
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 @pytest.mark.parametrize("name", NAMES)
 async def test_a_database_made_by_the_old_stores_opens_with_nothing_lost(
@@ -42,7 +53,7 @@ async def test_a_database_made_by_the_old_stores_opens_with_nothing_lost(
     ledger, expected = made["ledger"], made["snapshot"]
     async with open_storage(url) as storage:
         assert storage.applied == tuple(m.name for m in migrations_for(backend) if m.name not in ledger)
-        assert await snapshot(storage) == expected
+        assert _as_far_as_known(await snapshot(storage), expected) == expected
         # and it goes on: new rows get ids after the old ones, the old thread takes new messages
         first = expected["threads"][0]["id"]
         newest = max(message["id"] for message in expected["messages"])
