@@ -20,8 +20,8 @@ from agent.summarize import PREVIOUS_LABEL
 from bench.common import Result, scratch_router, until
 from bots.router.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
 from bots.router.ports import CardState
-from storage.db import open_database
 from storage.migrations import migrate
+from storage.sqlite.db import open_database
 from tests.fakes.llm import FakeLLM
 
 MESSAGES = 10_000

@@ -23,8 +23,8 @@ from bench.common import ROOT, Result, settings_for
 from bench.drills.workers import postgres_database
 from bots.app import open_router
 from bots.router.messages import Author, IncomingMessage, ThreadKey
+from storage.migrations import migrate
 from storage.postgres.db import open_postgres
-from storage.postgres.migrations import migrate
 from tests.fakes.llm import FakeLLM
 from tests.router_harness import RecordingOutbox
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from bench.common import Result, median
 from storage.backends import Storage, open_storage
+from storage.migrations import migrate
 from storage.postgres.db import open_postgres
-from storage.postgres.migrations import migrate
 from tests.fakes.postgres import PostgresUnavailable, running_server
 
 THREAD_MESSAGES = 10_000

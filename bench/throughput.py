@@ -16,8 +16,8 @@ from pathlib import Path
 
 from bench.common import Result, scratch_router
 from bots.router.messages import Author, IncomingMessage, ThreadKey
-from storage.db import open_database
 from storage.migrations import migrate
+from storage.sqlite.db import open_database
 from tests.fakes.llm import FakeLLM
 
 THREADS = 1000

@@ -36,9 +36,9 @@ from storage.backends import (
     database_path_from_url,
     describe_url,
 )
-from storage.lock import DatabaseInUse, exclusive_database_lock
 from storage.protocols import ThreadLog
 from storage.records import Grouping, ThreadRecord
+from storage.sqlite.lock import DatabaseInUse, exclusive_database_lock
 
 log = logging.getLogger("threadkeeper")
 

@@ -5,20 +5,19 @@ does it, with an upsert). An answer is named the way the platform names it (its 
 of its first message); feedback on something that is not a logged answer is not recorded. The rows go with
 their message (``ON DELETE CASCADE``), so forgetting a thread forgets its feedback.
 
-The contract every backend keeps: ``storage.protocols.FeedbackStore``; this is the SQLite implementation,
-storage/postgres/feedback.py the Postgres one.
+The contract: ``storage.protocols.FeedbackStore``, one class for both backends (``storage/sql.py``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from storage.db import Database
-from storage.records import FeedbackEntry, Rating, feedback_from_row, iso
+from storage.records import FeedbackEntry, Rating, iso, record_from_row
+from storage.sql import SqlDatabase
 
 
 class FeedbackStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def record(
@@ -54,4 +53,4 @@ class FeedbackStore:
             "ORDER BY f.message_id, f.given_utc, f.id",
             (thread_id,),
         )
-        return [feedback_from_row(row) for row in rows]
+        return [record_from_row(FeedbackEntry, row) for row in rows]

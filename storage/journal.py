@@ -8,19 +8,18 @@ its server) and ends ``done``, ``failed``, ``denied`` or ``expired`` with the re
 export, forgetting (``storage/erasure.py``) and ``forget`` reach the journal exactly as they reach the trail.
 A turn is *open* until its answer is logged or it is dropped (Start fresh): :meth:`TurnJournal.close_turn`.
 
-The SQL is the same on Postgres (``storage/postgres/journal.py``) but for the placeholders.
+One class for both backends (``storage/sql.py``).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from storage.db import Database
 from storage.records import JournalCall, JournalStep, iso
+from storage.sql import SqlDatabase
 
 OPEN_STEP = "INSERT INTO turn_steps (thread_id, after_message_id, text, created_utc) VALUES (?, ?, ?, ?) RETURNING id"
 OPEN_CALL = (
@@ -87,7 +86,7 @@ def steps_of(rows: Sequence[Any]) -> list[JournalStep]:
 
 
 class TurnJournal:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def open_step(
@@ -103,17 +102,17 @@ class TurnJournal:
         """Record a step and its ``(call_id, tool, arguments_json)`` calls as requested, the call ``running``
         names as running, in one transaction."""
 
-        def write(raw: sqlite3.Connection) -> int:
-            step_id = int(raw.execute(OPEN_STEP, (thread_id, after_message_id, text, iso(now))).fetchone()[0])
+        async with self._db.atomic() as tx:
+            row = await tx.fetchone(OPEN_STEP, (thread_id, after_message_id, text, iso(now)))
+            assert row is not None
+            step_id = int(row["id"])
             rows = call_rows(
                 thread_id=thread_id, after_message_id=after_message_id, step_id=step_id, calls=calls, now=now
             )
-            raw.executemany(OPEN_CALL, rows)
+            await tx.executemany(OPEN_CALL, rows)
             if running is not None:
-                raw.execute(SET_STATE, ("running", step_id, running))
-            return step_id
-
-        return await self._db.run(write)
+                await tx.execute(SET_STATE, ("running", step_id, running))
+        return step_id
 
     async def set_state(self, *, step_id: int, call_id: str, state: str) -> None:
         """Move a call to ``allowed`` or ``running`` (committed when this returns)."""

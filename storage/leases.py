@@ -16,7 +16,7 @@ thread it sends that worker a :class:`Wake`: a hint (LISTEN/NOTIFY on Postgres).
 the truth; workers also poll it (:meth:`Leases.claimable_waiting`), so a lost hint costs a poll interval, never
 a message.
 
-SQLite runs one worker per file (``storage/lock.py``): :class:`SoleOwner` owns everything, fences nothing and
+SQLite runs one worker per file (``storage/sqlite/lock.py``): :class:`SoleOwner` owns everything, fences nothing and
 wakes nobody, so a single worker behaves exactly as before.
 """
 
@@ -95,42 +95,33 @@ class Leases(Protocol):
     @property
     def shared(self) -> bool:
         """True when other workers may share the database (then ownership must be asked, not assumed)."""
-        ...
 
     async def acquire(self, *, resource: str, holder: str, ttl_s: float) -> Fence | None:
         """Take (or keep) the lease when it is free, expired, or ``holder``'s already; None when another holds it.
 
         Taking it from nobody or from an expired holder raises the token; renewing one's own keeps it.
         """
-        ...
 
     async def holder_of(self, *, resource: str) -> str | None:
         """The worker holding a live lease on ``resource``, or None."""
-        ...
 
     async def renew(self, *, holder: str, ttl_s: float) -> dict[str, Fence]:
         """Extend every live lease of ``holder``; return those it still holds (the others are lost)."""
-        ...
 
     async def release(self, *, holder: str, resources: Sequence[str] | None = None) -> int:
         """Hand back ``resources`` (all of ``holder``'s leases when None) at once; return how many."""
-        ...
 
     async def claimable_waiting(self, *, holder: str, platforms: Sequence[str], limit: int) -> list[int]:
         """Threads of ``platforms`` with messages waiting for an answer that ``holder`` owns or may take."""
-        ...
 
     async def notify(self, wake: Wake) -> None:
         """Send a hint to ``wake.to`` (best effort: polling is the truth)."""
-        ...
 
     def wakes(self, *, holder: str) -> AsyncIterator[Wake]:
         """The hints sent to ``holder``, until cancelled."""
-        ...
 
     async def listening(self) -> None:
         """Return once hints sent from now on reach :meth:`wakes` (tests, and a worker's readiness)."""
-        ...
 
     async def close(self) -> None: ...
 

@@ -1,18 +1,17 @@
 """The storage contract: one small Protocol per store, implemented by every backend.
 
 The router, the flows and the CLI type their stores with these names; the composition root gets the concrete
-objects from :func:`storage.backends.open_storage`. Two implementations exist, checked against these by mypy
-and by one test suite (tests/storage_contract/) that runs unchanged on both:
+objects from :func:`storage.backends.open_storage`. Each store is one class for both backends (``storage/log.py``,
+``sessions.py``, ``erasure.py``, ``trail.py``, ``usage.py``, ``feedback.py``, ``thread_settings.py``, over
+``storage/sql.py``); search and the leases are each backend's own (``storage/sqlite/``, ``storage/postgres/``).
+mypy checks them against these, and one test suite (tests/storage_contract/) runs unchanged on SQLite and
+Postgres.
 
-- SQLite (the embedded default): the classes of the same names in ``storage/log.py``, ``sessions.py``,
-  ``erasure.py``, ``search.py``, ``trail.py`` and ``usage.py``, over ``storage/db.py`` (aiosqlite);
-- Postgres (several workers): ``storage/postgres/``, over psycopg 3 and psycopg_pool.
-
-Every method is keyword-only where the SQLite classes are, and returns the dataclasses of ``storage/records.py``,
-never a driver's row. Adding a store: its records in records.py, its Protocol here, a class per backend (with
-its table in each backend's migrations), a field in ``Storage`` (storage/backends.py), and its contract tests
-in tests/storage_contract/. A table missing on one side fails test_postgres_foundation (both schemas must have
-the same tables and columns), and ``migrate-db`` copies any new table without a change.
+Every method is keyword-only and returns the dataclasses of ``storage/records.py``, never a driver's row. Adding
+a store: its records in records.py, its Protocol here, its class (statements in the neutral SQL of sql.py), its
+tables in the one migration list (storage/revisions.py), a field in ``Storage`` (storage/backends.py), and its
+contract tests in tests/storage_contract/. A table missing on one side fails test_postgres_foundation (both
+schemas must have the same tables and columns), and ``migrate-db`` copies any new table without a change.
 """
 
 from __future__ import annotations

@@ -1,21 +1,23 @@
 """What the stores hand back, the same on every backend: plain frozen dataclasses and a few pure helpers.
 
-Both implementations (SQLite in ``storage/*.py``, Postgres in ``storage/postgres/``) build these from their rows,
-so the router, the CLI and the tests never see a driver's row type. Nothing here imports a database driver.
+The stores build these from either backend's rows (``record_from_row``), so the router, the CLI and the tests
+never see a driver's row type. Nothing here imports a database driver.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 # A reply is logged under ``local-<uuid>`` before it is posted, then given the platform's id (set_platform_id).
 PROVISIONAL_ID_PREFIX = "local-"
-MAX_BATCH = 500  # messages per group commit, and ids per IN (...) list
+MAX_BATCH = 500  # messages per group commit
 
 KIND_DELETED = "deleted"
 KIND_EDITED = "edited"
@@ -23,8 +25,6 @@ KIND_THREAD = "thread"
 
 REMOVED_EXCERPT = "(removed: it quoted a message that was deleted or edited)"
 MAX_SEARCH_TERMS = 16
-# The gauge of threads holding user messages that no posted reply has covered (same SQL on every backend).
-WAITING_THREADS = "SELECT COUNT(DISTINCT thread_id) AS n FROM messages WHERE reply_state = 'waiting'"
 
 
 def iso(moment: datetime) -> str:
@@ -36,6 +36,19 @@ class ColumnRow(Protocol):
     """A row whose columns can be read by name: ``sqlite3.Row`` and psycopg's dict rows both are."""
 
     def __getitem__(self, key: str, /) -> Any: ...
+
+
+R = TypeVar("R")
+
+
+@functools.cache
+def _columns(record: type) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(record))
+
+
+def record_from_row(record: Callable[..., R], row: ColumnRow) -> R:
+    """The dataclass ``record`` built from the row's columns of the same names as its fields."""
+    return record(*(row[name] for name in _columns(record)))  # type: ignore[arg-type]
 
 
 class ThreadGone(LookupError):
@@ -81,7 +94,7 @@ class LoggedMessage:
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
-    """A message on its way into the log (both backends' group commits write these)."""
+    """A message on its way into the log (both backends' group commits write these, in this column order)."""
 
     thread_id: int
     platform_message_id: str
@@ -93,33 +106,6 @@ class NewMessage:
     reply_state: str | None
     sent_utc: str
     logged_utc: str
-
-    @classmethod
-    def of(
-        cls,
-        *,
-        thread_id: int,
-        platform_message_id: str,
-        author_id: str,
-        author_name: str,
-        role: str,
-        content: str,
-        sent_utc: datetime,
-        attachments: list[dict[str, Any]] | None,
-        now: datetime,
-    ) -> NewMessage:
-        return cls(
-            thread_id=thread_id,
-            platform_message_id=platform_message_id,
-            author_id=author_id,
-            author_name=author_name,
-            role=role,
-            content=content,
-            attachments_json=json.dumps(attachments or []),
-            reply_state="waiting" if role == "user" else None,
-            sent_utc=iso(sent_utc),
-            logged_utc=iso(now),
-        )
 
 
 MESSAGE_COLUMNS = (
@@ -143,19 +129,6 @@ class ThreadRecord:
 THREAD_COLUMNS = "id, platform, workspace, channel, thread, title, created_utc, last_message_utc"
 
 
-def thread_from_row(row: ColumnRow) -> ThreadRecord:
-    return ThreadRecord(
-        id=int(row["id"]),
-        platform=row["platform"],
-        workspace=row["workspace"],
-        channel=row["channel"],
-        thread=row["thread"],
-        title=row["title"],
-        created_utc=row["created_utc"],
-        last_message_utc=row["last_message_utc"],
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class StoredSummary:
     text: str
@@ -169,16 +142,6 @@ class CardRecord:
     card_message_id: str | None
     state: str
     resolved_by_name: str | None
-
-
-def card_from_row(row: ColumnRow) -> CardRecord:
-    return CardRecord(
-        id=int(row["id"]),
-        thread_id=int(row["thread_id"]),
-        card_message_id=row["card_message_id"],
-        state=row["state"],
-        resolved_by_name=row["resolved_by_name"],
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,19 +281,6 @@ class ApprovalRecord:
     created_utc: str | None = None  # when the card was asked for: its APPROVAL_TIMEOUT_S counts from here
 
 
-def approval_from_row(row: ColumnRow) -> ApprovalRecord:
-    return ApprovalRecord(
-        id=int(row["id"]),
-        thread_id=int(row["thread_id"]),
-        tool=row["tool"],
-        arguments_preview=row["arguments_preview"],
-        state=row["state"],
-        card_message_id=row["card_message_id"],
-        decided_by_name=row["decided_by_name"],
-        created_utc=row["created_utc"],
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class UsageRow:
     thread_id: int | None
@@ -363,18 +313,6 @@ class UsageTotal:
     unpriced_calls: int  # calls whose model litellm's cost map does not know
 
 
-def usage_total_from_row(row: ColumnRow) -> UsageTotal:
-    return UsageTotal(
-        key=row["key"],
-        answers=int(row["answers"]),
-        summaries=int(row["summaries"]),
-        prompt_tokens=int(row["prompt_tokens"]),
-        completion_tokens=int(row["completion_tokens"]),
-        cost_usd=float(row["cost_usd"]),
-        unpriced_calls=int(row["unpriced_calls"]),
-    )
-
-
 Rating = Literal["positive", "negative"]
 
 
@@ -388,14 +326,3 @@ class FeedbackEntry:
     user_name: str
     rating: Rating
     given_utc: str
-
-
-def feedback_from_row(row: ColumnRow) -> FeedbackEntry:
-    return FeedbackEntry(
-        message_id=int(row["message_id"]),
-        platform_message_id=row["platform_message_id"],
-        user_id=row["user_id"],
-        user_name=row["user_name"],
-        rating=row["rating"],
-        given_utc=row["given_utc"],
-    )

@@ -3,20 +3,25 @@
 Live sessions are in memory; what must survive a restart is here: which summary seeded which session (and the
 last message it covers, so the next catch-up can be incremental), every card with its state, and which
 platform deliveries were already handled. A card click wins through a conditional UPDATE, so two clicks in two
-processes, or in one process before and after a restart, can never both win.
+processes, or in one process before and after a restart, can never both win (on Postgres the second click
+waits on the row lock, then finds the state no longer 'pending'). A second card for the same orphaning is
+impossible through the partial unique index.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from storage.db import Database
 from storage.leases import Fence
-from storage.records import CardRecord, StoredSummary, card_from_row, iso
+from storage.records import CardRecord, StoredSummary, iso, record_from_row
+from storage.sql import SqlDatabase
+
+_CARD_COLUMNS = "id, thread_id, card_message_id, state, resolved_by_name"
+_NO_ERASURE_SINCE = "NOT EXISTS (SELECT 1 FROM erasures WHERE thread_id = ? AND id > ?)"
 
 
 class SessionStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def record(
@@ -29,13 +34,13 @@ class SessionStore:
         summary: str | None = None,
         summary_through_message_id: int | None = None,
     ) -> int:
-        rowid = await self._db.insert(
+        row = await self._db.fetchone(
             "INSERT INTO sessions (thread_id, origin, model, started_utc, summary, summary_through_message_id) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (thread_id, origin, model, iso(started_utc), summary, summary_through_message_id),
         )
-        assert rowid is not None
-        return rowid
+        assert row is not None
+        return int(row["id"])
 
     async def record_with_summary(
         self,
@@ -53,20 +58,19 @@ class SessionStore:
         A deletion since then (in this process or another) may be in it, so it must not be stored: the caller
         summarizes again.
         """
-        return await self._db.insert(
+        row = await self._db.fetchone(
             "INSERT INTO sessions (thread_id, origin, model, started_utc, summary, summary_through_message_id) "
-            "SELECT ?, 'catch_up', ?, ?, ?, ? WHERE NOT EXISTS "
-            "(SELECT 1 FROM erasures WHERE thread_id = ? AND id > ?)",
+            f"SELECT ?, 'catch_up', ?, ?, ?, ? WHERE {_NO_ERASURE_SINCE} RETURNING id",
             (thread_id, model, iso(started_utc), summary, summary_through_message_id, thread_id, erasures_seen),
         )
+        return None if row is None else int(row["id"])
 
     async def replace_summary(
         self, *, session_id: int, thread_id: int, summary: str | None, through_message_id: int, erasures_seen: int
     ) -> bool:
         """Store a live session's rebuilt seed summary, under the same condition as ``record_with_summary``."""
         changed = await self._db.execute(
-            "UPDATE sessions SET summary = ?, summary_through_message_id = ? WHERE id = ? AND NOT EXISTS "
-            "(SELECT 1 FROM erasures WHERE thread_id = ? AND id > ?)",
+            f"UPDATE sessions SET summary = ?, summary_through_message_id = ? WHERE id = ? AND {_NO_ERASURE_SINCE}",
             (summary, through_message_id if summary else None, session_id, thread_id, erasures_seen),
         )
         return changed == 1
@@ -80,35 +84,39 @@ class SessionStore:
         )
         if row is None:
             return None
-        return StoredSummary(text=row["summary"], through_message_id=row["summary_through_message_id"])
+        return StoredSummary(text=row["summary"], through_message_id=int(row["summary_through_message_id"]))
 
 
 class CardStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def open_card(self, *, thread_id: int, now: datetime, fence: Fence | None = None) -> tuple[CardRecord, bool]:
         """The thread's open card, creating a pending one if there is none; True when created now.
 
-        ``fence`` (here and in :meth:`finish`) is ignored: SQLite's one worker owns every thread.
+        With several workers only the thread's owner (``fence``) posts its card, and finishes it (:meth:`finish`).
         """
-        created = await self._db.insert(
-            "INSERT INTO cards (thread_id, state, created_utc) VALUES (?, 'pending', ?) ON CONFLICT DO NOTHING",
-            (thread_id, iso(now)),
-        )
+        async with self._db.atomic() as tx:
+            await tx.check_fence(fence)
+            created = await tx.fetchone(
+                "INSERT INTO cards (thread_id, state, created_utc) VALUES (?, 'pending', ?) ON CONFLICT DO NOTHING "
+                "RETURNING id",
+                (thread_id, iso(now)),
+            )
         card = await self.open_card_for(thread_id=thread_id)
         assert card is not None
         return card, created is not None
 
     async def open_card_for(self, *, thread_id: int) -> CardRecord | None:
         row = await self._db.fetchone(
-            "SELECT * FROM cards WHERE thread_id = ? AND state IN ('pending', 'catching_up')", (thread_id,)
+            f"SELECT {_CARD_COLUMNS} FROM cards WHERE thread_id = ? AND state IN ('pending', 'catching_up')",
+            (thread_id,),
         )
-        return None if row is None else card_from_row(row)
+        return None if row is None else record_from_row(CardRecord, row)
 
     async def get(self, *, card_id: int) -> CardRecord | None:
-        row = await self._db.fetchone("SELECT * FROM cards WHERE id = ?", (card_id,))
-        return None if row is None else card_from_row(row)
+        row = await self._db.fetchone(f"SELECT {_CARD_COLUMNS} FROM cards WHERE id = ?", (card_id,))
+        return None if row is None else record_from_row(CardRecord, row)
 
     async def set_message_id(self, *, card_id: int, card_message_id: str) -> None:
         await self._db.execute("UPDATE cards SET card_message_id = ? WHERE id = ?", (card_message_id, card_id))
@@ -123,7 +131,9 @@ class CardStore:
         return changed == 1
 
     async def finish(self, *, card_id: int, state: str, now: datetime, fence: Fence | None = None) -> None:
-        await self._db.execute("UPDATE cards SET state = ?, resolved_utc = ? WHERE id = ?", (state, iso(now), card_id))
+        async with self._db.atomic() as tx:
+            await tx.check_fence(fence)
+            await tx.execute("UPDATE cards SET state = ?, resolved_utc = ? WHERE id = ?", (state, iso(now), card_id))
 
     async def discard(self, *, card_id: int) -> None:
         """Forget a card that could not be posted, so the next message posts a new one."""
@@ -139,18 +149,23 @@ class CardStore:
 
     async def reopen_interrupted(self) -> list[CardRecord]:
         """Cards left 'catching_up' by a process that died mid-summary become clickable again; returns them."""
-        rows = await self._db.fetchall("SELECT * FROM cards WHERE state = 'catching_up'")
-        await self._db.execute(
-            "UPDATE cards SET state = 'pending', resolved_by_id = NULL, resolved_by_name = NULL, "
-            "resolved_utc = NULL WHERE state = 'catching_up'"
-        )
-        return [card_from_row(row) for row in rows]
+        async with self._db.atomic() as tx:
+            rows = await tx.fetchall(
+                f"SELECT {_CARD_COLUMNS} FROM cards WHERE state = 'catching_up' ORDER BY id{{for_update}}"
+            )
+            if rows:
+                await tx.execute(
+                    "UPDATE cards SET state = 'pending', resolved_by_id = NULL, resolved_by_name = NULL, "
+                    "resolved_utc = NULL WHERE id {in_ids}",
+                    (self._db.dialect.array([int(row["id"]) for row in rows]),),
+                )
+        return [record_from_row(CardRecord, row) for row in rows]
 
 
 class DeliveredEvents:
     """Platform delivery ids (Slack event_id) and whether the work they asked for was done."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def record(self, *, platform: str, event_key: str, message_id: int, now: datetime) -> bool:
@@ -161,8 +176,7 @@ class DeliveredEvents:
             (platform, event_key, message_id, iso(now)),
         )
         row = await self._db.fetchone(
-            "SELECT handled_utc FROM delivered_events WHERE platform = ? AND event_key = ?",
-            (platform, event_key),
+            "SELECT handled_utc FROM delivered_events WHERE platform = ? AND event_key = ?", (platform, event_key)
         )
         return row is not None and row["handled_utc"] is not None
 
@@ -182,8 +196,7 @@ class DeliveredEvents:
 
     async def mark_handled(self, *, message_ids: list[int], now: datetime) -> None:
         if message_ids:
-            marks = ",".join("?" * len(message_ids))
             await self._db.execute(
-                f"UPDATE delivered_events SET handled_utc = ? WHERE message_id IN ({marks}) AND handled_utc IS NULL",
-                [iso(now), *message_ids],
+                "UPDATE delivered_events SET handled_utc = ? WHERE message_id {in_ids} AND handled_utc IS NULL",
+                (iso(now), self._db.dialect.array(message_ids)),
             )

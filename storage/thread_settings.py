@@ -1,21 +1,20 @@
 """ThreadSettings: what people chose for one thread from inside it (today: its model).
 
 One row per thread, deleted with the thread (``ON DELETE CASCADE``), so ``forget`` takes the choice with it. The
-store only keeps what was chosen; whether a model is allowed is the caller's business (``LLM_MODELS``). This is
-the SQLite implementation of ``storage.protocols.ThreadSettings``; storage/postgres/thread_settings.py is the
-Postgres one.
+store only keeps what was chosen; whether a model is allowed is the caller's business (``LLM_MODELS``). One
+class for both backends (``storage.protocols.ThreadSettings``, ``storage/sql.py``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from storage.db import Database
 from storage.records import iso
+from storage.sql import SqlDatabase
 
 
 class ThreadSettings:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def model(self, *, thread_id: int) -> str | None:

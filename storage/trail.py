@@ -15,12 +15,18 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from storage.db import Database
-from storage.records import ApprovalRecord, TrailEntry, approval_from_row, iso, trail_from_row
+from storage.records import ApprovalRecord, TrailEntry, iso, record_from_row, trail_from_row
+from storage.sql import SqlDatabase
+
+_TRAIL_COLUMNS = (
+    "id, thread_id, after_message_id, call_id, tool, arguments_json, result_excerpt, is_error, duration_ms, "
+    "approval, decided_by, cites_json, created_utc, state"
+)
+_APPROVAL_COLUMNS = "id, thread_id, tool, arguments_preview, state, card_message_id, decided_by_name, created_utc"
 
 
 class ToolTrail:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def record(
@@ -62,25 +68,25 @@ class ToolTrail:
     async def for_thread(self, *, thread_id: int, after_id: int = 0, through_id: int | None = None) -> list[TrailEntry]:
         """Trail entries placed after a message in (``after_id``, ``through_id``], in order."""
         rows = await self._db.fetchall(
-            "SELECT * FROM tool_calls WHERE thread_id = ? AND after_message_id > ? AND after_message_id <= ? "
-            "ORDER BY after_message_id, id",
+            f"SELECT {_TRAIL_COLUMNS} FROM tool_calls WHERE thread_id = ? AND after_message_id > ? "
+            "AND after_message_id <= ? ORDER BY after_message_id, id",
             (thread_id, after_id, through_id if through_id is not None else 2**62),
         )
         return [trail_from_row(row) for row in rows]
 
 
 class ApprovalStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def open(self, *, thread_id: int, tool: str, arguments_preview: str, now: datetime) -> int:
-        rowid = await self._db.insert(
+        row = await self._db.fetchone(
             "INSERT INTO approvals (thread_id, tool, arguments_preview, state, created_utc) "
-            "VALUES (?, ?, ?, 'pending', ?)",
+            "VALUES (?, ?, ?, 'pending', ?) RETURNING id",
             (thread_id, tool, arguments_preview, iso(now)),
         )
-        assert rowid is not None
-        return rowid
+        assert row is not None
+        return int(row["id"])
 
     async def set_message_id(self, *, approval_id: int, card_message_id: str) -> None:
         await self._db.execute("UPDATE approvals SET card_message_id = ? WHERE id = ?", (card_message_id, approval_id))
@@ -97,8 +103,8 @@ class ApprovalStore:
         return changed == 1
 
     async def get(self, *, approval_id: int) -> ApprovalRecord | None:
-        row = await self._db.fetchone("SELECT * FROM approvals WHERE id = ?", (approval_id,))
-        return None if row is None else approval_from_row(row)
+        row = await self._db.fetchone(f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,))
+        return None if row is None else record_from_row(ApprovalRecord, row)
 
     async def expire_pending(self, *, now: datetime) -> int:
         """An earlier run's waiting calls died with it: their cards are stale. Returns how many."""

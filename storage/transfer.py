@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storage.db import Database, open_database
-from storage.migrations import migrate as migrate_sqlite
+from storage.migrations import migrate
 from storage.postgres import load
 from storage.postgres.db import open_postgres
-from storage.postgres.migrations import migrate as migrate_postgres
+from storage.sqlite.db import Database, open_database
 
 BATCH_ROWS = 5000
 
@@ -85,10 +84,10 @@ async def copy_sqlite_to_postgres(source: Path, target_url: str) -> TransferRepo
         raise TransferRefused(f"there is no SQLite file at {source}; check --from")
     sqlite = await open_database(source)
     try:
-        await migrate_sqlite(sqlite)
+        await migrate(sqlite)
         postgres = await open_postgres(target_url, max_size=1)
         try:
-            await migrate_postgres(postgres)
+            await migrate(postgres)
             async with postgres.transaction() as connection:
                 tables = await load.tables_in_load_order(connection)
                 missing = sorted(set(await _sqlite_tables(sqlite)) - set(tables))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bots.router.messages import ThreadKey, utc_now
 from bots.router.ports import ApprovalCard, ApprovalState, ThreadOutbox
-from storage.db import open_database
+from storage.sqlite.db import open_database
 from storage.trail import ApprovalStore
 from tests.router_harness import db_rows
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.db import Database, open_database
 from storage.migrations import migrate
+from storage.sqlite.db import Database, open_database
 
 INSERT_THREAD = (
     "INSERT INTO threads (platform, workspace, channel, thread, created_utc) VALUES ('p', 'w', 'c', ?, 'now')"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from storage.backends import UnsupportedDatabaseURL, database_path_from_url
-from storage.db import open_database
-from storage.migrations import MIGRATIONS, applied_migrations, m001_initial, migrate
+from storage.migrations import MIGRATIONS, applied_migrations, migrate, migrations_for
 from storage.sessions import CardRecord, CardStore
+from storage.sqlite.db import open_database
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -127,7 +127,7 @@ EXPECTED_INDEXES = {
 async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -> None:
     db = await open_database(tmp_path / "new" / "bot.db")
     try:
-        assert await migrate(db) == [m.__name__ for m in MIGRATIONS]
+        assert await migrate(db) == [m.name for m in migrations_for("sqlite")]
         assert await migrate(db) == []
         assert await applied_migrations(db) == [
             "m001_initial",
@@ -186,16 +186,18 @@ async def _cards_made_by_m001(path: Path) -> tuple[CardRecord, CardRecord]:
     """A database at m001 with a resolved card in one thread and a posted, pending one in another."""
     db = await open_database(path)
     try:
-        assert await migrate(db, [m001_initial]) == ["m001_initial"]
+        assert await migrate(db, MIGRATIONS[:1]) == ["m001_initial"]
         cards = CardStore(db)
-        t1, t2 = [
-            await db.insert(  # the m001 columns: today's ThreadLog writes a column m008 adds
-                "INSERT INTO threads (platform, workspace, channel, thread, created_utc) VALUES ('p', 'w', 'c', ?, ?)",
+        made = [
+            await db.fetchone(  # the m001 columns: today's ThreadLog writes a column m008 adds
+                "INSERT INTO threads (platform, workspace, channel, thread, created_utc) VALUES ('p', 'w', 'c', ?, ?) "
+                "RETURNING id",
                 (name, NOW.isoformat()),
             )
             for name in ("t1", "t2")
         ]
-        assert t1 is not None and t2 is not None
+        assert made[0] is not None and made[1] is not None
+        t1, t2 = int(made[0]["id"]), int(made[1]["id"])
         done, _ = await cards.open_card(thread_id=t1, now=NOW)
         assert await cards.claim(card_id=done.id, state="fresh", by_id="u", by_name="U", now=NOW)
         await cards.finish(card_id=done.id, state="fresh", now=NOW)

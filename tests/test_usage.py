@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bots.router.messages import CardAction
-from storage.db import open_database
-from storage.migrations import m001_initial, migrate
+from storage.migrations import MIGRATIONS, migrate
+from storage.sqlite.db import open_database
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.fakes.settings import fake_model_env
@@ -108,7 +108,7 @@ async def test_forgetting_a_thread_keeps_its_spend_unlinked(
 async def test_a_database_from_before_usage_is_upgraded(tmp_path: Path) -> None:
     db = await open_database(tmp_path / "old.db")
     try:
-        assert await migrate(db, [m001_initial]) == ["m001_initial"]
+        assert await migrate(db, MIGRATIONS[:1]) == ["m001_initial"]
         assert "m004_usage" in await migrate(db)
         assert await db.fetchall("SELECT * FROM usage") == []
     finally:

@@ -11,9 +11,9 @@ import pytest
 
 from bots.workers.ownership import Claim, ThreadOwnership
 from storage.leases import Fence, LeaseLost, SoleOwner, Wake, thread_resource
+from storage.migrations import migrate
 from storage.postgres.db import PostgresDatabase, open_postgres
 from storage.postgres.leases import PostgresLeases, check_fence
-from storage.postgres.migrations import migrate
 from tests.fakes.waiting import wait_until
 
 A, B = "worker-a", "worker-b"

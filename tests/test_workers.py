@@ -22,7 +22,7 @@ from bots.router.ports import ApprovalState
 from storage.leases import thread_resource
 from storage.postgres.db import PostgresDatabase, open_postgres
 from storage.postgres.leases import PostgresLeases
-from storage.postgres.trail import PostgresApprovalStore
+from storage.trail import ApprovalStore
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import calls_made, stdio_entry, write_config
 from tests.fakes.waiting import wait_until
@@ -232,7 +232,7 @@ async def test_a_click_on_a_dead_workers_approval_expires_it_when_the_threads_ow
     async with worker() as a, worker() as b:
         await a.say("hello")  # A owns the thread now
         thread_id = await thread_id_of(pg)
-        store = PostgresApprovalStore(pg)  # the card a worker posted before it died, its call gone with it
+        store = ApprovalStore(pg)  # the card a worker posted before it died, its call gone with it
         approval_id = await store.open(thread_id=thread_id, tool="files__write", arguments_preview="{}", now=utc_now())
         await store.set_message_id(approval_id=approval_id, card_message_id="the-dead-workers-card")
 

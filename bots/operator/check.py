@@ -31,7 +31,7 @@ from bots.config import ConfigError, Settings, load_settings
 from bots.operator.log_escape import escape_controls
 from bots.operator.redaction import Redactor, configured_secrets
 from storage.backends import Backend, describe_url
-from storage.health import inspect_database
+from storage.sqlite.health import inspect_database
 
 MIN_FREE_BYTES = 100 * 1024 * 1024
 DISCORD_API = "https://discord.com/api/v10"

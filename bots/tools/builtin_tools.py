@@ -1,9 +1,9 @@
 """Built-in tools: ``search_thread``, exact recall of the thread's own log.
 
 A catch-up summary is short by design and may drop a detail; ``search_thread`` lets the model quote it exactly
-instead of guessing. It searches only the thread the turn belongs to (``storage/search.py``), never finds a
-deleted message, and reports the log ids it quotes, so forgetting a message also removes it from the session's
-tool results and from the trail.
+instead of guessing. It searches only the thread the turn belongs to (``storage/sqlite/search.py``,
+``storage/postgres/search.py``), never finds a deleted message, and reports the log ids it quotes, so forgetting
+a message also removes it from the session's tool results and from the trail.
 """
 
 from __future__ import annotations

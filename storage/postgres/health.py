@@ -1,8 +1,7 @@
 """Read-only looks at a Postgres database for ``threadkeeper check`` and ``/readyz``.
 
 :func:`inspect_postgres` connects once (no pool), reads the recorded migrations and changes nothing: a missing
-ledger means "every migration pending". :class:`PostgresProbe` asks the running bot's pool whether a write
-transaction can start (the server is up, not a read-only standby, and a connection is free).
+ledger means "every migration pending". The running bot's probe is ``storage.sql.ReadinessProbe``.
 """
 
 from __future__ import annotations
@@ -12,9 +11,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.rows import dict_row
 
-from storage.postgres.db import CONNECT_TIMEOUT_S, PostgresDatabase
-from storage.postgres.migrations import MIGRATIONS
-from storage.records import WAITING_THREADS
+from storage.migrations import migrations_for
+from storage.postgres.db import CONNECT_TIMEOUT_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +26,7 @@ class PostgresReport:
 
 async def inspect_postgres(url: str) -> PostgresReport:
     """What ``threadkeeper run`` would find at ``url``, without changing anything."""
-    known = [migration.name for migration in MIGRATIONS]
+    known = [migration.name for migration in migrations_for("postgres")]
     try:
         connection = await psycopg.AsyncConnection.connect(
             url, connect_timeout=int(CONNECT_TIMEOUT_S), row_factory=dict_row, autocommit=True
@@ -53,21 +51,3 @@ async def inspect_postgres(url: str) -> PostgresReport:
         pending=[name for name in known if name not in applied],
         unknown=[name for name in applied if name not in known],
     )
-
-
-class PostgresProbe:
-    """The DatabaseProbe of a running bot on Postgres."""
-
-    def __init__(self, db: PostgresDatabase) -> None:
-        self._db = db
-
-    async def writable(self) -> bool:
-        try:
-            row = await self._db.fetchone("SELECT NOT pg_is_in_recovery() AS writable")
-        except Exception:  # the pool's timeout, a dropped server: "not ready", whatever the cause
-            return False
-        return bool(row and row["writable"])
-
-    async def waiting_threads(self) -> int:
-        row = await self._db.fetchone(WAITING_THREADS)
-        return 0 if row is None else int(row["n"])

@@ -5,10 +5,11 @@ The rules of ``storage/leases.py``, in SQL:
 - **acquire** is one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` statement: the row lock makes two workers
   racing for a free lease end with one holder; taking it from nobody or from an expired holder adds one to the
   token, renewing one's own keeps it.
-- **the fence check** (:func:`check_fence`) runs inside the caller's write transaction and locks the lease row
-  ``FOR SHARE`` until that transaction ends: a takeover (an UPDATE of the row) waits for the write to commit,
-  and a write after a takeover finds another holder or token and raises :class:`LeaseLost`. Either the write
-  happened while the lease was held, or it did not happen.
+- **the fence check** (:func:`check_fence`, in storage/postgres/db.py beside the transaction it guards) runs
+  inside the caller's write transaction and locks the lease row ``FOR SHARE`` until that transaction ends: a
+  takeover (an UPDATE of the row) waits for the write to commit, and a write after a takeover finds another
+  holder or token and raises :class:`LeaseLost`. Either the write happened while the lease was held, or it did
+  not happen.
 - **wake-ups** are ``pg_notify`` on one channel, received on a dedicated connection (never a pooled one: a pool
   would hand the LISTEN to whoever borrows the connection next). A hint may be lost while that connection
   reconnects; :meth:`PostgresLeases.claimable_waiting` is what workers poll, and it is the truth.
@@ -24,27 +25,19 @@ from collections.abc import AsyncIterator, Sequence
 
 import psycopg
 
-from storage.leases import THREAD_PREFIX, Fence, LeaseLost, Wake
-from storage.postgres.db import Connection, PostgresDatabase
+from storage.leases import THREAD_PREFIX, Fence, Wake
+from storage.postgres.db import PostgresDatabase, check_fence
+
+__all__ = ["WAKE_CHANNEL", "WORKER_TABLES", "PostgresLeases", "check_fence"]
 
 log = logging.getLogger(__name__)
 
 WAKE_CHANNEL = "threadkeeper_wake"
 RECONNECT_S = 1.0
 
-WORKER_TABLES = ("leases",)  # live state of the workers, not part of the log (migrate-db copies none of it)
-SCHEMA = (
-    """
-    CREATE TABLE leases (
-        resource TEXT PRIMARY KEY,
-        holder TEXT,
-        token BIGINT NOT NULL,
-        acquired_utc TIMESTAMPTZ NOT NULL,
-        expires_utc TIMESTAMPTZ NOT NULL
-    )
-    """,
-    "CREATE INDEX leases_by_holder ON leases (holder) WHERE holder IS NOT NULL",
-)
+# Live state of the workers, not part of the log (migrate-db copies none of it); the table is made by the
+# migration ``pg_leases`` (storage/revisions.py).
+WORKER_TABLES = ("leases",)
 
 _ACQUIRE = """
 INSERT INTO leases AS l (resource, holder, token, acquired_utc, expires_utc)
@@ -69,19 +62,6 @@ WHERE t.id IN (SELECT thread_id FROM messages WHERE reply_state = 'waiting')
       SELECT 1 FROM cards c WHERE c.thread_id = t.id AND c.state = 'pending' AND c.card_message_id IS NOT NULL)
 ORDER BY t.id LIMIT %(limit)s
 """
-
-
-async def check_fence(connection: Connection, fence: Fence | None) -> None:
-    """Inside a write transaction: raise LeaseLost unless ``fence`` still holds, and keep it held until commit."""
-    if fence is None:
-        return
-    cursor = await connection.execute(
-        "SELECT 1 FROM leases WHERE resource = %s AND holder = %s AND token = %s "
-        "AND expires_utc > clock_timestamp() FOR SHARE",
-        (fence.resource, fence.holder, fence.token),
-    )
-    if await cursor.fetchone() is None:
-        raise LeaseLost(fence)
 
 
 class PostgresLeases:

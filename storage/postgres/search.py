@@ -2,7 +2,7 @@
 
 A search never leaves its thread, so the thread's rows are found through the ``(thread_id, ...)`` unique index;
 those containing a query word (``ILIKE``, a cheap first pass) get ``to_tsvector('simple', content)`` computed
-and matched. No index holds a second copy of the text for forgetting to chase (storage/postgres/migrations.py);
+and matched. No index holds a second copy of the text for forgetting to chase (storage/revisions.py);
 docs/PERFORMANCE.md (S1) says what a large thread costs.
 
 The ``simple`` configuration lower-cases and splits on non-word characters without stemming, like FTS5's

@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 
 from bots.operator.health import Health, serve_health
-from storage.db import open_database
-from storage.health import SqliteProbe
+from storage.sql import ReadinessProbe
+from storage.sqlite.db import open_database
 from tests.conftest import MakeSettings
 from tests.discord.conftest import DiscordBotFactory
 from tests.fakes.discord import FakeDiscord
@@ -27,7 +27,7 @@ async def test_readyz_is_ready_while_the_gateway_is_connected_and_not_after_stop
         assert (await readyz(port))[0] == 503  # nothing connected yet
         async with discord_bot() as bot:
             db = await open_database(make_settings().database_path)
-            health.database = SqliteProbe(db)
+            health.database = ReadinessProbe(db)
             health.adapters["discord"] = bot.adapter
             assert await readyz(port) == (200, '{"ready": true, "parts": {"database": true, "discord": true}}')
         assert await readyz(port) == (503, '{"ready": false, "parts": {"database": true, "discord": false}}')

@@ -171,8 +171,7 @@ async def test_no_row_version_holds_forgotten_text_after_an_erasure(storage: Sto
 
 async def _tuples_holding(storage: Storage, word: str) -> int:
     """Row versions (live or dead, per pageinspect) of the erased tables whose data contains ``word``."""
-    from storage.postgres.db import PostgresDatabase
-    from storage.postgres.erasure import ERASED_TABLES
+    from storage.postgres.db import ERASED_TABLES, PostgresDatabase
 
     assert isinstance(storage.database, PostgresDatabase)
     found = 0

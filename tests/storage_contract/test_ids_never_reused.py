@@ -71,19 +71,17 @@ class _Raw:
 @asynccontextmanager
 async def _previous_release(url: str) -> AsyncIterator[_Raw]:
     """A database migrated up to the migration before m008, closed on exit."""
+    from storage.migrations import MIGRATIONS, migrate
+
     if url.startswith("sqlite"):
-        from storage.db import open_database
-        from storage.migrations import MIGRATIONS, migrate
+        from storage.sqlite.db import open_database
 
         db: Any = await open_database(database_path_from_url(url))
-        await migrate(db, [m for m in MIGRATIONS if m.__name__ != NEW])
     else:
         from storage.postgres.db import open_postgres
-        from storage.postgres.migrations import MIGRATIONS as PG_MIGRATIONS
-        from storage.postgres.migrations import migrate as migrate_postgres
 
         db = await open_postgres(url)
-        await migrate_postgres(db, [m for m in PG_MIGRATIONS if m.name != NEW])
+    await migrate(db, [m for m in MIGRATIONS if m.name != NEW])
     try:
         yield _Raw(db, postgres=not url.startswith("sqlite"))
     finally:

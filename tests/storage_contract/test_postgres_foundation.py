@@ -8,20 +8,19 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from storage.db import open_database
-from storage.migrations import migrate as migrate_sqlite
+from storage.migrations import applied_migrations, migrate, migrations_for
 from storage.postgres.db import open_postgres
 from storage.postgres.leases import WORKER_TABLES
-from storage.postgres.migrations import MIGRATIONS, applied_migrations, migrate
+from storage.sqlite.db import open_database
 
 
 async def test_blank_database_gets_every_migration_once(postgres_url: str) -> None:
     db = await open_postgres(postgres_url)
     try:
         assert await applied_migrations(db) == []
-        assert await migrate(db) == [m.name for m in MIGRATIONS]
+        assert await migrate(db) == [m.name for m in migrations_for("postgres")]
         assert await migrate(db) == []
-        assert await applied_migrations(db) == [m.name for m in MIGRATIONS]
+        assert await applied_migrations(db) == [m.name for m in migrations_for("postgres")]
         tables = {
             r["tablename"] for r in await db.fetchall("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         }
@@ -45,7 +44,7 @@ async def test_both_backends_have_the_same_tables_and_columns(postgres_url: str,
     """Every table of the SQLite schema exists on Postgres with the same columns in the same order."""
     sqlite = await open_database(tmp_path / "bot.db")
     try:
-        await migrate_sqlite(sqlite)
+        await migrate(sqlite)
         tables = await sqlite.fetchall(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
             "AND name NOT LIKE 'messages_fts%'"
@@ -76,7 +75,7 @@ async def test_workers_starting_together_apply_each_migration_once(postgres_url:
     try:
         results = await asyncio.gather(*(migrate(db) for db in workers))
         applied = sorted(name for names in results for name in names)
-        assert applied == sorted(m.name for m in MIGRATIONS)
+        assert applied == sorted(m.name for m in migrations_for("postgres"))
     finally:
         for db in workers:
             await db.close()

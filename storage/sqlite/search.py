@@ -8,8 +8,8 @@ each quoted, so no FTS5 syntax in it can fail or widen the search.
 
 from __future__ import annotations
 
-from storage.db import Database
 from storage.records import SearchHit, search_words
+from storage.sqlite.db import Database
 
 
 def fts_query(text: str) -> str | None:

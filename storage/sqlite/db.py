@@ -12,28 +12,57 @@ rolled back on the spot, and whoever takes the connection next first rolls back 
 
 The file is created 0600 before SQLite touches it (SQLite gives its -wal and -shm files the same mode), in a
 folder created 0700 when missing.
+
+The stores (``storage/log.py`` and its siblings) see this class through ``storage.sql.SqlDatabase``: their
+statements are SQLite's already but for the few ``{words}`` of :data:`DIALECT`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, closing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import aiosqlite
 
+from storage.sql import Dialect, Params
+from storage.sqlite.log_batch import typed_error, write_messages
+
+if TYPE_CHECKING:
+    from storage.leases import Fence
+    from storage.records import LoggedMessage, NewMessage
+
 BUSY_TIMEOUT_MS = 5000
+
+DIALECT = Dialect(
+    "sqlite",
+    {
+        "in_ids": "IN (SELECT value FROM json_each(?))",
+        "for_update": "",
+        "for_update_of_m": "",
+        "cited": "json_each(tool_calls.cites_json) AS cited",
+        "id": "id INTEGER PRIMARY KEY",
+        "id_never_reused": "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        "bigint": "INTEGER",
+        "real": "REAL",
+        "foreign_keys_off": "PRAGMA foreign_keys=OFF",
+        "foreign_keys_on": "PRAGMA foreign_keys=ON",
+        "foreign_key_check": "PRAGMA foreign_key_check",
+        "ledger_exists": "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = '_migrations'",
+    },
+    array=json.dumps,
+)
 
 log = logging.getLogger(__name__)
 
 Row = sqlite3.Row
 T = TypeVar("T")
-Params = Sequence[Any] | dict[str, Any]
 
 
 def _prepare_file(path: Path) -> None:
@@ -72,8 +101,51 @@ def _rollback(raw: sqlite3.Connection) -> None:
         raw.execute("ROLLBACK")
 
 
+def _rowcount(raw: sqlite3.Connection, sql: str, params: Params) -> int:
+    with closing(raw.execute(sql, params)) as cursor:
+        return cursor.rowcount
+
+
+def _one(raw: sqlite3.Connection, sql: str, params: Params) -> Row | None:
+    with closing(raw.execute(sql, params)) as cursor:
+        row: Row | None = cursor.fetchone()
+        return row
+
+
+def _all(raw: sqlite3.Connection, sql: str, params: Params) -> list[Row]:
+    with closing(raw.execute(sql, params)) as cursor:
+        return list(cursor.fetchall())
+
+
+class SqliteTransaction:
+    """``storage.sql.Transaction`` inside :meth:`Database.atomic`: each statement one hop to the database thread."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return await self._db._on_thread(lambda raw: _rowcount(raw, DIALECT.sql(sql), params))
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        await self._db._on_thread(lambda raw: raw.executemany(DIALECT.sql(sql), rows).close())
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        return await self._db._on_thread(lambda raw: _one(raw, DIALECT.sql(sql), params))
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self._db._on_thread(lambda raw: _all(raw, DIALECT.sql(sql), params))
+
+    async def serialize(self, key: int) -> None:
+        """Nothing to take: the IMMEDIATE transaction holds SQLite's only write lock."""
+
+    async def check_fence(self, fence: Fence | None) -> None:
+        """Nothing to check: SQLite has one worker, which owns every thread (``storage/leases.py``)."""
+
+
 class Database:
     """The shared connection with a lock; repositories take one of these."""
+
+    dialect = DIALECT
 
     def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
         self._connection = connection
@@ -116,6 +188,12 @@ class Database:
                 raise
             await self._on_thread(_commit)
 
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[SqliteTransaction]:
+        """:meth:`transaction` as the stores see it (``storage.sql.Transaction``)."""
+        async with self.transaction():
+            yield SqliteTransaction(self)
+
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` against the raw connection on aiosqlite's worker thread, in one IMMEDIATE transaction.
 
@@ -148,40 +226,42 @@ class Database:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement in its own (autocommit) transaction; return the rows it changed."""
-
-        def execute(raw: sqlite3.Connection) -> int:
-            with closing(raw.execute(sql, params)) as cursor:
-                return cursor.rowcount
-
-        return await self._statement(execute)
-
-    async def insert(self, sql: str, params: Params = ()) -> int | None:
-        """Run one INSERT; return the new rowid, or None when the insert was ignored."""
-
-        def insert(raw: sqlite3.Connection) -> int | None:
-            with closing(raw.execute(sql, params)) as cursor:
-                return cursor.lastrowid if cursor.rowcount > 0 else None
-
-        return await self._statement(insert)
+        return await self._statement(lambda raw: _rowcount(raw, DIALECT.sql(sql), params))
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        async with self.transaction() as connection:
-            await connection.executemany(sql, rows)
+        await self.run(lambda raw: raw.executemany(DIALECT.sql(sql), rows).close())
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        def fetchall(raw: sqlite3.Connection) -> list[Row]:
-            with closing(raw.execute(sql, params)) as cursor:
-                return list(cursor.fetchall())
-
-        return await self._statement(fetchall)
+        return await self._statement(lambda raw: _all(raw, DIALECT.sql(sql), params))
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        def fetchone(raw: sqlite3.Connection) -> Row | None:
-            with closing(raw.execute(sql, params)) as cursor:
-                row: Row | None = cursor.fetchone()
-                return row
+        return await self._statement(lambda raw: _one(raw, DIALECT.sql(sql), params))
 
-        return await self._statement(fetchone)
+    async def script(self, statements: Sequence[tuple[str, Params]], *, fence: Fence | None = None) -> list[Row | None]:
+        """In one hop (``fence`` ignored: SQLite's one worker owns every thread)."""
+        translated = [(DIALECT.sql(sql), params) for sql, params in statements]
+        return await self.run(lambda raw: [_one(raw, sql, params) for sql, params in translated])
+
+    async def write_messages(self, news: list[NewMessage]) -> list[tuple[LoggedMessage, bool]]:
+        """The log's group-commit batch: every row in one transaction, in one hop to the database thread."""
+        return await self.run(lambda raw: write_messages(news, raw))
+
+    def typed_error(self, exc: BaseException) -> BaseException:
+        return typed_error(exc)
+
+    async def scrub(self) -> None:
+        """Merge the search index (dropping what it only marked deleted), then checkpoint and truncate the WAL."""
+        await self.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
+        await self.checkpoint()
+
+    async def writable(self) -> bool:
+        """Take SQLite's write lock on this connection and release it at once, writing nothing."""
+        try:
+            async with self.transaction():
+                pass
+        except sqlite3.Error:
+            return False
+        return True
 
     async def checkpoint(self) -> bool:
         """Copy the WAL into the database file and truncate it to zero bytes; False when a reader blocked it.

@@ -2,8 +2,7 @@
 
 :func:`inspect_database` changes nothing: a missing file is reported as "would be created", and an existing one
 is opened read-only (SQLite's ``mode=ro``) to run ``PRAGMA integrity_check`` and compare the recorded
-migrations with the code's list. :func:`probe_writable` takes SQLite's write lock on the running bot's own
-connection and releases it at once, which is what "the database is writable" means to a bot.
+migrations with the code's list. The running bot's probe is ``storage.sql.ReadinessProbe``.
 """
 
 from __future__ import annotations
@@ -17,9 +16,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from storage.db import Database
-from storage.migrations import MIGRATIONS
-from storage.records import WAITING_THREADS
+from storage.migrations import migrations_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +49,7 @@ async def inspect_database(path: Path) -> DatabaseReport:
     """What ``threadkeeper run`` would find at ``path``, without creating or changing anything."""
     exists = await asyncio.to_thread(path.is_file)
     writable, free = await asyncio.to_thread(_folder_facts, path)
-    known = [migration.__name__ for migration in MIGRATIONS]
+    known = [migration.name for migration in migrations_for("sqlite")]
     if not exists:
         return DatabaseReport(path=path, exists=False, writable=writable, pending=known, free_bytes=free)
     try:
@@ -82,32 +79,3 @@ async def inspect_database(path: Path) -> DatabaseReport:
         unknown=[name for name in applied if name not in known],
         free_bytes=free,
     )
-
-
-async def probe_writable(db: Database) -> bool:
-    """True when this connection can take SQLite's write lock (then released without writing anything)."""
-    try:
-        async with db.transaction():
-            pass
-    except sqlite3.Error:
-        return False
-    return True
-
-
-async def waiting_thread_count(db: Database) -> int:
-    """Threads holding user messages that no posted reply has covered yet."""
-    row = await db.fetchone(WAITING_THREADS)
-    return 0 if row is None else int(row["n"])
-
-
-class SqliteProbe:
-    """The DatabaseProbe of a running bot on SQLite."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def writable(self) -> bool:
-        return await probe_writable(self._db)
-
-    async def waiting_threads(self) -> int:
-        return await waiting_thread_count(self._db)
