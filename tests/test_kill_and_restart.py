@@ -37,14 +37,15 @@ def llm_env(fake_llm: FakeLLM, tmp_path: Path) -> dict[str, str]:
     return fake_model_env(fake_llm.base_url, tmp_path / "bot.db")
 
 
+def discord_env(fake: FakeDiscord) -> dict[str, str]:
+    """What points ``threadkeeper run`` at the loopback Discord."""
+    return {"DISCORD_TOKEN": "fake-token", "DISCORD_API_BASE": fake.api_base, "DISCORD_GATEWAY_URL": fake.gateway_url}
+
+
 async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path: Path, fake_llm: FakeLLM) -> None:
     log = tmp_path / "bot.log"
     async with FakeDiscord() as fake:
-        env = llm_env(fake_llm, tmp_path) | {
-            "DISCORD_TOKEN": "fake-token",
-            "DISCORD_API_BASE": fake.api_base,
-            "DISCORD_GATEWAY_URL": fake.gateway_url,
-        }
+        env = llm_env(fake_llm, tmp_path) | discord_env(fake)
         fake_llm.chunk_delay_s = 0.2
         fake_llm.reply("This answer streams slowly and will never finish because the process dies. " * 3)
         async with bot_process(env, log) as first:
@@ -212,11 +213,7 @@ async def test_discord_killed_after_an_approved_call_completed_resumes_it_once_a
 ) -> None:
     log, calls = tmp_path / "bot.log", tmp_path / "calls.txt"
     async with FakeDiscord() as fake:
-        env = llm_env(fake_llm, tmp_path) | tools_env(tmp_path, calls) | backend_env | {
-            "DISCORD_TOKEN": "fake-token",
-            "DISCORD_API_BASE": fake.api_base,
-            "DISCORD_GATEWAY_URL": fake.gateway_url,
-        }  # fmt: skip
+        env = llm_env(fake_llm, tmp_path) | tools_env(tmp_path, calls) | backend_env | discord_env(fake)
         call = ScriptedCall("fake__create_ticket", {"title": "Rotate"}, id="call_rotate")
         thread = await discord_tool_turn_killed(
             fake, fake_llm, env, log, call,
@@ -235,11 +232,7 @@ async def test_discord_killed_while_a_side_effecting_call_ran_does_not_run_it_ag
 ) -> None:
     log, calls = tmp_path / "bot.log", tmp_path / "calls.txt"
     async with FakeDiscord() as fake:
-        env = llm_env(fake_llm, tmp_path) | tools_env(tmp_path, calls) | backend_env | {
-            "DISCORD_TOKEN": "fake-token",
-            "DISCORD_API_BASE": fake.api_base,
-            "DISCORD_GATEWAY_URL": fake.gateway_url,
-        }  # fmt: skip
+        env = llm_env(fake_llm, tmp_path) | tools_env(tmp_path, calls) | backend_env | discord_env(fake)
         call = ScriptedCall("fake__slow_ticket", {"title": "T-9", "seconds": 120}, id="call_slow")
         thread = await discord_tool_turn_killed(
             fake, fake_llm, env, log, call, killed_when=lambda: bool(calls_made(calls))
@@ -327,11 +320,7 @@ async def test_discord_approval_card_posted_before_a_sigkill_is_allowed_after_th
 ) -> None:
     log, calls = tmp_path / "bot.log", tmp_path / "calls.txt"
     async with FakeDiscord() as fake:
-        env = llm_env(fake_llm, tmp_path) | tools_env(tmp_path, calls) | backend_env | {
-            "DISCORD_TOKEN": "fake-token",
-            "DISCORD_API_BASE": fake.api_base,
-            "DISCORD_GATEWAY_URL": fake.gateway_url,
-        }  # fmt: skip
+        env = llm_env(fake_llm, tmp_path) | tools_env(tmp_path, calls) | backend_env | discord_env(fake)
         async with bot_process(env, log) as first:
             await wait_until(lambda: fake.identified == 1, timeout=60)
             fake_llm.reply("Hello.")
