@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from agent.failures import FailureKind, setup_problem
 from agent.litellm_import import litellm_module
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,18 @@ class LiteLLMSpeechToText:
 
     def __init__(self, config: TranscriptionConfig) -> None:
         self.config = config
+
+    async def setup_problem(self) -> str | None:
+        """The operator's fix when the model cannot work before any request (no provider, no key), else None."""
+        problem = setup_problem(
+            await litellm_module(), model=self.config.model, api_key=self.config.api_key, api_base=self.config.api_base
+        )
+        if problem is None:
+            return None
+        kind, fix = problem
+        if kind is FailureKind.NOT_FOUND:
+            return "it names no provider litellm knows: write it as provider/model, such as openai/whisper-1"
+        return fix
 
     async def transcribe(self, *, audio: bytes, filename: str, content_type: str) -> str:
         litellm = await litellm_module()

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from agent.llm import CallObserver, LLMClient, LLMConfig, preload_litellm
 from agent.summarize import Summarizer
 from agent.tools import ToolBox, ToolProvider
-from agent.transcription import LiteLLMSpeechToText, SpeechToText, TranscriptionConfig
+from agent.transcription import LiteLLMSpeechToText, TranscriptionConfig
 from bots.config import ConfigError, Settings
 from bots.files.attachments import AttachmentLimits
 from bots.files.downloads import FetchPolicy
@@ -49,7 +49,7 @@ def build_llm(settings: Settings, *, observers: Sequence[CallObserver] = ()) -> 
     return LLMClient(config, context_window_fallback=settings.llm_context_window, observers=observers)
 
 
-def build_speech_to_text(settings: Settings) -> SpeechToText | None:
+def build_speech_to_text(settings: Settings) -> LiteLLMSpeechToText | None:
     """Voice messages' transcription with TRANSCRIPTION_MODEL (None when unset), over the chat model's endpoint."""
     if settings.transcription_model is None:
         return None
