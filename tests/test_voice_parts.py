@@ -13,6 +13,7 @@ import pytest
 
 from agent.transcription import TranscriptionFailed
 from bots.config import ConfigError
+from bots.files.attachments import AttachmentLimits, Use, read_files, refusal_note
 from bots.files.downloads import Downloader, FetchPolicy
 from bots.files.voice import Transcribed, is_audio, transcribe, unspoken_note
 from bots.operator.check import preflight
@@ -74,6 +75,20 @@ async def test_failures_are_short_reasons_and_an_over_long_message_is_never_down
     )
     slow = ScriptedSpeech("late", delay_s=1.0)
     assert await _transcribe(clip(tmp_path / "v.ogg"), slow, budget_s=0.05) == Transcribed(why="it took too long")
+
+
+async def test_a_surprise_from_the_speech_client_leaves_the_file_untranscribed_not_the_turn_failed(
+    tmp_path: Path,
+) -> None:
+    class Broken(ScriptedSpeech):
+        async def transcribe(self, *, audio: bytes, filename: str, content_type: str) -> str:
+            raise ValueError("a library's surprise")
+
+    [read] = await read_files(
+        (clip(tmp_path / "v.ogg"),), vision=False, limits=AttachmentLimits(), policy=FetchPolicy(), speech=Broken()
+    )
+    assert (read.use, read.why, read.transcript) == (Use.UNTRANSCRIBED, "an unexpected error", None)
+    assert refusal_note([read]) == "I couldn't transcribe the voice message (an unexpected error)."
 
 
 def test_slack_clips_are_audio_whatever_their_type_and_odd_durations_are_no_duration() -> None:

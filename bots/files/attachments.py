@@ -241,14 +241,18 @@ async def _read(
 async def _transcribed(
     attachment: Attachment, *, http: Downloader, speech: SpeechToText, limits: AttachmentLimits
 ) -> ReadFile:
-    done = await transcribe(
-        attachment,
-        http=http,
-        speech=speech,
-        max_seconds=limits.audio_max_seconds,
-        budget_s=limits.transcription_budget_s,
-        max_chars=limits.max_text_chars,
-    )
+    try:
+        done = await transcribe(
+            attachment,
+            http=http,
+            speech=speech,
+            max_seconds=limits.audio_max_seconds,
+            budget_s=limits.transcription_budget_s,
+            max_chars=limits.max_text_chars,
+        )
+    except Exception:  # a surprise from the provider's client: the file is not transcribed, the turn goes on
+        log.exception("transcribing %s failed", attachment.filename)
+        return ReadFile(attachment, Use.UNTRANSCRIBED, "an unexpected error")
     if done.transcript is None:
         return ReadFile(attachment, Use.UNTRANSCRIBED, done.why)
     return ReadFile(attachment, Use.TRANSCRIBED, transcript=done.transcript)
