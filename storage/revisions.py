@@ -100,6 +100,20 @@ _FTS_TRIGGERS = (
     "INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); "
     "INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); END",
 )
+# Since m012 the index covers the text and the transcript of a voice message.
+_SEARCHED = "content, transcript"
+_SEARCHED_TRIGGERS = (
+    "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN "
+    f"INSERT INTO messages_fts (rowid, {_SEARCHED}) VALUES (new.id, new.content, new.transcript); END",
+    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN "
+    f"INSERT INTO messages_fts (messages_fts, rowid, {_SEARCHED}) "
+    "VALUES ('delete', old.id, old.content, old.transcript); END",
+    "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, transcript ON messages BEGIN "
+    f"INSERT INTO messages_fts (messages_fts, rowid, {_SEARCHED}) "
+    "VALUES ('delete', old.id, old.content, old.transcript); "
+    f"INSERT INTO messages_fts (rowid, {_SEARCHED}) VALUES (new.id, new.content, new.transcript); END",
+)
+_ADD_TRANSCRIPT = "ALTER TABLE messages ADD COLUMN transcript TEXT"
 
 
 def _rebuild(table: str, create: str, columns: str, *after: str) -> tuple[str, ...]:
@@ -361,5 +375,23 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX leases_by_holder ON leases (holder) WHERE holder IS NOT NULL",
         ),
         only="postgres",
+    ),
+    # A voice message's transcript (bots/files/voice.py): logged with its message, so forgetting, export, search
+    # and catch-up see it; a deletion blanks it with the text (storage/erasure.py). SQLite's full-text index is
+    # made again over both columns (its triggers name them); Postgres matches both on the fly.
+    Migration(
+        "m012_voice_transcripts",
+        sqlite=(
+            _ADD_TRANSCRIPT,
+            "DROP TRIGGER messages_fts_insert",
+            "DROP TRIGGER messages_fts_delete",
+            "DROP TRIGGER messages_fts_update",
+            "DROP TABLE messages_fts",
+            "CREATE VIRTUAL TABLE messages_fts USING fts5(content, transcript, content='messages', "
+            "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+            *_SEARCHED_TRIGGERS,
+            "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
+        ),
+        postgres=(_ADD_TRANSCRIPT,),
     ),
 ]
