@@ -29,6 +29,7 @@ from storage.records import (
     Grouping,
     JournalStep,
     LoggedMessage,
+    MessageChange,
     Rating,
     SearchHit,
     StoredSummary,
@@ -236,14 +237,20 @@ class DeliveredEvents(Protocol):
 class ErasureStore(Protocol):
     """Deletions, edits, thread and person erasure, retention, and the journal live sessions follow."""
 
-    async def delete_message(self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime) -> int | None:
-        """Blank a message deleted on the platform; return its log id (None when unknown or already deleted)."""
+    async def delete_message(
+        self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime
+    ) -> MessageChange | None:
+        """Blank a message deleted on the platform; return what changed (None when unknown or already deleted).
+
+        A thread title made from the message is blanked with it (``MessageChange.title_forgotten``)."""
         ...
 
     async def edit_message(
         self, *, thread_id: int, platform_message_id: str, content: str, edited_utc: datetime
-    ) -> int | None:
-        """Store a message's new text; return its log id (None when unknown, deleted or unchanged)."""
+    ) -> MessageChange | None:
+        """Store a message's new text; return what changed (None when unknown, deleted or unchanged).
+
+        A thread title made from the old text is blanked (``MessageChange.title_forgotten``)."""
         ...
 
     async def forget_thread(self, *, thread_id: int, now: datetime, keep_tracking: bool = False) -> int:

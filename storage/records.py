@@ -155,6 +155,15 @@ class Erasure:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageChange:
+    """A message deleted or edited on the platform: its log id, and whether the thread's title was made from it
+    (the title is then blanked with the text, and whatever shows the old title must follow)."""
+
+    message_id: int
+    title_forgotten: bool
+
+
+@dataclass(frozen=True, slots=True)
 class UserErasure:
     """What ``forget --user`` removed in one thread."""
 

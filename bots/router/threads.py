@@ -108,7 +108,9 @@ class ThreadRouter:
             max_live=max_live_sessions,
             max_states=max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 100),
         )
-        self._forgetting = Forgetting(log=stores.log, erasures=stores.erasures, states=self._states, seen=erasures_seen)
+        self._forgetting = Forgetting(
+            log=stores.log, erasures=stores.erasures, states=self._states, seen=erasures_seen, outbox=self.outbox
+        )
         self._follower = self._forgetting.follower
         self._intake = MessageIntake(log=stores.log, states=self._states, follower=self._follower, clock=clock)
         self._models = models or ThreadModels(llm=llm)
