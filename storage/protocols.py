@@ -368,9 +368,19 @@ class ApprovalStore(Protocol):
     async def set_message_id(self, *, approval_id: int, card_message_id: str) -> None: ...
 
     async def decide(
-        self, *, approval_id: int, state: str, by_id: str | None, by_name: str | None, now: datetime
+        self,
+        *,
+        approval_id: int,
+        state: str,
+        by_id: str | None,
+        by_name: str | None,
+        now: datetime,
+        within_s: float | None = None,
     ) -> bool:
-        """Move a pending approval to ``state``; False when it was decided (or expired) already."""
+        """Move a pending approval to ``state``; False when it was decided (or expired) already.
+
+        ``within_s``: only if it was asked for less than that many seconds ago by the database's clock (the
+        timeout, decided in the same statement; ``ApprovalRecord.age_s`` is the same clock's reading)."""
         ...
 
     async def get(self, *, approval_id: int) -> ApprovalRecord | None: ...

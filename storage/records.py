@@ -287,7 +287,10 @@ class ApprovalRecord:
     state: str
     card_message_id: str | None
     decided_by_name: str | None
-    created_utc: str | None = None  # when the card was asked for: its APPROVAL_TIMEOUT_S counts from here
+    created_utc: str | None = None  # when the card was asked for, by the clock of the process that asked
+    # Seconds since it was asked for, by the database's clock (None: asked for by an earlier version); its
+    # APPROVAL_TIMEOUT_S counts from there, the same on every worker whatever their own clocks say.
+    age_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

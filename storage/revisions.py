@@ -345,6 +345,9 @@ MIGRATIONS: list[Migration] = [
             "CREATE UNIQUE INDEX tool_calls_by_step ON tool_calls (step_id, call_id)",
         ),
     ),
+    # An approval's timeout is counted by the database's clock, which every worker shares (their own may not
+    # agree): when it was asked for, in seconds since the epoch; NULL for the approvals of earlier versions.
+    Migration("m013_approval_asked_by_database_clock", ("ALTER TABLE approvals ADD COLUMN asked_epoch_s {real}",)),
     # Worker leases (storage/postgres/leases.py): live state of the workers, referencing nothing.
     Migration(
         "pg_leases",
