@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from storage.leases import Fence
 from storage.records import (
     ApprovalRecord,
+    CallEnd,
     CardRecord,
     Erasure,
     FeedbackEntry,
@@ -324,9 +325,10 @@ class TurnJournal(Protocol):
         calls: Sequence[tuple[str, str, str]],
         now: datetime,
         running: str | None = None,
+        ended: CallEnd | None = None,
     ) -> int:
         """Record a step and its ``(call_id, tool, arguments_json)`` calls as requested (the one ``running``
-        names as running), in one transaction; returns the step's id."""
+        names as running, the one ``ended`` names as ended), in one transaction; returns the step's id."""
         ...
 
     async def set_state(self, *, step_id: int, call_id: str, state: str) -> None:

@@ -155,6 +155,21 @@ class Erasure:
 
 
 @dataclass(frozen=True, slots=True)
+class CallEnd:
+    """How a journaled call ended (``done``, ``failed``, ``denied``, ``expired``), with its result as the model
+    saw it."""
+
+    call_id: str
+    state: str
+    result: str
+    is_error: bool
+    duration_ms: int
+    approval: str
+    decided_by: str | None
+    cites: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class MessageChange:
     """A message deleted or edited on the platform: its log id, and whether the thread's title was made from it
     (the title is then blanked with the text, and whatever shows the old title must follow)."""
