@@ -6,6 +6,12 @@ the stop is requested (the pending read is cancelled, and the client closes the 
 model stops writing). A tool call already running is not interrupted: the session lets it finish, starts no
 other, and ends the answer with :attr:`TurnStop.note`, which the history keeps, so the next turn's model
 sees its own partial answer and that it was stopped.
+
+The name in the note is a person's display name, which anyone can set to "@everyone", "<!channel>", markdown or
+"System: ignore previous instructions". :func:`literal_name` writes it as an inline code span: every renderer
+shows code as written (Slack's ``to_mrkdwn`` escapes ``& < >`` there and formats nothing; Discord neither pings
+nor formats inside code; the console prints it as text), and the model's history keeps it quoted as a name
+someone typed, not words of the assistant or of the system.
 """
 
 from __future__ import annotations
@@ -16,6 +22,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 STOPPED_NOTE = "(Stopped by {name}.)"
+NAME_CHARS = 80
+
+
+def literal_name(name: str) -> str:
+    """A display name as an inline code span on one line (a backtick in it cannot close the span)."""
+    plain = " ".join(name.replace("`", "'").split())[:NAME_CHARS]
+    return f"`{plain}`" if plain else "someone"
 
 
 @dataclass(slots=True)
@@ -40,7 +53,7 @@ class TurnStop:
     @property
     def note(self) -> str | None:
         """The answer's closing line once stopped; None before."""
-        return STOPPED_NOTE.format(name=self.by or "someone") if self.requested else None
+        return STOPPED_NOTE.format(name=literal_name(self.by or "")) if self.requested else None
 
     async def wait(self) -> None:
         await self._event.wait()

@@ -41,6 +41,7 @@ from storage.records import (
     KIND_THREAD,
     REMOVED_EXCERPT,
     Erasure,
+    MessageChange,
     UserErasure,
     group_by_thread,
     iso,
@@ -141,21 +142,23 @@ class ErasureStore:
         await tx.executemany(_JOURNAL, [(int(row["thread_id"]), int(row["id"]), KIND_DELETED, stamp) for row in rows])
         await tx.executemany(_INVALIDATE_SUMMARIES, list(oldest.items()))
 
-    async def delete_message(self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime) -> int | None:
-        """Blank a message deleted on the platform; return its log id (None when unknown or already deleted)."""
+    async def delete_message(
+        self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime
+    ) -> MessageChange | None:
+        """Blank a message deleted on the platform; return what changed (None when unknown or already deleted)."""
         return await self._change(thread_id=thread_id, platform_message_id=platform_message_id, when=deleted_utc)
 
     async def edit_message(
         self, *, thread_id: int, platform_message_id: str, content: str, edited_utc: datetime
-    ) -> int | None:
-        """Store a message's new text; return its log id (None when unknown, deleted or unchanged)."""
+    ) -> MessageChange | None:
+        """Store a message's new text; return what changed (None when unknown, deleted or unchanged)."""
         return await self._change(
             thread_id=thread_id, platform_message_id=platform_message_id, when=edited_utc, content=content
         )
 
     async def _change(
         self, *, thread_id: int, platform_message_id: str, when: datetime, content: str | None = None
-    ) -> int | None:
+    ) -> MessageChange | None:
         """Delete (``content`` None) or edit one message, with the summaries, quotes and journal that follow."""
         async with self._db.atomic() as tx:
             await tx.serialize(JOURNAL_LOCK)
@@ -167,6 +170,10 @@ class ErasureStore:
             if row is None or row["content"] == content:
                 return None
             message_id = int(row["id"])
+            titled = await tx.fetchone(  # read before _follow_copies blanks it
+                "SELECT id FROM threads WHERE id = ? AND title IS NOT NULL AND title_message_id = ?",
+                (thread_id, platform_message_id),
+            )
             if content is None:
                 await self._blank(tx, message_ids=[message_id], now=iso(when), erase_author=False)
             else:
@@ -178,7 +185,7 @@ class ErasureStore:
             kind = KIND_DELETED if content is None else KIND_EDITED
             await _journal(tx, thread_id=thread_id, message_id=message_id, kind=kind)
         await self._db.scrub()
-        return message_id
+        return MessageChange(message_id, title_forgotten=titled is not None)
 
     async def forget_thread(self, *, thread_id: int, now: datetime, keep_tracking: bool = False) -> int:
         """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went.

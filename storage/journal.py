@@ -18,14 +18,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from storage.records import JournalCall, JournalStep, iso
+from storage.records import CallEnd, JournalCall, JournalStep, iso
 from storage.sql import SqlDatabase
 
 OPEN_STEP = "INSERT INTO turn_steps (thread_id, after_message_id, text, created_utc) VALUES (?, ?, ?, ?) RETURNING id"
 OPEN_CALL = (
     "INSERT INTO tool_calls (thread_id, after_message_id, call_id, tool, arguments_json, result_excerpt, is_error, "
     "duration_ms, approval, decided_by, cites_json, created_utc, step_id, state) "
-    "VALUES (?, ?, ?, ?, ?, '', 0, 0, 'not_needed', NULL, '[]', ?, ?, 'requested')"
+    "VALUES (?, ?, ?, ?, ?, '', 0, 0, 'not_needed', NULL, '[]', ?, ?, ?)"
 )
 SET_STATE = "UPDATE tool_calls SET state = ? WHERE step_id = ? AND call_id = ?"
 SET_WAITING = "UPDATE tool_calls SET state = 'waiting', approval_id = ? WHERE step_id = ? AND call_id = ?"
@@ -42,25 +42,27 @@ CLOSE_TURN = "UPDATE turn_steps SET closed_utc = ? WHERE thread_id = ? AND close
 
 
 def call_rows(
-    *, thread_id: int, after_message_id: int, step_id: int, calls: Sequence[tuple[str, str, str]], now: datetime
-) -> list[tuple[Any, ...]]:
-    """The OPEN_CALL parameters of a step's ``(call_id, tool, arguments_json)`` calls."""
-    return [(thread_id, after_message_id, c, t, a, iso(now), step_id) for c, t, a in calls]
-
-
-def finish_params(
     *,
+    thread_id: int,
+    after_message_id: int,
     step_id: int,
-    call_id: str,
-    state: str,
-    result: str,
-    is_error: bool,
-    duration_ms: int,
-    approval: str,
-    decided_by: str | None,
-    cites: tuple[int, ...],
-) -> tuple[Any, ...]:
-    return (state, result, int(is_error), duration_ms, approval, decided_by, json.dumps(list(cites)), step_id, call_id)
+    calls: Sequence[tuple[str, str, str]],
+    now: datetime,
+    running: str | None = None,
+) -> list[tuple[Any, ...]]:
+    """The OPEN_CALL parameters of a step's ``(call_id, tool, arguments_json)`` calls: ``requested``, but the one
+    ``running`` names, inserted as running (no UPDATE, no round trip more)."""
+    stamp = iso(now)
+    return [
+        (thread_id, after_message_id, c, t, a, stamp, step_id, "running" if c == running else "requested")
+        for c, t, a in calls
+    ]
+
+
+def _finish_params(step_id: int, end: CallEnd) -> tuple[Any, ...]:
+    cites = json.dumps(list(end.cites))
+    return (end.state, end.result, int(end.is_error), end.duration_ms, end.approval, end.decided_by, cites, step_id,
+            end.call_id)  # fmt: skip
 
 
 def steps_of(rows: Sequence[Any]) -> list[JournalStep]:
@@ -98,20 +100,26 @@ class TurnJournal:
         calls: Sequence[tuple[str, str, str]],
         now: datetime,
         running: str | None = None,
+        ended: CallEnd | None = None,
     ) -> int:
         """Record a step and its ``(call_id, tool, arguments_json)`` calls as requested, the call ``running``
-        names as running, in one transaction."""
+        names as running, and the call ``ended`` says as ended, in one transaction."""
 
         async with self._db.atomic() as tx:
             row = await tx.fetchone(OPEN_STEP, (thread_id, after_message_id, text, iso(now)))
             assert row is not None
             step_id = int(row["id"])
             rows = call_rows(
-                thread_id=thread_id, after_message_id=after_message_id, step_id=step_id, calls=calls, now=now
+                thread_id=thread_id,
+                after_message_id=after_message_id,
+                step_id=step_id,
+                calls=calls,
+                now=now,
+                running=running,
             )
             await tx.executemany(OPEN_CALL, rows)
-            if running is not None:
-                await tx.execute(SET_STATE, ("running", step_id, running))
+            if ended is not None:
+                await tx.execute(FINISH, _finish_params(step_id, ended))
         return step_id
 
     async def set_state(self, *, step_id: int, call_id: str, state: str) -> None:
@@ -136,18 +144,8 @@ class TurnJournal:
         cites: tuple[int, ...],
     ) -> None:
         """End a call: ``done``, ``failed``, ``denied`` or ``expired``, with its result as the model saw it."""
-        params = finish_params(
-            step_id=step_id,
-            call_id=call_id,
-            state=state,
-            result=result,
-            is_error=is_error,
-            duration_ms=duration_ms,
-            approval=approval,
-            decided_by=decided_by,
-            cites=cites,
-        )
-        await self._db.execute(FINISH, params)
+        end = CallEnd(call_id, state, result, is_error, duration_ms, approval, decided_by, cites)
+        await self._db.execute(FINISH, _finish_params(step_id, end))
 
     async def open_turn(self, *, thread_id: int) -> list[JournalStep]:
         """The steps of the thread's open (interrupted or running) turn, oldest first; empty when none."""

@@ -64,7 +64,8 @@ class Wake:
 
     ``kind`` is ``thread`` (messages wait), ``card`` (a card click another worker received and won; ``detail``
     carries the action and the clicker) or ``approval`` (a click on an approval another worker received; ``detail``
-    carries the approval, the action and the clicker, and the owner decides).
+    carries the approval, the action and the clicker, and the owner decides), ``command`` (a command to run
+    there) or ``stop`` (someone pressed Stop at another worker; ``detail`` carries who, and the owner stops its turn).
     """
 
     to: str

@@ -23,12 +23,14 @@ from typing import Any, Protocol
 from storage.leases import Fence
 from storage.records import (
     ApprovalRecord,
+    CallEnd,
     CardRecord,
     Erasure,
     FeedbackEntry,
     Grouping,
     JournalStep,
     LoggedMessage,
+    MessageChange,
     Rating,
     SearchHit,
     StoredSummary,
@@ -239,14 +241,20 @@ class DeliveredEvents(Protocol):
 class ErasureStore(Protocol):
     """Deletions, edits, thread and person erasure, retention, and the journal live sessions follow."""
 
-    async def delete_message(self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime) -> int | None:
-        """Blank a message deleted on the platform; return its log id (None when unknown or already deleted)."""
+    async def delete_message(
+        self, *, thread_id: int, platform_message_id: str, deleted_utc: datetime
+    ) -> MessageChange | None:
+        """Blank a message deleted on the platform; return what changed (None when unknown or already deleted).
+
+        A thread title made from the message is blanked with it (``MessageChange.title_forgotten``)."""
         ...
 
     async def edit_message(
         self, *, thread_id: int, platform_message_id: str, content: str, edited_utc: datetime
-    ) -> int | None:
-        """Store a message's new text; return its log id (None when unknown, deleted or unchanged)."""
+    ) -> MessageChange | None:
+        """Store a message's new text; return what changed (None when unknown, deleted or unchanged).
+
+        A thread title made from the old text is blanked (``MessageChange.title_forgotten``)."""
         ...
 
     async def forget_thread(self, *, thread_id: int, now: datetime, keep_tracking: bool = False) -> int:
@@ -320,9 +328,10 @@ class TurnJournal(Protocol):
         calls: Sequence[tuple[str, str, str]],
         now: datetime,
         running: str | None = None,
+        ended: CallEnd | None = None,
     ) -> int:
         """Record a step and its ``(call_id, tool, arguments_json)`` calls as requested (the one ``running``
-        names as running), in one transaction; returns the step's id."""
+        names as running, the one ``ended`` names as ended), in one transaction; returns the step's id."""
         ...
 
     async def set_state(self, *, step_id: int, call_id: str, state: str) -> None:
@@ -364,9 +373,19 @@ class ApprovalStore(Protocol):
     async def set_message_id(self, *, approval_id: int, card_message_id: str) -> None: ...
 
     async def decide(
-        self, *, approval_id: int, state: str, by_id: str | None, by_name: str | None, now: datetime
+        self,
+        *,
+        approval_id: int,
+        state: str,
+        by_id: str | None,
+        by_name: str | None,
+        now: datetime,
+        within_s: float | None = None,
     ) -> bool:
-        """Move a pending approval to ``state``; False when it was decided (or expired) already."""
+        """Move a pending approval to ``state``; False when it was decided (or expired) already.
+
+        ``within_s``: only if it was asked for less than that many seconds ago by the database's clock (the
+        timeout, decided in the same statement; ``ApprovalRecord.age_s`` is the same clock's reading)."""
         ...
 
     async def get(self, *, approval_id: int) -> ApprovalRecord | None: ...

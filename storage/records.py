@@ -157,6 +157,30 @@ class Erasure:
 
 
 @dataclass(frozen=True, slots=True)
+class CallEnd:
+    """How a journaled call ended (``done``, ``failed``, ``denied``, ``expired``), with its result as the model
+    saw it."""
+
+    call_id: str
+    state: str
+    result: str
+    is_error: bool
+    duration_ms: int
+    approval: str
+    decided_by: str | None
+    cites: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageChange:
+    """A message deleted or edited on the platform: its log id, and whether the thread's title was made from it
+    (the title is then blanked with the text, and whatever shows the old title must follow)."""
+
+    message_id: int
+    title_forgotten: bool
+
+
+@dataclass(frozen=True, slots=True)
 class UserErasure:
     """What ``forget --user`` removed in one thread."""
 
@@ -281,7 +305,10 @@ class ApprovalRecord:
     state: str
     card_message_id: str | None
     decided_by_name: str | None
-    created_utc: str | None = None  # when the card was asked for: its APPROVAL_TIMEOUT_S counts from here
+    created_utc: str | None = None  # when the card was asked for, by the clock of the process that asked
+    # Seconds since it was asked for, by the database's clock (None: asked for by an earlier version); its
+    # APPROVAL_TIMEOUT_S counts from there, the same on every worker whatever their own clocks say.
+    age_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

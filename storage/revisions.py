@@ -394,4 +394,7 @@ MIGRATIONS: list[Migration] = [
         ),
         postgres=(_ADD_TRANSCRIPT,),
     ),
+    # An approval's timeout is counted by the database's clock, which every worker shares (their own may not
+    # agree): when it was asked for, in seconds since the epoch; NULL for the approvals of earlier versions.
+    Migration("m013_approval_asked_by_database_clock", ("ALTER TABLE approvals ADD COLUMN asked_epoch_s {real}",)),
 ]

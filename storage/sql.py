@@ -11,6 +11,8 @@ statement (cached). The words:
 - ``{for_update}``, ``{for_update_of_m}``: row locks, which Postgres takes and SQLite needs not (its one writer
   holds the whole database);
 - ``{cited}``: the message ids a tool call's ``cites_json`` holds, as a table of ``cited.value``;
+- ``{now_s}``: the database's clock, in seconds since the epoch: what several workers, whose own clocks may
+  disagree, measure a deadline against (an approval's ``APPROVAL_TIMEOUT_S``, ``storage/trail.py``);
 - ``{id}``, ``{id_never_reused}``, ``{bigint}``, ``{real}``: column types for the migrations
   (``storage/revisions.py``), ``{ledger_exists}``, whether their ledger is there yet, and the foreign-key
   switches SQLite's table rebuilds need (``{foreign_keys_off}``...; nothing on Postgres).

@@ -22,7 +22,10 @@ _TRAIL_COLUMNS = (
     "id, thread_id, after_message_id, call_id, tool, arguments_json, result_excerpt, is_error, duration_ms, "
     "approval, decided_by, cites_json, created_utc, state"
 )
-_APPROVAL_COLUMNS = "id, thread_id, tool, arguments_preview, state, card_message_id, decided_by_name, created_utc"
+_APPROVAL_COLUMNS = (
+    "id, thread_id, tool, arguments_preview, state, card_message_id, decided_by_name, created_utc, "
+    "{now_s} - asked_epoch_s AS age_s"
+)
 
 
 class ToolTrail:
@@ -81,8 +84,8 @@ class ApprovalStore:
 
     async def open(self, *, thread_id: int, tool: str, arguments_preview: str, now: datetime) -> int:
         row = await self._db.fetchone(
-            "INSERT INTO approvals (thread_id, tool, arguments_preview, state, created_utc) "
-            "VALUES (?, ?, ?, 'pending', ?) RETURNING id",
+            "INSERT INTO approvals (thread_id, tool, arguments_preview, state, created_utc, asked_epoch_s) "
+            "VALUES (?, ?, ?, 'pending', ?, {now_s}) RETURNING id",
             (thread_id, tool, arguments_preview, iso(now)),
         )
         assert row is not None
@@ -92,14 +95,31 @@ class ApprovalStore:
         await self._db.execute("UPDATE approvals SET card_message_id = ? WHERE id = ?", (card_message_id, approval_id))
 
     async def decide(
-        self, *, approval_id: int, state: str, by_id: str | None, by_name: str | None, now: datetime
+        self,
+        *,
+        approval_id: int,
+        state: str,
+        by_id: str | None,
+        by_name: str | None,
+        now: datetime,
+        within_s: float | None = None,
     ) -> bool:
-        """Move a pending approval to ``state``; False when it was decided (or expired) already."""
-        changed = await self._db.execute(
-            "UPDATE approvals SET state = ?, decided_by_id = ?, decided_by_name = ?, decided_utc = ? "
-            "WHERE id = ? AND state = 'pending'",
-            (state, by_id, by_name, iso(now), approval_id),
-        )
+        """Move a pending approval to ``state``; False when it was decided (or expired) already.
+
+        ``within_s``: only if it was asked for less than that many seconds ago by the database's clock (its
+        timeout, decided in the same statement, so no worker's clock and no race with the deadline matter)."""
+        if within_s is None:
+            changed = await self._db.execute(
+                "UPDATE approvals SET state = ?, decided_by_id = ?, decided_by_name = ?, decided_utc = ? "
+                "WHERE id = ? AND state = 'pending'",
+                (state, by_id, by_name, iso(now), approval_id),
+            )
+        else:
+            changed = await self._db.execute(
+                "UPDATE approvals SET state = ?, decided_by_id = ?, decided_by_name = ?, decided_utc = ? "
+                "WHERE id = ? AND state = 'pending' AND (asked_epoch_s IS NULL OR {now_s} - asked_epoch_s < ?)",
+                (state, by_id, by_name, iso(now), approval_id, within_s),
+            )
         return changed == 1
 
     async def get(self, *, approval_id: int) -> ApprovalRecord | None:

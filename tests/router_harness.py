@@ -41,6 +41,7 @@ class RecordingOutbox:
     approval_updates: list[tuple[str, ApprovalCard]] = field(default_factory=list)
     statuses: list[tuple[ThreadKey, str | None]] = field(default_factory=list)
     session_statuses: list[tuple[ThreadKey, SessionStatus]] = field(default_factory=list)
+    renames: list[tuple[ThreadKey, str]] = field(default_factory=list)
 
     async def stream_reply(self, *, thread: ThreadKey, deltas: AsyncIterator[str]) -> list[str]:
         text = ""
@@ -76,6 +77,9 @@ class RecordingOutbox:
 
     async def set_session_status(self, *, thread: ThreadKey, status: SessionStatus, title: str | None = None) -> None:
         self.session_statuses.append((thread, status))
+
+    async def rename_thread(self, *, thread: ThreadKey, title: str) -> None:
+        self.renames.append((thread, title))
 
     def replies_in(self, thread: ThreadKey) -> list[str]:
         return [r.text for r in self.replies if r.thread == thread]

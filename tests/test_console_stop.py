@@ -69,11 +69,11 @@ async def test_ctrl_c_while_an_answer_streams_stops_it_and_the_next_question_is_
     assert signal.getsignal(signal.SIGINT) is prompt_handler  # Ctrl-C at the prompt quits, as before
     printed = out.getvalue()
     assert printed.startswith(f"bot> {PARTIAL}") and "second half" not in printed
-    assert f"\n\n(Stopped by {getpass.getuser()}.)\nbot> Picking up where I was stopped.\n" in printed
+    assert f"\n\n(Stopped by `{getpass.getuser()}`.)\nbot> Picking up where I was stopped.\n" in printed
     logged = db_rows(db_path, "SELECT content FROM messages WHERE role = 'assistant' ORDER BY id")
-    assert logged[0]["content"].endswith(f"(Stopped by {getpass.getuser()}.)")
+    assert logged[0]["content"].endswith(f"(Stopped by `{getpass.getuser()}`.)")
     history = [m for m in fake_llm.requests[1].messages if m["role"] == "assistant"]
-    assert history[0]["content"].endswith(f"(Stopped by {getpass.getuser()}.)")
+    assert history[0]["content"].endswith(f"(Stopped by `{getpass.getuser()}`.)")
 
 
 @pytest.mark.slow  # starts the MCP fake's process

@@ -94,6 +94,7 @@ EXPECTED_COLUMNS = {
         "decided_by_name",
         "created_utc",
         "decided_utc",
+        "asked_epoch_s",
     ],
     "feedback": ["id", "message_id", "user_id", "user_name", "rating", "given_utc"],
     "thread_settings": ["thread_id", "model", "changed_by_id", "changed_utc"],
@@ -141,6 +142,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m008_ids_never_reused_and_title_source",
             "m009_turn_journal",
             "m012_voice_transcripts",
+            "m013_approval_asked_by_database_clock",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -224,6 +226,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m008_ids_never_reused_and_title_source",
             "m009_turn_journal",
             "m012_voice_transcripts",
+            "m013_approval_asked_by_database_clock",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import calls_made, stdio_entry, write_config
 from tests.fakes.waiting import wait_until
-from tests.router_harness import BOB, Bot, db_rows, message, running_router, thread_key
+from tests.router_harness import BOB, Bot, db_rows, db_write, message, running_router, thread_key
 
 pytestmark = pytest.mark.slow  # each test starts MCP server processes
 
@@ -128,13 +129,15 @@ async def test_start_fresh_drops_the_interrupted_turn_but_keeps_it_in_the_log(
 
 
 @pytest.mark.parametrize(
-    ("action", "timeout_s", "ran", "told"),
+    ("action", "timeout_s", "ran", "told", "asker_clock_behind_s"),
     [
-        (ApprovalAction.ALLOW, 600.0, True, "created ticket #1: Card"),
-        (ApprovalAction.DENY, 600.0, False, "refused by Bob"),
-        (ApprovalAction.ALLOW, 3.0, False, "nobody answered in time"),
+        (ApprovalAction.ALLOW, 600.0, True, "created ticket #1: Card", 0),
+        (ApprovalAction.DENY, 600.0, False, "refused by Bob", 0),
+        (ApprovalAction.ALLOW, 3.0, False, "nobody answered in time", 0),
+        # The worker that asked had a clock a day behind; the timeout counts by the database's clock all the same.
+        (ApprovalAction.ALLOW, 600.0, True, "created ticket #1: Card", 86_400),
     ],
-    ids=["allow", "deny", "timed-out"],
+    ids=["allow", "deny", "timed-out", "asker-clock-a-day-behind"],
 )
 async def test_an_approval_card_outlives_a_restart_and_its_click_resumes_the_turn(
     tool_settings: MakeSettings,
@@ -145,6 +148,7 @@ async def test_an_approval_card_outlives_a_restart_and_its_click_resumes_the_tur
     timeout_s: float,
     ran: bool,
     told: str,
+    asker_clock_behind_s: int,
 ) -> None:
     settings = tool_settings(approval_timeout_s=timeout_s)
     async with running_router(settings) as bot:
@@ -157,6 +161,9 @@ async def test_an_approval_card_outlives_a_restart_and_its_click_resumes_the_tur
         card = bot.outbox.approvals_posted[0]
         await wait_until(lambda: call_states(db_path) == [("fake__create_ticket", "waiting")], what="the waiting row")
         await bot.router.close()  # the process dies while the call waits
+    if asker_clock_behind_s:
+        behind = datetime.now(UTC) - timedelta(seconds=asker_clock_behind_s)
+        assert db_write(db_path, "UPDATE approvals SET created_utc = ?", (behind.isoformat(),)) == 1
     if timeout_s < 60:
         await asyncio.sleep(timeout_s)  # the card's time runs out while no process is there
     async with running_router(settings) as bot:

@@ -17,8 +17,8 @@ import pytest
 
 from bots.config import Settings
 from bots.router.commands import FORGOTTEN_PRIVATE, MEMORY_ELSEWHERE, RETRY_FORWARDED, Command, CommandName, ForgetClick
-from bots.router.messages import ApprovalAction, ApprovalClick, CardAction, CardClick, utc_now
-from bots.router.ports import ApprovalState
+from bots.router.messages import ApprovalAction, ApprovalClick, CardAction, CardClick, StopRequest, utc_now
+from bots.router.ports import ApprovalState, SessionStatus
 from storage.leases import thread_resource
 from storage.postgres.db import PostgresDatabase, open_postgres
 from storage.postgres.leases import PostgresLeases
@@ -335,3 +335,26 @@ async def test_an_approval_whose_owner_died_is_resumed_by_the_worker_that_gets_t
     assert [m["tool_call_id"] for m in tool] == ["call_failover"] and "created ticket" in tool[0]["content"]
     row = await pg.fetchone("SELECT state, decided_by_name FROM approvals")
     assert row is not None and (row["state"], row["decided_by_name"]) == ("approved", "Bob")
+
+
+async def test_a_stop_received_by_a_worker_that_does_not_own_the_thread_stops_the_owners_turn(
+    worker: Callable[..., Any], pg: PostgresDatabase, fake_llm: FakeLLM
+) -> None:
+    fake_llm.chunk_chars = 5
+    fake_llm.reply("The first half. The second half, which nobody should ever see.")
+    held = fake_llm.pause_after(len("The first half."))
+    async with worker() as a, worker() as b:
+        await a.router.handle_message(message("explain it all"))
+        await wait_until(
+            lambda: len(fake_llm.requests) == 1 and bool(a.outbox.session_statuses), timeout=30, what="A answers"
+        )
+        result = await b.router.handle_stop(StopRequest(thread_key(), BOB))
+        assert result.private_note is None  # handed to the owner, not "Nothing to stop."
+        await wait_until(lambda: bool(a.outbox.replies), timeout=10, what="A's stopped answer")
+        held.set()
+        await a.router.idle()
+    [answer] = a.outbox.replies_in(thread_key())
+    assert answer.startswith("The first half.") and answer.endswith("(Stopped by `Bob`.)") and "second" not in answer
+    assert b.outbox.replies == []
+    assert [s for _, s in a.outbox.session_statuses][:2] == [SessionStatus.PROCESSING, SessionStatus.ACTIVE]
+    assert await assistant_rows(pg) == [answer]

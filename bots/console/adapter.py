@@ -140,6 +140,9 @@ class ConsoleOutbox:
     async def set_session_status(self, *, thread: ThreadKey, status: SessionStatus, title: str | None = None) -> None:
         """The terminal has no agent sessions: nothing to show."""
 
+    async def rename_thread(self, *, thread: ThreadKey, title: str) -> None:
+        """The terminal shows no thread title: nothing to rename."""
+
     def note_privately(self, text: str) -> None:
         """A note for the person at the terminal alone ("Nothing to stop.")."""
         self._end_reply_line()

@@ -61,6 +61,17 @@ class DiscordOutbox:
     async def set_session_status(self, *, thread: ThreadKey, status: SessionStatus, title: str | None = None) -> None:
         """Discord has no agent sessions: nothing to show."""
 
+    async def rename_thread(self, *, thread: ThreadKey, title: str) -> None:
+        """A server thread's name (the bot named it after the mention that started it); DMs have none."""
+        try:
+            channel = self._client.get_channel(int(thread.thread)) or await self._client.fetch_channel(
+                int(thread.thread)
+            )
+            if isinstance(channel, discord.Thread):
+                await channel.edit(name=title)
+        except Exception:
+            log.exception("could not rename %s", thread)
+
     async def post_notice(self, *, thread: ThreadKey, text: str) -> None:
         await self._channel(thread).send(text, allowed_mentions=NO_PINGS)
 

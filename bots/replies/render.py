@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 
+from agent.stopping import literal_name
 from bots.replies.streaming import throttled_snapshots
 from bots.router.ports import ApprovalCard, ApprovalState, CardState, CatchUpCard
 from bots.tools.approval_arguments import argument_summary
@@ -66,7 +67,7 @@ def approval_status_line(card: ApprovalCard) -> str | None:
         ApprovalState.DENIED: f"Denied by {who}.",
         ApprovalState.TIMED_OUT: "Nobody answered in time, so the call was not made.",
         ApprovalState.EXPIRED: (
-            f"{card.decided_by} stopped the answer, so the call was not made."  # a stop names who (router/stopping.py)
+            f"{literal_name(card.decided_by)} stopped the answer, so the call was not made."  # router/stopping.py
             if card.decided_by
             else "This request expired when I restarted."
         ),

@@ -7,6 +7,11 @@ session, which drops the text and any summary that saw it. A session that must r
 through :class:`LogSource`, and stores the rebuilt seed only if nothing was forgotten meanwhile.
 :class:`Forgetting` is the router's flow for platform edits and deletions: the journal row is written by
 storage, then followed here into this process's memory.
+
+A thread title made from the deleted or edited message is blanked by storage in the same transaction, and the
+change says so (``MessageChange.title_forgotten``): the title the platform shows (Slack's agent session, a
+Discord thread the bot named after the mention) is then renamed to :data:`NEUTRAL_TITLE`, so the deleted text
+is not left on screen. The outbox only translates; storage's answer decides.
 """
 
 from __future__ import annotations
@@ -17,15 +22,26 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from agent.summarize import trail_line, transcript_line
 from agent.tools import call_line
-from bots.router.messages import MessageDeletion, MessageEdit
+from bots.router.messages import MessageDeletion, MessageEdit, ThreadKey
+from bots.router.ports import ThreadOutbox
 from bots.router.thread_state import ThreadStates, key_columns, prompt_text
 from bots.workers.periodic import Periodic
 from storage.protocols import ErasureStore, SessionStore, ThreadLog, ToolTrail
-from storage.records import KIND_DELETED, KIND_EDITED, KIND_THREAD, Erasure, LoggedMessage, TrailEntry, interleave
+from storage.records import (
+    KIND_DELETED,
+    KIND_EDITED,
+    KIND_THREAD,
+    Erasure,
+    LoggedMessage,
+    MessageChange,
+    TrailEntry,
+    interleave,
+)
 
 log = logging.getLogger(__name__)
 
 FOLLOW_INTERVAL_S = 2.0
+NEUTRAL_TITLE = "Thread"  # what a thread is called once the message its title was made from is gone
 
 
 def transcript_lines(messages: list[LoggedMessage], trail: Sequence[TrailEntry] = ()) -> list[str]:
@@ -129,27 +145,47 @@ class ErasureFollower:
 class Forgetting:
     """Platform edits and deletions into the log, and every journal row into this process's live sessions."""
 
-    def __init__(self, *, log: ThreadLog, erasures: ErasureStore, states: ThreadStates, seen: int) -> None:
+    def __init__(
+        self,
+        *,
+        log: ThreadLog,
+        erasures: ErasureStore,
+        states: ThreadStates,
+        seen: int,
+        outbox: Callable[[ThreadKey], ThreadOutbox],
+    ) -> None:
         self._log = log
         self._erasures = erasures
         self._states = states
+        self._outbox = outbox
         self.follower = ErasureFollower(erasures=erasures, seen=seen, apply=self._apply)
 
     async def handle_edit(self, edit: MessageEdit) -> None:
         """Store the new text; the live session and any summary that saw the old one follow."""
         thread_id = await self._log.find_thread(**key_columns(edit.thread))
-        if thread_id is not None and await self._erasures.edit_message(
-            thread_id=thread_id, platform_message_id=edit.message_id, content=edit.text, edited_utc=edit.edited_utc
-        ):
-            await self.follower.catch_up()
+        if thread_id is not None:
+            change = await self._erasures.edit_message(
+                thread_id=thread_id, platform_message_id=edit.message_id, content=edit.text, edited_utc=edit.edited_utc
+            )
+            await self._followed(edit.thread, change)
 
     async def handle_deletion(self, deletion: MessageDeletion) -> None:
         """Forget the message's text everywhere: log, stored summaries, live session, disk."""
         thread_id = await self._log.find_thread(**key_columns(deletion.thread))
-        if thread_id is not None and await self._erasures.delete_message(
-            thread_id=thread_id, platform_message_id=deletion.message_id, deleted_utc=deletion.deleted_utc
-        ):
-            await self.follower.catch_up()
+        if thread_id is not None:
+            change = await self._erasures.delete_message(
+                thread_id=thread_id, platform_message_id=deletion.message_id, deleted_utc=deletion.deleted_utc
+            )
+            await self._followed(deletion.thread, change)
+
+    async def _followed(self, thread: ThreadKey, change: MessageChange | None) -> None:
+        """After a change: live sessions drop the old text, and a title made from it leaves the platform too."""
+        if change is None:
+            return
+        await self.follower.catch_up()
+        if change.title_forgotten:
+            log.info("the title of %s was made from a changed message; renaming the thread", thread)
+            await self._outbox(thread).rename_thread(thread=thread, title=NEUTRAL_TITLE)
 
     async def _apply(self, erasure: Erasure) -> None:
         """One journal row reaches this process's memory: a thread dropped, or a message out of its session."""

@@ -229,6 +229,11 @@ class ThreadOutbox(Protocol):
         ``title`` names a session the call creates. Best effort: never raises."""
         ...
 
+    async def rename_thread(self, *, thread: ThreadKey, title: str) -> None:
+        """Show ``title`` wherever the platform shows a title the bot gave the thread (Slack's agent session and
+        assistant thread, a Discord thread the bot named); a no-op elsewhere. Best effort: never raises."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class FullArguments:

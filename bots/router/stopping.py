@@ -10,16 +10,19 @@ Stopping a turn (``agent/stopping.py``): the model's stream is closed, calls wai
 usual, and what was shown stays. The answer ends with "(Stopped by NAME.)", which the log, the export and the
 session's history keep, so the next turn's model knows its answer was cut. The thread's agent-session status
 leaves ``processing`` at once, not when the running call ends. A stop when nothing runs gets a short private
-note. With several workers, only the worker running the turn can stop it; elsewhere the note says nothing runs.
+note. With several workers, the Stop may reach a worker that does not own the thread (Slack sends the event
+and Discord the click to any of them): that worker hands it to the owner, as a card or approval click is handed
+over (a ``stop`` wake-up through ``bots/workers/ownership.py``, LISTEN/NOTIFY on Postgres), and the owner stops
+its turn as if the Stop had come to it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bots.router.answering import AnsweringWorker
-from bots.router.messages import StopRequest, ThreadKey
+from bots.router.messages import Author, StopRequest, ThreadKey
 from bots.router.ports import ClickResult, SessionStatus, ThreadOutbox
 from bots.router.thread_state import key_columns
 from bots.tools.approvals import ApprovalFlow
@@ -28,6 +31,8 @@ from storage.protocols import ThreadLog
 log = logging.getLogger(__name__)
 
 NOTHING_TO_STOP = "Nothing to stop."
+OwnerElsewhere = Callable[[int], Awaitable[str | None]]  # thread id -> the live worker owning it, if another
+WakeOwner = Callable[[str, int, dict[str, str]], Awaitable[None]]  # owner, thread id, the stop's detail
 
 
 class StopFlow:
@@ -40,20 +45,42 @@ class StopFlow:
         answering: AnsweringWorker,
         approvals: ApprovalFlow | None,
         outbox: Callable[[ThreadKey], ThreadOutbox],
+        owner_elsewhere: OwnerElsewhere | None = None,
+        wake_owner: WakeOwner | None = None,
     ) -> None:
         self._log = log
         self._answering = answering
         self._approvals = approvals
         self._outbox = outbox
+        self._owner_elsewhere = owner_elsewhere
+        self._wake_owner = wake_owner
 
     async def handle(self, request: StopRequest) -> ClickResult:
         thread_id = await self._log.find_thread(**key_columns(request.thread))
-        if thread_id is None or not self._answering.stop(thread_id, by=request.user.display_name):
+        if thread_id is None:
             return ClickResult(private_note=NOTHING_TO_STOP)
-        log.info("%s (%s) stopped the answer in %s", request.user.display_name, request.user.id, request.thread)
-        await self._outbox(request.thread).set_session_status(thread=request.thread, status=SessionStatus.ACTIVE)
-        if self._approvals is not None:
-            expired = await self._approvals.expire_thread(thread_id=thread_id, stopped_by=request.user.display_name)
-            if expired:
-                log.info("%d approval request(s) in %s expired with the stop", expired, request.thread)
+        if await self._stop_here(thread_id, request.thread, request.user):
+            return ClickResult()
+        owner = await self._owner_elsewhere(thread_id) if self._owner_elsewhere is not None else None
+        if owner is None or self._wake_owner is None:
+            return ClickResult(private_note=NOTHING_TO_STOP)
+        log.info("the stop in %s goes to its owner %s", request.thread, owner)
+        await self._wake_owner(owner, thread_id, {"user_id": request.user.id, "user_name": request.user.display_name})
         return ClickResult()
+
+    async def stopped_elsewhere(self, *, thread: ThreadKey, thread_id: int, detail: dict[str, str]) -> None:
+        """A Stop another worker received in a thread this worker owns (its wake-up detail)."""
+        if not await self._stop_here(thread_id, thread, Author(detail["user_id"], detail["user_name"])):
+            log.info("a stop forwarded to this worker found nothing running in %s", thread)
+
+    async def _stop_here(self, thread_id: int, thread: ThreadKey, user: Author) -> bool:
+        """Stop the turn this worker runs in the thread; False when it runs none."""
+        if not self._answering.stop(thread_id, by=user.display_name):
+            return False
+        log.info("%s (%s) stopped the answer in %s", user.display_name, user.id, thread)
+        await self._outbox(thread).set_session_status(thread=thread, status=SessionStatus.ACTIVE)
+        if self._approvals is not None:
+            expired = await self._approvals.expire_thread(thread_id=thread_id, stopped_by=user.display_name)
+            if expired:
+                log.info("%d approval request(s) in %s expired with the stop", expired, thread)
+        return True

@@ -110,7 +110,9 @@ class ThreadRouter:
             max_live=max_live_sessions,
             max_states=max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 100),
         )
-        self._forgetting = Forgetting(log=stores.log, erasures=stores.erasures, states=self._states, seen=erasures_seen)
+        self._forgetting = Forgetting(
+            log=stores.log, erasures=stores.erasures, states=self._states, seen=erasures_seen, outbox=self.outbox
+        )
         self._follower = self._forgetting.follower
         self._intake = MessageIntake(log=stores.log, states=self._states, follower=self._follower, clock=clock)
         self._models = models or ThreadModels(llm=llm)
@@ -159,7 +161,14 @@ class ThreadRouter:
             host=self,
         )
         self._stopping = StopFlow(
-            log=stores.log, answering=self._answering, approvals=tools.approvals if tools else None, outbox=self.outbox
+            log=stores.log,
+            answering=self._answering,
+            approvals=tools.approvals if tools else None,
+            outbox=self.outbox,
+            owner_elsewhere=self.ownership.elsewhere,
+            wake_owner=lambda owner, thread_id, detail: self.wake_owner(
+                owner, kind="stop", thread_id=thread_id, detail=detail
+            ),
         )
 
     # -- wiring ---------------------------------------------------------------------------------------------
@@ -370,9 +379,12 @@ class ThreadRouter:
             await self._card_flow.resolve_won_elsewhere(click)
         elif wake.kind == "approval" and self._tools is not None:
             await self._tools.approvals.clicked_elsewhere(wake.detail)
-        elif wake.kind == "command" and (record := await self._log.thread(thread_id=wake.thread_id)) is not None:
+        elif wake.kind in ("command", "stop") and (record := await self._log.thread(thread_id=wake.thread_id)):
             key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
-            await self._commands.run_forwarded(thread=key, detail=wake.detail)
+            if wake.kind == "stop":
+                await self._stopping.stopped_elsewhere(thread=key, thread_id=wake.thread_id, detail=wake.detail)
+            else:
+                await self._commands.run_forwarded(thread=key, detail=wake.detail)
         else:
             await self.attend(wake.thread_id)
 

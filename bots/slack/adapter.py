@@ -34,7 +34,6 @@ from bots.router.threads import ThreadRouter
 from bots.slack import translate
 from bots.slack.access import checks_from, is_allowed, origin_of
 from bots.slack.agent_events import AgentEvents
-from bots.slack.assistant import AgentThreads
 from bots.slack.buttons import SlackButtons
 from bots.slack.feedback import FEEDBACK_ACTION
 from bots.slack.outbox import SlackOutbox
@@ -109,11 +108,13 @@ class SlackAdapter:
             process_before_response=True,
             raise_error_for_unhandled_request=False,
         )
-        self.outbox = SlackOutbox(self.client, loading_messages=LOADING_MESSAGES)
+        self.outbox = SlackOutbox(
+            self.client, loading_messages=LOADING_MESSAGES, prompts=settings.slack_suggested_prompts
+        )
         self.agent = AgentEvents(
             router=router,
             outbox=self.outbox,
-            threads=AgentThreads(self.client, prompts=settings.slack_suggested_prompts),
+            threads=self.outbox.threads,
             after_ack=self._after_ack,
             named=self._named,
         )

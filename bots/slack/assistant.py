@@ -61,11 +61,11 @@ class AgentThreads:
             self._prompted.discard(channel)
 
     async def set_title(self, thread: ThreadKey, first_message: str) -> None:
-        kwargs: dict[str, object] = {
-            "channel_id": thread.channel,
-            "thread_ts": thread.thread,
-            "title": title_from(first_message),
-        }
+        await self.rename(thread, title_from(first_message))
+
+    async def rename(self, thread: ThreadKey, title: str) -> None:
+        """The DM thread's title (a new thread's, or a neutral one once its first message is deleted)."""
+        kwargs: dict[str, object] = {"channel_id": thread.channel, "thread_ts": thread.thread, "title": title}
         await self._call(thread.workspace, "assistant.threads.setTitle", kwargs)
 
     async def _call(self, workspace: str, method: str, kwargs: dict[str, object]) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
@@ -50,6 +50,7 @@ from bots.router.bounded import BoundedCache
 from bots.router.messages import ApprovalAction, CardAction, ThreadKey
 from bots.router.ports import ApprovalCard, CatchUpCard, SessionStatus
 from bots.slack.arguments import summary_section
+from bots.slack.assistant import AgentThreads
 from bots.slack.errors import reason_of as _reason
 from bots.slack.feedback import feedback_blocks, text_blocks
 from bots.slack.mrkdwn import escape, to_mrkdwn
@@ -79,6 +80,7 @@ class SlackOutbox:
         *,
         edit_interval_s: float = EDIT_INTERVAL_S,
         loading_messages: tuple[str, ...] = (),
+        prompts: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._client = client
         self._edit_interval_s = edit_interval_s
@@ -87,6 +89,7 @@ class SlackOutbox:
         self._status = AssistantStatus(client)
         self.native = NativeStreaming()
         self.sessions = AgentSessions(client)
+        self.threads = AgentThreads(client, prompts=prompts)
         self._askers: BoundedCache[tuple[str, str], Asker] = BoundedCache(max_entries=ASKERS_MAX, ttl_s=ASKER_TTL_S)
 
     def remember_asker(self, thread: ThreadKey, user: str, *, team: str | None = None) -> None:
@@ -140,6 +143,15 @@ class SlackOutbox:
             await self.sessions.set_status(thread, status, title=title)
         except Exception:
             log.exception("could not set the agent session status of %s", thread)
+
+    async def rename_thread(self, *, thread: ThreadKey, title: str) -> None:
+        """The agent session's title, and in a DM the assistant thread's title the bot set from the first message."""
+        try:
+            await self.sessions.rename(thread, title)
+            if is_dm(thread):
+                await self.threads.rename(thread, title)
+        except Exception:
+            log.exception("could not rename %s", thread)
 
     async def show_status(self, *, thread: ThreadKey, text: str | None) -> None:
         """Slack's own assistant status where the workspace allows it, else a line in the streaming message."""

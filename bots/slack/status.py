@@ -10,8 +10,13 @@ Agent sessions (:class:`AgentSessions`): every thread the bot answers in is one.
 
 ``agents.sessions.setStatus`` moves a thread's session between ``processing`` (a turn runs; Slack shows its own
 Stop button, whose click arrives as ``agent_session_stopped``), ``active``, ``suspended`` and ``closed``, and
-creates the session on first use (the title is sent only then; ``agents.sessions.rename`` would change it). The
-router drives it through the outbox (``SessionStatus``); this module only calls Slack.
+creates the session on first use (the title is sent only then). ``agents.sessions.rename`` changes the title
+afterwards: when the message it was made from is deleted or edited, the router renames the session to a neutral
+title so the deleted text does not stay on screen. The router drives both through the outbox (``SessionStatus``,
+``rename_thread``); this module only calls Slack. A thread without a session (``session_not_found``: the bot
+never answered there) has nothing to rename and is no refusal. A rename Slack could not take (refused, or the
+network) is kept and sent again with the next call Slack takes in that workspace, so a title made from deleted
+text does not outlive the hour the workspace is left alone.
 
 A workspace or app that refuses the methods (not declared as an agent, a missing scope, an older plan) gets
 today's behaviour: said once in the log, asked again after an hour, like native streaming (``stream.py``). A
@@ -96,6 +101,8 @@ class AssistantStatus:
 AGENT_SESSIONS_RETRY_AFTER_S = 3600.0
 AGENT_SESSIONS_TIMEOUT_S = 2.0
 TITLE_LIMIT = 200
+PENDING_RENAMES_MAX = 1000  # renames waiting for a workspace that refused them; the oldest go first
+NO_SESSION = "session_not_found"
 
 
 class AgentSessions:
@@ -105,6 +112,7 @@ class AgentSessions:
         self._client = client
         self._retry_after_s = retry_after_s
         self._refused: dict[str, float] = {}  # workspace -> when it last refused
+        self._pending: dict[ThreadKey, str] = {}  # thread -> the title Slack has yet to take
 
     def refused_in(self, workspace: str) -> bool:
         at = self._refused.get(workspace)
@@ -130,7 +138,42 @@ class AgentSessions:
         warning = response.get("warning") if isinstance(response.data, dict) else None
         if warning:
             log.debug("agents.sessions.setStatus in %s warned: %s", thread, warning)
+        await self._send_pending(thread.workspace)
         return True
+
+    async def rename(self, thread: ThreadKey, title: str) -> bool:
+        """Give the thread's session ``title``; False when Slack did not (it is then sent again later)."""
+        self._pending.pop(thread, None)
+        if self.refused_in(thread.workspace):
+            self._keep(thread, title)
+            return False
+        body = {"channel_id": thread.channel, "thread_ts": thread.thread, "title": title[:TITLE_LIMIT]}
+        try:
+            async with asyncio.timeout(AGENT_SESSIONS_TIMEOUT_S):
+                await self._client.api_call("agents.sessions.rename", json=body)
+        except SlackApiError as exc:
+            if reason_of(exc) == NO_SESSION:
+                return True  # nothing shows a title for this thread
+            self._refuse(thread.workspace, reason_of(exc))
+            self._keep(thread, title)
+            return False
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.info("could not rename the agent session of %s (%s)", thread, type(exc).__name__)
+            self._keep(thread, title)
+            return False
+        self._refused.pop(thread.workspace, None)
+        return True
+
+    def _keep(self, thread: ThreadKey, title: str) -> None:
+        if len(self._pending) >= PENDING_RENAMES_MAX:
+            self._pending.pop(next(iter(self._pending)))
+        self._pending[thread] = title
+
+    async def _send_pending(self, workspace: str) -> None:
+        """Slack takes calls in ``workspace`` again: the renames it could not take go now."""
+        for thread, title in [(t, title) for t, title in self._pending.items() if t.workspace == workspace]:
+            if not await self.rename(thread, title):
+                return
 
     def _refuse(self, workspace: str, reason: str) -> None:
         if workspace not in self._refused:

@@ -194,7 +194,10 @@ class ApprovalFlow:
         return record is not None and record.state == "pending" and self._time_left(record) > 0
 
     def _time_left(self, record: ApprovalRecord) -> float:
-        """Seconds until ``record`` times out (``APPROVAL_TIMEOUT_S`` from when it was asked for)."""
+        """Seconds until ``record`` times out: ``APPROVAL_TIMEOUT_S`` from when it was asked for, by the database's
+        clock (``age_s``), which every worker reads alike; an earlier version's approval by this process's."""
+        if record.age_s is not None:
+            return self._timeout_s - record.age_s
         if record.created_utc is None:
             return self._timeout_s
         asked = datetime.fromisoformat(record.created_utc)
@@ -270,17 +273,20 @@ class ApprovalFlow:
 
     async def _decide_orphaned(self, record: ApprovalRecord, key: ThreadKey, click: ApprovalClick) -> ClickResult:
         """A click on a card no live turn waits on: decide it in the database, then resume the thread's turn."""
-        timed_out = self._time_left(record) <= 0
-        allowed = click.action is ApprovalAction.ALLOW and not timed_out
-        state = ApprovalState.TIMED_OUT if timed_out else ApprovalState.APPROVED if allowed else ApprovalState.DENIED
-        by = None if timed_out else click.user
+        allowed = click.action is ApprovalAction.ALLOW
+        state = ApprovalState.APPROVED if allowed else ApprovalState.DENIED
+        by: Author | None = click.user
         won = await self._store.decide(
             approval_id=record.id,
             state=state.value,
-            by_id=by.id if by else None,
-            by_name=by.display_name if by else None,
+            by_id=click.user.id,
+            by_name=click.user.display_name,
             now=self._clock(),
+            within_s=self._timeout_s,  # the database's clock says whether the click came in time
         )
+        timed_out = not won and await self._decide_unanswered(record.id, ApprovalState.TIMED_OUT.value)
+        if timed_out:
+            state, by, won = ApprovalState.TIMED_OUT, None, True
         if not won:
             latest = await self._store.get(approval_id=record.id)
             return ClickResult(private_note=_decided_note(latest or record))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,7 +28,7 @@ from agent.tools import Decision, ToolCall, ToolResult, ToolSpec
 from bots.router.messages import ThreadKey
 from bots.tools.approvals import ApprovalFlow
 from storage.protocols import TurnJournal
-from storage.records import JournalCall, JournalStep
+from storage.records import CallEnd, JournalCall, JournalStep
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,10 @@ class TurnRecord:
         after_message_id: int,
         clock: Callable[[], datetime],
         steps: Mapping[str, int] | None = None,
+        read_only: Container[str] = (),
     ) -> None:
         self._store = store
+        self._read_only = read_only  # tools whose calls are run again after a restart: no running row needed
         self._thread_id = thread_id
         self._after = after_message_id
         self._clock = clock
@@ -75,9 +77,11 @@ class TurnRecord:
         write less in the tool step; a step none of whose calls started has nothing to resume)."""
         self._unwritten = (text, tuple(calls))
 
-    async def _step_id(self, call: ToolCall, *, running: bool = False) -> tuple[int, bool]:
-        """The id of ``call``'s step, written now if it was not (``running``: with ``call`` as running); the
-        flag says whether that write marked it running. KeyError: the call belongs to no step of this turn."""
+    async def _step_id(
+        self, call: ToolCall, *, running: bool = False, ended: CallEnd | None = None
+    ) -> tuple[int, bool]:
+        """The id of ``call``'s step, written now if it was not (``running``: with ``call`` as running; ``ended``:
+        with it ended); the flag says whether that write recorded it so. KeyError: the call is of no step here."""
         async with self._writing:
             if call.id in self._step_of:
                 return self._step_of[call.id], False
@@ -91,11 +95,12 @@ class TurnRecord:
                 calls=[(c.id, c.name, journal_arguments(c)) for c in calls],
                 now=self._clock(),
                 running=call.id if running else None,
+                ended=ended,
             )
             self._unwritten = None
             self._step_of.update((c.id, step_id) for c in calls)
             self.open = True
-            return step_id, running
+            return step_id, running or ended is not None
 
     def knows(self, call: ToolCall) -> bool:
         """Whether ``call`` belongs to a step of this turn (written or about to be)."""
@@ -104,6 +109,12 @@ class TurnRecord:
         )
 
     async def running(self, call: ToolCall) -> None:
+        """Committed before the call is sent. A read-only call writes nothing now: a restart runs it again
+        whatever its row says, so its step (if no other call wrote it) goes with its result, in one commit."""
+        if call.name in self._read_only:
+            if not self.knows(call):
+                raise KeyError(call.id)  # the call is not run
+            return
         step_id, written = await self._step_id(call, running=True)  # KeyError: the call is not run
         if not written:
             await self._store.set_state(step_id=step_id, call_id=call.id, state="running")
@@ -117,9 +128,8 @@ class TurnRecord:
             log.exception("could not record that %s is %s", call.name, state)
 
     async def ended(self, result: ToolResult, *, approval: str) -> None:
-        step_id, _ = await self._step_id(result.call)
-        await self._store.finish(
-            step_id=step_id,
+        """Committed as soon as the result is here (with the step, when this call is the first to write it)."""
+        end = CallEnd(
             call_id=result.call.id,
             state=call_state(result),
             result=result.text,
@@ -129,6 +139,12 @@ class TurnRecord:
             decided_by=result.decided_by,
             cites=result.cites,
         )
+        step_id, written = await self._step_id(result.call, ended=end)
+        if not written:
+            await self._store.finish(
+                step_id=step_id, call_id=end.call_id, state=end.state, result=end.result, is_error=end.is_error,
+                duration_ms=end.duration_ms, approval=end.approval, decided_by=end.decided_by, cites=end.cites,
+            )  # fmt: skip
 
     async def waiting(self, call: ToolCall, approval_id: int) -> None:
         """``call`` waits on approval card ``approval_id``."""

@@ -167,7 +167,7 @@ class ThreadTools:
             steps = interrupted.step_of if interrupted is not None else None
             record = TurnRecord(
                 store=self._journal, thread_id=thread_id, after_message_id=after_message_id, clock=self._clock,
-                steps=steps,
+                steps=steps, read_only=frozenset(spec.name for spec in box.specs() if spec.read_only),
             )  # fmt: skip
 
         async def on_result(result: ToolResult) -> None:

@@ -51,6 +51,7 @@ DIALECT = Dialect(
         "id_never_reused": "id INTEGER PRIMARY KEY AUTOINCREMENT",
         "bigint": "INTEGER",
         "real": "REAL",
+        "now_s": "((julianday('now') - 2440587.5) * 86400.0)",
         "foreign_keys_off": "PRAGMA foreign_keys=OFF",
         "foreign_keys_on": "PRAGMA foreign_keys=ON",
         "foreign_key_check": "PRAGMA foreign_key_check",

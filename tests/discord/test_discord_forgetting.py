@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bots.router.forgetting import NEUTRAL_TITLE
 from tests.discord.conftest import DiscordBotFactory, button, open_thread, settle
 from tests.discord.test_discord_commands import answered
 from tests.fakes.discord import BOB, FakeDiscord
@@ -60,8 +61,10 @@ async def test_a_deleted_mention_that_started_a_thread_takes_its_text_and_the_ti
     async with discord_bot() as bot:
         thread = await open_thread(fake_discord, bot, "my password is hunter2, rotate it")
         assert db_rows(db_path, "SELECT title FROM threads")[0]["title"] == "my password is hunter2, rotate it"
+        assert "hunter2" in fake_discord.threads[thread]["name"]
         await fake_discord.user_deletes(fake_discord.messages[thread])
         await wait_until(lambda: len(db_rows(db_path, "SELECT 1 FROM erasures")) == 1)
+        await wait_until(lambda: fake_discord.threads[thread]["name"] == NEUTRAL_TITLE)  # the name Discord shows
         export = await fake_discord.use_command("export", channel_id=thread)
         await answered(fake_discord, export)
         await settle(bot)
@@ -70,3 +73,19 @@ async def test_a_deleted_mention_that_started_a_thread_takes_its_text_and_the_ti
     ]
     [upload] = fake_discord.uploads
     assert upload.filename == f"thread-discord-{thread}.md" and b"hunter2" not in upload.content
+
+
+async def test_an_edited_mention_renames_the_thread_the_bot_named_after_it_and_a_later_edit_does_not(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM
+) -> None:
+    fake_llm.reply_with(lambda body: "Noted.")
+    async with discord_bot() as bot:
+        thread = await open_thread(fake_discord, bot, "call 555-0199 about the lease")
+        later = await fake_discord.user_says("and the deposit", channel_id=thread)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 2)
+        await fake_discord.user_edits(later, "and the deposit, please")
+        await settle(bot)
+        assert "555-0199" in fake_discord.threads[thread]["name"]  # not made from that message
+        await fake_discord.user_edits(fake_discord.messages[thread], "call me about the lease")
+        await wait_until(lambda: fake_discord.threads[thread]["name"] == NEUTRAL_TITLE)
+        await settle(bot)

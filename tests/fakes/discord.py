@@ -585,6 +585,9 @@ class FakeDiscord:
                 return 204, None
             case "POST", ["channels", channel_id, "messages", message_id, "threads"]:
                 return 201, self._create_thread(channel_id, message_id, body)
+            case "PATCH", ["channels", channel_id] if channel_id in self.threads:
+                self.threads[channel_id] |= {k: v for k, v in body.items() if k == "name"}
+                return 200, self.threads[channel_id]
             case "GET", ["channels", channel_id]:
                 if channel_id in self.threads:
                     return 200, self.threads[channel_id]

@@ -71,6 +71,7 @@ class AgentSession:
 
     title: str | None = None
     statuses: list[str] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)  # every title it had, the first one included
 
 
 @dataclass
@@ -106,6 +107,7 @@ class FakeSlack:
     spread: random.Random | None = None  # set: each envelope goes to a random live connection (several workers)
     # agents.sessions.*: set, every call is refused with this error (an app not declared as an agent, say)
     agent_sessions_error: str | None = None
+    refused_methods: dict[str, str] = field(default_factory=dict)  # method -> the error every call to it gets
     sessions: dict[tuple[str, str], AgentSession] = field(default_factory=dict)  # (channel, thread_ts) -> session
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
@@ -487,20 +489,30 @@ class FakeSlack:
         channel, thread_ts, status = (call.params.get(k) for k in ("channel_id", "thread_ts", "status"))
         if not (channel and thread_ts) or status not in ("processing", "active", "suspended", "closed"):
             return self._refuse(call, "invalid_arguments")
-        session = self.sessions.setdefault((channel, thread_ts), AgentSession(title=call.params.get("title")))
+        session = self.sessions.get((channel, thread_ts))
+        if session is None:
+            title = call.params.get("title")
+            session = self.sessions[(channel, thread_ts)] = AgentSession(title=title, titles=[title] if title else [])
         session.statuses.append(status)
         return {"ok": True}
 
     def _agents_sessions_rename(self, call: ApiCall) -> dict[str, Any]:
-        if self.agent_sessions_error:
-            return self._refuse(call, self.agent_sessions_error)
-        session = self.sessions.get((call.params.get("channel_id"), call.params.get("thread_ts")))  # type: ignore[arg-type]
-        if session is None or not call.params.get("title"):
+        """The session's new title; a thread without a session is ``session_not_found``, as Slack answers."""
+        error = self.agent_sessions_error or self.refused_methods.get("agents.sessions.rename")
+        if error:
+            return self._refuse(call, error)
+        if not call.params.get("title") or not 1 <= len(call.params["title"]) <= 200:
             return self._refuse(call, "invalid_arguments")
+        session = self.sessions.get((call.params.get("channel_id"), call.params.get("thread_ts")))  # type: ignore[arg-type]
+        if session is None:
+            return self._refuse(call, "session_not_found")
         session.title = call.params["title"]
-        return {"ok": True}
+        session.titles.append(session.title)
+        return {"ok": True, "title": session.title}
 
     def _assistant_threads_setTitle(self, call: ApiCall) -> dict[str, Any]:
+        if "assistant.threads.setTitle" in self.refused_methods:
+            return self._refuse(call, self.refused_methods["assistant.threads.setTitle"])
         if not (call.params.get("channel_id") and call.params.get("thread_ts") and call.params.get("title")):
             return self._refuse(call, "invalid_arguments")
         return {"ok": True}

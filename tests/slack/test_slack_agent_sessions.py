@@ -104,7 +104,7 @@ async def test_slack_stop_ends_a_streaming_answer_keeps_what_was_shown_and_the_n
         await fake_slack.send(Payloads.event_body(AgentPayloads.session_stopped(thread_ts=mention["ts"], user="UBOB")))
         await wait_until(lambda: fake_slack.session_statuses(mention["ts"])[-1:] == ["active"])
         left_processing = time.monotonic() - stopped_at
-        await wait_until(lambda: any("(Stopped by Bob.)" in t for t in replies_in(fake_slack, mention["ts"])))
+        await wait_until(lambda: any("(Stopped by `Bob`.)" in t for t in replies_in(fake_slack, mention["ts"])))
         held.set()
         await settle(bot)
         await fake_slack.send(Payloads.event_body(Payloads.message("go on", thread_ts=mention["ts"])))
@@ -112,11 +112,11 @@ async def test_slack_stop_ends_a_streaming_answer_keeps_what_was_shown_and_the_n
         await settle(bot)
     assert left_processing < 1.0
     [shown, *_] = replies_in(fake_slack, mention["ts"])
-    assert shown.startswith(PARTIAL) and shown.endswith("(Stopped by Bob.)") and "second half" not in shown
+    assert shown.startswith(PARTIAL) and shown.endswith("(Stopped by `Bob`.)") and "second half" not in shown
     logged = db_rows(db_path, "SELECT content FROM messages WHERE role = 'assistant' ORDER BY id")
-    assert logged[0]["content"].endswith("(Stopped by Bob.)")
+    assert logged[0]["content"].endswith("(Stopped by `Bob`.)")
     history = [m for m in fake_llm.requests[1].messages if m["role"] == "assistant"]
-    assert history[0]["content"].startswith(PARTIAL) and history[0]["content"].endswith("(Stopped by Bob.)")
+    assert history[0]["content"].startswith(PARTIAL) and history[0]["content"].endswith("(Stopped by `Bob`.)")
     assert fake_slack.session_statuses(mention["ts"])[:2] == ["processing", "active"]
 
 
@@ -175,20 +175,20 @@ async def test_slack_stop_during_tool_calls_expires_the_approval_lets_the_runnin
         await wait_until(lambda: fake_slack.session_statuses(mention["ts"])[-1:] == ["active"])
         left_processing = time.monotonic() - stopped_at
         await wait_until(
-            lambda: any("(Stopped by Bob.)" in t for t in replies_in(fake_slack, mention["ts"])), timeout=15
+            lambda: any("(Stopped by `Bob`.)" in t for t in replies_in(fake_slack, mention["ts"])), timeout=15
         )
         await settle(bot)
     assert left_processing < 1.0  # while the slow call still ran
     assert len(fake_llm.requests) == 1  # no model step after the stop
     card = approval_posts(fake_slack, mention["ts"])[0]
     blocks = fake_slack.current_blocks(str(card["_ts"]))
-    assert not any(b["type"] == "actions" for b in blocks) and "Bob stopped the answer" in str(blocks)
+    assert not any(b["type"] == "actions" for b in blocks) and "`Bob` stopped the answer" in str(blocks)
     assert tuple(db_rows(db_path, "SELECT state FROM approvals")[0]) == ("expired",)
     calls = {r["tool"]: r["result_excerpt"] for r in db_rows(db_path, "SELECT tool, result_excerpt FROM tool_calls")}
     assert calls["fake__slow"] == "slept 1.5s"  # the running call was let finish, and is in the trail
     assert "did not run" in calls["fake__create_ticket"]
     [shown] = replies_in(fake_slack, mention["ts"])
-    assert shown.startswith("Working on it.") and shown.endswith("(Stopped by Bob.)")
+    assert shown.startswith("Working on it.") and shown.endswith("(Stopped by `Bob`.)")
 
 
 async def test_slack_stop_of_a_natively_streamed_answer_slack_already_ended_posts_the_note_after_it(
@@ -212,6 +212,6 @@ async def test_slack_stop_of_a_natively_streamed_answer_slack_already_ended_post
     [stream] = fake_slack.streamed_in(mention["ts"])
     assert stream.text.startswith(PARTIAL) and "second half" not in stream.text
     [note] = fake_slack.posts(thread_ts=mention["ts"])
-    assert note.params["markdown_text"] == "(Stopped by Bob.)"  # no "interrupted", no failure notice
+    assert note.params["markdown_text"] == "(Stopped by `Bob`.)"  # no "interrupted", no failure notice
     logged = db_rows(db_path, "SELECT content, platform_message_id FROM messages WHERE role = 'assistant'")
-    assert logged[0]["content"].endswith("(Stopped by Bob.)") and logged[0]["platform_message_id"] == stream_ts
+    assert logged[0]["content"].endswith("(Stopped by `Bob`.)") and logged[0]["platform_message_id"] == stream_ts

@@ -17,7 +17,7 @@ async def test_a_deletion_blanks_the_row_keeps_a_tombstone_and_is_journaled(stor
     message_id = await say(storage, thread_id, "m1", "delete me")
     assert await storage.erasures.latest_id() == 0
     erased = await storage.erasures.delete_message(thread_id=thread_id, platform_message_id="m1", deleted_utc=NOW)
-    assert erased == message_id
+    assert erased is not None and erased.message_id == message_id and not erased.title_forgotten
     assert await storage.erasures.delete_message(thread_id=thread_id, platform_message_id="m1", deleted_utc=NOW) is None
     [row] = await storage.log.all_messages(thread_id=thread_id)
     assert (row.content, row.attachments, row.deleted, row.reply_state) == ("", [], True, "answered")
@@ -35,7 +35,8 @@ async def test_an_edit_stores_the_new_text_once_and_an_unchanged_one_is_no_edit(
     thread_id = await new_thread(storage)
     message_id = await say(storage, thread_id, "m1", "first")
     edit = storage.erasures.edit_message
-    assert await edit(thread_id=thread_id, platform_message_id="m1", content="second", edited_utc=NOW) == message_id
+    edited = await edit(thread_id=thread_id, platform_message_id="m1", content="second", edited_utc=NOW)
+    assert edited is not None and edited.message_id == message_id
     assert await edit(thread_id=thread_id, platform_message_id="m1", content="second", edited_utc=NOW) is None
     assert await edit(thread_id=thread_id, platform_message_id="nope", content="x", edited_utc=NOW) is None
     [row] = await storage.log.all_messages(thread_id=thread_id)

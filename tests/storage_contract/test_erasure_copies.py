@@ -70,6 +70,28 @@ async def test_a_title_made_from_a_message_goes_with_it(storage: Storage, how: s
     assert await storage.log.find_threads(name=SECRET[:20]) == [await storage.log.thread(thread_id=named)]
 
 
+@pytest.mark.parametrize("how", ["deleted", "edited"])
+async def test_a_change_says_whether_it_took_the_title_so_the_platform_title_can_follow(
+    storage: Storage, how: str
+) -> None:
+    thread_id = await titled_thread(storage)
+    named = await titled_thread(storage, "named", from_message=None)
+    await say(storage, thread_id, "m2", "a later message")
+    changes = []
+    for tid, platform_id in ((thread_id, "m2"), (named, "m1"), (thread_id, "m1")):
+        if how == "deleted":
+            change = await storage.erasures.delete_message(
+                thread_id=tid, platform_message_id=platform_id, deleted_utc=NOW
+            )
+        else:
+            change = await storage.erasures.edit_message(
+                thread_id=tid, platform_message_id=platform_id, content="x", edited_utc=NOW
+            )
+        assert change is not None
+        changes.append(change.title_forgotten)
+    assert changes == [False, False, True]  # only the message the title was made from takes it
+
+
 async def test_a_title_leaves_no_row_version_behind(storage: Storage) -> None:
     """Postgres: VACUUM takes the old title's row versions too (SQLite's bytes: the Slack forgetting story)."""
     if storage.backend is not Backend.POSTGRES:

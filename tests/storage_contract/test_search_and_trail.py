@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from storage.backends import Storage
 from tests.storage_contract.conftest import NOW
 
@@ -94,6 +96,27 @@ async def test_only_the_first_decision_on_an_approval_counts_and_a_restart_expir
     assert await approvals.expire_pending(now=NOW) == 1
     record = await approvals.get(approval_id=second)
     assert record is not None and record.state == "expired"
+
+
+async def test_an_approvals_timeout_counts_by_the_database_clock_whatever_the_askers_clock_says(
+    storage: Storage,
+) -> None:
+    """Workers' clocks may disagree; the database's is the one they share. The asker's clock here is a week off
+    (NOW is in the past): the approval's age and whether a click came in time are read from the database's."""
+    thread_id = await storage.log.ensure_thread(
+        platform="p", workspace="w", channel="c", thread="t", title=None, now=NOW
+    )
+    approvals = storage.approvals
+    fresh = await approvals.open(thread_id=thread_id, tool="fs__write", arguments_preview="{}", now=NOW)
+    record = await approvals.get(approval_id=fresh)
+    assert record is not None and record.age_s is not None and 0 <= record.age_s < 5
+    assert await approvals.decide(approval_id=fresh, state="approved", by_id="u", by_name="A", now=NOW, within_s=60)
+    late = await approvals.open(thread_id=thread_id, tool="fs__write", arguments_preview="{}", now=NOW)
+    await asyncio.sleep(0.3)
+    assert not await approvals.decide(approval_id=late, state="approved", by_id="u", by_name="A", now=NOW, within_s=0.2)
+    record = await approvals.get(approval_id=late)
+    assert record is not None and record.state == "pending" and record.age_s is not None and record.age_s >= 0.2
+    assert await approvals.decide(approval_id=late, state="timed_out", by_id=None, by_name=None, now=NOW)
 
 
 async def test_search_words_with_underscores_and_digits_match_only_themselves(storage: Storage) -> None:
