@@ -96,6 +96,19 @@ EXPECTED_COLUMNS = {
     ],
     "feedback": ["id", "message_id", "user_id", "user_name", "rating", "given_utc"],
     "thread_settings": ["thread_id", "model", "changed_by_id", "changed_utc"],
+    "slack_installations": [
+        "id",
+        "enterprise_id",
+        "team_id",
+        "team_name",
+        "bot_user_id",
+        "bot_scopes",
+        "details_json",
+        "tokens_ciphertext",
+        "installed_utc",
+        "updated_utc",
+    ],
+    "oauth_states": ["state", "expires_utc"],
     "usage": [
         "id",
         "thread_id",
@@ -139,6 +152,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m007_thread_settings",
             "m008_ids_never_reused_and_title_source",
             "m009_turn_journal",
+            "m010_slack_installations",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -221,6 +235,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m007_thread_settings",
             "m008_ids_never_reused_and_title_source",
             "m009_turn_journal",
+            "m010_slack_installations",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")
