@@ -40,7 +40,7 @@ from bots.slack.feedback import FEEDBACK_ACTION
 from bots.slack.install.distribution import INSTALL_PATH, REDIRECT_PATH, SlackDistribution
 from bots.slack.install.installations import InstallationRows, StateRows
 from bots.slack.install.outbox import WorkspaceOutbox
-from bots.slack.install.workspaces import acting
+from bots.slack.install.workspaces import acting, request_scope
 from bots.slack.outbox import SlackOutbox
 from bots.slack.shortcuts import SlackCommands
 
@@ -271,7 +271,8 @@ class SlackAdapter:
         except ValueError as exc:  # includes JSONDecodeError and bad form encoding
             log.warning("refusing a malformed Slack request: %s", exc)
             return web.Response(status=400, text="malformed payload")
-        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+        with request_scope():  # the workspace a request acts for (OAuth mode) ends with it
+            return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     async def _http_oauth(self, request: web.Request) -> web.Response:
         """GET /slack/install ("Add to Slack") and /slack/oauth_redirect (Slack's answer): bolt's OAuth flow."""

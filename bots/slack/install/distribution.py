@@ -35,7 +35,7 @@ from bots.router.bounded import BoundedCache
 from bots.slack.install.installations import InstallationRows, StateRows, StoredInstallations, StoredStates
 from bots.slack.install.scopes import ManifestScopes, manifest_scopes
 from bots.slack.install.sealing import MISSING_KEY, TokenSeal, WrongKey, wrong_key_error
-from bots.slack.install.workspaces import Acting, WorkspaceClient, WorkspaceTokens, acting, acting_for
+from bots.slack.install.workspaces import Acting, WorkspaceClient, WorkspaceTokens, act_for, acting
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,8 @@ class SlackDistribution:
         team = self._keeper_of_shared_channel(body, event, team)
         where = Acting(team_id=team, enterprise_id=context.enterprise_id, bot_user_id=self._bot_users.get(team))
         self.tokens.learn(where)
-        with acting_for(where):
-            await next_()
+        act_for(where)  # until the request ends (the adapter's request_scope)
+        await next_()
         return None
 
     def _keeper_of_shared_channel(self, body: dict[str, Any], event: dict[str, Any], team: str) -> str:

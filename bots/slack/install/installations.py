@@ -89,8 +89,12 @@ def _key(enterprise_id: str | None, team_id: str | None, is_enterprise_install: 
     return (enterprise_id or "", "" if is_enterprise_install and enterprise_id else team_id or "")
 
 
-def _plain(value: Any) -> Any:
-    return value.timestamp() if isinstance(value, datetime) else value
+def _plain(name: str, value: Any) -> Any:
+    """JSON for a field of bolt's objects: times as epoch seconds (whole seconds for token expiries, as bolt
+    keeps them)."""
+    if not isinstance(value, datetime):
+        return value
+    return int(value.timestamp()) if name.endswith("_expires_at") else value.timestamp()
 
 
 class StoredInstallations(AsyncInstallationStore):
@@ -122,7 +126,7 @@ class StoredInstallations(AsyncInstallationStore):
         return fields
 
     async def _write(self, fields: dict[str, Any]) -> None:
-        fields = {name: _plain(value) for name, value in fields.items() if value is not None}
+        fields = {name: _plain(name, value) for name, value in fields.items() if value is not None}
         sealed = {name: fields.pop(name) for name in SEALED_FIELDS if name in fields}
         scopes = fields.get("bot_scopes") or ""
         enterprise_id, team_id = _key(

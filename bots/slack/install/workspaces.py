@@ -10,7 +10,8 @@ already handle) when it acts for none or for one that is not installed. It never
 workspace's token.
 
 Who the caller acts for is a context variable, set where it is known: bolt's middleware for every request
-(:func:`acting_for` with the authorized team, org and bot user), and the outbox for every thread's work (the
+(:func:`act_for` with the authorized team, org and bot user, until the request ends), and the outbox for every
+thread's work (the
 thread key names its workspace). asyncio copies the context into the tasks a handler starts, so a reply's work
 acts for the workspace whose event started it. :class:`WorkspaceTokens` finds the token (kept 30 s in memory),
 rotates it when Slack's token rotation is on and it expires within two hours (the same bolt rotator), and
@@ -53,6 +54,22 @@ _acting: contextvars.ContextVar[Acting | None] = contextvars.ContextVar("slack_a
 def acting_for(acting: Acting) -> Iterator[None]:
     """Calls made inside (and in tasks started inside) use ``acting``'s workspace token."""
     reset = _acting.set(acting)
+    try:
+        yield
+    finally:
+        _acting.reset(reset)
+
+
+def act_for(where: Acting) -> None:
+    """From here on in this request (bolt runs its listeners after the middleware returns, so a middleware cannot
+    wrap them): the request's scope (:func:`request_scope`) ends it."""
+    _acting.set(where)
+
+
+@contextmanager
+def request_scope() -> Iterator[None]:
+    """One bolt request: whatever its middleware says it acts for ends with it."""
+    reset = _acting.set(None)
     try:
         yield
     finally:
