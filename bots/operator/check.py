@@ -82,7 +82,7 @@ async def run_check(out: TextIO, *, settings: Settings | None = None) -> int:
     if settings.discord_enabled:
         sections.append(check_discord)
     if settings.slack_enabled:
-        sections.append(check_slack)
+        sections.append(_check_slack_installs if settings.slack_distributed else check_slack)
     if settings.mcp_config is not None:
         sections.append(check_mcp_servers)
     redact = Redactor(configured_secrets(settings))  # error texts can quote a key back; the report never does
@@ -378,6 +378,12 @@ async def _check_slack_mode(settings: Settings, base: str) -> Check:
             "create an app-level token with connections:write (Basic Information > App-Level Tokens)",
         )
     return passed("slack mode", "Socket Mode: SLACK_APP_TOKEN opens a connection")
+
+
+async def _check_slack_installs(settings: Settings) -> list[Check]:
+    from bots.operator.check_installs import check_slack_installs
+
+    return await check_slack_installs(settings)
 
 
 def _header(headers: Any, name: str) -> str | None:

@@ -37,7 +37,13 @@ from bots.slack.agent_events import AgentEvents
 from bots.slack.assistant import AgentThreads
 from bots.slack.buttons import SlackButtons
 from bots.slack.feedback import FEEDBACK_ACTION
-from bots.slack.install.distribution import INSTALL_PATH, REDIRECT_PATH, SlackDistribution
+from bots.slack.install.distribution import (
+    INSTALL_PATH,
+    REDIRECT_PATH,
+    UNINSTALL_EVENTS,
+    SlackDistribution,
+    one_workspace_client,
+)
 from bots.slack.install.installations import InstallationRows, StateRows
 from bots.slack.install.outbox import WorkspaceOutbox
 from bots.slack.install.workspaces import acting, request_scope
@@ -67,7 +73,8 @@ LISTENED_EVENTS = (
     "assistant_thread_started",
 )
 MESSAGE_EVENTS = ("message.channels", "message.groups", "message.im")  # what "message" subscribes to
-EVENTS = LISTENED_EVENTS + MESSAGE_EVENTS  # the Events API subscriptions; slack-manifest.yml asks for exactly these
+# The Events API subscriptions; slack-manifest.yml asks for exactly these (the uninstall events: OAuth mode only).
+EVENTS = LISTENED_EVENTS + MESSAGE_EVENTS + UNINSTALL_EVENTS
 STOP_GRACE_S = 20.0
 HTTP_SHUTDOWN_TIMEOUT_S = 5.0
 SOCKET_PING_INTERVAL_S = 10.0  # how often the Socket Mode client checks its connection (and reconnects)
@@ -106,7 +113,9 @@ class SlackAdapter:
             self._file_headers: dict[str, str] = {}
             app_args = {"oauth_settings": self._distribution.oauth_settings, "authorize": self._distribution.authorize}
         else:
-            self.client, self._file_headers = self._one_workspace_client(settings, signing_secret=signing_secret)
+            self.client, self._file_headers = one_workspace_client(
+                settings, socket_mode=self._socket_mode, signing_secret=signing_secret
+            )
         # Slack answers 429 with Retry-After when a channel gets more than about a message a second.
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
         self.app = AsyncApp(
@@ -142,28 +151,6 @@ class SlackAdapter:
             bot_user_id=lambda: self.bot_user_id,
         )
         self._register()
-
-    def _one_workspace_client(
-        self, settings: Settings, *, signing_secret: str | None
-    ) -> tuple[AsyncWebClient, dict[str, str]]:
-        """SLACK_BOT_TOKEN: one workspace's client, and the header its files are downloaded with."""
-        if settings.slack_bot_token is None:
-            raise ConfigError(
-                "SLACK_BOT_TOKEN is not set. Set it to the app's Bot User OAuth Token (xoxb-...), or set "
-                "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install the app in many workspaces."
-            )
-        if not self._socket_mode and not signing_secret:
-            raise ConfigError(
-                "SLACK_SIGNING_SECRET is not set. HTTP mode (no SLACK_APP_TOKEN) needs it to verify requests: "
-                "copy it from Basic Information > App Credentials, or set SLACK_APP_TOKEN to use Socket Mode."
-            )
-        client_args: dict[str, Any] = {"token": settings.slack_bot_token.get_secret_value()}
-        if settings.slack_api_url:
-            client_args["base_url"] = settings.slack_api_url.rstrip("/") + "/"
-        # url_private downloads need the bot token as Bearer (scope files:read); kept out of every repr and log,
-        # and sent only to Slack's file hosts (bots/files/downloads.py decides, not this adapter).
-        headers = {"Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}"}
-        return AsyncWebClient(**client_args), headers
 
     @property
     def bot_user_id(self) -> str | None:
@@ -410,13 +397,7 @@ class SlackAdapter:
             self._after_ack(self.agent.threads.set_title(message.thread, message.text), what="setting a thread title")
 
     async def _download_headers(self) -> dict[str, str]:
-        if self._distribution is None:
-            return self._file_headers
-        try:
-            return await self._distribution.download_headers()
-        except SlackClientError as exc:  # uninstalled meanwhile: the files are refused, the message still logged
-            log.info("no Slack token for file downloads (%s)", exc)
-            return {}
+        return self._file_headers if self._distribution is None else await self._distribution.download_headers()
 
     async def _named(self, user: Author) -> Author:
         """The clicker with the display name the log uses (users.info, cached), not the account name."""

@@ -308,11 +308,15 @@ class FakeSlack:
 
     # -- files (url_private) ------------------------------------------------------------------------------------
 
-    def file(self, name: str, data: bytes, *, mimetype: str, size: int | None = None) -> dict[str, Any]:
-        """A file object as a ``file_share`` message carries it; ``size`` is what Slack claims (default: the truth)."""
+    def file(
+        self, name: str, data: bytes, *, mimetype: str, size: int | None = None, team: str = TEAM
+    ) -> dict[str, Any]:
+        """A file object as a ``file_share`` message carries it; ``size`` is what Slack claims (default: the truth).
+
+        Its URL names ``team``, whose bot token alone may download it."""
         file_id = f"F{len(self.files) + 1:08d}"
         self.files[file_id] = data
-        url = f"http://127.0.0.1:{self._server.port}/files-pri/T1-{file_id}/{name}"
+        url = f"http://127.0.0.1:{self._server.port}/files-pri/{team}-{file_id}/{name}"
         return {
             "id": file_id,
             "name": name,
@@ -324,10 +328,12 @@ class FakeSlack:
         }
 
     async def _file_download(self, request: web.Request) -> web.Response:
-        file_id = request.match_info["file_id"].split("-", 1)[-1]
+        team, file_id = request.match_info["file_id"].split("-", 1)
         fault = self.file_faults.get(file_id)
         status = 200
-        if request.headers.get("Authorization") != f"Bearer {self.bot_token}":
+        authorization = request.headers.get("Authorization", "")
+        token = authorization.removeprefix("Bearer ")
+        if not (token == self.bot_token or (authorization.startswith("Bearer ") and self.team_of_token(token) == team)):
             status = 401  # Slack answers a login page or 401 without the token; never the file
         elif isinstance(fault, int):
             status = fault

@@ -21,6 +21,7 @@ from cryptography.fernet import Fernet
 
 from bots.app import PlatformStores, open_router
 from bots.config import ConfigError
+from bots.operator.check_installs import check_slack_installs
 from bots.slack import SlackAdapter
 from bots.slack.install.scopes import manifest_scopes
 from tests.conftest import MakeSettings
@@ -31,6 +32,7 @@ from tests.router_harness import db_rows, db_write
 from tests.slack.conftest import SIGNING_SECRET, SlackBot, free_port
 
 KEY = Fernet.generate_key().decode()
+FIRST_ANSWER_S = 30.0  # a test's first answer waits for litellm's import (seconds on a busy machine)
 DistributedBot = Callable[..., AbstractAsyncContextManager[SlackBot]]
 
 
@@ -138,9 +140,9 @@ async def test_two_workspaces_install_and_each_is_answered_with_its_own_token(
         fake_llm.reply("hello T2")
         first, second = mention_in("T1", "hi from one"), mention_in("T2", "hi from two", channel="C2")
         assert await post_event(bot.events_url, SIGNING_SECRET, event_for("T1", first)) == 200
-        await wait_until(lambda: len(replies(fake_slack, first["ts"])) == 1, timeout=20)  # the first imports litellm
+        await wait_until(lambda: len(replies(fake_slack, first["ts"])) == 1, timeout=FIRST_ANSWER_S)
         assert await post_event(bot.events_url, SIGNING_SECRET, event_for("T2", second)) == 200
-        await wait_until(lambda: len(replies(fake_slack, second["ts"])) == 1)
+        await wait_until(lambda: len(replies(fake_slack, second["ts"])) == 1, timeout=FIRST_ANSWER_S)
         await bot.router.idle()
     for thread_ts, token in ((first["ts"], token1), (second["ts"], token2)):
         in_thread = [c for c in fake_slack.calls if thread_ts in (c.params.get("thread_ts"), c.params.get("ts"))]
@@ -176,7 +178,7 @@ async def test_an_uninstall_deletes_the_tokens_from_the_file_and_a_reinstall_wor
         fake_llm.reply("back again")
         again = mention_in("T1", "and now?")
         assert await post_event(bot.events_url, SIGNING_SECRET, event_for("T1", again)) == 200
-        await wait_until(lambda: len(replies(fake_slack, again["ts"])) == 1)
+        await wait_until(lambda: len(replies(fake_slack, again["ts"])) == 1, timeout=FIRST_ANSWER_S)
         assert {c.token for c in replies(fake_slack, again["ts"])} == {fake_slack.workspaces["T1"].tokens[-1]}
 
 
@@ -224,7 +226,7 @@ async def test_a_slack_connect_channel_shared_by_two_installed_workspaces_is_ans
             body = Payloads.shared_channel_body(shared, host_team="T1", installed_team=installed)
             body["authorizations"][0]["user_id"] = f"UBOT{installed}"
             assert await post_event(bot.events_url, SIGNING_SECRET, body) == 200
-        await wait_until(lambda: len(replies(fake_slack, shared["ts"])) == 1)
+        await wait_until(lambda: len(replies(fake_slack, shared["ts"])) == 1, timeout=FIRST_ANSWER_S)
         await bot.router.idle()
     assert len(replies(fake_slack, shared["ts"])) == 1
     assert len([r for r in fake_llm.requests if r.stream]) == 1
@@ -238,7 +240,7 @@ async def test_token_rotation_refreshes_a_token_before_it_expires(
         fake_llm.reply("fresh")
         mention = mention_in("T1", "rotate?")
         assert await post_event(bot.events_url, SIGNING_SECRET, event_for("T1", mention)) == 200
-        await wait_until(lambda: len(replies(fake_slack, mention["ts"])) == 1)
+        await wait_until(lambda: len(replies(fake_slack, mention["ts"])) == 1, timeout=FIRST_ANSWER_S)
         await bot.router.idle()
     workspace = fake_slack.workspaces["T1"]
     grants = [c for c in fake_slack.calls_to("oauth.v2.access") if c.params.get("grant_type") == "refresh_token"]
@@ -280,3 +282,33 @@ async def test_settings_that_cannot_run_installs_name_the_variable(
     with pytest.raises(ConfigError, match=message):
         async with distributed_bot(**overrides):
             pass
+
+
+async def test_check_lists_the_installations_and_the_scopes_each_lacks(
+    distributed_bot: DistributedBot, fake_slack: FakeSlack
+) -> None:
+    async with distributed_bot() as bot:
+        await install(bot, fake_slack, "T1", name="Acme")
+        fake_slack.scopes = tuple(s for s in fake_slack.scopes if s != "files:read")
+        await install(bot, fake_slack, "T2", name="Globex")
+        lines = [check.line() for check in await check_slack_installs(bot.settings)]
+    assert "2 workspace(s) installed" in lines[0]
+    acme, globex = (next(line for line in lines if name in line) for name in ("Acme (T1)", "Globex (T2)"))
+    assert acme.startswith("✓") and "all 10 scopes granted" in acme
+    assert globex.startswith("✗") and "lacks files:read" in globex and "/slack/install" in globex
+
+
+async def test_a_file_is_downloaded_with_the_token_of_the_workspace_it_was_shared_in(
+    distributed_bot: DistributedBot, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    async with distributed_bot() as bot:
+        await install(bot, fake_slack, "T1")
+        await install(bot, fake_slack, "T2")
+        doc = fake_slack.file("plan.txt", b"step one", mimetype="text/plain", team="T2")
+        mention = mention_in("T2", "read my plan") | {"files": [doc], "upload": False}
+        fake_llm.reply("read it")
+        assert await post_event(bot.events_url, SIGNING_SECRET, event_for("T2", mention)) == 200
+        await wait_until(lambda: len(replies(fake_slack, mention["ts"])) == 1, timeout=FIRST_ANSWER_S)
+        await bot.router.idle()
+    assert fake_slack.file_downloads == [(doc["id"], 200)]  # the file host accepts only T2's token
+    assert "step one" in fake_llm.requests[-1].prompt_text

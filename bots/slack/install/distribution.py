@@ -27,6 +27,7 @@ from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAutho
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackClientError
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -145,7 +146,11 @@ class SlackDistribution:
         where = acting()
         if where is None:
             return {}
-        return {"Authorization": f"Bearer {await self.tokens.bot_token(where)}"}
+        try:
+            return {"Authorization": f"Bearer {await self.tokens.bot_token(where)}"}
+        except SlackClientError as exc:  # uninstalled meanwhile: its files are refused, the message still logged
+            log.info("no Slack token for file downloads in %s (%s)", where.team_id, type(exc).__name__)
+            return {}
 
     def _forget(self, enterprise_id: str, team_id: str) -> None:
         self.tokens.forget(enterprise_id, team_id)
@@ -199,3 +204,26 @@ class SlackDistribution:
         for user in tokens.get("oauth") or ():
             await self.installations.async_delete_installation(enterprise_id=enterprise, team_id=team, user_id=user)
         log.info("Slack: %s in %s; its tokens are deleted", event.get("type"), team or enterprise)
+
+
+def one_workspace_client(
+    settings: Settings, *, socket_mode: bool, signing_secret: str | None
+) -> tuple[AsyncWebClient, dict[str, str]]:
+    """SLACK_BOT_TOKEN (one workspace, as before installs): its client, and the header its files download with."""
+    if settings.slack_bot_token is None:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is not set. Set it to the app's Bot User OAuth Token (xoxb-...), or set "
+            "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install the app in many workspaces."
+        )
+    if not socket_mode and not signing_secret:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET is not set. HTTP mode (no SLACK_APP_TOKEN) needs it to verify requests: "
+            "copy it from Basic Information > App Credentials, or set SLACK_APP_TOKEN to use Socket Mode."
+        )
+    client_args: dict[str, Any] = {"token": settings.slack_bot_token.get_secret_value()}
+    if settings.slack_api_url:
+        client_args["base_url"] = settings.slack_api_url.rstrip("/") + "/"
+    # url_private downloads need the bot token as Bearer (scope files:read); kept out of every repr and log,
+    # and sent only to Slack's file hosts (bots/files/downloads.py decides, not the adapter).
+    headers = {"Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}"}
+    return AsyncWebClient(**client_args), headers
