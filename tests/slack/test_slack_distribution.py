@@ -226,7 +226,7 @@ async def test_a_slack_connect_channel_shared_by_two_installed_workspaces_is_ans
             body = Payloads.shared_channel_body(shared, host_team="T1", installed_team=installed)
             body["authorizations"][0]["user_id"] = f"UBOT{installed}"
             assert await post_event(bot.events_url, SIGNING_SECRET, body) == 200
-        await wait_until(lambda: len(replies(fake_slack, shared["ts"])) == 1, timeout=FIRST_ANSWER_S)
+        await wait_until(lambda: replies(fake_slack, shared["ts"]), timeout=FIRST_ANSWER_S)
         await bot.router.idle()
     assert len(replies(fake_slack, shared["ts"])) == 1
     assert len([r for r in fake_llm.requests if r.stream]) == 1
@@ -312,3 +312,35 @@ async def test_a_file_is_downloaded_with_the_token_of_the_workspace_it_was_share
         await bot.router.idle()
     assert fake_slack.file_downloads == [(doc["id"], 200)]  # the file host accepts only T2's token
     assert "step one" in fake_llm.requests[-1].prompt_text
+
+
+async def test_the_start_up_resume_outside_any_event_uses_the_threads_workspace_token(
+    distributed_bot: DistributedBot, fake_slack: FakeSlack, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    """A card left without its message id by a killed run is looked for at start-up, before any event arrives:
+    those calls (auth.test, conversations.replies, the card) carry the token of the thread's workspace."""
+    async with distributed_bot() as bot:
+        await install(bot, fake_slack, "T1")
+        await install(bot, fake_slack, "T2")
+        fake_llm.reply("noted")
+        mention = mention_in("T2", "codename is BLUEBIRD", channel="C2")
+        await post_event(bot.events_url, SIGNING_SECRET, event_for("T2", mention))
+        await wait_until(lambda: replies(fake_slack, mention["ts"]), timeout=FIRST_ANSWER_S)
+        await bot.router.idle()
+    async with distributed_bot() as bot:  # a restart: the next message gets the "Where were we?" card
+        follow_up = Payloads.message("what was it?", channel="C2", thread_ts=mention["ts"], team="T2")
+        await post_event(bot.events_url, SIGNING_SECRET, event_for("T2", follow_up))
+        await wait_until(
+            lambda: db_rows(db_path, "SELECT card_message_id FROM cards WHERE card_message_id IS NOT NULL")
+        )
+        await bot.router.idle()
+    assert db_write(db_path, "UPDATE cards SET card_message_id = NULL") == 1  # killed before the ts was stored
+    before = len(fake_slack.calls)
+    async with distributed_bot() as bot:
+        await wait_until(
+            lambda: db_rows(db_path, "SELECT card_message_id FROM cards WHERE card_message_id IS NOT NULL")
+        )
+        await bot.router.idle()
+    resumed = fake_slack.calls[before:]
+    assert {c.method for c in resumed} >= {"conversations.replies", "auth.test"}
+    assert {c.token for c in resumed} == {fake_slack.workspaces["T2"].tokens[0]}
