@@ -24,12 +24,14 @@ from bots.config import ConfigError
 from bots.operator.check_installs import check_slack_installs
 from bots.slack import SlackAdapter
 from bots.slack.install.scopes import manifest_scopes
+from storage.backends import open_storage
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import BOT_USER, FakeSlack, Payloads, post_event
 from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows, db_write
 from tests.slack.conftest import SIGNING_SECRET, SlackBot, free_port
+from tests.storage_contract.test_erasure import _tuples_holding
 
 KEY = Fernet.generate_key().decode()
 FIRST_ANSWER_S = 30.0  # a test's first answer waits for litellm's import (seconds on a busy machine)
@@ -344,3 +346,21 @@ async def test_the_start_up_resume_outside_any_event_uses_the_threads_workspace_
     resumed = fake_slack.calls[before:]
     assert {c.method for c in resumed} >= {"conversations.replies", "auth.test"}
     assert {c.token for c in resumed} == {fake_slack.workspaces["T2"].tokens[0]}
+
+
+async def test_on_postgres_an_uninstall_leaves_no_row_version_holding_the_tokens(
+    distributed_bot: DistributedBot, fake_slack: FakeSlack, postgres_url: str
+) -> None:
+    async with distributed_bot(database_url=postgres_url) as bot:
+        await install(bot, fake_slack, "T1")
+        async with open_storage(postgres_url) as storage:
+            found = await storage.slack_installations.find_team(team_id="T1")
+            assert found is not None
+            sealed = found.tokens_ciphertext
+            assert await _tuples_holding(storage, sealed) > 0
+            assert await _tuples_holding(storage, fake_slack.workspaces["T1"].tokens[0]) == 0  # never in plain text
+            fake_slack.uninstall("T1")
+            uninstalled = event_for("T1", {"type": "app_uninstalled", "event_ts": "1.0"})
+            assert await post_event(bot.events_url, SIGNING_SECRET, uninstalled) == 200
+            assert await storage.slack_installations.find_team(team_id="T1") is None
+            assert await _tuples_holding(storage, sealed) == 0  # VACUUM took the dead row version
