@@ -394,8 +394,9 @@ class Settings(BaseSettings):
 
     @property
     def slack_enabled(self) -> bool:
-        has_token = self.slack_bot_token is not None and bool(self.slack_bot_token.get_secret_value())
-        return has_token or self.slack_distributed
+        """Any Slack credential is set: the Slack adapter starts, or says which setting is missing or too many."""
+        credentials = (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret)
+        return self.slack_distributed or any(c is not None and c.get_secret_value() for c in credentials)
 
 
 def load_settings(**overrides: Any) -> Settings:

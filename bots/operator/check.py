@@ -322,7 +322,15 @@ async def check_slack(settings: Settings) -> list[Check]:
 
     from bots.slack.adapter import REQUIRED_SCOPES
 
-    assert settings.slack_bot_token is not None
+    if settings.slack_bot_token is None:
+        return [
+            failed(
+                "slack token",
+                "SLACK_BOT_TOKEN is not set",
+                "set it to the app's Bot User OAuth Token (xoxb-...), or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+                "to install the app in many workspaces",
+            )
+        ]
     base = settings.slack_api_url or AsyncWebClient.BASE_URL
     client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=base, timeout=HTTP_TIMEOUT_S)
     try:

@@ -364,3 +364,13 @@ async def test_on_postgres_an_uninstall_leaves_no_row_version_holding_the_tokens
             assert await post_event(bot.events_url, SIGNING_SECRET, uninstalled) == 200
             assert await storage.slack_installations.find_team(team_id="T1") is None
             assert await _tuples_holding(storage, sealed) == 0  # VACUUM took the dead row version
+
+
+def test_slack_settings_without_a_bot_token_or_client_credentials_are_an_error_not_silence(
+    make_settings: MakeSettings,
+) -> None:
+    """SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN) alone used to leave Slack off without a word."""
+    settings = make_settings(slack_signing_secret=SIGNING_SECRET, port=free_port())
+    assert settings.slack_enabled
+    with pytest.raises(ConfigError, match=r"SLACK_BOT_TOKEN is not set.*SLACK_CLIENT_ID and SLACK_CLIENT_SECRET"):
+        SlackAdapter(settings=settings, router=None)  # type: ignore[arg-type]  # refused before the router is used
