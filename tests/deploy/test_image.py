@@ -92,7 +92,7 @@ def test_the_image_is_configured_as_the_issue_asks(built_image: BuiltImage) -> N
 def test_the_image_holds_the_slack_manifest_that_installs_take_their_scopes_from(
     built_image: BuiltImage, tmp_path: Path
 ) -> None:
-    """"Add to Slack" reads slack-manifest.yml at start-up: the image installs it with the package."""
+    """Start-up of "Add to Slack" reads slack-manifest.yml: the image installs it with the package."""
     data = tmp_path / "data"
     prepare_data(data, {})
     script = "from bots.slack.install.scopes import manifest_scopes; print(len(manifest_scopes().bot))"
