@@ -21,7 +21,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
+COPY pyproject.toml constraints.txt README.md slack-manifest.yml ./
 COPY bots ./bots
 COPY agent ./agent
 COPY storage ./storage

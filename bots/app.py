@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from agent.llm import CallObserver, LLMClient, LLMConfig, preload_litellm
 from agent.summarize import Summarizer
@@ -32,6 +33,7 @@ from bots.router.threads import ThreadRouter
 from bots.tools.approvals import ApprovalFlow
 from bots.tools.tool_turns import ThreadTools
 from bots.workers.ownership import ThreadOwnership
+from storage import protocols
 from storage.backends import Storage, open_storage
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,15 @@ async def open_storage_for(settings: Settings) -> AsyncIterator[Storage]:
     """The migrated stores of the database named by DATABASE_URL (SQLite or Postgres), closed on exit."""
     async with open_storage(settings.database_url) as storage:
         yield storage
+
+
+@dataclass
+class PlatformStores:
+    """Stores an adapter needs beside the router's, handed over by the composition root (adapters never open
+    storage): Slack's installations and OAuth states for "Add to Slack" (bots/slack/install/)."""
+
+    slack_installations: protocols.SlackInstallations | None = None
+    oauth_states: protocols.OAuthStates | None = None
 
 
 class _RouterOutboxes:
@@ -123,17 +134,25 @@ async def _build_tools(
 
 @asynccontextmanager
 async def open_router(
-    settings: Settings, *, preload_model_client: bool = True, health: Health | None = None
+    settings: Settings,
+    *,
+    preload_model_client: bool = True,
+    health: Health | None = None,
+    platform_stores: PlatformStores | None = None,
 ) -> AsyncIterator[ThreadRouter]:
     """A router over the configured database and model; in-flight work is cancelled on exit.
 
     ``preload_model_client=False`` leaves litellm's multi-second import for the caller to start once the
     platforms are connected (``threadkeeper run`` does, so the import never delays readiness); the first model
-    call waits for the import either way. ``health`` is told the database and the router, for /readyz.
+    call waits for the import either way. ``health`` is told the database and the router, for /readyz;
+    ``platform_stores`` the stores the adapters need.
     """
     if preload_model_client:
         preload_litellm()
     async with open_storage_for(settings) as storage:
+        if platform_stores is not None:
+            platform_stores.slack_installations = storage.slack_installations
+            platform_stores.oauth_states = storage.oauth_states
         cards = storage.cards
         ownership = ThreadOwnership(
             leases=storage.leases, lease_s=settings.worker_lease_s, poll_s=settings.worker_poll_s

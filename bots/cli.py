@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from agent.llm import preload_litellm
-from bots.app import open_router, open_storage_for
+from bots.app import PlatformStores, open_router, open_storage_for
 from bots.config import ConfigError, Settings, load_settings
 from bots.operator.check import preflight, run_check
 from bots.operator.export import as_json, as_markdown
@@ -46,7 +46,8 @@ CHAT_LOG_NAME = "threadkeeper-chat.log"
 NOTHING_TO_RUN = (
     "No chat platform is configured, so there is nothing to run. Set DISCORD_TOKEN to run the Discord bot, "
     "and/or SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode) to run the "
-    "Slack bot, in the environment or in a .env file (see .env.example). To try the bot without an account, "
+    "Slack bot (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install it in many workspaces), in the environment "
+    "or in a .env file (see .env.example). To try the bot without an account, "
     "run: threadkeeper chat"
 )
 
@@ -131,7 +132,7 @@ def _single_process_lock(settings: Settings, *, command: str) -> contextlib.Abst
     return contextlib.nullcontext()
 
 
-def _adapters(settings: Settings, router: ThreadRouter) -> list[PlatformAdapter]:
+def _adapters(settings: Settings, router: ThreadRouter, stores: PlatformStores) -> list[PlatformAdapter]:
     adapters: list[PlatformAdapter] = []
     if settings.discord_enabled:
         from bots.discord import DiscordAdapter
@@ -140,7 +141,14 @@ def _adapters(settings: Settings, router: ThreadRouter) -> list[PlatformAdapter]
     if settings.slack_enabled:
         from bots.slack import SlackAdapter
 
-        adapters.append(SlackAdapter(settings=settings, router=router))
+        adapters.append(
+            SlackAdapter(
+                settings=settings,
+                router=router,
+                installations=stores.slack_installations,
+                oauth_states=stores.oauth_states,
+            )
+        )
     return adapters
 
 
@@ -153,11 +161,12 @@ async def run(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     health = Health()
+    stores = PlatformStores()
     async with (
         serve_health(health, port=settings.metrics_port, host=settings.metrics_host),
-        open_router(settings, preload_model_client=False, health=health) as router,
+        open_router(settings, preload_model_client=False, health=health, platform_stores=stores) as router,
     ):
-        adapters = _adapters(settings, router)
+        adapters = _adapters(settings, router, stores)
         health.expected = tuple(adapter.name for adapter in adapters)
         started: list[PlatformAdapter] = []
         try:

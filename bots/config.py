@@ -75,6 +75,8 @@ HINTS: dict[str, str] = {
     "WORKER_LEASE_S": "a number of seconds of at least 3 a worker's hold on a thread lasts unrenewed, e.g. 15",
     "WORKER_POLL_S": "a number of seconds greater than 0 between a worker's looks at waiting threads, e.g. 2",
     "DISCORD_SHARDS": "a whole number of Discord gateway shards of at least 1, e.g. 1",
+    "SLACK_REDIRECT_URI": "the https URL of /slack/oauth_redirect as entered under OAuth & Permissions > Redirect "
+    "URLs, e.g. https://bot.example.com/slack/oauth_redirect, or leave it unset for the app's only one",
 }
 
 
@@ -85,6 +87,8 @@ SECRET_SETTINGS = (
     "slack_bot_token",
     "slack_app_token",
     "slack_signing_secret",
+    "slack_client_secret",
+    "token_encryption_key",
     "llm_api_key",
     "database_url",
 )
@@ -232,6 +236,11 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str | None = None
+    # Slack distribution ("Add to Slack" in many workspaces, bots/slack/install/): instead of SLACK_BOT_TOKEN.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_redirect_uri: str | None = None
+    token_encryption_key: SecretStr | None = None  # Fernet key(s), comma-separated, the newest first
     slack_allowed_teams: IdList = frozenset()
     slack_allowed_channels: IdList = frozenset()
     slack_allowed_users: IdList = frozenset()
@@ -298,6 +307,10 @@ class Settings(BaseSettings):
         "slack_app_token",
         "slack_signing_secret",
         "slack_api_url",
+        "slack_client_id",
+        "slack_client_secret",
+        "slack_redirect_uri",
+        "token_encryption_key",
         "metrics_port",
         "user_daily_tokens",
         "mcp_config",
@@ -380,8 +393,15 @@ class Settings(BaseSettings):
         return self.discord_token is not None and bool(self.discord_token.get_secret_value())
 
     @property
+    def slack_distributed(self) -> bool:
+        """Slack through OAuth installs in many workspaces (SLACK_CLIENT_ID / SLACK_CLIENT_SECRET set)."""
+        return self.slack_client_id is not None or self.slack_client_secret is not None
+
+    @property
     def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None and bool(self.slack_bot_token.get_secret_value())
+        """Any Slack credential is set: the Slack adapter starts, or says which setting is missing or too many."""
+        credentials = (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret)
+        return self.slack_distributed or any(c is not None and c.get_secret_value() for c in credentials)
 
 
 def load_settings(**overrides: Any) -> Settings:

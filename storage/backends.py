@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from storage import migrations, protocols
 from storage.erasure import ErasureStore
 from storage.feedback import FeedbackStore
+from storage.installations import OAuthStates, SlackInstallations
 from storage.journal import TurnJournal
 from storage.leases import Leases, SoleOwner
 from storage.log import ThreadLog
@@ -72,6 +73,8 @@ class Storage:
     usage: protocols.UsageLog
     feedback: protocols.FeedbackStore
     thread_settings: protocols.ThreadSettings
+    slack_installations: protocols.SlackInstallations  # Slack OAuth distribution (bots/slack/install/)
+    oauth_states: protocols.OAuthStates
     probe: DatabaseProbe
     leases: Leases  # who owns which thread and shard when several workers share the database
     applied: tuple[str, ...]  # migrations applied when it was opened
@@ -121,6 +124,8 @@ async def open_storage(url: str, *, migrate: bool = True) -> AsyncIterator[Stora
         usage=UsageLog(database),
         feedback=FeedbackStore(database),
         thread_settings=ThreadSettings(database),
+        slack_installations=SlackInstallations(database),
+        oauth_states=OAuthStates(database),
         probe=ReadinessProbe(database),
         leases=leases,
         applied=tuple(applied),

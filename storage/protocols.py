@@ -33,6 +33,7 @@ from storage.records import (
     MessageChange,
     Rating,
     SearchHit,
+    SlackInstallation,
     StoredSummary,
     ThreadRecord,
     TrailEntry,
@@ -439,6 +440,39 @@ class ThreadSettings(Protocol):
     async def model(self, *, thread_id: int) -> str | None: ...
 
     async def set_model(self, *, thread_id: int, model: str, changed_by_id: str, now: datetime) -> None: ...
+
+
+class SlackInstallations(Protocol):
+    """Slack installations by (enterprise, team), tokens already encrypted; a delete scrubs the old bytes."""
+
+    async def save(
+        self,
+        *,
+        enterprise_id: str,
+        team_id: str,
+        team_name: str | None,
+        bot_user_id: str | None,
+        bot_scopes: str,
+        details_json: str,
+        tokens_ciphertext: str,
+        now: datetime,
+    ) -> None: ...
+
+    async def find(self, *, enterprise_id: str, team_id: str) -> SlackInstallation | None: ...
+
+    async def find_team(self, *, team_id: str) -> SlackInstallation | None: ...
+
+    async def all(self) -> list[SlackInstallation]: ...
+
+    async def delete(self, *, enterprise_id: str, team_id: str) -> bool: ...
+
+
+class OAuthStates(Protocol):
+    """The OAuth ``state`` values handed out by the install page: each consumed at most once, before it expires."""
+
+    async def issue(self, *, state: str, expires: datetime) -> None: ...
+
+    async def consume(self, *, state: str, now: datetime) -> bool: ...
 
 
 class DatabaseProbe(Protocol):

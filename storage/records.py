@@ -356,3 +356,21 @@ class FeedbackEntry:
     user_name: str
     rating: Rating
     given_utc: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlackInstallation:
+    """One workspace's (or, with ``team_id`` "", one org's) installation of the Slack app, as storage keeps it.
+
+    ``tokens_ciphertext`` is opaque here: the tokens are encrypted before they reach storage
+    (bots/slack/install/); ``details_json`` holds the rest of what Slack returned, none of it secret."""
+
+    enterprise_id: str
+    team_id: str
+    team_name: str | None
+    bot_user_id: str | None
+    bot_scopes: str  # comma-separated, as Slack gives them
+    details_json: str
+    tokens_ciphertext: str
+    installed_utc: str
+    updated_utc: str

@@ -376,6 +376,36 @@ MIGRATIONS: list[Migration] = [
         ),
         only="postgres",
     ),
+    # Slack installations for OAuth distribution (storage/installations.py): one row per workspace (or org, for an
+    # org-wide install, with team_id ''), written by "Add to Slack" and deleted at once on app_uninstalled or
+    # tokens_revoked. ``tokens_ciphertext`` is opaque to storage: bots/slack/install/ encrypts the tokens before
+    # they reach it. ``oauth_states``: the state values an install started with, each consumed at most once.
+    Migration(
+        "m010_slack_installations",
+        (
+            """
+            CREATE TABLE slack_installations (
+                {id},
+                enterprise_id TEXT NOT NULL,
+                team_id TEXT NOT NULL,
+                team_name TEXT,
+                bot_user_id TEXT,
+                bot_scopes TEXT NOT NULL DEFAULT '',
+                details_json TEXT NOT NULL DEFAULT '{{}}',
+                tokens_ciphertext TEXT NOT NULL,
+                installed_utc TEXT NOT NULL,
+                updated_utc TEXT NOT NULL,
+                UNIQUE (enterprise_id, team_id)
+            )
+            """,
+            """
+            CREATE TABLE oauth_states (
+                state TEXT PRIMARY KEY,
+                expires_utc TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
     # A voice message's transcript (bots/files/voice.py): logged with its message, so forgetting, export, search
     # and catch-up see it; a deletion blanks it with the text (storage/erasure.py). SQLite's full-text index is
     # made again over both columns (its triggers name them); Postgres matches both on the fly.

@@ -91,6 +91,17 @@ def test_credentials_inside_urls_are_redacted_configured_or_not(log_lines: io.St
     ]
 
 
+def test_slack_tokens_of_installed_workspaces_are_redacted_by_their_shape(log_lines: io.StringIO) -> None:
+    """With "Add to Slack" the tokens come from the database, never the settings: known by shape only."""
+    logger = logging.getLogger("tests.redaction")
+    logger.error("body: {'access_token': 'xoxb-1111-2222-abcdefABCDEF', 'refresh_token': 'xoxe-1-My0xLTEy-abc'}")
+    logger.error("rotated to xoxe.xoxb-1-MS0yLTEyMzQ1-6789 for T1")
+    assert log_lines.getvalue().splitlines() == [
+        "body: {'access_token': '[redacted]', 'refresh_token': '[redacted]'}",
+        "rotated to [redacted] for T1",
+    ]
+
+
 def test_configured_tokens_are_redacted_wherever_they_appear(log_lines: io.StringIO) -> None:
     logging.getLogger("tests.redaction").warning("keys %s and %s", "sk-configured-0020", "discord-0021")
     assert log_lines.getvalue() == "keys [redacted] and [redacted]\n"

@@ -14,6 +14,8 @@ SAMPLES = {
     "slack_bot_token": "xoxb-from-a-file",
     "slack_app_token": "xapp-from-a-file",
     "slack_signing_secret": "signing-secret-from-a-file",
+    "slack_client_secret": "client-secret-from-a-file",
+    "token_encryption_key": "bXlfMzJfYnl0ZV9rZXlfZnJvbV9hX2ZpbGVfX19fX18=",
     "llm_api_key": "sk-from-a-file",
     "database_url": "postgresql://threadkeeper:pa55word@db.internal:5432/threadkeeper",
 }

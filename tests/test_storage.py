@@ -98,6 +98,19 @@ EXPECTED_COLUMNS = {
     ],
     "feedback": ["id", "message_id", "user_id", "user_name", "rating", "given_utc"],
     "thread_settings": ["thread_id", "model", "changed_by_id", "changed_utc"],
+    "slack_installations": [
+        "id",
+        "enterprise_id",
+        "team_id",
+        "team_name",
+        "bot_user_id",
+        "bot_scopes",
+        "details_json",
+        "tokens_ciphertext",
+        "installed_utc",
+        "updated_utc",
+    ],
+    "oauth_states": ["state", "expires_utc"],
     "usage": [
         "id",
         "thread_id",
@@ -141,6 +154,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m007_thread_settings",
             "m008_ids_never_reused_and_title_source",
             "m009_turn_journal",
+            "m010_slack_installations",
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
         ]
@@ -225,6 +239,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m007_thread_settings",
             "m008_ids_never_reused_and_title_source",
             "m009_turn_journal",
+            "m010_slack_installations",
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
         ]

@@ -82,7 +82,7 @@ async def run_check(out: TextIO, *, settings: Settings | None = None) -> int:
     if settings.discord_enabled:
         sections.append(check_discord)
     if settings.slack_enabled:
-        sections.append(check_slack)
+        sections.append(_check_slack_installs if settings.slack_distributed else check_slack)
     if settings.mcp_config is not None:
         sections.append(check_mcp_servers)
     redact = Redactor(configured_secrets(settings))  # error texts can quote a key back; the report never does
@@ -326,7 +326,15 @@ async def check_slack(settings: Settings) -> list[Check]:
 
     from bots.slack.adapter import REQUIRED_SCOPES
 
-    assert settings.slack_bot_token is not None
+    if settings.slack_bot_token is None:
+        return [
+            failed(
+                "slack token",
+                "SLACK_BOT_TOKEN is not set",
+                "set it to the app's Bot User OAuth Token (xoxb-...), or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+                "to install the app in many workspaces",
+            )
+        ]
     base = settings.slack_api_url or AsyncWebClient.BASE_URL
     client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=base, timeout=HTTP_TIMEOUT_S)
     try:
@@ -382,6 +390,12 @@ async def _check_slack_mode(settings: Settings, base: str) -> Check:
             "create an app-level token with connections:write (Basic Information > App-Level Tokens)",
         )
     return passed("slack mode", "Socket Mode: SLACK_APP_TOKEN opens a connection")
+
+
+async def _check_slack_installs(settings: Settings) -> list[Check]:
+    from bots.operator.check_installs import check_slack_installs
+
+    return await check_slack_installs(settings)
 
 
 def _header(headers: Any, name: str) -> str | None:

@@ -69,6 +69,9 @@ URL_CREDENTIAL_PARAM = re.compile(
     re.IGNORECASE,
 )
 BEARER = re.compile(r"(?P<scheme>\bBearer\s+)[A-Za-z0-9._~+/\-]{8,}=*", re.IGNORECASE)
+# Slack tokens by shape (xoxb-, xoxp-, rotated xoxe.xoxb-, refresh xoxe-): with "Add to Slack" each workspace's
+# tokens come from the database, not from the settings, so they cannot be known by value.
+SLACK_TOKEN = re.compile(r"\bxox[a-z]{1,2}[.\-][A-Za-z0-9.\-]{8,}")
 URL_CREDENTIALS = (URL_USERINFO, URL_CREDENTIAL_PARAM, BEARER)
 
 
@@ -126,6 +129,7 @@ class Redactor:
             text = text.replace(secret, REDACTED)
         text = URL_USERINFO.sub(rf"\g<scheme>{REDACTED}@", text)
         text = URL_CREDENTIAL_PARAM.sub(rf"\g<name>{REDACTED}", text)
+        text = SLACK_TOKEN.sub(REDACTED, text)
         return BEARER.sub(rf"\g<scheme>{REDACTED}", text)
 
 
@@ -137,6 +141,8 @@ def configured_secrets(settings: Settings) -> set[str]:
         settings.slack_bot_token,
         settings.slack_app_token,
         settings.slack_signing_secret,
+        settings.slack_client_secret,
+        settings.token_encryption_key,
     ]
     found = {v.get_secret_value() for v in values if v is not None}
     urls = (settings.llm_api_base, settings.discord_api_base, settings.discord_gateway_url, settings.slack_api_url)

@@ -29,13 +29,23 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.config import ConfigError, Settings
 from bots.router.bounded import BoundedCache
-from bots.router.messages import Author, IncomingMessage
+from bots.router.messages import Author, IncomingMessage, utc_now
 from bots.router.threads import ThreadRouter
 from bots.slack import translate
 from bots.slack.access import checks_from, is_allowed, origin_of
 from bots.slack.agent_events import AgentEvents
 from bots.slack.buttons import SlackButtons
 from bots.slack.feedback import FEEDBACK_ACTION
+from bots.slack.install.distribution import (
+    INSTALL_PATH,
+    REDIRECT_PATH,
+    UNINSTALL_EVENTS,
+    SlackDistribution,
+    one_workspace_client,
+)
+from bots.slack.install.installations import InstallationRows, StateRows
+from bots.slack.install.outbox import WorkspaceOutbox
+from bots.slack.install.workspaces import acting, request_scope
 from bots.slack.outbox import SlackOutbox
 from bots.slack.shortcuts import SlackCommands
 
@@ -62,7 +72,8 @@ LISTENED_EVENTS = (
     "assistant_thread_started",
 )
 MESSAGE_EVENTS = ("message.channels", "message.groups", "message.im")  # what "message" subscribes to
-EVENTS = LISTENED_EVENTS + MESSAGE_EVENTS  # the Events API subscriptions; slack-manifest.yml asks for exactly these
+# The Events API subscriptions; slack-manifest.yml asks for exactly these (the uninstall events: OAuth mode only).
+EVENTS = LISTENED_EVENTS + MESSAGE_EVENTS + UNINSTALL_EVENTS
 STOP_GRACE_S = 20.0
 HTTP_SHUTDOWN_TIMEOUT_S = 5.0
 SOCKET_PING_INTERVAL_S = 10.0  # how often the Socket Mode client checks its connection (and reconnects)
@@ -77,25 +88,33 @@ class SlackAdapter:
 
     name = "slack"
 
-    def __init__(self, *, settings: Settings, router: ThreadRouter) -> None:
-        if settings.slack_bot_token is None:
-            raise ConfigError("SLACK_BOT_TOKEN is not set. Set it to the app's Bot User OAuth Token (xoxb-...).")
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        router: ThreadRouter,
+        installations: InstallationRows | None = None,
+        oauth_states: StateRows | None = None,
+    ) -> None:
         self._settings = settings
         self._router = router
         self._socket_mode = settings.slack_app_token is not None
         signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-        if not self._socket_mode and not signing_secret:
-            raise ConfigError(
-                "SLACK_SIGNING_SECRET is not set. HTTP mode (no SLACK_APP_TOKEN) needs it to verify requests: "
-                "copy it from Basic Information > App Credentials, or set SLACK_APP_TOKEN to use Socket Mode."
+        self._own_user_id: str | None = None
+        # Installed in many workspaces ("Add to Slack", bots/slack/install/): each call with its workspace's token.
+        self._distribution: SlackDistribution | None = None
+        app_args: dict[str, Any] = {}
+        if settings.slack_distributed:
+            self._distribution = SlackDistribution(
+                settings=settings, installations=installations, oauth_states=oauth_states, clock=utc_now
             )
-        client_args: dict[str, Any] = {"token": settings.slack_bot_token.get_secret_value()}
-        if settings.slack_api_url:
-            client_args["base_url"] = settings.slack_api_url.rstrip("/") + "/"
-        self.client = AsyncWebClient(**client_args)
-        # url_private downloads need the bot token as Bearer (scope files:read); kept out of every repr and log,
-        # and sent only to Slack's file hosts (bots/files/downloads.py decides, not this adapter).
-        self._file_headers = {"Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}"}
+            self.client: AsyncWebClient = self._distribution.client
+            self._file_headers: dict[str, str] = {}
+            app_args = {"oauth_settings": self._distribution.oauth_settings, "authorize": self._distribution.authorize}
+        else:
+            self.client, self._file_headers = one_workspace_client(
+                settings, socket_mode=self._socket_mode, signing_secret=signing_secret
+            )
         # Slack answers 429 with Retry-After when a channel gets more than about a message a second.
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
         self.app = AsyncApp(
@@ -107,6 +126,7 @@ class SlackAdapter:
             # crash would never be redelivered. Listeners return fast; slow work runs in router tasks.
             process_before_response=True,
             raise_error_for_unhandled_request=False,
+            **app_args,
         )
         self.outbox = SlackOutbox(
             self.client, loading_messages=LOADING_MESSAGES, prompts=settings.slack_suggested_prompts
@@ -121,7 +141,6 @@ class SlackAdapter:
         self._buttons = SlackButtons(router=router, outbox=self.outbox, after_ack=self._after_ack, named=self._named)
         self._checks = checks_from(settings)
         self._names: BoundedCache[str, str] = BoundedCache(max_entries=DISPLAY_NAMES_MAX, ttl_s=DISPLAY_NAME_TTL_S)
-        self.bot_user_id: str | None = None
         self._after_ack_tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
@@ -134,11 +153,22 @@ class SlackAdapter:
         )
         self._register()
 
+    @property
+    def bot_user_id(self) -> str | None:
+        """The bot's user id in the workspace of the request being handled (one workspace: the only one)."""
+        where = acting()
+        return where.bot_user_id if where is not None and where.bot_user_id else self._own_user_id
+
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._verify_token()
-        self._router.register_outbox(translate.PLATFORM, self.outbox)
+        if self._distribution is None:
+            await self._verify_token()
+        else:
+            count = await self._distribution.check_key()
+            log.info("Slack: installed in %d workspace(s); new ones through %s", count, INSTALL_PATH)
+        outbox = self.outbox if self._distribution is None else WorkspaceOutbox(self.outbox)
+        self._router.register_outbox(translate.PLATFORM, outbox)
         if self._socket_mode:
             assert self._settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(
@@ -149,6 +179,9 @@ class SlackAdapter:
         else:
             web_app = web.Application()
             web_app.router.add_post("/slack/events", self._http_event)
+            if self._distribution is not None:
+                web_app.router.add_get(INSTALL_PATH, self._http_oauth)
+                web_app.router.add_get(REDIRECT_PATH, self._http_oauth)
             web_app.router.add_get("/healthz", _healthz)
             self._runner = web.AppRunner(web_app, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT_S)
             await self._runner.setup()
@@ -216,7 +249,7 @@ class SlackAdapter:
                 f"Slack rejected SLACK_BOT_TOKEN ({error}). Set it to the app's Bot User OAuth Token (xoxb-...) "
                 "from OAuth & Permissions."
             ) from None
-        self.bot_user_id = response.get("user_id")
+        self._own_user_id = response.get("user_id")
         log.info("Slack: signed in as %s in team %s", response.get("user"), response.get("team"))
 
     async def _http_event(self, request: web.Request) -> web.Response:
@@ -226,11 +259,23 @@ class SlackAdapter:
         except ValueError as exc:  # includes JSONDecodeError and bad form encoding
             log.warning("refusing a malformed Slack request: %s", exc)
             return web.Response(status=400, text="malformed payload")
-        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+        with request_scope():  # the workspace a request acts for (OAuth mode) ends with it
+            return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+
+    async def _http_oauth(self, request: web.Request) -> web.Response:
+        """GET /slack/install ("Add to Slack") and /slack/oauth_redirect (Slack's answer): bolt's OAuth flow."""
+        flow = self.app.oauth_flow
+        assert flow is not None
+        bolt_request = await to_bolt_request(request)
+        if request.path == INSTALL_PATH:
+            return await to_aiohttp_response(await flow.handle_installation(bolt_request))
+        return await to_aiohttp_response(await flow.handle_callback(bolt_request))
 
     # -- listeners ------------------------------------------------------------------------------------------
 
     def _register(self) -> None:
+        if self._distribution is not None:
+            self.app.use(self._distribution.middleware)
         self.app.use(self._allowlist)
         listeners: dict[str, Callable[..., Awaitable[None]]] = {
             "agent_session_stopped": self.agent.on_session_stopped,
@@ -327,7 +372,7 @@ class SlackAdapter:
                 event,
                 bot_user_id=self.bot_user_id,
                 display_name=await self._display_name(str(event.get("user"))),
-                download_headers=self._file_headers,
+                download_headers=await self._download_headers(),
             )
         except translate.SlackPayloadError as exc:
             log.warning("ignoring a malformed Slack message event: %s", exc)
@@ -351,6 +396,9 @@ class SlackAdapter:
         message = await self._deliver(body, event)
         if message is not None and first:
             self._after_ack(self.agent.threads.set_title(message.thread, message.text), what="setting a thread title")
+
+    async def _download_headers(self) -> dict[str, str]:
+        return self._file_headers if self._distribution is None else await self._distribution.download_headers()
 
     async def _named(self, user: Author) -> Author:
         """The clicker with the display name the log uses (users.info, cached), not the account name."""

@@ -42,9 +42,10 @@ DEFAULT_MAX_SIZE = 10
 CONNECT_TIMEOUT_S = 10.0
 
 # Every table that can hold a forgotten message's text (or, for a thread, its title), or a forgotten person's id
-# or name, in a row version.
+# or name, in a row version; and the uninstalled Slack workspaces' (encrypted) tokens.
 ERASED_TABLES = (
-    "messages", "sessions", "tool_calls", "threads", "approvals", "feedback", "cards", "usage", "thread_settings"
+    "messages", "sessions", "tool_calls", "threads", "approvals", "feedback", "cards", "usage", "thread_settings",
+    "slack_installations",
 )  # fmt: skip
 
 DIALECT = Dialect(

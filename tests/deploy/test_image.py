@@ -89,6 +89,19 @@ def test_the_image_is_configured_as_the_issue_asks(built_image: BuiltImage) -> N
     assert "DATABASE_URL" not in built_image.env  # so that DATABASE_URL_FILE can be used
 
 
+def test_the_image_holds_the_slack_manifest_that_installs_take_their_scopes_from(
+    built_image: BuiltImage, tmp_path: Path
+) -> None:
+    """Start-up of "Add to Slack" reads slack-manifest.yml: the image installs it with the package."""
+    data = tmp_path / "data"
+    prepare_data(data, {})
+    script = "from bots.slack.install.scopes import manifest_scopes; print(len(manifest_scopes().bot))"
+    with image_root(built_image.name, data) as root:
+        probe = in_image(root, built_image.user, built_image.workdir, ["python3", "-c", script])
+        done = subprocess.run(probe, env=built_image.env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "10", done.stderr
+
+
 async def test_the_images_command_answers_in_slack_serves_healthz_and_stops_cleanly_on_sigterm(
     built_image: BuiltImage, tmp_path: Path, fake_llm: FakeLLM
 ) -> None:

@@ -10,6 +10,7 @@ files.completeUploadExternal); the fake keeps each file's bytes and where it was
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -51,6 +52,20 @@ class ApiCall:
     method: str
     params: dict[str, Any]
     at: float
+    token: str | None = None  # the Bearer token it carried (None: none, or the app's client credentials)
+
+
+@dataclass
+class Workspace:
+    """A workspace the app can be installed in through "Add to Slack" (oauth.v2.access)."""
+
+    team_id: str
+    name: str
+    bot_user: str
+    rotation: bool = False  # token rotation on: tokens expire and come with a refresh token
+    expires_in_s: int = 43_200
+    tokens: list[str] = field(default_factory=list)  # every bot token issued to it, newest last
+    refresh_tokens: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -109,6 +124,11 @@ class FakeSlack:
     agent_sessions_error: str | None = None
     refused_methods: dict[str, str] = field(default_factory=dict)  # method -> the error every call to it gets
     sessions: dict[tuple[str, str], AgentSession] = field(default_factory=dict)  # (channel, thread_ts) -> session
+    # "Add to Slack": the workspaces, the codes Slack's authorize page would hand out, the app's credentials.
+    workspaces: dict[str, Workspace] = field(default_factory=dict)
+    codes: dict[str, str] = field(default_factory=dict)  # code -> team id (a code works once)
+    client_credentials: tuple[str, str] = ("111.222", "client-secret")
+    revoked: set[str] = field(default_factory=set)  # tokens Slack no longer accepts (uninstalled)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -257,7 +277,11 @@ class FakeSlack:
         for key in ("blocks", "attachments"):
             if isinstance(params.get(key), str):
                 params[key] = json.loads(params[key])
-        call = ApiCall(method, params, time.monotonic())
+        authorization = request.headers.get("Authorization", "")
+        token = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None
+        call = ApiCall(method, params, time.monotonic(), token=token or params.get("token"))
+        if method == "oauth.v2.access":
+            call.params["_basic"] = authorization
         self.calls.append(call)
         if self.delays_s.get(method):
             await asyncio.sleep(self.delays_s[method])
@@ -286,11 +310,15 @@ class FakeSlack:
 
     # -- files (url_private) ------------------------------------------------------------------------------------
 
-    def file(self, name: str, data: bytes, *, mimetype: str, size: int | None = None) -> dict[str, Any]:
-        """A file object as a ``file_share`` message carries it; ``size`` is what Slack claims (default: the truth)."""
+    def file(
+        self, name: str, data: bytes, *, mimetype: str, size: int | None = None, team: str = TEAM
+    ) -> dict[str, Any]:
+        """A file object as a ``file_share`` message carries it; ``size`` is what Slack claims (default: the truth).
+
+        Its URL names ``team``, whose bot token alone may download it."""
         file_id = f"F{len(self.files) + 1:08d}"
         self.files[file_id] = data
-        url = f"http://127.0.0.1:{self._server.port}/files-pri/T1-{file_id}/{name}"
+        url = f"http://127.0.0.1:{self._server.port}/files-pri/{team}-{file_id}/{name}"
         return {
             "id": file_id,
             "name": name,
@@ -302,10 +330,12 @@ class FakeSlack:
         }
 
     async def _file_download(self, request: web.Request) -> web.Response:
-        file_id = request.match_info["file_id"].split("-", 1)[-1]
+        team, file_id = request.match_info["file_id"].split("-", 1)
         fault = self.file_faults.get(file_id)
         status = 200
-        if request.headers.get("Authorization") != f"Bearer {self.bot_token}":
+        authorization = request.headers.get("Authorization", "")
+        token = authorization.removeprefix("Bearer ")
+        if not (token == self.bot_token or (authorization.startswith("Bearer ") and self.team_of_token(token) == team)):
             status = 401  # Slack answers a login page or 401 without the token; never the file
         elif isinstance(fault, int):
             status = fault
@@ -328,7 +358,77 @@ class FakeSlack:
         n = next(self._ts)
         return f"{1_800_000_000 + n}.{n:06d}"
 
+    # -- "Add to Slack" (oauth.v2.access) and each workspace's tokens ----------------------------------------
+
+    def install_code(
+        self, team: str, *, name: str | None = None, rotation: bool = False, expires_in_s: int = 43_200
+    ) -> str:
+        """What Slack's authorize page hands the redirect after someone in ``team`` clicks Allow."""
+        workspace = self.workspaces.setdefault(team, Workspace(team, name or f"Team {team}", f"UBOT{team}"))
+        workspace.rotation, workspace.expires_in_s = rotation, expires_in_s
+        code = f"code-{team}-{uuid.uuid4().hex[:8]}"
+        self.codes[code] = team
+        return code
+
+    def team_of_token(self, token: str | None) -> str | None:
+        for workspace in self.workspaces.values():
+            if token in workspace.tokens and token not in self.revoked:
+                return workspace.team_id
+        return None
+
+    def uninstall(self, team: str) -> None:
+        """Slack revokes every token of the workspace (app_uninstalled follows)."""
+        workspace = self.workspaces[team]
+        self.revoked |= {*workspace.tokens, *workspace.refresh_tokens}
+
+    def _oauth_v2_access(self, call: ApiCall) -> dict[str, Any]:
+        client_id, secret = self.client_credentials
+        expected = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        if call.params.get("_basic") != expected:
+            return self._refuse(call, "invalid_client_id")
+        if call.params.get("grant_type") == "refresh_token":
+            refresh = str(call.params.get("refresh_token"))
+            found = [w for w in self.workspaces.values() if refresh in w.refresh_tokens and refresh not in self.revoked]
+            if not found:
+                return self._refuse(call, "invalid_refresh_token")
+            workspace = found[0]
+        else:
+            team = self.codes.pop(str(call.params.get("code")), None)
+            if team is None:
+                return self._refuse(call, "invalid_code")  # unknown, or used already
+            workspace = self.workspaces[team]
+        n = len(workspace.tokens) + 1
+        token = f"xoxe.xoxb-1-{workspace.team_id}-{n}" if workspace.rotation else f"xoxb-{workspace.team_id}-{n}"
+        workspace.tokens.append(token)
+        answer: dict[str, Any] = {
+            "ok": True,
+            "app_id": "A1",
+            "authed_user": {"id": "UALICE"},
+            "scope": ",".join(self.scopes),
+            "token_type": "bot",
+            "access_token": token,
+            "bot_user_id": workspace.bot_user,
+            "team": {"id": workspace.team_id, "name": workspace.name},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+        if workspace.rotation:
+            refresh = f"xoxe-1-refresh-{workspace.team_id}-{n}"
+            workspace.refresh_tokens.append(refresh)
+            answer |= {"refresh_token": refresh, "expires_in": workspace.expires_in_s}
+        return answer
+
     def _auth_test(self, call: ApiCall) -> dict[str, Any]:
+        if self.workspaces and not (call.token == self.bot_token and not self.auth_error):
+            team = self.team_of_token(call.token)
+            if team is None:
+                return self._refuse(call, "invalid_auth")
+            workspace = self.workspaces[team]
+            return {
+                "ok": True, "url": f"https://{team.lower()}.fake.example/", "team": workspace.name,
+                "user": "threadkeeper", "team_id": team, "user_id": workspace.bot_user, "bot_id": f"B{team}",
+                "is_enterprise_install": False,
+            }  # fmt: skip
         if self.auth_error == "missing_scope":
             return {"ok": False, "error": "missing_scope", "needed": "chat:write", "provided": "app_mentions:read"}
         if self.auth_error:
