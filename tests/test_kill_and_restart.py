@@ -9,37 +9,31 @@ from __future__ import annotations
 import asyncio
 import copy
 import signal
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.discord.conftest import button, buttons
+from tests.fakes.bot_process import (
+    bot_process,
+    discord_env,
+    last_streamed,
+    llm_env,
+    slack_buttons,
+    slack_env,
+    slack_said,
+    tools_env,
+)
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM, ScriptedCall
-from tests.fakes.mcp_server import calls_made, stdio_entry, write_config
-from tests.fakes.process import child_process
-from tests.fakes.settings import fake_model_env
+from tests.fakes.mcp_server import calls_made
 from tests.fakes.slack import FakeSlack, Payloads
 from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-def bot_process(env: dict[str, str], log: Path) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
-    return child_process(["-m", "bots", "run"], env | {"LOG_LEVEL": "INFO"}, log=log)
-
-
-def llm_env(fake_llm: FakeLLM, tmp_path: Path) -> dict[str, str]:
-    return fake_model_env(fake_llm.base_url, tmp_path / "bot.db")
-
-
-def discord_env(fake: FakeDiscord) -> dict[str, str]:
-    """What points ``threadkeeper run`` at the loopback Discord."""
-    return {"DISCORD_TOKEN": "fake-token", "DISCORD_API_BASE": fake.api_base, "DISCORD_GATEWAY_URL": fake.gateway_url}
 
 
 async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path: Path, fake_llm: FakeLLM) -> None:
@@ -84,11 +78,7 @@ async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path:
 async def test_slack_process_killed_mid_reply_restarts_into_the_card(tmp_path: Path, fake_llm: FakeLLM) -> None:
     log = tmp_path / "bot.log"
     async with FakeSlack() as fake:
-        env = llm_env(fake_llm, tmp_path) | {
-            "SLACK_BOT_TOKEN": "xoxb-secret-token",
-            "SLACK_APP_TOKEN": "xapp-secret-token",
-            "SLACK_API_URL": fake.api_url,
-        }
+        env = llm_env(fake_llm, tmp_path) | slack_env(fake)
         fake_llm.reply("Once upon a time there was a queue.")
         mention = Payloads.mention("tell me a story")
         async with bot_process(env, log) as first:
@@ -157,17 +147,6 @@ def backend_env(request: pytest.FixtureRequest) -> dict[str, str]:
     if request.param == "sqlite":
         return {}
     return {"DATABASE_URL": str(request.getfixturevalue("postgres_url"))}
-
-
-def tools_env(tmp_path: Path, calls_file: Path) -> dict[str, str]:
-    config = write_config(tmp_path / "mcp.json", {"fake": stdio_entry(env={"FAKE_MCP_CALLS_FILE": str(calls_file)})})
-    return {"MCP_CONFIG": str(config), "LLM_FUNCTION_CALLING": "true"}
-
-
-def last_streamed(fake_llm: FakeLLM) -> list[dict[str, Any]]:
-    """The messages of the model's last streamed request, without the system prompt."""
-    request = [r for r in fake_llm.requests if r.stream][-1]
-    return [m for m in request.body["messages"] if m["role"] != "system"]
 
 
 async def discord_tool_turn_killed(
@@ -245,22 +224,6 @@ async def test_discord_killed_while_a_side_effecting_call_ran_does_not_run_it_ag
     assert sent[3]["tool_call_id"] == "call_slow" and "may or may not have taken effect" in sent[3]["content"]
 
 
-def slack_buttons(fake: FakeSlack, ending: str) -> list[str]:
-    """The values of every button the bot's posts show now that end with ``ending``."""
-    return [
-        str(e["value"])
-        for call in fake.posts()
-        for b in fake.current_blocks(str(call.params["_ts"]))
-        if b.get("type") == "actions"
-        for e in b.get("elements", [])
-        if str(e.get("value", "")).endswith(ending)
-    ]
-
-
-def slack_said(fake: FakeSlack, text: str) -> bool:
-    return any(text in fake.final_text(c.params["_ts"]) for c in fake.posts())
-
-
 @pytest.mark.parametrize("running", [False, True], ids=["completed", "running"])
 async def test_slack_killed_in_a_tool_turn_resumes_it_at_catch_up_without_running_a_call_twice(
     tmp_path: Path, fake_llm: FakeLLM, backend_env: dict[str, str], running: bool
@@ -273,11 +236,7 @@ async def test_slack_killed_in_a_tool_turn_resumes_it_at_catch_up_without_runnin
         call = ScriptedCall("fake__create_ticket", {"title": "Rotate"}, id="call_t9")
         killed_when = lambda: bool(calls_made(calls)) and len([r for r in fake_llm.requests if r.stream]) == 3  # noqa: E731
     async with FakeSlack() as fake:
-        env = llm_env(fake_llm, tmp_path) | tools_env(tmp_path, calls) | backend_env | {
-            "SLACK_BOT_TOKEN": "xoxb-secret-token",
-            "SLACK_APP_TOKEN": "xapp-secret-token",
-            "SLACK_API_URL": fake.api_url,
-        }  # fmt: skip
+        env = llm_env(fake_llm, tmp_path) | tools_env(tmp_path, calls) | backend_env | slack_env(fake)
         mention = Payloads.mention("hi")
         thread = mention["ts"]
         async with bot_process(env, log) as first:
