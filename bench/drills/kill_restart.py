@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,23 +167,30 @@ async def kill_rounds(
     *,
     rounds: int,
     alive_s: tuple[float, float] = (1.0, 6.0),
+    pause_s: tuple[float, float] = (0.02, 0.3),
+    progress: Sequence[Callable[[], int]] = (),
     settled: Callable[[], bool] = lambda: True,
     settle_s: float = 120.0,
 ) -> int:
-    """``rounds`` times: start the bot, send traffic for a random time within ``alive_s``, SIGKILL it. Then a last
-    clean run clicks every card still waiting until nothing more happens (for 5 s, and ``settled()`` holds, within
-    ``settle_s``), and stops with SIGTERM; its exit code."""
+    """``rounds`` times: start the bot, send traffic (a pause within ``pause_s`` between steps) for a random time
+    within ``alive_s``, SIGKILL it; the time counts from the connection, or once every counter in ``progress`` has
+    grown since the start (say, the process called the model). Then a last clean run clicks every card still
+    waiting until nothing more happens (for 5 s, and ``settled()`` holds, within ``settle_s``), and stops with
+    SIGTERM; its exit code."""
     slack, rng = traffic.slack, traffic.rng
     for _ in range(rounds):
+        before = [count() for count in progress]
         async with process(["-m", "bots", "run"], env, log=log) as bot:
             connections = len(slack.connected_at)
             await until(lambda connections=connections: len(slack.connected_at) > connections, 60)
             await slack.redeliver_unacked()
-            deadline = time.monotonic() + rng.uniform(*alive_s)
+            alive, deadline = rng.uniform(*alive_s), time.monotonic() + 120
             while time.monotonic() < deadline:
+                if alive and all(count() > b for count, b in zip(progress, before, strict=True)):
+                    deadline, alive = min(deadline, time.monotonic() + alive), 0.0
                 await traffic.message()
                 await traffic.click_cards()
-                await asyncio.sleep(rng.uniform(0.02, 0.3))
+                await asyncio.sleep(rng.uniform(*pause_s))
             bot.send_signal(signal.SIGKILL)
     async with process(["-m", "bots", "run"], env, log=log) as bot:
         connections = len(slack.connected_at)

@@ -80,6 +80,10 @@ def settled(db: Path) -> bool:
     return int(waiting) + int(pending) == 0
 
 
+def log_lines(log: Path, line: str) -> int:
+    return log.read_text(errors="replace").count(line) if log.exists() else 0
+
+
 def states(db: Path, table: str) -> str:
     """How many rows of ``table`` (``tool_calls`` or ``approvals``) end in each state, as text."""
     connection = sqlite3.connect(db)
@@ -103,9 +107,18 @@ async def run() -> list[Result]:
             env = drill_env(llm, slack, db, MCP_CONFIG=str(config), LLM_FUNCTION_CALLING="true")
             traffic = Traffic(slack, rng)
             started = time.monotonic()
-            # alive longer than R1's 1-6 s: the MCP server connects a few seconds after the bot is ready
+            # Each process lives 1-6 s as in R1, but counted from when its tools are there and it has called the
+            # model (the MCP server connects seconds after the bot, and litellm's import takes long on a loaded
+            # machine), with calmer traffic than R1's, so the bot gets to the tool turns.
             exit_code = await kill_rounds(
-                traffic, env, log, rounds=ROUNDS, alive_s=(2.0, 9.0), settled=lambda: settled(db), settle_s=600
+                traffic,
+                env,
+                log,
+                rounds=ROUNDS,
+                pause_s=(0.2, 0.8),
+                progress=(lambda: log_lines(log, "MCP server fake connected"), lambda: len(llm.requests)),
+                settled=lambda: settled(db),
+                settle_s=600,
             )
             elapsed = time.monotonic() - started
             shown, posts_per_card = slack_shown(slack)
