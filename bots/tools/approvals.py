@@ -237,9 +237,10 @@ class ApprovalFlow:
         """A click handed to ``owner``: if the owner's lease goes with the approval still pending (it died before
         the wake-up reached it), decide it here, or hand it to the worker that took the thread."""
         try:
-            while self._time_left(record) > 0 and self.owners is not None:
+            latest: ApprovalRecord | None = record
+            while latest is not None and self._time_left(latest) > 0 and self.owners is not None:
                 await asyncio.sleep(FORWARDED_CLICK_CHECK_S)
-                latest = await self._store.get(approval_id=record.id)
+                latest = await self._store.get(approval_id=record.id)  # read again: its age, its state
                 if latest is None or latest.state != "pending":
                     return
                 now_owner = await self.owners.elsewhere(record.thread_id)
