@@ -16,6 +16,7 @@ import pytest
 
 from tests.discord.conftest import button, buttons
 from tests.fakes.bot_process import (
+    ANSWER_S,
     bot_process,
     discord_env,
     last_streamed,
@@ -33,7 +34,7 @@ from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # two cold starts of the bot on a loaded machine
 
 
 async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path: Path, fake_llm: FakeLLM) -> None:
@@ -48,7 +49,7 @@ async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path:
             thread = str(message["id"])
             # mid-stream: part of the slow answer is shown, so the model has its request
             await wait_until(
-                lambda: any(t.startswith("This answer streams") for t in fake.texts_in(thread)), timeout=30
+                lambda: any(t.startswith("This answer streams") for t in fake.texts_in(thread)), timeout=ANSWER_S
             )
             first.send_signal(signal.SIGKILL)
             assert await first.wait() == -signal.SIGKILL
@@ -56,7 +57,7 @@ async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path:
         async with bot_process(env, log) as second:
             await wait_until(lambda: fake.identified == 2, timeout=60)
             await fake.user_says("are you back?", channel_id=thread)
-            await wait_until(lambda: len(fake.cards_in(thread)) == 1, timeout=30)
+            await wait_until(lambda: len(fake.cards_in(thread)) == 1, timeout=ANSWER_S)
             card = fake.cards_in(thread)[0]
             fake_llm.reply("Yes, starting fresh.")
             custom_id = next(
@@ -66,7 +67,7 @@ async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path:
                 if b["custom_id"].endswith("fresh")
             )
             await fake.click(custom_id, message=card)
-            await wait_until(lambda: "Yes, starting fresh." in fake.texts_in(thread), timeout=30)
+            await wait_until(lambda: "Yes, starting fresh." in fake.texts_in(thread), timeout=ANSWER_S)
             second.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(second.wait(), timeout=30) == 0
     users = db_rows(tmp_path / "bot.db", "SELECT content, reply_state FROM messages WHERE role = 'user' ORDER BY id")
@@ -88,7 +89,7 @@ async def test_slack_process_killed_mid_reply_restarts_into_the_card(tmp_path: P
                 lambda: any(
                     fake.final_text(c.params["_ts"]) == "Once upon a time there was a queue." for c in fake.posts()
                 ),
-                timeout=30,
+                timeout=ANSWER_S,
             )
             fake_llm.chunk_delay_s = 0.2
             fake_llm.reply("A slow answer that the SIGKILL interrupts halfway through its sentences. " * 3)
@@ -97,7 +98,7 @@ async def test_slack_process_killed_mid_reply_restarts_into_the_card(tmp_path: P
             # model has its request and the catch-up below cannot be handed the slow answer
             await wait_until(
                 lambda: any(fake.final_text(c.params["_ts"]).startswith("A slow answer") for c in fake.posts()),
-                timeout=30,
+                timeout=ANSWER_S,
             )
             first.send_signal(signal.SIGKILL)
             await first.wait()
@@ -107,7 +108,7 @@ async def test_slack_process_killed_mid_reply_restarts_into_the_card(tmp_path: P
                 lambda: fake.connected == 1 and len(fake.calls_to("apps.connections.open")) == 2, timeout=60
             )
             await fake.send(Payloads.event_body(Payloads.message("are you back?", thread_ts=mention["ts"])))
-            await wait_until(lambda: any(c.params.get("blocks") for c in fake.posts()), timeout=30)
+            await wait_until(lambda: any(c.params.get("blocks") for c in fake.posts()), timeout=ANSWER_S)
             card = next(c for c in fake.posts() if c.params.get("blocks"))
             value = card.params["blocks"][1]["elements"][0]["value"]
             fake_llm.reply("SUMMARY: Alice asked for a story about a queue.")
@@ -117,7 +118,7 @@ async def test_slack_process_killed_mid_reply_restarts_into_the_card(tmp_path: P
                 lambda: any(
                     fake.final_text(c.params["_ts"]) == "Caught up: the queue story continues." for c in fake.posts()
                 ),
-                timeout=30,
+                timeout=ANSWER_S,
             )
             second.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(second.wait(), timeout=30) == 0
@@ -158,14 +159,14 @@ async def discord_tool_turn_killed(
         fake_llm.reply("Hello.")
         message = await fake.user_says("hi", mention_bot=True)
         thread = str(message["id"])
-        await wait_until(lambda: "Hello." in fake.texts_in(thread), timeout=30)
+        await wait_until(lambda: "Hello." in fake.texts_in(thread), timeout=ANSWER_S)
         fake_llm.call_tools(call)
         await fake.user_says("file a ticket", channel_id=thread)
         await wait_until(lambda: any(buttons(m) for m in fake.sent_in(thread)), timeout=60)
         card = copy.deepcopy(next(m for m in fake.sent_in(thread) if buttons(m)))
         fake_llm.hang(120)  # the model's next step never ends
         await fake.click(button(card, "allow"), message=card)
-        await wait_until(killed_when, timeout=30)
+        await wait_until(killed_when, timeout=ANSWER_S)
         first.send_signal(signal.SIGKILL)
         assert await first.wait() == -signal.SIGKILL
     fake_llm.clear_faults()
@@ -177,7 +178,7 @@ async def discord_catch_up(fake: FakeDiscord, fake_llm: FakeLLM, env: dict[str, 
     async with bot_process(env, log) as second:
         await wait_until(lambda: fake.identified == 2, timeout=60)
         await fake.user_says("are you back?", channel_id=thread)
-        await wait_until(lambda: len(fake.cards_in(thread)) == 1, timeout=30)
+        await wait_until(lambda: len(fake.cards_in(thread)) == 1, timeout=ANSWER_S)
         card = fake.cards_in(thread)[0]
         fake_llm.reply("SUMMARY: Alice said hi.")
         fake_llm.reply("Back: the ticket is handled.")
@@ -243,13 +244,13 @@ async def test_slack_killed_in_a_tool_turn_resumes_it_at_catch_up_without_runnin
             await wait_until(lambda: fake.connected == 1, timeout=60)
             fake_llm.reply("Hello.")
             await fake.send(Payloads.event_body(mention))
-            await wait_until(lambda: slack_said(fake, "Hello."), timeout=30)
+            await wait_until(lambda: slack_said(fake, "Hello."), timeout=ANSWER_S)
             fake_llm.call_tools(call)
             await fake.send(Payloads.event_body(Payloads.message("file a ticket", thread_ts=thread)))
             await wait_until(lambda: bool(slack_buttons(fake, "allow")), timeout=60)
             fake_llm.hang(120)
             await fake.send(fake.click_on(slack_buttons(fake, "allow")[0]), kind="interactive")
-            await wait_until(killed_when, timeout=30)
+            await wait_until(killed_when, timeout=ANSWER_S)
             first.send_signal(signal.SIGKILL)
             await first.wait()
         fake_llm.clear_faults()
@@ -258,7 +259,7 @@ async def test_slack_killed_in_a_tool_turn_resumes_it_at_catch_up_without_runnin
                 lambda: fake.connected == 1 and len(fake.calls_to("apps.connections.open")) == 2, timeout=60
             )
             await fake.send(Payloads.event_body(Payloads.message("are you back?", thread_ts=thread)))
-            await wait_until(lambda: bool(slack_buttons(fake, "catch_up")), timeout=30)
+            await wait_until(lambda: bool(slack_buttons(fake, "catch_up")), timeout=ANSWER_S)
             fake_llm.reply("SUMMARY: Alice said hi.")
             fake_llm.reply("Back: the ticket is handled.")
             await fake.send(fake.click_on(slack_buttons(fake, "catch_up")[0]), kind="interactive")
@@ -285,7 +286,7 @@ async def test_discord_approval_card_posted_before_a_sigkill_is_allowed_after_th
             fake_llm.reply("Hello.")
             message = await fake.user_says("hi", mention_bot=True)
             thread = str(message["id"])
-            await wait_until(lambda: "Hello." in fake.texts_in(thread), timeout=30)
+            await wait_until(lambda: "Hello." in fake.texts_in(thread), timeout=ANSWER_S)
             fake_llm.call_tools(ScriptedCall("fake__create_ticket", {"title": "Later"}, id="call_later"))
             await fake.user_says("file a ticket", channel_id=thread)
             await wait_until(lambda: any(buttons(m) for m in fake.sent_in(thread)), timeout=60)
