@@ -60,7 +60,13 @@ class Traffic:
             event = Payloads.message(text, user=user, thread_ts=root)
             self.thread_of[text] = root
         self.sent[event["ts"]] = text
+        await self.connected()
         await self.slack.send(Payloads.event_body(event))
+
+    async def connected(self) -> None:
+        """Wait while the bot's Socket Mode client reconnects (slack-bolt does when a ping check times out, which a
+        loaded machine makes happen): Slack queues what it sends meanwhile, and the fake needs a connection."""
+        await until(lambda: self.slack.connected > 0, 60)
 
     def follow_up_roots(self) -> list[str]:
         """The threads a follow-up may go to: any of them, here."""
@@ -83,6 +89,7 @@ class Traffic:
             actions = next(b for b in blocks if b["type"] == "actions")["elements"]
             for _ in range(self.rng.choice((1, 2))):  # sometimes a double click or a second user
                 value = self.rng.choice(actions)["value"]
+                await self.connected()
                 await self.slack.send(self.slack.click_on(value, user=self.rng.choice(USERS)), kind="interactive")
 
 
