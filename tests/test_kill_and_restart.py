@@ -9,37 +9,32 @@ from __future__ import annotations
 import asyncio
 import copy
 import signal
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.discord.conftest import button, buttons
+from tests.fakes.bot_process import (
+    ANSWER_S,
+    bot_process,
+    discord_env,
+    last_streamed,
+    llm_env,
+    slack_buttons,
+    slack_env,
+    slack_said,
+    tools_env,
+)
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM, ScriptedCall
-from tests.fakes.mcp_server import calls_made, stdio_entry, write_config
-from tests.fakes.process import child_process
-from tests.fakes.settings import fake_model_env
+from tests.fakes.mcp_server import calls_made
 from tests.fakes.slack import FakeSlack, Payloads
 from tests.fakes.waiting import wait_until
 from tests.router_harness import db_rows
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
-
-
-def bot_process(env: dict[str, str], log: Path) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
-    return child_process(["-m", "bots", "run"], env | {"LOG_LEVEL": "INFO"}, log=log)
-
-
-def llm_env(fake_llm: FakeLLM, tmp_path: Path) -> dict[str, str]:
-    return fake_model_env(fake_llm.base_url, tmp_path / "bot.db")
-
-
-def discord_env(fake: FakeDiscord) -> dict[str, str]:
-    """What points ``threadkeeper run`` at the loopback Discord."""
-    return {"DISCORD_TOKEN": "fake-token", "DISCORD_API_BASE": fake.api_base, "DISCORD_GATEWAY_URL": fake.gateway_url}
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # two cold starts of the bot on a loaded machine
 
 
 async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path: Path, fake_llm: FakeLLM) -> None:
@@ -54,7 +49,7 @@ async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path:
             thread = str(message["id"])
             # mid-stream: part of the slow answer is shown, so the model has its request
             await wait_until(
-                lambda: any(t.startswith("This answer streams") for t in fake.texts_in(thread)), timeout=30
+                lambda: any(t.startswith("This answer streams") for t in fake.texts_in(thread)), timeout=ANSWER_S
             )
             first.send_signal(signal.SIGKILL)
             assert await first.wait() == -signal.SIGKILL
@@ -62,7 +57,7 @@ async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path:
         async with bot_process(env, log) as second:
             await wait_until(lambda: fake.identified == 2, timeout=60)
             await fake.user_says("are you back?", channel_id=thread)
-            await wait_until(lambda: len(fake.cards_in(thread)) == 1, timeout=30)
+            await wait_until(lambda: len(fake.cards_in(thread)) == 1, timeout=ANSWER_S)
             card = fake.cards_in(thread)[0]
             fake_llm.reply("Yes, starting fresh.")
             custom_id = next(
@@ -72,7 +67,7 @@ async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path:
                 if b["custom_id"].endswith("fresh")
             )
             await fake.click(custom_id, message=card)
-            await wait_until(lambda: "Yes, starting fresh." in fake.texts_in(thread), timeout=30)
+            await wait_until(lambda: "Yes, starting fresh." in fake.texts_in(thread), timeout=ANSWER_S)
             second.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(second.wait(), timeout=30) == 0
     users = db_rows(tmp_path / "bot.db", "SELECT content, reply_state FROM messages WHERE role = 'user' ORDER BY id")
@@ -84,11 +79,7 @@ async def test_discord_process_killed_mid_reply_restarts_into_the_card(tmp_path:
 async def test_slack_process_killed_mid_reply_restarts_into_the_card(tmp_path: Path, fake_llm: FakeLLM) -> None:
     log = tmp_path / "bot.log"
     async with FakeSlack() as fake:
-        env = llm_env(fake_llm, tmp_path) | {
-            "SLACK_BOT_TOKEN": "xoxb-secret-token",
-            "SLACK_APP_TOKEN": "xapp-secret-token",
-            "SLACK_API_URL": fake.api_url,
-        }
+        env = llm_env(fake_llm, tmp_path) | slack_env(fake)
         fake_llm.reply("Once upon a time there was a queue.")
         mention = Payloads.mention("tell me a story")
         async with bot_process(env, log) as first:
@@ -98,7 +89,7 @@ async def test_slack_process_killed_mid_reply_restarts_into_the_card(tmp_path: P
                 lambda: any(
                     fake.final_text(c.params["_ts"]) == "Once upon a time there was a queue." for c in fake.posts()
                 ),
-                timeout=30,
+                timeout=ANSWER_S,
             )
             fake_llm.chunk_delay_s = 0.2
             fake_llm.reply("A slow answer that the SIGKILL interrupts halfway through its sentences. " * 3)
@@ -107,7 +98,7 @@ async def test_slack_process_killed_mid_reply_restarts_into_the_card(tmp_path: P
             # model has its request and the catch-up below cannot be handed the slow answer
             await wait_until(
                 lambda: any(fake.final_text(c.params["_ts"]).startswith("A slow answer") for c in fake.posts()),
-                timeout=30,
+                timeout=ANSWER_S,
             )
             first.send_signal(signal.SIGKILL)
             await first.wait()
@@ -117,7 +108,7 @@ async def test_slack_process_killed_mid_reply_restarts_into_the_card(tmp_path: P
                 lambda: fake.connected == 1 and len(fake.calls_to("apps.connections.open")) == 2, timeout=60
             )
             await fake.send(Payloads.event_body(Payloads.message("are you back?", thread_ts=mention["ts"])))
-            await wait_until(lambda: any(c.params.get("blocks") for c in fake.posts()), timeout=30)
+            await wait_until(lambda: any(c.params.get("blocks") for c in fake.posts()), timeout=ANSWER_S)
             card = next(c for c in fake.posts() if c.params.get("blocks"))
             value = card.params["blocks"][1]["elements"][0]["value"]
             fake_llm.reply("SUMMARY: Alice asked for a story about a queue.")
@@ -127,7 +118,7 @@ async def test_slack_process_killed_mid_reply_restarts_into_the_card(tmp_path: P
                 lambda: any(
                     fake.final_text(c.params["_ts"]) == "Caught up: the queue story continues." for c in fake.posts()
                 ),
-                timeout=30,
+                timeout=ANSWER_S,
             )
             second.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(second.wait(), timeout=30) == 0
@@ -159,17 +150,6 @@ def backend_env(request: pytest.FixtureRequest) -> dict[str, str]:
     return {"DATABASE_URL": str(request.getfixturevalue("postgres_url"))}
 
 
-def tools_env(tmp_path: Path, calls_file: Path) -> dict[str, str]:
-    config = write_config(tmp_path / "mcp.json", {"fake": stdio_entry(env={"FAKE_MCP_CALLS_FILE": str(calls_file)})})
-    return {"MCP_CONFIG": str(config), "LLM_FUNCTION_CALLING": "true"}
-
-
-def last_streamed(fake_llm: FakeLLM) -> list[dict[str, Any]]:
-    """The messages of the model's last streamed request, without the system prompt."""
-    request = [r for r in fake_llm.requests if r.stream][-1]
-    return [m for m in request.body["messages"] if m["role"] != "system"]
-
-
 async def discord_tool_turn_killed(
     fake: FakeDiscord, fake_llm: FakeLLM, env: dict[str, str], log: Path, call: ScriptedCall, *, killed_when: Any
 ) -> str:
@@ -179,14 +159,14 @@ async def discord_tool_turn_killed(
         fake_llm.reply("Hello.")
         message = await fake.user_says("hi", mention_bot=True)
         thread = str(message["id"])
-        await wait_until(lambda: "Hello." in fake.texts_in(thread), timeout=30)
+        await wait_until(lambda: "Hello." in fake.texts_in(thread), timeout=ANSWER_S)
         fake_llm.call_tools(call)
         await fake.user_says("file a ticket", channel_id=thread)
         await wait_until(lambda: any(buttons(m) for m in fake.sent_in(thread)), timeout=60)
         card = copy.deepcopy(next(m for m in fake.sent_in(thread) if buttons(m)))
         fake_llm.hang(120)  # the model's next step never ends
         await fake.click(button(card, "allow"), message=card)
-        await wait_until(killed_when, timeout=30)
+        await wait_until(killed_when, timeout=ANSWER_S)
         first.send_signal(signal.SIGKILL)
         assert await first.wait() == -signal.SIGKILL
     fake_llm.clear_faults()
@@ -198,7 +178,7 @@ async def discord_catch_up(fake: FakeDiscord, fake_llm: FakeLLM, env: dict[str, 
     async with bot_process(env, log) as second:
         await wait_until(lambda: fake.identified == 2, timeout=60)
         await fake.user_says("are you back?", channel_id=thread)
-        await wait_until(lambda: len(fake.cards_in(thread)) == 1, timeout=30)
+        await wait_until(lambda: len(fake.cards_in(thread)) == 1, timeout=ANSWER_S)
         card = fake.cards_in(thread)[0]
         fake_llm.reply("SUMMARY: Alice said hi.")
         fake_llm.reply("Back: the ticket is handled.")
@@ -245,22 +225,6 @@ async def test_discord_killed_while_a_side_effecting_call_ran_does_not_run_it_ag
     assert sent[3]["tool_call_id"] == "call_slow" and "may or may not have taken effect" in sent[3]["content"]
 
 
-def slack_buttons(fake: FakeSlack, ending: str) -> list[str]:
-    """The values of every button the bot's posts show now that end with ``ending``."""
-    return [
-        str(e["value"])
-        for call in fake.posts()
-        for b in fake.current_blocks(str(call.params["_ts"]))
-        if b.get("type") == "actions"
-        for e in b.get("elements", [])
-        if str(e.get("value", "")).endswith(ending)
-    ]
-
-
-def slack_said(fake: FakeSlack, text: str) -> bool:
-    return any(text in fake.final_text(c.params["_ts"]) for c in fake.posts())
-
-
 @pytest.mark.parametrize("running", [False, True], ids=["completed", "running"])
 async def test_slack_killed_in_a_tool_turn_resumes_it_at_catch_up_without_running_a_call_twice(
     tmp_path: Path, fake_llm: FakeLLM, backend_env: dict[str, str], running: bool
@@ -273,24 +237,20 @@ async def test_slack_killed_in_a_tool_turn_resumes_it_at_catch_up_without_runnin
         call = ScriptedCall("fake__create_ticket", {"title": "Rotate"}, id="call_t9")
         killed_when = lambda: bool(calls_made(calls)) and len([r for r in fake_llm.requests if r.stream]) == 3  # noqa: E731
     async with FakeSlack() as fake:
-        env = llm_env(fake_llm, tmp_path) | tools_env(tmp_path, calls) | backend_env | {
-            "SLACK_BOT_TOKEN": "xoxb-secret-token",
-            "SLACK_APP_TOKEN": "xapp-secret-token",
-            "SLACK_API_URL": fake.api_url,
-        }  # fmt: skip
+        env = llm_env(fake_llm, tmp_path) | tools_env(tmp_path, calls) | backend_env | slack_env(fake)
         mention = Payloads.mention("hi")
         thread = mention["ts"]
         async with bot_process(env, log) as first:
             await wait_until(lambda: fake.connected == 1, timeout=60)
             fake_llm.reply("Hello.")
             await fake.send(Payloads.event_body(mention))
-            await wait_until(lambda: slack_said(fake, "Hello."), timeout=30)
+            await wait_until(lambda: slack_said(fake, "Hello."), timeout=ANSWER_S)
             fake_llm.call_tools(call)
             await fake.send(Payloads.event_body(Payloads.message("file a ticket", thread_ts=thread)))
             await wait_until(lambda: bool(slack_buttons(fake, "allow")), timeout=60)
             fake_llm.hang(120)
             await fake.send(fake.click_on(slack_buttons(fake, "allow")[0]), kind="interactive")
-            await wait_until(killed_when, timeout=30)
+            await wait_until(killed_when, timeout=ANSWER_S)
             first.send_signal(signal.SIGKILL)
             await first.wait()
         fake_llm.clear_faults()
@@ -299,7 +259,7 @@ async def test_slack_killed_in_a_tool_turn_resumes_it_at_catch_up_without_runnin
                 lambda: fake.connected == 1 and len(fake.calls_to("apps.connections.open")) == 2, timeout=60
             )
             await fake.send(Payloads.event_body(Payloads.message("are you back?", thread_ts=thread)))
-            await wait_until(lambda: bool(slack_buttons(fake, "catch_up")), timeout=30)
+            await wait_until(lambda: bool(slack_buttons(fake, "catch_up")), timeout=ANSWER_S)
             fake_llm.reply("SUMMARY: Alice said hi.")
             fake_llm.reply("Back: the ticket is handled.")
             await fake.send(fake.click_on(slack_buttons(fake, "catch_up")[0]), kind="interactive")
@@ -326,7 +286,7 @@ async def test_discord_approval_card_posted_before_a_sigkill_is_allowed_after_th
             fake_llm.reply("Hello.")
             message = await fake.user_says("hi", mention_bot=True)
             thread = str(message["id"])
-            await wait_until(lambda: "Hello." in fake.texts_in(thread), timeout=30)
+            await wait_until(lambda: "Hello." in fake.texts_in(thread), timeout=ANSWER_S)
             fake_llm.call_tools(ScriptedCall("fake__create_ticket", {"title": "Later"}, id="call_later"))
             await fake.user_says("file a ticket", channel_id=thread)
             await wait_until(lambda: any(buttons(m) for m in fake.sent_in(thread)), timeout=60)

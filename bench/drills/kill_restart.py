@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,13 @@ class Traffic:
             event = Payloads.message(text, user=user, thread_ts=root)
             self.thread_of[text] = root
         self.sent[event["ts"]] = text
+        await self.connected()
         await self.slack.send(Payloads.event_body(event))
+
+    async def connected(self) -> None:
+        """Wait while the bot's Socket Mode client reconnects (slack-bolt does when a ping check times out, which a
+        loaded machine makes happen): Slack queues what it sends meanwhile, and the fake needs a connection."""
+        await until(lambda: self.slack.connected > 0, 60)
 
     def follow_up_roots(self) -> list[str]:
         """The threads a follow-up may go to: any of them, here."""
@@ -83,6 +89,7 @@ class Traffic:
             actions = next(b for b in blocks if b["type"] == "actions")["elements"]
             for _ in range(self.rng.choice((1, 2))):  # sometimes a double click or a second user
                 value = self.rng.choice(actions)["value"]
+                await self.connected()
                 await self.slack.send(self.slack.click_on(value, user=self.rng.choice(USERS)), kind="interactive")
 
 
@@ -139,10 +146,11 @@ def audit(
     card_rows, open_cards = snapshot.counts["cards"], snapshot.counts["open cards"]
     answered: Counter[str] = Counter()
     for request in llm.requests:
-        if not request.stream or request.reply not in shown:
-            continue
+        if not request.stream or request.tool_calls or request.reply not in shown:
+            continue  # a step that asked for tools answers nothing yet: the request that continues it does
         messages = request.body["messages"]
-        last_bot = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=0)
+        answers = (i for i, m in enumerate(messages) if m["role"] == "assistant" and not m.get("tool_calls"))
+        last_bot = max(answers, default=0)
         for message in messages[last_bot + 1 :]:
             if message["role"] == "user":
                 answered[message["content"].split(": ", 1)[-1]] += 1
@@ -159,58 +167,80 @@ def audit(
     }
 
 
-async def run() -> list[Result]:
-    rng = random.Random(20261125)
-    with tempfile.TemporaryDirectory() as tmp:
-        db, log = Path(tmp) / "r1.db", Path(tmp) / "r1.log"
-        async with FakeLLM(chunk_chars=4, chunk_delay_s=0.01) as llm, FakeSlack() as slack:
-            replies = itertools.count()
-            llm.reply_with(lambda body: f"reply-{next(replies)} to the thread so far")
-            env = fake_model_env(
-                llm.base_url,
-                db,
-                LLM_API_KEY="sk-drill-secret",
-                SLACK_BOT_TOKEN="xoxb-drill-secret",
-                SLACK_APP_TOKEN="xapp-drill-secret",
-                SLACK_API_URL=slack.api_url,
-                LOG_LEVEL="INFO",
-            )
-            traffic = Traffic(slack, rng)
-            started = time.monotonic()
-            for _ in range(ROUNDS):
-                async with process(["-m", "bots", "run"], env, log=log) as bot:
-                    connections = len(slack.connected_at)
-                    await until(lambda connections=connections: len(slack.connected_at) > connections, 60)
-                    await slack.redeliver_unacked()
-                    deadline = time.monotonic() + rng.uniform(1.0, 6.0)
-                    while time.monotonic() < deadline:
-                        await traffic.message()
-                        await traffic.click_cards()
-                        await asyncio.sleep(rng.uniform(0.02, 0.3))
-                    bot.send_signal(signal.SIGKILL)
-            async with process(["-m", "bots", "run"], env, log=log) as bot:
-                connections = len(slack.connected_at)
-                await until(lambda: len(slack.connected_at) > connections, 60)
-                await slack.redeliver_unacked()
-                quiet_since, deadline = time.monotonic(), time.monotonic() + 120
-                while time.monotonic() < deadline:
-                    before = len(slack.calls)
-                    await traffic.click_cards(again=True)
-                    await asyncio.sleep(1.0)
-                    if len(slack.calls) != before or slack.unacked:
-                        quiet_since = time.monotonic()
-                    elif time.monotonic() - quiet_since > 5:
-                        break
-                bot.send_signal(signal.SIGTERM)
-                exit_code = await asyncio.wait_for(bot.wait(), 30)
-            elapsed = time.monotonic() - started
-            counts = audit(sqlite_snapshot(db), traffic.sent, *slack_shown(slack), llm)
-            counts["clean exit"] = int(exit_code == 0)
-            log_text = log.read_text(errors="replace")
-            counts["secrets in log"] = sum(
-                log_text.count(s) for s in ("xoxb-drill-secret", "xapp-drill-secret", "sk-drill-secret")
-            )
-    ok = (
+async def kill_rounds(
+    traffic: Traffic,
+    env: dict[str, str],
+    log: Path,
+    *,
+    rounds: int,
+    alive_s: tuple[float, float] = (1.0, 6.0),
+    pause_s: tuple[float, float] = (0.02, 0.3),
+    progress: Sequence[Callable[[], int]] = (),
+    settled: Callable[[], bool] = lambda: True,
+    settle_s: float = 120.0,
+) -> int:
+    """``rounds`` times: start the bot, send traffic (a pause within ``pause_s`` between steps) for a random time
+    within ``alive_s``, SIGKILL it; the time counts from the connection, or once every counter in ``progress`` has
+    grown since the start (say, the process called the model). Then a last clean run clicks every card still
+    waiting until nothing more happens (for 5 s, and ``settled()`` holds, within ``settle_s``), and stops with
+    SIGTERM; its exit code."""
+    slack, rng = traffic.slack, traffic.rng
+    for _ in range(rounds):
+        before = [count() for count in progress]
+        async with process(["-m", "bots", "run"], env, log=log) as bot:
+            connections = len(slack.connected_at)
+            await until(lambda connections=connections: len(slack.connected_at) > connections, 60)
+            await slack.redeliver_unacked()
+            alive, deadline = rng.uniform(*alive_s), time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if alive and all(count() > b for count, b in zip(progress, before, strict=True)):
+                    deadline, alive = min(deadline, time.monotonic() + alive), 0.0
+                await traffic.message()
+                await traffic.click_cards()
+                await asyncio.sleep(rng.uniform(*pause_s))
+            bot.send_signal(signal.SIGKILL)
+    async with process(["-m", "bots", "run"], env, log=log) as bot:
+        connections = len(slack.connected_at)
+        await until(lambda: len(slack.connected_at) > connections, 60)
+        await slack.redeliver_unacked()
+        quiet_since, deadline = time.monotonic(), time.monotonic() + settle_s
+        while time.monotonic() < deadline:
+            before = len(slack.calls)
+            await traffic.click_cards(again=True)
+            await asyncio.sleep(1.0)
+            if len(slack.calls) != before or slack.unacked:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > 5 and settled():
+                break
+        bot.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(bot.wait(), 30)
+
+
+SECRETS = ("xoxb-drill-secret", "xapp-drill-secret", "sk-drill-secret")
+
+
+def drill_env(llm: FakeLLM, slack: FakeSlack, db: Path, **extra: str) -> dict[str, str]:
+    """The bot's environment in R1: the fake model and Slack, with keys the audit looks for in the log."""
+    return fake_model_env(
+        llm.base_url,
+        db,
+        LLM_API_KEY=SECRETS[2],
+        SLACK_BOT_TOKEN=SECRETS[0],
+        SLACK_APP_TOKEN=SECRETS[1],
+        SLACK_API_URL=slack.api_url,
+        LOG_LEVEL="INFO",
+        **extra,
+    )
+
+
+def secrets_in(log: Path) -> int:
+    text = log.read_text(errors="replace")
+    return sum(text.count(secret) for secret in SECRETS)
+
+
+def r1_met(counts: dict[str, int]) -> bool:
+    """R1's targets: 0 missing, 0 duplicates, 1 card each, 0 double replies, integrity ok, no secret logged."""
+    return (
         counts["missing"] == 0
         and counts["duplicate rows"] == 0
         and counts["double replies"] == 0
@@ -218,6 +248,22 @@ async def run() -> list[Result]:
         and counts["integrity ok"] == 1
         and counts["secrets in log"] == 0
     )
+
+
+async def run() -> list[Result]:
+    rng = random.Random(20261125)
+    with tempfile.TemporaryDirectory() as tmp:
+        db, log = Path(tmp) / "r1.db", Path(tmp) / "r1.log"
+        async with FakeLLM(chunk_chars=4, chunk_delay_s=0.01) as llm, FakeSlack() as slack:
+            replies = itertools.count()
+            llm.reply_with(lambda body: f"reply-{next(replies)} to the thread so far")
+            traffic = Traffic(slack, rng)
+            started = time.monotonic()
+            exit_code = await kill_rounds(traffic, drill_env(llm, slack, db), log, rounds=ROUNDS)
+            elapsed = time.monotonic() - started
+            counts = audit(sqlite_snapshot(db), traffic.sent, *slack_shown(slack), llm)
+            counts["clean exit"] = int(exit_code == 0)
+            counts["secrets in log"] = secrets_in(log)
     summary = ", ".join(f"{k} {v}" for k, v in counts.items())
     return [
         Result(
@@ -227,7 +273,7 @@ async def run() -> list[Result]:
             "-",
             "-",
             "0 missing, 0 duplicates, 1 card each, 0 double replies, integrity ok",
-            ok,
+            r1_met(counts),
         )
     ]
 

@@ -9,7 +9,7 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from bench.common import Result, print_table
-from bench.drills import bad_input, in_process, kill_restart, r6_workers, r7_rolling, security
+from bench.drills import bad_input, in_process, kill_restart, r1_tools, r6_workers, r7_rolling, security
 
 
 async def run_all(only: list[str] | None = None) -> list[Result]:
@@ -18,6 +18,7 @@ async def run_all(only: list[str] | None = None) -> list[Result]:
         "R4": bad_input.run,
         "R5": security.run,
         "R1": kill_restart.run,
+        "R1-tools": r1_tools.run,
         "R6": r6_workers.run,
         "R7": r7_rolling.run,
     }

@@ -141,6 +141,7 @@ class ThreadRouter:
         self._tools = tools
         if tools is not None:  # a click on an approval whose turn died with its process resumes that turn
             tools.approvals.resume_turn = self._card_flow.resume_for_approval
+            tools.approvals.spawn = self.spawn
         self._tool_servers = tool_servers
         self._tool_servers_started = False
         self.ownership = ownership or ThreadOwnership(leases=SoleOwner())

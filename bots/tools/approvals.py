@@ -26,15 +26,19 @@ Several workers: only the process whose turn waits for the call may record a dec
 the decision true. A click received by another worker is handed to the thread's owner (a wake-up carrying the
 click), which decides it and resumes the turn when no turn of its own waits for that call. A click on a card
 whose owner died is decided by the worker that received it, which takes the thread over and resumes the turn.
+A click handed to an owner is followed until it is decided: the owner may have died after its last lease renewal
+(a restart on Postgres finds its own earlier run as the thread's owner for up to ``WORKER_LEASE_S``), and a
+wake-up to a dead worker is lost. Once that owner's lease is gone with the approval still pending, the worker that
+received the click decides it itself (or hands it to whoever took the thread).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.tools import Approver, Decision, ToolCall, ToolSpec
 from bots.router.messages import ApprovalAction, ApprovalClick, ArgumentsClick, Author, ThreadKey
@@ -57,6 +61,8 @@ TIMED_OUT_NOTE = "That request timed out; the call was not made."
 ResumeTurn = Callable[[int, ThreadKey, Author], Awaitable[None]]  # thread id, its key, who clicked
 ApprovalOpened = Callable[[int], Awaitable[None]]  # told the new approval's id (the turn journal links it)
 CallWaits = Callable[[int, int], Awaitable[bool]]  # thread id, approval id: a journaled call waits on it
+Spawn = Callable[[Coroutine[Any, Any, None]], object]  # runs work beside the click (the router's tasks)
+FORWARDED_CLICK_CHECK_S = 1.0  # how often a click handed to another worker is checked for its decision
 
 
 class RemoteOwners(Protocol):
@@ -94,6 +100,7 @@ class ApprovalFlow:
         self.owners = owners
         self.resume_turn: ResumeTurn | None = None  # set by the router: resume a thread's turn as Catch me up would
         self.journaled: CallWaits | None = None  # set by ThreadTools: does an interrupted turn's call wait on it?
+        self.spawn: Spawn | None = None  # set by the router: follow a click handed to another worker
 
     def approver(self, *, thread: ThreadKey, thread_id: int) -> Approver:
         """The ``approve`` callback of one turn in ``thread``."""
@@ -222,8 +229,34 @@ class ApprovalFlow:
             detail = {"approval_id": str(record.id), "action": click.action.value}
             detail |= {"user_id": click.user.id, "user_name": click.user.display_name}
             await self.owners.wake(owner, kind="approval", thread_id=record.thread_id, detail=detail)
+            if self.spawn is not None:
+                self.spawn(self._follow_forwarded(record, key, click, owner=owner, detail=detail))
             return ClickResult()
         return await self._decide_here(record, key, click)
+
+    async def _follow_forwarded(
+        self, record: ApprovalRecord, key: ThreadKey, click: ApprovalClick, *, owner: str, detail: dict[str, str]
+    ) -> None:
+        """A click handed to ``owner``: if the owner's lease goes with the approval still pending (it died before
+        the wake-up reached it), decide it here, or hand it to the worker that took the thread."""
+        try:
+            latest: ApprovalRecord | None = record
+            while latest is not None and self._time_left(latest) > 0 and self.owners is not None:
+                await asyncio.sleep(FORWARDED_CLICK_CHECK_S)
+                latest = await self._store.get(approval_id=record.id)  # read again: its age, its state
+                if latest is None or latest.state != "pending":
+                    return
+                now_owner = await self.owners.elsewhere(record.thread_id)
+                if now_owner == owner:
+                    continue
+                if now_owner is None:
+                    log.info("approval %s: its owner %s is gone; deciding the click here", record.id, owner)
+                    await self._decide_here(latest, key, click)
+                    return
+                owner = now_owner
+                await self.owners.wake(owner, kind="approval", thread_id=record.thread_id, detail=detail)
+        except Exception:
+            log.exception("could not follow the click on approval %s handed to another worker", record.id)
 
     async def clicked_elsewhere(self, detail: dict[str, str]) -> None:
         """A click another worker received on an approval in a thread this worker owns (its wake-up detail)."""
