@@ -135,6 +135,8 @@ async def _child(url: str, *, profile: bool, steady: bool) -> None:
             await asyncio.gather(
                 *(router.handle_message(IncomingMessage(_key(i), f"{prefix}-{i}", author, text)) for i in threads)
             )
+            if steady:  # what a live worker's renewal loop does every 5 s (bots/workers/ownership.py)
+                await router.ownership.renew()
 
     with tempfile.TemporaryDirectory() as tmp:
         async with FakeLLM() as fake:
@@ -149,7 +151,7 @@ async def _child(url: str, *, profile: bool, steady: bool) -> None:
                 async with probe.phase(url, setup):  # each thread: taken, its card posted
                     await in_slices(router, "first", "hi")
                 assert len(outbox.cards_posted) == THREADS
-                if steady:  # what a live worker's renewal loop does every 5 s (bots/workers/ownership.py)
+                if steady:
                     await router.ownership.renew()
                 messages = [
                     IncomingMessage(_key(i), f"m-{i}-{n}", author, f"message {n}")

@@ -4,8 +4,8 @@ The same measurement as P2 (``bench/throughput.py``): 1,000 threads each waiting
 5 messages each, all at once, so the model plays no part and the figure is the cost of the log, the delivery
 record, the ownership check and the routing decision. With 3 workers, each is a process of its own
 (``--child``) owning a third of the threads; they start measuring together (a line on stdin) and the rate is
-all messages over the slowest worker's time. Each worker renews its leases once just before it measures, as
-its renewal loop would (without that, how many threads it took again inside the measured phase depended on how
+all messages over the slowest worker's time. Each worker renews its leases every 5 s as a live one does
+(without it, how many threads it took again inside the measured phase, a transaction each, depended on how
 long the set-up took: ``bench/p2pg_compare.py`` counted 0 to 800 of 1,000). The baseline inserts the same rows
 with plain psycopg, 100 rows per transaction on one connection, into the same schema on the same server.
 """
@@ -18,6 +18,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +27,9 @@ from bench.common import ROOT, Result, settings_for
 from bench.drills.workers import postgres_database
 from bots.app import open_router
 from bots.router.messages import Author, IncomingMessage, ThreadKey
+from bots.router.threads import ThreadRouter
+from bots.workers.ownership import LEASE_S
+from bots.workers.periodic import Periodic
 from storage.migrations import migrate
 from storage.postgres.db import open_postgres
 from tests.fakes.llm import FakeLLM
@@ -65,6 +70,17 @@ async def _raw_baseline(url: str) -> float:
     return len(values) / elapsed
 
 
+@asynccontextmanager
+async def _renewing(router: ThreadRouter) -> AsyncIterator[None]:
+    """The lease renewal loop a live worker runs (``bots/workers/ownership.py``), which no adapter starts here."""
+    renewal = Periodic(name="lease renewal", interval_s=lambda: LEASE_S / 3, work=router.ownership.renew)
+    renewal.start()
+    try:
+        yield
+    finally:
+        await renewal.stop()
+
+
 async def _child(url: str, part: int, parts: int) -> None:
     """One worker: orphan its threads behind cards, say READY, wait for GO, log its share; print the time."""
     author = Author("u", "User")
@@ -78,7 +94,7 @@ async def _child(url: str, part: int, parts: int) -> None:
                     *(router.handle_message(IncomingMessage(_key(i), f"old-{i}", author, "old")) for i in mine)
                 )
                 await router.idle()
-            async with open_router(settings) as router:  # a restart: every thread is orphaned
+            async with open_router(settings) as router, _renewing(router):  # a restart: every thread is orphaned
                 outbox = RecordingOutbox()
                 router.register_outbox("test", outbox)
                 await asyncio.gather(
@@ -92,10 +108,6 @@ async def _child(url: str, part: int, parts: int) -> None:
                 ]
                 print("READY", flush=True)
                 await asyncio.to_thread(sys.stdin.readline)
-                # A live worker's renewal loop extends its leases every 5 s; this one's never starts (no adapter
-                # resumes), so renew once now, or every thread taken more than 15 s ago (a slow set-up on a loaded
-                # machine, or waiting for the other workers) is taken again from the database while measured.
-                await router.ownership.renew()
                 started = time.perf_counter()
                 await asyncio.gather(*(router.handle_message(m) for m in messages))
                 elapsed = time.perf_counter() - started
