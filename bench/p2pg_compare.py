@@ -238,6 +238,9 @@ def main() -> None:
                 url = server.create_database()
                 try:
                     result = _run_side(sides[side], url, profile=args.profile, steady=not args.as_is)
+                except RuntimeError as exc:  # e.g. the pool's 10 s timeout in the set-up on a very loaded machine
+                    print(f"round {round_ + 1} {side:4}  failed, not counted: {str(exc).splitlines()[-1]}")
+                    continue
                 finally:
                     server.drop_database(url)
                 figures[side].append(_figures(result))
@@ -248,6 +251,8 @@ def main() -> None:
                     print("\n".join(f"    {line}" for line in result["measured"].get("top", [])))
     print(f"load average after: {os.getloadavg()}")
     print("\nmedians (the measured phase per logged message; rate in messages/s)")
+    if not figures["base"] or not figures["new"]:
+        return
     for key in figures["new"][0]:
         base = statistics.median(f[key] for f in figures["base"])
         new = statistics.median(f[key] for f in figures["new"])
