@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bots.operator.check import failed, passed
+from bots.operator.check_lines import failed, passed
 from bots.operator.export import as_json, as_markdown
 from bots.operator.usage import usage_table
 from storage.records import FeedbackEntry, Grouping, LoggedMessage, ThreadRecord, UsageTotal

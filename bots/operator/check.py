@@ -20,7 +20,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TextIO
 
 import aiohttp
@@ -28,7 +27,7 @@ import aiohttp
 from agent.llm import LLMClient, LLMError
 from bots.app import build_llm, build_speech_to_text
 from bots.config import ConfigError, Settings, load_settings
-from bots.operator.log_escape import escape_controls
+from bots.operator.check_lines import Check, failed, passed
 from bots.operator.redaction import Redactor, configured_secrets
 from storage.backends import Backend, describe_url
 from storage.sqlite.health import inspect_database
@@ -39,31 +38,6 @@ GATEWAY_MESSAGE_CONTENT = 1 << 19
 GATEWAY_MESSAGE_CONTENT_LIMITED = 1 << 18
 HTTP_TIMEOUT_S = 10
 ONE_TOKEN = [{"role": "user", "content": "Reply with the single word: ok"}]
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One line of the report."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str | None = None
-
-    def line(self) -> str:
-        if self.ok:
-            return escape_controls(f"✓ {self.name}: {self.detail}")  # names from servers, errors from providers
-        return escape_controls(f"✗ {self.name}: {self.detail}") + (
-            f"\n    fix: {escape_controls(self.fix)}" if self.fix else ""
-        )
-
-
-def passed(name: str, detail: str) -> Check:
-    return Check(name, True, detail)
-
-
-def failed(name: str, detail: str, fix: str) -> Check:
-    return Check(name, False, detail, fix)
 
 
 # -- the command ------------------------------------------------------------------------------------------------

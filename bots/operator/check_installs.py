@@ -10,7 +10,7 @@ slack-manifest.yml it was not granted (an installation made before the manifest 
 from __future__ import annotations
 
 from bots.config import ConfigError, Settings
-from bots.operator.check import Check, failed, passed
+from bots.operator.check_lines import Check, failed, passed
 from bots.slack.install.distribution import INSTALL_PATH, distribution_problem
 from bots.slack.install.scopes import manifest_scopes
 from bots.slack.install.sealing import TokenSeal, WrongKey
