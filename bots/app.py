@@ -23,7 +23,7 @@ from bots.operator.health import Health
 from bots.operator.housekeeping import Housekeeping
 from bots.operator.metrics import MeteredThreadLog
 from bots.operator.usage import UsageRecorder
-from bots.router.commands_models import ThreadModels
+from bots.router.commands.models import ThreadModels
 from bots.router.messages import ThreadKey, utc_now
 from bots.router.ports import BackgroundService, ThreadOutbox
 from bots.router.thread_state import RouterStores

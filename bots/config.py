@@ -208,7 +208,7 @@ class Settings(BaseSettings):
     tool_approvers: IdList = frozenset()
     approval_timeout_s: float = Field(default=600.0, gt=0)
 
-    # In-thread commands (bots/router/commands.py).
+    # In-thread commands (bots/router/commands/).
     llm_models: NameList = ()  # empty: LLM_MODEL alone
     admin_users: IdList = frozenset()
     # Several workers on one Postgres (bots/workers/ownership.py): how long a lease lasts unrenewed, how often to poll.

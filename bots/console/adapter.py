@@ -6,7 +6,7 @@ When the router shows a "Where were we?" card, the next line ``1`` (or ``c``) me
 ``deny``) denies it. Any other line is just another message that waits with the first. While a tool runs a
 dim ``(running NAME…)`` line says so. ``/attach PATH…`` attaches files to the next message. ``/retry``,
 ``/model [NAME]``, ``/memory``, ``/export`` (a Markdown file in the export folder, the current one by default)
-and ``/forget`` (then ``y`` to confirm) are the in-thread commands of ``bots/router/commands.py``. Quit with Ctrl-D.
+and ``/forget`` (then ``y`` to confirm) are the in-thread commands of ``bots/router/commands/``. Quit with Ctrl-D.
 Ctrl-C while an answer is being written stops that answer (the router's stop flow, ``bots/router/stopping.py``)
 and returns to the prompt; Ctrl-C at the prompt quits, as before.
 It drives the very router the Discord and Slack adapters use; an approval is asked while a reply is under way,
@@ -29,7 +29,7 @@ from typing import TextIO
 from bots.console.attachments import files_to_attach, is_attach_command
 from bots.operator.log_escape import terminal_safe
 from bots.replies.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL, approval_status_line, card_text
-from bots.router.commands import Command, CommandResult, ForgetClick, parse_command
+from bots.router.commands.flow import Command, CommandResult, ForgetClick, parse_command
 from bots.router.messages import (
     ApprovalAction,
     ApprovalClick,

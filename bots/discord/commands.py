@@ -22,7 +22,7 @@ from discord import app_commands
 
 from bots.discord import translate
 from bots.discord.access import NOT_AVAILABLE, Check, is_allowed, origin_of_click
-from bots.router.commands import (
+from bots.router.commands.flow import (
     COMMAND_FAILED,
     FORGET_LABEL,
     NOT_HERE,

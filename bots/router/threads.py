@@ -39,8 +39,8 @@ from bots.files.downloads import FetchPolicy
 from bots.operator import log_context
 from bots.router.answering import AnsweringWorker
 from bots.router.cards import CardFlow
-from bots.router.commands import Command, CommandFlow, CommandResult, ForgetClick
-from bots.router.commands_models import ThreadModels
+from bots.router.commands.flow import Command, CommandFlow, CommandResult, ForgetClick
+from bots.router.commands.models import ThreadModels
 from bots.router.forgetting import Forgetting
 from bots.router.intake import MessageIntake
 from bots.router.live_sessions import LiveSessions
@@ -322,7 +322,7 @@ class ThreadRouter:
         )
 
     async def handle_command(self, command: Command) -> CommandResult:
-        """retry / model / memory / export / forget in the thread it was used in (``bots/router/commands.py``)."""
+        """retry / model / memory / export / forget in the thread it was used in (``bots/router/commands/``)."""
         return await self._commands.handle(command)
 
     async def handle_forget_click(self, click: ForgetClick) -> CommandResult:

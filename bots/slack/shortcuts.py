@@ -24,7 +24,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.router.bounded import BoundedCache
-from bots.router.commands import (
+from bots.router.commands.flow import (
     COMMAND_FAILED,
     FORGET_LABEL,
     Command,

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bots.operator.export import as_markdown, markdown_filename
-from bots.router.commands_models import ThreadModels
+from bots.router.commands.models import ThreadModels
 from bots.router.forgetting import ErasureFollower
 from bots.router.messages import Author, ThreadKey
 from bots.router.ports import SessionStatus, ThreadOutbox, forget_button_id
