@@ -362,4 +362,7 @@ MIGRATIONS: list[Migration] = [
         ),
         only="postgres",
     ),
+    # Issue 22: a thread's reply mode (``reply all|mention|auto``), kept like its model. History read on joining a
+    # thread and messages left unanswered need no column of their own: they are user messages logged 'answered'.
+    Migration("m011_thread_reply_mode", ("ALTER TABLE thread_settings ADD COLUMN reply_mode TEXT",)),
 ]

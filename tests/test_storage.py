@@ -95,7 +95,7 @@ EXPECTED_COLUMNS = {
         "decided_utc",
     ],
     "feedback": ["id", "message_id", "user_id", "user_name", "rating", "given_utc"],
-    "thread_settings": ["thread_id", "model", "changed_by_id", "changed_utc"],
+    "thread_settings": ["thread_id", "model", "changed_by_id", "changed_utc", "reply_mode"],
     "usage": [
         "id",
         "thread_id",
@@ -139,6 +139,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m007_thread_settings",
             "m008_ids_never_reused_and_title_source",
             "m009_turn_journal",
+            "m011_thread_reply_mode",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -221,6 +222,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m007_thread_settings",
             "m008_ids_never_reused_and_title_source",
             "m009_turn_journal",
+            "m011_thread_reply_mode",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")
