@@ -1,9 +1,9 @@
 """ThreadSettings: what people chose for one thread from inside it: its model, its reply mode.
 
-One row per thread, deleted with the thread (``ON DELETE CASCADE``), so ``forget`` takes the choice with it. The
-store only keeps what was chosen; whether a model is allowed is the caller's business (``LLM_MODELS``), and so is what a reply mode means
-(``bots/router/reply_modes.py``). One
-class for both backends (``storage.protocols.ThreadSettings``, ``storage/sql.py``).
+One row per thread, deleted with the thread (``ON DELETE CASCADE``), so ``forget`` takes the choices with it. The
+store only keeps what was chosen; whether a model is allowed (``LLM_MODELS``) and what a reply mode means
+(``bots/router/reply_modes.py``) are the caller's business. One class for both backends
+(``storage.protocols.ThreadSettings``, ``storage/sql.py``).
 """
 
 from __future__ import annotations
