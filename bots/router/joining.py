@@ -73,8 +73,10 @@ class ThreadJoining:
             return None
         done = self._joining[key] = asyncio.Event()
         try:
+            # The thread's row first, named as the mention names it: the thread is tracked from now on, so what
+            # people write while its history is read reaches the router (and waits above for the history).
+            await self._intake.state_of(message)
             history = await self._read(reader, message)
-            await self._intake.state_of(message)  # the thread's row, named as the mention names it
             # Submitted in order, so the group commit logs them in order (bots/router/intake.py).
             logged = await asyncio.gather(
                 *(self._intake.record(replace(m, thread_title=None, title_from_text=False), read=True) for m in history)

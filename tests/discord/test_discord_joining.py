@@ -184,3 +184,22 @@ async def test_reply_mention_survives_a_restart_and_a_message_it_leaves_posts_no
         assert "Reply mode here: mention" in private_text(fake_discord, shown)
     waiting = db_rows(db_path, "SELECT content FROM messages WHERE reply_state = 'waiting'")
     assert [r["content"] for r in waiting] == ["where were we?"]
+
+
+async def test_in_mention_mode_a_discord_reply_to_the_bots_answer_is_answered(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM
+) -> None:
+    async with discord_bot(reply_mode="mention") as bot:
+        thread = await open_thread(fake_discord, bot, "release plan")
+        await fake_discord.user_says("a note for Bob", channel_id=thread)
+        await settle(bot)
+        assert len(fake_discord.texts_in(thread)) == 1
+        answer = fake_discord.sent_in(thread)[0]
+        reply = fake_discord.message_payload(channel_id=thread, author=ALICE, content="why Friday?")
+        reply |= {"type": 19, "referenced_message": answer}
+        reply["message_reference"] = {"message_id": answer["id"], "channel_id": thread, "guild_id": answer["guild_id"]}
+        fake_discord.messages[reply["id"]] = reply
+        await fake_discord.dispatch("MESSAGE_CREATE", reply)
+        await wait_until(lambda: len(fake_discord.texts_in(thread)) == 2)
+        await settle(bot)
+    assert "a note for Bob" in answers(fake_llm)[-1]
