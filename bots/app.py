@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from agent.llm import CallObserver, LLMClient, LLMConfig, preload_litellm
 from agent.summarize import Summarizer
 from agent.tools import ToolBox, ToolProvider
+from agent.transcription import LiteLLMSpeechToText, TranscriptionConfig
 from bots.config import ConfigError, Settings
 from bots.files.attachments import AttachmentLimits
 from bots.files.downloads import FetchPolicy
@@ -47,6 +48,19 @@ def build_llm(settings: Settings, *, observers: Sequence[CallObserver] = ()) -> 
         max_output_tokens=settings.llm_max_output_tokens,
     )
     return LLMClient(config, context_window_fallback=settings.llm_context_window, observers=observers)
+
+
+def build_speech_to_text(settings: Settings) -> LiteLLMSpeechToText | None:
+    """Voice messages' transcription with TRANSCRIPTION_MODEL (None when unset), over the chat model's endpoint."""
+    if settings.transcription_model is None:
+        return None
+    config = TranscriptionConfig(
+        model=settings.transcription_model,
+        api_base=settings.llm_api_base,
+        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+        timeout_s=settings.transcription_timeout_s,
+    )
+    return LiteLLMSpeechToText(config)
 
 
 @asynccontextmanager
@@ -170,11 +184,14 @@ async def open_router(
                 download_timeout_s=settings.attachment_timeout_s,
                 read_budget_s=settings.attachment_read_budget_s,
                 message_read_budget_s=settings.attachment_message_read_budget_s,
+                audio_max_seconds=settings.transcription_max_seconds,
+                transcription_budget_s=settings.transcription_timeout_s,
             ),
             # Files come only from the platforms' file hosts and the configured API hosts: the token goes nowhere else.
             fetch_policy=FetchPolicy.for_platforms(
                 slack_api_url=settings.slack_api_url, discord_api_base=settings.discord_api_base
             ),
+            speech_to_text=build_speech_to_text(settings),
             ownership=ownership,
             reply_modes=ReplyModes(
                 log=stores.log,

@@ -203,6 +203,10 @@ class Settings(BaseSettings):
     attachment_timeout_s: float = Field(default=20.0, gt=0)  # one file's download
     attachment_read_budget_s: float = Field(default=5.0, gt=0)  # one file's reading (bots/files/reading_box.py)
     attachment_message_read_budget_s: float = Field(default=15.0, gt=0)  # all the files of one message
+    # Voice messages and audio files (bots/files/voice.py): unset, audio is described by name.
+    transcription_model: str | None = None
+    transcription_max_seconds: float = Field(default=600.0, gt=0)  # longer audio is not transcribed
+    transcription_timeout_s: float = Field(default=60.0, gt=0)  # one audio file's transcription
 
     # Tools: wired by the composition root as agent/tools.py's module docstring shows.
     mcp_config: Path | None = None
@@ -305,6 +309,7 @@ class Settings(BaseSettings):
         "user_daily_tokens",
         "mcp_config",
         "llm_function_calling",
+        "transcription_model",
         "log_retention_days",
         "log_file",
         mode="before",

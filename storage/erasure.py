@@ -4,8 +4,8 @@ A deleted or edited message has copies beyond its row: the catch-up summaries st
 written while it was there, and the bytes the database keeps outside its live rows (SQLite's free pages and WAL,
 Postgres's dead tuples). Each operation here does its whole job in one transaction:
 
-- the rows change (a deletion blanks the text and attachments; the row stays as a tombstone so a redelivery of
-  the same platform message cannot log the text again);
+- the rows change (a deletion blanks the text, the attachments and a voice message's transcript; the row stays as
+  a tombstone so a redelivery of the same platform message cannot log the text again);
 - every stored summary that covered a changed message is invalidated (its text set to NULL): summaries are
   incremental, so a summary ``through`` message N saw every message up to N;
 - an ``erasures`` journal row is written per changed message (or per forgotten thread), which every running
@@ -121,7 +121,8 @@ class ErasureStore:
         """Blank rows and mark them deleted; a waiting one stops waiting (there is nothing left to answer)."""
         author = ", author_id = '', author_name = ''" if erase_author else ""
         await tx.execute(
-            "UPDATE messages SET content = '', attachments_json = '[]', deleted_utc = COALESCE(deleted_utc, ?), "
+            "UPDATE messages SET content = '', attachments_json = '[]', transcript = NULL, "
+            "deleted_utc = COALESCE(deleted_utc, ?), "
             f"reply_state = CASE WHEN reply_state = 'waiting' THEN 'answered' ELSE reply_state END{author} "
             "WHERE id {in_ids}",
             (now, self._db.dialect.array(message_ids)),

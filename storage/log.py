@@ -141,11 +141,15 @@ class ThreadLog:
         )
         return row is not None
 
-    async def set_attachments(self, *, thread_id: int, message_id: int, attachments: list[dict[str, Any]]) -> None:
-        """Replace a message's attachment metadata once its files were read (a deleted message stays blank)."""
+    async def set_attachments(
+        self, *, thread_id: int, message_id: int, attachments: list[dict[str, Any]], transcript: str | None = None
+    ) -> None:
+        """Replace a message's attachment metadata once its files were read, with the transcript of its audio
+        when it had some (a deleted message stays blank)."""
         await self._db.execute(
-            "UPDATE messages SET attachments_json = ? WHERE thread_id = ? AND id = ? AND deleted_utc IS NULL",
-            (json.dumps(attachments), thread_id, message_id),
+            "UPDATE messages SET attachments_json = ?, transcript = COALESCE(?, transcript) "
+            "WHERE thread_id = ? AND id = ? AND deleted_utc IS NULL",
+            (json.dumps(attachments), transcript, thread_id, message_id),
         )
 
     async def set_platform_id(self, *, thread_id: int, old: str, new: str, fence: Fence | None = None) -> None:

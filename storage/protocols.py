@@ -100,8 +100,11 @@ class ThreadLog(Protocol):
         """True when the thread was logged before ``message_id`` arrived: the orphan test."""
         ...
 
-    async def set_attachments(self, *, thread_id: int, message_id: int, attachments: list[dict[str, Any]]) -> None:
-        """Replace a message's attachment metadata once its files were read (a deleted message stays blank)."""
+    async def set_attachments(
+        self, *, thread_id: int, message_id: int, attachments: list[dict[str, Any]], transcript: str | None = None
+    ) -> None:
+        """Replace a message's attachment metadata once its files were read, with the transcript of its audio
+        when it had some (a deleted message stays blank)."""
         ...
 
     async def set_platform_id(self, *, thread_id: int, old: str, new: str, fence: Fence | None = None) -> None:

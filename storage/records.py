@@ -72,6 +72,7 @@ class LoggedMessage:
     edited: bool
     deleted: bool
     replaced: bool = False  # an answer a retry replaced: kept in the log, never presented as current
+    transcript: str | None = None  # what its audio said (bots/files/voice.py), once transcribed
 
     @classmethod
     def from_row(cls, row: ColumnRow) -> LoggedMessage:
@@ -89,6 +90,7 @@ class LoggedMessage:
             edited=row["edited_utc"] is not None,
             deleted=row["deleted_utc"] is not None,
             replaced=row["replaced_utc"] is not None,
+            transcript=row["transcript"],
         )
 
 
@@ -110,7 +112,7 @@ class NewMessage:
 
 MESSAGE_COLUMNS = (
     "id, thread_id, platform_message_id, author_id, author_name, role, content, attachments_json, "
-    "reply_state, sent_utc, edited_utc, deleted_utc, replaced_utc"
+    "reply_state, sent_utc, edited_utc, deleted_utc, replaced_utc, transcript"
 )
 
 
@@ -185,6 +187,7 @@ class SearchHit:
     role: str
     sent_utc: str
     content: str
+    transcript: str | None = None  # a voice message's transcript (it may be what matched)
 
 
 def search_words(text: str) -> list[str]:

@@ -100,6 +100,20 @@ _FTS_TRIGGERS = (
     "INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); "
     "INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); END",
 )
+# Since m012 the index covers the text and the transcript of a voice message.
+_SEARCHED = "content, transcript"
+_SEARCHED_TRIGGERS = (
+    "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN "
+    f"INSERT INTO messages_fts (rowid, {_SEARCHED}) VALUES (new.id, new.content, new.transcript); END",
+    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN "
+    f"INSERT INTO messages_fts (messages_fts, rowid, {_SEARCHED}) "
+    "VALUES ('delete', old.id, old.content, old.transcript); END",
+    "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, transcript ON messages BEGIN "
+    f"INSERT INTO messages_fts (messages_fts, rowid, {_SEARCHED}) "
+    "VALUES ('delete', old.id, old.content, old.transcript); "
+    f"INSERT INTO messages_fts (rowid, {_SEARCHED}) VALUES (new.id, new.content, new.transcript); END",
+)
+_ADD_TRANSCRIPT = "ALTER TABLE messages ADD COLUMN transcript TEXT"
 
 
 def _rebuild(table: str, create: str, columns: str, *after: str) -> tuple[str, ...]:
@@ -362,7 +376,26 @@ MIGRATIONS: list[Migration] = [
         ),
         only="postgres",
     ),
-    # Issue 22: a thread's reply mode (``reply all|mention|auto``), kept like its model. History read on joining a
-    # thread and messages left unanswered need no column of their own: they are user messages logged 'answered'.
+    # A voice message's transcript (bots/files/voice.py): logged with its message, so forgetting, export, search
+    # and catch-up see it; a deletion blanks it with the text (storage/erasure.py). SQLite's full-text index is
+    # made again over both columns (its triggers name them); Postgres matches both on the fly.
+    Migration(
+        "m012_voice_transcripts",
+        sqlite=(
+            _ADD_TRANSCRIPT,
+            "DROP TRIGGER messages_fts_insert",
+            "DROP TRIGGER messages_fts_delete",
+            "DROP TRIGGER messages_fts_update",
+            "DROP TABLE messages_fts",
+            "CREATE VIRTUAL TABLE messages_fts USING fts5(content, transcript, content='messages', "
+            "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+            *_SEARCHED_TRIGGERS,
+            "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
+        ),
+        postgres=(_ADD_TRANSCRIPT,),
+    ),
+    # Issue 22: a thread's reply mode (``reply all|mention|auto``), kept like its model; after m012, which shipped
+    # first. History read on joining a thread and messages left unanswered need no column of their own: they are
+    # user messages logged 'answered'.
     Migration("m011_thread_reply_mode", ("ALTER TABLE thread_settings ADD COLUMN reply_mode TEXT",)),
 ]

@@ -43,6 +43,7 @@ EXPECTED_COLUMNS = {
         "edited_utc",
         "deleted_utc",
         "replaced_utc",
+        "transcript",
     ],
     "sessions": ["id", "thread_id", "origin", "model", "started_utc", "summary", "summary_through_message_id"],
     "cards": [
@@ -58,7 +59,7 @@ EXPECTED_COLUMNS = {
     "delivered_events": ["platform", "event_key", "message_id", "received_utc", "handled_utc"],
     "erasures": ["id", "thread_id", "message_id", "kind", "created_utc"],
     "sqlite_sequence": ["name", "seq"],  # SQLite's own table behind AUTOINCREMENT
-    "messages_fts": ["content"],
+    "messages_fts": ["content", "transcript"],
     "messages_fts_config": ["k", "v"],
     "messages_fts_data": ["id", "block"],
     "messages_fts_docsize": ["id", "sz"],
@@ -139,6 +140,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m007_thread_settings",
             "m008_ids_never_reused_and_title_source",
             "m009_turn_journal",
+            "m012_voice_transcripts",
             "m011_thread_reply_mode",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -222,6 +224,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m007_thread_settings",
             "m008_ids_never_reused_and_title_source",
             "m009_turn_journal",
+            "m012_voice_transcripts",
             "m011_thread_reply_mode",
         ]
         cards = CardStore(db)

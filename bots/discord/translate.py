@@ -61,13 +61,18 @@ def strip_mentions(text: str, mention_ids: tuple[int, ...]) -> str:
 def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
     """Every attachment as the CDN describes it; ``bots/files/attachments.py`` reads it at answer time, from where
     ``bots/files/downloads.py`` allows (Discord's CDN hosts). discord.py keeps the gateway's fields as they came, so
-    an odd one (a size that is not a number) makes that file unreadable, never the message lost."""
+    an odd one (a size that is not a number) makes that file unreadable, never the message lost. A voice message
+    (the message's IS_VOICE_MESSAGE flag, or an attachment with a duration and a waveform) says so, with its
+    duration, for ``bots/files/voice.py``."""
+    voice_message = bool(message.flags.voice)
     attachments = tuple(
         Attachment.described(
             name=a.filename,
             content_type=a.content_type,
             size=a.size,
             source=FileSource(url=a.url, platform=PLATFORM) if isinstance(a.url, str) and a.url else None,
+            voice=voice_message or a.is_voice_message(),
+            duration_s=a.duration,
         )
         for a in message.attachments
     )

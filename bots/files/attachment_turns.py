@@ -4,7 +4,8 @@ Intake logs a message with its attachments' metadata (``used: pending``) and hol
 thread's memory; nothing is downloaded before the platform has its acknowledgement. The turn that answers the
 message reads them (``bots/files/attachments.py``) for the model the thread's session uses, writes what became of
 each into the log (metadata only), tells the thread in one short note about any bad file, and hands the
-session text to inline and images to attach. What was read stays in memory until a posted reply has answered
+session text to inline and images to attach. An audio file's transcript (``bots/files/voice.py``) is logged with
+its message (``messages.transcript``) in the same write. What was read stays in memory until a posted reply has answered
 its message, so a failed turn's retry does not download again; a restart keeps only the names (the catch-up
 transcript shows them) and the bot's own replies, which carry what was learned from the files.
 """
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.parts import ImagePart
+from agent.transcription import SpeechToText
 from bots.files.attachments import AttachmentLimits, HeldFiles, ReadFile, Use, read_files, refusal_note
 from bots.files.downloads import FetchPolicy
 from bots.files.reading_box import ReadingBox
+from bots.files.voice import transcript_of
 from bots.router.messages import Attachment, ThreadKey
 from bots.router.ports import ThreadOutbox
 from bots.router.thread_state import prompt_text
@@ -46,9 +49,15 @@ class TurnFiles:
     """
 
     def __init__(
-        self, *, log: ThreadLog, limits: AttachmentLimits | None = None, policy: FetchPolicy | None = None
+        self,
+        *,
+        log: ThreadLog,
+        limits: AttachmentLimits | None = None,
+        policy: FetchPolicy | None = None,
+        speech: SpeechToText | None = None,
     ) -> None:
         self._log = log
+        self._speech = speech  # None: audio is named like any file (TRANSCRIPTION_MODEL unset)
         self._limits = limits or AttachmentLimits()
         self._policy = policy or FetchPolicy.for_platforms()  # no configured hosts: the platforms' own only
         self._box = ReadingBox()
@@ -68,7 +77,12 @@ class TurnFiles:
             attachments = held.unread.pop(message.id, None)
             if attachments is not None:
                 read = await read_files(
-                    attachments, vision=vision, limits=self._limits, policy=self._policy, box=self._box
+                    attachments,
+                    vision=vision,
+                    limits=self._limits,
+                    policy=self._policy,
+                    box=self._box,
+                    speech=self._speech,
                 )
             elif message.id not in held.read and any(a.get("used") == Use.PENDING for a in message.attachments):
                 read = [ReadFile(_described(a), Use.REFUSED, RESTARTED) for a in message.attachments]
@@ -76,7 +90,10 @@ class TurnFiles:
                 continue
             held.read[message.id] = read
             await self._log.set_attachments(
-                thread_id=thread_id, message_id=message.id, attachments=[f.metadata() for f in read]
+                thread_id=thread_id,
+                message_id=message.id,
+                attachments=[f.metadata() for f in read],
+                transcript=transcript_of([f.transcript for f in read]),
             )
             note = refusal_note(read)
             if note is not None:

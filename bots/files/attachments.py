@@ -14,7 +14,8 @@ What a file becomes is decided by its bytes, not by its name or claimed type:
   the image is never downloaded;
 - a PDF (``%PDF-``) has its text extracted by pypdf; a password-protected one is refused;
 - anything that decodes as text is inlined, capped with a visible marker;
-- anything else is noted by name.
+- anything else is noted by name;
+- audio, when ``TRANSCRIPTION_MODEL`` is set, is transcribed (``bots/files/voice.py``).
 
 The reading itself (pypdf, Pillow) happens in the reading box (``bots/files/reading_box.py``,
 ``bots/files/file_reading.py``): separate processes without the bot's secrets, with a time budget per file and per
@@ -38,9 +39,11 @@ from typing import Any
 import pydantic
 
 from agent.parts import ImagePart
+from agent.transcription import SpeechToText
 from bots.files.downloads import Downloader, FetchPolicy, Refused, too_large
 from bots.files.file_reading import Reading, ReadRequest
 from bots.files.reading_box import OverBudget, ReadingBox, WorkerLost
+from bots.files.voice import is_audio, transcribe, unspoken_note
 from bots.router.messages import Attachment
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,8 @@ class AttachmentLimits:
     image_max_decoded_bytes: int = 128_000_000  # the decoded pixels' memory, checked before decoding
     read_budget_s: float = 5.0  # one file's reading in the reading box, once a worker has it
     message_read_budget_s: float = 15.0  # all of one message's files, from the first one's reading
+    audio_max_seconds: float = 600.0  # longer audio (as its platform states) is not transcribed
+    transcription_budget_s: float = 60.0  # one audio file's transcription, once downloaded
 
 
 class Use(enum.StrEnum):
@@ -73,6 +78,8 @@ class Use(enum.StrEnum):
     IMAGE = "image"
     NOTED = "noted"  # mentioned by name only: a kind the model cannot take
     REFUSED = "refused"  # a bad file: too large, corrupt, locked, or its download failed
+    TRANSCRIBED = "transcribed"  # audio: its transcript is the message's (``messages.transcript``)
+    UNTRANSCRIBED = "untranscribed"  # audio that could not be transcribed: too large, too long, a failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,7 @@ class ReadFile:
     why: str | None = None
     text: str | None = None
     image: ImagePart | None = None
+    transcript: str | None = None
 
     def metadata(self) -> dict[str, object]:
         """What the log keeps: never the content."""
@@ -133,16 +141,21 @@ def label(row: Mapping[str, Any], *, text: str | None = None, image_attached: bo
         return f"{base}, not read: {why}]"
     if used == Use.REFUSED:
         return f"{base}, could not be read: {why}]"
+    if used == Use.TRANSCRIBED:
+        return f"{base}, audio: transcribed in this message]"
+    if used == Use.UNTRANSCRIBED:
+        return f"{base}, audio: could not be transcribed: {why}]"
     return f"{base}]\n{text}" if text else f"{base}]"
 
 
 def refusal_note(files: list[ReadFile]) -> str | None:
-    """The short note a thread gets about its bad files, or None when there were none."""
+    """The short note a thread gets about its bad files and its audio that was not transcribed, or None."""
     refused = [f for f in files if f.use == Use.REFUSED]
-    if not refused:
-        return None
     parts = "; ".join(f"{f.attachment.filename} ({f.why})" for f in refused)
-    return f"I could not read {parts}."
+    notes = [f"I could not read {parts}."] if refused else []
+    unspoken = unspoken_note([(f.attachment, f.why or "") for f in files if f.use == Use.UNTRANSCRIBED])
+    notes += [unspoken] if unspoken else []
+    return " ".join(notes) or None
 
 
 def looks_like_image(attachment: Attachment) -> bool:
@@ -156,25 +169,30 @@ async def read_files(
     limits: AttachmentLimits,
     policy: FetchPolicy,
     box: ReadingBox | None = None,
+    speech: SpeechToText | None = None,
 ) -> list[ReadFile]:
     """Read a message's attachments concurrently, in order; every outcome is logged with its reason.
 
     ``box`` is the router's reading box; without one (a script, a test) the message gets a box of its own.
+    ``speech`` transcribes audio (None: audio is read like any file, and so named).
     """
     if not attachments:
         return []
     if box is None:
         async with ReadingBox() as own:
-            return await read_files(attachments, vision=vision, limits=limits, policy=policy, box=own)
+            return await read_files(attachments, vision=vision, limits=limits, policy=policy, box=own, speech=speech)
     clock = _MessageClock(limits.message_read_budget_s)
     downloads = Downloader(policy=policy, max_bytes=limits.max_download_bytes, timeout_s=limits.download_timeout_s)
     async with downloads as http:
         read = await asyncio.gather(
-            *(_read(a, http=http, vision=vision, limits=limits, box=box, clock=clock) for a in attachments)
+            *(
+                _read(a, http=http, vision=vision, limits=limits, box=box, clock=clock, speech=speech)
+                for a in attachments
+            )
         )
     for file in read:
         how = f"{file.use}" + (f" ({file.why})" if file.why else "")
-        level = logging.WARNING if file.use == Use.REFUSED else logging.INFO
+        level = logging.WARNING if file.use in (Use.REFUSED, Use.UNTRANSCRIBED) else logging.INFO
         log.log(
             level,
             "attachment %s (%s, %d bytes): %s",
@@ -194,18 +212,22 @@ async def _read(
     limits: AttachmentLimits,
     box: ReadingBox,
     clock: _MessageClock,
+    speech: SpeechToText | None = None,
 ) -> ReadFile:
     if attachment.unreadable is not None:
         return ReadFile(attachment, Use.REFUSED, attachment.unreadable)
     if not vision and looks_like_image(attachment):
         return ReadFile(attachment, Use.NOTED, "this model cannot see images")
+    audio = speech is not None and is_audio(attachment)
     if attachment.size_bytes > limits.max_download_bytes:
-        return ReadFile(attachment, Use.REFUSED, _too_large(limits))
+        return ReadFile(attachment, Use.UNTRANSCRIBED if audio else Use.REFUSED, _too_large(limits))
     if attachment.source is None:
         return ReadFile(attachment, Use.NOTED, "the platform gave no link to download it")
     off_host = http.why_not(attachment.source)
     if off_host is not None:
         return ReadFile(attachment, Use.NOTED, off_host)
+    if audio and speech is not None:
+        return await _transcribed(attachment, http=http, speech=speech, limits=limits)
     try:
         data = await http.download(attachment.source, html_expected=attachment.content_type == "text/html")
         return await _interpret(attachment, data, vision=vision, limits=limits, box=box, clock=clock)
@@ -214,6 +236,26 @@ async def _read(
     except Exception:  # a library's surprise on a hostile file: the file is refused, the turn goes on
         log.exception("reading attachment %s failed", attachment.filename)
         return ReadFile(attachment, Use.REFUSED, "it could not be read")
+
+
+async def _transcribed(
+    attachment: Attachment, *, http: Downloader, speech: SpeechToText, limits: AttachmentLimits
+) -> ReadFile:
+    try:
+        done = await transcribe(
+            attachment,
+            http=http,
+            speech=speech,
+            max_seconds=limits.audio_max_seconds,
+            budget_s=limits.transcription_budget_s,
+            max_chars=limits.max_text_chars,
+        )
+    except Exception:  # a surprise from the provider's client: the file is not transcribed, the turn goes on
+        log.exception("transcribing %s failed", attachment.filename)
+        return ReadFile(attachment, Use.UNTRANSCRIBED, "an unexpected error")
+    if done.transcript is None:
+        return ReadFile(attachment, Use.UNTRANSCRIBED, done.why)
+    return ReadFile(attachment, Use.TRANSCRIBED, transcript=done.transcript)
 
 
 def _too_large(limits: AttachmentLimits) -> str:

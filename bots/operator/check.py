@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from agent.llm import LLMClient, LLMError
-from bots.app import build_llm
+from bots.app import build_llm, build_speech_to_text
 from bots.config import ConfigError, Settings, load_settings
 from bots.operator.log_escape import escape_controls
 from bots.operator.redaction import Redactor, configured_secrets
@@ -112,6 +112,10 @@ async def preflight(settings: Settings) -> None:
             _, fix = problem
             where = " (listed in LLM_MODELS)" if settings.llm_models else ""
             raise ConfigError(f"The model {model}{where} cannot be used: {fix}. Run `threadkeeper check` for more.")
+    speech = build_speech_to_text(settings)
+    problem_of_speech = None if speech is None else await speech.setup_problem()
+    if problem_of_speech is not None:
+        raise ConfigError(f"TRANSCRIPTION_MODEL={settings.transcription_model} cannot be used: {problem_of_speech}.")
 
 
 async def check_database(settings: Settings) -> list[Check]:

@@ -2,9 +2,9 @@
 
 Trail entries go after the message their turn answered and before the reply that followed, as in the catch-up
 transcript. Feedback (👍 / 👎) shows under the answer it was given on. Deleted messages show as tombstones;
-their text is gone from the log, so it cannot be exported. An answer a retry replaced is kept, quoted and marked
-as replaced, so it never reads as the thread's answer. The in-thread ``export`` command sends the same Markdown
-as a file (:func:`markdown_filename`).
+their text is gone from the log, so it cannot be exported. A voice message's transcript follows its text. An
+answer a retry replaced is kept, quoted and marked as replaced, so it never reads as the thread's answer. The
+in-thread ``export`` command sends the same Markdown as a file (:func:`markdown_filename`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Sequence
 
+from bots.files.voice import said
 from bots.operator.log_escape import escape_controls, json_line, terminal_safe
 from storage.records import FeedbackEntry, LoggedMessage, ThreadRecord, TrailEntry, interleave
 
@@ -47,7 +48,7 @@ def as_markdown(
                 "",
             ]
             continue
-        body = "*(deleted)*" if item.deleted else item.content
+        body = "*(deleted)*" if item.deleted else "\n\n".join(said(item.content, item.transcript))
         mark = " *(edited)*" if item.edited else ""
         if item.replaced and not item.deleted:
             mark += " *(replaced by a retry)*"
@@ -76,6 +77,7 @@ def as_json(
                 "author": m.author_name,
                 "role": m.role,
                 "content": m.content,
+                "transcript": m.transcript,
                 "attachments": m.attachments,
                 "sent_utc": m.sent_utc,
                 "edited": m.edited,

@@ -87,13 +87,25 @@ class Attachment:
     size_bytes: int
     source: FileSource | None = field(default=None, compare=False, repr=False)
     unreadable: str | None = field(default=None, compare=False)  # why the platform's description is unusable
+    voice: bool = field(default=False, compare=False)  # the platform says it is a voice message / audio clip
+    duration_s: float | None = field(default=None, compare=False)  # the audio's length, as the platform says
 
     @classmethod
-    def described(cls, *, name: object, content_type: object, size: object, source: FileSource | None) -> Attachment:
+    def described(
+        cls,
+        *,
+        name: object,
+        content_type: object,
+        size: object,
+        source: FileSource | None,
+        voice: bool = False,
+        duration_s: object = None,
+    ) -> Attachment:
         """A file from a payload's untrusted fields: odd ones are made safe, never raised on.
 
         A name or type that is not text gets a neutral one; a size that is not a whole number of bytes ("12kb",
         ``{}``, inf, nan, a negative) makes the file unreadable, so it is named to the model and never fetched.
+        A duration that is not a finite, non-negative number is taken as not given.
         """
         parsed = _size(size)
         return cls(
@@ -102,6 +114,8 @@ class Attachment:
             size_bytes=parsed if parsed is not None else 0,
             source=source if parsed is not None else None,
             unreadable=None if parsed is not None else MALFORMED_FILE,
+            voice=voice,
+            duration_s=_seconds(duration_s),
         )
 
     @classmethod
@@ -113,6 +127,13 @@ class Attachment:
 UNKNOWN_TYPE = "application/octet-stream"
 MALFORMED_FILE = "the platform described it in a way the bot cannot read"
 MAX_SIZE_DIGITS = 18  # int() refuses text of more than 4,300 digits; no file has a size of more than 18
+
+
+def _seconds(value: object) -> float | None:
+    """A duration from a payload, or None when it is not a finite, non-negative number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
 
 
 def _size(value: object) -> int | None:

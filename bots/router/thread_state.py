@@ -14,6 +14,7 @@ from datetime import datetime
 from agent.session import AgentSession
 from agent.summarize import Interruptible
 from bots.files.attachments import HeldFiles, ReadFile, label, metadata
+from bots.files.voice import said, transcript_of
 from bots.operator.usage import UsageRecorder
 from bots.router.messages import Attachment, ThreadKey
 from storage.protocols import (
@@ -119,10 +120,12 @@ def prompt_text(message: LoggedMessage, read: list[ReadFile] | None = None) -> s
     """The message as the model reads it: its text, then a line per attachment (and any inlined text).
 
     With ``read`` (this process read the files) the lines carry the inlined text; without it, only what the
-    log knows: names, types, sizes and what became of each (``bots/files/attachments.py``).
+    log knows: names, types, sizes and what became of each (``bots/files/attachments.py``). A voice message's
+    transcript follows the text, marked as spoken (``bots/files/voice.py``).
     """
-    parts = [message.content] if message.content else []
-    if read is not None and len(read) == len(message.attachments):
+    fresh = read is not None and len(read) == len(message.attachments)
+    parts = said(message.content, transcript_of([f.transcript for f in read or []]) or message.transcript)
+    if read is not None and fresh:
         parts.extend(label(f.metadata(), text=f.text, image_attached=f.image is not None) for f in read)
     else:
         parts.extend(label(row) for row in message.attachments)

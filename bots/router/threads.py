@@ -37,6 +37,7 @@ from typing import Any
 from agent.llm import LLMClient
 from agent.steps import MAX_TOOL_STEPS
 from agent.summarize import Summarizer
+from agent.transcription import SpeechToText
 from bots.files.attachment_turns import TurnFiles
 from bots.files.attachments import AttachmentLimits
 from bots.files.downloads import FetchPolicy
@@ -101,6 +102,7 @@ class ThreadRouter:
         admin_users: frozenset[str] = frozenset(),
         attachment_limits: AttachmentLimits | None = None,
         fetch_policy: FetchPolicy | None = None,
+        speech_to_text: SpeechToText | None = None,
         ownership: ThreadOwnership | None = None,
         reply_modes: ReplyModes | None = None,
         join_history_messages: int = DEFAULT_JOIN_HISTORY_MESSAGES,
@@ -161,7 +163,7 @@ class ThreadRouter:
         self._owned = OwnedThreads(
             ownership=self.ownership, states=self._states, reopen_interrupted=self._card_flow.reopen_interrupted
         )
-        self._files = TurnFiles(log=stores.log, limits=attachment_limits, policy=fetch_policy)
+        self._files = TurnFiles(log=stores.log, limits=attachment_limits, policy=fetch_policy, speech=speech_to_text)
         self._answering = AnsweringWorker(
             stores=stores,
             states=self._states,

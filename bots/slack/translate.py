@@ -131,7 +131,15 @@ def _attachment(file: object, headers: Mapping[str, str] | None) -> Attachment:
         content_type=file.get("mimetype"),
         size=file.get("size"),
         source=_source(file, headers),
+        voice=file.get("subtype") == "slack_audio",  # an audio clip recorded in Slack
+        duration_s=_duration_s(file),
     )
+
+
+def _duration_s(file: Mapping[str, Any]) -> object:
+    """An audio clip's length as Slack gives it (``duration_ms``), in seconds; anything odd is not a length."""
+    ms = file.get("duration_ms")
+    return ms / 1000 if isinstance(ms, int | float) and not isinstance(ms, bool) else None
 
 
 def _source(file: Mapping[str, Any], headers: Mapping[str, str] | None) -> FileSource | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.tools import ToolOutput, ToolSpec
+from bots.files.voice import said
 from storage.protocols import ThreadSearch
 
 SEARCH_THREAD = "search_thread"
@@ -57,6 +58,7 @@ class SearchThreadTool:
         lines = []
         for hit in hits:
             who = f"{hit.author_name} (you)" if hit.role == "assistant" else hit.author_name
-            text = hit.content if len(hit.content) <= EXCERPT_CHARS else hit.content[:EXCERPT_CHARS] + " […]"
+            found = " ".join(said(hit.content, hit.transcript))
+            text = found if len(found) <= EXCERPT_CHARS else found[:EXCERPT_CHARS] + " […]"
             lines.append(f"[{hit.sent_utc}] {who}: {text}")
         return ToolOutput("\n".join(lines), cites=tuple(hit.message_id for hit in hits))

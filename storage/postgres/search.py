@@ -17,11 +17,12 @@ from __future__ import annotations
 from storage.postgres.db import PostgresDatabase
 from storage.records import SearchHit, search_words
 
+_SEARCHED = "(content || ' ' || COALESCE(transcript, ''))"  # a voice message's transcript too (m012)
 _SEARCH = (
-    "SELECT id, author_name, role, sent_utc, content FROM ("
-    "SELECT id, author_name, role, sent_utc, content, to_tsvector('simple', content) AS words FROM messages "
-    "WHERE thread_id = %s AND deleted_utc IS NULL AND replaced_utc IS NULL AND content != '' "
-    "AND content ILIKE ANY(%s)) AS m, "
+    "SELECT id, author_name, role, sent_utc, content, transcript FROM ("
+    f"SELECT id, author_name, role, sent_utc, content, transcript, to_tsvector('simple', {_SEARCHED}) AS words "
+    "FROM messages WHERE thread_id = %s AND deleted_utc IS NULL AND replaced_utc IS NULL "
+    f"AND (content != '' OR transcript IS NOT NULL) AND {_SEARCHED} ILIKE ANY(%s)) AS m, "
     "to_tsquery('simple', %s) AS q WHERE words @@ q ORDER BY ts_rank(words, q) DESC, id DESC LIMIT %s"
 )
 
@@ -45,4 +46,7 @@ class PostgresThreadSearch:
         if not words or limit < 1:
             return []
         rows = await self._db.fetchall(_SEARCH, (thread_id, contains_any(words), tsquery(words), limit))
-        return [SearchHit(int(r["id"]), r["author_name"], r["role"], r["sent_utc"], r["content"]) for r in rows]
+        return [
+            SearchHit(int(r["id"]), r["author_name"], r["role"], r["sent_utc"], r["content"], r["transcript"])
+            for r in rows
+        ]

@@ -1,9 +1,9 @@
 """ThreadSearch: full-text search of one thread's log, for the ``search_thread`` tool.
 
-The FTS5 index covers every message's current text (triggers keep it in step with inserts, edits and
-deletions, see ``m005_search_and_trail``), so a deleted message is never found and an edited one is found by
-its new text. A search never leaves its thread. The query comes from the model: it is reduced to plain words,
-each quoted, so no FTS5 syntax in it can fail or widen the search.
+The FTS5 index covers every message's current text and a voice message's transcript (m012); triggers keep it in
+step with inserts, edits and deletions (``storage/revisions.py``), so a deleted message is never found and an
+edited one is found by its new text. A search never leaves its thread. The query comes from the model: it is
+reduced to plain words, each quoted, so no FTS5 syntax in it can fail or widen the search.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ class ThreadSearch:
         if match is None or limit < 1:
             return []
         rows = await self._db.fetchall(
-            "SELECT m.id, m.author_name, m.role, m.sent_utc, m.content FROM messages_fts "
+            "SELECT m.id, m.author_name, m.role, m.sent_utc, m.content, m.transcript FROM messages_fts "
             "JOIN messages m ON m.id = messages_fts.rowid "
             "WHERE messages_fts MATCH ? AND m.thread_id = ? AND m.deleted_utc IS NULL AND m.replaced_utc IS NULL "
-            "AND m.content != '' "
+            "AND (m.content != '' OR m.transcript IS NOT NULL) "
             "ORDER BY bm25(messages_fts) LIMIT ?",
             (match, thread_id, limit),
         )
-        return [SearchHit(r["id"], r["author_name"], r["role"], r["sent_utc"], r["content"]) for r in rows]
+        return [
+            SearchHit(r["id"], r["author_name"], r["role"], r["sent_utc"], r["content"], r["transcript"]) for r in rows
+        ]

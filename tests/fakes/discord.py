@@ -12,6 +12,7 @@ with multipart bodies (an export in an interaction follow-up).
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import re
@@ -29,6 +30,7 @@ GUILD = "900000000000000001"
 CHANNEL = "900000000000000002"
 APP_ID = "900000000000000003"
 BOT_ID = APP_ID
+VOICE_MESSAGE = 1 << 13  # a message's IS_VOICE_MESSAGE flag
 BOT_ROLE = "900000000000000004"  # the role Discord creates for a bot when it joins a guild
 ALL_PERMISSIONS = "2251799813685247"
 MESSAGE_CONTENT_FLAG = 1 << 19  # the application flag GATEWAY_MESSAGE_CONTENT: the intent is enabled
@@ -342,8 +344,10 @@ class FakeDiscord:
         guild: bool = True,
         message_id: str | None = None,
         attachments: list[dict[str, Any]] | None = None,
+        flags: int = 0,
     ) -> dict[str, Any]:
-        """A person writes; ``mention_bot`` / ``mention_bot_role`` prefix a mention of the bot or its role."""
+        """A person writes; ``mention_bot`` / ``mention_bot_role`` prefix a mention of the bot or its role;
+        ``flags`` are the message's (``VOICE_MESSAGE`` for a voice message)."""
         text = f"<@{BOT_ID}> {content}" if mention_bot else f"<@&{BOT_ROLE}> {content}" if mention_bot_role else content
         data = self.message_payload(
             channel_id=channel_id,
@@ -355,6 +359,7 @@ class FakeDiscord:
             message_id=message_id,
             attachments=attachments,
         )
+        data["flags"] = flags
         self.messages[data["id"]] = data
         await self.dispatch("MESSAGE_CREATE", data)
         return data
@@ -695,6 +700,14 @@ class FakeDiscord:
         """An attachment the CDN serves as ``data``; ``size`` is what the message claims (default: the truth)."""
         self.cdn_files[name] = data
         return self.attachment(name, content_type=content_type, size=len(data) if size is None else size)
+
+    def voice_message(self, data: bytes, *, duration_s: float = 3.5) -> dict[str, Any]:
+        """A voice message's attachment, as the Discord client records one: Ogg Opus with a duration and a waveform
+        (send it with ``flags=VOICE_MESSAGE``)."""
+        return self.attachment_file("voice-message.ogg", data, content_type="audio/ogg") | {
+            "duration_secs": duration_s,
+            "waveform": base64.b64encode(bytes(range(0, 256, 8))).decode(),
+        }
 
     def attachment(self, name: str, *, content_type: str = "text/plain", size: int = 20) -> dict[str, Any]:
         return {

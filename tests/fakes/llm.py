@@ -17,6 +17,9 @@ faulted ones included, so tests assert on exactly what the model was sent and ho
 Error bodies copy OpenAI's wording where litellm keys on it: a 400 over ``max_context_tokens`` says "This
 model's maximum context length is ..." with code ``context_length_exceeded``, which litellm turns into
 ``ContextWindowExceededError``.
+
+Speech to text (``/v1/audio/transcriptions``) is ``tests/fakes/transcriptions.py``, reached as
+``fake.transcriptions``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.server import LoopbackServer
+from tests.fakes.transcriptions import FakeTranscriptions
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,7 @@ class FakeLLM:
     _pause: tuple[int, asyncio.Event] | None = None
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    transcriptions: FakeTranscriptions = field(default_factory=FakeTranscriptions)  # /v1/audio/transcriptions
 
     # -- scripting ------------------------------------------------------------------------------------------
 
@@ -236,6 +241,7 @@ class FakeLLM:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_post("/chat/completions", self._completions)
+        self.transcriptions.add_routes(app)
         await self._server.start(app)
 
     async def stop(self) -> None:
