@@ -90,6 +90,7 @@ async def test_a_deleted_message_of_the_joined_history_leaves_the_session(
     async with slack_bot() as bot:
         await fake_slack.send(Payloads.event_body(Payloads.mention("any concerns?", thread_ts=PARENT)))
         await wait_until(lambda: len(replies_in(fake_slack, PARENT)) == 1, timeout=20)
+        await settle(bot)  # the placeholder shows before the model is asked
         assert "hunter2" in answers(fake_llm)[-1]
         await fake_slack.send(Payloads.event_body(Payloads.deleted(ts=str(secret["ts"]), thread_ts=PARENT)))
         await settle(bot)
