@@ -110,10 +110,11 @@ class Conversation:
 
     history: list[HistoryEntry] = field(default_factory=list)
     pending: list[HistoryEntry] = field(default_factory=list)
+    heard: list[HistoryEntry] = field(default_factory=list)  # messages no turn answers, joined at the next turn
     meter: Meter | None = None  # known from the first turn on
 
     def all(self) -> list[HistoryEntry]:
-        return [*self.history, *self.pending]
+        return [*self.history, *self.pending, *self.heard]
 
 
 def rewrite(entry: HistoryEntry, *, text: str, meter: Meter | None) -> None:

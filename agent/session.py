@@ -156,9 +156,21 @@ class AgentSession:
         self._forgotten.record(message_id, new_text)
         entries.history = self._forgotten.revised(entries.history, meter=entries.meter)
         entries.pending = self._forgotten.revised(entries.pending, meter=entries.meter)
+        entries.heard = self._forgotten.revised(entries.heard, meter=entries.meter)
         withhold_quotes(entries.all(), message_id, meter=entries.meter)
         self._seed.forget(message_id)
         self._compaction.forget(message_id)
+
+    def hear(self, turns: Sequence[UserTurn]) -> None:
+        """Messages the session takes in without answering them (a thread's history read on joining it, a side
+        conversation its reply mode leaves alone): context for the next turn, which puts them in the history
+        before its own messages. Compaction folds them into its summary like any history when the window asks.
+        """
+        self._entries.heard.extend(
+            self._forgotten.revised(
+                [HistoryEntry("user", t.author, t.text, t.message_id, images=t.images) for t in turns], meter=None
+            )
+        )
 
     def bind_reply(self, message_id: int) -> None:
         """Give the last reply its log id once the router has logged it (every step's text is part of it)."""
@@ -220,6 +232,8 @@ class AgentSession:
         without a result run now, and the model continues from there (they count against ``max_tool_steps``).
         """
         entries = self._entries
+        entries.history.extend(entries.heard)  # heard before this turn's messages, and kept even if it fails
+        entries.heard = []
         if self._next_llm is not None:
             self._llm, self._next_llm = self._next_llm, None
             for entry in entries.history:

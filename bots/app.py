@@ -25,9 +25,10 @@ from bots.operator.health import Health
 from bots.operator.housekeeping import Housekeeping
 from bots.operator.metrics import MeteredThreadLog
 from bots.operator.usage import UsageRecorder
-from bots.router.commands_models import ThreadModels
+from bots.router.commands.models import ThreadModels
 from bots.router.messages import ThreadKey, utc_now
 from bots.router.ports import BackgroundService, ThreadOutbox
+from bots.router.reply_modes import ReplyMode, ReplyModes
 from bots.router.thread_state import RouterStores
 from bots.router.threads import ThreadRouter
 from bots.tools.approvals import ApprovalFlow
@@ -211,6 +212,13 @@ async def open_router(
             ),
             speech_to_text=build_speech_to_text(settings),
             ownership=ownership,
+            reply_modes=ReplyModes(
+                log=stores.log,
+                store=storage.thread_settings,
+                default=ReplyMode(settings.reply_mode),
+                assistant_name="threadkeeper",  # the name the router gives the bot (ThreadRouter)
+            ),
+            join_history_messages=settings.join_history_messages,
         )
         outboxes.router = router
         housekeeping.start()

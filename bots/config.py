@@ -57,6 +57,10 @@ HINTS: dict[str, str] = {
     "METRICS_PORT": "a TCP port number between 1 and 65535 for /metrics, /healthz and /readyz, or leave it empty",
     "METRICS_HOST": "the address to serve /metrics, /healthz and /readyz on: 127.0.0.1 (the default: this machine "
     "only), 0.0.0.0 or :: (every interface, e.g. for a scraper in another container), or one interface's address",
+    "REPLY_MODE": "auto (the default: every message while one person talks to the bot, only when addressed once "
+    "others join), all (every message) or mention (only mentions and replies to the bot)",
+    "JOIN_HISTORY_MESSAGES": "a whole number of at least 0 earlier messages to read when mentioned in a thread the "
+    "bot was not part of, e.g. 200 (0: read none)",
     "USER_DAILY_TOKENS": "a whole number of tokens of at least 1 per person per UTC day, or leave it empty",
     "MCP_CONFIG": 'the path of a JSON file in the mcpServers shape, e.g. mcp.json holding {"mcpServers": '
     '{"files": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/srv/docs"]}}}, '
@@ -216,9 +220,12 @@ class Settings(BaseSettings):
     tool_approvers: IdList = frozenset()
     approval_timeout_s: float = Field(default=600.0, gt=0)
 
-    # In-thread commands (bots/router/commands.py).
+    # In-thread commands (bots/router/commands/).
     llm_models: NameList = ()  # empty: LLM_MODEL alone
     admin_users: IdList = frozenset()
+    # When the bot answers, and what it reads when mentioned in a thread it was not part of (issue 22).
+    reply_mode: Literal["all", "mention", "auto"] = "auto"  # threads nobody chose for (the reply command)
+    join_history_messages: int = Field(default=200, ge=0)
     # Several workers on one Postgres (bots/workers/ownership.py): how long a lease lasts unrenewed, how often to poll.
     worker_lease_s: float = Field(default=15.0, ge=3)
     worker_poll_s: float = Field(default=2.0, gt=0)
@@ -343,7 +350,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "reply_mode", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

@@ -94,14 +94,19 @@ class ThreadLog:
         sent_utc: datetime,
         attachments: list[dict[str, Any]] | None = None,
         now: datetime,
+        read: bool = False,
     ) -> tuple[LoggedMessage, bool]:
         """Log a message once; return its row and whether this call created it.
+
+        ``read``: a user message logged as answered at once (history read on joining, a message the reply mode
+        leaves unanswered): no answer of its own is owed, a restart posts no card for it, and it is context for
+        the next answer like any answered message.
 
         Concurrent calls are group-committed: whoever arrives while a batch is being written joins the next
         batch, and each batch is one transaction (``SqlDatabase.write_messages``). The call returns only once
         its row is committed.
         """
-        reply_state = "waiting" if role == "user" else None
+        reply_state = None if role != "user" else "answered" if read else "waiting"
         attachments_json = json.dumps(attachments or [])
         return await self._writes.submit(
             NewMessage(thread_id, platform_message_id, author_id, author_name, role, content, attachments_json,
@@ -121,6 +126,13 @@ class ThreadLog:
             (thread_id, len(PROVISIONAL_ID_PREFIX), PROVISIONAL_ID_PREFIX, role, role),
         )
         return None if row is None else str(row["platform_message_id"])
+
+    async def speakers(self, *, thread_id: int, limit: int) -> list[str]:
+        """Up to ``limit`` distinct authors of the thread's user messages."""
+        rows = await self._db.fetchall(
+            "SELECT DISTINCT author_id FROM messages WHERE thread_id = ? AND role = 'user' LIMIT ?", (thread_id, limit)
+        )
+        return [str(row["author_id"]) for row in rows]
 
     async def has_messages_before(self, *, thread_id: int, message_id: int) -> bool:
         """True when the thread was logged before ``message_id`` arrived: the orphan test."""

@@ -82,8 +82,16 @@ class ThreadLog(Protocol):
         sent_utc: datetime,
         attachments: list[dict[str, Any]] | None = None,
         now: datetime,
+        read: bool = False,
     ) -> tuple[LoggedMessage, bool]:
-        """Log a message once; return its row and whether this call created it (ThreadGone if the thread went)."""
+        """Log a message once; return its row and whether this call created it (ThreadGone if the thread went).
+
+        ``read``: a user message that wants no answer of its own (history read on joining a thread, a side
+        conversation the reply mode leaves unanswered): logged as answered, context for the next answer."""
+        ...
+
+    async def speakers(self, *, thread_id: int, limit: int) -> list[str]:
+        """Up to ``limit`` distinct authors of the thread's user messages (the ``auto`` reply mode counts them)."""
         ...
 
     async def latest_platform_id(self, *, thread_id: int, role: str | None = None) -> str | None:
@@ -435,11 +443,15 @@ class FeedbackStore(Protocol):
 
 
 class ThreadSettings(Protocol):
-    """What people chose for one thread from inside it (its model); gone with the thread."""
+    """What people chose for one thread from inside it (its model, its reply mode); gone with the thread."""
 
     async def model(self, *, thread_id: int) -> str | None: ...
 
     async def set_model(self, *, thread_id: int, model: str, changed_by_id: str, now: datetime) -> None: ...
+
+    async def reply_mode(self, *, thread_id: int) -> str | None: ...
+
+    async def set_reply_mode(self, *, thread_id: int, mode: str, changed_by_id: str, now: datetime) -> None: ...
 
 
 class SlackInstallations(Protocol):

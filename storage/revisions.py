@@ -406,6 +406,9 @@ MIGRATIONS: list[Migration] = [
             """,
         ),
     ),
+    # Issue 22: a thread's reply mode (``reply all|mention|auto``), kept like its model. History read on joining a
+    # thread and messages left unanswered need no column of their own: they are user messages logged 'answered'.
+    Migration("m011_thread_reply_mode", ("ALTER TABLE thread_settings ADD COLUMN reply_mode TEXT",)),
     # A voice message's transcript (bots/files/voice.py): logged with its message, so forgetting, export, search
     # and catch-up see it; a deletion blanks it with the text (storage/erasure.py). SQLite's full-text index is
     # made again over both columns (its triggers name them); Postgres matches both on the fly.

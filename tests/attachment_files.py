@@ -64,9 +64,7 @@ def _pdf(content: bytes, *, password: str | None = None, pages: int = 1, compres
             NameObject("/BaseFont"): NameObject("/Helvetica"),
         }
     )
-    resources = DictionaryObject(
-        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
-    )
+    resources = DictionaryObject({NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})})
     stream = DecodedStreamObject()
     stream.set_data(content)
     contents = writer._add_object(stream.flate_encode() if compress else stream)

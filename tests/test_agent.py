@@ -135,9 +135,7 @@ async def test_a_message_forgotten_while_compaction_summarizes_it_is_in_no_summa
     forgotten_at: int | None = None
     for i in range(16):
         text = f"Update {i}: " + ("secret ZEBRA " if i == 0 else "") + "progress continues as planned " * 12
-        task = asyncio.ensure_future(
-            collect_turn(session, UserTurn(author="Alice", text=text, message_id=i + 2))
-        )
+        task = asyncio.ensure_future(collect_turn(session, UserTurn(author="Alice", text=text, message_id=i + 2)))
         while not task.done():
             compacting = [r for r in fake_llm.requests if not r.stream and "ZEBRA" in r.prompt_text]
             if compacting and forgotten_at is None:

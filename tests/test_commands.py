@@ -13,7 +13,7 @@ import pytest
 
 from bots.config import ConfigError, load_settings
 from bots.operator.check import preflight
-from bots.router.commands import (
+from bots.router.commands.flow import (
     ADMINS_ONLY,
     BUSY,
     NOT_HERE,

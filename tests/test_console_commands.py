@@ -1,4 +1,4 @@
-"""The in-thread commands typed in the terminal: /retry, /model, /memory, /export and /forget (then y)."""
+"""The in-thread commands typed in the terminal: /retry, /model, /reply, /memory, /export and /forget (then y)."""
 
 from __future__ import annotations
 
@@ -59,3 +59,24 @@ async def test_console_commands_on_an_orphaned_thread_explain_the_card(
     assert "Where were we?" in printed
     assert printed.count('choose "Catch me up" or "Start fresh" on the card first') == 2
     assert "Model: openai/fake" in printed
+
+
+async def test_reply_mention_in_the_console_leaves_lines_without_a_mention_for_context(
+    make_settings: MakeSettings, fake_llm: FakeLLM, db_path: Path
+) -> None:
+    lines = ["first question", "/reply mention", "a note to myself", "@threadkeeper what did I note?", "/reply"]
+    out = io.StringIO()
+    async with open_router(make_settings(reply_mode="auto")) as router:
+        await chat(router, thread_name="notes", source=io.StringIO("\n".join(lines) + "\n"), out=out)
+    printed = out.getvalue()
+    assert "(only you can see this) Reply mode here is now mention" in printed
+    assert "(only you can see this) Reply mode here: mention" in printed
+    assert printed.count("bot> ") == 2  # the first question and the mention; the note is only logged
+    last = [r for r in fake_llm.requests if r.stream][-1].prompt_text
+    assert "a note to myself" in last and "what did I note?" in last
+    rows = db_rows(db_path, "SELECT content, reply_state FROM messages WHERE role = 'user' ORDER BY id")
+    assert [(r["content"], r["reply_state"]) for r in rows] == [
+        ("first question", "answered"),
+        ("a note to myself", "answered"),
+        ("@threadkeeper what did I note?", "answered"),
+    ]

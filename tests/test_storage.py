@@ -97,7 +97,7 @@ EXPECTED_COLUMNS = {
         "asked_epoch_s",
     ],
     "feedback": ["id", "message_id", "user_id", "user_name", "rating", "given_utc"],
-    "thread_settings": ["thread_id", "model", "changed_by_id", "changed_utc"],
+    "thread_settings": ["thread_id", "model", "changed_by_id", "changed_utc", "reply_mode"],
     "slack_installations": [
         "id",
         "enterprise_id",
@@ -155,6 +155,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m008_ids_never_reused_and_title_source",
             "m009_turn_journal",
             "m010_slack_installations",
+            "m011_thread_reply_mode",
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
         ]
@@ -240,6 +241,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m008_ids_never_reused_and_title_source",
             "m009_turn_journal",
             "m010_slack_installations",
+            "m011_thread_reply_mode",
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
         ]

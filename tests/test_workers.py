@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from bots.config import Settings
-from bots.router.commands import FORGOTTEN_PRIVATE, MEMORY_ELSEWHERE, RETRY_FORWARDED, Command, CommandName, ForgetClick
+from bots.router.commands.flow import (
+    FORGOTTEN_PRIVATE,
+    MEMORY_ELSEWHERE,
+    RETRY_FORWARDED,
+    Command,
+    CommandName,
+    ForgetClick,
+)
 from bots.router.messages import ApprovalAction, ApprovalClick, CardAction, CardClick, StopRequest, utc_now
 from bots.router.ports import ApprovalState, SessionStatus
 from storage.leases import thread_resource

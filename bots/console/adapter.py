@@ -5,10 +5,12 @@ When the router shows a "Where were we?" card, the next line ``1`` (or ``c``) me
 (or ``f``) Start fresh; when it asks to allow a tool call, ``y`` (or ``allow``) allows it and ``n`` (or
 ``deny``) denies it. Any other line is just another message that waits with the first. While a tool runs a
 dim ``(running NAME…)`` line says so. ``/attach PATH…`` attaches files to the next message. ``/retry``,
-``/model [NAME]``, ``/memory``, ``/export`` (a Markdown file in the export folder, the current one by default)
-and ``/forget`` (then ``y`` to confirm) are the in-thread commands of ``bots/router/commands.py``. Quit with Ctrl-D.
+``/model [NAME]``, ``/reply [all|mention|auto]``, ``/memory``, ``/export`` (a Markdown file in the export folder,
+the current one by default) and ``/forget`` (then ``y`` to confirm) are the in-thread commands of
+``bots/router/commands/``. Quit with Ctrl-D.
 Ctrl-C while an answer is being written stops that answer (the router's stop flow, ``bots/router/stopping.py``)
-and returns to the prompt; Ctrl-C at the prompt quits, as before.
+and returns to the prompt; Ctrl-C at the prompt quits, as before. A line starting with ``@threadkeeper`` mentions
+the bot (what the ``mention`` reply mode answers); the console has no history to read on joining.
 It drives the very router the Discord and Slack adapters use; an approval is asked while a reply is under way,
 so input is read again as soon as one is.
 """
@@ -29,7 +31,7 @@ from typing import TextIO
 from bots.console.attachments import files_to_attach, is_attach_command
 from bots.operator.log_escape import terminal_safe
 from bots.replies.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL, approval_status_line, card_text
-from bots.router.commands import Command, CommandResult, ForgetClick, parse_command
+from bots.router.commands.flow import Command, CommandResult, ForgetClick, parse_command
 from bots.router.messages import (
     ApprovalAction,
     ApprovalClick,
@@ -46,6 +48,7 @@ from bots.router.threads import ThreadRouter
 from bots.tools.approval_arguments import full_arguments, printable
 
 PLATFORM = "console"
+CONSOLE_MENTION = "@threadkeeper"  # the bot's name, as the router gives it
 CHOICES = {"1": CardAction.CATCH_UP, "c": CardAction.CATCH_UP, "2": CardAction.FRESH, "f": CardAction.FRESH}
 APPROVAL_CHOICES = {
     "y": ApprovalAction.ALLOW,
@@ -228,6 +231,7 @@ async def chat(
                     text=text,
                     thread_title=thread_name,
                     attachments=attached,
+                    mentions_bot=text.lstrip().lower().startswith(CONSOLE_MENTION),
                 )
             )
         await _until_idle_or_asked(router, outbox, stop=StopRequest(key, author))

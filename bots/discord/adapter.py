@@ -22,6 +22,7 @@ from bots.discord.access import NOT_AVAILABLE, checks_from, is_allowed, origin_o
 from bots.discord.arguments import full_arguments_reply
 from bots.discord.buttons import ApprovalButton, CardButton, ShowArgumentsButton, StopButton
 from bots.discord.commands import ForgetButton, SlashCommands
+from bots.discord.history import DiscordHistory
 from bots.discord.outbox import NO_PINGS, DiscordOutbox
 from bots.discord.shards import ShardKeeper
 from bots.router.bounded import BoundedCache
@@ -59,7 +60,7 @@ READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 20.0
 BACKFILL_LIMIT = 200
 BACKFILLED_THREADS_MAX = 10_000  # remembered per process; a forgotten one is only backfilled again (idempotent)
-ANSWERED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+ANSWERED_TYPES = translate.ANSWERED_TYPES
 
 
 def invite_url(application_id: int) -> str:
@@ -149,6 +150,9 @@ class DiscordAdapter:
         when other workers hold every shard); a clear ConfigError for what a person must fix."""
         self._point_at_configured_servers()
         self._router.register_outbox(translate.PLATFORM, self.outbox)
+        self._router.register_history(
+            translate.PLATFORM, DiscordHistory(self.client, checks=self._checks, mention_ids=self._mention_ids)
+        )
         try:
             await self._login()
             shard = await self.shards.take_free_shard()

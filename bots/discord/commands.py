@@ -1,6 +1,7 @@
 """The in-thread commands as Discord slash commands, and the forget confirmation button.
 
-``/retry``, ``/model [name]`` (autocompleted from ``LLM_MODELS``), ``/memory``, ``/export`` and ``/forget`` are
+``/retry``, ``/model [name]`` (autocompleted from ``LLM_MODELS``), ``/reply [mode]`` (all, mention or auto: when I
+answer in the thread), ``/memory``, ``/export`` and ``/forget`` are
 registered with one bulk overwrite from ``setup_hook``, for servers and DMs. Each is acknowledged at once
 (deferred, ephemeral: only the asker sees the reply), turned into a :class:`bots.router.commands.Command` for the thread
 it was used in, and the router's answer goes back as an ephemeral follow-up: a note, the export as a Markdown
@@ -22,7 +23,7 @@ from discord import app_commands
 
 from bots.discord import translate
 from bots.discord.access import NOT_AVAILABLE, Check, is_allowed, origin_of_click
-from bots.router.commands import (
+from bots.router.commands.flow import (
     COMMAND_FAILED,
     FORGET_LABEL,
     NOT_HERE,
@@ -33,6 +34,7 @@ from bots.router.commands import (
 )
 from bots.router.messages import Author, StopRequest, ThreadKey
 from bots.router.ports import FORGET_BUTTON_PREFIX, forget_button_id, parse_forget_button_id
+from bots.router.reply_modes import ReplyMode
 from bots.router.threads import ThreadRouter
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 DESCRIPTIONS = {
     CommandName.RETRY: "Write my last answer in this thread again",
     CommandName.MODEL: "Show or switch the model this thread uses",
+    CommandName.REPLY: "Show or choose when I answer in this thread: every message, on mention, or auto",
     CommandName.MEMORY: "What I remember of this thread (only you see it)",
     CommandName.EXPORT: "This thread's log as a Markdown file (only you get it)",
     CommandName.FORGET: "Make me forget this thread: its log, summaries and session",
@@ -101,6 +104,7 @@ class SlashCommands:
         for name in (CommandName.RETRY, CommandName.MEMORY, CommandName.EXPORT, CommandName.FORGET):
             tree.add_command(self._plain(name))
         tree.add_command(self._model())
+        tree.add_command(self._reply())
         tree.add_command(self._stop())
         return tree
 
@@ -130,6 +134,18 @@ class SlashCommands:
         )
         app_commands.describe(name="One of the models the operator allows; leave empty to see them")(command)
         command.autocomplete("name")(names)
+        return command
+
+    def _reply(self) -> app_commands.Command[Any, Any, None]:
+        async def run(interaction: discord.Interaction[Any], mode: str | None = None) -> None:
+            await self.on_command(interaction, CommandName.REPLY, mode or "")
+
+        command: app_commands.Command[Any, Any, None] = app_commands.Command(
+            name=CommandName.REPLY.value, description=DESCRIPTIONS[CommandName.REPLY], callback=run
+        )
+        app_commands.describe(mode="all, mention or auto; leave empty to see this thread's")(command)
+        choices = [app_commands.Choice(name=mode.value, value=mode.value) for mode in ReplyMode]
+        app_commands.choices(mode=choices)(command)
         return command
 
     async def sync(self, tree: app_commands.CommandTree[Any]) -> None:

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 THREAD_NAME_MAX = 100
+ANSWERED_TYPES = (discord.MessageType.default, discord.MessageType.reply)  # people's messages, not system notices
 
 
 def key_for(channel: discord.abc.Messageable | discord.abc.GuildChannel | discord.Thread) -> ThreadKey:
@@ -81,10 +82,22 @@ def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
     return attachments
 
 
+def replies_to(message: discord.Message, user_id: int) -> bool:
+    """A reply to a message of ``user_id`` (Discord sends the message replied to along, when it still exists)."""
+    reference = message.reference
+    resolved = reference.resolved if reference is not None else None
+    return isinstance(resolved, discord.Message) and resolved.author.id == user_id
+
+
 async def incoming(
     message: discord.Message, *, key: ThreadKey, mention_ids: tuple[int, ...], title: str | None
 ) -> IncomingMessage:
+    """The message as the router takes it; ``mention_ids`` are the bot's user id, then its role's id if it has one.
+
+    Every message of a DM is addressed to the bot (``mentions_bot``), as is one naming its user or its role.
+    """
     author = message.author
+    named = {m.id for m in message.mentions} | {r.id for r in message.role_mentions}
     return IncomingMessage(
         thread=key,
         message_id=str(message.id),
@@ -94,4 +107,6 @@ async def incoming(
         attachments=attachments_of(message),
         thread_title=title,
         raw=message,
+        mentions_bot=message.guild is None or bool(named & set(mention_ids)),
+        replies_to_bot=bool(mention_ids) and replies_to(message, mention_ids[0]),
     )

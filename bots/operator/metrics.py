@@ -134,6 +134,7 @@ class MeteredThreadLog:
         self.visible = inner.visible
         self.all_messages = inner.all_messages
         self.thread = inner.thread
+        self.speakers = inner.speakers
 
     async def ensure_thread(
         self,
@@ -170,6 +171,7 @@ class MeteredThreadLog:
         sent_utc: datetime,
         attachments: list[dict[str, Any]] | None = None,
         now: datetime,
+        read: bool = False,
     ) -> tuple[LoggedMessage, bool]:
         started = time.monotonic()
         row, created = await self._inner.record_message(
@@ -182,6 +184,7 @@ class MeteredThreadLog:
             sent_utc=sent_utc,
             attachments=attachments,
             now=now,
+            read=read,
         )
         if _metrics is not None:
             _metrics.commit_latency.labels("message").observe(time.monotonic() - started)

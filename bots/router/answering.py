@@ -221,6 +221,7 @@ class AnsweringWorker:
             if posted and not await self._name_reply(state, provisional_id, posted[0]):
                 return True  # the thread's new owner goes on from the log
             state.answered_through = max(state.answered_through, *ids)
+            state.answered_author = author_id  # a question of theirs right after is for the bot (reply_modes.py)
             state.files.release(ids)
             self._states.touch(state)
         state.inflight.difference_update(m.platform_message_id for m in waiting)

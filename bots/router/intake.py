@@ -35,23 +35,27 @@ class MessageIntake:
         self._follower = follower
         self._clock = clock
 
-    async def record(self, message: IncomingMessage) -> tuple[ThreadState, LoggedMessage, bool]:
-        """The thread's state, the logged row, and whether this delivery created it (False: seen before)."""
-        state = await self._state(message)
+    async def record(self, message: IncomingMessage, *, read: bool = False) -> tuple[ThreadState, LoggedMessage, bool]:
+        """The thread's state, the logged row, and whether this delivery created it (False: seen before).
+
+        ``read``: the message wants no answer of its own (``ThreadLog.record_message``); its files are described by
+        name to the next answer, never held for reading.
+        """
+        state = await self.state_of(message)
         state.pinned += 1  # not dropped while the write is under way and the lock not yet taken
         try:
-            row, created = await self._write(state, message)
+            row, created = await self._write(state, message, read=read)
         except ThreadGone:
             log.info("%s was forgotten while the bot ran; starting it afresh", message.thread)
             state.pinned -= 1
             await self._follower.catch_up()
             self._states.drop(state)
-            state = await self._state(message)
+            state = await self.state_of(message)
             state.pinned += 1
-            row, created = await self._write(state, message)
+            row, created = await self._write(state, message, read=read)
         finally:
             state.pinned -= 1
-        if created:
+        if created and not read:
             state.files.hold(row.id, message.attachments)  # read by the turn that answers it
         return state, row, created
 
@@ -73,13 +77,14 @@ class MessageIntake:
     async def _has_log(self, thread: ThreadKey) -> bool:
         return thread in self._states or await self._log.find_thread(**key_columns(thread)) is not None
 
-    async def _state(self, message: IncomingMessage) -> ThreadState:
+    async def state_of(self, message: IncomingMessage) -> ThreadState:
+        """The state of the message's thread, its row made on first sight (titled as the message says)."""
         source = message.message_id if message.title_from_text else None
         return await self._states.get(
             message.thread, title=message.thread_title, now=self._clock(), title_message_id=source
         )
 
-    async def _write(self, state: ThreadState, message: IncomingMessage) -> tuple[LoggedMessage, bool]:
+    async def _write(self, state: ThreadState, message: IncomingMessage, *, read: bool) -> tuple[LoggedMessage, bool]:
         return await self._log.record_message(
             thread_id=state.thread_id,
             platform_message_id=message.message_id,
@@ -90,4 +95,5 @@ class MessageIntake:
             sent_utc=message.sent_utc,
             attachments=[attachment_json(a) for a in message.attachments],
             now=self._clock(),
+            read=read,
         )

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from agent.session import AgentSession
 from agent.summarize import Summarizer
-from bots.router.commands_models import ThreadModels
+from bots.router.commands.models import ThreadModels
 from bots.router.forgetting import LogSource
 from bots.router.thread_state import RouterStores, ThreadState, ThreadStates
 

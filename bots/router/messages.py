@@ -175,6 +175,11 @@ class IncomingMessage:
     # The title was made from this message's text (not named by the platform or the console): it then follows
     # the message, and goes when the message is deleted, edited or forgotten.
     title_from_text: bool = False
+    # What the router's reply mode needs to know (``bots/router/reply_modes.py``); the adapter reads it off the
+    # platform's message: it mentions the bot (its user or its role; every message of a DM counts), or it is a
+    # reply to one of the bot's own messages (Discord's replies; Slack has none inside a thread).
+    mentions_bot: bool = False
+    replies_to_bot: bool = False
 
 
 class CardAction(enum.StrEnum):

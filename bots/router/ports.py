@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from bots.router.messages import ApprovalAction, CardAction, ThreadKey
+from bots.router.messages import ApprovalAction, CardAction, IncomingMessage, ThreadKey
 
 
 class CardState(enum.StrEnum):
@@ -232,6 +232,26 @@ class ThreadOutbox(Protocol):
     async def rename_thread(self, *, thread: ThreadKey, title: str) -> None:
         """Show ``title`` wherever the platform shows a title the bot gave the thread (Slack's agent session and
         assistant thread, a Discord thread the bot named); a no-op elsewhere. Best effort: never raises."""
+        ...
+
+
+class HistoryRefused(Exception):
+    """The platform would not show a thread's earlier messages (a missing permission or scope: the reason says)."""
+
+
+class ThreadHistory(Protocol):
+    """How the router reads the messages a thread held before the bot was brought into it (``bots/router/joining.py``).
+
+    The adapter fetches and translates; the router decides when to read and what to log.
+    """
+
+    async def read_history(self, *, thread: ThreadKey, before: str, limit: int) -> list[IncomingMessage]:
+        """Up to ``limit`` of the people's messages sent in ``thread`` before the message ``before``, the newest
+        ones, oldest first, each translated as if it had been delivered (author, time, attachments described).
+
+        Bots' messages and messages of people the allowlists exclude are left out. Raises :class:`HistoryRefused`
+        when the platform refuses to show the history.
+        """
         ...
 
 

@@ -55,6 +55,8 @@ class ThreadState:
     forgotten: bool = False  # the thread was purged: whatever still runs for it must not write
     catch_up: Interruptible = field(default_factory=Interruptible)  # the catch-up summary being written
     files: HeldFiles = field(default_factory=HeldFiles)  # attachments between intake and a posted answer
+    speakers: set[str] = field(default_factory=set)  # people who wrote here, as far as the reply mode needs (2)
+    answered_author: str | None = None  # whom the bot's last answer answered, until anyone writes again
 
     @property
     def idle(self) -> bool:

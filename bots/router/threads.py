@@ -19,6 +19,10 @@ loses nothing: the next start answers them after the card.
    process) or purged by retention reaches the live session through the erasure journal before its next turn
    (``bots/router/forgetting.py``); a catch-up summary written while something was forgotten is thrown away and
    written again.
+
+6. A mention in a thread the bot has no log for first logs the thread's earlier messages, as read
+   (``bots/router/joining.py``), and the session answering it hears them. A message the thread's reply mode does
+   not answer (``bots/router/reply_modes.py``) is logged as read too: no answer, no card, context for the next.
 """
 
 from __future__ import annotations
@@ -40,10 +44,11 @@ from bots.files.downloads import FetchPolicy
 from bots.operator import log_context
 from bots.router.answering import AnsweringWorker
 from bots.router.cards import CardFlow
-from bots.router.commands import Command, CommandFlow, CommandResult, ForgetClick
-from bots.router.commands_models import ThreadModels
+from bots.router.commands.flow import Command, CommandFlow, CommandResult, ForgetClick
+from bots.router.commands.models import ThreadModels
 from bots.router.forgetting import Forgetting
 from bots.router.intake import MessageIntake
+from bots.router.joining import DEFAULT_JOIN_HISTORY_MESSAGES, ThreadJoining
 from bots.router.live_sessions import LiveSessions
 from bots.router.messages import (
     ApprovalClick,
@@ -58,7 +63,8 @@ from bots.router.messages import (
     ThreadKey,
     utc_now,
 )
-from bots.router.ports import BackgroundService, ClickResult, SessionStatus, ThreadOutbox
+from bots.router.ports import BackgroundService, ClickResult, SessionStatus, ThreadHistory, ThreadOutbox
+from bots.router.reply_modes import ReplyMode, ReplyModes
 from bots.router.stopping import StopFlow
 from bots.router.thread_state import RouterStores, ThreadState, ThreadStates, key_columns
 from bots.tools.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
@@ -98,6 +104,8 @@ class ThreadRouter:
         fetch_policy: FetchPolicy | None = None,
         speech_to_text: SpeechToText | None = None,
         ownership: ThreadOwnership | None = None,
+        reply_modes: ReplyModes | None = None,
+        join_history_messages: int = DEFAULT_JOIN_HISTORY_MESSAGES,
     ) -> None:
         self._log = stores.log
         self._cards = stores.cards
@@ -116,6 +124,10 @@ class ThreadRouter:
         self._follower = self._forgetting.follower
         self._intake = MessageIntake(log=stores.log, states=self._states, follower=self._follower, clock=clock)
         self._models = models or ThreadModels(llm=llm)
+        self._joining = ThreadJoining(intake=self._intake, limit=join_history_messages)
+        self._reply_modes = reply_modes or ReplyModes(
+            log=stores.log, store=None, default=ReplyMode.ALL, assistant_name=assistant_name
+        )
         self._live = LiveSessions(
             stores=stores,
             states=self._states,
@@ -135,7 +147,13 @@ class ThreadRouter:
             interrupted=interrupted_cards,
         )
         self._commands = CommandFlow(
-            stores=stores, models=self._models, follower=self._follower, admins=admin_users, clock=clock, host=self
+            stores=stores,
+            models=self._models,
+            reply_modes=self._reply_modes,
+            follower=self._follower,
+            admins=admin_users,
+            clock=clock,
+            host=self,
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._tools = tools
@@ -177,6 +195,10 @@ class ThreadRouter:
     def register_outbox(self, platform: str, outbox: ThreadOutbox) -> None:
         """Act on ``platform`` through ``outbox``."""
         self._outboxes[platform] = outbox
+
+    def register_history(self, platform: str, history: ThreadHistory) -> None:
+        """Read a thread's earlier messages through ``history`` when a mention brings the bot into it."""
+        self._joining.register(platform, history)
 
     async def resume(self, platform: str) -> None:
         """Pick up what an earlier run left unfinished on ``platform``; call once its adapter is connected.
@@ -273,12 +295,18 @@ class ThreadRouter:
     async def handle_message(self, message: IncomingMessage) -> None:
         """Log the message (``router/intake.py``), then answer it, show a card, or let it wait (module docstring)."""
         log_context.bind(thread=message.thread, event=message.event_key or message.message_id)
-        state, row, created = await self._intake.record(message)
+        joined = await self._joining.join(message)
+        answers = bool(joined) or await self._reply_modes.answers(await self._intake.state_of(message), message)
+        state, row, created = await self._intake.record(message, read=not answers)
         async with state.lock:
             if message.event_key and await self._events.record(
                 platform=message.thread.platform, event_key=message.event_key, message_id=row.id, now=self._clock()
             ):
                 log.info("dropping redelivered event %s", message.event_key)
+                return
+            if not answers:  # logged as read: the live session hears it, the next answer has it in context
+                if created:
+                    self._joining.hear(state, [row])
                 return
             if row.id <= state.answered_through:
                 return  # a turn that started after it was logged has answered it already
@@ -292,6 +320,9 @@ class ThreadRouter:
             if state.session is None and await self._card_flow.has_open_card(state):
                 await self._card_flow.show_recorded_card(state)
                 return
+            if joined and state.session is None:  # the history is the new session's, not a card's
+                await self.start_session(state, origin="fresh")
+                self._joining.hear(state, joined)
             await self._answer_or_card(state, first_waiting=row.id)
 
     async def handle_edit(self, edit: MessageEdit) -> None:
@@ -334,7 +365,7 @@ class ThreadRouter:
         )
 
     async def handle_command(self, command: Command) -> CommandResult:
-        """retry / model / memory / export / forget in the thread it was used in (``bots/router/commands.py``)."""
+        """retry / model / memory / export / forget in the thread it was used in (``bots/router/commands/``)."""
         return await self._commands.handle(command)
 
     async def handle_forget_click(self, click: ForgetClick) -> CommandResult:

@@ -6,7 +6,9 @@ while one that was not acknowledged is redelivered by Slack and the log's unique
 delivery harmless. Listeners therefore only translate (``translate.py``) and call the router, which answers in
 its own tasks; everything else that talks to Slack on the way in (a button's outcome, a polite refusal) runs
 after the ack in tasks of this adapter. The only Web API calls before an event's ack are a users.info lookup
-(cached an hour per user, bounded) and, when the router decides a thread needs one, posting the card.
+(cached an hour per user, bounded), when the router decides a thread needs one, posting the card, and when a
+mention brings the bot into a thread it has no log for, reading that thread's earlier messages
+(``read_history``, ``bots/router/joining.py``): they are logged before the mention, so before its ack.
 The allowlists (``access.py``) are a global bolt middleware; the router decides everything else.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -29,10 +32,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.config import ConfigError, Settings
 from bots.router.bounded import BoundedCache
-from bots.router.messages import Author, IncomingMessage, utc_now
+from bots.router.messages import Author, IncomingMessage, ThreadKey, utc_now
+from bots.router.ports import HistoryRefused
 from bots.router.threads import ThreadRouter
 from bots.slack import translate
-from bots.slack.access import checks_from, is_allowed, origin_of
+from bots.slack.access import Origin, checks_from, is_allowed, origin_of
 from bots.slack.agent_events import AgentEvents
 from bots.slack.buttons import SlackButtons
 from bots.slack.feedback import FEEDBACK_ACTION
@@ -80,6 +84,8 @@ SOCKET_PING_INTERVAL_S = 10.0  # how often the Socket Mode client checks its con
 USER_LOOKUP_TIMEOUT_S = 1.5
 DISPLAY_NAME_TTL_S = 3600.0  # people rename themselves; an hour-old name is good enough for a transcript
 DISPLAY_NAMES_MAX = 5000
+HISTORY_PAGE = 200  # replies per conversations.replies page (Slack advises at most 200)
+HISTORY_PAGES = 50  # pages read to reach the newest part of a long thread on joining it
 LOADING_MESSAGES = ("Reading the thread…", "Thinking it over…", "Putting an answer together…")
 
 
@@ -169,6 +175,7 @@ class SlackAdapter:
             log.info("Slack: installed in %d workspace(s); new ones through %s", count, INSTALL_PATH)
         outbox = self.outbox if self._distribution is None else WorkspaceOutbox(self.outbox)
         self._router.register_outbox(translate.PLATFORM, outbox)
+        self._router.register_history(translate.PLATFORM, self)
         if self._socket_mode:
             assert self._settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(
@@ -400,6 +407,49 @@ class SlackAdapter:
     async def _download_headers(self) -> dict[str, str]:
         return self._file_headers if self._distribution is None else await self._distribution.download_headers()
 
+    async def read_history(self, *, thread: ThreadKey, before: str, limit: int) -> list[IncomingMessage]:
+        """``ThreadHistory``: the ``limit`` newest of people's messages before ``before`` (``bots/router/joining.py``).
+
+        ``conversations.replies`` reads a thread oldest first, so every page up to ``before`` is read and only the
+        last ``limit`` kept (at most :data:`HISTORY_PAGES` of :data:`HISTORY_PAGE`). A refusal (``missing_scope``:
+        ``channels:history`` / ``groups:history``, ``not_in_channel``) is :class:`HistoryRefused`.
+        """
+        kept: deque[Mapping[str, Any]] = deque(maxlen=limit)
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            page: dict[str, Any] = {"cursor": cursor} if cursor else {}
+            try:
+                response = await self.client.conversations_replies(
+                    channel=thread.channel, ts=thread.thread, latest=before, inclusive=False, limit=HISTORY_PAGE, **page
+                )
+            except SlackApiError as exc:
+                raise HistoryRefused(f"Slack answered {slack_error(exc)} to conversations.replies") from None
+            for event in response.get("messages") or []:
+                if isinstance(event, Mapping) and self._is_users_message(event) and _before(event, before):
+                    kept.append(event)
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if cursor is None:
+                break
+        body = {"authorizations": [{"team_id": thread.workspace}]}  # the thread's key, as its events make it
+        found: list[IncomingMessage] = []
+        for event in kept:
+            user, team = str(event.get("user") or ""), str(event.get("team") or thread.workspace)
+            if not is_allowed(Origin(team=team, channel=thread.channel, user=user), self._checks):
+                continue
+            try:
+                found.append(
+                    translate.message_from(
+                        body,
+                        {**event, "channel": thread.channel},
+                        bot_user_id=self.bot_user_id,
+                        display_name=await self._display_name(user),
+                        download_headers=await self._download_headers(),
+                    )
+                )
+            except translate.SlackPayloadError as exc:
+                log.info("leaving out a malformed message of %s's history: %s", thread, exc)
+        return found
+
     async def _named(self, user: Author) -> Author:
         """The clicker with the display name the log uses (users.info, cached), not the account name."""
         return Author(user.id, await self._display_name(user.id))
@@ -426,6 +476,14 @@ class SlackAdapter:
                 log.info("users.info for %s took over %.0fs; using the id for now", user_id, USER_LOOKUP_TIMEOUT_S)
                 return user_id
         return name
+
+
+def _before(event: Mapping[str, Any], ts: str) -> bool:
+    """The message was sent before the one with ``ts`` (Slack's ts order is time order)."""
+    try:
+        return float(str(event.get("ts"))) < float(ts)
+    except ValueError:
+        return False
 
 
 def slack_error(exc: SlackApiError) -> str:

@@ -1,11 +1,11 @@
 """The in-thread commands on Slack: message shortcuts, ``@threadkeeper model NAME``, and the forget button.
 
 Slack's slash commands do not say which thread they were typed in, so the commands use what does: a message
-shortcut on any message of the thread ("Retry", "Export thread", "Forget thread", "What do you remember?",
-declared in slack-manifest.yml) and a mention in the thread whose whole text is a command (``@threadkeeper
-model NAME``; "@threadkeeper memory leaks?" stays a question). Shortcuts and button clicks are acknowledged at
-once and run after the ack, like card clicks; a command mention is handed off the same way, so its event is
-acknowledged as fast as any other.
+shortcut on any message of the thread ("Retry", "Export thread", "Forget thread", "What do you remember?", "Reply
+mode", declared in slack-manifest.yml) and a mention in the thread whose whole text is a command (``@threadkeeper
+model NAME``, ``@threadkeeper reply mention``; "@threadkeeper memory leaks?" stays a question). Shortcuts and
+button clicks are acknowledged at once and run after the ack, like card clicks; a command mention is handed off
+the same way, so its event is acknowledged as fast as any other.
 
 Replies concern the asker alone: notes and the forget button go out with chat.postEphemeral in the thread, the
 export as a Markdown file in the asker's DM with the bot (files upload v2, the only private place a file can
@@ -24,7 +24,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.router.bounded import BoundedCache
-from bots.router.commands import (
+from bots.router.commands.flow import (
     COMMAND_FAILED,
     FORGET_LABEL,
     Command,
@@ -47,6 +47,7 @@ SHORTCUTS: dict[str, tuple[CommandName, str]] = {
     "tk_export": (CommandName.EXPORT, "Export thread"),
     "tk_forget": (CommandName.FORGET, "Forget thread"),
     "tk_memory": (CommandName.MEMORY, "What do you remember?"),
+    "tk_reply": (CommandName.REPLY, "Reply mode"),  # shows the mode; a mention changes it (reply all|mention|auto)
 }
 FORGET_BUTTON = re.compile(rf"^{FORGET_BUTTON_PREFIX}:")
 EXPORT_SENT = "I sent you this thread's log as a Markdown file in our DM."

@@ -162,14 +162,19 @@ def message_from(
     display_name: str,
     download_headers: Mapping[str, str] | None = None,
 ) -> IncomingMessage:
-    """An app_mention or a user's message event as an IncomingMessage (its thread is the reply thread)."""
+    """An app_mention or a user's message event as an IncomingMessage (its thread is the reply thread).
+
+    It mentions the bot when its text names the bot's user, or when it is a DM's (every DM is for the bot);
+    Slack has no replies to one message inside a thread, so ``replies_to_bot`` stays False.
+    """
     channel = _text(event.get("channel"), "channel")
     ts = _text(event.get("ts"), "ts")
     user = _text(event.get("user"), "user")
     text = event.get("text") if isinstance(event.get("text"), str) else ""
     thread_ts = event.get("thread_ts") if isinstance(event.get("thread_ts"), str) else None
+    thread = thread_of(team=team_of(body, event), channel=channel, ts=ts, thread_ts=thread_ts)
     return IncomingMessage(
-        thread=thread_of(team=team_of(body, event), channel=channel, ts=ts, thread_ts=thread_ts),
+        thread=thread,
         message_id=ts,
         author=Author(id=user, display_name=display_name or user),
         text=strip_mentions(str(text), bot_user_id=bot_user_id),
@@ -179,6 +184,7 @@ def message_from(
         event_key=body.get("event_id") if isinstance(body.get("event_id"), str) else None,
         raw=body,
         title_from_text=True,
+        mentions_bot=is_dm(thread) or (bot_user_id is not None and f"<@{bot_user_id}>" in str(text)),
     )
 
 

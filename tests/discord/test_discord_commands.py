@@ -28,7 +28,7 @@ def private_text(fake: FakeDiscord, interaction: str) -> str:
     return str(body["content"])
 
 
-async def test_the_five_commands_are_registered_at_start_up_for_servers_and_dms(
+async def test_the_six_commands_are_registered_at_start_up_for_servers_and_dms(
     discord_bot: DiscordBotFactory, fake_discord: FakeDiscord
 ) -> None:
     async with discord_bot(llm_models=MODELS):
@@ -40,11 +40,16 @@ async def test_the_five_commands_are_registered_at_start_up_for_servers_and_dms(
         "forget",
         "memory",
         "model",
+        "reply",
         "retry",
         "stop",
     ]
     model = fake_discord.app_command("model")
     assert [(o["name"], o["required"], o["autocomplete"]) for o in model["options"]] == [("name", False, True)]
+    reply = fake_discord.app_command("reply")
+    assert [(o["name"], [c["value"] for c in o["choices"]]) for o in reply["options"]] == [
+        ("mode", ["all", "mention", "auto"])
+    ]
     assert all(sorted(c["contexts"]) == [0, 1] for c in fake_discord.app_commands)
 
 

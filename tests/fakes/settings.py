@@ -18,6 +18,9 @@ def fake_model_values(llm_base_url: str, db: Path) -> dict[str, Any]:
         "llm_model": "openai/fake",
         "llm_api_base": llm_base_url,
         "llm_api_key": "sk-test-not-a-secret",
+        # Stories about other things have several people talk in a thread without mentioning the bot, and expect
+        # every message answered; the reply-mode stories (tests/test_reply_modes.py...) choose their own mode.
+        "reply_mode": "all",
     }
 
 

@@ -129,6 +129,8 @@ class FakeSlack:
     codes: dict[str, str] = field(default_factory=dict)  # code -> team id (a code works once)
     client_credentials: tuple[str, str] = ("111.222", "client-secret")
     revoked: set[str] = field(default_factory=set)  # tokens Slack no longer accepts (uninstalled)
+    # (channel, thread_ts) -> people's messages Slack keeps there (``wrote_in_thread``), served by conversations.replies
+    thread_messages: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _server: LoopbackServer = field(default_factory=LoopbackServer)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -464,10 +466,21 @@ class FakeSlack:
             message["thread_ts"] = call.params["thread_ts"]
         return {"ok": True, "channel": call.params.get("channel"), "ts": ts, "message": message}
 
-    def _conversations_replies(self, call: ApiCall) -> dict[str, Any]:
-        """The bot's messages in a thread as they look now, oldest first, paged by ``limit`` and ``cursor``.
+    def wrote_in_thread(
+        self, text: str, *, thread_ts: str, channel: str = "C1", user: str = "UALICE", **extra: Any
+    ) -> dict[str, Any]:
+        """A person's message Slack keeps in a thread (the bot, not in it yet, got no event for it); the first one
+        with ``ts == thread_ts`` is the thread's parent."""
+        ts = extra.pop("ts", None) or Payloads.ts()
+        message = {"type": "message", "user": user, "text": text, "ts": ts, "thread_ts": thread_ts, "team": TEAM}
+        self.thread_messages.setdefault((channel, thread_ts), []).append(message | extra)
+        return message | extra
 
-        The fake keeps only what the bot posted (people's messages arrive as events it never stores)."""
+    def _conversations_replies(self, call: ApiCall) -> dict[str, Any]:
+        """A thread as it looks now, oldest first: what people wrote there (``wrote_in_thread``) and the bot's
+        messages, before ``latest`` (inclusive only with ``inclusive``), paged by ``limit`` and ``cursor``.
+
+        People's messages that arrive as events are not kept: the bot was in the thread for those."""
         channel, thread_ts = call.params.get("channel"), call.params.get("ts")
         if not channel or not thread_ts:
             return self._refuse(call, "invalid_arguments")
@@ -480,6 +493,11 @@ class FakeSlack:
                     {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "ts": ts, "thread_ts": thread_ts}
                     | {"text": self.final_text(ts), "blocks": self.current_blocks(ts)}
                 )
+        messages = sorted([*messages, *self.thread_messages.get((str(channel), str(thread_ts)), [])], key=_ts_key)
+        latest = call.params.get("latest")
+        if latest:
+            inclusive = str(call.params.get("inclusive")).lower() in ("1", "true")
+            messages = [m for m in messages if _ts_key(m) < float(latest) or (inclusive and m["ts"] == latest)]
         start, limit = int(call.params.get("cursor") or 0), int(call.params.get("limit") or 1000)
         page = messages[start : start + limit]
         more = start + limit < len(messages)
@@ -673,6 +691,10 @@ class FakeSlack:
     def ephemerals(self, *, user: str | None = None) -> list[dict[str, Any]]:
         """The chat.postEphemeral calls (their params), optionally only those for ``user``."""
         return [c.params for c in self.calls_to("chat.postEphemeral") if user is None or c.params.get("user") == user]
+
+
+def _ts_key(message: dict[str, Any]) -> float:
+    return float(message["ts"])
 
 
 class Payloads:

@@ -49,6 +49,39 @@ async def test_a_thread_remembers_its_model_until_it_is_forgotten(storage: Stora
     assert await storage.thread_settings.model(thread_id=again) is None
 
 
+async def test_a_thread_remembers_its_reply_mode_beside_its_model_until_it_is_forgotten(storage: Storage) -> None:
+    thread_id = await new_thread(storage)
+    assert await storage.thread_settings.reply_mode(thread_id=thread_id) is None
+    await storage.thread_settings.set_model(thread_id=thread_id, model="openai/a", changed_by_id="u", now=NOW)
+    await storage.thread_settings.set_reply_mode(thread_id=thread_id, mode="mention", changed_by_id="v", now=NOW)
+    assert await storage.thread_settings.reply_mode(thread_id=thread_id) == "mention"
+    assert await storage.thread_settings.model(thread_id=thread_id) == "openai/a"  # one choice keeps the other
+    await storage.thread_settings.set_model(thread_id=thread_id, model="openai/b", changed_by_id="u", now=NOW)
+    assert await storage.thread_settings.reply_mode(thread_id=thread_id) == "mention"
+    await storage.erasures.forget_thread(thread_id=thread_id, now=NOW)
+    again = await new_thread(storage)
+    assert await storage.thread_settings.reply_mode(thread_id=again) is None
+
+
+async def test_a_message_logged_as_read_waits_for_no_answer_but_is_in_the_transcript(storage: Storage) -> None:
+    thread_id = await new_thread(storage)
+    row, created = await storage.log.record_message(
+        thread_id=thread_id, platform_message_id="h1", author_id="ann", author_name="Ann", role="user",
+        content="earlier words", sent_utc=NOW, now=NOW, read=True,
+    )  # fmt: skip
+    again, twice = await storage.log.record_message(
+        thread_id=thread_id, platform_message_id="h1", author_id="ann", author_name="Ann", role="user",
+        content="earlier words", sent_utc=NOW, now=NOW, read=True,
+    )  # fmt: skip
+    assert (created, twice, again.id) == (True, False, row.id)  # logged once however often it is read
+    await say(storage, thread_id, "m2", "a question", author="bob")
+    assert [m.platform_message_id for m in await storage.log.waiting(thread_id=thread_id)] == ["m2"]
+    assert [m.content for m in await storage.log.transcript(thread_id=thread_id)] == ["earlier words"]
+    assert await storage.log.threads_with_waiting(platform="p") != []
+    assert sorted(await storage.log.speakers(thread_id=thread_id, limit=5)) == ["ann", "bob"]
+    assert len(await storage.log.speakers(thread_id=thread_id, limit=1)) == 1
+
+
 async def test_a_replaced_answer_stays_in_the_log_but_leaves_transcript_and_search(storage: Storage) -> None:
     thread_id = await new_thread(storage)
     question = await say(storage, thread_id, "m1", "which port")

@@ -1,4 +1,4 @@
-"""In-thread commands: retry, model, memory, export and forget, one flow for every platform.
+"""In-thread commands: retry, model, reply, memory, export and forget, one flow for every platform.
 
 Adapters turn what the platform offers (a Discord slash command, a Slack message shortcut or mention, a console
 line) into a :class:`Command` for the thread it was used in; the router hands it here, and the adapter shows the
@@ -24,10 +24,12 @@ from datetime import datetime
 from typing import Protocol
 
 from bots.operator.export import as_markdown, markdown_filename
-from bots.router.commands_models import ThreadModels
+from bots.router.commands.models import ThreadModels
+from bots.router.commands.reply import run_reply
 from bots.router.forgetting import ErasureFollower
 from bots.router.messages import Author, ThreadKey
 from bots.router.ports import SessionStatus, ThreadOutbox, forget_button_id
+from bots.router.reply_modes import ReplyModes, parse_reply_mode
 from bots.router.thread_state import RouterStores, ThreadState, clicked_thread, key_columns
 from storage.leases import Fence, LeaseLost
 
@@ -68,6 +70,7 @@ MEMORY_SUMMARY_MAX = 1_200
 class CommandName(enum.StrEnum):
     RETRY = "retry"
     MODEL = "model"
+    REPLY = "reply"
     MEMORY = "memory"
     EXPORT = "export"
     FORGET = "forget"
@@ -78,7 +81,8 @@ ADMIN_COMMANDS = {CommandName.MODEL: "change the model", CommandName.FORGET: "ma
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """Someone used a command in ``thread``; ``argument`` is the model name for ``model`` ("" for none)."""
+    """Someone used a command in ``thread``; ``argument`` is the model name for ``model``, the mode for ``reply``
+    ("" for none)."""
 
     thread: ThreadKey
     name: CommandName
@@ -119,8 +123,9 @@ class CommandResult:
 def parse_command(text: str, *, slash: bool) -> tuple[CommandName, str] | None:
     """``"/model gpt-4o"`` -> (MODEL, "gpt-4o"); None for anything that is not exactly a command.
 
-    ``slash`` requires the leading "/" (the console, where any other line is a message). Only ``model`` takes a
-    word after it, so "@bot memory leaks in Python?" stays a question.
+    ``slash`` requires the leading "/" (the console, where any other line is a message). Only ``model`` and
+    ``reply`` take a word after it (``reply`` only a mode's name), so "@bot memory leaks in Python?" and "@bot reply
+    to Ann?" stay questions.
     """
     words = text.split()
     if not words or (slash and not words[0].startswith("/")):
@@ -132,6 +137,8 @@ def parse_command(text: str, *, slash: bool) -> tuple[CommandName, str] | None:
     rest = words[1:]
     if name is CommandName.MODEL and len(rest) <= 1:
         return name, rest[0] if rest else ""
+    if name is CommandName.REPLY and len(rest) == 1 and parse_reply_mode(rest[0]) is not None:
+        return name, rest[0].lower()
     return (name, "") if not rest else None
 
 
@@ -161,6 +168,7 @@ class CommandFlow:
         *,
         stores: RouterStores,
         models: ThreadModels,
+        reply_modes: ReplyModes,
         follower: ErasureFollower,
         admins: frozenset[str],
         clock: Callable[[], datetime],
@@ -170,6 +178,7 @@ class CommandFlow:
         self._trail = stores.trail
         self._erasures = stores.erasures
         self._models = models
+        self._reply_modes = reply_modes
         self._follower = follower
         self._admins = admins
         self._clock = clock
@@ -196,6 +205,12 @@ class CommandFlow:
                 return await self._retry(command)
             case CommandName.MODEL:
                 return await self._model(command, thread_id)
+            case CommandName.REPLY:
+                note = await run_reply(
+                    self._reply_modes, thread_id=thread_id, argument=command.argument, user=command.user,
+                    now=self._clock(),
+                )  # fmt: skip
+                return CommandResult(private_note=note)
             case CommandName.MEMORY:
                 return await self._memory(command, thread_id)
             case CommandName.EXPORT:
