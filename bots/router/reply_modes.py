@@ -21,6 +21,7 @@ import logging
 import re
 from datetime import datetime
 
+from bots.router.bounded import BoundedCache
 from bots.router.messages import IncomingMessage
 from bots.router.thread_state import ThreadState
 from storage.protocols import ThreadLog, ThreadSettings
@@ -28,6 +29,8 @@ from storage.protocols import ThreadLog, ThreadSettings
 log = logging.getLogger(__name__)
 
 CROWD = 2  # people (besides the bot) from whom on ``auto`` answers only when addressed
+KNOWN_MODES = 10_000  # threads whose chosen mode is held in memory
+MODE_TTL_S = 60.0  # a mode chosen at another worker is seen here within this (this worker's choices at once)
 
 
 class ReplyMode(enum.StrEnum):
@@ -62,16 +65,22 @@ class ReplyModes:
         self._store = store
         self.default = default
         self._name = assistant_name
+        # Every message asks for its thread's mode: held here, not read per message (P2 logs thousands a second).
+        self._chosen: BoundedCache[int, str] = BoundedCache(max_entries=KNOWN_MODES, ttl_s=MODE_TTL_S)
 
     async def mode_for(self, thread_id: int) -> ReplyMode:
         """The thread's chosen mode, else the default (a stored value no longer known falls back too)."""
-        chosen = None if self._store is None else await self._store.reply_mode(thread_id=thread_id)
+        chosen = self._chosen.get(thread_id)
+        if chosen is None:
+            chosen = (None if self._store is None else await self._store.reply_mode(thread_id=thread_id)) or ""
+            self._chosen.put(thread_id, chosen)
         return (parse_reply_mode(chosen) if chosen else None) or self.default
 
     async def choose(self, *, thread_id: int, mode: ReplyMode, by_id: str, now: datetime) -> None:
         if self._store is None:
             raise RuntimeError("no thread settings store: reply modes cannot be kept")
         await self._store.set_reply_mode(thread_id=thread_id, mode=mode.value, changed_by_id=by_id, now=now)
+        self._chosen.put(thread_id, mode.value)
 
     async def answers(self, state: ThreadState, message: IncomingMessage) -> bool:
         """Whether the bot answers ``message`` in ``state``'s thread (call before it is logged)."""
@@ -91,8 +100,11 @@ class ReplyModes:
         return False
 
     async def _speakers(self, state: ThreadState, message: IncomingMessage) -> set[str]:
-        """The people who wrote in the thread, this message's author included, as far as :data:`CROWD` (cached)."""
-        if len(state.speakers) < CROWD:
+        """The people who wrote in the thread, this message's author included, as far as :data:`CROWD` (cached).
+
+        The log is read once per thread state; after that every message passes here, so memory keeps count."""
+        if not state.speakers_read and len(state.speakers) < CROWD:
             state.speakers.update(await self._log.speakers(thread_id=state.thread_id, limit=CROWD))
+            state.speakers_read = True
         state.speakers.add(message.author.id)
         return state.speakers

@@ -56,6 +56,7 @@ class ThreadState:
     catch_up: Interruptible = field(default_factory=Interruptible)  # the catch-up summary being written
     files: HeldFiles = field(default_factory=HeldFiles)  # attachments between intake and a posted answer
     speakers: set[str] = field(default_factory=set)  # people who wrote here, as far as the reply mode needs (2)
+    speakers_read: bool = False  # ``speakers`` was read from the log once; messages since are added as they come
     answered_author: str | None = None  # whom the bot's last answer answered, until anyone writes again
 
     @property
