@@ -18,8 +18,8 @@ from pathlib import Path
 from agent.llm import litellm_module
 from agent.summarize import PREVIOUS_LABEL
 from bench.common import Result, scratch_router, until
-from bots.router.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
-from bots.router.ports import CardState
+from bots.seam.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
+from bots.seam.ports import CardState
 from storage.migrations import migrate
 from storage.sqlite.db import open_database
 from tests.fakes.llm import FakeLLM

@@ -15,7 +15,7 @@ import os
 
 from agent.llm import litellm_module
 from bench.common import Result, rss_kb, scratch_router
-from bots.router.messages import Author, IncomingMessage, ThreadKey
+from bots.seam.messages import Author, IncomingMessage, ThreadKey
 from tests.fakes.llm import FakeLLM
 
 SESSIONS = int(os.environ.get("BENCH_P5_SESSIONS", "500"))

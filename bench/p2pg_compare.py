@@ -120,7 +120,7 @@ async def _child(url: str, *, profile: bool, steady: bool) -> None:
     from bench.common import settings_for
     from bench.pg_throughput import PER_THREAD, THREADS, _key
     from bots.app import open_router
-    from bots.router.messages import Author, IncomingMessage
+    from bots.seam.messages import Author, IncomingMessage
     from tests.fakes.llm import FakeLLM
     from tests.router_harness import RecordingOutbox
 

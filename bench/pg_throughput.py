@@ -26,8 +26,8 @@ from pathlib import Path
 from bench.common import ROOT, Result, settings_for
 from bench.drills.workers import postgres_database
 from bots.app import open_router
-from bots.router.messages import Author, IncomingMessage, ThreadKey
 from bots.router.threads import ThreadRouter
+from bots.seam.messages import Author, IncomingMessage, ThreadKey
 from bots.workers.ownership import LEASE_S
 from bots.workers.periodic import Periodic
 from storage.migrations import migrate

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import Result, scratch_router
-from bots.router.messages import Author, IncomingMessage, ThreadKey
+from bots.seam.messages import Author, IncomingMessage, ThreadKey
 from storage.migrations import migrate
 from storage.sqlite.db import open_database
 from tests.fakes.llm import FakeLLM

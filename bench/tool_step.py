@@ -20,7 +20,7 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from bench.common import ROOT, Result, percentile, scratch_router
-from bots.router.messages import Author, IncomingMessage, ThreadKey
+from bots.seam.messages import Author, IncomingMessage, ThreadKey
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import stdio_entry, write_config
 

@@ -26,11 +26,11 @@ from bots.operator.housekeeping import Housekeeping
 from bots.operator.metrics import MeteredThreadLog
 from bots.operator.usage import UsageRecorder
 from bots.router.commands.models import ThreadModels
-from bots.router.messages import ThreadKey, utc_now
-from bots.router.ports import BackgroundService, ThreadOutbox
 from bots.router.reply_modes import ReplyMode, ReplyModes
 from bots.router.thread_state import RouterStores
 from bots.router.threads import ThreadRouter
+from bots.seam.messages import ThreadKey, utc_now
+from bots.seam.ports import BackgroundService, ThreadOutbox
 from bots.tools.approvals import ApprovalFlow
 from bots.tools.tool_turns import ThreadTools
 from bots.workers.ownership import ThreadOwnership

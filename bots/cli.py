@@ -25,9 +25,9 @@ from bots.operator.log_escape import escape_controls
 from bots.operator.logs import configure_logging
 from bots.operator.redaction import configured_secrets
 from bots.operator.usage import usage_table
-from bots.router.messages import ThreadKey, utc_now
-from bots.router.ports import PlatformAdapter
 from bots.router.threads import ThreadRouter
+from bots.seam.messages import ThreadKey, utc_now
+from bots.seam.ports import PlatformAdapter
 from storage.backends import (
     Backend,
     DatabaseUnavailable,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bots.router.messages import ThreadKey, utc_now
-from bots.router.ports import ApprovalCard, ApprovalState, ThreadOutbox
+from bots.seam.messages import ThreadKey, utc_now
+from bots.seam.ports import ApprovalCard, ApprovalState, ThreadOutbox
 from storage.sqlite.db import open_database
 from storage.trail import ApprovalStore
 from tests.router_harness import db_rows

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from bots.app import open_router
 from bots.config import Settings
-from bots.router.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
-from bots.router.ports import ApprovalCard, CatchUpCard, ClickResult, SessionStatus
 from bots.router.threads import ThreadRouter
+from bots.seam.messages import Author, CardAction, CardClick, IncomingMessage, ThreadKey
+from bots.seam.ports import ApprovalCard, CatchUpCard, ClickResult, SessionStatus
 
 PLATFORM = "test"
 _ids = itertools.count(1)

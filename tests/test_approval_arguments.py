@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from bots.replies.render import approval_message
-from bots.router.messages import ThreadKey
-from bots.router.ports import ApprovalCard, ApprovalState, FullArguments
+from bots.seam.messages import ThreadKey
+from bots.seam.ports import ApprovalCard, ApprovalState, FullArguments
 from bots.slack.arguments import full_arguments_blocks
 from bots.slack.mrkdwn import escape
 from bots.tools.approval_arguments import argument_summary, full_arguments, ordered_arguments

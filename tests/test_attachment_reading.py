@@ -13,7 +13,7 @@ from pypdf import PdfWriter
 
 from bots.files.attachments import AttachmentLimits, ReadFile, Use, read_files
 from bots.files.downloads import FetchPolicy
-from bots.router.messages import Attachment, FileSource
+from bots.seam.messages import Attachment, FileSource
 from tests.attachment_files import pdf, png
 from tests.fakes.server import LoopbackServer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bots.router.cards import STALE_CARD_NOTE
-from bots.router.messages import CardAction, CardClick
+from bots.seam.messages import CardAction, CardClick
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.router_harness import ALICE, db_rows, running_router, thread_key

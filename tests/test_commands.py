@@ -25,8 +25,8 @@ from bots.router.commands.flow import (
     ForgetClick,
     parse_command,
 )
-from bots.router.messages import Author, CardAction
-from bots.router.ports import parse_forget_button_id
+from bots.seam.messages import Author, CardAction
+from bots.seam.ports import parse_forget_button_id
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.waiting import wait_until

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agent.llm import ModelCall, Usage
 from bots.operator.usage import CAP_NOTE, STEP_CAP_NOTE, UsageRecorder
-from bots.router.messages import Author
+from bots.seam.messages import Author
 from storage.backends import open_storage
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall

@@ -19,7 +19,7 @@ from bots.files.downloads import (
     Refused,
     is_public_address,
 )
-from bots.router.messages import FileSource
+from bots.seam.messages import FileSource
 from tests.fakes.server import LoopbackServer
 
 POLICY = FetchPolicy.for_platforms(slack_api_url="http://127.0.0.1:8900/api/", discord_api_base=None)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bots.cli import forget, forget_user
-from bots.router.messages import CardAction, CardClick, MessageDeletion, MessageEdit
+from bots.seam.messages import CardAction, CardClick, MessageDeletion, MessageEdit
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.fakes.waiting import wait_until

@@ -11,7 +11,7 @@ from pathlib import Path
 from bots.operator import log_context
 from bots.operator.log_context import ContextFilter, JsonFormatter
 from bots.operator.logs import RedactSecrets
-from bots.router.messages import ThreadKey
+from bots.seam.messages import ThreadKey
 from tests.fakes.llm import FakeLLM
 from tests.fakes.settings import fake_model_env
 from tests.test_config_and_cli import run_cli

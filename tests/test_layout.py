@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ADAPTERS = ("bots/discord", "bots/slack", "bots/console")
-BOTS_FOLDERS = ("router", "tools", "files", "replies", "workers", "operator", "discord", "slack", "console")
+BOTS_FOLDERS = ("seam", "router", "tools", "files", "replies", "workers", "operator", "discord", "slack", "console")
 MAX_MODULES_PER_FOLDER = 14
 
 
@@ -44,6 +44,19 @@ def test_imports_run_one_way(folder: str, forbidden: set[str]) -> None:
         if package in forbidden
     }
     assert not crossing
+
+
+def test_the_seam_imports_no_other_folder_of_bots() -> None:
+    reaching = {
+        f"{path.relative_to(ROOT)} imports {node.module}"
+        for path in modules("bots/seam")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and node.module.startswith("bots.")
+        and not node.module.startswith("bots.seam")
+    }
+    assert not reaching
 
 
 @pytest.mark.parametrize("folder", BOTS_FOLDERS)

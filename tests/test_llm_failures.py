@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from agent.llm import FailureKind, LLMClient, LLMConfig, LLMError
-from bots.router.messages import CardAction
-from bots.router.ports import CardState
+from bots.seam.messages import CardAction
+from bots.seam.ports import CardState
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.router_harness import running_router, thread_key

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bots.app import open_router
 from bots.config import Settings
 from bots.operator.health import Health, serve_health
-from bots.router.messages import CardAction
+from bots.seam.messages import CardAction
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.router_harness import PLATFORM, Bot, RecordingOutbox

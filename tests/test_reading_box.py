@@ -15,7 +15,7 @@ import pytest
 from bots.files.attachments import AttachmentLimits, ReadFile, Use, read_files
 from bots.files.downloads import FetchPolicy
 from bots.files.reading_box import ReadingBox
-from bots.router.messages import Attachment, FileSource
+from bots.seam.messages import Attachment, FileSource
 from tests.attachment_files import declared_png, pdf, png, slow_pdf
 from tests.fakes.waiting import wait_until
 

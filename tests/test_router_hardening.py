@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bots.app import open_router
 from bots.cli import forget
-from bots.router.messages import Author, CardAction, CardClick
-from bots.router.ports import CardState, CatchUpCard
+from bots.seam.messages import Author, CardAction, CardClick
+from bots.seam.ports import CardState, CatchUpCard
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.fakes.waiting import wait_until

@@ -6,8 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bots.router.messages import CardAction, CardClick, MessageDeletion, MessageEdit
-from bots.router.ports import CardState
+from bots.seam.messages import CardAction, CardClick, MessageDeletion, MessageEdit
+from bots.seam.ports import CardState
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM
 from tests.router_harness import ALICE, BOB, db_rows, message, running_router, thread_key

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bots.cli import export
-from bots.router.messages import ApprovalAction, ApprovalClick, Author, CardAction
-from bots.router.ports import ApprovalState
+from bots.seam.messages import ApprovalAction, ApprovalClick, Author, CardAction
+from bots.seam.ports import ApprovalState
 from tests.conftest import MakeSettings
 from tests.fakes.llm import FakeLLM, ScriptedCall
 from tests.fakes.mcp_server import stdio_entry, write_config

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from bots.cli import export
-from bots.router.messages import ApprovalAction, ApprovalClick, CardAction
-from bots.router.ports import CardState
+from bots.seam.messages import ApprovalAction, ApprovalClick, CardAction
+from bots.seam.ports import CardState
 from bots.tools.journal import resumed_steps
 from storage.records import JournalCall, JournalStep
 from tests.conftest import MakeSettings

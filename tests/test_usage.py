@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bots.router.messages import CardAction
+from bots.seam.messages import CardAction
 from storage.migrations import MIGRATIONS, migrate
 from storage.sqlite.db import open_database
 from tests.conftest import MakeSettings

@@ -17,7 +17,7 @@ from bots.files.attachments import AttachmentLimits, Use, read_files, refusal_no
 from bots.files.downloads import Downloader, FetchPolicy
 from bots.files.voice import Transcribed, is_audio, transcribe, unspoken_note
 from bots.operator.check import preflight
-from bots.router.messages import Attachment, FileSource
+from bots.seam.messages import Attachment, FileSource
 from bots.slack.translate import attachments_of
 from tests.conftest import MakeSettings
 

@@ -24,8 +24,8 @@ from bots.router.commands.flow import (
     CommandName,
     ForgetClick,
 )
-from bots.router.messages import ApprovalAction, ApprovalClick, CardAction, CardClick, StopRequest, utc_now
-from bots.router.ports import ApprovalState, SessionStatus
+from bots.seam.messages import ApprovalAction, ApprovalClick, CardAction, CardClick, StopRequest, utc_now
+from bots.seam.ports import ApprovalState, SessionStatus
 from storage.leases import thread_resource
 from storage.postgres.db import PostgresDatabase, open_postgres
 from storage.postgres.leases import PostgresLeases

@@ -26,8 +26,8 @@ from bench.common import Result, settings_for
 from bench.drills.in_process import router_on
 from bots.app import open_router
 from bots.files.downloads import FetchPolicy
-from bots.router.messages import Attachment, IncomingMessage
-from bots.router.ports import parse_card_button_id
+from bots.seam.messages import Attachment, IncomingMessage
+from bots.seam.ports import parse_card_button_id
 from bots.slack import SlackAdapter, translate
 from tests.attachment_files import slow_pdf
 from tests.fakes.llm import FakeLLM

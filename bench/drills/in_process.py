@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.common import Result, settings_for
 from bots.app import open_router
-from bots.router.messages import CardAction, CardClick
+from bots.seam.messages import CardAction, CardClick
 from tests.fakes.llm import FakeLLM
 from tests.router_harness import ALICE, BOB, PLATFORM, Bot, RecordingOutbox, thread_key
 

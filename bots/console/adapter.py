@@ -32,7 +32,8 @@ from bots.console.attachments import files_to_attach, is_attach_command
 from bots.operator.log_escape import terminal_safe
 from bots.replies.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL, approval_status_line, card_text
 from bots.router.commands.flow import Command, CommandResult, ForgetClick, parse_command
-from bots.router.messages import (
+from bots.router.threads import ThreadRouter
+from bots.seam.messages import (
     ApprovalAction,
     ApprovalClick,
     Attachment,
@@ -43,8 +44,7 @@ from bots.router.messages import (
     StopRequest,
     ThreadKey,
 )
-from bots.router.ports import ApprovalCard, CatchUpCard, SessionStatus, parse_forget_button_id
-from bots.router.threads import ThreadRouter
+from bots.seam.ports import ApprovalCard, CatchUpCard, SessionStatus, parse_forget_button_id
 from bots.tools.approval_arguments import full_arguments, printable
 
 PLATFORM = "console"

@@ -10,7 +10,7 @@ import mimetypes
 import os
 import shlex
 
-from bots.router.messages import Attachment, FileSource
+from bots.seam.messages import Attachment, FileSource
 
 ATTACH_COMMAND = "/attach"
 

@@ -26,7 +26,8 @@ from bots.discord.history import DiscordHistory
 from bots.discord.outbox import NO_PINGS, DiscordOutbox
 from bots.discord.shards import ShardKeeper
 from bots.router.bounded import BoundedCache
-from bots.router.messages import (
+from bots.router.threads import ThreadRouter
+from bots.seam.messages import (
     ApprovalAction,
     ApprovalClick,
     ArgumentsClick,
@@ -38,8 +39,7 @@ from bots.router.messages import (
     MessageEdit,
     ThreadKey,
 )
-from bots.router.ports import ClickResult
-from bots.router.threads import ThreadRouter
+from bots.seam.ports import ClickResult
 
 log = logging.getLogger(__name__)
 

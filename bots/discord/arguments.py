@@ -13,7 +13,7 @@ from typing import Any
 import discord
 
 from bots.replies.render import DISCORD_MESSAGE_CHARS
-from bots.router.ports import FullArguments
+from bots.seam.ports import FullArguments
 
 
 def full_arguments_reply(shown: FullArguments) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from typing import Any
 import discord
 
 from bots.replies.render import ALLOW_LABEL, CATCH_UP_LABEL, DENY_LABEL, FRESH_LABEL, SHOW_ALL_LABEL, STOP_LABEL
-from bots.router.messages import ApprovalAction, CardAction
-from bots.router.ports import (
+from bots.seam.messages import ApprovalAction, CardAction
+from bots.seam.ports import (
     APPROVAL_BUTTON_PREFIX,
     ARGUMENTS_BUTTON_PREFIX,
     CARD_BUTTON_PREFIX,

@@ -32,10 +32,10 @@ from bots.router.commands.flow import (
     CommandResult,
     ForgetClick,
 )
-from bots.router.messages import Author, StopRequest, ThreadKey
-from bots.router.ports import FORGET_BUTTON_PREFIX, forget_button_id, parse_forget_button_id
 from bots.router.reply_modes import ReplyMode
 from bots.router.threads import ThreadRouter
+from bots.seam.messages import Author, StopRequest, ThreadKey
+from bots.seam.ports import FORGET_BUTTON_PREFIX, forget_button_id, parse_forget_button_id
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 ``GET /channels/{thread}/messages`` before the mention, newest first, up to the router's limit (discord.py pages
 it by 100). Each message is translated as a delivered one is (``translate.incoming``); bots' messages, system
 notices and people the allowlists exclude are left out. Without Read Message History Discord answers 403: the
-router hears :class:`~bots.router.ports.HistoryRefused` and answers with what it has.
+router hears :class:`~bots.seam.ports.HistoryRefused` and answers with what it has.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import discord
 
 from bots.discord import translate
 from bots.discord.access import Check, is_allowed, origin_of_message
-from bots.router.messages import IncomingMessage, ThreadKey
-from bots.router.ports import HistoryRefused
+from bots.seam.messages import IncomingMessage, ThreadKey
+from bots.seam.ports import HistoryRefused
 
 log = logging.getLogger(__name__)
 

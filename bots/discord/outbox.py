@@ -21,8 +21,8 @@ from bots.discord.buttons import approval_view, card_view, stop_view
 from bots.replies.render import CARD_BODY, CARD_TITLE, approval_message, card_status_line, split_message
 from bots.replies.reply_stream import stream_as_messages
 from bots.replies.streaming import Snapshot, StreamingStatuses
-from bots.router.messages import CardAction, ThreadKey
-from bots.router.ports import ApprovalCard, CatchUpCard, SessionStatus, card_button_id
+from bots.seam.messages import CardAction, ThreadKey
+from bots.seam.ports import ApprovalCard, CatchUpCard, SessionStatus, card_button_id
 
 log = logging.getLogger(__name__)
 

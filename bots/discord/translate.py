@@ -1,7 +1,7 @@
 """discord.py objects to threadkeeper events, and the thread keys both directions need.
 
 A Discord thread's key is (guild, parent channel, thread channel); a DM channel is a thread of its own. Only
-this module and the adapter know discord.py's types; the router sees ``bots.router.messages`` values.
+this module and the adapter know discord.py's types; the router sees ``bots.seam.messages`` values.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import discord
 
-from bots.router.messages import Attachment, Author, FileSource, IncomingMessage, ThreadKey
+from bots.seam.messages import Attachment, Author, FileSource, IncomingMessage, ThreadKey
 
 log = logging.getLogger(__name__)
 

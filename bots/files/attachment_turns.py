@@ -23,9 +23,9 @@ from bots.files.attachments import AttachmentLimits, HeldFiles, ReadFile, Use, r
 from bots.files.downloads import FetchPolicy
 from bots.files.reading_box import ReadingBox
 from bots.files.voice import transcript_of
-from bots.router.messages import Attachment, ThreadKey
-from bots.router.ports import ThreadOutbox
 from bots.router.thread_state import prompt_text
+from bots.seam.messages import Attachment, ThreadKey
+from bots.seam.ports import ThreadOutbox
 from storage.protocols import ThreadLog
 from storage.records import LoggedMessage
 

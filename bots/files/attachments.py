@@ -1,6 +1,6 @@
 """The one attachment pipeline both platforms use: download with a cap and a timeout, sniff, read.
 
-Adapters only describe a file (name, the type and size the platform claims, a :class:`~bots.router.messages.FileSource`
+Adapters only describe a file (name, the type and size the platform claims, a :class:`~bots.seam.messages.FileSource`
 to download it from: a Discord CDN URL, a Slack ``url_private`` with the bot token as Bearer). Where a file may be
 downloaded from, and so where the token may go, is ``bots/files/downloads.py``'s one policy: a file off its platform's
 hosts is named to the model and never fetched. The router reads
@@ -44,7 +44,7 @@ from bots.files.downloads import Downloader, FetchPolicy, Refused, too_large
 from bots.files.file_reading import Reading, ReadRequest
 from bots.files.reading_box import OverBudget, ReadingBox, WorkerLost
 from bots.files.voice import is_audio, transcribe, unspoken_note
-from bots.router.messages import Attachment
+from bots.seam.messages import Attachment
 
 log = logging.getLogger(__name__)
 

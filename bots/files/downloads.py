@@ -33,7 +33,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from bots.router.messages import FileSource
+from bots.seam.messages import FileSource
 
 log = logging.getLogger(__name__)
 

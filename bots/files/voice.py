@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from agent.transcription import SpeechToText, TranscriptionFailed
 from bots.files.downloads import Downloader, Refused
-from bots.router.messages import Attachment
+from bots.seam.messages import Attachment
 
 log = logging.getLogger(__name__)
 

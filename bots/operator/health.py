@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from bots.config import ConfigError
 from bots.operator import metrics
-from bots.router.ports import PlatformAdapter
 from bots.router.threads import ThreadRouter
+from bots.seam.ports import PlatformAdapter
 from storage.protocols import DatabaseProbe
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from bots.operator.log_escape import json_line
-from bots.router.messages import ThreadKey
+from bots.seam.messages import ThreadKey
 
 FIELDS = ("thread", "platform", "event")
 

@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 
 from agent.llm import ModelCall, price_calls
 from bots.operator.log_escape import escape_controls
-from bots.router.messages import ThreadKey
-from bots.router.ports import ThreadOutbox
+from bots.seam.messages import ThreadKey
+from bots.seam.ports import ThreadOutbox
 from storage.protocols import UsageLog
 from storage.records import Grouping, LoggedMessage, UsageRow, UsageTotal
 

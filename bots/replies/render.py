@@ -13,7 +13,7 @@ from contextlib import aclosing
 
 from agent.stopping import literal_name
 from bots.replies.streaming import throttled_snapshots
-from bots.router.ports import ApprovalCard, ApprovalState, CardState, CatchUpCard
+from bots.seam.ports import ApprovalCard, ApprovalState, CardState, CatchUpCard
 from bots.tools.approval_arguments import argument_summary
 
 CARD_TITLE = "Where were we?"

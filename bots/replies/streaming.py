@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from bots.router.messages import ThreadKey
+from bots.seam.messages import ThreadKey
 
 
 @dataclass(frozen=True, slots=True)

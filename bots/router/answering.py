@@ -21,9 +21,9 @@ from agent.stopping import TurnStop
 from bots.files.attachment_turns import TurnFiles
 from bots.operator import metrics
 from bots.router.forgetting import ErasureFollower
-from bots.router.messages import ThreadKey
-from bots.router.ports import SessionStatus, ThreadOutbox
 from bots.router.thread_state import RouterStores, ThreadState, ThreadStates
+from bots.seam.messages import ThreadKey
+from bots.seam.ports import SessionStatus, ThreadOutbox
 from bots.tools.tool_turns import ThreadTools
 from bots.workers.owned_threads import OwnedThreads
 from storage.leases import Fence, LeaseLost

@@ -22,9 +22,9 @@ from agent.llm import LLMError
 from agent.summarize import Purpose, Summarizer
 from bots.operator import log_context, metrics
 from bots.router.forgetting import ErasureFollower, thread_transcript
-from bots.router.messages import Author, CardAction, CardClick, ThreadKey
-from bots.router.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from bots.router.thread_state import RouterStores, ThreadState, clicked_thread, thread_key
+from bots.seam.messages import Author, CardAction, CardClick, ThreadKey
+from bots.seam.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from storage.leases import Fence, LeaseLost
 from storage.records import CardRecord
 

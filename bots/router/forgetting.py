@@ -22,9 +22,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from agent.summarize import trail_line, transcript_line
 from agent.tools import call_line
-from bots.router.messages import MessageDeletion, MessageEdit, ThreadKey
-from bots.router.ports import ThreadOutbox
 from bots.router.thread_state import ThreadStates, key_columns, prompt_text
+from bots.seam.messages import MessageDeletion, MessageEdit, ThreadKey
+from bots.seam.ports import ThreadOutbox
 from bots.workers.periodic import Periodic
 from storage.protocols import ErasureStore, SessionStore, ThreadLog, ToolTrail
 from storage.records import (

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bots.router.forgetting import ErasureFollower
-from bots.router.messages import IncomingMessage, ThreadKey
 from bots.router.thread_state import ThreadState, ThreadStates, attachment_json, key_columns
+from bots.seam.messages import IncomingMessage, ThreadKey
 from storage.protocols import ThreadLog
 from storage.records import LoggedMessage, ThreadGone
 

@@ -2,7 +2,7 @@
 
 "@bot, what do you make of this?" in a thread the bot was not part of should be answered with the context everyone
 is looking at. So when a message that mentions the bot arrives in a thread without a log (a Discord thread, a
-Slack thread), the router asks the platform's :class:`~bots.router.ports.ThreadHistory` for the messages before
+Slack thread), the router asks the platform's :class:`~bots.seam.ports.ThreadHistory` for the messages before
 it: the newest ``JOIN_HISTORY_MESSAGES``, translated by the adapter exactly as delivered messages are (authors,
 times, attachments described by name; bots and people the allowlists exclude left out). They are logged before
 the mention, each once (the log's unique platform id), as read: no answer is owed for them and a restart posts no
@@ -28,9 +28,9 @@ from dataclasses import replace
 
 from agent.session import UserTurn
 from bots.router.intake import MessageIntake
-from bots.router.messages import IncomingMessage, ThreadKey
-from bots.router.ports import HistoryRefused, ThreadHistory
 from bots.router.thread_state import ThreadState, prompt_text
+from bots.seam.messages import IncomingMessage, ThreadKey
+from bots.seam.ports import HistoryRefused, ThreadHistory
 from storage.records import LoggedMessage
 
 log = logging.getLogger(__name__)

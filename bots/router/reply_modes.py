@@ -22,8 +22,8 @@ import re
 from datetime import datetime
 
 from bots.router.bounded import BoundedCache
-from bots.router.messages import IncomingMessage
 from bots.router.thread_state import ThreadState
+from bots.seam.messages import IncomingMessage
 from storage.protocols import ThreadLog, ThreadSettings
 
 log = logging.getLogger(__name__)

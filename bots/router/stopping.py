@@ -1,6 +1,6 @@
 """The one stop flow: a person asked to stop the answer being written in a thread.
 
-Every platform's Stop ends here as a :class:`~bots.router.messages.StopRequest`: Slack's own Stop button on an
+Every platform's Stop ends here as a :class:`~bots.seam.messages.StopRequest`: Slack's own Stop button on an
 agent session (``agent_session_stopped``), Discord's Stop button and ``/stop``, the console's Ctrl-C. Adapters
 only translate; their allowlists decide who may ask at all, and anyone admitted to the thread may stop its
 answer, as Slack lets anyone in the thread click its Stop.
@@ -22,9 +22,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bots.router.answering import AnsweringWorker
-from bots.router.messages import Author, StopRequest, ThreadKey
-from bots.router.ports import ClickResult, SessionStatus, ThreadOutbox
 from bots.router.thread_state import key_columns
+from bots.seam.messages import Author, StopRequest, ThreadKey
+from bots.seam.ports import ClickResult, SessionStatus, ThreadOutbox
 from bots.tools.approvals import ApprovalFlow
 from storage.protocols import ThreadLog
 

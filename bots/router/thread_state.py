@@ -16,7 +16,7 @@ from agent.summarize import Interruptible
 from bots.files.attachments import HeldFiles, ReadFile, label, metadata
 from bots.files.voice import said, transcript_of
 from bots.operator.usage import UsageRecorder
-from bots.router.messages import Attachment, ThreadKey
+from bots.seam.messages import Attachment, ThreadKey
 from storage.protocols import (
     CardStore,
     DeliveredEvents,

@@ -1,6 +1,6 @@
 """ThreadRouter: thread key -> live session, orphan detection, the card flow, one turn at a time per thread.
 
-Adapters hand the router normalized events (``bots/router/messages.py``) and act for it through a ``ThreadOutbox``.
+Adapters hand the router normalized events (``bots/seam/messages.py``) and act for it through a ``ThreadOutbox``.
 The rules it enforces, in order:
 
 1. Every delivered message of a tracked thread is logged first, exactly once (a unique constraint in SQLite).
@@ -50,7 +50,10 @@ from bots.router.forgetting import Forgetting
 from bots.router.intake import MessageIntake
 from bots.router.joining import DEFAULT_JOIN_HISTORY_MESSAGES, ThreadJoining
 from bots.router.live_sessions import LiveSessions
-from bots.router.messages import (
+from bots.router.reply_modes import ReplyMode, ReplyModes
+from bots.router.stopping import StopFlow
+from bots.router.thread_state import RouterStores, ThreadState, ThreadStates, key_columns
+from bots.seam.messages import (
     ApprovalClick,
     ArgumentsClick,
     Author,
@@ -63,10 +66,7 @@ from bots.router.messages import (
     ThreadKey,
     utc_now,
 )
-from bots.router.ports import BackgroundService, ClickResult, SessionStatus, ThreadHistory, ThreadOutbox
-from bots.router.reply_modes import ReplyMode, ReplyModes
-from bots.router.stopping import StopFlow
-from bots.router.thread_state import RouterStores, ThreadState, ThreadStates, key_columns
+from bots.seam.ports import BackgroundService, ClickResult, SessionStatus, ThreadHistory, ThreadOutbox
 from bots.tools.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
 from bots.tools.tool_turns import ThreadTools
 from bots.workers.owned_threads import OwnedThreads

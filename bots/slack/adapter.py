@@ -32,9 +32,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.config import ConfigError, Settings
 from bots.router.bounded import BoundedCache
-from bots.router.messages import Author, IncomingMessage, ThreadKey, utc_now
-from bots.router.ports import HistoryRefused
 from bots.router.threads import ThreadRouter
+from bots.seam.messages import Author, IncomingMessage, ThreadKey, utc_now
+from bots.seam.ports import HistoryRefused
 from bots.slack import translate
 from bots.slack.access import Origin, checks_from, is_allowed, origin_of
 from bots.slack.agent_events import AgentEvents

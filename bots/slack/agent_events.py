@@ -11,8 +11,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
-from bots.router.messages import Author, StopRequest
 from bots.router.threads import ThreadRouter
+from bots.seam.messages import Author, StopRequest
 from bots.slack import translate
 from bots.slack.assistant import AgentThreads
 from bots.slack.feedback import FEEDBACK_THANKS, NEGATIVE, POSITIVE, FeedbackClick, feedback_click_from

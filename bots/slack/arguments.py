@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bots.router.ports import FullArguments
+from bots.seam.ports import FullArguments
 from bots.slack.mrkdwn import escape
 from bots.tools.approval_arguments import ArgumentSummary, argument_summary, break_fences
 

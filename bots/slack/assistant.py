@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.router.bounded import BoundedCache
-from bots.router.messages import ThreadKey
+from bots.seam.messages import ThreadKey
 from bots.slack.errors import reason_of
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bots.router.messages import ApprovalClick, ArgumentsClick, Author, CardClick
-from bots.router.ports import ClickResult
 from bots.router.threads import ThreadRouter
+from bots.seam.messages import ApprovalClick, ArgumentsClick, Author, CardClick
+from bots.seam.ports import ClickResult
 from bots.slack import translate
 from bots.slack.agent_events import AfterAck
 from bots.slack.arguments import full_arguments_blocks

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bots.replies.render import split_message
-from bots.router.messages import Author, ThreadKey
+from bots.seam.messages import Author, ThreadKey
 from bots.slack.translate import click_thread
 
 FEEDBACK_ACTION = "tk-feedback"

@@ -47,8 +47,8 @@ from bots.replies.render import (
 )
 from bots.replies.streaming import Snapshot, StreamingStatuses
 from bots.router.bounded import BoundedCache
-from bots.router.messages import ApprovalAction, CardAction, ThreadKey
-from bots.router.ports import ApprovalCard, CatchUpCard, SessionStatus
+from bots.seam.messages import ApprovalAction, CardAction, ThreadKey
+from bots.seam.ports import ApprovalCard, CatchUpCard, SessionStatus
 from bots.slack.arguments import summary_section
 from bots.slack.assistant import AgentThreads
 from bots.slack.errors import reason_of as _reason

@@ -33,9 +33,9 @@ from bots.router.commands.flow import (
     ForgetClick,
     parse_command,
 )
-from bots.router.messages import Author, ThreadKey
-from bots.router.ports import FORGET_BUTTON_PREFIX, parse_forget_button_id
 from bots.router.threads import ThreadRouter
+from bots.seam.messages import Author, ThreadKey
+from bots.seam.ports import FORGET_BUTTON_PREFIX, parse_forget_button_id
 from bots.slack import translate
 from bots.slack.outbox import SECTION_LIMIT, _button
 

@@ -34,8 +34,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.router.messages import ThreadKey
-from bots.router.ports import SessionStatus
+from bots.seam.messages import ThreadKey
+from bots.seam.ports import SessionStatus
 from bots.slack.errors import reason_of
 from bots.slack.translate import is_dm
 

@@ -27,7 +27,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.replies.native_stream import StreamRefused
-from bots.router.messages import ThreadKey
+from bots.seam.messages import ThreadKey
 from bots.slack.errors import reason_of as _reason
 from bots.slack.feedback import feedback_blocks
 from bots.slack.translate import is_dm

@@ -1,6 +1,6 @@
 """Slack payloads to threadkeeper events, kept apart from any network code.
 
-Every function takes the plain dicts slack-bolt hands a listener and returns one of ``bots.router.messages``'
+Every function takes the plain dicts slack-bolt hands a listener and returns one of ``bots.seam.messages``'
 types, or None for anything the bot should not act on. A malformed payload is a ``SlackPayloadError``, never a
 crash deep in a handler; a malformed file description is a file the bot names as unreadable, and the message
 still counts.
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from bots.router.messages import (
+from bots.seam.messages import (
     ApprovalClick,
     ArgumentsClick,
     Attachment,
@@ -26,7 +26,7 @@ from bots.router.messages import (
     MessageEdit,
     ThreadKey,
 )
-from bots.router.ports import parse_approval_button_id, parse_arguments_button_id, parse_card_button_id
+from bots.seam.ports import parse_approval_button_id, parse_arguments_button_id, parse_card_button_id
 
 log = logging.getLogger(__name__)
 

@@ -41,9 +41,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from agent.tools import Approver, Decision, ToolCall, ToolSpec
-from bots.router.messages import ApprovalAction, ApprovalClick, ArgumentsClick, Author, ThreadKey
-from bots.router.ports import ApprovalCard, ApprovalState, ClickResult, FullArguments, ThreadOutbox
 from bots.router.thread_state import clicked_thread, thread_key
+from bots.seam.messages import ApprovalAction, ApprovalClick, ArgumentsClick, Author, ThreadKey
+from bots.seam.ports import ApprovalCard, ApprovalState, ClickResult, FullArguments, ThreadOutbox
 from bots.tools.approval_arguments import full_arguments, ordered_arguments
 from storage.protocols import ApprovalStore, ThreadLog
 from storage.records import ApprovalRecord

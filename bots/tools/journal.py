@@ -25,7 +25,7 @@ from datetime import datetime
 
 from agent.journal import OUTCOME_UNKNOWN_NOTE, ResumedStep
 from agent.tools import Decision, ToolCall, ToolResult, ToolSpec
-from bots.router.messages import ThreadKey
+from bots.seam.messages import ThreadKey
 from bots.tools.approvals import ApprovalFlow
 from storage.protocols import TurnJournal
 from storage.records import CallEnd, JournalCall, JournalStep

@@ -19,8 +19,8 @@ from agent.journal import OUTCOME_UNKNOWN_NOTE, ResumedStep
 from agent.steps import ResultHook
 from agent.tools import Approver, ToolBox, ToolOutput, ToolProvider, ToolResult, ToolSpec
 from bots.replies.render import tool_status
-from bots.router.messages import ThreadKey
-from bots.router.ports import ThreadOutbox
+from bots.seam.messages import ThreadKey
+from bots.seam.ports import ThreadOutbox
 from bots.tools.approvals import ApprovalFlow
 from bots.tools.builtin_tools import SEARCH_THREAD, SearchThreadTool
 from bots.tools.journal import INTERRUPTED_CALL_NOTE, Interrupted, TurnRecord, resumed_steps

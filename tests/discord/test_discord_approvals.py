@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bots.replies.render import tool_status
-from bots.router.messages import ThreadKey
+from bots.seam.messages import ThreadKey
 from tests.approval_rows import ARGUMENTS, approval_row, post_approval
 from tests.discord.conftest import DiscordBot, DiscordBotFactory, button, buttons, open_thread, settle
 from tests.fakes.discord import ALICE, BOB, CHANNEL, GUILD, FakeDiscord

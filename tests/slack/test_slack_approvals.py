@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bots.replies.render import tool_status
-from bots.router.messages import ApprovalAction, ThreadKey
-from bots.router.ports import approval_button_id, arguments_button_id
+from bots.seam.messages import ApprovalAction, ThreadKey
+from bots.seam.ports import approval_button_id, arguments_button_id
 from tests.approval_rows import approval_row, post_approval
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import TEAM, FakeSlack, Payloads

@@ -10,7 +10,7 @@ import pytest
 
 from bots.replies.render import tool_status
 from bots.replies.reply_stream import INTERRUPTED
-from bots.router.messages import ThreadKey
+from bots.seam.messages import ThreadKey
 from bots.slack.feedback import FEEDBACK_ACTION
 from bots.slack.stream import STREAM_LIMIT
 from tests.fakes.llm import FakeLLM

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 
 from bots.files.downloads import FetchPolicy
-from bots.router.messages import MALFORMED_FILE, CardAction, ThreadKey
-from bots.router.ports import CardState, CatchUpCard
+from bots.seam.messages import MALFORMED_FILE, CardAction, ThreadKey
+from bots.seam.ports import CardState, CatchUpCard
 from bots.slack import translate
 from bots.slack.access import Origin, origin_of
 from bots.slack.mrkdwn import to_mrkdwn

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bots.router.messages import ApprovalAction, ApprovalClick, CardAction, MessageDeletion, utc_now
-from bots.router.ports import ApprovalState, CardState
+from bots.seam.messages import ApprovalAction, ApprovalClick, CardAction, MessageDeletion, utc_now
+from bots.seam.ports import ApprovalState, CardState
 from bots.tools.approvals import EXPIRED_NOTE
 from storage.backends import open_storage
 from storage.records import Grouping

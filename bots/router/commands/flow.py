@@ -27,10 +27,10 @@ from bots.operator.export import as_markdown, markdown_filename
 from bots.router.commands.models import ThreadModels
 from bots.router.commands.reply import run_reply
 from bots.router.forgetting import ErasureFollower
-from bots.router.messages import Author, ThreadKey
-from bots.router.ports import SessionStatus, ThreadOutbox, forget_button_id
 from bots.router.reply_modes import ReplyModes, parse_reply_mode
 from bots.router.thread_state import RouterStores, ThreadState, clicked_thread, key_columns
+from bots.seam.messages import Author, ThreadKey
+from bots.seam.ports import SessionStatus, ThreadOutbox, forget_button_id
 from storage.leases import Fence, LeaseLost
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from bots.router.messages import Author
 from bots.router.reply_modes import ReplyMode, ReplyModes, parse_reply_mode
+from bots.seam.messages import Author
 
 log = logging.getLogger(__name__)
 

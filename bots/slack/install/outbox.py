@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
 
-from bots.router.messages import ThreadKey
-from bots.router.ports import ApprovalCard, CatchUpCard, SessionStatus, ThreadOutbox
+from bots.seam.messages import ThreadKey
+from bots.seam.ports import ApprovalCard, CatchUpCard, SessionStatus, ThreadOutbox
 from bots.slack.install.workspaces import Acting, acting, acting_for
 
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from bots.router.messages import ApprovalAction, CardAction, IncomingMessage, ThreadKey
+from bots.seam.messages import ApprovalAction, CardAction, IncomingMessage, ThreadKey
 
 
 class CardState(enum.StrEnum):
