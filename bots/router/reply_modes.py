@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
+import time
 from datetime import datetime
 
 from bots.router.bounded import BoundedCache
@@ -29,8 +30,8 @@ from storage.protocols import ThreadLog, ThreadSettings
 log = logging.getLogger(__name__)
 
 CROWD = 2  # people (besides the bot) from whom on ``auto`` answers only when addressed
-KNOWN_MODES = 10_000  # threads whose chosen mode is held in memory
 MODE_TTL_S = 60.0  # a mode chosen at another worker is seen here within this (this worker's choices at once)
+RECENT_CHOICES = 256  # choices made at this worker, held until every state has read them again
 
 
 class ReplyMode(enum.StrEnum):
@@ -65,29 +66,43 @@ class ReplyModes:
         self._store = store
         self.default = default
         self._name = assistant_name
-        # Every message asks for its thread's mode: held here, not read per message (P2 logs thousands a second).
-        self._chosen: BoundedCache[int, str] = BoundedCache(max_entries=KNOWN_MODES, ttl_s=MODE_TTL_S)
+        # Every message asks for its thread's mode, so it is held on the thread's state (bounded with the states)
+        # and read again after MODE_TTL_S, not read per message (P2 logs thousands a second); a choice made here
+        # is seen at once through this small cache of recent choices.
+        self._chosen_here: BoundedCache[int, str] = BoundedCache(max_entries=RECENT_CHOICES, ttl_s=MODE_TTL_S)
 
     async def mode_for(self, thread_id: int) -> ReplyMode:
         """The thread's chosen mode, else the default (a stored value no longer known falls back too)."""
-        chosen = self._chosen.get(thread_id)
-        if chosen is None:
-            chosen = (None if self._store is None else await self._store.reply_mode(thread_id=thread_id)) or ""
-            self._chosen.put(thread_id, chosen)
+        return self._parsed(await self._read(thread_id))
+
+    async def _mode_of(self, state: ThreadState) -> ReplyMode:
+        """:meth:`mode_for`, held on ``state`` for :data:`MODE_TTL_S`."""
+        now = time.monotonic()
+        chosen_here = self._chosen_here.get(state.thread_id)
+        if chosen_here is not None:
+            state.reply_mode, state.reply_mode_read_s = chosen_here, now
+        elif state.reply_mode_read_s is None or now - state.reply_mode_read_s > MODE_TTL_S:
+            state.reply_mode, state.reply_mode_read_s = await self._read(state.thread_id), now
+        return self._parsed(state.reply_mode)
+
+    async def _read(self, thread_id: int) -> str:
+        return (None if self._store is None else await self._store.reply_mode(thread_id=thread_id)) or ""
+
+    def _parsed(self, chosen: str | None) -> ReplyMode:
         return (parse_reply_mode(chosen) if chosen else None) or self.default
 
     async def choose(self, *, thread_id: int, mode: ReplyMode, by_id: str, now: datetime) -> None:
         if self._store is None:
             raise RuntimeError("no thread settings store: reply modes cannot be kept")
         await self._store.set_reply_mode(thread_id=thread_id, mode=mode.value, changed_by_id=by_id, now=now)
-        self._chosen.put(thread_id, mode.value)
+        self._chosen_here.put(thread_id, mode.value)
 
     async def answers(self, state: ThreadState, message: IncomingMessage) -> bool:
         """Whether the bot answers ``message`` in ``state``'s thread (call before it is logged)."""
         followed_up, state.answered_author = state.answered_author == message.author.id, None
         if message.mentions_bot or message.replies_to_bot:
             return True
-        mode = await self.mode_for(state.thread_id)
+        mode = await self._mode_of(state)
         if mode is ReplyMode.ALL:
             return True
         if mode is ReplyMode.AUTO and len(await self._speakers(state, message)) < CROWD:

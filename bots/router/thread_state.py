@@ -56,6 +56,8 @@ class ThreadState:
     catch_up: Interruptible = field(default_factory=Interruptible)  # the catch-up summary being written
     files: HeldFiles = field(default_factory=HeldFiles)  # attachments between intake and a posted answer
     speakers: set[str] = field(default_factory=set)  # people who wrote here, as far as the reply mode needs (2)
+    reply_mode: str | None = None  # the chosen reply mode as last read ('' for none), see reply_modes.py
+    reply_mode_read_s: float | None = None  # when it was read (monotonic); None: not yet
     speakers_read: bool = False  # ``speakers`` was read from the log once; messages since are added as they come
     answered_author: str | None = None  # whom the bot's last answer answered, until anyone writes again
 
