@@ -299,9 +299,11 @@ class ApprovalFlow:
         if not won:
             latest = await self._store.get(approval_id=record.id)
             return ClickResult(private_note=_decided_note(latest or record))
+        # The card shows the decision before the call is let go, so the thread reads "Allowed by ..." before the
+        # call's result or the answer that follows it (a resumed turn's answer can come within one round trip).
+        await self._show_record(record, key, state, click.user.display_name)
         if not waiting.done():
             waiting.set_result(Decision(approved=allowed, decided_by=click.user.display_name))
-        await self._show_record(record, key, state, click.user.display_name)
         return ClickResult()
 
     async def _decide_orphaned(self, record: ApprovalRecord, key: ThreadKey, click: ApprovalClick) -> ClickResult:
