@@ -384,7 +384,8 @@ class DiscordAdapter:
         """Allow or Deny on a tool-call approval: the router decides whether the click counts."""
 
         async def resolve(author: Author, thread: ThreadKey | None) -> ClickResult:
-            click = ApprovalClick(approval_id, action, author, thread=thread, raw=interaction)
+            card = None if interaction.message is None else str(interaction.message.id)
+            click = ApprovalClick(approval_id, action, author, thread=thread, raw=interaction, card_message_id=card)
             return await self._router.handle_approval_click(click)
 
         await self._on_click(interaction, resolve, what=f"approval {approval_id}")

@@ -213,13 +213,18 @@ class ApprovalAction(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ApprovalClick:
-    """Someone pressed Allow or Deny on an approval card; ``thread`` is where, when the platform says."""
+    """Someone pressed Allow or Deny on an approval card; ``thread`` is where, when the platform says.
+
+    ``card_message_id`` is the card's own message, when the platform says: a process killed between posting a card
+    and storing its id leaves a card no one could update, and the click is the one place the id comes back.
+    """
 
     approval_id: int
     action: ApprovalAction
     user: Author
     thread: ThreadKey | None = None
     raw: object = field(default=None, compare=False, repr=False)
+    card_message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,7 +249,15 @@ def approval_click_from(body: Mapping[str, Any], action: Mapping[str, Any]) -> A
     user = _clicker(body)
     if parsed is None or user is None:
         return None
-    return ApprovalClick(approval_id=parsed[0], action=parsed[1], user=user, thread=click_thread(body), raw=body)
+    card_ts = _mapping(body.get("container")).get("message_ts") or _mapping(body.get("message")).get("ts")
+    return ApprovalClick(
+        approval_id=parsed[0],
+        action=parsed[1],
+        user=user,
+        thread=click_thread(body),
+        raw=body,
+        card_message_id=card_ts if isinstance(card_ts, str) and card_ts else None,
+    )
 
 
 def arguments_click_from(body: Mapping[str, Any], action: Mapping[str, Any]) -> ArgumentsClick | None:

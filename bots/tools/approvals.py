@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -217,6 +218,10 @@ class ApprovalFlow:
             return ClickResult(private_note=STALE_NOTE)
         if self._approvers and click.user.id not in self._approvers:
             return ClickResult(private_note=NOT_AN_APPROVER_NOTE)
+        if record.card_message_id is None and click.card_message_id is not None:
+            # Posted just before a crash, its id never stored: the click, from the card's own thread, names it.
+            await self._store.set_message_id(approval_id=record.id, card_message_id=click.card_message_id)
+            record = replace(record, card_message_id=click.card_message_id)
         if record.state == "expired":
             await self._show_record(record, key, ApprovalState.EXPIRED, None)  # an earlier run's card loses its buttons
             return ClickResult(private_note=EXPIRED_NOTE)

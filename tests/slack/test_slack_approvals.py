@@ -24,7 +24,7 @@ from tests.slack.test_slack_socket_mode import replies_in, settle
 async def open_thread(fake: FakeSlack, bot: SlackBot, text: str) -> str:
     mention = Payloads.mention(text)
     await fake.send(Payloads.event_body(mention))
-    await wait_until(lambda: len(replies_in(fake, mention["ts"])) == 1)
+    await wait_until(lambda: len(replies_in(fake, mention["ts"])) == 1, timeout=30)  # a first answer, loaded machine
     await settle(bot)
     return str(mention["ts"])
 
