@@ -82,6 +82,21 @@ class ThreadLog:
         )
         return [record_from_row(ThreadRecord, row) for row in rows]
 
+    async def threads_holding(
+        self, *, platform: str, workspace: str, channel: str, platform_message_id: str
+    ) -> list[ThreadRecord]:
+        """The threads of a channel that logged the platform's message ``platform_message_id``, oldest first.
+
+        Usually one; a Discord channel message is also logged in each thread that a reply continuing it started
+        (its reply chain, ``bots/router/joining.py``), and a deletion or edit names only the channel.
+        """
+        rows = await self._db.fetchall(
+            f"SELECT {THREAD_COLUMNS} FROM threads WHERE platform = ? AND workspace = ? AND channel = ? AND id IN "
+            "(SELECT thread_id FROM messages WHERE platform_message_id = ?) ORDER BY id",
+            (platform, workspace, channel, platform_message_id),
+        )
+        return [record_from_row(ThreadRecord, row) for row in rows]
+
     async def record_message(
         self,
         *,

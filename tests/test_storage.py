@@ -127,6 +127,7 @@ EXPECTED_COLUMNS = {
 EXPECTED_TRIGGERS = {"messages_fts_insert", "messages_fts_update", "messages_fts_delete"}
 EXPECTED_INDEXES = {
     "messages_waiting": "messages",
+    "messages_by_platform_id": "messages",
     "sessions_by_thread": "sessions",
     "cards_one_open_per_thread": "cards",
     "delivered_events_by_message": "delivered_events",
@@ -158,6 +159,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m011_thread_reply_mode",
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
+            "m016_messages_by_platform_id",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -244,6 +246,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m011_thread_reply_mode",
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
+            "m016_messages_by_platform_id",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")
