@@ -33,6 +33,8 @@ from storage.records import (
 )
 from storage.sql import SqlDatabase
 
+_THREAD_COLUMNS_OF_T = ", ".join(f"t.{column}" for column in THREAD_COLUMNS.split(", "))
+
 
 class ThreadLog:
     """Threads and their messages."""
@@ -90,10 +92,13 @@ class ThreadLog:
         Usually one; a Discord channel message is also logged in each thread that a reply continuing it started
         (its reply chain, ``bots/router/joining.py``), and a deletion or edit names only the channel.
         """
+        # CROSS JOIN keeps SQLite's loop order: the message by m016's index first (most deleted messages were never
+        # logged: no row), then each thread by its key, however many threads the channel has; Postgres plans it
+        # from its statistics. The unique (thread, platform id) makes each thread one row.
         rows = await self._db.fetchall(
-            f"SELECT {THREAD_COLUMNS} FROM threads WHERE platform = ? AND workspace = ? AND channel = ? AND id IN "
-            "(SELECT thread_id FROM messages WHERE platform_message_id = ?) ORDER BY id",
-            (platform, workspace, channel, platform_message_id),
+            f"SELECT {_THREAD_COLUMNS_OF_T} FROM messages m CROSS JOIN threads t WHERE m.platform_message_id = ? "
+            "AND t.id = m.thread_id AND t.platform = ? AND t.workspace = ? AND t.channel = ? ORDER BY t.id",
+            (platform_message_id, platform, workspace, channel),
         )
         return [record_from_row(ThreadRecord, row) for row in rows]
 
