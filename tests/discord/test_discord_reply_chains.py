@@ -17,7 +17,7 @@ import pytest
 
 from storage.backends import open_storage
 from storage.records import LoggedMessage
-from tests.discord.conftest import DiscordBotFactory, settle
+from tests.discord.conftest import DiscordBotFactory, button, settle
 from tests.fakes.discord import ALICE, BOB, CHANNEL, FakeDiscord, user
 from tests.fakes.llm import FakeLLM
 from tests.fakes.waiting import wait_until
@@ -121,6 +121,26 @@ async def test_a_deleted_or_edited_chain_message_reaches_the_log_and_the_session
         ("", True, False),
         ("we deploy on Monday", False, True),
     ]
+
+
+async def test_after_a_restart_the_catch_up_summarizes_the_chain_with_the_thread(
+    discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, database_url: str
+) -> None:
+    said = chain(fake_discord, (ALICE, "the vendor quoted 40k"), (BOB, "too much, ask for 30k"))
+    async with discord_bot(database_url=database_url):
+        thread = await mention_replying(fake_discord, "draft a reply to the vendor", said[-1])
+    async with discord_bot(database_url=database_url) as bot:  # a new process on the same database
+        await fake_discord.user_says("where were we?", channel_id=thread, author=BOB)
+        await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
+        card = fake_discord.cards_in(thread)[0]
+        fake_llm.reply("SUMMARY: a counter-offer to the vendor.")
+        fake_llm.reply("At 30k.")
+        await fake_discord.click(button(card, "catch_up"), message=card, who=BOB)
+        await wait_until(lambda: "At 30k." in fake_discord.texts_in(thread))
+        await settle(bot)
+    summary = next(r for r in fake_llm.requests if not r.stream).prompt_text
+    assert '<message from="Alice" role="user">the vendor quoted 40k' in summary
+    assert summary.index("quoted 40k") < summary.index("ask for 30k") < summary.index("draft a reply")
 
 
 async def test_a_message_logged_in_two_threads_is_forgotten_in_both(
