@@ -33,6 +33,8 @@ from storage.records import (
 )
 from storage.sql import SqlDatabase
 
+_THREAD_COLUMNS_OF_T = ", ".join(f"t.{column}" for column in THREAD_COLUMNS.split(", "))
+
 
 class ThreadLog:
     """Threads and their messages."""
@@ -79,6 +81,24 @@ class ThreadLog:
         """Threads whose id or title is ``name`` (the CLI's way of naming a thread)."""
         rows = await self._db.fetchall(
             f"SELECT {THREAD_COLUMNS} FROM threads WHERE thread = ? OR title = ? ORDER BY id", (name, name)
+        )
+        return [record_from_row(ThreadRecord, row) for row in rows]
+
+    async def threads_holding(
+        self, *, platform: str, workspace: str, channel: str, platform_message_id: str
+    ) -> list[ThreadRecord]:
+        """The threads of a channel that logged the platform's message ``platform_message_id``, oldest first.
+
+        Usually one; a Discord channel message is also logged in each thread that a reply continuing it started
+        (its reply chain, ``bots/router/joining.py``), and a deletion or edit names only the channel.
+        """
+        # CROSS JOIN keeps SQLite's loop order: the message by m016's index first (most deleted messages were never
+        # logged: no row), then each thread by its key, however many threads the channel has; Postgres plans it
+        # from its statistics. The unique (thread, platform id) makes each thread one row.
+        rows = await self._db.fetchall(
+            f"SELECT {_THREAD_COLUMNS_OF_T} FROM messages m CROSS JOIN threads t WHERE m.platform_message_id = ? "
+            "AND t.id = m.thread_id AND t.platform = ? AND t.workspace = ? AND t.channel = ? ORDER BY t.id",
+            (platform_message_id, platform, workspace, channel),
         )
         return [record_from_row(ThreadRecord, row) for row in rows]
 

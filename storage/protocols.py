@@ -70,6 +70,12 @@ class ThreadLog(Protocol):
         """Threads whose id or title is ``name`` (the CLI's way of naming a thread)."""
         ...
 
+    async def threads_holding(
+        self, *, platform: str, workspace: str, channel: str, platform_message_id: str
+    ) -> list[ThreadRecord]:
+        """The threads of a channel that logged the platform's message ``platform_message_id``, oldest first."""
+        ...
+
     async def record_message(
         self,
         *,

@@ -430,4 +430,10 @@ MIGRATIONS: list[Migration] = [
     # An approval's timeout is counted by the database's clock, which every worker shares (their own may not
     # agree): when it was asked for, in seconds since the epoch; NULL for the approvals of earlier versions.
     Migration("m013_approval_asked_by_database_clock", ("ALTER TABLE approvals ADD COLUMN asked_epoch_s {real}",)),
+    # Issue 22, Discord reply chains: a message of a server channel is logged in every thread whose reply chain it
+    # is part of, and its deletion or edit arrives naming only the channel. The threads holding it are found by
+    # its platform id (``ThreadLog.threads_holding``) in one index probe, whatever the number of threads.
+    Migration(
+        "m016_messages_by_platform_id", ("CREATE INDEX messages_by_platform_id ON messages (platform_message_id)",)
+    ),
 ]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from storage.backends import UnsupportedDatabaseURL, database_path_from_url
+from storage.log import ThreadLog
 from storage.migrations import MIGRATIONS, applied_migrations, migrate, migrations_for
 from storage.sessions import CardRecord, CardStore
 from storage.sqlite.db import open_database
@@ -127,6 +129,7 @@ EXPECTED_COLUMNS = {
 EXPECTED_TRIGGERS = {"messages_fts_insert", "messages_fts_update", "messages_fts_delete"}
 EXPECTED_INDEXES = {
     "messages_waiting": "messages",
+    "messages_by_platform_id": "messages",
     "sessions_by_thread": "sessions",
     "cards_one_open_per_thread": "cards",
     "delivered_events_by_message": "delivered_events",
@@ -158,6 +161,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m011_thread_reply_mode",
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
+            "m016_messages_by_platform_id",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -244,6 +248,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m011_thread_reply_mode",
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
+            "m016_messages_by_platform_id",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")
@@ -256,5 +261,38 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
         assert newest.id > waiting.id
         check = await db.fetchone("PRAGMA integrity_check")
         assert check is not None and check[0] == "ok"
+    finally:
+        await db.close()
+
+
+class _RecordingReads:
+    """A database whose reads are written down (statement and parameters), everything else handed through."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self.reads: list[tuple[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    async def fetchall(self, sql: str, params: Any = ()) -> Any:
+        self.reads.append((sql, params))
+        return await self._db.fetchall(sql, params)
+
+
+async def test_the_threads_holding_a_message_are_found_from_the_message_not_by_scanning_the_channel(
+    tmp_path: Path,
+) -> None:
+    """Every deletion in a channel asks this; with the channel's threads scanned first, a channel of 20,000 threads
+    took 7 ms a lookup here, from the message's index 6 µs (SQLite orders loops as written in a CROSS JOIN)."""
+    db = await open_database(tmp_path / "bot.db")
+    try:
+        await migrate(db)
+        reads = _RecordingReads(db)
+        await ThreadLog(reads).threads_holding(platform="p", workspace="w", channel="c", platform_message_id="m1")
+        [(sql, params)] = reads.reads
+        plan = [str(row[3]) for row in await db.fetchall(f"EXPLAIN QUERY PLAN {sql}", params)]
+        assert plan[0].startswith("SEARCH m USING INDEX messages_by_platform_id"), plan
+        assert plan[1].startswith("SEARCH t USING INTEGER PRIMARY KEY"), plan
     finally:
         await db.close()

@@ -1,8 +1,9 @@
 """DiscordAdapter: a discord.py client wired to the ThreadRouter.
 
-A mention in a channel opens a thread on that message; a mention in someone else's thread adopts it; after
-that every message in the thread is the conversation (the Message Content intent makes that possible). DMs are
-a thread each. The adapter translates and filters; the router decides what happens.
+A mention in a channel opens a thread on that message (one that replies to a message brings the reply chain along
+as the thread's history: ``bots/discord/history.py``); a mention in someone else's thread adopts it; after that
+every message in the thread is the conversation (the Message Content intent makes that possible). DMs are a
+thread each. The adapter translates and filters; the router decides what happens.
 """
 
 from __future__ import annotations
@@ -350,25 +351,21 @@ class DiscordAdapter:
         if message.author.bot or message.edited_at is None:
             return
         text = translate.strip_mentions(message.content, self._mention_ids(message.guild))
-        for key in await self._keys_of(payload.channel_id, payload.guild_id, payload.message_id):
+        if (key := await self._key_for_channel_id(payload.channel_id, payload.guild_id)) is not None:
             await self._router.handle_edit(MessageEdit(thread=key, message_id=str(payload.message_id), text=text))
 
     async def on_raw_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        for key in await self._keys_of(payload.channel_id, payload.guild_id, payload.message_id):
+        """The router forgets the message in every thread of its channel that logged it: a thread it started, the
+        threads of replies whose chain it is part of (``bots/router/forgetting.py``), its own thread's."""
+        if (key := await self._key_for_channel_id(payload.channel_id, payload.guild_id)) is not None:
             await self._router.handle_deletion(MessageDeletion(thread=key, message_id=str(payload.message_id)))
 
     async def on_raw_bulk_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         """A moderator's purge: each message is forgotten as if deleted one by one."""
+        if (key := await self._key_for_channel_id(payload.channel_id, payload.guild_id)) is None:
+            return
         for message_id in sorted(payload.message_ids):
-            for key in await self._keys_of(payload.channel_id, payload.guild_id, message_id):
-                await self._router.handle_deletion(MessageDeletion(thread=key, message_id=str(message_id)))
-
-    async def _keys_of(self, channel_id: int, guild_id: int | None, message_id: int) -> list[ThreadKey]:
-        """Where a message was logged: its channel's thread, and for a server channel's message also the thread
-        it started (Discord gives that thread the message's id; the bot's threads start from the mention)."""
-        key = await self._key_for_channel_id(channel_id, guild_id)
-        started = translate.thread_started_by(key, message_id) if key is not None else None
-        return [k for k in (key, started) if k is not None]
+            await self._router.handle_deletion(MessageDeletion(thread=key, message_id=str(message_id)))
 
     async def on_card_click(self, interaction: discord.Interaction[Any], card_id: int, action: CardAction) -> None:
         """A "Where were we?" button: the router resolves the card."""

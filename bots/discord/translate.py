@@ -29,13 +29,6 @@ def key_for(channel: discord.abc.Messageable | discord.abc.GuildChannel | discor
     return ThreadKey(PLATFORM, str(guild.id) if guild else "", channel_id, channel_id)
 
 
-def thread_started_by(channel: ThreadKey, message_id: int) -> ThreadKey | None:
-    """The thread a message of a server channel may have started (it has the message's id); None elsewhere."""
-    if not channel.workspace or channel.thread != channel.channel:
-        return None
-    return ThreadKey(PLATFORM, channel.workspace, channel.channel, str(message_id))
-
-
 def key_of_click(interaction: discord.Interaction[Any]) -> ThreadKey | None:
     """Where a button was pressed; Discord sends the channel (a thread, with its parent) with every click."""
     channel = interaction.channel
@@ -89,6 +82,17 @@ def replies_to(message: discord.Message, user_id: int) -> bool:
     return isinstance(resolved, discord.Message) and resolved.author.id == user_id
 
 
+def replied_to(message: discord.Message) -> int | None:
+    """The id of the earlier message of the same channel ``message`` replies to; None for anything else (a forward,
+    a reply across channels, a reference that points forward in time, which no reply does)."""
+    reference = message.reference
+    if message.type is not discord.MessageType.reply or reference is None or reference.message_id is None:
+        return None
+    if reference.channel_id != message.channel.id or reference.message_id >= message.id:
+        return None
+    return reference.message_id
+
+
 async def incoming(
     message: discord.Message, *, key: ThreadKey, mention_ids: tuple[int, ...], title: str | None
 ) -> IncomingMessage:
@@ -109,4 +113,5 @@ async def incoming(
         raw=message,
         mentions_bot=message.guild is None or bool(named & set(mention_ids)),
         replies_to_bot=bool(mention_ids) and replies_to(message, mention_ids[0]),
+        replies_to=None if (earlier := replied_to(message)) is None else str(earlier),
     )

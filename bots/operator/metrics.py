@@ -123,6 +123,7 @@ class MeteredThreadLog:
         self._platforms: dict[int, str] = {}
         self.find_thread = inner.find_thread
         self.find_threads = inner.find_threads
+        self.threads_holding = inner.threads_holding
         self.latest_platform_id = inner.latest_platform_id
         self.has_messages_before = inner.has_messages_before
         self.set_platform_id = inner.set_platform_id

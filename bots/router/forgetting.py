@@ -6,7 +6,10 @@ those of other processes (``threadkeeper forget --user`` run beside the bot), an
 session, which drops the text and any summary that saw it. A session that must rebuild a summary reads the log
 through :class:`LogSource`, and stores the rebuilt seed only if nothing was forgotten meanwhile.
 :class:`Forgetting` is the router's flow for platform edits and deletions: the journal row is written by
-storage, then followed here into this process's memory.
+storage, then followed here into this process's memory. A deleted or edited message is found by its platform id
+in every thread of its channel that logged it, not only the thread the event names: a Discord channel message is
+logged in the thread it started and in each thread a reply continuing it started (its reply chain, read on
+joining: ``bots/router/joining.py``), and Discord names only the channel when it is deleted.
 
 A thread title made from the deleted or edited message is blanked by storage in the same transaction, and the
 change says so (``MessageChange.title_forgotten``): the title the platform shows (Slack's agent session, a
@@ -22,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from agent.summarize import trail_line, transcript_line
 from agent.tools import call_line
-from bots.router.thread_state import ThreadStates, key_columns, prompt_text
+from bots.router.thread_state import ThreadStates, prompt_text
 from bots.seam.messages import MessageDeletion, MessageEdit, ThreadKey
 from bots.seam.ports import ThreadOutbox
 from bots.workers.periodic import Periodic
@@ -34,6 +37,7 @@ from storage.records import (
     Erasure,
     LoggedMessage,
     MessageChange,
+    ThreadRecord,
     TrailEntry,
     interleave,
 )
@@ -52,6 +56,10 @@ def transcript_lines(messages: list[LoggedMessage], trail: Sequence[TrailEntry] 
         else transcript_line(author=item.author_name, role=item.role, text=prompt_text(item))
         for item in interleave(messages, list(trail))
     ]
+
+
+def _key_of(thread: ThreadRecord) -> ThreadKey:
+    return ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
 
 
 def _call(entry: TrailEntry) -> str:
@@ -162,21 +170,26 @@ class Forgetting:
 
     async def handle_edit(self, edit: MessageEdit) -> None:
         """Store the new text; the live session and any summary that saw the old one follow."""
-        thread_id = await self._log.find_thread(**key_columns(edit.thread))
-        if thread_id is not None:
+        for thread in await self._threads_holding(edit.thread, edit.message_id):
             change = await self._erasures.edit_message(
-                thread_id=thread_id, platform_message_id=edit.message_id, content=edit.text, edited_utc=edit.edited_utc
+                thread_id=thread.id, platform_message_id=edit.message_id, content=edit.text, edited_utc=edit.edited_utc
             )
-            await self._followed(edit.thread, change)
+            await self._followed(_key_of(thread), change)
 
     async def handle_deletion(self, deletion: MessageDeletion) -> None:
         """Forget the message's text everywhere: log, stored summaries, live session, disk."""
-        thread_id = await self._log.find_thread(**key_columns(deletion.thread))
-        if thread_id is not None:
+        for thread in await self._threads_holding(deletion.thread, deletion.message_id):
             change = await self._erasures.delete_message(
-                thread_id=thread_id, platform_message_id=deletion.message_id, deleted_utc=deletion.deleted_utc
+                thread_id=thread.id, platform_message_id=deletion.message_id, deleted_utc=deletion.deleted_utc
             )
-            await self._followed(deletion.thread, change)
+            await self._followed(_key_of(thread), change)
+
+    async def _threads_holding(self, where: ThreadKey, message_id: str) -> list[ThreadRecord]:
+        """Every thread of ``where``'s channel that logged the message: a platform names a message's channel, and a
+        Discord channel message may be logged in several threads (one it started, the reply chains through it)."""
+        return await self._log.threads_holding(
+            platform=where.platform, workspace=where.workspace, channel=where.channel, platform_message_id=message_id
+        )
 
     async def _followed(self, thread: ThreadKey, change: MessageChange | None) -> None:
         """After a change: live sessions drop the old text, and a title made from it leaves the platform too."""

@@ -9,6 +9,14 @@ the mention, each once (the log's unique platform id), as read: no answer is owe
 card for them. From then on they are logged messages like any other: deletes and edits follow them, export,
 ``search_thread`` and a catch-up after a restart see them.
 
+A mention that starts its own thread has nothing before it there, unless it replies to an earlier message (a
+Discord reply in a channel: the bot's thread is made from the mention). Then the reply chain it continues (the
+message it replies to, the one that replies to, ... up to ``JOIN_HISTORY_MESSAGES``) is the thread's history,
+read through the reader's :class:`~bots.seam.ports.ReplyChainHistory` and logged and heard exactly as above. Those
+messages stay in the channel, so their deletes and edits name the channel: forgetting looks a message up in every
+thread of its channel (``bots/router/forgetting.py``). A mention replying inside a thread reads the thread's
+history, which holds what it replies to, and nothing more.
+
 The session that answers the mention starts fresh and hears them (``AgentSession.hear``) before the mention: a
 short history goes to the model as it was written; one that passes the window is folded by compaction, whose
 chunked summarizer (``agent/summarize.py``) plans every request against the window, so the history is summarized
@@ -17,7 +25,8 @@ rather than cut and no request is larger than the model takes. ``JOIN_HISTORY_ME
 While a thread is being joined, other messages for it wait until its history is in the log, so nothing said
 meanwhile is logged before what was said earlier (and a redelivered mention finds the thread tracked: it adds
 nothing). A platform that refuses the history (a missing permission or scope) costs only the context: the refusal
-is logged once per platform and reason, and the mention is answered with what the bot has.
+is logged once per platform and reason, and the mention is answered with what the bot has (a reply chain cut by a
+deleted message brings what was read up to it).
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from agent.session import UserTurn
 from bots.router.intake import MessageIntake
 from bots.router.thread_state import ThreadState, prompt_text
 from bots.seam.messages import IncomingMessage, ThreadKey
-from bots.seam.ports import HistoryRefused, ThreadHistory
+from bots.seam.ports import HistoryRefused, ReplyChainHistory, ThreadHistory
 from storage.records import LoggedMessage
 
 log = logging.getLogger(__name__)
@@ -91,10 +100,14 @@ class ThreadJoining:
 
     async def _read(self, reader: ThreadHistory, message: IncomingMessage) -> list[IncomingMessage]:
         key = message.thread
-        if key.thread == message.message_id:
-            return []  # the mention starts the thread (a Slack top-level mention, a Discord thread made from it)
         try:
-            history = await reader.read_history(thread=key, before=message.message_id, limit=self._limit)
+            if key.thread != message.message_id:
+                history = await reader.read_history(thread=key, before=message.message_id, limit=self._limit)
+            elif message.replies_to is not None and isinstance(reader, ReplyChainHistory):
+                # The mention starts the thread but answers an earlier message: the chain it continues comes along.
+                history = await reader.read_reply_chain(thread=key, replied_to=message.replies_to, limit=self._limit)
+            else:
+                return []  # the mention starts the thread (a Slack top-level mention, a Discord thread made from it)
         except HistoryRefused as exc:
             told = (key.platform, str(exc))
             if told not in self._refusals_told:

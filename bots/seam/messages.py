@@ -180,6 +180,9 @@ class IncomingMessage:
     # reply to one of the bot's own messages (Discord's replies; Slack has none inside a thread).
     mentions_bot: bool = False
     replies_to_bot: bool = False
+    # The platform id of the earlier message of the same channel this one replies to (a Discord reply), if any: a
+    # mention that starts a thread and replies to a message brings its reply chain along (``bots/router/joining.py``).
+    replies_to: str | None = None
 
 
 class CardAction(enum.StrEnum):
@@ -249,7 +252,11 @@ class MessageEdit:
 
 @dataclass(frozen=True, slots=True)
 class MessageDeletion:
-    """A logged message was deleted on the platform: its content leaves the log."""
+    """A logged message was deleted on the platform: its content leaves the log.
+
+    ``thread`` names where the platform says it was; the router forgets it in every thread of that channel that
+    logged it (``bots/router/forgetting.py``), so a channel's key is enough. The same holds for :class:`MessageEdit`.
+    """
 
     thread: ThreadKey
     message_id: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from bots.seam.messages import ApprovalAction, CardAction, IncomingMessage, ThreadKey
 
@@ -251,6 +251,24 @@ class ThreadHistory(Protocol):
 
         Bots' messages and messages of people the allowlists exclude are left out. Raises :class:`HistoryRefused`
         when the platform refuses to show the history.
+        """
+        ...
+
+
+@runtime_checkable
+class ReplyChainHistory(Protocol):
+    """A :class:`ThreadHistory` of a platform whose channel messages reply to one another (Discord's replies).
+
+    A mention there that replies to an earlier message starts a thread of its own, yet it continues a conversation:
+    the chain of replies it answers is that thread's history. The router reads it through this when the platform's
+    reader has it (``bots/router/joining.py``); a platform without replies implements only ``read_history``.
+    """
+
+    async def read_reply_chain(self, *, thread: ThreadKey, replied_to: str, limit: int) -> list[IncomingMessage]:
+        """Up to ``limit`` messages of the chain that ends with ``replied_to`` (a message of ``thread.channel``):
+        it, the message it replies to, and so on, oldest first, each translated into ``thread`` as if it had been
+        delivered there. Bots' messages and people the allowlists exclude are left out, as ``read_history`` does;
+        a chain that reaches a deleted message ends there. Raises :class:`HistoryRefused` when the platform refuses.
         """
         ...
 

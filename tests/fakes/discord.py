@@ -6,7 +6,8 @@ DISCORD_API_BASE / DISCORD_GATEWAY_URL). It keeps one guild with one text channe
 every REST call, and lets a test dispatch gateway events: MESSAGE_CREATE / UPDATE / DELETE, THREAD_CREATE and
 INTERACTION_CREATE (button clicks, slash commands and their autocomplete), to whichever clients are connected
 (several, across restarts). It keeps the application commands a bulk overwrite registered, and the files sent
-with multipart bodies (an export in an interaction follow-up).
+with multipart bodies (an export in an interaction follow-up). Messages can be replies (``replying_to``): served
+with the message they answer, as Discord does, and readable one by one (``GET /channels/{id}/messages/{id}``).
 """
 
 from __future__ import annotations
@@ -309,7 +310,10 @@ class FakeDiscord:
         mention_roles: list[str] | None = None,
         message_id: str | None = None,
         attachments: list[dict[str, Any]] | None = None,
+        replying_to: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """A message as Discord stores it; ``replying_to``: a reply to that message (type 19 with a
+        ``message_reference``; the message it answers is sent along when served, see :meth:`served`)."""
         data: dict[str, Any] = {
             "id": message_id or self.snowflake(),
             "channel_id": channel_id,
@@ -331,7 +335,21 @@ class FakeDiscord:
         if guild:
             data["guild_id"] = GUILD
             data["member"] = {k: v for k, v in self.member(author).items() if k != "user"}
+        if replying_to is not None:
+            data["type"] = 19
+            data["message_reference"] = {"type": 0, "message_id": replying_to["id"], "channel_id": channel_id}
+            if guild:
+                data["message_reference"]["guild_id"] = GUILD
         return data
+
+    def served(self, message: dict[str, Any]) -> dict[str, Any]:
+        """``message`` as Discord sends it: a reply carries the message it answers as ``referenced_message`` (null
+        once that one is deleted), one level deep."""
+        reference = message.get("message_reference")
+        if reference is None or message["type"] != 19:
+            return message
+        answered = self.messages.get(reference["message_id"])
+        return message | {"referenced_message": None if answered is None else dict(answered)}
 
     async def user_says(
         self,
@@ -345,9 +363,10 @@ class FakeDiscord:
         message_id: str | None = None,
         attachments: list[dict[str, Any]] | None = None,
         flags: int = 0,
+        replying_to: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A person writes; ``mention_bot`` / ``mention_bot_role`` prefix a mention of the bot or its role;
-        ``flags`` are the message's (``VOICE_MESSAGE`` for a voice message)."""
+        ``flags`` are the message's (``VOICE_MESSAGE`` for a voice message); ``replying_to``: a reply to it."""
         text = f"<@{BOT_ID}> {content}" if mention_bot else f"<@&{BOT_ROLE}> {content}" if mention_bot_role else content
         data = self.message_payload(
             channel_id=channel_id,
@@ -358,10 +377,11 @@ class FakeDiscord:
             mention_roles=[BOT_ROLE] if mention_bot_role else [],
             message_id=message_id,
             attachments=attachments,
+            replying_to=replying_to,
         )
         data["flags"] = flags
         self.messages[data["id"]] = data
-        await self.dispatch("MESSAGE_CREATE", data)
+        await self.dispatch("MESSAGE_CREATE", self.served(data))
         return data
 
     async def user_edits(self, message: dict[str, Any], content: str) -> None:
@@ -375,6 +395,8 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_UPDATE", dict(message))
 
     async def user_deletes(self, message: dict[str, Any]) -> None:
+        """The message is gone (Discord serves it no more) and MESSAGE_DELETE names it and its channel."""
+        self.messages.pop(message["id"], None)
         payload = {"id": message["id"], "channel_id": message["channel_id"]}
         if "guild_id" in message:
             payload["guild_id"] = message["guild_id"]
@@ -382,6 +404,8 @@ class FakeDiscord:
 
     async def moderator_bulk_deletes(self, messages: list[dict[str, Any]]) -> None:
         """MESSAGE_DELETE_BULK, as Discord sends it for a purge of several messages in one channel."""
+        for message in messages:
+            self.messages.pop(message["id"], None)
         payload: dict[str, Any] = {"ids": [m["id"] for m in messages], "channel_id": messages[0]["channel_id"]}
         if "guild_id" in messages[0]:
             payload["guild_id"] = messages[0]["guild_id"]
@@ -576,6 +600,11 @@ class FakeDiscord:
                 return 204, None
             case "GET", ["channels", channel_id, "messages"]:
                 return 200, self._history(channel_id, query)
+            case "GET", ["channels", channel_id, "messages", message_id]:
+                found = self.messages.get(message_id)
+                if found is None or found["channel_id"] != channel_id:
+                    return 404, {"message": "Unknown Message", "code": 10008}
+                return 200, self.served(found)
             case "POST", ["channels", channel_id, "messages"]:
                 return 200, self._store_bot_message(channel_id, body)
             case "PATCH", ["channels", channel_id, "messages", message_id]:
@@ -622,13 +651,19 @@ class FakeDiscord:
         )
         limit = int(query.get("limit", 50))
         window = found[:limit] if "after" in query else found[-limit:]
-        return list(reversed(window))
+        return [self.served(m) for m in reversed(window)]
 
     def wrote_while_bot_was_away(
-        self, content: str, *, channel_id: str, author: dict[str, Any] = ALICE
+        self,
+        content: str,
+        *,
+        channel_id: str,
+        author: dict[str, Any] = ALICE,
+        replying_to: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A message Discord stored but never delivered to the bot, because it was not connected."""
-        data = self.message_payload(channel_id=channel_id, author=author, content=content)
+        """A message Discord stored but never delivered to the bot (it was not connected, or the message did not
+        concern it); ``replying_to``: a reply to that message."""
+        data = self.message_payload(channel_id=channel_id, author=author, content=content, replying_to=replying_to)
         self.messages[data["id"]] = data
         return data
 

@@ -51,6 +51,28 @@ async def test_the_same_thread_key_is_one_row_and_can_be_found_by_name(storage: 
     assert await storage.log.thread(thread_id=ids[0]) == record
 
 
+async def test_the_threads_of_a_channel_holding_a_message_are_found_by_its_platform_id(storage: Storage) -> None:
+    """A channel message logged in two threads (two reply chains through it) is found in both, not elsewhere."""
+    first, second = await new_thread(storage, "t1"), await new_thread(storage, "t2")
+    other_channel = await storage.log.ensure_thread(
+        platform="p", workspace="w", channel="elsewhere", thread="t3", title=None, now=NOW
+    )
+    other_platform = await new_thread(storage, "t4", platform="q")
+    for thread_id in (first, second, other_channel, other_platform):
+        await say(storage, thread_id, "m1", "the plan")
+    await say(storage, first, "m2", "only here")
+
+    async def holding(message: str, *, channel: str = "c") -> list[tuple[int, str, str]]:
+        found = await storage.log.threads_holding(
+            platform="p", workspace="w", channel=channel, platform_message_id=message
+        )
+        return [(t.id, t.channel, t.thread) for t in found]
+
+    assert await holding("m1") == [(first, "c", "t1"), (second, "c", "t2")]
+    assert await holding("m2") == [(first, "c", "t1")] and await holding("m3") == []
+    assert await holding("m1", channel="elsewhere") == [(other_channel, "elsewhere", "t3")]
+
+
 async def test_a_reply_marks_what_it_answered_and_their_deliveries_handled(storage: Storage) -> None:
     thread_id = await new_thread(storage)
     first = await say(storage, thread_id, "m1", "question one")
