@@ -81,7 +81,7 @@ async def settle(bot: DiscordBot) -> None:
 async def open_thread(fake: FakeDiscord, bot: DiscordBot, text: str) -> str:
     """Mention the bot in the channel and wait for its first reply in the new thread; return the thread id."""
     message = await fake.user_says(text, mention_bot=True)
-    await wait_until(lambda: len(fake.texts_in(message["id"])) == 1)
+    await wait_until(lambda: len(fake.texts_in(message["id"])) == 1, timeout=30, what="the first answer")
     await settle(bot)
     return str(message["id"])
 

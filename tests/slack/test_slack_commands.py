@@ -21,7 +21,7 @@ async def open_thread(fake: FakeSlack, bot: object, text: str) -> str:
     """Mention the bot at the top level and wait for its answer in the new thread; return the thread's ts."""
     mention = Payloads.mention(text)
     await fake.send(Payloads.event_body(mention))
-    await wait_until(lambda: len(replies_in(fake, mention["ts"])) == 1, what="the first answer")
+    await wait_until(lambda: len(replies_in(fake, mention["ts"])) == 1, timeout=30, what="the first answer")
     await settle(bot)
     return str(mention["ts"])
 
