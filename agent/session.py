@@ -19,6 +19,8 @@ remaining messages (through a :class:`~agent.rebuild.SessionSource`) before the 
 history's middle folded into a summary when the request would pass 90% of the window. ``agent/runaway.py``: an
 answer is cut, its model stream closed, when it starts repeating itself, and one the model ended at its
 ``max_tokens`` says so; either way the answer ends with a short note, and that is what the history keeps.
+``agent/step_units.py``: a step that asked for tools, run (or resumed after a restart) and added to the turn
+with its results as one unit.
 
 Tools: a turn given a :class:`~agent.tools.ToolBox` may run several model steps. A step whose answer asks for
 tool calls gets them run (concurrently when there are several; ``agent/steps.py``), their results go back as
@@ -58,20 +60,11 @@ from agent.llm import FailureKind, LLMClient, LLMError, Message, RequestedCall, 
 from agent.parts import supports_vision
 from agent.rebuild import SeedSummary, SessionSource, rebuild_summaries
 from agent.runaway import LENGTH_NOTE, LOOP_NOTE, RepetitionWatch
-from agent.steps import (
-    MAX_TOOL_STEPS,
-    STEP_LIMIT_NOTE,
-    TOOLS_NOTE,
-    RepeatGuard,
-    ResultHook,
-    calls_of,
-    offered_tools,
-    run_calls,
-    withheld_if_forgotten,
-)
+from agent.step_units import resume_step, run_step
+from agent.steps import MAX_TOOL_STEPS, STEP_LIMIT_NOTE, TOOLS_NOTE, RepeatGuard, ResultHook, offered_tools
 from agent.stopping import TurnStop, until_stopped
 from agent.summarize import Summarizer, neutralize_fences
-from agent.tools import Approver, ToolBox, ToolCall, ToolResult
+from agent.tools import Approver, ToolBox
 
 log = logging.getLogger(__name__)
 StepCheck = Callable[[], Awaitable[str | None]]
@@ -261,7 +254,16 @@ class AgentSession:
             room = budget.input_limit - count(self._system_text()) - 2 * MESSAGE_OVERHEAD_TOKENS
             entries.pending = within_budget(entries.pending, room=room, count=count)
             for earlier in resumed:
-                await self._resume_step(earlier, tools if offered else None, approve, on_result, journal)
+                await resume_step(
+                    entries,
+                    self._forgotten,
+                    earlier,
+                    tools if offered else None,
+                    author=self._assistant_name,
+                    approve=approve,
+                    on_result=on_result,
+                    journal=journal,
+                )
             spoken = ""
             guard = RepeatGuard()
             for step in range(min(len(resumed), self._max_tool_steps), self._max_tool_steps + 1):
@@ -315,8 +317,17 @@ class AgentSession:
                     yield note
                     break
                 if requested and tools is not None and offered is not None and not last_step:
-                    await self._run_step(
-                        text, requested, tools, approve=approve, on_result=on_result, guard=guard, journal=journal
+                    await run_step(
+                        entries,
+                        self._forgotten,
+                        text,
+                        requested,
+                        tools,
+                        author=self._assistant_name,
+                        approve=approve,
+                        on_result=on_result,
+                        guard=guard,
+                        journal=journal,
                     )
                     continue
                 if last_step and step > 0:
@@ -348,78 +359,3 @@ class AgentSession:
         if with_history:
             fixed += sum(tokens_of(e) for e in entries.history)
         squeeze_results(entries.pending, fixed=fixed, room=room, meter=entries.meter)
-
-    async def _run_step(
-        self,
-        text: str,
-        requested: list[RequestedCall],
-        tools: ToolBox,
-        *,
-        approve: Approver | None,
-        on_result: ResultHook | None,
-        guard: RepeatGuard | None = None,
-        journal: TurnJournal | None = None,
-    ) -> None:
-        """Run a step's calls; append the step and its results, in call order, as one unit."""
-        meter = self._entries.meter
-        assert meter is not None
-        calls = calls_of(requested)
-        if journal is not None:
-            try:
-                await journal.step(text=text.strip(), calls=calls)
-            except Exception:  # its calls are not run: their ``running`` cannot be recorded either
-                log.exception("could not record a tool step in the turn journal")
-        forgotten = self._forgotten.changes
-        results = await run_calls(
-            calls,
-            tools,
-            approve=approve,
-            on_result=on_result,
-            count=meter.count,
-            forgotten=forgotten,
-            guard=guard,
-            on_start=journal.running if journal is not None else None,
-        )
-        self._append_step(text, calls, results)
-
-    async def _resume_step(
-        self,
-        step: ResumedStep,
-        tools: ToolBox | None,
-        approve: Approver | None,
-        on_result: ResultHook | None,
-        journal: TurnJournal | None,
-    ) -> None:
-        """An interrupted step: replay the calls that ended, run those that had not (never a call that ran)."""
-        meter = self._entries.meter
-        assert meter is not None
-        unfinished = [call for call, result in zip(step.calls, step.results, strict=True) if result is None]
-        if unfinished and tools is not None:
-            ran = await run_calls(
-                unfinished,
-                tools,
-                approve=approve,
-                on_result=on_result,
-                count=meter.count,
-                forgotten=self._forgotten.changes,
-                on_start=journal.running if journal is not None else None,
-            )
-        else:
-            ran = [ToolResult(c, f"Error: {c.name} is not available now; it did not run.", True, 0) for c in unfinished]
-        by_id = {r.call.id: r for r in ran}
-        results = [r if r is not None else by_id[c.id] for c, r in zip(step.calls, step.results, strict=True)]
-        self._append_step(step.text, list(step.calls), results)
-
-    def _append_step(self, text: str, calls: list[ToolCall], results: list[ToolResult]) -> None:
-        """Append a step and its results, in call order, as one unit."""
-        meter = self._entries.meter
-        assert meter is not None
-        forgotten = self._forgotten.changes
-        results = [withheld_if_forgotten(r, forgotten) for r in results]  # forgotten after on_result
-        step = [
-            HistoryEntry("assistant", self._assistant_name, text.strip(), None, calls=calls),
-            *(HistoryEntry("tool", r.call.name, r.text, None, result=r) for r in results),
-        ]
-        for entry in step:
-            meter.measure(entry)
-        self._entries.pending.extend(step)

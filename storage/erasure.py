@@ -190,8 +190,9 @@ class ErasureStore:
     async def forget_thread(self, *, thread_id: int, now: datetime, keep_tracking: bool = False) -> int:
         """Purge a thread (messages, sessions, cards, deliveries cascade); return how many messages went.
 
-        ``keep_tracking`` leaves a bare row under a new id (see ``storage/protocols.py``): ids are never reused
-        (AUTOINCREMENT since m008 on SQLite, identities on Postgres), so the new id is above the forgotten one.
+        ``keep_tracking`` leaves a bare row under a new id (see ``storage/contract/forgetting.py``): ids are never
+        reused (AUTOINCREMENT since m008 on SQLite, identities on Postgres), so the new id is above the forgotten
+        one.
         """
         async with self._db.atomic() as tx:
             await tx.serialize(JOURNAL_LOCK)
