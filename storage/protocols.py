@@ -33,6 +33,7 @@ from storage.records import (
     MessageChange,
     Rating,
     SearchHit,
+    SlackChannelKeeper,
     SlackInstallation,
     StoredSummary,
     ThreadRecord,
@@ -476,7 +477,38 @@ class SlackInstallations(Protocol):
 
     async def all(self) -> list[SlackInstallation]: ...
 
+    async def claim_refresh(self, *, enterprise_id: str, team_id: str, tokens_ciphertext: str, hold_s: float) -> bool:
+        """True for one caller at a time (per tokens, for ``hold_s`` seconds of the database's clock)."""
+        ...
+
+    async def replace_tokens(
+        self,
+        *,
+        enterprise_id: str,
+        team_id: str,
+        was_ciphertext: str,
+        details_json: str,
+        tokens_ciphertext: str,
+        now: datetime,
+    ) -> bool:
+        """Compare-and-swap: saved (True) only while the row still holds ``was_ciphertext``."""
+        ...
+
+    async def release_refresh(self, *, enterprise_id: str, team_id: str, tokens_ciphertext: str) -> None: ...
+
     async def delete(self, *, enterprise_id: str, team_id: str) -> bool: ...
+
+
+class SlackSharedChannels(Protocol):
+    """Which installation keeps each Slack Connect channel: chosen by the first worker to write it, for all."""
+
+    async def keeper(self, *, channel_id: str, enterprise_id: str, team_id: str, now: datetime) -> SlackChannelKeeper:
+        """The channel's keeper: (enterprise_id, team_id) when no one chose before, else the one chosen."""
+        ...
+
+    async def release(self, *, enterprise_id: str, team_id: str) -> list[str]:
+        """Forget the channels this installation kept (an org's, with ``team_id`` ""); their ids."""
+        ...
 
 
 class OAuthStates(Protocol):
