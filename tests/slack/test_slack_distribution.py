@@ -61,6 +61,7 @@ def distributed_bot(make_settings: MakeSettings, fake_slack: FakeSlack) -> Distr
                 router=router,
                 installations=stores.slack_installations,
                 oauth_states=stores.oauth_states,
+                shared_channels=stores.slack_shared_channels,
             )
             await adapter.start()
             await router.resume("slack")
