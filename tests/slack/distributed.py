@@ -57,11 +57,14 @@ def distributed_bots(make_settings: MakeSettings, fake_slack: FakeSlack) -> Dist
     return start
 
 
-def base_url(bot: SlackBot) -> str:
+def base_url(bot: SlackBot | str) -> str:
+    """The bot's web server; a ``threadkeeper run`` process is named by its URL."""
+    if isinstance(bot, str):
+        return bot
     return f"http://127.0.0.1:{bot.settings.port}"
 
 
-async def begin_install(bot: SlackBot) -> tuple[str, str, str]:
+async def begin_install(bot: SlackBot | str) -> tuple[str, str, str]:
     """GET /slack/install as a browser: the Add to Slack link's state, the state cookie, and the link."""
     async with aiohttp.ClientSession() as session, session.get(base_url(bot) + "/slack/install") as response:
         assert response.status == 200
@@ -74,14 +77,14 @@ async def begin_install(bot: SlackBot) -> tuple[str, str, str]:
     return state.group(1), cookie, link.group(1).replace("&amp;", "&")
 
 
-async def finish_install(bot: SlackBot, *, code: str, state: str, cookie: str) -> tuple[int, str]:
+async def finish_install(bot: SlackBot | str, *, code: str, state: str, cookie: str) -> tuple[int, str]:
     """Slack's redirect back to /slack/oauth_redirect after someone clicked Allow."""
     url = f"{base_url(bot)}/slack/oauth_redirect?code={code}&state={state}"
     async with aiohttp.ClientSession() as session, session.get(url, headers={"Cookie": cookie}) as response:
         return response.status, await response.text()
 
 
-async def install(bot: SlackBot, fake: FakeSlack, team: str, **workspace: Any) -> None:
+async def install(bot: SlackBot | str, fake: FakeSlack, team: str, **workspace: Any) -> None:
     state, cookie, _ = await begin_install(bot)
     status, page = await finish_install(bot, code=fake.install_code(team, **workspace), state=state, cookie=cookie)
     assert status == 200 and "Thank you!" in page, page
