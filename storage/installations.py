@@ -41,13 +41,14 @@ class SlackInstallations:
         tokens_ciphertext: str,
         now: datetime,
     ) -> None:
-        """Insert or replace the installation of (enterprise, team); the first install time is kept."""
+        """Insert or replace the installation of (enterprise, team); the first install time is kept, and so is a
+        refresh claim (a re-seal under a new key must not let a second worker refresh the same tokens)."""
         await self._db.execute(
             f"INSERT INTO slack_installations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (enterprise_id, team_id) DO UPDATE SET team_name = excluded.team_name, "
             "bot_user_id = excluded.bot_user_id, bot_scopes = excluded.bot_scopes, "
             "details_json = excluded.details_json, tokens_ciphertext = excluded.tokens_ciphertext, "
-            "updated_utc = excluded.updated_utc, refresh_claimed_until_s = NULL",
+            "updated_utc = excluded.updated_utc",
             (
                 enterprise_id, team_id, team_name, bot_user_id, bot_scopes, details_json, tokens_ciphertext,
                 iso(now), iso(now),

@@ -4,7 +4,9 @@ store (sealed tokens, the claim and the compare-and-swap of storage/installation
 
 Many callers at once in one worker refresh once; a refresh another worker claimed and never finished (it died)
 holds the others only until its claim lapses; a refresh Slack refuses releases its claim, so the next caller
-tries at once; a token that is not due is never refreshed, and what the rotator returns is stored already.
+tries at once; a token that is not due is never refreshed, and what the rotator returns is stored already; a
+worker starting with a new encryption key that re-seals the tokens during a refresh neither takes the claim over
+nor makes the refreshed token lost.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.web.async_client import AsyncWebClient
@@ -26,6 +29,7 @@ from bots.slack.install.rotation import SharedTokenRotator
 from bots.slack.install.sealing import TokenSeal
 from storage.backends import Storage, open_storage
 from tests.fakes.slack import FakeSlack, Workspace
+from tests.fakes.waiting import wait_until
 from tests.slack.distributed import KEY
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -127,3 +131,33 @@ async def test_a_refresh_slack_refuses_releases_its_claim(storage: Storage, fake
     refreshed = await shared.perform_bot_token_rotation(bot=bot)  # at once, not after the claim's ten minutes
     assert refreshed is not None and refreshed.bot_token == fake_slack.workspaces["T1"].tokens[-1]
     assert len(grants(fake_slack)) == 2
+
+
+async def test_a_new_key_re_sealing_the_tokens_during_a_refresh_loses_neither_the_refresh_nor_the_claim(
+    storage: Storage, fake_slack: FakeSlack
+) -> None:
+    await installed(storage, fake_slack)
+    new_key = Fernet.generate_key().decode()
+    # The refreshing worker can open what the new key seals; a second worker starts with TOKEN_ENCRYPTION_KEY=NEW,OLD.
+    installations = StoredInstallations(
+        rows=storage.slack_installations, seal=TokenSeal(f"{KEY},{new_key}"), clock=lambda: NOW
+    )
+    bot = await installations.async_find_bot(enterprise_id=None, team_id="T1")
+    assert bot is not None
+    resealed = asyncio.Event()
+    fake_slack.held_until["oauth.v2.access"] = resealed.is_set
+    refreshing = asyncio.create_task(rotator(installations, fake_slack).perform_bot_token_rotation(bot=bot))
+    await wait_until(lambda: grants(fake_slack), what="the refresh at Slack")
+    starting = StoredInstallations(
+        rows=storage.slack_installations, seal=TokenSeal(f"{new_key},{KEY}"), clock=lambda: NOW
+    )
+    assert await starting.check_key() == 1
+    second = rotator(starting, fake_slack, claim_hold_s=0.3, poll_s=0.05)
+    assert await second.perform_bot_token_rotation(bot=bot) is None  # the claim held through the re-seal
+    resealed.set()
+    refreshed = await refreshing
+    newest = fake_slack.workspaces["T1"].tokens[-1]
+    assert refreshed is not None and refreshed.bot_token == newest
+    stored = await starting.async_find_bot(enterprise_id=None, team_id="T1")
+    assert stored is not None and stored.bot_token == newest
+    assert len(grants(fake_slack)) == 1

@@ -67,20 +67,21 @@ async def test_one_caller_at_a_time_claims_a_refresh_and_saves_only_over_what_it
     await store.release_refresh(enterprise_id="", team_id="T1", tokens_ciphertext="new")
     assert await store.claim_refresh(tokens_ciphertext="new", **expired) is True
     assert await store.claim_refresh(tokens_ciphertext="new", **claim) is True  # a lapsed claim is taken over
-    await save(storage, installation("T1", ciphertext="reinstalled"))
-    assert await store.claim_refresh(tokens_ciphertext="reinstalled", **claim) is True  # a reinstall ends a claim
+    await save(storage, installation("T1", ciphertext="re-sealed"))  # a new key's start-up, while one refreshes
+    assert await store.claim_refresh(tokens_ciphertext="re-sealed", **claim) is False  # the claim still holds
+    assert await store.replace_tokens(was_ciphertext="re-sealed", tokens_ciphertext="refreshed", **swap) is True
     assert await store.claim_refresh(tokens_ciphertext="x", enterprise_id="", team_id="T404", hold_s=30) is False
 
 
 async def test_two_workers_claiming_at_once_get_one_claim(storage: Storage, database_url: str) -> None:
     async with open_storage(database_url) as second:
         for n in range(10):
-            sealed = f"sealed-{n}"
-            await save(storage, installation("T1", ciphertext=sealed))
+            team = f"T{n}"
+            await save(storage, installation(team, ciphertext="sealed"))
             claims = await asyncio.gather(
                 *(
                     s.slack_installations.claim_refresh(
-                        enterprise_id="", team_id="T1", tokens_ciphertext=sealed, hold_s=30
+                        enterprise_id="", team_id=team, tokens_ciphertext="sealed", hold_s=30
                     )
                     for s in (storage, second, storage, second)
                 )

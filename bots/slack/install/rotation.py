@@ -82,7 +82,7 @@ class SharedTokenRotator(AsyncTokenRotator):
                     refreshed = await self._refresh(stored, minutes_before_expiration)
                     if refreshed is not None:
                         return refreshed
-                    continue  # the row changed under the claim (a reinstall): read it again
+                    continue  # reinstalled or uninstalled during the refresh: read it again
                 if time.monotonic() >= deadline:
                     log.warning(
                         "Slack: another worker's token refresh for %s did not finish in %.0f s; using the current "
@@ -94,8 +94,9 @@ class SharedTokenRotator(AsyncTokenRotator):
                 await asyncio.sleep(self._poll_s)
 
     async def _refresh(self, stored: StoredBot, minutes_before_expiration: int) -> Bot | None:
-        """Spend the refresh token (this caller holds the claim) and save the new pair over the old one; None
-        when the save found other tokens stored (then the caller reads them)."""
+        """Spend the refresh token (this caller holds the claim) and save the new pair over the old one (also when
+        a worker starting with a new ``TOKEN_ENCRYPTION_KEY`` re-sealed the old one meanwhile); None when the row
+        holds another token by now (reinstalled) or is gone (then the caller reads it again)."""
         try:
             refreshed = await super().perform_bot_token_rotation(
                 bot=stored.bot, minutes_before_expiration=minutes_before_expiration
@@ -106,8 +107,11 @@ class SharedTokenRotator(AsyncTokenRotator):
         if refreshed is None:  # Slack answered with no bot token: nothing to save, the current one stays
             await self._installations.release_refresh(stored)
             return stored.bot
-        if await self._installations.save_refreshed(stored, refreshed):
-            log.info("Slack: the bot token of %s was refreshed", stored.team_id or stored.enterprise_id)
-            return refreshed
-        log.info("Slack: the tokens of %s changed during a refresh; using the stored ones", stored.team_id)
+        current: StoredBot | None = stored
+        while current is not None and current.bot.bot_token == stored.bot.bot_token:
+            if await self._installations.save_refreshed(current, refreshed):
+                log.info("Slack: the bot token of %s was refreshed", stored.team_id or stored.enterprise_id)
+                return refreshed
+            current = await self._installations.stored_bot(stored.bot)  # re-sealed by a new key meanwhile?
+        log.info("Slack: the installation of %s changed during a refresh; using what is stored", stored.team_id)
         return None
