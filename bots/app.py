@@ -75,10 +75,12 @@ async def open_storage_for(settings: Settings) -> AsyncIterator[Storage]:
 @dataclass
 class PlatformStores:
     """Stores an adapter needs beside the router's, handed over by the composition root (adapters never open
-    storage): Slack's installations and OAuth states for "Add to Slack" (bots/slack/install/)."""
+    storage): Slack's installations, OAuth states and Slack Connect channel keepers for "Add to Slack"
+    (bots/slack/install/)."""
 
     slack_installations: protocols.SlackInstallations | None = None
     oauth_states: protocols.OAuthStates | None = None
+    slack_shared_channels: protocols.SlackSharedChannels | None = None
 
 
 class _RouterOutboxes:
@@ -154,6 +156,7 @@ async def open_router(
         if platform_stores is not None:
             platform_stores.slack_installations = storage.slack_installations
             platform_stores.oauth_states = storage.oauth_states
+            platform_stores.slack_shared_channels = storage.slack_shared_channels
         cards = storage.cards
         ownership = ThreadOwnership(
             leases=storage.leases, lease_s=settings.worker_lease_s, poll_s=settings.worker_poll_s

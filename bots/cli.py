@@ -147,6 +147,7 @@ def _adapters(settings: Settings, router: ThreadRouter, stores: PlatformStores) 
                 router=router,
                 installations=stores.slack_installations,
                 oauth_states=stores.oauth_states,
+                shared_channels=stores.slack_shared_channels,
             )
         )
     return adapters

@@ -24,6 +24,7 @@ from storage.leases import Leases, SoleOwner
 from storage.log import ThreadLog
 from storage.protocols import DatabaseProbe, ThreadSearch
 from storage.sessions import CardStore, DeliveredEvents, SessionStore
+from storage.shared_channels import SlackSharedChannels
 from storage.sql import ReadinessProbe, SqlDatabase
 from storage.thread_settings import ThreadSettings
 from storage.trail import ApprovalStore, ToolTrail
@@ -75,6 +76,7 @@ class Storage:
     thread_settings: protocols.ThreadSettings
     slack_installations: protocols.SlackInstallations  # Slack OAuth distribution (bots/slack/install/)
     oauth_states: protocols.OAuthStates
+    slack_shared_channels: protocols.SlackSharedChannels  # each Slack Connect channel's keeper, for every worker
     probe: DatabaseProbe
     leases: Leases  # who owns which thread and shard when several workers share the database
     applied: tuple[str, ...]  # migrations applied when it was opened
@@ -126,6 +128,7 @@ async def open_storage(url: str, *, migrate: bool = True) -> AsyncIterator[Stora
         thread_settings=ThreadSettings(database),
         slack_installations=SlackInstallations(database),
         oauth_states=OAuthStates(database),
+        slack_shared_channels=SlackSharedChannels(database),
         probe=ReadinessProbe(database),
         leases=leases,
         applied=tuple(applied),

@@ -22,7 +22,7 @@ same tables and columns), and ``migrate-db`` copies any new table without a chan
 from __future__ import annotations
 
 from storage.contract.catch_up import CardStore, SessionStore
-from storage.contract.deployment import DatabaseProbe, OAuthStates, SlackInstallations
+from storage.contract.deployment import DatabaseProbe, OAuthStates, SlackInstallations, SlackSharedChannels
 from storage.contract.forgetting import ErasureStore
 from storage.contract.messages import DeliveredEvents, ThreadLog
 from storage.contract.people import FeedbackStore, ThreadSettings, UsageLog
@@ -38,6 +38,7 @@ __all__ = [
     "OAuthStates",
     "SessionStore",
     "SlackInstallations",
+    "SlackSharedChannels",
     "ThreadLog",
     "ThreadSearch",
     "ThreadSettings",

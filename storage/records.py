@@ -374,3 +374,11 @@ class SlackInstallation:
     tokens_ciphertext: str
     installed_utc: str
     updated_utc: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlackChannelKeeper:
+    """The installation (org ``enterprise_id``, workspace ``team_id``) that keeps a Slack Connect channel."""
+
+    enterprise_id: str
+    team_id: str

@@ -118,4 +118,23 @@ MIGRATIONS: list[Migration] = [
     Migration(
         "m016_messages_by_platform_id", ("CREATE INDEX messages_by_platform_id ON messages (platform_message_id)",)
     ),
+    # Slack in many workspaces with several workers (storage/shared_channels.py, storage/installations.py): which
+    # installation keeps each Slack Connect channel, chosen once for every worker (the first to write it), and
+    # until when one worker holds an installation's token refresh (seconds since the epoch, the database's
+    # clock), so a refresh token is spent once even when several workers see the token expire together.
+    Migration(
+        "m015_slack_shared_channels_and_refresh_claims",
+        (
+            """
+            CREATE TABLE slack_shared_channels (
+                channel_id TEXT PRIMARY KEY,
+                enterprise_id TEXT NOT NULL,
+                team_id TEXT NOT NULL,
+                chosen_utc TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX slack_shared_channels_by_keeper ON slack_shared_channels (team_id, enterprise_id)",
+            "ALTER TABLE slack_installations ADD COLUMN refresh_claimed_until_s {real}",
+        ),
+    ),
 ]

@@ -111,8 +111,10 @@ EXPECTED_COLUMNS = {
         "tokens_ciphertext",
         "installed_utc",
         "updated_utc",
+        "refresh_claimed_until_s",
     ],
     "oauth_states": ["state", "expires_utc"],
+    "slack_shared_channels": ["channel_id", "enterprise_id", "team_id", "chosen_utc"],
     "usage": [
         "id",
         "thread_id",
@@ -139,6 +141,7 @@ EXPECTED_INDEXES = {
     "turn_steps_open": "turn_steps",
     "usage_by_user": "usage",
     "usage_by_thread": "usage",
+    "slack_shared_channels_by_keeper": "slack_shared_channels",
 }
 
 
@@ -162,6 +165,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
             "m016_messages_by_platform_id",
+            "m015_slack_shared_channels_and_refresh_claims",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -249,6 +253,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
             "m016_messages_by_platform_id",
+            "m015_slack_shared_channels_and_refresh_claims",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")

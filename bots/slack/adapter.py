@@ -49,6 +49,7 @@ from bots.slack.install.distribution import (
 )
 from bots.slack.install.installations import InstallationRows, StateRows
 from bots.slack.install.outbox import WorkspaceOutbox
+from bots.slack.install.shared_channels import KeeperRows
 from bots.slack.install.workspaces import acting, request_scope
 from bots.slack.outbox import SlackOutbox
 from bots.slack.shortcuts import SlackCommands
@@ -101,6 +102,7 @@ class SlackAdapter:
         router: ThreadRouter,
         installations: InstallationRows | None = None,
         oauth_states: StateRows | None = None,
+        shared_channels: KeeperRows | None = None,
     ) -> None:
         self._settings = settings
         self._router = router
@@ -112,7 +114,11 @@ class SlackAdapter:
         app_args: dict[str, Any] = {}
         if settings.slack_distributed:
             self._distribution = SlackDistribution(
-                settings=settings, installations=installations, oauth_states=oauth_states, clock=utc_now
+                settings=settings,
+                installations=installations,
+                oauth_states=oauth_states,
+                shared_channels=shared_channels,
+                clock=utc_now,
             )
             self.client: AsyncWebClient = self._distribution.client
             self._file_headers: dict[str, str] = {}

@@ -11,9 +11,12 @@
   scrubbed from the database bytes by storage); bolt then finds no installation for the workspace's events, so
   its threads are no longer answered, until a reinstall writes a new one;
 - Slack Connect: a channel shared by two workspaces that both installed the app can bring the same message once
-  per installation. The first installation seen in a shared channel keeps it for the process's life (the
-  channel's messages are keyed and answered as that workspace's), so the log's unique message ids make a second
-  delivery a no-op instead of a second answer.
+  per installation. The channel's keeper, the first installation any worker saw in it (chosen in the database:
+  ``shared_channels.py``), answers it (the channel's messages are keyed as that workspace's), so the log's
+  unique message ids make a second delivery a no-op instead of a second answer; an uninstall releases the
+  channels its installation kept;
+- token rotation: bolt's authorize and the adapter's client share one rotator, which refreshes an expiring token
+  once across the workers of one database (``rotation.py``).
 """
 
 from __future__ import annotations
@@ -28,14 +31,15 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackClientError
-from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.config import ConfigError, Settings
 from bots.router.bounded import BoundedCache
 from bots.slack.install.installations import InstallationRows, StateRows, StoredInstallations, StoredStates
+from bots.slack.install.rotation import SharedTokenRotator
 from bots.slack.install.scopes import ManifestScopes, manifest_scopes
 from bots.slack.install.sealing import MISSING_KEY, TokenSeal, WrongKey, wrong_key_error
+from bots.slack.install.shared_channels import KeeperRows, SharedChannelKeepers
 from bots.slack.install.workspaces import Acting, WorkspaceClient, WorkspaceTokens, act_for, acting
 
 log = logging.getLogger(__name__)
@@ -43,7 +47,7 @@ log = logging.getLogger(__name__)
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 UNINSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")
-SHARED_CHANNELS_MAX = 10_000
+BOT_USERS_MAX = 10_000
 
 
 def distribution_problem(settings: Settings) -> str | None:
@@ -86,13 +90,14 @@ class SlackDistribution:
         settings: Settings,
         installations: InstallationRows | None,
         oauth_states: StateRows | None,
+        shared_channels: KeeperRows | None,
         clock: Callable[[], datetime],
         scopes: ManifestScopes | None = None,
     ) -> None:
         problem = distribution_problem(settings)
         if problem:
             raise ConfigError(problem)
-        if installations is None or oauth_states is None:
+        if installations is None or oauth_states is None or shared_channels is None:
             raise ConfigError("Slack installs need the database's installation stores (a bug: none were passed).")
         assert settings.slack_client_id and settings.slack_client_secret and settings.token_encryption_key
         self.scopes = scopes or manifest_scopes()
@@ -106,7 +111,9 @@ class SlackDistribution:
         # bolt's authorize and the rotator call Slack with tokens they pass themselves (auth.test, oauth.v2.access).
         plain = AsyncWebClient(**base)
         secret = settings.slack_client_secret.get_secret_value()
-        rotator = AsyncTokenRotator(client_id=settings.slack_client_id, client_secret=secret, client=plain)
+        rotator = SharedTokenRotator(
+            installations=self.installations, client_id=settings.slack_client_id, client_secret=secret, client=plain
+        )
         self.tokens = WorkspaceTokens(installations=self.installations, rotator=rotator)
         self.client = WorkspaceClient(tokens=self.tokens, **base)
         self.oauth_settings = AsyncOAuthSettings(
@@ -131,8 +138,9 @@ class SlackDistribution:
             cache_enabled=True,  # auth.test once per token, not once per event
             client=plain,
         )
-        self._shared: BoundedCache[str, str] = BoundedCache(max_entries=SHARED_CHANNELS_MAX)  # channel -> team
-        self._bot_users: BoundedCache[str, str] = BoundedCache(max_entries=SHARED_CHANNELS_MAX)  # team -> bot user
+        self.authorize.token_rotator = rotator  # bolt's own flow, with the refresh spent once across workers
+        self.keepers = SharedChannelKeepers(rows=shared_channels, clock=clock)
+        self._bot_users: BoundedCache[str, str] = BoundedCache(max_entries=BOT_USERS_MAX)  # team -> bot user
 
     async def check_key(self) -> int:
         """At start-up: the key opens every stored installation (else a ConfigError); how many there are."""
@@ -155,7 +163,6 @@ class SlackDistribution:
     def _forget(self, enterprise_id: str, team_id: str) -> None:
         self.tokens.forget(enterprise_id, team_id)
         self.authorize.authorize_result_cache.clear()  # keyed by token: the revoked ones must not answer again
-        self._shared.clear()  # shared channels are kept by whichever installation brings their next event
 
     # -- bolt middleware (before every other) ----------------------------------------------------------------
 
@@ -171,28 +178,38 @@ class SlackDistribution:
         team = context.team_id or ""
         if context.bot_user_id:
             self._bot_users.put(team, context.bot_user_id)
-        team = self._keeper_of_shared_channel(body, event, team)
-        where = Acting(team_id=team, enterprise_id=context.enterprise_id, bot_user_id=self._bot_users.get(team))
+        enterprise, team = await self._keeper_of_shared_channel(body, event, context.enterprise_id or "", team)
+        where = Acting(team_id=team, enterprise_id=enterprise or None, bot_user_id=await self._bot_user_of(team))
         self.tokens.learn(where)
         act_for(where)  # until the request ends (the adapter's request_scope)
         await next_()
         return None
 
-    def _keeper_of_shared_channel(self, body: dict[str, Any], event: dict[str, Any], team: str) -> str:
-        """In a Slack Connect channel, the installation that first brought one of its events (see above)."""
+    async def _keeper_of_shared_channel(
+        self, body: dict[str, Any], event: dict[str, Any], enterprise: str, team: str
+    ) -> tuple[str, str]:
+        """The (org, workspace) to act for: in a Slack Connect channel, its keeper (see above)."""
         channel = event.get("channel")
         if body.get("is_ext_shared_channel") is not True or not isinstance(channel, str) or not team:
-            return team
-        keeper = self._shared.get(channel)
-        if keeper is None:
-            self._shared.put(channel, team)
-            return team
+            return enterprise, team
+        enterprise, keeper = await self.keepers.keeper(channel_id=channel, enterprise_id=enterprise, team_id=team)
         if keeper != team:
             authorizations = body.get("authorizations")
             if isinstance(authorizations, list) and authorizations and isinstance(authorizations[0], dict):
                 authorizations[0]["team_id"] = keeper  # the thread key's workspace (translate.team_of)
             body["team_id"] = keeper
-        return keeper
+        return enterprise, keeper
+
+    async def _bot_user_of(self, team: str) -> str | None:
+        """The bot's user in ``team``: from its events, else (a keeper whose events reach other workers) from its
+        installation."""
+        known = self._bot_users.get(team)
+        if known is None and team:
+            bot = await self.installations.find_for_team(team)
+            if bot is not None and bot.bot_user_id:
+                known = bot.bot_user_id
+                self._bot_users.put(team, known)
+        return known
 
     async def _uninstalled(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         enterprise = body.get("enterprise_id") or None
@@ -201,6 +218,9 @@ class SlackDistribution:
         tokens: dict[str, Any] = raw_tokens if isinstance(raw_tokens, dict) else {}
         if event.get("type") == "app_uninstalled" or tokens.get("bot"):
             await self.installations.async_delete_all(enterprise_id=enterprise, team_id=team)
+            released = await self.keepers.release(enterprise_id=enterprise or "", team_id=team or "")
+            if released:
+                log.info("Slack: %d shared channel(s) of %s will be kept by another installation", len(released), team)
         for user in tokens.get("oauth") or ():
             await self.installations.async_delete_installation(enterprise_id=enterprise, team_id=team, user_id=user)
         log.info("Slack: %s in %s; its tokens are deleted", event.get("type"), team or enterprise)

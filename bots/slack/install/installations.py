@@ -8,7 +8,8 @@ structural Protocol below, so this adapter never imports storage/.
 
 One row per workspace (or org, for an org-wide install): the bot's installation, which is what every call of ours
 uses (bolt is configured ``installation_store_bot_only``). A reinstall replaces it; token rotation saves the new
-token over it; ``delete_*`` (app_uninstalled, tokens_revoked) remove it at once, scrubbed from the database bytes.
+token over it, only over the one it was refreshed from (``save_refreshed``, driven by rotation.py); ``delete_*``
+(app_uninstalled, tokens_revoked) remove it at once, scrubbed from the database bytes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -73,7 +75,35 @@ class InstallationRows(Protocol):
 
     async def all(self) -> Sequence[InstallationRow]: ...
 
+    async def claim_refresh(
+        self, *, enterprise_id: str, team_id: str, tokens_ciphertext: str, hold_s: float
+    ) -> bool: ...
+
+    async def replace_tokens(
+        self,
+        *,
+        enterprise_id: str,
+        team_id: str,
+        was_ciphertext: str,
+        details_json: str,
+        tokens_ciphertext: str,
+        now: datetime,
+    ) -> bool: ...
+
+    async def release_refresh(self, *, enterprise_id: str, team_id: str, tokens_ciphertext: str) -> None: ...
+
     async def delete(self, *, enterprise_id: str, team_id: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBot:
+    """A bot as its row holds it now: the row's key and sealed tokens name the version a refresh starts from."""
+
+    enterprise_id: str
+    team_id: str
+    sealed: str
+    fields: dict[str, Any]
+    bot: Bot
 
 
 class StateRows(Protocol):
@@ -125,9 +155,14 @@ class StoredInstallations(AsyncInstallationStore):
         fields.update(json.loads(self._seal.open(row.tokens_ciphertext)))
         return fields
 
-    async def _write(self, fields: dict[str, Any]) -> None:
+    def _sealed(self, fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The non-secret fields as stored (JSON-ready), and the secret ones sealed."""
         fields = {name: _plain(name, value) for name, value in fields.items() if value is not None}
-        sealed = {name: fields.pop(name) for name in SEALED_FIELDS if name in fields}
+        secret = {name: fields.pop(name) for name in SEALED_FIELDS if name in fields}
+        return fields, self._seal.seal(json.dumps(secret, sort_keys=True))
+
+    async def _write(self, fields: dict[str, Any]) -> None:
+        fields, sealed = self._sealed(fields)
         scopes = fields.get("bot_scopes") or ""
         enterprise_id, team_id = _key(
             fields.get("enterprise_id"), fields.get("team_id"), fields.get("is_enterprise_install")
@@ -139,18 +174,61 @@ class StoredInstallations(AsyncInstallationStore):
             bot_user_id=fields.get("bot_user_id"),
             bot_scopes=scopes if isinstance(scopes, str) else ",".join(scopes),
             details_json=json.dumps(fields, sort_keys=True),
-            tokens_ciphertext=self._seal.seal(json.dumps(sealed, sort_keys=True)),
+            tokens_ciphertext=sealed,
             now=self._clock(),
         )
 
-    async def _find(
+    async def _row(
         self, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None
-    ) -> dict[str, Any] | None:
+    ) -> InstallationRow | None:
         enterprise, team = _key(enterprise_id, team_id, is_enterprise_install)
         row = await self._rows.find(enterprise_id=enterprise, team_id=team)
         if row is None and enterprise and team:
             row = await self._rows.find(enterprise_id=enterprise, team_id="")  # an org-wide install covers it
+        return row
+
+    async def _find(
+        self, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None
+    ) -> dict[str, Any] | None:
+        row = await self._row(enterprise_id, team_id, is_enterprise_install)
         return None if row is None else self._fields(row)
+
+    # -- token rotation across workers (rotation.py) ---------------------------------------------------------
+
+    async def stored_bot(self, bot: Bot) -> StoredBot | None:
+        """``bot``'s installation as stored now (None once uninstalled, or without a bot token)."""
+        row = await self._row(bot.enterprise_id, bot.team_id, bot.is_enterprise_install)
+        if row is None:
+            return None
+        fields = self._fields(row)
+        if not fields.get("bot_token"):
+            return None
+        stored = Installation(**_installation_args(fields)).to_bot()
+        return StoredBot(row.enterprise_id, row.team_id, row.tokens_ciphertext, fields, stored)
+
+    async def claim_refresh(self, stored: StoredBot, *, hold_s: float) -> bool:
+        return await self._rows.claim_refresh(
+            enterprise_id=stored.enterprise_id, team_id=stored.team_id, tokens_ciphertext=stored.sealed, hold_s=hold_s
+        )
+
+    async def release_refresh(self, stored: StoredBot) -> None:
+        await self._rows.release_refresh(
+            enterprise_id=stored.enterprise_id, team_id=stored.team_id, tokens_ciphertext=stored.sealed
+        )
+
+    async def save_refreshed(self, stored: StoredBot, refreshed: Bot) -> bool:
+        """Save ``refreshed`` over the tokens it was refreshed from; False when the row holds others by now."""
+        fields = {**stored.fields, **refreshed.to_dict_for_copying()}
+        fields.pop("custom_values", None)
+        details, sealed = self._sealed(fields)
+        return await self._rows.replace_tokens(
+            enterprise_id=stored.enterprise_id,
+            team_id=stored.team_id,
+            was_ciphertext=stored.sealed,
+            details_json=json.dumps(details, sort_keys=True),
+            tokens_ciphertext=sealed,
+            now=self._clock(),
+        )
 
     async def find_for_team(self, team_id: str) -> Bot | None:
         """The bot of workspace ``team_id`` when no event says its org (calls made outside an event)."""
@@ -183,8 +261,11 @@ class StoredInstallations(AsyncInstallationStore):
         )
 
     async def async_save_bot(self, bot: Bot) -> None:
-        """A rotated bot token: the stored installation keeps everything else."""
+        """A rotated bot token: the stored installation keeps everything else. bolt calls this with what the
+        rotator returned (rotation.py), which is stored already: nothing is written again then."""
         fields = await self._find(bot.enterprise_id, bot.team_id, bot.is_enterprise_install) or {}
+        if fields.get("bot_token") == bot.bot_token:
+            return
         fields.update(bot.to_dict_for_copying())
         fields.pop("custom_values", None)
         await self._write(fields)

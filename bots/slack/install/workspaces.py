@@ -14,13 +14,12 @@ Who the caller acts for is a context variable, set where it is known: bolt's mid
 thread's work (the
 thread key names its workspace). asyncio copies the context into the tasks a handler starts, so a reply's work
 acts for the workspace whose event started it. :class:`WorkspaceTokens` finds the token (kept 30 s in memory),
-rotates it when Slack's token rotation is on and it expires within two hours (the same bolt rotator), and
-forgets it the moment the workspace uninstalls.
+rotates it when Slack's token rotation is on and it expires within two hours (the rotator bolt's authorize uses
+too, which refreshes once across workers: rotation.py), and forgets it the moment the workspace uninstalls.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,7 +91,6 @@ class WorkspaceTokens:
         self._rotator = rotator
         self._bots: BoundedCache[str, Bot] = BoundedCache(max_entries=ORGS_MAX, ttl_s=TOKEN_TTL_S)  # by team
         self._orgs: BoundedCache[str, str] = BoundedCache(max_entries=ORGS_MAX)  # team -> its org
-        self._rotating = asyncio.Lock()
 
     def learn(self, where: Acting) -> None:
         """An event said which org a workspace belongs to (org-wide installs are found by the org)."""
@@ -118,15 +116,13 @@ class WorkspaceTokens:
                 raise NotInstalled(f"threadkeeper is not installed in Slack workspace {where.team_id}")
             self._bots.put(where.team_id, bot)
         if bot.bot_refresh_token and self._rotator is not None:
-            async with self._rotating:  # one refresh at a time: a second caller gets the token the first saved
-                bot = self._bots.get(where.team_id) or bot
-                rotated = await self._rotator.perform_bot_token_rotation(
-                    bot=bot, minutes_before_expiration=ROTATE_MINUTES_BEFORE
-                )
-                if rotated is not None:
-                    await self._installations.async_save_bot(rotated)
-                    self._bots.put(where.team_id, rotated)
-                    bot = rotated
+            # once across workers, and stored by the rotator (rotation.py): a newer token, or None to keep this one
+            rotated = await self._rotator.perform_bot_token_rotation(
+                bot=bot, minutes_before_expiration=ROTATE_MINUTES_BEFORE
+            )
+            if rotated is not None:
+                self._bots.put(where.team_id, rotated)
+                bot = rotated
         return bot.bot_token
 
 
