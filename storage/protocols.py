@@ -31,6 +31,8 @@ from storage.records import (
     JournalStep,
     LoggedMessage,
     MessageChange,
+    NewMessage,
+    OpenJoin,
     Rating,
     SearchHit,
     SlackInstallation,
@@ -160,6 +162,32 @@ class ThreadLog(Protocol):
     async def all_messages(self, *, thread_id: int) -> list[LoggedMessage]: ...
 
     async def thread(self, *, thread_id: int) -> ThreadRecord | None: ...
+
+
+class JoinStore(Protocol):
+    """Threads being joined: their history still to be logged before the mention (``storage/joins.py``)."""
+
+    async def begin(
+        self,
+        *,
+        platform: str,
+        workspace: str,
+        channel: str,
+        thread: str,
+        title: str | None,
+        title_message_id: str | None,
+        before_message_id: str,
+        room: int,
+        now: datetime,
+    ) -> int | None:
+        """The new thread's id with its join open (``room`` ids reserved); None when the thread existed."""
+
+    async def open_join(self, *, thread_id: int) -> OpenJoin | None: ...
+
+    async def finish(
+        self, *, join: OpenJoin, history: list[NewMessage], fence: Fence | None = None
+    ) -> list[LoggedMessage]:
+        """Log ``history`` before the mention and close the join, in one transaction; the rows logged."""
 
 
 class SessionStore(Protocol):

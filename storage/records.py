@@ -374,3 +374,13 @@ class SlackInstallation:
     tokens_ciphertext: str
     installed_utc: str
     updated_utc: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenJoin:
+    """A thread whose history before ``before_message_id`` (the mention's platform id) is still to be logged, under
+    ``reserved_ids`` (``storage/joins.py``)."""
+
+    thread_id: int
+    before_message_id: str
+    reserved_ids: tuple[int, ...]

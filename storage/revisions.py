@@ -430,4 +430,21 @@ MIGRATIONS: list[Migration] = [
     # An approval's timeout is counted by the database's clock, which every worker shares (their own may not
     # agree): when it was asked for, in seconds since the epoch; NULL for the approvals of earlier versions.
     Migration("m013_approval_asked_by_database_clock", ("ALTER TABLE approvals ADD COLUMN asked_epoch_s {real}",)),
+    # Issue 22: a thread being joined (storage/joins.py). The mention that brings the bot in is logged and
+    # acknowledged at once; its history is read afterwards and logged under ids reserved below the mention's, so
+    # the log's id order stays the thread's order. The row says the thread's history is still owed (any worker,
+    # or the next start, finishes it) and which ids it takes; it goes when the history is logged.
+    Migration(
+        "m017_thread_joins",
+        (
+            """
+            CREATE TABLE thread_joins (
+                thread_id {bigint} PRIMARY KEY REFERENCES threads (id) ON DELETE CASCADE,
+                before_message_id TEXT NOT NULL,
+                reserved_ids_json TEXT NOT NULL,
+                started_utc TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 ]

@@ -111,6 +111,7 @@ EXPECTED_COLUMNS = {
         "updated_utc",
     ],
     "oauth_states": ["state", "expires_utc"],
+    "thread_joins": ["thread_id", "before_message_id", "reserved_ids_json", "started_utc"],
     "usage": [
         "id",
         "thread_id",
@@ -158,6 +159,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m011_thread_reply_mode",
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
+            "m017_thread_joins",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -244,6 +246,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m011_thread_reply_mode",
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
+            "m017_thread_joins",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")
