@@ -135,11 +135,15 @@ class ThreadJoining:
             return False
         if state.thread_id not in self._finishing:
             self._finishing.add(state.thread_id)
+            state.pinned += 1  # kept while the history is read: the session it ends with is this state's
             self._host.spawn(self._finish(state, join))
         return True
 
     async def _finish(self, state: ThreadState, join: OpenJoin) -> None:
-        """After the acknowledgement: read, log before the mention, then answer what waits with the history."""
+        """After the acknowledgement: read, log before the mention, then answer what waits with the history.
+
+        The thread counts as being joined until its new session is live, so nothing slips in between the history's
+        commit and the session (a card would be shown for a thread that merely had history before the mention)."""
         try:
             history = await self._read(state.key, before=join.before_message_id)
             now = iso(self._clock())
@@ -153,15 +157,19 @@ class ThreadJoining:
             except LeaseLost as exc:
                 self._host.lease_refused(state, exc)  # the new owner finishes the join
                 return
+            except Exception:  # the join stays open: the next message, the poll or the next start finishes it
+                log.exception("logging the history of %s failed; the mention waits", state.key)
+                return
+            log.info("joined %s with %d earlier message(s)", state.key, len(logged))
+            async with state.lock:
+                if state.session is None:  # the history is the new session's, not a card's
+                    await self._host.start_session(state, origin="fresh")
+                    # All logged and not waiting: the history, and anything said meanwhile that wants no answer.
+                    self.hear(state, await self._log.transcript(thread_id=state.thread_id))
+                self._kick(state)
         finally:
             self._finishing.discard(state.thread_id)
-        log.info("joined %s with %d earlier message(s)", state.key, len(logged))
-        async with state.lock:
-            if state.session is None:  # the history is the new session's, not a card's
-                await self._host.start_session(state, origin="fresh")
-                # Everything logged and not waiting: the history, and what was said meanwhile and left unanswered.
-                self.hear(state, await self._log.transcript(thread_id=state.thread_id))
-            self._kick(state)
+            state.pinned -= 1
 
     async def _read(self, key: ThreadKey, *, before: str) -> list[IncomingMessage]:
         reader = self._readers.get(key.platform)
