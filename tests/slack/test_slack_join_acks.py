@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.llm import FakeLLM
 from tests.fakes.slack import FakeSlack, Payloads, post_event
 from tests.fakes.waiting import wait_until
@@ -117,6 +119,46 @@ async def test_a_reply_delivered_to_another_worker_during_the_join_waits_and_the
     assert prompt.index("thoughts?") < prompt.index("and the rollback plan?")
     rows = await _contents(postgres_url)
     assert rows == [*HISTORY, "thoughts?", "and the rollback plan?", replies_in(fake_slack, PARENT)[0]]
+
+
+async def test_a_join_whose_worker_stalls_is_finished_by_the_worker_that_takes_the_thread_and_answered_once(
+    slack_bot: SlackBotFactory,
+    fake_slack: FakeSlack,
+    fake_llm: FakeLLM,
+    postgres_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A acked the mention and reads the history, then stalls past its lease: B's poll takes the thread, reads the
+    history itself and answers; A's late write of the history is refused by the fence, so nothing is logged twice."""
+    people_talked(fake_slack, len(HISTORY))
+    released: list[bool] = []
+    hold_history_until(fake_slack, released)
+    workers = {"database_url": postgres_url, "worker_lease_s": 300.0, "worker_poll_s": 0.05}
+    async with slack_bot(**workers) as a:
+        mention = await fake_slack.send(Payloads.event_body(Payloads.mention("thoughts?", thread_ts=PARENT)))
+        await wait_until(lambda: mention in fake_slack.acks, what="the mention acknowledged by A")
+        await wait_until(lambda: len(fake_slack.calls_to("conversations.replies")) == 1, what="A reading the history")
+        async with slack_bot(**workers) as b:
+            await _expire_the_lease(postgres_url)  # as a stalled worker's lease looks to the others
+            await wait_until(lambda: len(fake_slack.calls_to("conversations.replies")) == 2, what="B reading it")
+            released.append(True)
+            await wait_until(lambda: len(replies_in(fake_slack, PARENT)) == 1, timeout=20)
+            await settle(b)
+            await settle(a)
+    assert len(answers(fake_llm)) == 1 and len(replies_in(fake_slack, PARENT)) == 1
+    assert "Alice: point 0 about the release" in answers(fake_llm)[0]
+    assert await _contents(postgres_url) == [*HISTORY, "thoughts?", replies_in(fake_slack, PARENT)[0]]
+    assert any("a write was refused" in r.getMessage() for r in caplog.records)  # A's history, fenced off
+
+
+async def _expire_the_lease(url: str) -> None:
+    from storage.postgres.db import open_postgres
+
+    db = await open_postgres(url)
+    try:
+        await db.execute("UPDATE leases SET expires_utc = clock_timestamp() - interval '1 second'")
+    finally:
+        await db.close()
 
 
 async def _contents(url: str) -> list[str]:
