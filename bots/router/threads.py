@@ -258,8 +258,9 @@ class ThreadRouter:
         await self._answer_or_card(state, first_waiting=waiting[0].id)
 
     async def _answer_or_card(self, state: ThreadState, *, first_waiting: int) -> None:
-        """The one decision for what waits (call with the lock held, no open card): the live session answers;
-        else a thread with messages before ``first_waiting`` gets its card, and a thread without, a fresh one."""
+        """The one decision for what waits (call with the lock held, no open card): the live session answers; a
+        thread being joined waits for its history (on any worker: the join is a row); else a thread with messages
+        before ``first_waiting`` gets its card, and a thread without, a fresh one."""
         if state.session is not None:
             self._states.touch(state)
             self._answering.kick(state)
