@@ -103,8 +103,10 @@ async def test_a_reply_delivered_to_another_worker_during_the_join_waits_and_the
         await wait_until(lambda: mention in fake_slack.acks, what="the mention acknowledged by A")
         await wait_until(lambda: len(fake_slack.calls_to("conversations.replies")) == 1, what="A reading the history")
         async with slack_bot(database_url=postgres_url) as b:  # the newest connection: Slack's next event goes to B
+            await wait_until(lambda: fake_slack.connected == 2, what="B connected")
             reply = Payloads.message("and the rollback plan?", thread_ts=PARENT, user="UBOB")
             said = await fake_slack.send(Payloads.event_body(reply))
+            assert fake_slack.delivered_to == {mention: 0, said: 1}
             await wait_until(lambda: said in fake_slack.acks, what="the reply acknowledged by B")
             await b.router.idle()
             assert replies_in(fake_slack, PARENT) == []
