@@ -176,6 +176,7 @@ async def open_router(
         outboxes = _RouterOutboxes()
         stores = RouterStores(
             log=MeteredThreadLog(storage.log),
+            joins=storage.joins,
             sessions=storage.sessions,
             cards=cards,
             events=events,

@@ -19,6 +19,7 @@ from storage import migrations, protocols
 from storage.erasure import ErasureStore
 from storage.feedback import FeedbackStore
 from storage.installations import OAuthStates, SlackInstallations
+from storage.joins import ThreadJoins
 from storage.journal import TurnJournal
 from storage.leases import Leases, SoleOwner
 from storage.log import ThreadLog
@@ -63,6 +64,7 @@ class Storage:
     backend: Backend
     url: str
     log: protocols.ThreadLog
+    joins: protocols.JoinStore  # threads being joined (a mention brought the bot in; the history still owed)
     sessions: protocols.SessionStore
     cards: protocols.CardStore
     events: protocols.DeliveredEvents
@@ -115,6 +117,7 @@ async def open_storage(url: str, *, migrate: bool = True) -> AsyncIterator[Stora
         backend=backend,
         url=url,
         log=ThreadLog(database),
+        joins=ThreadJoins(database),
         sessions=SessionStore(database),
         cards=CardStore(database),
         events=DeliveredEvents(database),

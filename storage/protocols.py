@@ -24,7 +24,7 @@ from __future__ import annotations
 from storage.contract.catch_up import CardStore, SessionStore
 from storage.contract.deployment import DatabaseProbe, OAuthStates, SlackInstallations, SlackSharedChannels
 from storage.contract.forgetting import ErasureStore
-from storage.contract.messages import DeliveredEvents, ThreadLog
+from storage.contract.messages import DeliveredEvents, JoinStore, ThreadLog
 from storage.contract.people import FeedbackStore, ThreadSettings, UsageLog
 from storage.contract.tools import ApprovalStore, ThreadSearch, ToolTrail, TurnJournal
 
@@ -35,6 +35,7 @@ __all__ = [
     "DeliveredEvents",
     "ErasureStore",
     "FeedbackStore",
+    "JoinStore",
     "OAuthStates",
     "SessionStore",
     "SlackInstallations",

@@ -382,3 +382,15 @@ class SlackChannelKeeper:
 
     enterprise_id: str
     team_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenJoin:
+    """A thread whose history before ``before_message_id`` (the mention's platform id) is still to be logged, under
+    ``reserved_ids`` (``storage/joins.py``); ``replied_to``: the message a mention that starts its own thread replies
+    to, whose reply chain is that history (a Discord reply in a channel)."""
+
+    thread_id: int
+    before_message_id: str
+    reserved_ids: tuple[int, ...]
+    replied_to: str | None = None

@@ -137,4 +137,24 @@ MIGRATIONS: list[Migration] = [
             "ALTER TABLE slack_installations ADD COLUMN refresh_claimed_until_s {real}",
         ),
     ),
+    # Issue 22: a thread being joined (storage/joins.py). The mention that brings the bot in is logged and
+    # acknowledged at once; its history is read afterwards and logged under ids reserved below the mention's, so
+    # the log's id order stays the thread's order. The row says the thread's history is still owed (any worker,
+    # or the next start, finishes it) and which ids it takes; it goes when the history is logged. ``replied_to``:
+    # the message a mention that starts its own thread replies to (a Discord reply in a channel), whose reply
+    # chain is the history to read.
+    Migration(
+        "m017_thread_joins",
+        (
+            """
+            CREATE TABLE thread_joins (
+                thread_id {bigint} PRIMARY KEY REFERENCES threads (id) ON DELETE CASCADE,
+                before_message_id TEXT NOT NULL,
+                replied_to TEXT,
+                reserved_ids_json TEXT NOT NULL,
+                started_utc TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 ]

@@ -107,6 +107,10 @@ class SqlDatabase(Protocol):
     async def write_messages(self, news: list[NewMessage]) -> list[tuple[LoggedMessage, bool]]:
         """The log's group-commit batch, in one transaction, written the fastest way the backend knows."""
 
+    async def reserve_message_ids(self, count: int) -> list[int]:
+        """``count`` message ids, ascending, that no insert takes unless it names them, all below the id of every
+        message logged after this returns (a joined thread's history goes there: ``storage/joins.py``)."""
+
     def typed_error(self, exc: BaseException) -> BaseException:
         """A driver's error as the contract names it (a foreign-key failure on a message becomes ThreadGone)."""
 

@@ -115,6 +115,7 @@ EXPECTED_COLUMNS = {
     ],
     "oauth_states": ["state", "expires_utc"],
     "slack_shared_channels": ["channel_id", "enterprise_id", "team_id", "chosen_utc"],
+    "thread_joins": ["thread_id", "before_message_id", "replied_to", "reserved_ids_json", "started_utc"],
     "usage": [
         "id",
         "thread_id",
@@ -166,6 +167,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m013_approval_asked_by_database_clock",
             "m016_messages_by_platform_id",
             "m015_slack_shared_channels_and_refresh_claims",
+            "m017_thread_joins",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -254,6 +256,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m013_approval_asked_by_database_clock",
             "m016_messages_by_platform_id",
             "m015_slack_shared_channels_and_refresh_claims",
+            "m017_thread_joins",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")

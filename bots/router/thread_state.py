@@ -22,6 +22,7 @@ from storage.protocols import (
     DeliveredEvents,
     ErasureStore,
     FeedbackStore,
+    JoinStore,
     SessionStore,
     ThreadLog,
     ToolTrail,
@@ -77,6 +78,7 @@ class RouterStores:
     """The storage repositories the router works through (the composition root builds them)."""
 
     log: ThreadLog
+    joins: JoinStore  # threads being joined: their history still to be logged (bots/router/joining.py)
     sessions: SessionStore
     cards: CardStore
     events: DeliveredEvents

@@ -20,8 +20,9 @@ loses nothing: the next start answers them after the card.
    (``bots/router/forgetting.py``); a catch-up summary written while something was forgotten is thrown away and
    written again.
 
-6. A mention in a thread the bot has no log for first logs the thread's earlier messages, as read
-   (``bots/router/joining.py``), and the session answering it hears them. A message the thread's reply mode does
+6. A mention in a thread the bot has no log for opens a join: the mention is logged and acknowledged, then the
+   thread's earlier messages are read and logged before it, as read (``bots/router/joining.py``); nothing in the
+   thread is answered until they are, and the session answering it hears them. A message the thread's reply mode does
    not answer (``bots/router/reply_modes.py``) is logged as read too: no answer, no card, context for the next.
 """
 
@@ -124,7 +125,6 @@ class ThreadRouter:
         self._follower = self._forgetting.follower
         self._intake = MessageIntake(log=stores.log, states=self._states, follower=self._follower, clock=clock)
         self._models = models or ThreadModels(llm=llm)
-        self._joining = ThreadJoining(intake=self._intake, limit=join_history_messages)
         self._reply_modes = reply_modes or ReplyModes(
             log=stores.log, store=None, default=ReplyMode.ALL, assistant_name=assistant_name
         )
@@ -178,6 +178,15 @@ class ThreadRouter:
             assistant_name=assistant_name,
             clock=clock,
             host=self,
+        )
+        self._joining = ThreadJoining(
+            intake=self._intake,
+            log=stores.log,
+            joins=stores.joins,
+            host=self,
+            kick=self._answering.kick,
+            clock=clock,
+            limit=join_history_messages,
         )
         self._stopping = StopFlow(
             log=stores.log,
@@ -249,11 +258,14 @@ class ThreadRouter:
         await self._answer_or_card(state, first_waiting=waiting[0].id)
 
     async def _answer_or_card(self, state: ThreadState, *, first_waiting: int) -> None:
-        """The one decision for what waits (call with the lock held, no open card): the live session answers;
-        else a thread with messages before ``first_waiting`` gets its card, and a thread without, a fresh one."""
+        """The one decision for what waits (call with the lock held, no open card): the live session answers; a
+        thread being joined waits for its history (on any worker: the join is a row); else a thread with messages
+        before ``first_waiting`` gets its card, and a thread without, a fresh one."""
         if state.session is not None:
             self._states.touch(state)
             self._answering.kick(state)
+        elif await self._joining.defer(state):
+            return  # the thread's history is being read: the join answers what waits once it is logged
         elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=first_waiting):
             await self._post_card(state)
         else:
@@ -295,8 +307,8 @@ class ThreadRouter:
     async def handle_message(self, message: IncomingMessage) -> None:
         """Log the message (``router/intake.py``), then answer it, show a card, or let it wait (module docstring)."""
         log_context.bind(thread=message.thread, event=message.event_key or message.message_id)
-        joined = await self._joining.join(message)
-        answers = bool(joined) or await self._reply_modes.answers(await self._intake.state_of(message), message)
+        joining = await self._joining.begin(message)  # its history is read after the ack (router/joining.py)
+        answers = joining or await self._reply_modes.answers(await self._intake.state_of(message), message)
         state, row, created = await self._intake.record(message, read=not answers)
         async with state.lock:
             if message.event_key and await self._events.record(
@@ -320,9 +332,6 @@ class ThreadRouter:
             if state.session is None and await self._card_flow.has_open_card(state):
                 await self._card_flow.show_recorded_card(state)
                 return
-            if joined and state.session is None:  # the history is the new session's, not a card's
-                await self.start_session(state, origin="fresh")
-                self._joining.hear(state, joined)
             await self._answer_or_card(state, first_waiting=row.id)
 
     async def handle_edit(self, edit: MessageEdit) -> None:

@@ -9,11 +9,22 @@ message shortcut).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.response import BoltResponse
 
 from bots.config import Settings
+from bots.slack import translate
+
+if TYPE_CHECKING:
+    from bots.slack.outbox import SlackOutbox
+
+log = logging.getLogger(__name__)
+
+DENIED = "Sorry, I'm not available to you here. Ask your workspace admin if you think that's wrong."
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +82,48 @@ def origin_of(body: Mapping[str, Any]) -> Origin | None:
         user = _mapping(body.get("user")).get("id") or ""
         return Origin(team=str(team), channel=str(channel), user=str(user), kind="click")
     return None
+
+
+class AllowlistGate:
+    """The global bolt middleware: requests from outside the allowlists are acknowledged and dropped; a person
+    writing a DM or clicking a button is told so, after the ack."""
+
+    def __init__(
+        self,
+        *,
+        checks: list[Check],
+        outbox: SlackOutbox,
+        after_ack: Callable[..., None],
+        bot_user_id: Callable[[], str | None],
+    ) -> None:
+        self._checks = checks
+        self._outbox = outbox
+        self._after_ack: Callable[..., None] = after_ack
+        self._bot_user_id = bot_user_id
+
+    async def middleware(self, body: dict[str, Any], next_: Callable[[], Awaitable[None]]) -> BoltResponse | None:
+        origin = origin_of(body)
+        if origin is None or is_allowed(origin, self._checks):
+            await next_()
+            return None
+        log.info("ignoring a %s from user %s in channel %s (allowlist)", origin.kind, origin.user, origin.channel)
+        event = body.get("event") or {}
+        if origin.kind == "dm" and translate.is_users_message(event, bot_user_id=self._bot_user_id()):
+            thread_ts = event.get("thread_ts")
+            where = translate.thread_of(
+                team=origin.team,
+                channel=origin.channel,
+                ts=str(event.get("ts")),
+                thread_ts=thread_ts if isinstance(thread_ts, str) else None,
+            )
+            self._tell(self._outbox.post_notice(thread=where, text=DENIED), "a DM sender")
+        elif origin.kind == "click" and origin.channel and origin.user:
+            message = body.get("message") or {}
+            told = self._outbox.tell_privately(
+                channel=origin.channel, thread_ts=message.get("thread_ts"), user=origin.user, text=DENIED
+            )
+            self._tell(told, "a clicker")
+        return BoltResponse(status=200, body="")
+
+    def _tell(self, work: Coroutine[Any, Any, None], whom: str) -> None:
+        self._after_ack(work, what=f"telling {whom} they are not on the allowlist")

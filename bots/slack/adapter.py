@@ -5,10 +5,11 @@ An event is acknowledged only after its listener has handed it to the router, wh
 while one that was not acknowledged is redelivered by Slack and the log's unique constraints make the second
 delivery harmless. Listeners therefore only translate (``translate.py``) and call the router, which answers in
 its own tasks; everything else that talks to Slack on the way in (a button's outcome, a polite refusal) runs
-after the ack in tasks of this adapter. The only Web API calls before an event's ack are a users.info lookup
-(cached an hour per user, bounded), when the router decides a thread needs one, posting the card, and when a
-mention brings the bot into a thread it has no log for, reading that thread's earlier messages
-(``read_history``, ``bots/router/joining.py``): they are logged before the mention, so before its ack.
+after the ack in tasks of this adapter. The only Web API calls before an event's ack are a users.info
+lookup (cached an hour per user, bounded in time: ``reading/names.py``) and, when the router decides a thread
+needs one, posting the card. A mention that brings the bot into a thread it has no log for is logged and
+acknowledged like any message; the thread's earlier messages (``reading/history.py``) are read after the ack
+and logged before it (``bots/router/joining.py``), so a long thread or a rate limit never holds the ack up.
 The allowlists (``access.py``) are a global bolt middleware; the router decides everything else.
 """
 
@@ -16,29 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.config import ConfigError, Settings
-from bots.router.bounded import BoundedCache
 from bots.router.threads import ThreadRouter
-from bots.seam.messages import Author, IncomingMessage, ThreadKey, utc_now
-from bots.seam.ports import HistoryRefused
+from bots.seam.messages import IncomingMessage, utc_now
 from bots.slack import translate
-from bots.slack.access import Origin, checks_from, is_allowed, origin_of
+from bots.slack.access import AllowlistGate, checks_from
 from bots.slack.agent_events import AgentEvents
 from bots.slack.buttons import SlackButtons
+from bots.slack.errors import slack_error
 from bots.slack.feedback import FEEDBACK_ACTION
 from bots.slack.install.distribution import (
     INSTALL_PATH,
@@ -52,11 +49,12 @@ from bots.slack.install.outbox import WorkspaceOutbox
 from bots.slack.install.shared_channels import KeeperRows
 from bots.slack.install.workspaces import acting, request_scope
 from bots.slack.outbox import SlackOutbox
+from bots.slack.reading.history import SlackHistory
+from bots.slack.reading.names import DisplayNames
 from bots.slack.shortcuts import SlackCommands
 
 log = logging.getLogger(__name__)
 
-DENIED = "Sorry, I'm not available to you here. Ask your workspace admin if you think that's wrong."
 REQUIRED_SCOPES = (
     "app_mentions:read",
     "assistant:write",
@@ -82,11 +80,6 @@ EVENTS = LISTENED_EVENTS + MESSAGE_EVENTS + UNINSTALL_EVENTS
 STOP_GRACE_S = 20.0
 HTTP_SHUTDOWN_TIMEOUT_S = 5.0
 SOCKET_PING_INTERVAL_S = 10.0  # how often the Socket Mode client checks its connection (and reconnects)
-USER_LOOKUP_TIMEOUT_S = 1.5
-DISPLAY_NAME_TTL_S = 3600.0  # people rename themselves; an hour-old name is good enough for a transcript
-DISPLAY_NAMES_MAX = 5000
-HISTORY_PAGE = 200  # replies per conversations.replies page (Slack advises at most 200)
-HISTORY_PAGES = 50  # pages read to reach the newest part of a long thread on joining it
 LOADING_MESSAGES = ("Reading the thread…", "Thinking it over…", "Putting an answer together…")
 
 
@@ -129,6 +122,7 @@ class SlackAdapter:
             )
         # Slack answers 429 with Retry-After when a channel gets more than about a message a second.
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+        self.names = DisplayNames(self.client)
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret,
@@ -148,11 +142,22 @@ class SlackAdapter:
             outbox=self.outbox,
             threads=self.outbox.threads,
             after_ack=self._after_ack,
-            named=self._named,
+            named=self.names.named,
         )
-        self._buttons = SlackButtons(router=router, outbox=self.outbox, after_ack=self._after_ack, named=self._named)
+        self._buttons = SlackButtons(
+            router=router, outbox=self.outbox, after_ack=self._after_ack, named=self.names.named
+        )
         self._checks = checks_from(settings)
-        self._names: BoundedCache[str, str] = BoundedCache(max_entries=DISPLAY_NAMES_MAX, ttl_s=DISPLAY_NAME_TTL_S)
+        self._gate = AllowlistGate(
+            checks=self._checks, outbox=self.outbox, after_ack=self._after_ack, bot_user_id=lambda: self.bot_user_id
+        )
+        self.history = SlackHistory(
+            self.client,
+            checks=self._checks,
+            bot_user_id=lambda: self.bot_user_id,
+            display_name=self.names.display_name,
+            download_headers=self._download_headers,
+        )
         self._after_ack_tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
@@ -160,7 +165,7 @@ class SlackAdapter:
             client=self.client,
             router=router,
             after_ack=lambda work: self._after_ack(work, what="an in-thread command"),
-            display_name=self._display_name,
+            display_name=self.names.display_name,
             bot_user_id=lambda: self.bot_user_id,
         )
         self._register()
@@ -181,7 +186,7 @@ class SlackAdapter:
             log.info("Slack: installed in %d workspace(s); new ones through %s", count, INSTALL_PATH)
         outbox = self.outbox if self._distribution is None else WorkspaceOutbox(self.outbox)
         self._router.register_outbox(translate.PLATFORM, outbox)
-        self._router.register_history(translate.PLATFORM, self)
+        self._router.register_history(translate.PLATFORM, self.history)
         if self._socket_mode:
             assert self._settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(
@@ -289,7 +294,7 @@ class SlackAdapter:
     def _register(self) -> None:
         if self._distribution is not None:
             self.app.use(self._distribution.middleware)
-        self.app.use(self._allowlist)
+        self.app.use(self._gate.middleware)
         listeners: dict[str, Callable[..., Awaitable[None]]] = {
             "agent_session_stopped": self.agent.on_session_stopped,
             "app_home_opened": self.agent.on_home_opened,
@@ -306,36 +311,6 @@ class SlackAdapter:
         self._commands.register(self.app)
         self._buttons.register_fallback(self.app)
         self.app.error(self._on_error)
-
-    async def _allowlist(self, body: dict[str, Any], next_: Callable[[], Awaitable[None]]) -> BoltResponse | None:
-        """Global middleware: requests from outside the allowlists are acknowledged and dropped."""
-        origin = origin_of(body)
-        if origin is None or is_allowed(origin, self._checks):
-            await next_()
-            return None
-        log.info("ignoring a %s from user %s in channel %s (allowlist)", origin.kind, origin.user, origin.channel)
-        event = body.get("event") or {}
-        if origin.kind == "dm" and self._is_users_message(event):
-            thread_ts = event.get("thread_ts")
-            where = translate.thread_of(
-                team=origin.team,
-                channel=origin.channel,
-                ts=str(event.get("ts")),
-                thread_ts=thread_ts if isinstance(thread_ts, str) else None,
-            )
-            self._after_ack(
-                self.outbox.post_notice(thread=where, text=DENIED),
-                what="telling a DM sender they are not on the allowlist",
-            )
-        elif origin.kind == "click" and origin.channel and origin.user:
-            message = body.get("message") or {}
-            self._after_ack(
-                self.outbox.tell_privately(
-                    channel=origin.channel, thread_ts=message.get("thread_ts"), user=origin.user, text=DENIED
-                ),
-                what="telling a clicker they are not on the allowlist",
-            )
-        return BoltResponse(status=200, body="")
 
     def _is_users_message(self, event: Mapping[str, Any]) -> bool:
         return translate.is_users_message(event, bot_user_id=self.bot_user_id)
@@ -384,7 +359,7 @@ class SlackAdapter:
                 body,
                 event,
                 bot_user_id=self.bot_user_id,
-                display_name=await self._display_name(str(event.get("user"))),
+                display_name=await self.names.display_name(str(event.get("user"))),
                 download_headers=await self._download_headers(),
             )
         except translate.SlackPayloadError as exc:
@@ -412,92 +387,6 @@ class SlackAdapter:
 
     async def _download_headers(self) -> dict[str, str]:
         return self._file_headers if self._distribution is None else await self._distribution.download_headers()
-
-    async def read_history(self, *, thread: ThreadKey, before: str, limit: int) -> list[IncomingMessage]:
-        """``ThreadHistory``: the ``limit`` newest of people's messages before ``before`` (``bots/router/joining.py``).
-
-        ``conversations.replies`` reads a thread oldest first, so every page up to ``before`` is read and only the
-        last ``limit`` kept (at most :data:`HISTORY_PAGES` of :data:`HISTORY_PAGE`). A refusal (``missing_scope``:
-        ``channels:history`` / ``groups:history``, ``not_in_channel``) is :class:`HistoryRefused`.
-        """
-        kept: deque[Mapping[str, Any]] = deque(maxlen=limit)
-        cursor: str | None = None
-        for _ in range(HISTORY_PAGES):
-            page: dict[str, Any] = {"cursor": cursor} if cursor else {}
-            try:
-                response = await self.client.conversations_replies(
-                    channel=thread.channel, ts=thread.thread, latest=before, inclusive=False, limit=HISTORY_PAGE, **page
-                )
-            except SlackApiError as exc:
-                raise HistoryRefused(f"Slack answered {slack_error(exc)} to conversations.replies") from None
-            for event in response.get("messages") or []:
-                if isinstance(event, Mapping) and self._is_users_message(event) and _before(event, before):
-                    kept.append(event)
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if cursor is None:
-                break
-        body = {"authorizations": [{"team_id": thread.workspace}]}  # the thread's key, as its events make it
-        found: list[IncomingMessage] = []
-        for event in kept:
-            user, team = str(event.get("user") or ""), str(event.get("team") or thread.workspace)
-            if not is_allowed(Origin(team=team, channel=thread.channel, user=user), self._checks):
-                continue
-            try:
-                found.append(
-                    translate.message_from(
-                        body,
-                        {**event, "channel": thread.channel},
-                        bot_user_id=self.bot_user_id,
-                        display_name=await self._display_name(user),
-                        download_headers=await self._download_headers(),
-                    )
-                )
-            except translate.SlackPayloadError as exc:
-                log.info("leaving out a malformed message of %s's history: %s", thread, exc)
-        return found
-
-    async def _named(self, user: Author) -> Author:
-        """The clicker with the display name the log uses (users.info, cached), not the account name."""
-        return Author(user.id, await self._display_name(user.id))
-
-    async def _display_name(self, user_id: str) -> str:
-        """users.info, at most once an hour per user; the id itself when Slack cannot say or cannot be reached."""
-        name = self._names.get(user_id)
-        if name is None:
-            try:
-                # Events are acknowledged after this listener returns: never let a slow lookup hold the ack.
-                response = await asyncio.wait_for(self.client.users_info(user=user_id), USER_LOOKUP_TIMEOUT_S)
-                user = response.get("user") or {}
-                profile = user.get("profile") or {}
-                name = str(profile.get("display_name") or profile.get("real_name") or user.get("name") or user_id)
-                self._names.put(user_id, name)
-            except SlackApiError as exc:
-                log.info("users.info failed for %s: %s", user_id, slack_error(exc))
-                return user_id
-            except (SlackClientError, aiohttp.ClientError) as exc:
-                # A network error must cost the name only, never the delivery or the click waiting on it.
-                log.info("users.info for %s failed (%s); using the id for now", user_id, type(exc).__name__)
-                return user_id
-            except TimeoutError:
-                log.info("users.info for %s took over %.0fs; using the id for now", user_id, USER_LOOKUP_TIMEOUT_S)
-                return user_id
-        return name
-
-
-def _before(event: Mapping[str, Any], ts: str) -> bool:
-    """The message was sent before the one with ``ts`` (Slack's ts order is time order)."""
-    try:
-        return float(str(event.get("ts"))) < float(ts)
-    except ValueError:
-        return False
-
-
-def slack_error(exc: SlackApiError) -> str:
-    """The ``error`` code of a failed Web API call, whatever the body was."""
-    data = exc.response.data
-    if isinstance(data, dict):
-        return str(data.get("error") or "unknown_error")
-    return f"HTTP {exc.response.status_code}"
 
 
 async def _healthz(_: web.Request) -> web.Response:

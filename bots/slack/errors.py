@@ -10,3 +10,11 @@ def reason_of(exc: Exception) -> str:
     if isinstance(exc, SlackApiError) and isinstance(exc.response.data, dict):
         return str(exc.response.data.get("error") or exc.response.status_code)
     return type(exc).__name__
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """The ``error`` code of a failed Web API call, whatever the body was."""
+    data = exc.response.data
+    if isinstance(data, dict):
+        return str(data.get("error") or "unknown_error")
+    return f"HTTP {exc.response.status_code}"

@@ -1,8 +1,9 @@
 """The contract of the thread log: threads, their messages logged exactly once, and the deliveries that bring them.
 
 The log is the store everything else hangs on (the router's intake, the reply path, the orphan test, the CLI's
-way of naming a thread), and its Protocol is the largest of the contract: it gets a module of its own. The
-classes are ``storage/log.py`` (``ThreadLog``) and ``storage/sessions.py`` (``DeliveredEvents``).
+way of naming a thread), and its Protocol is the largest of the contract: it gets a module of its own, with the
+joins that log a thread's history before the mention that brought the bot in. The
+classes are ``storage/log.py`` (``ThreadLog``), ``storage/sessions.py`` (``DeliveredEvents``) and ``storage/joins.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from storage.leases import Fence
-from storage.records import LoggedMessage, ThreadRecord
+from storage.records import LoggedMessage, NewMessage, OpenJoin, ThreadRecord
 
 
 class ThreadLog(Protocol):
@@ -151,3 +152,30 @@ class DeliveredEvents(Protocol):
         ...
 
     async def mark_handled(self, *, message_ids: list[int], now: datetime) -> None: ...
+
+
+class JoinStore(Protocol):
+    """Threads being joined: their history still to be logged before the mention (``storage/joins.py``)."""
+
+    async def begin(
+        self,
+        *,
+        platform: str,
+        workspace: str,
+        channel: str,
+        thread: str,
+        title: str | None,
+        title_message_id: str | None,
+        before_message_id: str,
+        room: int,
+        now: datetime,
+        replied_to: str | None = None,
+    ) -> int | None:
+        """The new thread's id with its join open (``room`` ids reserved); None when the thread existed."""
+
+    async def open_join(self, *, thread_id: int) -> OpenJoin | None: ...
+
+    async def finish(
+        self, *, join: OpenJoin, history: list[NewMessage], fence: Fence | None = None
+    ) -> list[LoggedMessage]:
+        """Log ``history`` before the mention and close the join, in one transaction; the rows logged."""

@@ -185,6 +185,14 @@ class PostgresDatabase:
         async with self.transaction() as connection:
             return await write_messages(connection, news)
 
+    async def reserve_message_ids(self, count: int) -> list[int]:
+        """``count`` message ids drawn from the identity's sequence: no other insert, on any worker, gets them."""
+        async with self.transaction() as connection:
+            cursor = await connection.execute(
+                "SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id FROM generate_series(1, %s)", (count,)
+            )
+            return sorted(int(row["id"]) for row in await cursor.fetchall())
+
     def typed_error(self, exc: BaseException) -> BaseException:
         return typed_error(exc)
 

@@ -247,6 +247,22 @@ class Database:
         """The log's group-commit batch: every row in one transaction, in one hop to the database thread."""
         return await self.run(lambda raw: write_messages(news, raw))
 
+    async def reserve_message_ids(self, count: int) -> list[int]:
+        """``count`` message ids no insert will take by itself: AUTOINCREMENT's counter moves past them."""
+
+        def reserve(raw: sqlite3.Connection) -> list[int]:
+            raw.execute(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', COALESCE(MAX(id), 0) FROM messages "
+                "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages')"
+            )
+            row = raw.execute(
+                "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'messages' RETURNING seq", (count,)
+            ).fetchone()
+            last = int(row[0])
+            return list(range(last - count + 1, last + 1))
+
+        return await self.run(reserve)
+
     def typed_error(self, exc: BaseException) -> BaseException:
         return typed_error(exc)
 

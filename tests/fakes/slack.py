@@ -100,6 +100,7 @@ class FakeSlack:
     acked_at: dict[str, float] = field(default_factory=dict)  # envelope_id -> when its ack arrived
     sent_at: dict[str, float] = field(default_factory=dict)  # envelope_id -> when it was sent
     envelopes: list[str] = field(default_factory=list)
+    delivered_to: dict[str, int] = field(default_factory=dict)  # envelope_id -> which connection (0: the first made)
     connected_at: list[float] = field(default_factory=list)
     unacked: dict[str, tuple[dict[str, Any], str, int]] = field(default_factory=dict)
     rate_limited: dict[str, int] = field(default_factory=dict)  # method -> how many calls get a 429 first
@@ -205,6 +206,7 @@ class FakeSlack:
         assert live, "no Socket Mode connection"
         # If the app died under us, the envelope stays unacked and is redelivered, as Slack does.
         target = self.spread.choice(live) if self.spread is not None else live[-1]
+        self.delivered_to[envelope_id] = self._sockets.index(target)
         with contextlib.suppress(ConnectionError):
             await target.send_str(json.dumps(envelope))
         return envelope_id

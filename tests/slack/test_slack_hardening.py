@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import bots.slack.adapter as adapter_module
+import bots.slack.reading.names as names_module
 from bots.router.bounded import BoundedCache
 from bots.slack import SlackAdapter
 from tests.conftest import MakeSettings
@@ -128,12 +128,14 @@ async def test_a_renamed_user_is_called_by_the_new_name_once_the_cached_one_expi
     now = [0.0]
     mention = Payloads.mention("first")
     async with slack_bot() as bot:
-        bot.adapter._names = BoundedCache(max_entries=10, ttl_s=adapter_module.DISPLAY_NAME_TTL_S, clock=lambda: now[0])
+        bot.adapter.names.cache = BoundedCache(
+            max_entries=10, ttl_s=names_module.DISPLAY_NAME_TTL_S, clock=lambda: now[0]
+        )
         await fake_slack.send(Payloads.event_body(mention))
         await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1)
         await settle(bot)
         fake_slack.users["UALICE"] = "Alice Cooper"  # she renamed herself in Slack
-        now[0] += adapter_module.DISPLAY_NAME_TTL_S - 1
+        now[0] += names_module.DISPLAY_NAME_TTL_S - 1
         await fake_slack.send(Payloads.event_body(Payloads.message("cached", thread_ts=mention["ts"])))
         await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 2)
         await settle(bot)
@@ -149,10 +151,10 @@ async def test_a_renamed_user_is_called_by_the_new_name_once_the_cached_one_expi
 def test_the_display_name_cache_is_bounded_and_expires(make_settings: MakeSettings) -> None:
     settings = make_settings(slack_bot_token="xoxb-test", slack_app_token="xapp-test")
     adapter = SlackAdapter(settings=settings, router=None)  # type: ignore[arg-type]
-    names = adapter._names
-    for n in range(adapter_module.DISPLAY_NAMES_MAX + 100):
+    names = adapter.names.cache
+    for n in range(names_module.DISPLAY_NAMES_MAX + 100):
         names.put(f"U{n}", f"user {n}")
-    assert len(names) == adapter_module.DISPLAY_NAMES_MAX
+    assert len(names) == names_module.DISPLAY_NAMES_MAX
 
 
 async def test_in_a_shared_channel_an_external_users_follow_up_joins_the_same_thread(
