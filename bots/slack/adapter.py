@@ -33,8 +33,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.config import ConfigError, Settings
 from bots.router.bounded import BoundedCache
 from bots.router.threads import ThreadRouter
-from bots.seam.messages import Author, IncomingMessage, ThreadKey, utc_now
-from bots.seam.ports import HistoryRefused
+from bots.seam.messages import Attachment, Author, IncomingMessage, ThreadKey, utc_now
+from bots.seam.ports import FilesRefused, HistoryRefused
 from bots.slack import translate
 from bots.slack.access import Origin, checks_from, is_allowed, origin_of
 from bots.slack.agent_events import AgentEvents
@@ -49,7 +49,7 @@ from bots.slack.install.distribution import (
 )
 from bots.slack.install.installations import InstallationRows, StateRows
 from bots.slack.install.outbox import WorkspaceOutbox
-from bots.slack.install.workspaces import acting, request_scope
+from bots.slack.install.workspaces import acting, acting_for_thread, request_scope
 from bots.slack.outbox import SlackOutbox
 from bots.slack.shortcuts import SlackCommands
 
@@ -176,6 +176,7 @@ class SlackAdapter:
         outbox = self.outbox if self._distribution is None else WorkspaceOutbox(self.outbox)
         self._router.register_outbox(translate.PLATFORM, outbox)
         self._router.register_history(translate.PLATFORM, self)
+        self._router.register_files(translate.PLATFORM, self)
         if self._socket_mode:
             assert self._settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(
@@ -449,6 +450,25 @@ class SlackAdapter:
             except translate.SlackPayloadError as exc:
                 log.info("leaving out a malformed message of %s's history: %s", thread, exc)
         return found
+
+    async def message_files(self, *, thread: ThreadKey, message_id: str) -> tuple[Attachment, ...] | None:
+        """``MessageFiles``: a waiting message's files with fresh sources, after a restart lost the first ones
+        (``bots/files/refetching.py``): ``conversations.replies`` narrowed to its ts (the thread's parent may come
+        along). None when Slack no longer has the message; a refusal is :class:`FilesRefused`."""
+        with acting_for_thread(thread):
+            try:
+                response = await self.client.conversations_replies(
+                    channel=thread.channel, ts=thread.thread, oldest=message_id, latest=message_id, inclusive=True
+                )
+            except SlackApiError as exc:
+                if slack_error(exc) == "thread_not_found":
+                    return None
+                raise FilesRefused(f"Slack answered {slack_error(exc)} to conversations.replies") from None
+            except (SlackClientError, aiohttp.ClientError) as exc:
+                raise FilesRefused(f"conversations.replies failed ({type(exc).__name__})") from None
+            headers = await self._download_headers()
+        found = [m for m in response.get("messages") or [] if isinstance(m, Mapping) and m.get("ts") == message_id]
+        return translate.attachments_of(found[0], download_headers=headers) if found else None
 
     async def _named(self, user: Author) -> Author:
         """The clicker with the display name the log uses (users.info, cached), not the account name."""
