@@ -106,6 +106,7 @@ class ThreadRouter:
         reply_modes: ReplyModes | None = None,
         join_history_messages: int = DEFAULT_JOIN_HISTORY_MESSAGES,
     ) -> None:
+        self._cards = stores.cards
         self._events = stores.events
         self._feedback = stores.feedback
         self._clock = clock
