@@ -10,8 +10,10 @@ the live session answers; else a thread with earlier messages gets its "Where we
 starts fresh. The files of a waiting message that lost their sources with the process are fetched again by the
 turn that answers it (``bots/files/refetching.py``).
 
-At shutdown every thread with a live session is shown as suspended (Slack's agent session) until a later run picks
-it up, all at once and within :data:`SUSPEND_TIMEOUT_S`.
+The first platform up also starts following the erasure journal, owning threads (``bots/workers/ownership.py``)
+and connecting the MCP servers, in the background. At shutdown the MCP servers stop, and every thread with a live
+session is shown as suspended (Slack's agent session) until a later run picks it up, all at once and within
+:data:`SUSPEND_TIMEOUT_S`.
 """
 
 from __future__ import annotations
