@@ -63,7 +63,8 @@ class ThreadJoins:
 
     async def open_join(self, *, thread_id: int) -> OpenJoin | None:
         row = await self._db.fetchone(
-            "SELECT before_message_id, replied_to, reserved_ids_json FROM thread_joins WHERE thread_id = ?", (thread_id,)
+            "SELECT before_message_id, replied_to, reserved_ids_json FROM thread_joins WHERE thread_id = ?",
+            (thread_id,),
         )
         if row is None:
             return None

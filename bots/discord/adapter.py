@@ -24,6 +24,7 @@ from bots.discord.arguments import full_arguments_reply
 from bots.discord.buttons import ApprovalButton, CardButton, ShowArgumentsButton, StopButton
 from bots.discord.commands import ForgetButton, SlashCommands
 from bots.discord.history import DiscordHistory
+from bots.discord.message_files import DiscordMessageFiles
 from bots.discord.outbox import NO_PINGS, DiscordOutbox
 from bots.discord.shards import ShardKeeper
 from bots.router.bounded import BoundedCache
@@ -154,6 +155,7 @@ class DiscordAdapter:
         self._router.register_history(
             translate.PLATFORM, DiscordHistory(self.client, checks=self._checks, mention_ids=self._mention_ids)
         )
+        self._router.register_files(translate.PLATFORM, DiscordMessageFiles(self.client))
         try:
             await self._login()
             shard = await self.shards.take_free_shard()

@@ -6,8 +6,13 @@ message reads them (``bots/files/attachments.py``) for the model the thread's se
 each into the log (metadata only), tells the thread in one short note about any bad file, and hands the
 session text to inline and images to attach. An audio file's transcript (``bots/files/voice.py``) is logged with
 its message (``messages.transcript``) in the same write. What was read stays in memory until a posted reply has answered
-its message, so a failed turn's retry does not download again; a restart keeps only the names (the catch-up
-transcript shows them) and the bot's own replies, which carry what was learned from the files.
+its message, so a failed turn's retry does not download again.
+
+A restart (or another worker's takeover) keeps only the log: a waiting message whose files are still pending is
+fetched again from its platform for fresh sources (``bots/files/refetching.py``) and its files are read then, as
+above; a file that cannot be had that way is named "the bot restarted before reading it". Files read before the
+restart are not read again: the catch-up transcript names them, a voice message's transcript is in the log, and
+the bot's own replies carry what was learned from the rest.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ from agent.transcription import SpeechToText
 from bots.files.attachments import AttachmentLimits, HeldFiles, ReadFile, Use, read_files, refusal_note
 from bots.files.downloads import FetchPolicy
 from bots.files.reading_box import ReadingBox
+from bots.files.refetching import Refetching, has_pending
 from bots.files.voice import transcript_of
 from bots.router.thread_state import prompt_text
 from bots.seam.messages import Attachment, ThreadKey
-from bots.seam.ports import ThreadOutbox
+from bots.seam.ports import MessageFiles, ThreadOutbox
 from storage.protocols import ThreadLog
 from storage.records import LoggedMessage
 
@@ -61,6 +67,11 @@ class TurnFiles:
         self._limits = limits or AttachmentLimits()
         self._policy = policy or FetchPolicy.for_platforms()  # no configured hosts: the platforms' own only
         self._box = ReadingBox()
+        self._refetching = Refetching()
+
+    def register(self, platform: str, files: MessageFiles) -> None:
+        """Fetch ``platform``'s messages again through ``files`` for the files a restart left unread."""
+        self._refetching.register(platform, files)
 
     async def prepare(
         self,
@@ -73,19 +84,13 @@ class TurnFiles:
         outbox: ThreadOutbox,
     ) -> list[TurnInput]:
         """Read what is unread among ``waiting``; one TurnInput per message, in order."""
+        again = self._refetching.for_turn(thread)
         for message in waiting:
             attachments = held.unread.pop(message.id, None)
             if attachments is not None:
-                read = await read_files(
-                    attachments,
-                    vision=vision,
-                    limits=self._limits,
-                    policy=self._policy,
-                    box=self._box,
-                    speech=self._speech,
-                )
-            elif message.id not in held.read and any(a.get("used") == Use.PENDING for a in message.attachments):
-                read = [ReadFile(_described(a), Use.REFUSED, RESTARTED) for a in message.attachments]
+                read = await self._read(attachments, vision=vision)
+            elif message.id not in held.read and has_pending(message):  # a restart lost their sources
+                read = await self._read_again(message, await again.files_of(message), vision=vision)
             else:
                 continue
             held.read[message.id] = read
@@ -103,6 +108,20 @@ class TurnFiles:
                     log.exception("could not post the note about unreadable files in %s", thread)
         return [self.render(message, held.read.get(message.id)) for message in waiting]
 
+    async def _read(self, attachments: tuple[Attachment, ...], *, vision: bool) -> list[ReadFile]:
+        return await read_files(
+            attachments, vision=vision, limits=self._limits, policy=self._policy, box=self._box, speech=self._speech
+        )
+
+    async def _read_again(
+        self, message: LoggedMessage, fresh: list[Attachment | None], *, vision: bool
+    ) -> list[ReadFile]:
+        """The files the platform gave again (``fresh``, one entry per logged row) read; the others as logged."""
+        found = iter(await self._read(tuple(a for a in fresh if a is not None), vision=vision))
+        return [
+            next(found) if a is not None else _as_logged(row) for row, a in zip(message.attachments, fresh, strict=True)
+        ]
+
     async def close(self) -> None:
         await self._box.close()
 
@@ -110,6 +129,19 @@ class TurnFiles:
     def render(message: LoggedMessage, read: list[ReadFile] | None = None) -> TurnInput:
         images = tuple(f.image for f in read or [] if f.image is not None)
         return TurnInput(text=prompt_text(message, read), images=images)
+
+
+def _as_logged(row: Mapping[str, Any]) -> ReadFile:
+    """A logged file this process could not read: one still pending is named as left unread by a restart; one read
+    before it keeps what became of it."""
+    try:
+        use = Use(str(row.get("used")))
+    except ValueError:
+        use = Use.PENDING
+    if use == Use.PENDING:
+        return ReadFile(_described(row), Use.REFUSED, RESTARTED)
+    why = row.get("why")
+    return ReadFile(_described(row), use, str(why) if why else None)
 
 
 def _described(row: Mapping[str, Any]) -> Attachment:

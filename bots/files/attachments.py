@@ -5,7 +5,8 @@ to download it from: a Discord CDN URL, a Slack ``url_private`` with the bot tok
 downloaded from, and so where the token may go, is ``bots/files/downloads.py``'s one policy: a file off its platform's
 hosts is named to the model and never fetched. The router reads
 the files of a turn's messages just before the turn (``bots/files/attachment_turns.py``), off any platform's
-acknowledgement path, so a slow download never costs a Slack ack or a Discord interaction.
+acknowledgement path, so a slow download never costs a Slack ack or a Discord interaction. A source is held in
+memory only: after a restart the platform describes the file again (``bots/files/refetching.py``).
 
 What a file becomes is decided by its bytes, not by its name or claimed type:
 

@@ -14,6 +14,10 @@ cannot open a line that reads like another speaker or a header. It is logged wit
 A failure (too large, too long, the provider failed or took too long) is a short note in the thread ("I couldn't
 transcribe the voice message (too long)."), a line for the model, and the reason in the log; the message is
 answered with what there is. Without ``TRANSCRIPTION_MODEL`` audio is described by name, as any other file.
+
+A voice message still waiting when the bot restarts (a deploy, a crash) lost its download link with the process:
+the turn that answers it fetches the message again from its platform for a fresh one (``bots/files/refetching.py``)
+and transcribes it then, as above.
 """
 
 from __future__ import annotations

@@ -74,6 +74,17 @@ class MessageIntake:
         await asyncio.sleep(LATE_MENTION_GRACE_S)
         return await self._has_log(thread)
 
+    async def latest_logged_id(self, thread: ThreadKey, *, shared: bool) -> str | None:
+        """The platform id of the last message logged in ``thread`` (adapters backfill what came after it).
+
+        ``shared`` (several workers): others go on answering while this one's gateway was down, so the bot's latest
+        reply may be newer than what people wrote meanwhile; the history is read after their last logged message.
+        """
+        thread_id = await self._log.find_thread(**key_columns(thread))
+        if thread_id is None:
+            return None
+        return await self._log.latest_platform_id(thread_id=thread_id, role="user" if shared else None)
+
     async def _has_log(self, thread: ThreadKey) -> bool:
         return thread in self._states or await self._log.find_thread(**key_columns(thread)) is not None
 

@@ -13,7 +13,8 @@ The rules it enforces, in order:
    restarts all end in exactly one outcome. Then the waiting messages are answered.
 
 Which messages are waiting is the log's ``reply_state``, not memory, so a crash between logging and answering
-loses nothing: the next start answers them after the card.
+loses nothing: the next start answers them after the card (``bots/router/resuming.py``), and the files a waiting
+message lost with the process are fetched again from its platform (``bots/files/refetching.py``).
 
 5. What is deleted or edited on the platform, forgotten with ``threadkeeper forget`` (here or in another
    process) or purged by retention reaches the live session through the erasure journal before its next turn
@@ -52,13 +53,13 @@ from bots.router.intake import MessageIntake
 from bots.router.joining import DEFAULT_JOIN_HISTORY_MESSAGES, ThreadJoining
 from bots.router.live_sessions import LiveSessions
 from bots.router.reply_modes import ReplyMode, ReplyModes
+from bots.router.resuming import Resuming
 from bots.router.stopping import StopFlow
 from bots.router.thread_state import RouterStores, ThreadState, ThreadStates, key_columns
 from bots.seam.messages import (
     ApprovalClick,
     ArgumentsClick,
     Author,
-    CardAction,
     CardClick,
     IncomingMessage,
     MessageDeletion,
@@ -67,17 +68,15 @@ from bots.seam.messages import (
     ThreadKey,
     utc_now,
 )
-from bots.seam.ports import BackgroundService, ClickResult, SessionStatus, ThreadHistory, ThreadOutbox
+from bots.seam.ports import BackgroundService, ClickResult, MessageFiles, ThreadHistory, ThreadOutbox
 from bots.tools.approvals import STALE_NOTE as STALE_APPROVAL_NOTE
 from bots.tools.tool_turns import ThreadTools
 from bots.workers.owned_threads import OwnedThreads
 from bots.workers.ownership import ThreadOwnership
-from storage.leases import Fence, LeaseLost, SoleOwner, Wake
+from storage.leases import Fence, LeaseLost, SoleOwner
 from storage.records import CardRecord
 
 log = logging.getLogger(__name__)
-
-SUSPEND_TIMEOUT_S = 5.0  # at shutdown, for showing every live thread as suspended
 
 
 class ThreadRouter:
@@ -108,7 +107,6 @@ class ThreadRouter:
         reply_modes: ReplyModes | None = None,
         join_history_messages: int = DEFAULT_JOIN_HISTORY_MESSAGES,
     ) -> None:
-        self._log = stores.log
         self._cards = stores.cards
         self._events = stores.events
         self._feedback = stores.feedback
@@ -160,8 +158,6 @@ class ThreadRouter:
         if tools is not None:  # a click on an approval whose turn died with its process resumes that turn
             tools.approvals.resume_turn = self._card_flow.resume_for_approval
             tools.approvals.spawn = self.spawn
-        self._tool_servers = tool_servers
-        self._tool_servers_started = False
         self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
         self._owned = OwnedThreads(
             ownership=self.ownership, states=self._states, reopen_interrupted=self._card_flow.reopen_interrupted
@@ -198,6 +194,22 @@ class ThreadRouter:
                 owner, kind="stop", thread_id=thread_id, detail=detail
             ),
         )
+        self._resuming = Resuming(
+            log=stores.log,
+            follower=self._follower,
+            ownership=self.ownership,
+            states=self._states,
+            owned=self._owned,
+            cards=self._card_flow,
+            answering=self._answering,
+            joining=self._joining,
+            commands=self._commands,
+            stopping=self._stopping,
+            tools=tools,
+            tool_servers=tool_servers,
+            outboxes=self._outboxes,
+            host=self,
+        )
 
     # -- wiring ---------------------------------------------------------------------------------------------
 
@@ -209,73 +221,18 @@ class ThreadRouter:
         """Read a thread's earlier messages through ``history`` when a mention brings the bot into it."""
         self._joining.register(platform, history)
 
+    def register_files(self, platform: str, files: MessageFiles) -> None:
+        """Fetch a waiting message of ``platform`` again through ``files`` when a restart left its files unread."""
+        self._files.register(platform, files)
+
     async def resume(self, platform: str) -> None:
-        """Pick up what an earlier run left unfinished on ``platform``; call once its adapter is connected.
-
-        Cards left mid catch-up get their buttons back, and every thread with messages still waiting for an
-        answer (logged and acknowledged, then the process died) gets its card, or its answer when the thread
-        had nothing before them, without waiting for someone to write again.
-        """
-        self._follower.start()
-        self.ownership.start(
-            attend=self.attend, on_wake=self._on_wake, on_thread_lost=self._owned.lost, platforms=self._platforms
-        )
-        if self._tool_servers is not None and not self._tool_servers_started:
-            self._tool_servers_started = True  # connect in the background, now that a platform is up
-            await self._tool_servers.start()
-        await self._card_flow.show_interrupted(platform)
-        for record in await self._log.threads_with_waiting(platform=platform):
-            key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
-            state = await self._state(key, title=None)
-            async with state.lock:
-                if await self.claim_thread(state) is None:  # another live worker's thread is its own business
-                    await self._resume_thread(state)
-
-    async def attend(self, thread_id: int) -> None:
-        """What waits in a thread this worker owns or may take: answered, or its card shown (the worker poll and
-        wake-ups from other workers; see ``bots/workers/ownership.py``)."""
-        record = await self._log.thread(thread_id=thread_id)
-        if record is None or record.platform not in self._outboxes:
-            return
-        state = await self._state(
-            ThreadKey(record.platform, record.workspace, record.channel, record.thread), title=None
-        )
-        async with state.lock:
-            if await self.claim_thread(state) is None:
-                await self._resume_thread(state)
-
-    async def _resume_thread(self, state: ThreadState) -> None:
-        if state.session is None and await self._card_flow.has_open_card(state):
-            await self._card_flow.show_recorded_card(state)
-            return
-        waiting = await self._log.waiting(thread_id=state.thread_id)
-        new = [m for m in waiting if m.id > state.answered_through and m.platform_message_id not in state.inflight]
-        if not new:
-            return
-        if state.session is None and self._tools is not None and await self._tools.waits_on_card(state.thread_id):
-            return  # its approval card outlived the process: a click there resumes the turn, no card needed
-        state.inflight.update(m.platform_message_id for m in new)
-        await self._answer_or_card(state, first_waiting=waiting[0].id)
-
-    async def _answer_or_card(self, state: ThreadState, *, first_waiting: int) -> None:
-        """The one decision for what waits (call with the lock held, no open card): the live session answers; a
-        thread being joined waits for its history (on any worker: the join is a row); else a thread with messages
-        before ``first_waiting`` gets its card, and a thread without, a fresh one."""
-        if state.session is not None:
-            self._states.touch(state)
-            self._answering.kick(state)
-        elif await self._joining.defer(state):
-            return  # the thread's history is being read: the join answers what waits once it is logged
-        elif await self._log.has_messages_before(thread_id=state.thread_id, message_id=first_waiting):
-            await self._post_card(state)
-        else:
-            await self.start_session(state, origin="fresh")
-            self._answering.kick(state)
+        """Pick up what an earlier run left unfinished on ``platform`` (``bots/router/resuming.py``); call once its
+        adapter is connected."""
+        await self._resuming.resume(platform)
 
     async def tools_settled(self) -> None:
         """Wait until every MCP server has connected or failed once (``check`` and tests; turns never wait)."""
-        if self._tool_servers is not None:
-            await self._tool_servers.wait_settled()
+        await self._resuming.tools_settled()
 
     @property
     def live_sessions(self) -> int:
@@ -294,13 +251,7 @@ class ThreadRouter:
 
     async def latest_logged_id(self, thread: ThreadKey) -> str | None:
         """The platform id of the last message logged in ``thread`` (adapters backfill what came after it)."""
-        thread_id = await self._log.find_thread(**key_columns(thread))
-        if thread_id is None:
-            return None
-        # Several workers: others go on answering while this one's gateway was down, so the bot's latest reply
-        # may be newer than what people wrote meanwhile; read the history after their last logged message instead.
-        role = "user" if self.ownership.shared else None
-        return await self._log.latest_platform_id(thread_id=thread_id, role=role)
+        return await self._intake.latest_logged_id(thread, shared=self.ownership.shared)
 
     # -- messages -------------------------------------------------------------------------------------------
 
@@ -332,7 +283,7 @@ class ThreadRouter:
             if state.session is None and await self._card_flow.has_open_card(state):
                 await self._card_flow.show_recorded_card(state)
                 return
-            await self._answer_or_card(state, first_waiting=row.id)
+            await self._resuming.answer_or_card(state, first_waiting=row.id)
 
     async def handle_edit(self, edit: MessageEdit) -> None:
         """Store the new text; the live session and any summary that saw the old one follow (rule 5)."""
@@ -400,53 +351,6 @@ class ThreadRouter:
     async def wake_owner(self, owner: str, *, kind: str, thread_id: int, detail: dict[str, str]) -> None:
         await self.ownership.wake(owner, kind=kind, thread_id=thread_id, detail=detail)
 
-    async def _post_card(self, state: ThreadState) -> None:
-        try:
-            await self._card_flow.post_card(state)
-        except LeaseLost as exc:
-            self._owned.refused(state, exc)
-            return
-        await self.outbox(state.key).set_session_status(thread=state.key, status=SessionStatus.SUSPENDED)
-
-    async def _on_wake(self, wake: Wake) -> None:
-        """A hint from another worker: a card click it won or a command it received in a thread this one owns, or
-        messages waiting."""
-        if wake.kind == "card":
-            click = CardClick(
-                int(wake.detail["card_id"]),
-                CardAction(wake.detail["action"]),
-                Author(wake.detail["user_id"], wake.detail["user_name"]),
-            )
-            await self._card_flow.resolve_won_elsewhere(click)
-        elif wake.kind == "approval" and self._tools is not None:
-            await self._tools.approvals.clicked_elsewhere(wake.detail)
-        elif wake.kind in ("command", "stop") and (record := await self._log.thread(thread_id=wake.thread_id)):
-            key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
-            if wake.kind == "stop":
-                await self._stopping.stopped_elsewhere(thread=key, thread_id=wake.thread_id, detail=wake.detail)
-            else:
-                await self._commands.run_forwarded(thread=key, detail=wake.detail)
-        else:
-            await self.attend(wake.thread_id)
-
-    async def _suspend_live(self) -> None:
-        """Shutting down: every thread with a live session shows as suspended until a later run picks it up.
-
-        All at once and within ``SUSPEND_TIMEOUT_S``: a slow platform never holds the shutdown up."""
-        calls = [
-            self._outboxes[key.platform].set_session_status(thread=key, status=SessionStatus.SUSPENDED)
-            for key in self._states.live_keys()
-            if key.platform in self._outboxes
-        ]
-        try:
-            async with asyncio.timeout(SUSPEND_TIMEOUT_S):
-                await asyncio.gather(*calls, return_exceptions=True)
-        except TimeoutError:
-            log.warning("not every live thread was shown as suspended within %.0fs", SUSPEND_TIMEOUT_S)
-
-    def _platforms(self) -> list[str]:
-        return list(self._outboxes)
-
     # -- sessions -------------------------------------------------------------------------------------------
 
     # The card flow's SessionHost: what bots/router/cards.py may ask of the router.
@@ -462,10 +366,7 @@ class ThreadRouter:
         await self._live.start(state, origin=origin)
 
     async def answer_waiting(self, state: ThreadState) -> None:
-        """After a card's choice: the thread's session is live again, and what waits is answered."""
-        await self.outbox(state.key).set_session_status(thread=state.key, status=SessionStatus.ACTIVE)
-        async with state.lock:
-            self._answering.kick(state)
+        await self._resuming.answer_waiting(state)
 
     def install_session(
         self,
@@ -503,12 +404,11 @@ class ThreadRouter:
     async def close(self) -> None:
         """Cancel in-flight answers (their messages stay waiting in the log), then hand the leases back."""
         await self._follower.stop()
-        if self._tool_servers is not None and self._tool_servers_started:
-            await self._tool_servers.stop()
+        await self._resuming.stop_tool_servers()
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        await self._suspend_live()
+        await self._resuming.suspend_live()
         await self._files.close()
         await self.ownership.stop()

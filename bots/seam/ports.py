@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
-from bots.seam.messages import ApprovalAction, CardAction, IncomingMessage, ThreadKey
+from bots.seam.messages import ApprovalAction, Attachment, CardAction, IncomingMessage, ThreadKey
 
 
 class CardState(enum.StrEnum):
@@ -269,6 +269,27 @@ class ReplyChainHistory(Protocol):
         it, the message it replies to, and so on, oldest first, each translated into ``thread`` as if it had been
         delivered there. Bots' messages and people the allowlists exclude are left out, as ``read_history`` does;
         a chain that reaches a deleted message ends there. Raises :class:`HistoryRefused` when the platform refuses.
+        """
+        ...
+
+
+class FilesRefused(Exception):
+    """The platform would not show a message again (a missing permission or scope, an error: the reason says)."""
+
+
+class MessageFiles(Protocol):
+    """How the router gets fresh download sources for a waiting message's files (``bots/files/refetching.py``).
+
+    A file's source (a signed Discord CDN URL that expires, a Slack ``url_private`` and the token it needs) is held in
+    memory only, never in the log; a restart or another worker's takeover leaves a waiting message's files without
+    one. The adapter fetches that message from its platform once more and describes its files as a delivery does.
+    """
+
+    async def message_files(self, *, thread: ThreadKey, message_id: str) -> tuple[Attachment, ...] | None:
+        """The files of the message ``message_id`` in ``thread`` as the platform describes them now, in its order,
+        each with a fresh source; None when the platform no longer has the message (it was deleted).
+
+        Raises :class:`FilesRefused` when the platform will not show it.
         """
         ...
 

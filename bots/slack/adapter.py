@@ -187,6 +187,7 @@ class SlackAdapter:
         outbox = self.outbox if self._distribution is None else WorkspaceOutbox(self.outbox)
         self._router.register_outbox(translate.PLATFORM, outbox)
         self._router.register_history(translate.PLATFORM, self.history)
+        self._router.register_files(translate.PLATFORM, self.history)
         if self._socket_mode:
             assert self._settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(

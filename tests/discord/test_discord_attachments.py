@@ -209,7 +209,7 @@ async def test_files_are_read_once_even_when_the_first_answer_fails(
     assert "# Plan\nship it" in fake_llm.requests[-1].prompt_text
 
 
-async def test_a_file_sent_while_the_card_waited_is_read_when_the_card_is_clicked_or_named_after_a_restart(
+async def test_a_file_sent_while_the_card_waited_is_read_when_the_card_is_clicked_even_after_a_restart(
     discord_bot: DiscordBotFactory, fake_discord: FakeDiscord, fake_llm: FakeLLM, db_path: Path
 ) -> None:
     async with discord_bot() as bot:
@@ -218,25 +218,26 @@ async def test_a_file_sent_while_the_card_waited_is_read_when_the_card_is_clicke
         await wait_until(lambda: len(fake_discord.texts_in(thread)) == 1)
         await settle(bot)
     first = fake_discord.attachment_file("first.txt", b"alpha", content_type="text/plain")
-    second = fake_discord.attachment_file("second.txt", b"beta", content_type="text/plain")
     async with discord_bot() as bot:
-        await fake_discord.user_says("here is one", channel_id=thread, attachments=[first])
+        here = await fake_discord.user_says("here is one", channel_id=thread, attachments=[first])
         await wait_until(lambda: len(fake_discord.cards_in(thread)) == 1)
         await settle(bot)
-    async with discord_bot() as bot:  # restarted with the card still open: first.txt was never read
+    fake_discord.expire_attachment_links()  # the URL first.txt was delivered with no longer works
+    second = fake_discord.attachment_file("second.txt", b"beta", content_type="text/plain")
+    async with discord_bot() as bot:  # restarted with the card still open: first.txt's source went with the process
         await fake_discord.user_says("and another", channel_id=thread, attachments=[second])
         await settle(bot)
         card = fake_discord.cards_in(thread)[0]
-        fake_llm.reply("Got the second one.")
+        fake_llm.reply("Got both.")
         await fake_discord.click(button(card, "fresh"), message=card)
-        await wait_until(lambda: "Got the second one." in fake_discord.texts_in(thread))
+        await wait_until(lambda: "Got both." in fake_discord.texts_in(thread))
         await settle(bot)
-    assert "I could not read first.txt (the bot restarted before reading it)." in fake_discord.texts_in(thread)
     prompt = fake_llm.requests[-1].prompt_text
-    assert (
-        "[attachment: first.txt (text/plain, 5 bytes), could not be read: the bot restarted before reading it]"
-        in prompt
-    )
+    assert "[attachment: first.txt (text/plain, 5 bytes)]\nalpha" in prompt  # fetched again, with a fresh link
     assert "[attachment: second.txt (text/plain, 4 bytes)]\nbeta" in prompt
-    assert fake_discord.cdn_downloads == ["second.txt"]
-    assert [a["used"] for a in logged_attachments(db_path)] == ["refused", "inlined"]
+    assert [c.path for c in fake_discord.calls_to("GET", r"/channels/\d+/messages/\d+")] == [
+        f"/channels/{thread}/messages/{here['id']}"
+    ]
+    assert fake_discord.cdn_downloads == ["first.txt", "second.txt"]
+    assert not any("before reading it" in text for text in fake_discord.texts_in(thread))
+    assert [a["used"] for a in logged_attachments(db_path)] == ["inlined", "inlined"]

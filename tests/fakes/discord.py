@@ -102,6 +102,7 @@ class FakeDiscord:
     cdn_files: dict[str, bytes] = field(default_factory=dict)  # attachment name -> what the CDN serves
     cdn_faults: dict[str, int | float] = field(default_factory=dict)  # name -> HTTP status, or seconds of silence
     cdn_downloads: list[str] = field(default_factory=list)  # names the bot downloaded, in order
+    link_generation: int = 0  # attachment URLs signed before this one have expired (``expire_attachment_links``)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _seq: Any = field(default_factory=lambda: itertools.count(1))
     last_seq: int = 0  # the sequence number of the last dispatch sent: what "every event received" means
@@ -600,13 +601,10 @@ class FakeDiscord:
                 return 204, None
             case "GET", ["channels", channel_id, "messages"]:
                 return 200, self._history(channel_id, query)
-            case "GET", ["channels", channel_id, "messages", message_id]:
-                found = self.messages.get(message_id)
-                if found is None or found["channel_id"] != channel_id:
-                    return 404, {"message": "Unknown Message", "code": 10008}
-                return 200, self.served(found)
             case "POST", ["channels", channel_id, "messages"]:
                 return 200, self._store_bot_message(channel_id, body)
+            case "GET", ["channels", channel_id, "messages", message_id]:
+                return self._message(channel_id, message_id)
             case "PATCH", ["channels", channel_id, "messages", message_id]:
                 return self._edit(message_id, body)
             case "DELETE", ["channels", channel_id, "messages", message_id]:
@@ -652,6 +650,26 @@ class FakeDiscord:
         limit = int(query.get("limit", 50))
         window = found[:limit] if "after" in query else found[-limit:]
         return [self.served(m) for m in reversed(window)]
+
+    def _message(self, channel_id: str, message_id: str) -> tuple[int, Any]:
+        """One message as Discord returns it now, its attachments' URLs signed afresh (``expire_attachment_links``)."""
+        message = self.messages.get(message_id)
+        if message is None or message["channel_id"] != channel_id:
+            return 404, {"message": "Unknown Message", "code": 10008}
+        return 200, self.served(message) | {"attachments": [self._signed(a) for a in message.get("attachments") or []]}
+
+    def expire_attachment_links(self) -> None:
+        """Every attachment URL handed out so far stops working (Discord signs them with an expiry); a message
+        fetched again gets new ones."""
+        self.link_generation += 1
+
+    def _signed(self, attachment: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base}/attachments/{attachment['filename']}?ex={self.link_generation}"
+        return attachment | {"url": url, "proxy_url": url}
+
+    def deleted_while_bot_was_away(self, message: dict[str, Any]) -> None:
+        """A message deleted while the bot was not connected: Discord no longer has it, and told nobody."""
+        self.messages.pop(message["id"], None)
 
     def wrote_while_bot_was_away(
         self,
@@ -727,6 +745,8 @@ class FakeDiscord:
     async def _attachment(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         self.cdn_downloads.append(name)
+        if int(request.query.get("ex", "0")) < self.link_generation:
+            return web.Response(status=404, text="This content is no longer available.")
         fault = self.cdn_faults.get(name)
         if isinstance(fault, int):
             return web.Response(status=fault, text="not found")
@@ -753,8 +773,8 @@ class FakeDiscord:
             "filename": name,
             "size": size,
             "content_type": content_type,
-            "url": f"{self.base}/attachments/{name}",
-            "proxy_url": f"{self.base}/attachments/{name}",
+            "url": f"{self.base}/attachments/{name}?ex={self.link_generation}",
+            "proxy_url": f"{self.base}/attachments/{name}?ex={self.link_generation}",
         }
 
 

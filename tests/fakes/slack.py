@@ -480,7 +480,8 @@ class FakeSlack:
 
     def _conversations_replies(self, call: ApiCall) -> dict[str, Any]:
         """A thread as it looks now, oldest first: what people wrote there (``wrote_in_thread``) and the bot's
-        messages, before ``latest`` (inclusive only with ``inclusive``), paged by ``limit`` and ``cursor``.
+        messages, before ``latest`` and after ``oldest`` (inclusive only with ``inclusive``; the parent always),
+        paged by ``limit`` and ``cursor``.
 
         People's messages that arrive as events are not kept: the bot was in the thread for those."""
         channel, thread_ts = call.params.get("channel"), call.params.get("ts")
@@ -496,10 +497,15 @@ class FakeSlack:
                     | {"text": self.final_text(ts), "blocks": self.current_blocks(ts)}
                 )
         messages = sorted([*messages, *self.thread_messages.get((str(channel), str(thread_ts)), [])], key=_ts_key)
-        latest = call.params.get("latest")
+        latest, oldest = call.params.get("latest"), call.params.get("oldest")
+        inclusive = str(call.params.get("inclusive")).lower() in ("1", "true")
         if latest:
-            inclusive = str(call.params.get("inclusive")).lower() in ("1", "true")
             messages = [m for m in messages if _ts_key(m) < float(latest) or (inclusive and m["ts"] == latest)]
+        if oldest:  # the thread's parent comes first whatever the range, as Slack lists it
+            messages = [
+                m for m in messages
+                if _ts_key(m) > float(oldest) or (inclusive and m["ts"] == oldest) or m["ts"] == thread_ts
+            ]  # fmt: skip
         start, limit = int(call.params.get("cursor") or 0), int(call.params.get("limit") or 1000)
         page = messages[start : start + limit]
         more = start + limit < len(messages)

@@ -3,25 +3,17 @@
 The router answers from its own tasks, posts cards for threads an earlier run left at start-up and expires
 approvals on a timer: none of it runs inside a bolt request, so nothing says which workspace's token to use but
 the thread key. This wrapper, registered with the router in OAuth mode, makes each call act for the thread's
-workspace (``workspaces.acting_for``), keeping the org an event of the same workspace already named. The outbox
+workspace (``workspaces.acting_for_thread``), keeping the org an event of the same workspace already named. The outbox
 itself (``bots/slack/outbox.py``) stays unaware of installations.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager
 
 from bots.seam.messages import ThreadKey
 from bots.seam.ports import ApprovalCard, CatchUpCard, SessionStatus, ThreadOutbox
-from bots.slack.install.workspaces import Acting, acting, acting_for
-
-
-def _for(thread: ThreadKey) -> AbstractContextManager[None]:
-    current = acting()
-    if current is not None and current.team_id == thread.workspace:
-        return acting_for(current)
-    return acting_for(Acting(team_id=thread.workspace))
+from bots.slack.install.workspaces import acting_for_thread as _for
 
 
 class WorkspaceOutbox:

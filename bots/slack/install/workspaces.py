@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.router.bounded import BoundedCache
+from bots.seam.messages import ThreadKey
 from bots.slack.install.installations import StoredInstallations
 
 TOKEN_TTL_S = 30.0
@@ -57,6 +58,15 @@ def acting_for(acting: Acting) -> Iterator[None]:
         yield
     finally:
         _acting.reset(reset)
+
+
+def acting_for_thread(thread: ThreadKey) -> AbstractContextManager[None]:
+    """Calls made inside use the token of ``thread``'s workspace, keeping the org an event of the same workspace
+    already named (the router's work, outside any bolt request, knows only the thread key)."""
+    current = _acting.get()
+    if current is not None and current.team_id == thread.workspace:
+        return acting_for(current)
+    return acting_for(Acting(team_id=thread.workspace))
 
 
 def act_for(where: Acting) -> None:

@@ -1,4 +1,5 @@
-"""A Slack thread's earlier messages, read when a mention brings the bot into it (``bots/router/joining.py``).
+"""A Slack thread's earlier messages, read when a mention brings the bot into it (``bots/router/joining.py``), and a
+waiting message's files read again after a restart (``bots/files/refetching.py``).
 
 ``conversations.replies`` reads a thread oldest first, so every page up to the mention is read and only the newest
 ``limit`` kept (at most :data:`HISTORY_PAGES` of :data:`HISTORY_PAGE`). Each message is translated as a delivered
@@ -9,6 +10,10 @@ client's retries are spent) is :class:`~bots.seam.ports.HistoryRefused`: the rou
 This runs after the mention's event was acknowledged (the router reads the history of a thread it joins after
 logging the mention), so it may take as long as Slack makes it: conversations.replies is a Tier 3 method, limited
 far lower for apps outside the Marketplace, and the client's rate-limit handler waits out each 429's Retry-After.
+
+Both run outside any bolt request (after the acknowledgement, at the next start, on another worker), so each call
+names the thread's workspace itself (``acting_for_thread``): in "Add to Slack" mode it carries that workspace's
+token, never another's.
 """
 
 from __future__ import annotations
@@ -18,14 +23,16 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.seam.messages import IncomingMessage, ThreadKey
-from bots.seam.ports import HistoryRefused
+from bots.seam.messages import Attachment, IncomingMessage, ThreadKey
+from bots.seam.ports import FilesRefused, HistoryRefused
 from bots.slack import translate
 from bots.slack.access import Check, Origin, is_allowed
 from bots.slack.errors import slack_error
+from bots.slack.install.workspaces import acting_for_thread
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +41,7 @@ HISTORY_PAGES = 50  # pages read to reach the newest part of a long thread on jo
 
 
 class SlackHistory:
-    """``ThreadHistory`` for Slack threads."""
+    """``ThreadHistory`` and ``MessageFiles`` for Slack threads."""
 
     def __init__(
         self,
@@ -53,6 +60,29 @@ class SlackHistory:
 
     async def read_history(self, *, thread: ThreadKey, before: str, limit: int) -> list[IncomingMessage]:
         """``ThreadHistory``: the ``limit`` newest of people's messages before ``before``, oldest first."""
+        with acting_for_thread(thread):
+            return await self._read_history(thread, before=before, limit=limit)
+
+    async def message_files(self, *, thread: ThreadKey, message_id: str) -> tuple[Attachment, ...] | None:
+        """``MessageFiles``: a waiting message's files with fresh sources, after a restart lost the first ones:
+        ``conversations.replies`` narrowed to its ts (the thread's parent may come along). None when Slack no
+        longer has the message; a refusal is :class:`FilesRefused`."""
+        with acting_for_thread(thread):
+            try:
+                response = await self._client.conversations_replies(
+                    channel=thread.channel, ts=thread.thread, oldest=message_id, latest=message_id, inclusive=True
+                )
+            except SlackApiError as exc:
+                if slack_error(exc) == "thread_not_found":
+                    return None
+                raise FilesRefused(f"Slack answered {slack_error(exc)} to conversations.replies") from None
+            except (SlackClientError, aiohttp.ClientError) as exc:
+                raise FilesRefused(f"conversations.replies failed ({type(exc).__name__})") from None
+            headers = await self._download_headers()
+        found = [m for m in response.get("messages") or [] if isinstance(m, Mapping) and m.get("ts") == message_id]
+        return translate.attachments_of(found[0], download_headers=headers) if found else None
+
+    async def _read_history(self, thread: ThreadKey, *, before: str, limit: int) -> list[IncomingMessage]:
         kept: deque[Mapping[str, Any]] = deque(maxlen=limit)
         cursor: str | None = None
         for _ in range(HISTORY_PAGES):
