@@ -59,7 +59,7 @@ EXPECTED_COLUMNS = {
         "resolved_utc",
     ],
     "delivered_events": ["platform", "event_key", "message_id", "received_utc", "handled_utc"],
-    "erasures": ["id", "thread_id", "message_id", "kind", "created_utc"],
+    "erasures": ["id", "thread_id", "message_id", "kind", "created_utc", "title_forgotten", "title_renamed_by"],
     "sqlite_sequence": ["name", "seq"],  # SQLite's own table behind AUTOINCREMENT
     "messages_fts": ["content", "transcript"],
     "messages_fts_config": ["k", "v"],
@@ -162,6 +162,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
             "m016_messages_by_platform_id",
+            "m018_erasures_title_forgotten",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -249,6 +250,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m012_voice_transcripts",
             "m013_approval_asked_by_database_clock",
             "m016_messages_by_platform_id",
+            "m018_erasures_title_forgotten",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")

@@ -47,6 +47,7 @@ from bots.router.cards import CardFlow
 from bots.router.commands.flow import Command, CommandFlow, CommandResult, ForgetClick
 from bots.router.commands.models import ThreadModels
 from bots.router.forgetting import Forgetting
+from bots.router.forgotten_titles import ForgottenTitles
 from bots.router.intake import MessageIntake
 from bots.router.joining import DEFAULT_JOIN_HISTORY_MESSAGES, ThreadJoining
 from bots.router.live_sessions import LiveSessions
@@ -118,8 +119,16 @@ class ThreadRouter:
             max_live=max_live_sessions,
             max_states=max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 100),
         )
+        self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
+        titles = ForgottenTitles(
+            log=stores.log,
+            erasures=stores.erasures,
+            outbox=self.outbox,
+            spawn=self.spawn,
+            worker_id=lambda: self.ownership.worker_id,
+        )
         self._forgetting = Forgetting(
-            log=stores.log, erasures=stores.erasures, states=self._states, seen=erasures_seen, outbox=self.outbox
+            log=stores.log, erasures=stores.erasures, states=self._states, seen=erasures_seen, titles=titles
         )
         self._follower = self._forgetting.follower
         self._intake = MessageIntake(log=stores.log, states=self._states, follower=self._follower, clock=clock)
@@ -162,7 +171,6 @@ class ThreadRouter:
             tools.approvals.spawn = self.spawn
         self._tool_servers = tool_servers
         self._tool_servers_started = False
-        self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
         self._owned = OwnedThreads(
             ownership=self.ownership, states=self._states, reopen_interrupted=self._card_flow.reopen_interrupted
         )
@@ -214,6 +222,7 @@ class ThreadRouter:
         if self._tool_servers is not None and not self._tool_servers_started:
             self._tool_servers_started = True  # connect in the background, now that a platform is up
             await self._tool_servers.start()
+        await self._forgetting.titles.ready(platform)  # renames owed while no bot of the platform ran
         await self._card_flow.show_interrupted(platform)
         for record in await self._log.threads_with_waiting(platform=platform):
             key = ThreadKey(record.platform, record.workspace, record.channel, record.thread)
