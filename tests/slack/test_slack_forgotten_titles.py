@@ -4,7 +4,8 @@
 database) and the retention purge runs in the bot's housekeeping: neither holds Slack's connection, so the bot
 learns from the erasure journal that a title it gave a thread was made from forgotten text, and renames the
 agent session (and, in a DM, the assistant thread's title) within the follower's poll. A rename owed while the
-bot was stopped is made when it starts.
+bot was stopped is made when it starts. A thread the bot cannot rename (another platform's, a workspace
+uninstalled since) does not stop the others.
 """
 
 from __future__ import annotations
@@ -21,9 +22,18 @@ from bots.operator import housekeeping
 from bots.router import forgetting
 from bots.router.forgotten_titles import NEUTRAL_TITLE
 from tests.fakes.llm import FakeLLM
-from tests.fakes.slack import FakeSlack, Payloads
+from tests.fakes.slack import FakeSlack, Payloads, post_event
 from tests.fakes.waiting import wait_until
-from tests.slack.conftest import SlackBotFactory
+from tests.slack.conftest import SIGNING_SECRET, SlackBotFactory
+from tests.slack.test_slack_distribution import (
+    FIRST_ANSWER_S,
+    DistributedBot,
+    distributed_bot,  # noqa: F401  (the fixture, used by name)
+    event_for,
+    install,
+    mention_in,
+    replies,
+)
 from tests.slack.test_slack_socket_mode import replies_in, settle
 
 SECRET = "my password is hunter2, rotate it"
@@ -133,3 +143,32 @@ async def test_a_rename_owed_on_a_platform_this_bot_does_not_run_is_left_for_one
         async with bots_app.open_storage_for(bot.settings) as storage:
             assert [e.thread_id for e in await storage.erasures.titles_owed()] == [elsewhere]
     assert not [r for r in caplog.records if r.name.startswith("bots.router")]
+
+
+async def test_a_workspace_uninstalled_since_does_not_stop_the_renames_of_the_others(
+    distributed_bot: DistributedBot,  # noqa: F811  (the fixture imported above)
+    fake_slack: FakeSlack,
+    fake_llm: FakeLLM,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """OAuth mode: Alice's titles in T2 (uninstalled since, so no token to rename with) and T1. T2's rename is
+    refused (the log says so); the follower goes on and T1's session is renamed."""
+    fake_llm.reply_with(lambda body: "Noted.")
+    async with distributed_bot() as bot:
+        await install(bot, fake_slack, "T1")
+        await install(bot, fake_slack, "T2")
+        gone, kept = mention_in("T2", SECRET, channel="C2"), mention_in("T1", SECRET)
+        for team, event in (("T2", gone), ("T1", kept)):
+            assert await post_event(bot.events_url, SIGNING_SECRET, event_for(team, event)) == 200
+            await wait_until(lambda e=event: len(replies(fake_slack, e["ts"])) == 1, timeout=FIRST_ANSWER_S)
+        await bot.router.idle()
+        fake_slack.uninstall("T2")
+        uninstalled = event_for("T2", {"type": "app_uninstalled", "event_ts": "1.0"})
+        assert await post_event(bot.events_url, SIGNING_SECRET, uninstalled) == 200
+        with caplog.at_level(logging.INFO):
+            assert await forget_user(bot.settings, "slack:UALICE") == 0
+            await wait_until(lambda: session_title(fake_slack, kept["ts"]) == NEUTRAL_TITLE, what="T1's rename")
+            await bot.router.idle()
+    assert "hunter2" in str(session_title(fake_slack, gone["ts"], "C2"))  # Slack would not take the call
+    assert not [r for r in caplog.records if "could not apply erasure" in r.getMessage()]
+    assert [r for r in caplog.records if "could not rename" in r.getMessage() and ":T2:" in r.getMessage()]
