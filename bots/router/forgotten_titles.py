@@ -50,7 +50,7 @@ class ForgottenTitles:
         erasures: ErasureStore,
         outbox: Callable[[ThreadKey], ThreadOutbox],
         spawn: Callable[[Coroutine[Any, Any, None]], object],
-        worker_id: Callable[[], str],
+        worker_id: str,
     ) -> None:
         self._log = log
         self._erasures = erasures
@@ -73,14 +73,14 @@ class ForgottenTitles:
             return
         key = await thread_key(self._log, thread_id=erasure.thread_id)
         if key is None:  # forgotten since: nothing shows a title the bot keeps track of
-            if await self._erasures.claim_title(erasure_id=erasure.id, by=f"{self._worker_id()} (thread gone)"):
+            if await self._erasures.claim_title(erasure_id=erasure.id, by=f"{self._worker_id} (thread gone)"):
                 log.info(
                     "the title of thread %d was forgotten, but the thread is gone: nothing to rename", erasure.thread_id
                 )
             return
         if key.platform not in self._ready:
             return  # owed to a router of that platform (this one, once connected, or another process)
-        if await self._erasures.claim_title(erasure_id=erasure.id, by=self._worker_id()):
+        if await self._erasures.claim_title(erasure_id=erasure.id, by=self._worker_id):
             self._spawn(self._rename(key))
 
     async def _rename(self, key: ThreadKey) -> None:

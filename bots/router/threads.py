@@ -18,7 +18,8 @@ loses nothing: the next start answers them after the card.
 5. What is deleted or edited on the platform, forgotten with ``threadkeeper forget`` (here or in another
    process) or purged by retention reaches the live session through the erasure journal before its next turn
    (``bots/router/forgetting.py``); a catch-up summary written while something was forgotten is thrown away and
-   written again.
+   written again. A thread title made from forgotten text is renamed on the platform, by one worker
+   (``bots/router/forgotten_titles.py``).
 
 6. A mention in a thread the bot has no log for first logs the thread's earlier messages, as read
    (``bots/router/joining.py``), and the session answering it hears them. A message the thread's reply mode does
@@ -125,7 +126,7 @@ class ThreadRouter:
             erasures=stores.erasures,
             outbox=self.outbox,
             spawn=self.spawn,
-            worker_id=lambda: self.ownership.worker_id,
+            worker_id=self.ownership.worker_id,
         )
         self._forgetting = Forgetting(
             log=stores.log, erasures=stores.erasures, states=self._states, seen=erasures_seen, titles=titles

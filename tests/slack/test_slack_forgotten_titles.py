@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bots import app as bots_app
-from bots.cli import forget_user
+from bots.cli import forget, forget_user
 from bots.operator import housekeeping
 from bots.router import forgetting
 from bots.router.forgotten_titles import NEUTRAL_TITLE
@@ -112,6 +112,28 @@ async def test_a_title_forgotten_while_the_bot_was_stopped_is_renamed_when_it_st
     async with slack_bot() as bot:  # owed no more: a later start does not rename again
         await settle(bot)
     assert len(fake_slack.calls_to("agents.sessions.rename")) == 1
+
+
+async def test_a_rename_owed_by_a_thread_forgotten_since_is_dropped_not_sent(
+    slack_bot: SlackBotFactory, fake_slack: FakeSlack, fake_llm: FakeLLM
+) -> None:
+    """``forget --user`` then ``forget THREAD`` while the bot is stopped: the thread's row is gone, so the bot
+    knows no thread to rename; the owed rename is settled, not tried at every start."""
+    fake_llm.reply_with(lambda body: "Noted.")
+    mention = Payloads.mention(SECRET)
+    async with slack_bot() as bot:
+        await fake_slack.send(Payloads.event_body(mention))
+        await wait_until(lambda: len(replies_in(fake_slack, mention["ts"])) == 1, timeout=30)
+        await settle(bot)
+    assert await forget_user(bot.settings, "slack:UALICE") == 0
+    async with bots_app.open_storage_for(bot.settings) as storage:
+        assert len(await storage.erasures.titles_owed()) == 1
+    assert await forget(bot.settings, mention["ts"]) == 0
+    async with slack_bot() as bot:
+        await settle(bot)
+        async with bots_app.open_storage_for(bot.settings) as storage:
+            assert await storage.erasures.titles_owed() == []
+    assert fake_slack.calls_to("agents.sessions.rename") == []
 
 
 async def test_a_rename_owed_on_a_platform_this_bot_does_not_run_is_left_for_one_that_does(
