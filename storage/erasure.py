@@ -15,8 +15,12 @@ Postgres's dead tuples). Each operation here does its whole job in one transacti
 The tool trail rows whose results quoted a changed message (search_thread cites the ids it quotes) lose their
 excerpt too, and so do the tool calls (arguments and result) and approval requests of the turn that answered a
 changed user message: the model's arguments often repeat the question's words. A thread title made from a
-changed message (``threads.title_message_id``) is blanked. ``forget --user`` also takes the person's id and name
-off every row that recorded what they did (usage, approvals, card choices, feedback, model choices).
+changed message (``threads.title_message_id``) is blanked, and its journal row says so (``title_forgotten``):
+the process that blanks it may hold no platform connection (``forget --user``, retention), so a running router
+that follows the journal renames the thread on its platform, once, by claiming the row (:meth:`claim_title`).
+A forgotten thread (``forget_thread``) owes no rename: its messages, and so its title's words, are still on the
+platform. ``forget --user`` also takes the person's id and name off every row that recorded what they did (usage,
+approvals, card choices, feedback, model choices).
 
 The journal that running routers poll is read as "ids greater than the last one seen". On Postgres identity
 values are handed out at insert time but become visible at commit, so two workers' erasures could commit out of
@@ -92,12 +96,25 @@ _ERASE_PERSON = (
     "UPDATE feedback SET user_id = 'forgotten:' || id, user_name = '' WHERE user_id = ? AND message_id IN "
     f"(SELECT id FROM messages WHERE thread_id IN {_THREADS_OF})",
 )
-_JOURNAL = "INSERT INTO erasures (thread_id, message_id, kind, created_utc) VALUES (?, ?, ?, ?)"
+_JOURNAL = "INSERT INTO erasures (thread_id, message_id, kind, created_utc, title_forgotten) VALUES (?, ?, ?, ?, ?)"
+# The messages of a list a thread's title was made from (read before they are blanked).
+_TITLED = (
+    "SELECT m.id FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.id {in_ids} "
+    "AND t.title IS NOT NULL AND t.title_message_id = m.platform_message_id"
+)
+_ERASURE_COLUMNS = "id, thread_id, message_id, kind, title_forgotten"
 
 
-async def _journal(tx: Transaction, *, thread_id: int, message_id: int | None, kind: str) -> None:
+async def _journal(
+    tx: Transaction, *, thread_id: int, message_id: int | None, kind: str, title_forgotten: bool = False
+) -> None:
     """One journal row, stamped with when it was written (not the platform's time of the change)."""
-    await tx.execute(_JOURNAL, (thread_id, message_id, kind, iso(datetime.now(UTC))))
+    await tx.execute(_JOURNAL, (thread_id, message_id, kind, iso(datetime.now(UTC)), int(title_forgotten)))
+
+
+def _erasure(row: Row) -> Erasure:
+    message_id = None if row["message_id"] is None else int(row["message_id"])
+    return Erasure(int(row["id"]), int(row["thread_id"]), message_id, row["kind"], bool(row["title_forgotten"]))
 
 
 class ErasureStore:
@@ -134,12 +151,20 @@ class ErasureStore:
         """Blank ``rows`` (id, thread_id), invalidate the summaries that covered them, journal each one."""
         if not rows:
             return
-        await self._blank(tx, message_ids=[int(row["id"]) for row in rows], now=now, erase_author=erase_author)
+        ids = [int(row["id"]) for row in rows]
+        titled = {int(r["id"]) for r in await tx.fetchall(_TITLED, (self._db.dialect.array(ids),))}
+        await self._blank(tx, message_ids=ids, now=now, erase_author=erase_author)
         oldest: dict[int, int] = {}
         for row in rows:
             oldest.setdefault(int(row["thread_id"]), int(row["id"]))
         stamp = iso(datetime.now(UTC))
-        await tx.executemany(_JOURNAL, [(int(row["thread_id"]), int(row["id"]), KIND_DELETED, stamp) for row in rows])
+        await tx.executemany(
+            _JOURNAL,
+            [
+                (int(row["thread_id"]), int(row["id"]), KIND_DELETED, stamp, int(int(row["id"]) in titled))
+                for row in rows
+            ],
+        )
         await tx.executemany(_INVALIDATE_SUMMARIES, list(oldest.items()))
 
     async def delete_message(
@@ -183,7 +208,9 @@ class ErasureStore:
                 await self._follow_copies(tx, message_ids=[message_id])
             await tx.execute(_INVALIDATE_SUMMARIES, (thread_id, message_id))
             kind = KIND_DELETED if content is None else KIND_EDITED
-            await _journal(tx, thread_id=thread_id, message_id=message_id, kind=kind)
+            await _journal(
+                tx, thread_id=thread_id, message_id=message_id, kind=kind, title_forgotten=titled is not None
+            )
         await self._db.scrub()
         return MessageChange(message_id, title_forgotten=titled is not None)
 
@@ -260,15 +287,32 @@ class ErasureStore:
 
     async def since(self, *, after_id: int) -> list[Erasure]:
         """Journal rows newer than ``after_id``, oldest first."""
-        rows = await self._db.fetchall(
-            "SELECT id, thread_id, message_id, kind FROM erasures WHERE id > ? ORDER BY id", (after_id,)
-        )
-        return [
-            Erasure(int(r["id"]), int(r["thread_id"]), None if r["message_id"] is None else int(r["message_id"]),
-                    r["kind"])
-            for r in rows
-        ]  # fmt: skip
+        rows = await self._db.fetchall(f"SELECT {_ERASURE_COLUMNS} FROM erasures WHERE id > ? ORDER BY id", (after_id,))
+        return [_erasure(r) for r in rows]
 
-    async def prune_journal(self, *, before: datetime) -> int:
-        """Drop journal rows older than ``before``: running routers have long applied them."""
-        return await self._db.execute("DELETE FROM erasures WHERE created_utc < ?", (iso(before),))
+    async def titles_owed(self) -> list[Erasure]:
+        """Journal rows whose title was forgotten and whose rename nobody has claimed yet, oldest first."""
+        rows = await self._db.fetchall(
+            f"SELECT {_ERASURE_COLUMNS} FROM erasures WHERE title_forgotten = 1 AND title_renamed_by IS NULL "
+            "ORDER BY id"
+        )
+        return [_erasure(r) for r in rows]
+
+    async def claim_title(self, *, erasure_id: int, by: str) -> bool:
+        """Take the rename a journal row owes for ``by``; False when another took it first (or none is owed)."""
+        claimed = await self._db.execute(
+            "UPDATE erasures SET title_renamed_by = ? "
+            "WHERE id = ? AND title_forgotten = 1 AND title_renamed_by IS NULL",
+            (by, erasure_id),
+        )
+        return claimed == 1
+
+    async def prune_journal(self, *, before: datetime, owed_before: datetime | None = None) -> int:
+        """Drop journal rows older than ``before``: running routers have long applied them. A row whose title
+        rename is still owed (no router of its platform has run since) stays until ``owed_before``."""
+        owed = iso(before if owed_before is None else owed_before)
+        return await self._db.execute(
+            "DELETE FROM erasures WHERE created_utc < ? AND (title_forgotten = 0 OR title_renamed_by IS NOT NULL "
+            "OR created_utc < ?)",
+            (iso(before), owed),
+        )

@@ -148,12 +148,17 @@ class CardRecord:
 
 @dataclass(frozen=True, slots=True)
 class Erasure:
-    """One journal row: ``message_id`` changed (deleted or edited) in ``thread_id``, or the whole thread went."""
+    """One journal row: ``message_id`` changed (deleted or edited) in ``thread_id``, or the whole thread went.
+
+    ``title_forgotten``: the thread's title was made from that message and was blanked with it, so whatever the
+    platform shows as the thread's title must be renamed too (by whichever process follows the journal, since the
+    one that wrote the row may hold no platform connection: ``forget --user``, retention)."""
 
     id: int
     thread_id: int
     message_id: int | None
     kind: str
+    title_forgotten: bool = False
 
 
 @dataclass(frozen=True, slots=True)

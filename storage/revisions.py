@@ -157,4 +157,17 @@ MIGRATIONS: list[Migration] = [
             """,
         ),
     ),
+    # Issue 20, titles: a journal row says whether the thread's title was made from the message it forgot
+    # (``title_forgotten``), so a title blanked by another process (``forget --user``, retention) leaves the
+    # platform too: a running router that follows the journal renames the thread. ``title_renamed_by``: the
+    # worker that claimed the rename (one conditional UPDATE), so of several workers only one renames; NULL while
+    # it is owed (``bots/router/forgotten_titles.py``).
+    Migration(
+        "m018_erasures_title_forgotten",
+        (
+            "ALTER TABLE erasures ADD COLUMN title_forgotten INTEGER NOT NULL DEFAULT 0 "
+            "CHECK (title_forgotten IN (0, 1))",
+            "ALTER TABLE erasures ADD COLUMN title_renamed_by TEXT",
+        ),
+    ),
 ]

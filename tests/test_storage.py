@@ -59,7 +59,7 @@ EXPECTED_COLUMNS = {
         "resolved_utc",
     ],
     "delivered_events": ["platform", "event_key", "message_id", "received_utc", "handled_utc"],
-    "erasures": ["id", "thread_id", "message_id", "kind", "created_utc"],
+    "erasures": ["id", "thread_id", "message_id", "kind", "created_utc", "title_forgotten", "title_renamed_by"],
     "sqlite_sequence": ["name", "seq"],  # SQLite's own table behind AUTOINCREMENT
     "messages_fts": ["content", "transcript"],
     "messages_fts_config": ["k", "v"],
@@ -168,6 +168,7 @@ async def test_blank_database_gets_exactly_the_expected_schema(tmp_path: Path) -
             "m016_messages_by_platform_id",
             "m015_slack_shared_channels_and_refresh_claims",
             "m017_thread_joins",
+            "m018_erasures_title_forgotten",
         ]
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         assert {r["name"] for r in tables} == set(EXPECTED_COLUMNS)
@@ -257,6 +258,7 @@ async def test_a_database_made_by_m001_upgrades_keeping_its_cards_and_their_inde
             "m016_messages_by_platform_id",
             "m015_slack_shared_channels_and_refresh_claims",
             "m017_thread_joins",
+            "m018_erasures_title_forgotten",
         ]
         cards = CardStore(db)
         assert await cards.get(card_id=done.id) == CardRecord(done.id, done.thread_id, None, "fresh", "U")

@@ -8,7 +8,9 @@
   unless its message still waits for an answer (the answer marks it handled). Without this the table would
   grow with every event for the life of the database.
 - The erasure journal: rows older than an hour have been applied by every running router (they poll every
-  few seconds) and are dropped.
+  few seconds) and are dropped. A row that still owes its thread a rename on the platform (a title made from
+  forgotten text, blanked while no bot of that platform ran: ``bots/router/forgotten_titles.py``) is kept for
+  ``TITLES_OWED_KEPT``, so the next start renames it.
 
 A job that fails is logged and tried again at the next round; it never stops the others or the bot.
 """
@@ -29,6 +31,7 @@ INTERVAL_S = 3600.0
 RETENTION_EVERY = timedelta(days=1)
 DELIVERY_RECORDS_KEPT = timedelta(days=7)
 JOURNAL_KEPT = timedelta(hours=1)
+TITLES_OWED_KEPT = timedelta(days=30)
 
 
 class Housekeeping:
@@ -64,7 +67,10 @@ class Housekeeping:
         pruned = await self._job("delivery records", self._events.prune(received_before=old_records))
         if pruned:
             log.info("pruned %d delivery record(s) older than %s", pruned, DELIVERY_RECORDS_KEPT)
-        await self._job("erasure journal", self._erasures.prune_journal(before=now - JOURNAL_KEPT))
+        await self._job(
+            "erasure journal",
+            self._erasures.prune_journal(before=now - JOURNAL_KEPT, owed_before=now - TITLES_OWED_KEPT),
+        )
 
     @staticmethod
     async def _job(name: str, work: Coroutine[Any, Any, int]) -> int:

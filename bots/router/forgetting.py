@@ -12,9 +12,10 @@ logged in the thread it started and in each thread a reply continuing it started
 joining: ``bots/router/joining.py``), and Discord names only the channel when it is deleted.
 
 A thread title made from the deleted or edited message is blanked by storage in the same transaction, and the
-change says so (``MessageChange.title_forgotten``): the title the platform shows (Slack's agent session, a
-Discord thread the bot named after the mention) is then renamed to :data:`NEUTRAL_TITLE`, so the deleted text
-is not left on screen. The outbox only translates; storage's answer decides.
+journal row says so (``Erasure.title_forgotten``), whichever process forgot it (a platform event here,
+``forget --user``, retention): following the row renames the title the platform shows (Slack's agent session, a
+Discord thread the bot named after the mention) to ``NEUTRAL_TITLE``, so the deleted text is not left on screen
+(``bots/router/forgotten_titles.py``, once across workers). The outbox only translates; storage's answer decides.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from agent.summarize import trail_line, transcript_line
 from agent.tools import call_line
+from bots.router.forgotten_titles import NEUTRAL_TITLE as NEUTRAL_TITLE
+from bots.router.forgotten_titles import ForgottenTitles
 from bots.router.thread_state import ThreadStates, prompt_text
 from bots.seam.messages import MessageDeletion, MessageEdit, ThreadKey
-from bots.seam.ports import ThreadOutbox
 from bots.workers.periodic import Periodic
 from storage.protocols import ErasureStore, SessionStore, ThreadLog, ToolTrail
 from storage.records import (
@@ -45,7 +47,6 @@ from storage.records import (
 log = logging.getLogger(__name__)
 
 FOLLOW_INTERVAL_S = 2.0
-NEUTRAL_TITLE = "Thread"  # what a thread is called once the message its title was made from is gone
 
 
 def transcript_lines(messages: list[LoggedMessage], trail: Sequence[TrailEntry] = ()) -> list[str]:
@@ -56,10 +57,6 @@ def transcript_lines(messages: list[LoggedMessage], trail: Sequence[TrailEntry] 
         else transcript_line(author=item.author_name, role=item.role, text=prompt_text(item))
         for item in interleave(messages, list(trail))
     ]
-
-
-def _key_of(thread: ThreadRecord) -> ThreadKey:
-    return ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
 
 
 def _call(entry: TrailEntry) -> str:
@@ -160,12 +157,12 @@ class Forgetting:
         erasures: ErasureStore,
         states: ThreadStates,
         seen: int,
-        outbox: Callable[[ThreadKey], ThreadOutbox],
+        titles: ForgottenTitles,
     ) -> None:
         self._log = log
         self._erasures = erasures
         self._states = states
-        self._outbox = outbox
+        self.titles = titles
         self.follower = ErasureFollower(erasures=erasures, seen=seen, apply=self._apply)
 
     async def handle_edit(self, edit: MessageEdit) -> None:
@@ -174,7 +171,7 @@ class Forgetting:
             change = await self._erasures.edit_message(
                 thread_id=thread.id, platform_message_id=edit.message_id, content=edit.text, edited_utc=edit.edited_utc
             )
-            await self._followed(_key_of(thread), change)
+            await self._followed(change)
 
     async def handle_deletion(self, deletion: MessageDeletion) -> None:
         """Forget the message's text everywhere: log, stored summaries, live session, disk."""
@@ -182,7 +179,7 @@ class Forgetting:
             change = await self._erasures.delete_message(
                 thread_id=thread.id, platform_message_id=deletion.message_id, deleted_utc=deletion.deleted_utc
             )
-            await self._followed(_key_of(thread), change)
+            await self._followed(change)
 
     async def _threads_holding(self, where: ThreadKey, message_id: str) -> list[ThreadRecord]:
         """Every thread of ``where``'s channel that logged the message: a platform names a message's channel, and a
@@ -191,17 +188,20 @@ class Forgetting:
             platform=where.platform, workspace=where.workspace, channel=where.channel, platform_message_id=message_id
         )
 
-    async def _followed(self, thread: ThreadKey, change: MessageChange | None) -> None:
-        """After a change: live sessions drop the old text, and a title made from it leaves the platform too."""
-        if change is None:
-            return
-        await self.follower.catch_up()
-        if change.title_forgotten:
-            log.info("the title of %s was made from a changed message; renaming the thread", thread)
-            await self._outbox(thread).rename_thread(thread=thread, title=NEUTRAL_TITLE)
+    async def _followed(self, change: MessageChange | None) -> None:
+        """After a change: live sessions drop the old text, and a title made from it leaves the platform too (its
+        journal row is followed like any other process's, so the rename has one place: ``_apply``)."""
+        if change is not None:
+            await self.follower.catch_up()
 
     async def _apply(self, erasure: Erasure) -> None:
-        """One journal row reaches this process's memory: a thread dropped, or a message out of its session."""
+        """One journal row reaches this process: its memory first, then a title made from the text is renamed on
+        the platform (a row whose memory part failed stays owed its rename: ``ForgottenTitles.ready``)."""
+        await self._forget_in_memory(erasure)
+        await self.titles.follow(erasure)
+
+    async def _forget_in_memory(self, erasure: Erasure) -> None:
+        """A thread dropped, or a message out of its session."""
         state = self._states.by_thread_id(erasure.thread_id)
         if state is None:
             return

@@ -27,6 +27,7 @@ from bots.router.answering import AnsweringWorker
 from bots.router.cards import CardFlow
 from bots.router.commands.flow import CommandFlow
 from bots.router.forgetting import ErasureFollower
+from bots.router.forgotten_titles import ForgottenTitles
 from bots.router.joining import ThreadJoining
 from bots.router.stopping import StopFlow
 from bots.router.thread_state import ThreadState, ThreadStates
@@ -70,6 +71,7 @@ class Resuming:
         cards: CardFlow,
         answering: AnsweringWorker,
         joining: ThreadJoining,
+        titles: ForgottenTitles,
         commands: CommandFlow,
         stopping: StopFlow,
         tools: ThreadTools | None,
@@ -85,6 +87,7 @@ class Resuming:
         self._cards = cards
         self._answering = answering
         self._joining = joining
+        self._titles = titles
         self._commands = commands
         self._stopping = stopping
         self._tools = tools
@@ -106,6 +109,7 @@ class Resuming:
         if self._tool_servers is not None and not self._tool_servers_started:
             self._tool_servers_started = True  # the MCP servers connect in the background, now that a platform is up
             await self._tool_servers.start()
+        await self._titles.ready(platform)  # renames owed while no bot of the platform ran
         await self._cards.show_interrupted(platform)
         for record in await self._log.threads_with_waiting(platform=platform):
             state = await self._host.thread_state(_key(record))

@@ -19,7 +19,8 @@ message lost with the process are fetched again from its platform (``bots/files/
 5. What is deleted or edited on the platform, forgotten with ``threadkeeper forget`` (here or in another
    process) or purged by retention reaches the live session through the erasure journal before its next turn
    (``bots/router/forgetting.py``); a catch-up summary written while something was forgotten is thrown away and
-   written again.
+   written again. A thread title made from forgotten text is renamed on the platform, by one worker
+   (``bots/router/forgotten_titles.py``).
 
 6. A mention in a thread the bot has no log for opens a join: the mention is logged and acknowledged, then the
    thread's earlier messages are read and logged before it, as read (``bots/router/joining.py``); nothing in the
@@ -49,6 +50,7 @@ from bots.router.cards import CardFlow
 from bots.router.commands.flow import Command, CommandFlow, CommandResult, ForgetClick
 from bots.router.commands.models import ThreadModels
 from bots.router.forgetting import Forgetting
+from bots.router.forgotten_titles import ForgottenTitles
 from bots.router.intake import MessageIntake
 from bots.router.joining import DEFAULT_JOIN_HISTORY_MESSAGES, ThreadJoining
 from bots.router.live_sessions import LiveSessions
@@ -117,8 +119,16 @@ class ThreadRouter:
             max_live=max_live_sessions,
             max_states=max_thread_states if max_thread_states is not None else max(2 * max_live_sessions, 100),
         )
+        self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
+        titles = ForgottenTitles(
+            log=stores.log,
+            erasures=stores.erasures,
+            outbox=self.outbox,
+            spawn=self.spawn,
+            worker_id=self.ownership.worker_id,
+        )
         self._forgetting = Forgetting(
-            log=stores.log, erasures=stores.erasures, states=self._states, seen=erasures_seen, outbox=self.outbox
+            log=stores.log, erasures=stores.erasures, states=self._states, seen=erasures_seen, titles=titles
         )
         self._follower = self._forgetting.follower
         self._intake = MessageIntake(log=stores.log, states=self._states, follower=self._follower, clock=clock)
@@ -158,7 +168,6 @@ class ThreadRouter:
         if tools is not None:  # a click on an approval whose turn died with its process resumes that turn
             tools.approvals.resume_turn = self._card_flow.resume_for_approval
             tools.approvals.spawn = self.spawn
-        self.ownership = ownership or ThreadOwnership(leases=SoleOwner())
         self._owned = OwnedThreads(
             ownership=self.ownership, states=self._states, reopen_interrupted=self._card_flow.reopen_interrupted
         )
@@ -203,6 +212,7 @@ class ThreadRouter:
             cards=self._card_flow,
             answering=self._answering,
             joining=self._joining,
+            titles=self._forgetting.titles,
             commands=self._commands,
             stopping=self._stopping,
             tools=tools,

@@ -57,6 +57,18 @@ class ErasureStore(Protocol):
         """Journal rows newer than ``after_id``, oldest first."""
         ...
 
-    async def prune_journal(self, *, before: datetime) -> int:
-        """Drop journal rows older than ``before``: running routers have long applied them."""
+    async def titles_owed(self) -> list[Erasure]:
+        """Journal rows whose title was forgotten (``Erasure.title_forgotten``: by a deletion, an edit, ``forget
+        --user`` or retention) and whose rename nobody has claimed yet, oldest first."""
+        ...
+
+    async def claim_title(self, *, erasure_id: int, by: str) -> bool:
+        """Take the rename a journal row owes for ``by``; False when another took it first (or none is owed).
+
+        One conditional UPDATE: of several workers following the journal, exactly one renames the thread."""
+        ...
+
+    async def prune_journal(self, *, before: datetime, owed_before: datetime | None = None) -> int:
+        """Drop journal rows older than ``before``: running routers have long applied them. A row whose title
+        rename is still owed (no router of its platform has run since) stays until ``owed_before``."""
         ...

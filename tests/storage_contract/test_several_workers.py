@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
+from bots.cli import forget_user
+from bots.router.forgotten_titles import NEUTRAL_TITLE
 from storage.backends import Storage, open_storage
+from tests.conftest import MakeSettings
+from tests.fakes.llm import FakeLLM
+from tests.router_harness import message, running_router, thread_key
 from tests.storage_contract.conftest import NOW, new_thread
 
 
@@ -73,3 +79,41 @@ async def test_an_erasure_by_one_worker_reaches_the_journal_every_worker_follows
     )
     journals = [[e.id for e in await w.erasures.since(after_id=0)] for w in workers]
     assert journals[0] == journals[1] == journals[2] and len(journals[0]) == 9 == len(set(journals[0]))
+
+
+async def test_a_forgotten_title_is_renamed_by_one_worker_of_all_that_follow_the_journal(
+    workers: list[Storage],
+) -> None:
+    """``bots/router/forgotten_titles.py``: every worker sees the row; the claim lets exactly one rename."""
+    thread_id = await workers[0].log.ensure_thread(
+        platform="p", workspace="w", channel="c", thread="t", title="secret words", now=NOW, title_message_id="m1"
+    )
+    await workers[0].log.record_message(
+        thread_id=thread_id, platform_message_id="m1", author_id="u", author_name="U", role="user",
+        content="secret words", sent_utc=NOW, now=NOW,
+    )  # fmt: skip
+    await workers[1].erasures.forget_user(platform="p", user_id="u", now=NOW)
+    owed = [await w.erasures.titles_owed() for w in workers]
+    assert owed[0] == owed[1] == owed[2] and len(owed[0]) == 1 and owed[0][0].title_forgotten
+    claims = await asyncio.gather(
+        *(w.erasures.claim_title(erasure_id=owed[0][0].id, by=f"worker-{n}") for n, w in enumerate(workers * 3))
+    )
+    assert claims.count(True) == 1 and await workers[2].erasures.titles_owed() == []
+
+
+async def test_of_two_routers_following_the_journal_one_renames_a_title_forget_user_took(
+    make_settings: MakeSettings, fake_llm: FakeLLM, postgres_url: str
+) -> None:
+    """Two workers, each with the platform connected and following the journal: the title goes once."""
+    fake_llm.reply_with(lambda body: "Okay.")
+    settings = make_settings(database_url=postgres_url)
+    async with running_router(settings) as first, running_router(settings) as second:
+        mention = replace(message("my secret plan"), thread_title="my secret plan", title_from_text=True)
+        await first.router.handle_message(mention)
+        await first.router.idle()
+        assert await forget_user(settings, "test:U-alice") == 0
+        for bot in (first, second):  # each applies the row now, as its poll would
+            await bot.router._follower.catch_up()
+            await bot.router.idle()
+        renames = first.outbox.renames + second.outbox.renames
+    assert renames == [(thread_key(), NEUTRAL_TITLE)]
