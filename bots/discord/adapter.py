@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
 
 import discord
 import yarl
 
 from bots.config import ConfigError, Settings
 from bots.discord import translate
-from bots.discord.access import NOT_AVAILABLE, checks_from, is_allowed, origin_of_click, origin_of_message
-from bots.discord.arguments import full_arguments_reply
+from bots.discord.access import NOT_AVAILABLE, checks_from, is_allowed, origin_of_message
 from bots.discord.buttons import ApprovalButton, CardButton, ShowArgumentsButton, StopButton
+from bots.discord.clicks import DiscordClicks
 from bots.discord.commands import ForgetButton, SlashCommands
 from bots.discord.history import DiscordHistory
 from bots.discord.message_files import DiscordMessageFiles
@@ -30,18 +28,11 @@ from bots.discord.shards import ShardKeeper
 from bots.router.bounded import BoundedCache
 from bots.router.threads import ThreadRouter
 from bots.seam.messages import (
-    ApprovalAction,
-    ApprovalClick,
-    ArgumentsClick,
-    Author,
-    CardAction,
-    CardClick,
     IncomingMessage,
     MessageDeletion,
     MessageEdit,
     ThreadKey,
 )
-from bots.seam.ports import ClickResult
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +73,9 @@ class DiscordClient(discord.Client):
             intents=intents, guild_ready_timeout=guild_ready_timeout, allowed_mentions=NO_PINGS, shard_count=shard_count
         )
         self.adapter = adapter
-        self.card_click_handler = adapter.on_card_click
-        self.approval_click_handler = adapter.on_approval_click
-        self.arguments_click_handler = adapter.on_arguments_click
+        self.card_click_handler = adapter.clicks.on_card_click
+        self.approval_click_handler = adapter.clicks.on_approval_click
+        self.arguments_click_handler = adapter.clicks.on_arguments_click
         self.stop_click_handler = commands.on_stop
         self.commands = commands
         self.tree = commands.tree_for(self)
@@ -121,6 +112,7 @@ class DiscordAdapter:
         self._router = router
         self._checks = checks_from(settings)
         self._accepting = True
+        self.clicks = DiscordClicks(router=router, checks=self._checks)
         commands = SlashCommands(router=router, checks=self._checks, models=settings.models)
         # One worker with one shard identifies as ever; several workers name their shard (bots/discord/shards.py).
         sharded = router.ownership.shared or settings.discord_shards > 1
@@ -368,61 +360,3 @@ class DiscordAdapter:
             return
         for message_id in sorted(payload.message_ids):
             await self._router.handle_deletion(MessageDeletion(thread=key, message_id=str(message_id)))
-
-    async def on_card_click(self, interaction: discord.Interaction[Any], card_id: int, action: CardAction) -> None:
-        """A "Where were we?" button: the router resolves the card."""
-
-        async def resolve(author: Author, thread: ThreadKey | None) -> ClickResult:
-            return await self._router.handle_click(CardClick(card_id, action, author, raw=interaction, thread=thread))
-
-        await self._on_click(interaction, resolve, what=f"card {card_id}")
-
-    async def on_approval_click(
-        self, interaction: discord.Interaction[Any], approval_id: int, action: ApprovalAction
-    ) -> None:
-        """Allow or Deny on a tool-call approval: the router decides whether the click counts."""
-
-        async def resolve(author: Author, thread: ThreadKey | None) -> ClickResult:
-            card = None if interaction.message is None else str(interaction.message.id)
-            click = ApprovalClick(approval_id, action, author, thread=thread, raw=interaction, card_message_id=card)
-            return await self._router.handle_approval_click(click)
-
-        await self._on_click(interaction, resolve, what=f"approval {approval_id}")
-
-    async def on_arguments_click(self, interaction: discord.Interaction[Any], approval_id: int) -> None:
-        """Show all on an approval card: the full arguments, for the clicker alone."""
-
-        async def resolve(author: Author, thread: ThreadKey | None) -> ClickResult:
-            click = ArgumentsClick(approval_id, author, thread=thread, raw=interaction)
-            return await self._router.handle_arguments_click(click)
-
-        await self._on_click(interaction, resolve, what=f"the arguments of approval {approval_id}")
-
-    async def _on_click(
-        self,
-        interaction: discord.Interaction[Any],
-        resolve: Callable[[Author, ThreadKey | None], Awaitable[ClickResult]],
-        *,
-        what: str,
-    ) -> None:
-        """Acknowledge within Discord's 3 seconds, hand the click on, and tell the clicker alone what to know."""
-        try:
-            if not is_allowed(origin_of_click(interaction), self._checks):
-                await interaction.response.send_message(NOT_AVAILABLE, ephemeral=True)
-                return
-            await self._defer(interaction)
-            user = interaction.user
-            result = await resolve(Author(str(user.id), user.display_name), translate.key_of_click(interaction))
-            if result.private_note:
-                await interaction.followup.send(result.private_note, ephemeral=True)
-            if result.arguments is not None:
-                await interaction.followup.send(ephemeral=True, **full_arguments_reply(result.arguments))
-        except discord.HTTPException as exc:
-            log.error("Discord refused a call while handling a click on %s: %s", what, exc)
-
-    async def _defer(self, interaction: discord.Interaction[Any]) -> None:
-        """Acknowledge the click; if Discord has already expired it, the choice still counts."""
-        try:
-            await interaction.response.defer()
-        except discord.NotFound:
-            log.warning("a card click's interaction expired before it was acknowledged; handling it anyway")
