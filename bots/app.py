@@ -8,6 +8,7 @@ records past their use are pruned at start-up and then hourly (``bots/operator/h
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -100,6 +101,7 @@ async def _build_tools(
     stores: RouterStores,
     outboxes: _RouterOutboxes,
     ownership: ThreadOwnership,
+    leaving: asyncio.Event | None,
 ) -> tuple[ThreadTools, BackgroundService | None]:
     """The shared tools (MCP servers from MCP_CONFIG) and the per-thread ones; an approval flow for both."""
     servers: BackgroundService | None = None
@@ -121,6 +123,7 @@ async def _build_tools(
         timeout_s=settings.approval_timeout_s,
         approvers=settings.tool_approvers,
         owners=ownership if ownership.shared else None,
+        leaving=leaving,
     )
     tools = ThreadTools(
         shared=ToolBox(providers, timeout_s=settings.tool_timeout_s),
@@ -142,13 +145,16 @@ async def open_router(
     preload_model_client: bool = True,
     health: Health | None = None,
     platform_stores: PlatformStores | None = None,
+    leaving: asyncio.Event | None = None,
 ) -> AsyncIterator[ThreadRouter]:
     """A router over the configured database and model; in-flight work is cancelled on exit.
 
     ``preload_model_client=False`` leaves litellm's multi-second import for the caller to start once the
     platforms are connected (``threadkeeper run`` does, so the import never delays readiness); the first model
     call waits for the import either way. ``health`` is told the database and the router, for /readyz;
-    ``platform_stores`` the stores the adapters need.
+    ``platform_stores`` the stores the adapters need. ``leaving``, once set, ends every turn that only waits on an
+    approval card, deciding nothing (``bots/tools/approval_waits.py``): set it when shutting down, before the
+    adapters' grace for in-flight answers.
     """
     if preload_model_client:
         preload_litellm()
@@ -187,7 +193,7 @@ async def open_router(
             feedback=storage.feedback,
         )
         tools, servers = await _build_tools(
-            settings, storage=storage, stores=stores, outboxes=outboxes, ownership=ownership
+            settings, storage=storage, stores=stores, outboxes=outboxes, ownership=ownership, leaving=leaving
         )
         router = ThreadRouter(
             stores=stores,

@@ -165,7 +165,10 @@ async def run(settings: Settings) -> int:
     stores = PlatformStores()
     async with (
         serve_health(health, port=settings.metrics_port, host=settings.metrics_host),
-        open_router(settings, preload_model_client=False, health=health, platform_stores=stores) as router,
+        # SIGTERM also ends, at once, the turns that only wait on an approval card: the card outlives the process.
+        open_router(
+            settings, preload_model_client=False, health=health, platform_stores=stores, leaving=stop
+        ) as router,
     ):
         adapters = _adapters(settings, router, stores)
         health.expected = tuple(adapter.name for adapter in adapters)

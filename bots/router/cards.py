@@ -196,19 +196,21 @@ class CardFlow:
         The click counts as choosing Catch me up: the thread's open card (or one recorded now, never shown) is
         resolved with it, so no "Where were we?" card is needed; a thread with a live session just answers
         what waits, its interrupted turn resumed from the journal.
+
+        Under the thread's lock, as the start-up pass (``ThreadRouter.resume``) decides the thread under it: that pass
+        either ran first, or finds the card this click opens and posts none of its own.
         """
         state = await self._host.thread_state(key)
-        if state.session is not None:
-            await self._host.answer_waiting(state)
-            return
-        owner = await self._host.claim_thread(
-            state
-        )  # the owner-to-be resumes it (or, owned, its owner: the card's wake-up)
-        card, _ = await self._cards.open_card(
-            thread_id=thread_id, now=self._clock(), fence=None if owner is not None else self._host.fence(state)
-        )
-        state.card_open = True
-        await self.handle_click(CardClick(card_id=card.id, action=CardAction.CATCH_UP, user=user, thread=key))
+        async with state.lock:
+            if state.session is None:
+                # The owner-to-be resumes it (or, owned, its owner: the card's wake-up).
+                owner = await self._host.claim_thread(state)
+                fence = None if owner is not None else self._host.fence(state)
+                card, _ = await self._cards.open_card(thread_id=thread_id, now=self._clock(), fence=fence)
+                state.card_open = True
+                await self.handle_click(CardClick(card_id=card.id, action=CardAction.CATCH_UP, user=user, thread=key))
+                return
+        await self._host.answer_waiting(state)
 
     async def resolve_won_elsewhere(self, click: CardClick) -> None:
         """A click another worker received and won, in a thread this worker owns: do what it chose."""

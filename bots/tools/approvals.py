@@ -7,14 +7,17 @@ double click, two people clicking Allow and Deny at once, or a click racing the 
 the others are told privately what was decided. Only people the adapters' allowlists admit can click at all,
 and with ``TOOL_APPROVERS`` set only those ids may decide.
 
-A card outlives the process that posted it, until its ``APPROVAL_TIMEOUT_S`` (counted from when it was asked
-for) or a decision. The turn journal (``bots/tools/journal.py``) records which call waits on which card. A click
-on a card whose turn no process holds is decided here, in the database (first click wins, as always), and then
-the turn is resumed (``resume_turn``: as Catch me up would, the click counting as that choice): Allow runs the
-call once, Deny tells the model it was refused. A click after the timeout says so, and the turn goes on with the
-call refused. A card no journaled call waits on (its turn ended, or an earlier version posted it) expires on a
-click, as before: never "allowed" without the call running. A resumed turn whose call waits on a card still
-pending waits on that same card (:meth:`ApprovalFlow.wait_on`) for the rest of its time.
+A card outlives the process that posted it, until its ``APPROVAL_TIMEOUT_S`` (from when it was asked for, by
+the database's clock, for every wait and click alike: ``bots/tools/approval_waits.py``) or a decision; a process
+shutting down leaves its cards pending and its waiting turns to the next. The turn journal
+(``bots/tools/journal.py``) records which call waits on which card. A click on a card whose turn no process holds
+is decided here, in the database (first click wins), and the turn resumed (``resume_turn``: as Catch me up would,
+the click counting as that choice): Allow runs the call once, Deny tells the model it was refused; a click after
+the timeout says so, and the turn goes on with the call refused. While such a click resumes a thread's turn, the
+start-up pass leaves that thread alone (:meth:`ApprovalFlow.resuming`): no "Where were we?" card. A card no
+journaled call waits on (its turn ended, or an earlier version posted it) expires on a click: never "allowed"
+without the call running. A resumed turn whose call waits on a card still pending waits on that same card
+(:meth:`ApprovalFlow.wait_on`) for the rest of its time.
 
 The row keeps the call's full arguments (as JSON in the tool's schema order, in the column still named
 ``arguments_preview``): the card shows each argument cut on its own (``bots/tools/approval_arguments.py``), and "Show
@@ -38,7 +41,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from agent.tools import Approver, Decision, ToolCall, ToolSpec
@@ -46,6 +49,7 @@ from bots.router.thread_state import clicked_thread, thread_key
 from bots.seam.messages import ApprovalAction, ApprovalClick, ArgumentsClick, Author, ThreadKey
 from bots.seam.ports import ApprovalCard, ApprovalState, ClickResult, FullArguments, ThreadOutbox
 from bots.tools.approval_arguments import full_arguments, ordered_arguments
+from bots.tools.approval_waits import ApprovalWaits
 from storage.protocols import ApprovalStore, ThreadLog
 from storage.records import ApprovalRecord
 
@@ -89,6 +93,7 @@ class ApprovalFlow:
         timeout_s: float,
         approvers: frozenset[str] = frozenset(),
         owners: RemoteOwners | None = None,
+        leaving: asyncio.Event | None = None,
     ) -> None:
         self._store = store
         self._log = log
@@ -98,6 +103,8 @@ class ApprovalFlow:
         self._approvers = approvers
         self._waiting: dict[int, asyncio.Future[Decision]] = {}
         self._thread_of: dict[int, int] = {}  # approval id -> thread row id, while its call waits here
+        self._resuming: dict[int, int] = {}  # thread row id -> clicks deciding an orphaned approval there, resuming
+        self._waits = ApprovalWaits(store=store, timeout_s=timeout_s, clock=clock, leaving=leaving)
         self.owners = owners
         self.resume_turn: ResumeTurn | None = None  # set by the router: resume a thread's turn as Catch me up would
         self.journaled: CallWaits | None = None  # set by ThreadTools: does an interrupted turn's call wait on it?
@@ -142,13 +149,13 @@ class ApprovalFlow:
                 await self._decide_unanswered(approval_id, "timed_out")
                 return Decision(approved=False, decided_by=None, reason="I could not ask anyone to approve it")
             await self._store.set_message_id(approval_id=approval_id, card_message_id=message_id)
-            try:
-                return await asyncio.wait_for(asyncio.shield(decided), timeout=self._timeout_s)
-            except TimeoutError:
-                if await self._decide_unanswered(approval_id, "timed_out"):
-                    await self._show(card, message_id, ApprovalState.TIMED_OUT, None)
-                    return Decision(approved=False, decided_by=None, reason=TIMEOUT_REASON)
-                return await self._decision_of(approval_id, decided)  # a click won the race against the timeout
+            decision = await self._waits.until_decided(approval_id, decided)
+            if decision is not None:
+                return decision
+            if await self._decide_unanswered(approval_id, "timed_out"):
+                await self._show(card, message_id, ApprovalState.TIMED_OUT, None)
+                return Decision(approved=False, decided_by=None, reason=TIMEOUT_REASON)
+            return await self._decision_of(approval_id, decided)  # a click won the race against the timeout
         finally:
             self._waiting.pop(approval_id, None)
             self._thread_of.pop(approval_id, None)
@@ -183,33 +190,25 @@ class ApprovalFlow:
         decided: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._waiting[approval_id] = decided
         try:
-            try:
-                left = self._time_left(record)
-                if left <= 0:
-                    raise TimeoutError
-                return await asyncio.wait_for(asyncio.shield(decided), timeout=left)
-            except TimeoutError:
-                if await self._decide_unanswered(approval_id, "timed_out"):
-                    await self._show_record(record, thread, ApprovalState.TIMED_OUT, None)
-                    return Decision(approved=False, decided_by=None, reason=TIMEOUT_REASON)
-                return await self._decision_of(approval_id, decided)
+            decision = await self._waits.until_decided(approval_id, decided)
+            if decision is not None:
+                return decision
+            if await self._decide_unanswered(approval_id, "timed_out"):
+                await self._show_record(record, thread, ApprovalState.TIMED_OUT, None)
+                return Decision(approved=False, decided_by=None, reason=TIMEOUT_REASON)
+            return await self._decision_of(approval_id, decided)
         finally:
             self._waiting.pop(approval_id, None)
 
     async def is_live(self, approval_id: int) -> bool:
         """Whether the approval still waits for a click, within its time."""
         record = await self._store.get(approval_id=approval_id)
-        return record is not None and record.state == "pending" and self._time_left(record) > 0
+        return record is not None and record.state == "pending" and self._waits.time_left(record) > 0
 
-    def _time_left(self, record: ApprovalRecord) -> float:
-        """Seconds until ``record`` times out: ``APPROVAL_TIMEOUT_S`` from when it was asked for, by the database's
-        clock (``age_s``), which every worker reads alike; an earlier version's approval by this process's."""
-        if record.age_s is not None:
-            return self._timeout_s - record.age_s
-        if record.created_utc is None:
-            return self._timeout_s
-        asked = datetime.fromisoformat(record.created_utc)
-        return (asked + timedelta(seconds=self._timeout_s) - self._clock()).total_seconds()
+    def resuming(self, thread_id: int) -> bool:
+        """Whether a click here is deciding an approval no live turn waits on in the thread, to resume its turn: the
+        start-up pass (``router.resume``) must not post a "Where were we?" card there meanwhile."""
+        return self._resuming.get(thread_id, 0) > 0
 
     async def handle_click(self, click: ApprovalClick) -> ClickResult:
         """Decide an approval once; everyone else gets a private note saying what happened."""
@@ -246,7 +245,7 @@ class ApprovalFlow:
         the wake-up reached it), decide it here, or hand it to the worker that took the thread."""
         try:
             latest: ApprovalRecord | None = record
-            while latest is not None and self._time_left(latest) > 0 and self.owners is not None:
+            while latest is not None and self._waits.time_left(latest) > 0 and self.owners is not None:
                 await asyncio.sleep(FORWARDED_CLICK_CHECK_S)
                 latest = await self._store.get(approval_id=record.id)  # read again: its age, its state
                 if latest is None or latest.state != "pending":
@@ -292,51 +291,64 @@ class ApprovalFlow:
                 return ClickResult(private_note=_decided_note(latest or record))
             await self._show_record(record, key, ApprovalState.EXPIRED, None)
             return ClickResult(private_note=EXPIRED_NOTE)
-        allowed = click.action is ApprovalAction.ALLOW
-        state = ApprovalState.APPROVED if allowed else ApprovalState.DENIED
-        won = await self._store.decide(
-            approval_id=record.id,
-            state=state.value,
-            by_id=click.user.id,
-            by_name=click.user.display_name,
-            now=self._clock(),
-        )
-        if not won:
+        state = await self._decide_in_time(record, click)
+        if state is None:
             latest = await self._store.get(approval_id=record.id)
             return ClickResult(private_note=_decided_note(latest or record))
+        if state is ApprovalState.TIMED_OUT:  # late by the database's clock, though this process still waited
+            await self._show_record(record, key, state, None)
+            if not waiting.done():
+                waiting.set_result(Decision(approved=False, decided_by=None, reason=TIMEOUT_REASON))
+            return ClickResult(private_note=TIMED_OUT_NOTE)
         # The card shows the decision before the call is let go, so the thread reads "Allowed by ..." before the
         # call's result or the answer that follows it (a resumed turn's answer can come within one round trip).
         await self._show_record(record, key, state, click.user.display_name)
         if not waiting.done():
-            waiting.set_result(Decision(approved=allowed, decided_by=click.user.display_name))
+            waiting.set_result(Decision(approved=state is ApprovalState.APPROVED, decided_by=click.user.display_name))
         return ClickResult()
 
-    async def _decide_orphaned(self, record: ApprovalRecord, key: ThreadKey, click: ApprovalClick) -> ClickResult:
-        """A click on a card no live turn waits on: decide it in the database, then resume the thread's turn."""
-        allowed = click.action is ApprovalAction.ALLOW
-        state = ApprovalState.APPROVED if allowed else ApprovalState.DENIED
-        by: Author | None = click.user
-        won = await self._store.decide(
+    async def _decide_in_time(self, record: ApprovalRecord, click: ApprovalClick) -> ApprovalState | None:
+        """The click's decision, if it came within ``APPROVAL_TIMEOUT_S`` by the database's clock (judged in the same
+        statement, as on every worker); TIMED_OUT when it came late to a card still pending; None when another
+        decision came first."""
+        state = ApprovalState.APPROVED if click.action is ApprovalAction.ALLOW else ApprovalState.DENIED
+        if await self._store.decide(
             approval_id=record.id,
             state=state.value,
             by_id=click.user.id,
             by_name=click.user.display_name,
             now=self._clock(),
-            within_s=self._timeout_s,  # the database's clock says whether the click came in time
-        )
-        timed_out = not won and await self._decide_unanswered(record.id, ApprovalState.TIMED_OUT.value)
-        if timed_out:
-            state, by, won = ApprovalState.TIMED_OUT, None, True
-        if not won:
-            latest = await self._store.get(approval_id=record.id)
-            return ClickResult(private_note=_decided_note(latest or record))
-        await self._show_record(record, key, state, by.display_name if by else None)
-        if self.resume_turn is not None:
-            try:
-                await self.resume_turn(record.thread_id, key, click.user)
-            except Exception:
-                log.exception("could not resume the turn in %s after approval %s", key, record.id)
-        return ClickResult(private_note=TIMED_OUT_NOTE if timed_out else None)
+            within_s=self._timeout_s,
+        ):
+            return state
+        if await self._decide_unanswered(record.id, ApprovalState.TIMED_OUT.value):
+            return ApprovalState.TIMED_OUT
+        return None
+
+    async def _decide_orphaned(self, record: ApprovalRecord, key: ThreadKey, click: ApprovalClick) -> ClickResult:
+        """A click on a card no live turn waits on: decide it in the database, then resume the thread's turn.
+
+        The thread counts as resuming from before the decision is written until the turn is handed on, so a
+        start-up pass that reads the approval decided does not take the thread for one nobody resumes."""
+        thread_id = record.thread_id
+        self._resuming[thread_id] = self._resuming.get(thread_id, 0) + 1
+        try:
+            state = await self._decide_in_time(record, click)
+            if state is None:
+                latest = await self._store.get(approval_id=record.id)
+                return ClickResult(private_note=_decided_note(latest or record))
+            timed_out = state is ApprovalState.TIMED_OUT
+            await self._show_record(record, key, state, None if timed_out else click.user.display_name)
+            if self.resume_turn is not None:
+                try:
+                    await self.resume_turn(thread_id, key, click.user)
+                except Exception:
+                    log.exception("could not resume the turn in %s after approval %s", key, record.id)
+            return ClickResult(private_note=TIMED_OUT_NOTE if timed_out else None)
+        finally:
+            self._resuming[thread_id] -= 1
+            if not self._resuming[thread_id]:
+                del self._resuming[thread_id]
 
     async def show_arguments(self, click: ArgumentsClick) -> ClickResult:
         """ "Show all": the call's full arguments for the clicker alone, if the card belongs to the clicked thread."""

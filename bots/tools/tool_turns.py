@@ -138,7 +138,10 @@ class ThreadTools:
         return any(c.approval_id == approval_id and c.state == "waiting" for s in steps for c in s.calls)
 
     async def waits_on_card(self, thread_id: int) -> bool:
-        """Whether the thread's interrupted turn waits on an approval card that is still live."""
+        """Whether the thread's interrupted turn waits on an approval card that is still live, or on one a click here
+        is deciding (that click resumes the turn): either way a click, not a "Where were we?" card, goes on with it."""
+        if self.approvals.resuming(thread_id):
+            return True
         if self._journal is None:
             return False
         steps = await self._journal.open_turn(thread_id=thread_id)

@@ -109,6 +109,7 @@ class FakeSlack:
     errors: dict[str, list[str]] = field(default_factory=dict)  # method -> error codes for its next calls
     # method -> its calls are answered only once this holds (else, after 5 s, with the error "held_too_long")
     held_until: dict[str, Callable[[], bool]] = field(default_factory=dict)
+    held_s: float = 5.0  # how long a held call is held at most
     on_ack: Callable[[str], None] | None = None  # called with the envelope_id the moment its ack arrives
     set_status_error: str | None = None  # every assistant.threads.setStatus fails so (outside assistant threads)
     # chat.startStream / appendStream / stopStream: an older workspace (the default) does not know them.
@@ -291,7 +292,7 @@ class FakeSlack:
             await asyncio.sleep(self.delays_s[method])
         if method in self.held_until:
             try:
-                await wait_until(self.held_until[method], what=f"{method} released")
+                await wait_until(self.held_until[method], timeout=self.held_s, what=f"{method} released")
             except AssertionError:
                 return web.json_response(self._refuse(call, "held_too_long"))
         if self.rate_limited.get(method):
