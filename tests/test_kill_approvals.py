@@ -147,10 +147,6 @@ async def test_a_click_after_the_approval_timed_out_across_a_sigkill_runs_nothin
     assert "was refused" in outcome and "It did not run" in outcome
 
 
-@pytest.mark.xfail(
-    reason="as a real process the 20 s grace is still spent (in-process the same shutdown ends at once: "
-    "tests/slack/test_slack_approval_lifetimes.py); cause not found yet"
-)
 @pytest.mark.parametrize(("where", "backend"), [("slack", "sqlite"), ("slack", "postgres"), ("discord", "sqlite")])
 async def test_sigterm_while_a_card_waits_leaves_it_pending_and_the_next_process_resumes_on_the_click(
     tmp_path: Path, fake_llm: FakeLLM, request: pytest.FixtureRequest, where: str, backend: str

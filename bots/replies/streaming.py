@@ -43,7 +43,7 @@ class _StatusChange:
 
 @dataclass(frozen=True, slots=True)
 class _Failed:
-    error: Exception
+    error: BaseException
 
 
 _END = object()
@@ -134,6 +134,13 @@ async def _pump(deltas: AsyncIterator[str], events: asyncio.Queue[object]) -> No
     try:
         async for delta in deltas:
             events.put_nowait(delta)
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # the pump itself was cancelled: the reader closed the stream
+        # The turn ended itself as cancelled (the process leaving while a call waits on its card,
+        # bots/tools/approval_waits.py): the reader must end the same way, not wait for a text that never comes.
+        events.put_nowait(_Failed(exc))
     except Exception as exc:
         events.put_nowait(_Failed(exc))
     else:
