@@ -22,7 +22,7 @@ from agent.llm import LLMError
 from agent.summarize import Purpose, Summarizer
 from bots.operator import log_context, metrics
 from bots.router.forgetting import ErasureFollower, thread_transcript
-from bots.router.thread_state import RouterStores, ThreadState, clicked_thread, thread_key
+from bots.router.thread_state import RouterStores, ThreadState, clicked_thread, key_of, thread_key
 from bots.seam.messages import Author, CardAction, CardClick, ThreadKey
 from bots.seam.ports import CardState, CatchUpCard, ClickResult, ThreadOutbox
 from storage.leases import Fence, LeaseLost
@@ -235,8 +235,7 @@ class CardFlow:
             if thread is None or thread.platform != platform:
                 continue
             self._interrupted.remove(card)
-            key = ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
-            await self.show_card(card, CatchUpCard(card.id, key, CardState.PENDING, note=INTERRUPTED_NOTE))
+            await self.show_card(card, CatchUpCard(card.id, key_of(thread), CardState.PENDING, note=INTERRUPTED_NOTE))
 
     async def reopen_interrupted(self, state: ThreadState) -> None:
         """A thread this worker just took: a card its last owner left mid catch-up (it died) is clickable again."""

@@ -30,7 +30,7 @@ from bots.router.forgetting import ErasureFollower
 from bots.router.forgotten_titles import ForgottenTitles
 from bots.router.joining import ThreadJoining
 from bots.router.stopping import StopFlow
-from bots.router.thread_state import ThreadState, ThreadStates
+from bots.router.thread_state import ThreadState, ThreadStates, key_of
 from bots.seam.messages import Author, CardAction, CardClick, ThreadKey
 from bots.seam.ports import BackgroundService, SessionStatus, ThreadOutbox
 from bots.tools.tool_turns import ThreadTools
@@ -38,7 +38,6 @@ from bots.workers.owned_threads import OwnedThreads
 from bots.workers.ownership import ThreadOwnership
 from storage.leases import LeaseLost, Wake
 from storage.protocols import ThreadLog
-from storage.records import ThreadRecord
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +111,7 @@ class Resuming:
         await self._titles.ready(platform)  # renames owed while no bot of the platform ran
         await self._cards.show_interrupted(platform)
         for record in await self._log.threads_with_waiting(platform=platform):
-            state = await self._host.thread_state(_key(record))
+            state = await self._host.thread_state(key_of(record))
             async with state.lock:
                 if await self._host.claim_thread(state) is None:
                     await self._resume_thread(state)
@@ -123,7 +122,7 @@ class Resuming:
         record = await self._log.thread(thread_id=thread_id)
         if record is None or record.platform not in self._outboxes:
             return
-        state = await self._host.thread_state(_key(record))
+        state = await self._host.thread_state(key_of(record))
         async with state.lock:
             if await self._host.claim_thread(state) is None:
                 await self._resume_thread(state)
@@ -185,10 +184,10 @@ class Resuming:
         elif wake.kind in ("command", "stop") and (record := await self._log.thread(thread_id=wake.thread_id)):
             if wake.kind == "stop":
                 await self._stopping.stopped_elsewhere(
-                    thread=_key(record), thread_id=wake.thread_id, detail=wake.detail
+                    thread=key_of(record), thread_id=wake.thread_id, detail=wake.detail
                 )
             else:
-                await self._commands.run_forwarded(thread=_key(record), detail=wake.detail)
+                await self._commands.run_forwarded(thread=key_of(record), detail=wake.detail)
         else:
             await self.attend(wake.thread_id)
 
@@ -218,7 +217,3 @@ class Resuming:
                 await asyncio.gather(*calls, return_exceptions=True)
         except TimeoutError:
             log.warning("not every live thread was shown as suspended within %.0fs", SUSPEND_TIMEOUT_S)
-
-
-def _key(record: ThreadRecord) -> ThreadKey:
-    return ThreadKey(record.platform, record.workspace, record.channel, record.thread)

@@ -28,7 +28,7 @@ from storage.protocols import (
     ToolTrail,
     TurnJournal,
 )
-from storage.records import CardRecord, LoggedMessage
+from storage.records import CardRecord, LoggedMessage, ThreadRecord
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,15 @@ class RouterStores:
     journal: TurnJournal | None = None  # tool turns as they happen; Start fresh drops an interrupted one
 
 
+def key_of(record: ThreadRecord) -> ThreadKey:
+    """The key a thread row was logged under (the inverse of :func:`key_columns`)."""
+    return ThreadKey(record.platform, record.workspace, record.channel, record.thread)
+
+
 async def thread_key(log_: ThreadLog, *, thread_id: int) -> ThreadKey | None:
     """The key of a thread row, or None when the thread is gone."""
     thread = await log_.thread(thread_id=thread_id)
-    return None if thread is None else ThreadKey(thread.platform, thread.workspace, thread.channel, thread.thread)
+    return None if thread is None else key_of(thread)
 
 
 async def clicked_thread(log_: ThreadLog, *, thread_id: int, clicked_in: ThreadKey | None) -> ThreadKey | None:
